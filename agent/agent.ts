@@ -1,0 +1,155 @@
+// The daemon: builds its components from the config, starts them in order, reports health,
+// and stops them in reverse order. The data path is visible in the order of components.
+import { mkdirSync, accessSync, constants } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/schema.js';
+import type { AgentContext, Component } from './component.js';
+import { buildHealthServer } from './health/server.js';
+import { createLogger, type Logger } from './log.js';
+import { createRegistry, prom } from './metrics.js';
+import { loadNative } from './native.js';
+import { SystemdNotifier } from './systemd.js';
+import { AGENT_VERSION } from './version.js';
+import { describe } from './errors.js';
+
+export interface AgentOptions {
+  log?: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Extra components, started after the built-in ones (tests, embedding). */
+  components?: (ctx: AgentContext) => Component[];
+}
+
+export class Agent {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly http: FastifyInstance;
+  readonly context: AgentContext;
+  readonly components: Component[] = [];
+  readonly systemd: SystemdNotifier;
+  #started: Component[] = [];
+  #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  #stopPromise: Promise<void> | undefined;
+
+  constructor(config: Config, opts: AgentOptions = {}) {
+    this.config = config;
+    this.log = opts.log ?? createLogger(config.log.level, { deviceId: config.deviceId });
+    const metrics = createRegistry({ device: config.deviceId });
+    this.http = buildHealthServer(config.health, this.log, () => ({
+      notReady: () => this.notReady(),
+      warnings: () => this.warnings(),
+      status: () => this.status(),
+      metrics,
+    }));
+    this.context = { config, log: this.log, metrics, http: this.http, startedAt: Date.now() };
+    this.systemd = new SystemdNotifier(this.log, opts.env);
+    new prom.Gauge({
+      name: 'edge_agent_info',
+      help: 'Agent version and kernel variant (always 1)',
+      labelNames: ['version', 'cpu_features'],
+      registers: [metrics],
+    }).set({ version: AGENT_VERSION, cpu_features: cpuFeatures() }, 1);
+    new prom.Gauge({
+      name: 'edge_agent_uptime_seconds',
+      help: 'Seconds since the agent started',
+      registers: [metrics],
+      collect() {
+        this.set((Date.now() - agentStart) / 1000);
+      },
+    });
+    const agentStart = this.context.startedAt;
+    this.components.push(...(opts.components?.(this.context) ?? []));
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  /** The URL of the health server once listening. */
+  get url(): string {
+    const addr = this.http.server.address() as AddressInfo | null;
+    if (!addr) return '';
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    return `http://${host}:${addr.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new Error(`agent already ${this.#state}`);
+    this.#state = 'starting';
+    mkdirSync(this.config.dataDir, { recursive: true });
+    accessSync(this.config.dataDir, constants.W_OK);
+    for (const c of this.components) {
+      await c.start();
+      this.#started.push(c);
+    }
+    await this.http.listen({ host: this.config.health.host, port: this.config.health.port });
+    this.#state = 'running';
+    this.log.info({ url: this.url, version: AGENT_VERSION }, 'edge-agent ready');
+    this.systemd.ready(`serving ${this.url}`);
+  }
+
+  /** Stops accepting work, flushes and closes everything in reverse order. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopPromise ??= this.#stop();
+    return this.#stopPromise;
+  }
+
+  async #stop(): Promise<void> {
+    this.#state = 'stopping';
+    this.systemd.stopping();
+    try {
+      await this.http.close();
+    } catch (err) {
+      this.log.warn({ err: describe(err) }, 'closing http server');
+    }
+    for (const c of this.#started.reverse()) {
+      try {
+        await c.stop();
+      } catch (err) {
+        this.log.error({ component: c.name, err: describe(err) }, 'component failed to stop cleanly');
+      }
+    }
+    this.#state = 'stopped';
+    this.log.info('edge-agent stopped');
+  }
+
+  notReady(): string[] {
+    const reasons: string[] = [];
+    if (this.#state !== 'running') reasons.push(`agent is ${this.#state}`);
+    for (const c of this.components) {
+      const why = c.notReady?.();
+      if (why) reasons.push(`${c.name}: ${why}`);
+    }
+    return reasons;
+  }
+
+  warnings(): string[] {
+    const out: string[] = [];
+    for (const c of this.components) {
+      const s = c.status?.() as { warning?: string } | undefined;
+      if (s && typeof s === 'object' && s.warning) out.push(`${c.name}: ${s.warning}`);
+    }
+    return out;
+  }
+
+  status(): Record<string, unknown> {
+    const out: Record<string, unknown> = {
+      version: AGENT_VERSION,
+      deviceId: this.config.deviceId,
+      state: this.#state,
+      uptimeSeconds: Math.round((Date.now() - this.context.startedAt) / 1000),
+      cpuFeatures: cpuFeatures(),
+      node: process.version,
+    };
+    for (const c of this.components) if (c.status) out[c.name] = c.status();
+    return out;
+  }
+}
+
+function cpuFeatures(): string {
+  try {
+    return loadNative().cpuFeatures();
+  } catch {
+    return 'unavailable';
+  }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// edge-agent: the on-device daemon and its small helpers.
+import { Command, InvalidArgumentError } from 'commander';
+import { Agent } from './agent.js';
+import { loadConfig } from './config/load.js';
+import { EdgeError, describe } from './errors.js';
+import { AGENT_VERSION } from './version.js';
+
+/** sysexits(3) EX_CONFIG: the unit file tells systemd not to restart on it. */
+export const EXIT_CONFIG = 78;
+
+function fail(err: unknown): never {
+  const code = err instanceof EdgeError ? err.code : 'EDGE_FATAL';
+  process.stderr.write(`edge-agent: ${describe(err)}\n`);
+  process.exit(code.startsWith('EDGE_CONFIG') ? EXIT_CONFIG : 1);
+}
+
+export async function runDaemon(configFile: string): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(configFile);
+  } catch (err) {
+    fail(err);
+  }
+  const agent = new Agent(config);
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      agent.log.warn({ signal: sig }, 'second signal: exiting at once');
+      process.exit(130);
+    }
+    agent.log.info({ signal: sig }, 'shutting down');
+    const timer = setTimeout(() => {
+      agent.log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long: exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    timer.unref();
+    agent.stop().then(
+      () => process.exit(0),
+      (err) => {
+        agent.log.error({ err: describe(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    await agent.start();
+  } catch (err) {
+    agent.log.fatal({ err: describe(err) }, 'start failed');
+    await agent.stop().catch(() => undefined);
+    fail(err);
+  }
+  if (process.stdout.isTTY || process.env.EDGE_AGENT_PRINT_URL) {
+    process.stderr.write(`\nedge-agent is running. Open ${agent.url}/ (health: ${agent.url}/healthz)\n\n`);
+  }
+}
+
+export function buildCli(): Command {
+  const program = new Command('edge-agent')
+    .description('Runs compressed ML models on this device and keeps it in sync with its fleet.')
+    .version(AGENT_VERSION)
+    .showHelpAfterError();
+
+  program
+    .command('run')
+    .description('run the daemon (under systemd: Type=notify)')
+    .requiredOption('-c, --config <file>', 'config file (JSON)')
+    .action(async (opts: { config: string }) => runDaemon(opts.config));
+
+  program
+    .command('check-config')
+    .description('validate a config file and print it with defaults filled in')
+    .requiredOption('-c, --config <file>', 'config file (JSON)')
+    .action((opts: { config: string }) => {
+      try {
+        process.stdout.write(JSON.stringify(loadConfig(opts.config), null, 2) + '\n');
+      } catch (err) {
+        fail(err);
+      }
+    });
+  return program;
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number, got "${value}"`);
+  return n;
+}
+
+const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/.*\/(dist\/)?agent\//, 'agent/'));
+if (isMain || process.env.EDGE_AGENT_CLI === '1') {
+  buildCli().parseAsync(process.argv).catch(fail);
+}

@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { ConfigSchema, type Config } from './schema.js';
+import { Errors, describe } from '../errors.js';
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validate = ajv.compile<Config>(ConfigSchema);
+
+/** Environment overrides: EDGE_AGENT__HEALTH__PORT=9090 sets health.port (JSON values are parsed). */
+export const ENV_PREFIX = 'EDGE_AGENT__';
+
+function formatError(e: ErrorObject): string {
+  const where = e.instancePath === '' ? '(root)' : e.instancePath;
+  if (e.keyword === 'additionalProperties') {
+    return `${where}: unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  }
+  if (e.keyword === 'required') {
+    return `${where}: missing required key "${(e.params as { missingProperty: string }).missingProperty}"`;
+  }
+  if (e.keyword === 'const') return `${where}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
+  return `${where}: ${e.message ?? 'is invalid'}`;
+}
+
+function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const keys = name.slice(ENV_PREFIX.length).split('__').map((k) => k.toLowerCase());
+    let node: Record<string, unknown> = raw;
+    for (let i = 0; i < keys.length; i++) {
+      const match = Object.keys(node).find((k) => k.toLowerCase() === keys[i]) ?? camel(keys[i]);
+      if (i === keys.length - 1) {
+        node[match] = parseEnvValue(value);
+      } else {
+        if (typeof node[match] !== 'object' || node[match] === null) node[match] = {};
+        node = node[match] as Record<string, unknown>;
+      }
+    }
+  }
+}
+
+// Keys not present in the file are matched against the schema's spelling.
+const knownKeys = collectKeys(ConfigSchema as unknown as { properties?: Record<string, unknown> });
+function collectKeys(schema: { properties?: Record<string, unknown> }, out = new Map<string, string>()): Map<string, string> {
+  for (const [k, v] of Object.entries(schema.properties ?? {})) {
+    out.set(k.toLowerCase(), k);
+    collectKeys(v as { properties?: Record<string, unknown> }, out);
+  }
+  return out;
+}
+function camel(lower: string): string {
+  return knownKeys.get(lower) ?? lower;
+}
+
+function parseEnvValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** Validates an already-parsed config object. Throws EDGE_CONFIG_INVALID naming every bad path. */
+export function parseConfig(raw: unknown, source = '(inline)', baseDir = process.cwd(), env: NodeJS.ProcessEnv = {}): Config {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw Errors.CONFIG_INVALID(source, ['(root): must be a JSON object']);
+  }
+  const copy = structuredClone(raw) as Record<string, unknown>;
+  applyEnv(copy, env);
+  if (!validate(copy)) {
+    throw Errors.CONFIG_INVALID(source, (validate.errors ?? []).map(formatError));
+  }
+  const config = copy as Config;
+  const problems: string[] = [];
+  // Cross-field rules, after the schema.
+  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(config.health.host);
+  if (!loopback && !config.health.token) {
+    problems.push(`/health/host: binding to ${config.health.host} (not loopback) requires /health/token`);
+  }
+  if (config.mqtt.reconnectMaxMs < config.mqtt.reconnectMinMs) {
+    problems.push('/mqtt/reconnectMaxMs: must be >= /mqtt/reconnectMinMs');
+  }
+  const names = new Set<string>();
+  config.models.forEach((m, i) => {
+    if (names.has(m.name)) problems.push(`/models/${i}/name: duplicate model name "${m.name}"`);
+    names.add(m.name);
+  });
+  if (problems.length) throw Errors.CONFIG_INVALID(source, problems);
+  // Paths are relative to the config file, so a config works from any working directory.
+  config.dataDir = path.resolve(baseDir, config.dataDir);
+  for (const m of config.models) m.package = path.resolve(baseDir, m.package);
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    if (config.mqtt[k]) config.mqtt[k] = path.resolve(baseDir, config.mqtt[k]!);
+  }
+  return deepFreeze(config);
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw Errors.CONFIG_UNREADABLE(file, describe(err));
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw Errors.CONFIG_INVALID(file, [`(root): not valid JSON: ${describe(err)}`]);
+  }
+  return parseConfig(raw, file, path.dirname(path.resolve(file)), env);
+}

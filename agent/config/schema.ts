@@ -1,0 +1,49 @@
+// The agent's configuration: one JSON file, one schema, validated once. Every key has a
+// default (units beside it); unknown keys are refused. README.md's reference is written
+// from this file.
+import { Type, type Static } from '@sinclair/typebox';
+
+const Strict = { additionalProperties: false } as const;
+
+export const ModelEntry = Type.Object({
+  name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'name the model is served under' }),
+  package: Type.String({ minLength: 1, description: 'model package folder or .edgepkg archive (relative to the config file)' }),
+  backend: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('native')], { default: 'auto' }),
+}, Strict);
+
+export const ConfigSchema = Type.Object({
+  deviceId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: 'unique id of this device; used in MQTT topics' }),
+  dataDir: Type.String({ minLength: 1, description: 'state directory (SQLite buffer, installed models); relative to the config file' }),
+  shutdownTimeoutMs: Type.Integer({ minimum: 100, default: 10_000, description: 'longest a clean shutdown may take before the agent exits anyway (ms)' }),
+  log: Type.Object({
+    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  }, { ...Strict, default: {} }),
+  health: Type.Object({
+    host: Type.String({ default: '127.0.0.1', description: 'bind address; anything but loopback requires health.token' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: '0 picks a free port' }),
+    token: Type.Optional(Type.String({ minLength: 16, description: 'bearer token required on every route but /healthz when set' })),
+    bodyLimitBytes: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024, description: 'largest request body (bytes); larger gets 413' }),
+    requestTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'a request that takes longer is cut (ms)' }),
+  }, { ...Strict, default: {} }),
+  mqtt: Type.Object({
+    url: Type.Optional(Type.String({ pattern: '^(mqtts?|wss?|tcp|ssl)://', description: 'fleet broker; without it the agent runs offline and buffers' })),
+    username: Type.Optional(Type.String()),
+    password: Type.Optional(Type.String()),
+    ca: Type.Optional(Type.String({ description: 'CA certificate file (PEM) for mqtts://' })),
+    cert: Type.Optional(Type.String({ description: 'client certificate file (PEM)' })),
+    key: Type.Optional(Type.String({ description: 'client private key file (PEM); must not be readable by others' })),
+    groups: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), { default: [], description: 'fleet groups whose desired state this device follows' }),
+    keepaliveSeconds: Type.Integer({ minimum: 5, maximum: 3600, default: 30 }),
+    reconnectMinMs: Type.Integer({ minimum: 10, default: 1000, description: 'first reconnect delay (ms); doubles up to reconnectMaxMs, with jitter' }),
+    reconnectMaxMs: Type.Integer({ minimum: 10, default: 60_000 }),
+    protocolVersion: Type.Union([Type.Literal(5), Type.Literal(4)], { default: 5, description: '5 = MQTT 5 (falls back to 3.1.1 when refused), 4 = MQTT 3.1.1' }),
+  }, { ...Strict, default: {} }),
+  models: Type.Array(ModelEntry, { default: [] }),
+  telemetry: Type.Object({
+    maxBytes: Type.Integer({ minimum: 64 * 1024, default: 64 * 1024 * 1024, description: 'disk budget of the buffer (bytes, WAL excluded)' }),
+    maxAgeSeconds: Type.Integer({ minimum: 0, default: 7 * 24 * 3600, description: 'records older than this are evicted (s); 0 keeps them until sent' }),
+  }, { ...Strict, default: {} }),
+}, Strict);
+
+export type Config = Static<typeof ConfigSchema>;
+export type ModelConfig = Static<typeof ModelEntry>;

@@ -1,0 +1,48 @@
+// One catalog of the errors a user or operator can see. Each has a stable code and a
+// sentence that says what to do; HTTP routes and MQTT replies carry the code.
+
+export class EdgeError extends Error {
+  readonly code: string;
+  readonly statusCode: number;
+  readonly details?: unknown;
+  constructor(code: string, message: string, statusCode = 500, details?: unknown) {
+    super(message);
+    this.name = 'EdgeError';
+    this.code = code;
+    this.statusCode = statusCode;
+    this.details = details;
+  }
+}
+
+type ErrorFactory<A extends unknown[]> = ((...args: A) => EdgeError) & { code: string };
+
+function define<A extends unknown[]>(
+  code: string,
+  statusCode: number,
+  message: (...args: A) => string,
+): ErrorFactory<A> {
+  const factory = ((...args: A) => new EdgeError(code, message(...args), statusCode)) as ErrorFactory<A>;
+  factory.code = code;
+  return factory;
+}
+
+export const Errors = {
+  CONFIG_UNREADABLE: define('EDGE_CONFIG_UNREADABLE', 500, (file: string, why: string) =>
+    `cannot read config file ${file}: ${why}`),
+  CONFIG_INVALID: define('EDGE_CONFIG_INVALID', 500, (file: string, problems: string[]) =>
+    `invalid config file ${file}:\n  ${problems.join('\n  ')}`),
+  BAD_REQUEST: define('EDGE_BAD_REQUEST', 400, (what: string) => what),
+  NOT_FOUND: define('EDGE_NOT_FOUND', 404, (what: string) => what),
+  UNAUTHORIZED: define('EDGE_UNAUTHORIZED', 401, () =>
+    'this endpoint needs "Authorization: Bearer <health.token>"'),
+  OVERLOADED: define('EDGE_OVERLOADED', 429, (what: string) => `${what}: queue is full, retry later`),
+  NOT_READY: define('EDGE_NOT_READY', 503, (why: string) => why),
+  NATIVE_UNAVAILABLE: define('EDGE_NATIVE_UNAVAILABLE', 500, (why: string) =>
+    `the native addon is not built (${why}); run "npm run build"`),
+};
+
+/** A short text for an unknown thrown value, for logs and replies. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,71 @@
+// The local HTTP server: health, readiness, metrics and status. Later parts of the agent
+// (inference, drift, the status page) add their routes to the same instance.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import { EdgeError, Errors } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export interface HealthSources {
+  /** Reasons the agent is not ready; empty when ready. */
+  notReady(): string[];
+  /** Reported but not failures (for example: broker unreachable). */
+  warnings(): string[];
+  status(): Record<string, unknown>;
+  metrics: Registry;
+}
+
+const OPEN_ROUTES = new Set(['/healthz']);
+
+export function buildHealthServer(config: Config['health'], log: Logger, sources: () => HealthSources): FastifyInstance {
+  const app = Fastify({
+    // Request lines only at debug: a busy inference API must not flood journald.
+    loggerInstance: log.child({ component: 'http' }, { level: log.level === 'trace' || log.level === 'debug' ? log.level : 'warn' }) as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.requestTimeoutMs,
+    return503OnClosing: true,
+  });
+
+  if (config.token) {
+    const expected = Buffer.from(`Bearer ${config.token}`);
+    app.addHook('onRequest', async (req) => {
+      if (OPEN_ROUTES.has(req.url)) return;
+      const got = Buffer.from(req.headers.authorization ?? '');
+      if (got.length !== expected.length || !timingSafeEqual(got, expected)) throw Errors.UNAUTHORIZED();
+    });
+  }
+
+  app.setErrorHandler((err: FastifyError | EdgeError, req, reply) => {
+    if (err instanceof EdgeError) {
+      return reply.status(err.statusCode).send({ error: { code: err.code, message: err.message, details: err.details } });
+    }
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    const message = status === 413 ? `request body is larger than the limit of ${config.bodyLimitBytes} bytes` : err.message;
+    return reply.status(status).send({ error: { code: err.code ?? 'EDGE_INTERNAL', message } });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send({ error: { code: Errors.NOT_FOUND.code, message: `no route ${req.method} ${req.url}` } });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const s = sources();
+    const reasons = s.notReady();
+    const body = { ready: reasons.length === 0, reasons, warnings: s.warnings() };
+    return reply.status(reasons.length ? 503 : 200).send(body);
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const registry = sources().metrics;
+    const text = await registry.metrics();
+    return reply.type(registry.contentType).send(text);
+  });
+
+  app.get('/v1/status', async () => sources().status());
+
+  return app;
+}
