@@ -58,6 +58,10 @@ export class Agent {
       },
     });
     const agentStart = this.context.startedAt;
+    // Built-in components, in data-path order: storage, models, drift, fleet link.
+    // (Each part of the agent adds its own line here; they start in this order, stop in reverse.)
+    // --- components ---
+    // --- end components ---
     this.components.push(...(opts.components?.(this.context) ?? []));
   }
 
