@@ -39,6 +39,16 @@ export const Errors = {
   NOT_READY: define('EDGE_NOT_READY', 503, (why: string) => why),
   NATIVE_UNAVAILABLE: define('EDGE_NATIVE_UNAVAILABLE', 500, (why: string) =>
     `the native addon is not built (${why}); run "npm run build"`),
+  MODEL_UNSUPPORTED_OPS: define('EDGE_MODEL_UNSUPPORTED_OPS', 422, (model: string, ops: string[]) =>
+    `${model} cannot run on the native int8 engine; unsupported: ${ops.join(', ')} (use backend "ort" or "auto")`),
+  NATIVE_PLAN_INVALID: define('EDGE_NATIVE_PLAN_INVALID', 422, (why: string) =>
+    `the native engine refused the compiled plan: ${why}`),
+  PACKAGE_SIGNATURE: define('EDGE_PACKAGE_SIGNATURE', 422, (pkg: string, why: string) =>
+    `model package ${pkg} refused: ${why}`),
+  KEY_FILE_INSECURE: define('EDGE_KEY_FILE_INSECURE', 500, (file: string, why: string) =>
+    `private key file ${file} is not safe to use: ${why}`),
+  COMMAND_SIGNATURE: define('EDGE_COMMAND_SIGNATURE', 403, (why: string) =>
+    `command refused: ${why}`),
 };
 
 /** A short text for an unknown thrown value, for logs and replies. */
