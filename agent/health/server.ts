@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { EdgeError, Errors } from '../errors.js';
 import type { Logger } from '../log.js';
+import { registerStatusPage } from './ui.js';
 
 export interface HealthSources {
   /** Reasons the agent is not ready; empty when ready. */
@@ -16,7 +17,8 @@ export interface HealthSources {
   metrics: Registry;
 }
 
-const OPEN_ROUTES = new Set(['/healthz']);
+// The page itself carries no data; its fetches carry the token.
+const OPEN_ROUTES = new Set(['/healthz', '/', '/ui/app.js', '/ui/style.css', '/ui/vendor/chart.js']);
 
 export function buildHealthServer(config: Config['health'], log: Logger, sources: () => HealthSources): FastifyInstance {
   const app = Fastify({
@@ -66,6 +68,7 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
   });
 
   app.get('/v1/status', async () => sources().status());
+  registerStatusPage(app);
 
   return app;
 }

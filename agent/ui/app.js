@@ -1,0 +1,208 @@
+// The device status page: reads the agent's JSON routes (/v1/status, /v1/models, /v1/drift)
+// every few seconds. No build step; Chart.js is served from the npm package.
+'use strict';
+(function () {
+  const POLL_MS = 2000;
+  const HISTORY = 90; // samples kept for the latency chart
+  const latency = { labels: [], series: new Map() };
+  let latencyChart;
+  const driftCharts = new Map();
+
+  const $ = (id) => document.getElementById(id);
+  const fmt = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v == null ? '-' : String(v));
+
+  async function get(path) {
+    const headers = {};
+    const token = localStorage.getItem('edge-agent-token');
+    if (token) headers.authorization = 'Bearer ' + token;
+    const res = await fetch(path, { headers });
+    if (res.status === 401) {
+      askToken();
+      throw new Error('unauthorized');
+    }
+    if (res.status === 404) return undefined;
+    return res.json();
+  }
+
+  function askToken() {
+    const dlg = $('auth');
+    if (dlg.open) return;
+    dlg.showModal();
+    dlg.addEventListener('close', () => localStorage.setItem('edge-agent-token', $('token').value), { once: true });
+  }
+
+  function facts(el, entries) {
+    el.replaceChildren();
+    for (const [k, v] of entries) {
+      const dt = document.createElement('dt');
+      dt.textContent = k;
+      const dd = document.createElement('dd');
+      if (v instanceof Node) dd.append(v);
+      else dd.textContent = fmt(v);
+      el.append(dt, dd);
+    }
+  }
+
+  function stateLabel(text, level) {
+    const s = document.createElement('span');
+    s.className = 'state ' + level;
+    s.textContent = text;
+    return s;
+  }
+
+  function flatten(obj, prefix, out) {
+    for (const [k, v] of Object.entries(obj || {})) {
+      const key = prefix ? prefix + '.' + k : k;
+      if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length <= 12) flatten(v, key, out);
+      else if (!Array.isArray(v)) out.push([key, v]);
+    }
+    return out;
+  }
+
+  function modelRows(models) {
+    const list = Array.isArray(models) ? models : models && Array.isArray(models.models) ? models.models : [];
+    return list.map((m) => ({
+      name: m.name,
+      version: m.version ?? m.active?.version,
+      backend: m.backend ?? m.active?.backend,
+      slot: m.slot ?? m.state ?? m.status ?? (m.candidate ? 'candidate ' + m.candidate.version : 'active'),
+      p50: m.latency?.p50Ms ?? m.latency?.p50 ?? m.p50Ms,
+      p99: m.latency?.p99Ms ?? m.latency?.p99 ?? m.p99Ms,
+      queue: m.queue?.depth ?? m.queueDepth ?? m.queue,
+    }));
+  }
+
+  function renderModels(rows) {
+    const body = $('models').tBodies[0];
+    body.replaceChildren();
+    if (!rows.length) {
+      const tr = body.insertRow();
+      const td = tr.insertCell();
+      td.colSpan = 7;
+      td.className = 'muted';
+      td.textContent = 'no models loaded';
+    }
+    for (const r of rows) {
+      const tr = body.insertRow();
+      for (const v of [r.name, r.version, r.backend, r.slot, r.p50, r.p99, r.queue]) tr.insertCell().textContent = fmt(v);
+    }
+    const now = new Date().toLocaleTimeString();
+    latency.labels.push(now);
+    if (latency.labels.length > HISTORY) latency.labels.shift();
+    for (const r of rows) {
+      for (const q of ['p50', 'p99']) {
+        if (typeof r[q] !== 'number') continue;
+        const key = r.name + ' ' + q;
+        const s = latency.series.get(key) || [];
+        while (s.length < latency.labels.length - 1) s.push(null);
+        s.push(r[q]);
+        if (s.length > HISTORY) s.shift();
+        latency.series.set(key, s);
+      }
+    }
+    drawLatency();
+  }
+
+  function drawLatency() {
+    if (typeof Chart === 'undefined') return;
+    const datasets = [...latency.series.entries()].map(([label, data], i) => ({
+      label, data, borderWidth: 2, pointRadius: 0, spanGaps: true,
+      borderDash: label.endsWith('p99') ? [6, 3] : [], // p99 dashed: not told by colour alone
+    }));
+    if (!latencyChart) {
+      latencyChart = new Chart($('latency'), {
+        type: 'line',
+        data: { labels: latency.labels, datasets },
+        options: { animation: false, maintainAspectRatio: false, scales: { y: { title: { display: true, text: 'ms' }, beginAtZero: true } } },
+      });
+    } else {
+      latencyChart.data.labels = latency.labels;
+      latencyChart.data.datasets = datasets;
+      latencyChart.update();
+    }
+  }
+
+  const LEVEL = { ok: 'ok', none: 'ok', warn: 'warn', warning: 'warn', drift: 'bad', alert: 'bad', drifted: 'bad' };
+
+  function renderDrift(drift) {
+    const el = $('drift');
+    const reports = !drift ? [] : Array.isArray(drift) ? drift : Array.isArray(drift.reports) ? drift.reports : Object.values(drift.models || drift);
+    if (!reports.length) return;
+    el.replaceChildren();
+    for (const rep of reports) {
+      if (!rep || typeof rep !== 'object') continue;
+      const h = document.createElement('h3');
+      const verdict = String(rep.verdict ?? (rep.drifted ? 'drift' : 'ok'));
+      h.append(`${rep.model ?? rep.name ?? 'model'} ${rep.version ?? ''} `, stateLabel(verdict, LEVEL[verdict.toLowerCase()] || 'warn'));
+      const meta = document.createElement('p');
+      meta.className = 'muted';
+      meta.textContent = `window of ${fmt(rep.window?.size ?? rep.size)} inferences, ended ${rep.window?.end ? new Date(rep.window.end).toLocaleString() : '-'}`;
+      el.append(h, meta);
+      const features = Array.isArray(rep.features) ? rep.features : Object.entries(rep.features || {}).map(([name, f]) => ({ name, ...f }));
+      for (const f of features) el.append(featureBlock(rep, f));
+    }
+  }
+
+  function featureBlock(rep, f) {
+    const div = document.createElement('div');
+    div.className = 'feature';
+    const verdict = String(f.verdict ?? 'ok');
+    const p = document.createElement('p');
+    const scores = ['psi', 'js', 'wasserstein', 'ks', 'ksPValue', 'chi2PValue']
+      .filter((k) => typeof (f.stats?.[k] ?? f[k]) === 'number')
+      .map((k) => `${k} ${fmt(f.stats?.[k] ?? f[k])}`).join(', ');
+    p.append(`${f.name}: `, stateLabel(verdict, LEVEL[verdict.toLowerCase()] || 'warn'), ` ${scores}`);
+    div.append(p);
+    const hist = f.histogram || f.chart;
+    if (hist && Array.isArray(hist.reference) && Array.isArray(hist.current) && typeof Chart !== 'undefined') {
+      const wrap = document.createElement('div');
+      wrap.className = 'chart';
+      const canvas = document.createElement('canvas');
+      canvas.setAttribute('role', 'img');
+      canvas.setAttribute('aria-label', `${f.name}: reference and current distribution`);
+      wrap.append(canvas);
+      div.append(wrap);
+      const labels = hist.labels || hist.reference.map((_, i) => (hist.edges ? fmt(hist.edges[i]) : String(i)));
+      const key = `${rep.model}/${f.name}`;
+      driftCharts.get(key)?.destroy();
+      driftCharts.set(key, new Chart(canvas, {
+        type: 'bar',
+        data: { labels, datasets: [
+          { label: 'reference', data: hist.reference, borderWidth: 1 },
+          { label: 'current', data: hist.current, borderWidth: 1, borderDash: [4, 2] },
+        ] },
+        options: { animation: false, maintainAspectRatio: false },
+      }));
+    }
+    return div;
+  }
+
+  async function tick() {
+    try {
+      const [status, models, drift] = await Promise.all([get('/v1/status'), get('/v1/models').catch(() => undefined), get('/v1/drift').catch(() => undefined)]);
+      $('device').textContent = status.deviceId;
+      document.title = `${status.deviceId} - edge-agent`;
+      const ready = await fetch('/readyz').then((r) => r.json()).catch(() => ({ ready: false, reasons: ['unreachable'] }));
+      $('summary').replaceChildren(
+        stateLabel(ready.ready ? 'ready' : 'not ready', ready.ready ? 'ok' : 'bad'),
+        ready.reasons?.length ? ` (${ready.reasons.join('; ')})` : '',
+        ready.warnings?.length ? ` warnings: ${ready.warnings.join('; ')}` : '',
+      );
+      const component = new Set(['telemetry', 'fleet', 'runtime', 'models', 'drift']);
+      facts($('agent'), [
+        ['version', status.version], ['state', status.state], ['uptime', `${status.uptimeSeconds} s`],
+        ['CPU features', status.cpuFeatures], ['kernel variant', status.kernelVariant ?? status.runtime?.kernelVariant ?? '-'], ['node', status.node],
+      ]);
+      const tele = [];
+      for (const [name, v] of Object.entries(status)) if (component.has(name) && name !== 'runtime' && name !== 'models' && name !== 'drift') flatten(v, name, tele);
+      facts($('telemetry'), tele.length ? tele : [['buffer', 'not configured']]);
+      renderModels(modelRows(models ?? status.runtime ?? status.models));
+      renderDrift(drift);
+    } catch (err) {
+      $('summary').replaceChildren(stateLabel('unreachable: ' + err.message, 'bad'));
+    }
+  }
+
+  tick();
+  setInterval(tick, POLL_MS);
+})();
