@@ -37,6 +37,11 @@ export const ConfigSchema = Type.Object({
     reconnectMinMs: Type.Integer({ minimum: 10, default: 1000, description: 'first reconnect delay (ms); doubles up to reconnectMaxMs, with jitter' }),
     reconnectMaxMs: Type.Integer({ minimum: 10, default: 60_000 }),
     protocolVersion: Type.Union([Type.Literal(5), Type.Literal(4)], { default: 5, description: '5 = MQTT 5 (falls back to 3.1.1 when refused), 4 = MQTT 3.1.1' }),
+    inflight: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'telemetry batches published and not yet acknowledged (PUBACK) at once' }),
+    drainRecordsPerSecond: Type.Integer({ minimum: 1, default: 5000, description: 'telemetry drain rate after an outage (records/s), so a backlog does not flood the link' }),
+    batchMaxBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 256 * 1024, description: 'largest telemetry batch leased for one message (bytes, before compression)' }),
+    maxCommandBytes: Type.Integer({ minimum: 256, default: 64 * 1024, description: 'largest accepted command payload (bytes); larger gets an error reply' }),
+    downloadWindow: Type.Integer({ minimum: 1, maximum: 64, default: 8, description: 'model artifact chunk requests outstanding at once' }),
   }, { ...Strict, default: {} }),
   models: Type.Array(ModelEntry, { default: [] }),
   telemetry: Type.Object({

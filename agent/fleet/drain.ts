@@ -1,0 +1,207 @@
+// Moves telemetry from the SQLite buffer to the broker. The buffer is the only queue of
+// record: a batch is leased, published QoS 1 while connected, and acked (deleted) only on
+// its PUBACK. A disconnect nacks every open lease, so nothing waits in mqtt.js's memory.
+// A bounded window of unacknowledged batches and a token bucket (records/s) keep a drain
+// after a long outage from flooding the link.
+import type { Lease, LeaseOptions } from '../telemetry/types.js';
+import type { Logger } from '../log.js';
+import { describe } from '../errors.js';
+
+/** The part of TelemetryBuffer the drain uses. */
+export interface LeaseSource {
+  lease(maxBytes: number, opts?: LeaseOptions): Lease | undefined;
+  ack(leaseId: string): unknown;
+  nack(leaseId: string): unknown;
+}
+
+export interface DrainOptions {
+  inflight: number;
+  recordsPerSecond: number;
+  batchMaxBytes: number;
+  /** How often to look for new records when the buffer was empty (ms). */
+  idlePollMs?: number;
+}
+
+/** Publishes one batch; resolves on PUBACK, rejects when the message was not acknowledged. */
+export type PublishBatch = (stream: string, payload: Buffer) => Promise<void>;
+
+export interface DrainStats {
+  running: boolean;
+  inflight: number;
+  batchesAcked: number;
+  recordsAcked: number;
+  batchesFailed: number;
+  nackedOnDisconnect: number;
+  lastError?: string;
+}
+
+export class TelemetryDrain {
+  readonly #open = new Map<string, Lease>();
+  #generation = 0;
+  #running = false;
+  #pumping = false;
+  #tokens: number;
+  #lastRefill = Date.now();
+  #timer: NodeJS.Timeout | undefined;
+  #waiters: (() => void)[] = [];
+  #stats = { batchesAcked: 0, recordsAcked: 0, batchesFailed: 0, nackedOnDisconnect: 0, lastError: undefined as string | undefined };
+
+  constructor(
+    private readonly source: LeaseSource,
+    private readonly publish: PublishBatch,
+    private readonly opts: DrainOptions,
+    private readonly log: Logger,
+  ) {
+    this.#tokens = opts.recordsPerSecond;
+  }
+
+  /** Connected: start draining. */
+  resume(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.kick();
+  }
+
+  /** Disconnected or stopping: nothing more is published; open leases go back to the buffer. */
+  pause(): void {
+    this.#running = false;
+    this.#generation++;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const id of this.#open.keys()) {
+      this.#safe(() => this.source.nack(id));
+      this.#stats.nackedOnDisconnect++;
+    }
+    this.#open.clear();
+    this.#notify();
+  }
+
+  /** Look for records now (after record(), or from telemetry.flush). */
+  kick(): void {
+    if (!this.#running || this.#pumping) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#pump();
+  }
+
+  /**
+   * Resolves when the buffer had nothing more to lease and no batch is unacknowledged, or
+   * rejects when the link drops. Ignores the rate limit while waiting (an operator asked).
+   */
+  async flush(timeoutMs: number): Promise<{ recordsAcked: number }> {
+    const before = this.#stats.recordsAcked;
+    const deadline = Date.now() + timeoutMs;
+    this.#tokens = Math.max(this.#tokens, this.opts.recordsPerSecond);
+    for (;;) {
+      if (!this.#running) throw new Error('not connected to the broker');
+      this.kick();
+      if (this.#open.size === 0 && !this.#pumping && this.#idle) break;
+      if (Date.now() > deadline) throw new Error(`telemetry still draining after ${timeoutMs} ms`);
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        setTimeout(r, 50).unref();
+      });
+    }
+    return { recordsAcked: this.#stats.recordsAcked - before };
+  }
+
+  #idle = false;
+
+  stats(): DrainStats {
+    return { running: this.#running, inflight: this.#open.size, ...this.#stats };
+  }
+
+  #refill(): void {
+    const now = Date.now();
+    const rate = this.opts.recordsPerSecond;
+    // At most one second of burst: an idle link does not earn a flood.
+    this.#tokens = Math.min(rate, this.#tokens + ((now - this.#lastRefill) / 1000) * rate);
+    this.#lastRefill = now;
+  }
+
+  #pump(): void {
+    this.#pumping = true;
+    try {
+      while (this.#running && this.#open.size < this.opts.inflight) {
+        this.#refill();
+        if (this.#tokens <= 0) {
+          // Wait until the bucket is positive again.
+          const waitMs = Math.ceil((-this.#tokens / this.opts.recordsPerSecond) * 1000) + 1;
+          this.#schedule(waitMs);
+          return;
+        }
+        let lease: Lease | undefined;
+        try {
+          lease = this.source.lease(this.opts.batchMaxBytes);
+        } catch (err) {
+          this.#stats.lastError = describe(err);
+          this.log.error({ err: describe(err) }, 'telemetry lease failed');
+          this.#schedule(1000);
+          return;
+        }
+        if (!lease) {
+          this.#idle = true;
+          if (this.#open.size === 0) this.#schedule(this.opts.idlePollMs ?? 200);
+          this.#notify();
+          return;
+        }
+        this.#idle = false;
+        this.#tokens -= lease.count;
+        this.#send(lease);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #send(lease: Lease): void {
+    const gen = this.#generation;
+    this.#open.set(lease.id, lease);
+    this.publish(lease.stream, lease.payload).then(
+      () => {
+        if (gen !== this.#generation) return; // already nacked at the disconnect; the buffer re-sends
+        this.#open.delete(lease.id);
+        this.#safe(() => this.source.ack(lease.id));
+        this.#stats.batchesAcked++;
+        this.#stats.recordsAcked += lease.count;
+        this.#after();
+      },
+      (err: unknown) => {
+        if (gen !== this.#generation) return;
+        this.#open.delete(lease.id);
+        this.#stats.batchesFailed++;
+        this.#stats.lastError = describe(err);
+        this.#safe(() => this.source.nack(lease.id));
+        this.#after();
+      },
+    );
+  }
+
+  #after(): void {
+    this.#notify();
+    if (this.#running && !this.#pumping && this.#timer === undefined) this.#pump();
+  }
+
+  #schedule(ms: number): void {
+    if (!this.#running || this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#pump();
+    }, ms);
+    this.#timer.unref();
+  }
+
+  #notify(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const r of w) r();
+  }
+
+  #safe(fn: () => unknown): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.warn({ err: describe(err) }, 'telemetry buffer refused an ack/nack');
+    }
+  }
+}

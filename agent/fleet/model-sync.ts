@@ -1,0 +1,304 @@
+// Keeps the models this device runs in line with the fleet's desired state: download over
+// the broker, verify, install beside the current version, activate, and report each step
+// on models/reported. Installs are atomic (temporary name, fsync, rename): a power cut leaves
+// either the old tree or the new one, never half of one. Earlier versions stay for rollback.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+import { EdgeError, describe } from '../errors.js';
+import { downloadArtifact, sha256OfFile, type ArtifactRequest } from './artifact-download.js';
+import { effectiveDesired, type DesiredDoc, type DesiredModel } from './desired.js';
+import { FleetErrors } from './errors.js';
+
+/** What model sync needs from the model runtime (agent/models). */
+export interface ModelActivator {
+  activate(name: string, packageDir: string): Promise<unknown> | unknown;
+  rollback(name: string): Promise<unknown> | unknown;
+  list(): unknown;
+}
+
+/** Turns a downloaded artifact into an installable package folder (and checks it). */
+export type UnpackArtifact = (artifactFile: string, destDir: string) => Promise<void>;
+/** Verifies a package folder's signature; throws to refuse it. */
+export type VerifyPackage = (packageDir: string) => Promise<unknown>;
+
+export type ModelState = 'pending' | 'downloading' | 'verifying' | 'installed' | 'active' | 'failed';
+
+export interface ModelReport {
+  name: string;
+  version: string;
+  sha256: string;
+  state: ModelState;
+  /** Set when failed: why, with a stable code. */
+  reason?: string;
+  code?: string;
+  /** Download progress: chunks done / total, and where a resumed download started. */
+  progress?: { done: number; total: number; resumedFrom: number };
+  /** The version that was active before this one (for rollback). */
+  previous?: string;
+  at: string;
+}
+
+export interface ModelSyncOptions {
+  dataDir: string;
+  groups: string[];
+  downloadWindow: number;
+  requestTimeoutMs?: number;
+  log: Logger;
+  request: ArtifactRequest;
+  /** Publishes the whole report document (retained) when connected. */
+  report: (doc: { v: 1; models: ModelReport[] }) => void;
+  runtime: () => ModelActivator | undefined;
+  unpack?: UnpackArtifact;
+  verify?: VerifyPackage;
+}
+
+const INSTALLED_MARK = '.installed.json';
+export const ARTIFACT_FILE = 'package.edgepkg';
+
+export class ModelSync {
+  #device: DesiredDoc | undefined;
+  readonly #groups = new Map<string, DesiredDoc | undefined>();
+  readonly #reports = new Map<string, ModelReport>();
+  #running: Promise<void> | undefined;
+  #again = false;
+  #online = false;
+
+  constructor(private readonly o: ModelSyncOptions) {}
+
+  get modelsDir(): string {
+    return path.join(this.o.dataDir, 'models');
+  }
+
+  versionDir(name: string, version: string): string {
+    return path.join(this.modelsDir, name, version);
+  }
+
+  reports(): ModelReport[] {
+    return [...this.#reports.values()];
+  }
+
+  setDesired(source: { device: true } | { group: string }, doc: DesiredDoc | null): void {
+    if ('device' in source) this.#device = doc ?? undefined;
+    else this.#groups.set(source.group, doc ?? undefined);
+    this.reconcile();
+  }
+
+  setOnline(online: boolean): void {
+    this.#online = online;
+    if (online) {
+      // Failures of the link (timeouts, a dropped broker) are worth another try now.
+      for (const r of this.#reports.values()) if (r.state === 'failed' && r.code === FleetErrors.TIMEOUT.code) r.state = 'pending';
+      this.#publish();
+      this.reconcile();
+    }
+  }
+
+  /** Runs one reconciliation pass (serially; a change during a pass schedules another). */
+  reconcile(): Promise<void> {
+    if (this.#running) {
+      this.#again = true;
+      return this.#running;
+    }
+    this.#running = (async () => {
+      do {
+        this.#again = false;
+        await this.#pass();
+      } while (this.#again);
+    })().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #pass(): Promise<void> {
+    const want = effectiveDesired(this.#device, this.o.groups.map((g) => this.#groups.get(g)));
+    for (const m of want.values()) {
+      const r = this.#reports.get(m.name);
+      if (r && r.version === m.version && r.sha256 === m.sha256 && (r.state === 'active' || r.state === 'failed')) continue;
+      if (this.#activeVersion(m.name) === m.version && existsSync(path.join(this.versionDir(m.name, m.version), INSTALLED_MARK))) {
+        this.#set(m, 'active');
+        continue;
+      }
+      if (!this.#online && !this.#isInstalled(m)) {
+        this.#set(m, 'pending');
+        continue;
+      }
+      await this.#sync(m);
+    }
+  }
+
+  #isInstalled(m: DesiredModel): boolean {
+    return existsSync(path.join(this.versionDir(m.name, m.version), INSTALLED_MARK));
+  }
+
+  #activeVersion(name: string): string | undefined {
+    return activeVersions(this.o.runtime()).get(name);
+  }
+
+  async #sync(m: DesiredModel): Promise<void> {
+    const log = this.o.log.child({ model: m.name, version: m.version });
+    const previous = this.#activeVersion(m.name);
+    try {
+      const finalDir = this.versionDir(m.name, m.version);
+      if (!(await this.#installedMatches(finalDir, m.sha256))) {
+        const parent = path.join(this.modelsDir, m.name);
+        await mkdir(parent, { recursive: true });
+        const partial = path.join(parent, `.${m.version}.${m.sha256.slice(0, 12)}.partial`);
+        this.#set(m, 'downloading');
+        const result = await downloadArtifact(this.o.request, { sha256: m.sha256, size: m.size }, partial, {
+          window: this.o.downloadWindow,
+          timeoutMs: this.o.requestTimeoutMs ?? 15_000,
+          attempts: 3,
+          onProgress: (p) => {
+            const r = this.#reports.get(m.name);
+            if (r) r.progress = p;
+            if (p.done === p.total || p.done % 16 === 0) this.#publish();
+          },
+        });
+        log.info({ resumedFrom: result.resumedFrom, chunks: result.chunksFetched, retries: result.retries }, 'model artifact downloaded');
+        this.#set(m, 'verifying');
+        await this.#install(partial, parent, finalDir, m);
+        this.#set(m, 'installed');
+      }
+      await this.#activate(m.name, finalDir);
+      this.#set(m, 'active', { previous });
+      log.info({ previous }, 'model version active');
+    } catch (err) {
+      const code = err instanceof EdgeError ? err.code : FleetErrors.INSTALL.code;
+      log.warn({ err: describe(err), code }, 'model sync failed; the current version stays active');
+      this.#set(m, 'failed', { reason: describe(err), code, previous });
+    }
+  }
+
+  async #installedMatches(dir: string, sha: string): Promise<boolean> {
+    try {
+      const mark = JSON.parse(await readFile(path.join(dir, INSTALLED_MARK), 'utf8')) as { sha256?: string };
+      return mark.sha256 === sha;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Unpacks and verifies into a temporary folder beside the final one, then renames it in. */
+  async #install(partial: string, parent: string, finalDir: string, m: DesiredModel): Promise<void> {
+    const tmp = path.join(parent, `.${m.version}.tmp-${randomBytes(4).toString('hex')}`);
+    await mkdir(tmp);
+    try {
+      const artifact = path.join(tmp, ARTIFACT_FILE);
+      await rename(partial, artifact);
+      if (this.o.unpack) await this.o.unpack(artifact, tmp);
+      if (this.o.verify) {
+        try {
+          await this.o.verify(tmp);
+        } catch (err) {
+          throw FleetErrors.SIGNATURE(describe(err));
+        }
+      }
+      // Re-check the bytes that will be used, not the ones that were downloaded.
+      const got = await sha256OfFile(artifact);
+      if (got !== m.sha256) throw FleetErrors.ARTIFACT_HASH(m.sha256, got);
+      await writeFile(path.join(tmp, INSTALLED_MARK), JSON.stringify({ name: m.name, version: m.version, sha256: m.sha256, installedAt: new Date().toISOString() }) + '\n');
+      await fsyncTree(tmp);
+      if (existsSync(finalDir)) await rm(finalDir, { recursive: true, force: true }); // an install that never completed its mark
+      await rename(tmp, finalDir);
+      await fsyncPath(parent);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      if (err instanceof EdgeError) throw err;
+      throw FleetErrors.INSTALL(describe(err));
+    }
+  }
+
+  async #activate(name: string, dir: string): Promise<void> {
+    const rt = this.o.runtime();
+    if (!rt) throw FleetErrors.UNAVAILABLE('no model runtime in this agent to activate the model');
+    await rt.activate(name, this.o.unpack ? dir : path.join(dir, ARTIFACT_FILE));
+  }
+
+  /** models.activate: an installed version, by hand. */
+  async activateInstalled(name: string, version: string): Promise<{ name: string; version: string; previous?: string }> {
+    const dir = this.versionDir(name, version);
+    if (!existsSync(path.join(dir, INSTALLED_MARK))) {
+      throw FleetErrors.UNAVAILABLE(`model ${name} version ${version} is not installed on this device (installed: ${this.installed(name).join(', ') || 'none'})`);
+    }
+    const previous = this.#activeVersion(name);
+    await this.#activate(name, dir);
+    return { name, version, previous };
+  }
+
+  installed(name: string): string[] {
+    const base = path.join(this.modelsDir, name);
+    try {
+      return readdirSafe(base).filter((v) => existsSync(path.join(base, v, INSTALLED_MARK)));
+    } catch {
+      return [];
+    }
+  }
+
+  #set(m: DesiredModel, state: ModelState, extra: Partial<ModelReport> = {}): void {
+    const prev = this.#reports.get(m.name);
+    const same = prev && prev.version === m.version && prev.sha256 === m.sha256;
+    this.#reports.set(m.name, {
+      name: m.name,
+      version: m.version,
+      sha256: m.sha256,
+      state,
+      ...(same && state !== 'failed' && prev.progress ? { progress: prev.progress } : {}),
+      ...(same && prev.previous ? { previous: prev.previous } : {}),
+      ...extra,
+      at: new Date().toISOString(),
+    });
+    this.#publish();
+  }
+
+  #publish(): void {
+    this.o.report({ v: 1, models: this.reports() });
+  }
+}
+
+import { readdirSync } from 'node:fs';
+function readdirSafe(dir: string): string[] {
+  return readdirSync(dir).filter((n) => !n.startsWith('.'));
+}
+
+/** name -> version from whatever the runtime's list() returns (an array or a map of entries). */
+export function activeVersions(rt: ModelActivator | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!rt) return out;
+  let list: unknown;
+  try {
+    list = rt.list();
+  } catch {
+    return out;
+  }
+  const entries = Array.isArray(list) ? list : list && typeof list === 'object' ? Object.values(list) : [];
+  for (const e of entries as Record<string, unknown>[]) {
+    if (!e || typeof e !== 'object') continue;
+    const name = e.name;
+    const version = e.version ?? (e.manifest as Record<string, unknown> | undefined)?.version;
+    if (typeof name === 'string' && (typeof version === 'string' || typeof version === 'number')) out.set(name, String(version));
+  }
+  return out;
+}
+
+async function fsyncPath(p: string): Promise<void> {
+  const fh = await open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncTree(dir: string): Promise<void> {
+  const { readdir } = await import('node:fs/promises');
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await fsyncTree(p);
+    else if (e.isFile()) await fsyncPath(p);
+  }
+  await fsyncPath(dir);
+}

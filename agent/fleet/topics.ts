@@ -1,0 +1,61 @@
+// Every MQTT topic of the fleet protocol (docs/protocol.md), in one place. The version is
+// part of the topic so that a v2 can run beside v1 on the same broker.
+export const PROTOCOL = 'edge/v1';
+
+/** Device ids and group names: safe as one topic level (no wildcards, no slashes). */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** Telemetry stream names: one topic level. */
+export const STREAM_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export const topics = {
+  status: (device: string) => `${PROTOCOL}/${device}/status`,
+  cmd: (device: string) => `${PROTOCOL}/${device}/cmd`,
+  cmdRes: (device: string) => `${PROTOCOL}/${device}/cmd/res`,
+  telemetry: (device: string, stream: string) => `${PROTOCOL}/${device}/telemetry/${stream}`,
+  desired: (device: string) => `${PROTOCOL}/${device}/models/desired`,
+  groupDesired: (group: string) => `${PROTOCOL}/groups/${group}/models/desired`,
+  reported: (device: string) => `${PROTOCOL}/${device}/models/reported`,
+  artifactReq: (device: string) => `${PROTOCOL}/${device}/artifacts/req`,
+  artifactRes: (device: string) => `${PROTOCOL}/${device}/artifacts/res`,
+};
+
+/** Subscription filters the controller uses (any device). */
+export const filters = {
+  status: `${PROTOCOL}/+/status`,
+  cmdRes: `${PROTOCOL}/+/cmd/res`,
+  telemetry: `${PROTOCOL}/+/telemetry/+`,
+  reported: `${PROTOCOL}/+/models/reported`,
+  artifactReq: `${PROTOCOL}/+/artifacts/req`,
+};
+
+export type TopicKind = 'status' | 'cmd' | 'cmdRes' | 'telemetry' | 'desired' | 'groupDesired' | 'reported' | 'artifactReq' | 'artifactRes';
+
+export interface ParsedTopic {
+  kind: TopicKind;
+  device?: string;
+  group?: string;
+  stream?: string;
+}
+
+/** Splits a fleet topic into its parts; undefined for anything that is not one. */
+export function parseTopic(topic: string): ParsedTopic | undefined {
+  const parts = topic.split('/');
+  if (parts.length < 4 || `${parts[0]}/${parts[1]}` !== PROTOCOL) return undefined;
+  const [, , a, b, c, d] = parts;
+  if (a === 'groups') {
+    if (parts.length === 6 && c === 'models' && d === 'desired') return { kind: 'groupDesired', group: b };
+    return undefined;
+  }
+  const rest = parts.slice(3).join('/');
+  switch (rest) {
+    case 'status': return { kind: 'status', device: a };
+    case 'cmd': return { kind: 'cmd', device: a };
+    case 'cmd/res': return { kind: 'cmdRes', device: a };
+    case 'models/desired': return { kind: 'desired', device: a };
+    case 'models/reported': return { kind: 'reported', device: a };
+    case 'artifacts/req': return { kind: 'artifactReq', device: a };
+    case 'artifacts/res': return { kind: 'artifactRes', device: a };
+  }
+  if (b === 'telemetry' && parts.length === 5) return { kind: 'telemetry', device: a, stream: c };
+  return undefined;
+}
