@@ -1,0 +1,123 @@
+// Runs rollout plans: applies decide()'s decisions through the fleet (desired state per
+// device), halts and rolls back fleet-wide when a gate fails. Stateless between calls: all
+// state is in the RolloutStore, so a restarted controller carries on where it stopped.
+import { randomUUID } from 'node:crypto';
+import { decide, type Decision, type DeviceReport, type Gates, type Rollout } from './plan.js';
+import type { RolloutStore } from './store.js';
+
+/** What the driver needs from the fleet controller. */
+export interface FleetPort {
+  /** Devices that belong to a group ('*' or 'all': every known device). */
+  groupMembers(group: string): string[];
+  /** Each device's last report about a model. */
+  reports(model: string): Map<string, DeviceReport>;
+  /** The version a device runs now (before the rollout touches it). */
+  currentVersion(deviceId: string, model: string): string | undefined;
+  /** Publishes a device's desired version of a model (retained). */
+  setDesired(deviceId: string, model: string, version: string): Promise<void>;
+}
+
+export interface StartRollout {
+  model: string;
+  version: string;
+  group: string;
+  stages: number[];
+  gates: Gates;
+  previousVersion?: string;
+}
+
+export interface RolloutStatus {
+  rollout: Rollout;
+  stages: { percent: number; devices: { id: string; state: string; reason?: string; version?: string }[] }[];
+  events: { at: number; kind: string; detail: unknown }[];
+}
+
+export class RolloutDriver {
+  readonly #store: RolloutStore;
+  readonly #fleet: FleetPort;
+  readonly #onEvent: (r: Rollout, d: Decision) => void;
+
+  constructor(store: RolloutStore, fleet: FleetPort, onEvent: (r: Rollout, d: Decision) => void = () => undefined) {
+    this.#store = store;
+    this.#fleet = fleet;
+    this.#onEvent = onEvent;
+  }
+
+  async start(spec: StartRollout, now = Date.now()): Promise<Rollout> {
+    const r: Rollout = { id: randomUUID(), ...spec, stageIndex: 0, stageStartedAt: now, state: 'running', createdAt: now };
+    const clash = this.#store.running().find((x) => x.model === spec.model && x.group === spec.group);
+    if (clash) throw new Error(`rollout ${clash.id} of ${clash.model}@${clash.version} to group ${clash.group} is still running; halt it first`);
+    this.#store.create(r);
+    await this.tick(now);
+    return this.#store.get(r.id)!;
+  }
+
+  /** Evaluates every running rollout until none has more to do right now. */
+  async tick(now = Date.now()): Promise<void> {
+    for (const r of this.#store.running()) {
+      for (let guard = 0; guard < r.stages.length * 2 + 2; guard++) {
+        const current = this.#store.get(r.id)!;
+        const assigned = new Set(this.#store.assignments(r.id).map((a) => a.deviceId));
+        const d = decide(current, this.#fleet.groupMembers(current.group), assigned, this.#fleet.reports(current.model), now);
+        if (d.kind === 'wait') break;
+        this.#onEvent(current, d);
+        await this.#apply(current, d, now);
+        if (d.kind === 'halt' || d.kind === 'complete') break;
+      }
+    }
+  }
+
+  async halt(id: string, reason: string): Promise<void> {
+    const r = this.#store.get(id);
+    if (!r) throw new Error(`no rollout ${id}`);
+    if (r.state !== 'running') return;
+    await this.#apply(r, { kind: 'halt', reason, evidence: { by: 'operator' } }, Date.now());
+  }
+
+  async #apply(r: Rollout, d: Decision, now: number): Promise<void> {
+    switch (d.kind) {
+      case 'assign':
+        for (const id of d.devices) {
+          this.#store.assign(r.id, { deviceId: id, stage: d.stage, assignedAt: now, previousVersion: this.#fleet.currentVersion(id, r.model) });
+          await this.#fleet.setDesired(id, r.model, r.version);
+        }
+        this.#store.event(r.id, 'assigned', { stage: d.stage, devices: d.devices });
+        return;
+      case 'advance':
+        this.#store.setStage(r.id, d.stage, now);
+        return;
+      case 'complete':
+        this.#store.setState(r.id, 'completed');
+        return;
+      case 'halt':
+        this.#store.setState(r.id, 'halted', d.reason, d.evidence);
+        // Fleet-wide rollback: every device the rollout touched goes back to what it ran.
+        for (const a of this.#store.assignments(r.id)) {
+          const back = a.previousVersion ?? r.previousVersion;
+          if (back) await this.#fleet.setDesired(a.deviceId, r.model, back);
+        }
+        this.#store.event(r.id, 'rolled_back', { devices: this.#store.assignments(r.id).map((a) => a.deviceId) });
+        return;
+      case 'wait':
+        return;
+    }
+  }
+
+  status(id: string): RolloutStatus {
+    const r = this.#store.get(id);
+    if (!r) throw new Error(`no rollout ${id}`);
+    const reports = this.#fleet.reports(r.model);
+    const assignments = this.#store.assignments(id);
+    return {
+      rollout: r,
+      stages: r.stages.map((percent, i) => ({
+        percent,
+        devices: assignments.filter((a) => a.stage === i).map((a) => {
+          const rep = reports.get(a.deviceId);
+          return { id: a.deviceId, state: rep?.state ?? 'assigned', reason: rep?.reason, version: rep?.version };
+        }),
+      })),
+      events: this.#store.events(id),
+    };
+  }
+}

@@ -1,0 +1,157 @@
+// A staged rollout's decisions, as a pure function of the plan and what devices report.
+// The controller calls decide() on every report and on a timer, applies the decision
+// (assign devices, advance, halt and roll back), and stores the result.
+import { devicesInStage } from './stages.js';
+
+export interface Gates {
+  /** Halt when more than this fraction of a stage's devices failed or rolled back (0: the first failure halts). */
+  maxFailureRate: number;
+  /** Fraction of a stage's devices that must have committed before the next stage. */
+  minCommitted: number;
+  /** When set, devices must report shadow top-1 agreement at least this high... */
+  minShadowAgreement?: number;
+  /** ...over at least this many shadowed requests. */
+  minShadowSamples: number;
+  /** Halt when more than this fraction of a stage's devices report an alert-level drift verdict on the new version. */
+  maxDriftAlertRate?: number;
+  /** Least time a stage runs before the next one starts (s). */
+  minStageSeconds: number;
+  /** A stage that has not passed in this time halts the rollout (s). */
+  stageTimeoutSeconds: number;
+}
+
+export const DEFAULT_GATES: Gates = {
+  maxFailureRate: 0,
+  minCommitted: 1,
+  minShadowSamples: 500,
+  minStageSeconds: 0,
+  stageTimeoutSeconds: 3600,
+};
+
+export type RolloutState = 'running' | 'completed' | 'halted';
+
+export interface Rollout {
+  id: string;
+  model: string;
+  version: string;
+  /** What devices go back to on a fleet-wide rollback (undefined: each device's own previous version). */
+  previousVersion?: string;
+  group: string;
+  stages: number[];
+  gates: Gates;
+  stageIndex: number;
+  stageStartedAt: number;
+  state: RolloutState;
+  reason?: string;
+  createdAt: number;
+}
+
+/** What one device last said about this model (from models/reported). */
+export interface DeviceReport {
+  version?: string;
+  /** downloading | verified | shadow | probation | committed | active | rolled_back | failed ... */
+  state: string;
+  reason?: string;
+  shadow?: { agreement: number; samples: number };
+  driftVerdict?: 'ok' | 'warn' | 'alert';
+}
+
+export type Decision =
+  | { kind: 'assign'; devices: string[]; stage: number }
+  | { kind: 'advance'; stage: number }
+  | { kind: 'complete' }
+  | { kind: 'halt'; reason: string; evidence: Record<string, unknown> }
+  | { kind: 'wait'; why: string };
+
+const FAILED = new Set(['rolled_back', 'failed']);
+const PASSED = new Set(['committed']);
+
+export function decide(r: Rollout, group: string[], assigned: Set<string>, reports: Map<string, DeviceReport>, now: number): Decision {
+  if (r.state !== 'running') return { kind: 'wait', why: `rollout is ${r.state}` };
+  const stagePercent = r.stages[r.stageIndex];
+  const stageDevices = devicesInStage(r.id, group, stagePercent);
+  const missing = stageDevices.filter((d) => !assigned.has(d));
+  if (missing.length) return { kind: 'assign', devices: missing, stage: r.stageIndex };
+
+  const mine = [...assigned].map((d) => ({ id: d, rep: reports.get(d) }));
+  const forVersion = (rep?: DeviceReport): DeviceReport | undefined => (rep && (rep.version === undefined || rep.version === r.version) ? rep : undefined);
+  const failed = mine.filter(({ rep }) => rep && FAILED.has(rep.state) && (rep.version === undefined || rep.version === r.version));
+  const n = Math.max(1, mine.length);
+  if (failed.length / n > r.gates.maxFailureRate) {
+    return {
+      kind: 'halt',
+      reason: `${failed.length} of ${mine.length} devices failed ${r.model}@${r.version} at stage ${r.stageIndex + 1} (${stagePercent}%)`,
+      evidence: Object.fromEntries(failed.map(({ id, rep }) => [id, { state: rep!.state, reason: rep!.reason }])),
+    };
+  }
+  if (r.gates.maxDriftAlertRate !== undefined) {
+    const drifting = mine.filter(({ rep }) => forVersion(rep)?.driftVerdict === 'alert');
+    if (drifting.length / n > r.gates.maxDriftAlertRate) {
+      return {
+        kind: 'halt',
+        reason: `${drifting.length} of ${mine.length} devices report alert-level drift on ${r.model}@${r.version}`,
+        evidence: { devices: drifting.map((d) => d.id) },
+      };
+    }
+  }
+  if (r.gates.minShadowAgreement !== undefined) {
+    const low = mine.filter(({ rep }) => {
+      const s = forVersion(rep)?.shadow;
+      return s && s.samples >= r.gates.minShadowSamples && s.agreement < r.gates.minShadowAgreement!;
+    });
+    if (low.length) {
+      return {
+        kind: 'halt',
+        reason: `shadow agreement below ${r.gates.minShadowAgreement} on ${low.length} device(s)`,
+        evidence: Object.fromEntries(low.map(({ id, rep }) => [id, rep!.shadow])),
+      };
+    }
+  }
+
+  const committed = mine.filter(({ rep }) => {
+    const ok = forVersion(rep);
+    if (!ok || !PASSED.has(ok.state)) return false;
+    if (r.gates.minShadowAgreement === undefined) return true;
+    return (ok.shadow?.samples ?? 0) >= r.gates.minShadowSamples;
+  });
+  const elapsed = (now - r.stageStartedAt) / 1000;
+  if (committed.length / n < r.gates.minCommitted) {
+    if (elapsed > r.gates.stageTimeoutSeconds) {
+      return {
+        kind: 'halt',
+        reason: `stage ${r.stageIndex + 1} (${stagePercent}%) did not pass within ${r.gates.stageTimeoutSeconds} s: ${committed.length} of ${mine.length} committed`,
+        evidence: Object.fromEntries(mine.map(({ id, rep }) => [id, rep?.state ?? 'no report'])),
+      };
+    }
+    return { kind: 'wait', why: `${committed.length} of ${mine.length} devices committed` };
+  }
+  if (elapsed < r.gates.minStageSeconds) return { kind: 'wait', why: `stage soaks for ${r.gates.minStageSeconds} s` };
+  if (r.stageIndex === r.stages.length - 1) return { kind: 'complete' };
+  return { kind: 'advance', stage: r.stageIndex + 1 };
+}
+
+/** Parses --gate flags such as "failure<=0.05", "shadow>=0.98", "samples>=500", "drift<=0.1", "soak=600", "timeout=3600". */
+export function parseGates(flags: string[]): Gates {
+  const g: Gates = { ...DEFAULT_GATES };
+  for (const flag of flags) {
+    const m = /^(failure|committed|shadow|samples|drift|soak|timeout)\s*(<=|>=|=)\s*([0-9.]+)$/.exec(flag.trim());
+    if (!m) {
+      throw new Error(`--gate "${flag}" is not understood; expected one of failure<=F, committed>=F, shadow>=F, samples>=N, drift<=F, soak=S, timeout=S`);
+    }
+    const v = Number(m[3]);
+    const fraction = (): number => {
+      if (!(v >= 0 && v <= 1)) throw new Error(`--gate "${flag}": ${m[1]} must be a fraction between 0 and 1`);
+      return v;
+    };
+    switch (m[1]) {
+      case 'failure': g.maxFailureRate = fraction(); break;
+      case 'committed': g.minCommitted = fraction(); break;
+      case 'shadow': g.minShadowAgreement = fraction(); break;
+      case 'samples': g.minShadowSamples = Math.floor(v); break;
+      case 'drift': g.maxDriftAlertRate = fraction(); break;
+      case 'soak': g.minStageSeconds = v; break;
+      case 'timeout': g.stageTimeoutSeconds = v; break;
+    }
+  }
+  return g;
+}
