@@ -12,6 +12,7 @@ import { loadNative } from './native.js';
 import { SystemdNotifier } from './systemd.js';
 import { AGENT_VERSION } from './version.js';
 import { describe } from './errors.js';
+import { TelemetryBuffer } from './telemetry/buffer.js';
 
 export interface AgentOptions {
   log?: Logger;
@@ -27,6 +28,8 @@ export class Agent {
   readonly context: AgentContext;
   readonly components: Component[] = [];
   readonly systemd: SystemdNotifier;
+  /** The store-and-forward buffer every part records telemetry into (first component). */
+  readonly telemetry: TelemetryBuffer;
   #started: Component[] = [];
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopPromise: Promise<void> | undefined;
@@ -61,6 +64,8 @@ export class Agent {
     // Built-in components, in data-path order: storage, models, drift, fleet link.
     // (Each part of the agent adds its own line here; they start in this order, stop in reverse.)
     // --- components ---
+    this.telemetry = new TelemetryBuffer(this.context);
+    this.components.push(this.telemetry);
     // --- end components ---
     this.components.push(...(opts.components?.(this.context) ?? []));
   }

@@ -39,6 +39,11 @@ export const Errors = {
   NOT_READY: define('EDGE_NOT_READY', 503, (why: string) => why),
   NATIVE_UNAVAILABLE: define('EDGE_NATIVE_UNAVAILABLE', 500, (why: string) =>
     `the native addon is not built (${why}); run "npm run build"`),
+  TELEMETRY_INVALID: define('EDGE_TELEMETRY_INVALID', 400, (what: string) => `telemetry record refused: ${what}`),
+  TELEMETRY_CLOSED: define('EDGE_TELEMETRY_CLOSED', 503, () =>
+    'the telemetry buffer is not open (not started yet, or stopped)'),
+  TELEMETRY_BACKLOG: define('EDGE_TELEMETRY_BACKLOG', 503, (pending: number, why: string) =>
+    `telemetry storage is refusing writes (${why}); ${pending} records wait in memory, new ones are refused until it recovers`),
   MODEL_UNSUPPORTED_OPS: define('EDGE_MODEL_UNSUPPORTED_OPS', 422, (model: string, ops: string[]) =>
     `${model} cannot run on the native int8 engine; unsupported: ${ops.join(', ')} (use backend "ort" or "auto")`),
   NATIVE_PLAN_INVALID: define('EDGE_NATIVE_PLAN_INVALID', 422, (why: string) =>

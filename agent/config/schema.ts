@@ -11,6 +11,32 @@ export const ModelEntry = Type.Object({
   backend: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('native')], { default: 'auto' }),
 }, Strict);
 
+// The telemetry buffer (agent/telemetry, docs/telemetry.md). Per-stream policy keys have no
+// schema default on purpose: a stream named here overrides only the keys it sets, the rest
+// come from the built-in policy (alerts 9/full/exempt, events 6, drift 5, metrics 3, samples 1).
+export const TelemetryStreamPolicy = Type.Object({
+  priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 9, description: 'eviction and send order, 0..9: lowest is evicted first, highest sent first (default: built-in per stream, 4 for unknown streams)' })),
+  durable: Type.Optional(Type.Union([Type.Literal('normal'), Type.Literal('full')], { description: 'full = every commit holding a record of this stream is fsynced (survives a power cut); default: full for alerts, else telemetry.synchronous' })),
+  bytesPerSecond: Type.Optional(Type.Integer({ minimum: 0, description: 'send budget on the wire (encoded bytes per second); 0 = unlimited (default 0)' })),
+  bytesPerDay: Type.Optional(Type.Integer({ minimum: 0, description: 'send budget on the wire (encoded bytes per UTC day); 0 = unlimited (default 0)' })),
+  exempt: Type.Optional(Type.Boolean({ description: 'ignore the byte budgets (default: true for alerts)' })),
+}, Strict);
+
+export const TelemetrySection = Type.Object({
+  maxBytes: Type.Integer({ minimum: 64 * 1024, default: 64 * 1024 * 1024, description: 'disk budget of the buffer (bytes, WAL excluded)' }),
+  maxAgeSeconds: Type.Integer({ minimum: 0, default: 7 * 24 * 3600, description: 'records older than this are evicted (s); 0 keeps them until sent' }),
+  file: Type.String({ minLength: 1, default: 'telemetry.db', description: 'database file name, relative to dataDir' }),
+  synchronous: Type.Union([Type.Literal('normal'), Type.Literal('full')], { default: 'normal', description: 'normal: a committed record survives a crash of the agent, the last commits may be lost on power failure; full: fsync on every commit (survives power failure, slower)' }),
+  commitIntervalMs: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'group commit: longest a record waits in memory before its transaction (ms)' }),
+  commitMaxRecords: Type.Integer({ minimum: 1, maximum: 100_000, default: 512, description: 'group commit: a batch this large is committed at once' }),
+  maxRecordBytes: Type.Integer({ minimum: 256, default: 256 * 1024, description: 'largest encoded payload of one record (bytes); larger is refused by record()' }),
+  maxPendingRecords: Type.Integer({ minimum: 100, default: 100_000, description: 'records held in memory while the disk refuses writes; beyond this record() refuses new records' }),
+  leaseTimeoutSeconds: Type.Integer({ minimum: 1, default: 60, description: 'an un-acked lease returns its records to the queue after this long (s)' }),
+  maxQuarantineRecords: Type.Integer({ minimum: 0, default: 1000, description: 'poison records kept for inspection; older ones are dropped' }),
+  burstSeconds: Type.Integer({ minimum: 1, default: 10, description: 'how many seconds of bytesPerSecond may be saved up and sent at once' }),
+  streams: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), TelemetryStreamPolicy, { default: {}, description: 'per-stream policy, overriding the built-in one key by key' }),
+}, { ...Strict, default: {} });
+
 export const ConfigSchema = Type.Object({
   deviceId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: 'unique id of this device; used in MQTT topics' }),
   dataDir: Type.String({ minLength: 1, description: 'state directory (SQLite buffer, installed models); relative to the config file' }),
@@ -44,10 +70,7 @@ export const ConfigSchema = Type.Object({
     downloadWindow: Type.Integer({ minimum: 1, maximum: 64, default: 8, description: 'model artifact chunk requests outstanding at once' }),
   }, { ...Strict, default: {} }),
   models: Type.Array(ModelEntry, { default: [] }),
-  telemetry: Type.Object({
-    maxBytes: Type.Integer({ minimum: 64 * 1024, default: 64 * 1024 * 1024, description: 'disk budget of the buffer (bytes, WAL excluded)' }),
-    maxAgeSeconds: Type.Integer({ minimum: 0, default: 7 * 24 * 3600, description: 'records older than this are evicted (s); 0 keeps them until sent' }),
-  }, { ...Strict, default: {} }),
+  telemetry: TelemetrySection,
 }, Strict);
 
 export type Config = Static<typeof ConfigSchema>;

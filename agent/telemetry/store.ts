@@ -1,0 +1,155 @@
+// Opening the buffer's SQLite file: WAL, schema migrations by user_version, an integrity check,
+// and moving a corrupt file aside. The schema only ever moves forward; each migration runs in
+// its own transaction together with the user_version bump.
+import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+
+export type DB = Database.Database;
+
+const MIGRATIONS: ((db: DB) => void)[] = [
+  // 1: records, quarantine, counters, meta.
+  (db) => {
+    db.exec(`
+      CREATE TABLE records (
+        seq      INTEGER PRIMARY KEY,   -- per-device sequence number (the rowid: appends are cheap)
+        stream   TEXT    NOT NULL,
+        priority INTEGER NOT NULL,
+        ts       INTEGER NOT NULL,      -- ms since the epoch, at record()
+        expires  INTEGER,               -- ms since the epoch, from ttlSeconds
+        bytes    INTEGER NOT NULL,      -- UTF-8 length of payload
+        payload  TEXT    NOT NULL       -- JSON text
+      );
+      CREATE INDEX records_by_stream ON records(stream, seq);
+      CREATE INDEX records_by_priority ON records(priority, seq);
+      CREATE INDEX records_by_expiry ON records(expires) WHERE expires IS NOT NULL;
+      CREATE TABLE quarantine (
+        seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, ts INTEGER NOT NULL,
+        payload TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL
+      );
+      CREATE TABLE counters (
+        stream TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+        PRIMARY KEY (stream, name)
+      ) WITHOUT ROWID;
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    `);
+    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('db_id', randomBytes(8).toString('hex'));
+    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('created_at', String(Date.now()));
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** A database that failed its integrity check or is not a database at all. */
+export class CorruptDatabaseError extends Error {
+  readonly code = 'SQLITE_CORRUPT';
+}
+
+const CORRUPT_CODES = /^SQLITE_(CORRUPT|NOTADB)/;
+
+export function isCorruption(err: unknown): boolean {
+  if (err instanceof CorruptDatabaseError) return true;
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && CORRUPT_CODES.test(code);
+}
+
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === 'SQLITE_FULL';
+}
+
+export interface OpenOptions {
+  synchronous: 'normal' | 'full';
+  maxBytes: number;
+}
+
+/** Opens (creating or migrating) the database; throws CorruptDatabaseError when it is damaged. */
+export function openStore(file: string, opts: OpenOptions): DB {
+  const db = new Database(file);
+  try {
+    db.pragma('auto_vacuum = INCREMENTAL'); // takes effect only on a new, empty file
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw new Error(`cannot switch ${file} to WAL (journal_mode is ${String(mode)})`);
+    db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    // Keep the WAL from growing without bound between checkpoints of a busy buffer.
+    db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
+    const check = db.pragma('quick_check', { simple: true });
+    if (check !== 'ok') throw new CorruptDatabaseError(`quick_check: ${String(check)}`);
+    migrate(db);
+    setMaxBytes(db, opts.maxBytes);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function migrate(db: DB): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`the telemetry database has schema ${version}, newer than this agent knows (${SCHEMA_VERSION}); upgrade the agent or move the file away`);
+  }
+  for (let v = version; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      MIGRATIONS[v](db);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+/**
+ * Caps the file with max_page_count so it can never outgrow the budget: an insert beyond it
+ * fails with SQLITE_FULL, which the buffer answers by evicting. SQLite keeps the current size
+ * when the file is already larger (the buffer then evicts and vacuums it down).
+ */
+export function setMaxBytes(db: DB, maxBytes: number): number {
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  return db.pragma(`max_page_count = ${Math.max(16, Math.floor(maxBytes / pageSize))}`, { simple: true }) as number;
+}
+
+/**
+ * Moves a damaged database (and its WAL and shared-memory files) aside as
+ * <file>.corrupt-<time>, keeping only the newest such copy so a flapping disk cannot fill
+ * the card with them. Returns the new path.
+ */
+export function moveAside(file: string, now = Date.now()): string {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  const stamp = new Date(now).toISOString().replace(/[:.]/g, '-');
+  const target = `${file}.corrupt-${stamp}`;
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(`${base}.corrupt-`)) rmSync(path.join(dir, name), { force: true });
+  }
+  renameSync(file, target);
+  for (const suffix of ['-wal', '-shm']) {
+    if (existsSync(file + suffix)) renameSync(file + suffix, target + suffix);
+  }
+  return target;
+}
+
+/** Best effort: the highest sequence number a damaged database still shows (0 when unreadable). */
+export function salvageSeq(file: string): number {
+  let db: DB | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    let best = 0;
+    for (const sql of [
+      "SELECT CAST(value AS INTEGER) AS v FROM meta WHERE key = 'next_seq'",
+      'SELECT max(seq) + 1 AS v FROM records',
+      'SELECT max(seq) + 1 AS v FROM quarantine',
+    ]) {
+      try {
+        const row = db.prepare(sql).get() as { v: number | null } | undefined;
+        if (row?.v && Number.isSafeInteger(row.v)) best = Math.max(best, row.v);
+      } catch {
+        // that part of the file is unreadable; try the next
+      }
+    }
+    return best;
+  } catch {
+    return 0;
+  } finally {
+    db?.close();
+  }
+}
