@@ -22,6 +22,7 @@ async function makePackage(t: Test, sign = true): Promise<string> {
   writeFileSync(path.join(dir, 'calib', 'scales.json'), JSON.stringify({ conv1: 0.0123 }));
   const files = await hashPackageFiles(dir);
   writeFileSync(path.join(dir, MANIFEST_FILE), JSON.stringify({ name: 'demo', version: '1.0.0', files }, null, 2));
+  // (the list form of "files"; the object form of docs/model-package.md is tested below)
   if (sign) await signPackage(dir, fleetKey.privateKeyPem);
   return dir;
 }
@@ -140,12 +141,14 @@ t.test('a manifest naming a missing file is refused', async (t) => {
   t.match(r.message, 'calib/scales.json');
 });
 
-t.test('a file the manifest does not list is refused', async (t) => {
+t.test('a file the manifest does not list is refused, unless the caller allows bookkeeping files', async (t) => {
   const dir = await makePackage(t);
   writeFileSync(path.join(dir, 'payload.so'), 'injected');
   const r = await refusal(t, verifyPackage(dir, [fleetKey.publicKeyPem]));
   t.equal(r.reason, 'unlisted-file');
   t.match(r.message, 'payload.so');
+  t.equal((await verifyPackage(dir, [fleetKey.publicKeyPem], { allowUnlisted: true })).keyId, fleetKey.keyId,
+    'allowUnlisted (install folders) still verifies every listed file');
 });
 
 t.test('symlinks are refused, even to a file with the right hash', async (t) => {

@@ -1,6 +1,6 @@
 // Signed model packages. A package is a folder with `manifest.json` (which lists the sha256 of
-// every file in the package) and `signature.json` (an ed25519 signature over the exact bytes
-// of manifest.json). Signing the manifest signs every file through its hash; verifying checks
+// every file in the package, docs/model-package.md) and `manifest.sig` (JSON: an ed25519
+// signature over the exact bytes of manifest.json, and the id of the signing key). Signing the manifest signs every file through its hash; verifying checks
 // the signature against a list of trusted keys (several, so keys can be rotated), then hashes
 // every file and refuses any difference: a changed byte, a missing file, a file the manifest
 // does not list, a symlink, or a path that leaves the package. Nothing is loaded before this.
@@ -11,8 +11,17 @@ import path from 'node:path';
 import { EdgeError, Errors } from '../errors.js';
 
 export const MANIFEST_FILE = 'manifest.json';
-export const SIGNATURE_FILE = 'signature.json';
+export const SIGNATURE_FILE = 'manifest.sig';
 export const SIGNATURE_FORMAT = 'edge-signature/1';
+export interface VerifyOptions {
+  /**
+   * Accept files in the folder that the manifest does not list (default false). The agent's
+   * install folders hold its own bookkeeping files beside the package; the loader only reads
+   * listed files, so it passes true. A freshly built package is checked strictly.
+   */
+  allowUnlisted?: boolean;
+}
+
 /** A manifest larger than this is not a manifest (it is read whole, before anything is trusted). */
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 const MAX_SIGNATURE_BYTES = 16 * 1024;
@@ -209,7 +218,7 @@ async function readBounded(file: string, max: number): Promise<Buffer | undefine
 }
 
 /** Checks that the files on disk are exactly those of the manifest, byte for byte. */
-async function checkFiles(dir: string, pkg: string, files: ManifestFileEntry[]): Promise<void> {
+async function checkFiles(dir: string, pkg: string, files: ManifestFileEntry[], allowUnlisted = false): Promise<void> {
   const listed = new Set(files.map((f) => f.path));
   for (const f of files) {
     const full = path.join(dir, ...f.path.split('/'));
@@ -225,6 +234,7 @@ async function checkFiles(dir: string, pkg: string, files: ManifestFileEntry[]):
       throw refuse(pkg, 'file-changed', `"${f.path}" does not match its sha256 in ${MANIFEST_FILE} (expected ${f.sha256.slice(0, 12)}..., found ${actual.slice(0, 12)}...); the file was changed after signing`);
     }
   }
+  if (allowUnlisted) return;
   for (const f of await listPackageFiles(dir, pkg)) {
     if (!listed.has(f)) throw refuse(pkg, 'unlisted-file', `"${printable(f)}" is in the package but not in ${MANIFEST_FILE}; every file must be listed and signed`);
   }
@@ -294,29 +304,46 @@ export function parseSignatureFile(bytes: Buffer | string, pkg = 'package'): Sig
  * or throws EdgeError EDGE_PACKAGE_SIGNATURE whose message says why and whose
  * details.reason is a SignatureRefusal word.
  */
-export async function verifyPackage(dir: string, trustedPublicKeysPem: readonly string[]): Promise<VerifiedPackage> {
+export async function verifyPackage(dir: string, trustedPublicKeysPem: readonly string[], opts: VerifyOptions = {}): Promise<VerifiedPackage> {
   const pkg = dir;
   const keys = trustedKeySet(trustedPublicKeysPem, pkg);
-  if (keys.size === 0) throw refuse(pkg, 'no-trusted-keys', 'no trusted public keys are configured (security.trustedKeys), so no package can be verified');
   let sigBytes: Buffer | undefined;
   try {
     sigBytes = await readBounded(path.join(dir, SIGNATURE_FILE), MAX_SIGNATURE_BYTES);
   } catch (err) {
     throw refuse(pkg, 'bad-signature-file', `cannot read ${SIGNATURE_FILE}: ${(err as Error).message}`);
   }
-  if (!sigBytes) throw refuse(pkg, 'unsigned', `the package is not signed (no ${SIGNATURE_FILE}); sign it with "edge-model sign"`);
-  const sig = parseSignatureFile(sigBytes, pkg);
+  if (keys.size === 0 || !sigBytes) verifyManifestSignature(Buffer.alloc(0), sigBytes, keys, pkg); // throws the reason
+  const manifestBytes = await readManifest(dir, pkg);
+  const keyId = verifyManifestSignature(manifestBytes, sigBytes, keys, pkg);
+  const files = manifestFiles(manifestBytes, pkg);
+  await checkFiles(dir, pkg, files, opts.allowUnlisted);
+  return { ok: true, keyId, manifestBytes, files };
+}
+
+/**
+ * Checks the detached signature (the bytes of manifest.sig) over the given manifest bytes;
+ * returns the signing keyId or throws EDGE_PACKAGE_SIGNATURE. This is the part the package
+ * loader's hook needs: it has already read the manifest and checked each file's sha256.
+ */
+export function verifyManifestSignature(
+  manifestBytes: Uint8Array,
+  signatureBytes: Uint8Array | undefined,
+  keys: Map<string, KeyObject>,
+  pkg = 'package',
+): string {
+  if (keys.size === 0) throw refuse(pkg, 'no-trusted-keys', 'no trusted public keys are configured (security.trustedKeys), so no package can be verified');
+  if (!signatureBytes) throw refuse(pkg, 'unsigned', `the package is not signed (no ${SIGNATURE_FILE}); sign it with "edge-model sign"`);
+  if (signatureBytes.length > MAX_SIGNATURE_BYTES) throw refuse(pkg, 'bad-signature-file', `${SIGNATURE_FILE} is ${signatureBytes.length} bytes, more than ${MAX_SIGNATURE_BYTES}`);
+  const sig = parseSignatureFile(Buffer.from(signatureBytes.buffer, signatureBytes.byteOffset, signatureBytes.byteLength), pkg);
   const key = keys.get(sig.keyId);
   if (!key) {
     throw refuse(pkg, 'unknown-key', `signed by key ${sig.keyId}, which is not among the trusted keys (${[...keys.keys()].join(', ')})`);
   }
-  const manifestBytes = await readManifest(dir, pkg);
   if (!verify(null, manifestBytes, key, Buffer.from(sig.signature, 'base64'))) {
     throw refuse(pkg, 'bad-signature', `the signature of ${MANIFEST_FILE} does not verify with key ${sig.keyId}; the manifest was changed after signing`);
   }
-  const files = manifestFiles(manifestBytes, pkg);
-  await checkFiles(dir, pkg, files);
-  return { ok: true, keyId: sig.keyId, manifestBytes, files };
+  return sig.keyId;
 }
 
 /** Writes a manifest-compatible {path, sha256} list for every file under dir (for packagers and tests). */
