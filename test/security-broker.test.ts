@@ -1,6 +1,6 @@
 // The shipped Mosquitto production config (mutual TLS, CN as username, ACL by pattern) with
 // a CA from scripts/make-ca.sh, against a real broker and real mqtt.js clients.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { MqttClient } from 'mqtt';
 import { readFileSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -14,13 +14,12 @@ t.teardown(() => pki.remove());
 const broker = await startTlsBroker(pki);
 t.teardown(() => destroyMosquitto(broker));
 
-async function connectAs(t: Tap, identity: string): Promise<MqttClient> {
+async function connectAs(t: Test, identity: string): Promise<MqttClient> {
   const o = await tryConnect(broker.tlsUrl, pki.tls(identity));
   if (!o.ok) throw new Error(`${identity} could not connect: ${o.error}\n${broker.output()}`);
   t.teardown(() => o.client.endAsync());
   return o.client;
 }
-type Tap = typeof t;
 
 /** Collects every message a client receives. */
 function inbox(c: MqttClient): Array<{ topic: string; payload: string }> {
