@@ -1,0 +1,268 @@
+// Convolution driver: chooses pointwise GEMM, im2col + GEMM or the direct depthwise kernel at
+// packing time; the inner loops are the variant's GEMM micro-kernel and depthwise routine.
+#include "kernels/conv.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/gemm_internal.h"
+
+namespace edge::kernels {
+
+namespace {
+size_t out_elem_bytes(const OutputSpec& o) { return o.kind == OutputSpec::Kind::Int32 ? 4 : 1; }
+int im2col_tile_rows(int Kg) { return std::clamp(65536 / std::max(Kg, 1), 8, kGemmTileRows); }
+OutputSpec group_spec(const OutputSpec& o, int first_channel) {
+  OutputSpec g = o;
+  if (o.kind != OutputSpec::Kind::Int32 && o.scale_count > 1) g.scales = o.scales + first_channel;
+  return g;
+}
+}  // namespace
+
+const char* check_conv_shape(const ConvShape& s) {
+  if (s.batch <= 0 || s.H <= 0 || s.W <= 0 || s.C <= 0) return "conv: batch, H, W and C must be positive";
+  if (s.out_channels <= 0) return "conv: out_channels must be positive";
+  if (s.kernel_h <= 0 || s.kernel_w <= 0) return "conv: kernel sizes must be positive";
+  if (s.stride_h <= 0 || s.stride_w <= 0) return "conv: strides must be positive";
+  if (s.dilation_h <= 0 || s.dilation_w <= 0) return "conv: dilations must be positive";
+  if (s.pad_top < 0 || s.pad_left < 0 || s.pad_bottom < 0 || s.pad_right < 0) return "conv: pads must not be negative";
+  if (s.groups <= 0 || s.C % s.groups != 0 || s.out_channels % s.groups != 0)
+    return "conv: groups must divide both C and out_channels";
+  if (s.H + s.pad_top + s.pad_bottom < s.dilation_h * (s.kernel_h - 1) + 1 ||
+      s.W + s.pad_left + s.pad_right < s.dilation_w * (s.kernel_w - 1) + 1)
+    return "conv: the (dilated) kernel is larger than the padded input";
+  return nullptr;
+}
+
+size_t PackedConv::bytes() const {
+  size_t b = dw_w_.size() * sizeof(int16_t);
+  for (const auto& w : group_w_) b += w->bytes();
+  return b;
+}
+
+Status pack_conv(const ConvShape& s, const int8_t* w, const int32_t* w_zps, int w_zp_count, Variant variant,
+                 std::unique_ptr<PackedConv>* out) {
+  if (const char* e = check_conv_shape(s)) return Status::Error(e);
+  if (w == nullptr) return Status::Error("pack_conv: weights are null");
+  if (w_zp_count != 1 && w_zp_count != s.out_channels) return Status::Error("pack_conv: w_zp_count must be 1 or out_channels");
+  if (!variant_supported(variant)) return Status::Error("pack_conv: this CPU or build cannot run the requested kernel variant");
+  auto pc = std::unique_ptr<PackedConv>(new PackedConv());
+  pc->shape_ = s;
+  pc->variant_ = variant;
+  const int Cg = s.C / s.groups, OCg = s.out_channels / s.groups, taps = s.kernel_h * s.kernel_w;
+  auto zp_of = [&](int oc) { return w_zps ? w_zps[w_zp_count == 1 ? 0 : oc] : 0; };
+  if (s.groups == s.C && s.out_channels == s.C) {
+    pc->algo_ = PackedConv::Algo::Depthwise;
+    pc->dw_w_.resize(static_cast<size_t>(taps) * s.C);
+    for (int c = 0; c < s.C; ++c) {
+      const int32_t zp = zp_of(c);
+      if (zp < -128 || zp > 127) return Status::Error("pack_conv: weight zero points must be in [-128, 127]");
+      for (int t = 0; t < taps; ++t) pc->dw_w_[static_cast<size_t>(t) * s.C + c] = static_cast<int16_t>(w[c * taps + t] - zp);
+    }
+    *out = std::move(pc);
+    return Status::Ok();
+  }
+  const bool pointwise = taps == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 && s.pad_left == 0 &&
+                         s.pad_bottom == 0 && s.pad_right == 0;
+  pc->algo_ = pointwise ? PackedConv::Algo::Pointwise : PackedConv::Algo::Im2col;
+  const int Kg = taps * Cg;
+  std::vector<int8_t> reordered(static_cast<size_t>(OCg) * Kg);
+  for (int g = 0; g < s.groups; ++g) {
+    // ONNX order per output channel is [ci][ky][kx]; im2col rows of NHWC input are [ky][kx][ci].
+    for (int o = 0; o < OCg; ++o) {
+      const int8_t* src = w + static_cast<size_t>(g * OCg + o) * Kg;
+      for (int ci = 0; ci < Cg; ++ci)
+        for (int t = 0; t < taps; ++t) reordered[static_cast<size_t>(o) * Kg + t * Cg + ci] = src[ci * taps + t];
+    }
+    WeightsSource src;
+    src.data = reordered.data();
+    src.K = Kg;
+    src.N = OCg;
+    src.n_by_k = true;
+    src.zero_points = w_zps ? w_zps + (w_zp_count == 1 ? 0 : g * OCg) : nullptr;
+    src.zero_point_count = w_zp_count == 1 ? 1 : OCg;
+    std::unique_ptr<PackedWeights> pw;
+    Status st = pack_gemm_weights(src, variant, &pw);
+    if (!st.ok()) return st;
+    pc->group_w_.push_back(std::move(pw));
+  }
+  *out = std::move(pc);
+  return Status::Ok();
+}
+
+size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
+  const ConvShape& s = pc.shape();
+  threads = std::max(threads, 1);
+  switch (pc.algo()) {
+    case PackedConv::Algo::Depthwise:
+      return arena_bytes(sizeof(int32_t) * s.C) * (1 + threads);
+    case PackedConv::Algo::Pointwise:
+      return gemm_scratch_bytes(*pc.group_weights()[0], s.batch * s.H * s.W, threads);
+    case PackedConv::Algo::Im2col: {
+      const PackedWeights& w = *pc.group_weights()[0];
+      const int T = im2col_tile_rows(w.K());
+      return arena_bytes(sizeof(int32_t) * w.Np()) +
+             threads * (arena_bytes(static_cast<size_t>(T) * w.K()) + arena_bytes(sizeof(int32_t) * T));
+    }
+  }
+  return 0;
+}
+
+Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool* pool) {
+  const ConvShape& s = pc.shape();
+  if (args.x == nullptr || args.y == nullptr) return Status::Error("conv: x and y must not be null");
+  if (args.x_zero_point < qmin(args.x_type) || args.x_zero_point > qmax(args.x_type))
+    return Status::Error("conv: input zero point is outside the input type's range");
+  if (const char* e = check_output_spec(args.out, s.out_channels)) return Status::Error(e);
+  const VariantKernels& vk = *variant_kernels(pc.variant());
+  const int Cg = s.C / s.groups, OCg = s.out_channels / s.groups;
+  const int OH = s.out_h(), OW = s.out_w();
+  const size_t esize = out_elem_bytes(args.out);
+  const uint8_t x_xor = a_xor_for(args.x_type);
+  const int32_t zx = u8_zero_point(args.x_type, args.x_zero_point);
+  const auto* x = static_cast<const uint8_t*>(args.x);
+  auto* y = static_cast<uint8_t*>(args.y);
+  const int threads = pool_threads(pool);
+  const size_t mark = arena.mark();
+  auto too_small = [&] {
+    arena.release_to(mark);
+    return Status::Error("conv: the arena is smaller than conv_scratch_bytes()");
+  };
+
+  if (pc.algo() == PackedConv::Algo::Pointwise) {
+    for (int g = 0; g < s.groups; ++g) {
+      GemmArgs ga;
+      ga.M = s.batch * s.H * s.W;
+      ga.a = x + g * Cg;
+      ga.lda = s.C;
+      ga.a_type = args.x_type;
+      ga.a_zero_point = args.x_zero_point;
+      ga.bias = args.bias ? args.bias + g * OCg : nullptr;
+      ga.c = y + static_cast<size_t>(g) * OCg * esize;
+      ga.ldc = s.out_channels;
+      ga.out = group_spec(args.out, g * OCg);
+      Status st = gemm(*pc.group_weights()[g], ga, arena, pool);
+      if (!st.ok()) return st;
+    }
+    return Status::Ok();
+  }
+
+  if (pc.algo() == PackedConv::Algo::Depthwise) {
+    const size_t stride = arena_bytes(sizeof(int32_t) * s.C) / sizeof(int32_t);
+    auto* zeros = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * s.C));
+    auto* accs = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * stride * threads));
+    if (zeros == nullptr || accs == nullptr) return too_small();
+    std::fill(zeros, zeros + s.C, 0);
+    const int32_t* colterm = args.bias ? args.bias : zeros;
+    const int16_t* wdw = pc.dw_weights().data();
+    auto task = [&](int row, int thread) {
+      const int n = row / OH, oh = row % OH;
+      int32_t* acc = accs + thread * stride;
+      for (int ow = 0; ow < OW; ++ow) {
+        std::fill(acc, acc + s.C, 0);
+        for (int ky = 0; ky < s.kernel_h; ++ky) {
+          const int ih = oh * s.stride_h - s.pad_top + ky * s.dilation_h;
+          if (ih < 0 || ih >= s.H) continue;
+          for (int kx = 0; kx < s.kernel_w; ++kx) {
+            const int iw = ow * s.stride_w - s.pad_left + kx * s.dilation_w;
+            if (iw < 0 || iw >= s.W) continue;
+            vk.dw_accumulate(acc, x + ((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C, x_xor, zx,
+                             wdw + static_cast<size_t>(ky * s.kernel_w + kx) * s.C, s.C);
+          }
+        }
+        vk.finish_row(acc, s.C, colterm, nullptr, 0, args.out, args.out.scales,
+                      y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * s.out_channels * esize);
+      }
+    };
+    parallel_for(pool, s.batch * OH, task);
+    arena.release_to(mark);
+    return Status::Ok();
+  }
+
+  // Im2col: tiles of output pixels; each thread builds its tile's rows, then runs the GEMM.
+  const PackedWeights& w0 = *pc.group_weights()[0];
+  const int Kg = w0.K();
+  const int T = im2col_tile_rows(Kg);
+  auto* colterm = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * w0.Np()));
+  const size_t cols_stride = arena_bytes(static_cast<size_t>(T) * Kg);
+  const size_t rs_stride = arena_bytes(sizeof(int32_t) * T);
+  auto* cols = static_cast<uint8_t*>(arena.alloc(cols_stride * threads));
+  auto* rowsums = static_cast<uint8_t*>(arena.alloc(rs_stride * threads));
+  if (colterm == nullptr || cols == nullptr || rowsums == nullptr) return too_small();
+  const int pixels = s.batch * OH * OW;
+  const int tiles = (pixels + T - 1) / T;
+  const uint8_t pad_byte = static_cast<uint8_t>(args.x_zero_point);
+  for (int g = 0; g < s.groups; ++g) {
+    const PackedWeights& w = *pc.group_weights()[g];
+    gemm_column_terms(w, vk, zx, args.bias ? args.bias + g * OCg : nullptr, colterm);
+    const OutputSpec spec = group_spec(args.out, g * OCg);
+    auto task = [&](int tile, int thread) {
+      const int p0 = tile * T, rows = std::min(T, pixels - p0);
+      uint8_t* a = cols + thread * cols_stride;
+      for (int r = 0; r < rows; ++r) {
+        const int p = p0 + r, n = p / (OH * OW), oh = (p / OW) % OH, ow = p % OW;
+        uint8_t* row = a + static_cast<size_t>(r) * Kg;
+        for (int ky = 0; ky < s.kernel_h; ++ky) {
+          const int ih = oh * s.stride_h - s.pad_top + ky * s.dilation_h;
+          for (int kx = 0; kx < s.kernel_w; ++kx, row += Cg) {
+            const int iw = ow * s.stride_w - s.pad_left + kx * s.dilation_w;
+            if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) {
+              std::memset(row, pad_byte, Cg);
+            } else {
+              std::memcpy(row, x + ((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C + g * Cg, Cg);
+            }
+          }
+        }
+      }
+      gemm_block(w, vk, a, Kg, rows, x_xor, colterm, 0, w.Np(), spec,
+                 y + (static_cast<size_t>(p0) * s.out_channels + g * OCg) * esize, s.out_channels,
+                 reinterpret_cast<int32_t*>(rowsums + thread * rs_stride));
+    };
+    parallel_for(pool, tiles, task);
+  }
+  arena.release_to(mark);
+  return Status::Ok();
+}
+
+namespace ref {
+void conv(const ConvShape& s, const void* x, QType x_type, int32_t x_zp, const int8_t* w, const int32_t* w_zps,
+          int w_zp_count, const int32_t* bias, const OutputSpec& out, void* y) {
+  const int Cg = s.C / s.groups, OCg = s.out_channels / s.groups, OH = s.out_h(), OW = s.out_w();
+  auto xv = [&](size_t i) -> int32_t {
+    return x_type == QType::U8 ? static_cast<const uint8_t*>(x)[i] : static_cast<const int8_t*>(x)[i];
+  };
+  for (int n = 0; n < s.batch; ++n)
+    for (int oh = 0; oh < OH; ++oh)
+      for (int ow = 0; ow < OW; ++ow)
+        for (int oc = 0; oc < s.out_channels; ++oc) {
+          const int g = oc / OCg;
+          const int32_t zw = w_zps ? w_zps[w_zp_count == 1 ? 0 : oc] : 0;
+          int64_t acc = 0;
+          for (int ci = 0; ci < Cg; ++ci)
+            for (int ky = 0; ky < s.kernel_h; ++ky)
+              for (int kx = 0; kx < s.kernel_w; ++kx) {
+                const int ih = oh * s.stride_h - s.pad_top + ky * s.dilation_h;
+                const int iw = ow * s.stride_w - s.pad_left + kx * s.dilation_w;
+                if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+                const int32_t xi = xv(((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C + g * Cg + ci);
+                const int32_t wi = w[((static_cast<size_t>(oc) * Cg + ci) * s.kernel_h + ky) * s.kernel_w + kx];
+                acc += static_cast<int64_t>(xi - x_zp) * (wi - zw);
+              }
+          const int32_t a = static_cast<int32_t>(acc + (bias ? bias[oc] : 0));
+          const size_t o = ((static_cast<size_t>(n) * OH + oh) * OW + ow) * s.out_channels + oc;
+          switch (out.kind) {
+            case OutputSpec::Kind::Int32: static_cast<int32_t*>(y)[o] = a; break;
+            case OutputSpec::Kind::U8:
+              static_cast<uint8_t*>(y)[o] = static_cast<uint8_t>(
+                  requantize(a, out.scales[out.scale_count > 1 ? oc : 0], out.zero_point, out.clamp_min, out.clamp_max));
+              break;
+            case OutputSpec::Kind::S8:
+              static_cast<int8_t*>(y)[o] = static_cast<int8_t>(
+                  requantize(a, out.scales[out.scale_count > 1 ? oc : 0], out.zero_point, out.clamp_min, out.clamp_max));
+              break;
+          }
+        }
+}
+}  // namespace ref
+
+}  // namespace edge::kernels

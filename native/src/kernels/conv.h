@@ -1,0 +1,85 @@
+#pragma once
+// Quantized 2-D convolution (ONNX QLinearConv / ConvInteger semantics) on NHWC tensors.
+// Input x: [batch][H][W][C], output y: [batch][OH][OW][out_channels]. Weights are given in
+// ONNX layout [out_channels][C / groups][kernel_h][kernel_w] and packed once at load by
+// pack_conv(), which picks the algorithm:
+//   - Pointwise: 1x1, stride 1, no padding: a GEMM straight on the input (per group);
+//   - Depthwise: groups == C and out_channels == C (channel multiplier 1): a direct kernel,
+//     all kernel sizes (3x3 has no special case beyond what the compiler unrolls);
+//   - Im2col: everything else (regular, grouped, strided, dilated): rows of the im2col
+//     matrix are built per tile in arena scratch (padding filled with the input zero point,
+//     so it contributes exactly zero) and fed to the GEMM.
+// The PackedConv owns its packed weights; the original weights can be freed after packing.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/common.h"
+#include "kernels/gemm.h"
+#include "kernels/thread_pool.h"
+
+namespace edge::kernels {
+
+struct ConvShape {
+  int batch = 1, H = 0, W = 0, C = 0;  // input, NHWC
+  int out_channels = 0;
+  int kernel_h = 1, kernel_w = 1;
+  int stride_h = 1, stride_w = 1;
+  int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int dilation_h = 1, dilation_w = 1;
+  int groups = 1;
+  int out_h() const { return (H + pad_top + pad_bottom - (dilation_h * (kernel_h - 1) + 1)) / stride_h + 1; }
+  int out_w() const { return (W + pad_left + pad_right - (dilation_w * (kernel_w - 1) + 1)) / stride_w + 1; }
+};
+// Null when the shape is valid; else a sentence saying which field is wrong.
+const char* check_conv_shape(const ConvShape& s);
+
+class PackedConv {
+ public:
+  enum class Algo : uint8_t { Pointwise, Depthwise, Im2col };
+  const ConvShape& shape() const { return shape_; }
+  Algo algo() const { return algo_; }
+  Variant variant() const { return variant_; }
+  // Implementation details used by conv.cc.
+  const std::vector<std::unique_ptr<PackedWeights>>& group_weights() const { return group_w_; }
+  const std::vector<int16_t>& dw_weights() const { return dw_w_; }  // [kh*kw][C], w - w_zp
+  size_t bytes() const;
+
+ private:
+  friend Status pack_conv(const ConvShape&, const int8_t*, const int32_t*, int, Variant, std::unique_ptr<PackedConv>*);
+  ConvShape shape_;
+  Algo algo_ = Algo::Im2col;
+  Variant variant_ = Variant::Scalar;
+  std::vector<std::unique_ptr<PackedWeights>> group_w_;  // one per group (GEMM algorithms)
+  std::vector<int16_t> dw_w_;
+};
+
+// w: [out_channels][C/groups][kernel_h][kernel_w] int8; w_zero_points: 1 or out_channels
+// values (null = 0).
+Status pack_conv(const ConvShape& shape, const int8_t* w, const int32_t* w_zero_points, int w_zp_count,
+                 Variant variant, std::unique_ptr<PackedConv>* out);
+inline Status pack_conv(const ConvShape& shape, const int8_t* w, const int32_t* w_zero_points, int w_zp_count,
+                        std::unique_ptr<PackedConv>* out) {
+  return pack_conv(shape, w, w_zero_points, w_zp_count, active_variant(), out);
+}
+
+struct ConvArgs {
+  const void* x = nullptr;  // NHWC input; borrowed
+  QType x_type = QType::U8;
+  int32_t x_zero_point = 0;
+  const int32_t* bias = nullptr;  // out_channels values or null
+  void* y = nullptr;              // NHWC output (int32/u8/s8 per out.kind)
+  OutputSpec out;                 // scales: 1 or out_channels (x_scale * w_scale[c] / y_scale)
+};
+
+size_t conv_scratch_bytes(const PackedConv& conv, int threads);
+Status conv(const PackedConv& conv, const ConvArgs& args, Arena& arena, ThreadPool* pool = nullptr);
+
+namespace ref {
+// The oracle: direct seven-loop convolution on ONNX-layout weights, NHWC activations.
+void conv(const ConvShape& s, const void* x, QType x_type, int32_t x_zp, const int8_t* w, const int32_t* w_zps,
+          int w_zp_count, const int32_t* bias, const OutputSpec& out, void* y);
+}  // namespace ref
+
+}  // namespace edge::kernels

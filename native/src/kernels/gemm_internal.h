@@ -1,0 +1,25 @@
+#pragma once
+// Internal: the GEMM driver pieces that convolution reuses on its im2col tiles.
+#include "kernels/gemm.h"
+#include "kernels/variant_table.h"
+
+namespace edge::kernels {
+
+// colterm[n] = bias[n] + K * za * zb[n] + (flip - za) * colsum[n] for n < Np (see gemm.cc).
+void gemm_column_terms(const PackedWeights& w, const VariantKernels& vk, int32_t a_zp_u8, const int32_t* bias,
+                       int32_t* colterm);
+// Rows [0, rows) of `a` against panels covering columns [n0, n1) (n0 a multiple of nr).
+// rowsum: scratch of at least `rows` int32 (used when the weights have a zero point).
+void gemm_block(const PackedWeights& w, const VariantKernels& vk, const uint8_t* a, size_t lda, int rows,
+                uint8_t a_xor, const int32_t* colterm, int n0, int n1, const OutputSpec& out, void* c, size_t ldc,
+                int32_t* rowsum);
+// The uint8 view of a zero point: a_zp for uint8 activations, a_zp + 128 for int8 ones
+// (whose bytes the kernels read xor 0x80).
+inline int32_t u8_zero_point(QType t, int32_t zp) { return t == QType::U8 ? zp : zp + 128; }
+inline uint8_t a_xor_for(QType t) { return t == QType::U8 ? 0 : 0x80; }
+// Null when the output description is usable for `channels` output channels.
+const char* check_output_spec(const OutputSpec& o, int channels);
+// Rows per tile when splitting M across threads.
+constexpr int kGemmTileRows = 96;
+
+}  // namespace edge::kernels

@@ -1,0 +1,33 @@
+#pragma once
+// QuantizeLinear / DequantizeLinear, bit-exact with the ONNX operator definitions:
+//   quantize:   y = saturate(round_half_even(x / scale) + zero_point)
+//   dequantize: y = (float(x) - float(zero_point)) * scale   (int32 differences are exact)
+// NaN quantizes to the zero point. Tensors are viewed as [outer][channels][inner]:
+// per-tensor is channels = 1 (or scale_count = 1); per-channel along ONNX axis `a` of shape
+// d is outer = d0*..*d(a-1), channels = d(a), inner = d(a+1)*..*d(n-1), scale_count = channels.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/common.h"
+
+namespace edge::kernels {
+
+struct QuantLayout {
+  size_t outer = 1, channels = 1, inner = 1;
+  size_t count() const { return outer * channels * inner; }
+};
+
+// y has layout.count() elements of type `type`. scales/zero_points hold scale_count values
+// (1 or layout.channels); zero_points may be null (zero). Scales must be finite and > 0.
+Status quantize_linear(const float* x, QuantLayout layout, const float* scales, const int32_t* zero_points,
+                       int scale_count, QType type, void* y);
+Status dequantize_linear(const void* x, QType type, QuantLayout layout, const float* scales,
+                         const int32_t* zero_points, int scale_count, float* y);
+
+namespace ref {
+// The scalar oracle: one value at a time, straight from the definition.
+uint8_t quantize_u8(float x, float scale, int32_t zero_point);
+int8_t quantize_s8(float x, float scale, int32_t zero_point);
+}  // namespace ref
+
+}  // namespace edge::kernels

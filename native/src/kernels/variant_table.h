@@ -1,0 +1,61 @@
+#pragma once
+// Internal: the per-variant function table behind dispatch. Each gemm_<isa>.cc file fills one
+// VariantKernels; files whose instruction set the compiler or target lacks return null.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/common.h"
+#include "kernels/dispatch.h"
+
+namespace edge::kernels {
+
+struct VariantKernels {
+  Variant variant;
+  // GEMM packing layout: panels of `nr` columns, the last one rounded up to `col_align`;
+  // inside a panel, k-groups of `kgroup` bytes per column: [k / kgroup][column][kgroup].
+  int nr, col_align, kgroup;
+  // Rows the micro-kernel handles at once.
+  int mr;
+  // raw acc[r][j] = sum_k (a_u[r][k] - a_flip) * b[k][j] for r < rows (<= mr), j < width,
+  // where a_u = a ^ a_xor (the uint8 view) and a_flip is 128 for kernels that multiply
+  // signed by signed (dot product), else 0. acc has row stride `width`.
+  void (*microkernel)(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                      int32_t* acc);
+  int32_t a_flip;
+  // y[j] = requantize(raw[j] + colterm[j] - (zb ? zb[j] * rowsum : 0)) for j < n, or the
+  // int32 value itself when out.kind is Int32. scales already offset to column 0 of this row
+  // segment (per_channel) or the single scale.
+  void (*finish_row)(const int32_t* raw, int n, const int32_t* colterm, const int32_t* zb, int32_t rowsum,
+                     const OutputSpec& out, const float* scales, void* y);
+  // Depthwise: acc[c] += (x[c] - x_zp) * w[c] for c < C (x as uint8 after xor).
+  void (*dw_accumulate)(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C);
+};
+
+const VariantKernels* scalar_kernels();
+const VariantKernels* avx2_kernels();
+const VariantKernels* avx512vnni_kernels();
+const VariantKernels* avxvnni_kernels();
+const VariantKernels* neon_kernels();
+const VariantKernels* dotprod_kernels();
+
+const VariantKernels* variant_kernels(Variant v);  // null when not built in
+const VariantKernels& active_kernels();
+
+// The float32 requantization of one value; the SIMD versions perform the same operations:
+// convert (round to nearest even), multiply, clamp to [lo - zp, hi - zp], round half to
+// even to an integer, add zp.
+inline int32_t requantize_scalar(int32_t acc, float scale, int32_t zp, int32_t lo, int32_t hi) {
+  float f = static_cast<float>(acc) * scale;
+  const float flo = static_cast<float>(lo - zp), fhi = static_cast<float>(hi - zp);
+  f = f < flo ? flo : f;
+  f = f > fhi ? fhi : f;
+  return static_cast<int32_t>(std::nearbyint(f)) + zp;
+}
+
+// Generic parts reused by the variant files.
+void finish_row_scalar(const int32_t* raw, int n, const int32_t* colterm, const int32_t* zb, int32_t rowsum,
+                       const OutputSpec& out, const float* scales, void* y);
+void dw_accumulate_scalar(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C);
+
+}  // namespace edge::kernels
