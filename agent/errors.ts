@@ -37,6 +37,14 @@ export const Errors = {
     'this endpoint needs "Authorization: Bearer <health.token>"'),
   OVERLOADED: define('EDGE_OVERLOADED', 429, (what: string) => `${what}: queue is full, retry later`),
   NOT_READY: define('EDGE_NOT_READY', 503, (why: string) => why),
+  PACKAGE_INVALID: define('EDGE_PACKAGE_INVALID', 422, (pkg: string, problem: string) =>
+    `model package ${pkg} refused: ${problem}`),
+  INPUT_INVALID: define('EDGE_INPUT_INVALID', 400, (model: string, problem: string) =>
+    `input for model ${model} refused: ${problem}`),
+  MODEL_NOT_FOUND: define('EDGE_MODEL_NOT_FOUND', 404, (model: string, known: string[]) =>
+    `no model named "${model}" (serving: ${known.length ? known.join(', ') : 'none'})`),
+  INFERENCE_FAILED: define('EDGE_INFERENCE_FAILED', 500, (model: string, why: string) =>
+    `inference of ${model} failed: ${why}`),
   NATIVE_UNAVAILABLE: define('EDGE_NATIVE_UNAVAILABLE', 500, (why: string) =>
     `the native addon is not built (${why}); run "npm run build"`),
   TELEMETRY_INVALID: define('EDGE_TELEMETRY_INVALID', 400, (what: string) => `telemetry record refused: ${what}`),
