@@ -72,6 +72,8 @@ interface StreamState {
   duplicates: number;
   /** Highest seq of this stream ever handed out in a lease (to count re-sends). */
   sentUpTo: number;
+  /** Raw size / encoded size of this stream's last message (packs the next one). */
+  compressRatio: number;
   lease?: LiveLease;
 }
 
@@ -324,41 +326,47 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     const sizeCap = maxBytes - MESSAGE_SLACK - stream.length - 5 * Math.ceil(maxBytes / 16_000);
     const budget = s.budget.available(now);
     if (budget <= 0) return undefined;
-    const cap = Math.min(sizeCap, budget);
+    // Messages are packed by the records' raw size, scaled by how well this stream's last
+    // message compressed (with a safety margin); an overshoot is cut down after encoding.
+    const ratio = Math.max(1, Math.min(16, s.compressRatio * 0.85));
+    const cap = Math.min(sizeCap * ratio, budget * ratio);
     const lines: RawLine[] = [];
     const records: Lease['records'] = [];
-    const poison: { seq: number; bytes: number }[] = [];
+    const poison: number[] = [];
     let size = 0;
     for (const row of st.head.iterate(stream) as IterableIterator<{ seq: number; ts: number; bytes: number; payload: string }>) {
       const line = rawLineBytes(row.seq, row.ts, row.bytes);
-      if (line > sizeCap) {
+      const raw = { seq: row.seq, ts: row.ts, json: row.payload };
+      if (line > sizeCap && encodeRawBatch(stream, this.#dbId, [raw]).length > maxBytes) {
         // Can never fit a message of this size: set it aside rather than block the stream.
-        poison.push({ seq: row.seq, bytes: row.bytes });
+        poison.push(row.seq);
         continue;
       }
       if (size + line > cap) {
-        // Over the send budget only: a single record may still go when the bucket is full.
-        if (lines.length === 0 && cap < sizeCap && s.budget.full(now)) {
-          lines.push({ seq: row.seq, ts: row.ts, json: row.payload });
+        // A record alone may go when the message limit allows it and the send budget is
+        // either not what limits us or as full as it gets.
+        if (lines.length === 0 && (budget >= sizeCap || s.budget.full(now))) {
+          lines.push(raw);
           size += line;
         }
         break;
       }
-      lines.push({ seq: row.seq, ts: row.ts, json: row.payload });
+      lines.push(raw);
       size += line;
     }
     if (poison.length) {
-      this.#quarantineSeqs(poison.map((p) => p.seq), `larger than the message limit (${maxBytes} bytes)`);
-      this.#log?.warn({ stream, seqs: poison.map((p) => p.seq), maxBytes }, 'telemetry records too large for a message were quarantined');
+      this.#quarantineSeqs(poison, `larger than the message limit (${maxBytes} bytes)`);
+      this.#log?.warn({ stream, seqs: poison, maxBytes }, 'telemetry records too large for a message were quarantined');
     }
     if (lines.length === 0) return undefined;
     let payload = encodeRawBatch(stream, this.#dbId, lines);
-    // The packing above bounds the compressed size from the raw size; should gzip ever
-    // exceed it, send fewer records rather than an oversized message.
+    // Should gzip do worse than the last message, send fewer records rather than an oversized message.
+    const packed = lines.length;
     while (payload.length > maxBytes && lines.length > 1) {
       lines.length = Math.ceil(lines.length / 2);
       payload = encodeRawBatch(stream, this.#dbId, lines);
     }
+    s.compressRatio = (size * (lines.length / packed)) / payload.length;
     for (const l of lines) records.push({ seq: l.seq, stream, ts: l.ts, payload: JSON.parse(l.json) });
     const first = lines[0].seq;
     const last = lines[lines.length - 1].seq;
@@ -576,7 +584,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
         policy,
         budget: new SendBudget(policy, this.config.burstSeconds, now, utcDay(now), 0),
         depth: 0, bytes: 0, pendingDepth: 0, pendingBytes: 0,
-        accepted: 0, delivered: 0, quarantined: 0, duplicates: 0, sentUpTo: 0,
+        accepted: 0, delivered: 0, quarantined: 0, duplicates: 0, sentUpTo: 0, compressRatio: 1,
         evictedBy: { budget: 0, age: 0, ttl: 0, full: 0 },
       };
       this.#streams.set(name, s);
