@@ -1,0 +1,94 @@
+// `edge-fleet serve --http PORT`: the fleet dashboard. Static page + the JSON views + a
+// server-sent event stream that pushes the views when they change.
+import Fastify, { type FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FleetStore } from '../store.js';
+import type { RolloutStatus } from '../rollout/driver.js';
+import { deviceView, devicesView, fleetDriftView, rolloutsView, telemetryVolumeView } from './views.js';
+
+const require = createRequire(import.meta.url);
+
+export interface DashboardOptions {
+  store: FleetStore;
+  rollouts?: () => RolloutStatus[];
+  /** How often the event stream looks for changes (ms). */
+  pollMs?: number;
+}
+
+function uiDir(): string {
+  // Works from controller/dashboard (tsx) and dist/controller/dashboard (compiled): the
+  // static files stay in the source tree.
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = path.join(dir, 'controller/dashboard/ui');
+    try {
+      readFileSync(path.join(candidate, 'index.html'));
+      return candidate;
+    } catch {
+      dir = path.dirname(dir);
+    }
+  }
+  return path.join(path.dirname(fileURLToPath(import.meta.url)), 'ui');
+}
+
+export function buildDashboard(opts: DashboardOptions): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
+  const ui = uiDir();
+  const files: Record<string, [string, string]> = {
+    '/': [path.join(ui, 'index.html'), 'text/html; charset=utf-8'],
+    '/ui/app.js': [path.join(ui, 'app.js'), 'text/javascript; charset=utf-8'],
+    '/ui/style.css': [path.join(ui, 'style.css'), 'text/css; charset=utf-8'],
+    '/ui/vendor/chart.js': [path.join(path.dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'text/javascript; charset=utf-8'],
+  };
+  for (const [route, [file, type]] of Object.entries(files)) {
+    app.get(route, async (_req, reply) => reply.type(type).header('cache-control', 'no-cache').send(readFileSync(file)));
+  }
+
+  const rollouts = (): Record<string, unknown>[] => rolloutsView(opts.rollouts?.() ?? []);
+  const snapshot = (): Record<string, unknown> => ({
+    devices: devicesView(opts.store),
+    drift: fleetDriftView(opts.store),
+    rollouts: rollouts(),
+    telemetry: telemetryVolumeView(opts.store),
+  });
+
+  app.get('/api/devices', async () => devicesView(opts.store));
+  app.get<{ Params: { id: string } }>('/api/devices/:id', async (req, reply) => {
+    const v = deviceView(opts.store, req.params.id);
+    if (!v) return reply.status(404).send({ error: { code: 'EDGE_NOT_FOUND', message: `no device "${req.params.id}"` } });
+    return v;
+  });
+  app.get('/api/drift', async () => fleetDriftView(opts.store));
+  app.get('/api/rollouts', async () => rollouts());
+  app.get('/api/telemetry/volume', async () => telemetryVolumeView(opts.store));
+
+  const clients = new Set<{ write(s: string): void }>();
+  let last = '';
+  const timer = setInterval(() => {
+    if (clients.size === 0) return;
+    const data = JSON.stringify(snapshot());
+    if (data === last) return;
+    last = data;
+    for (const c of clients) c.write(`event: update\ndata: ${data}\n\n`);
+  }, opts.pollMs ?? 1000);
+  timer.unref();
+
+  app.get('/api/events', (req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.write(`event: update\ndata: ${JSON.stringify(snapshot())}\n\n`);
+    const client = { write: (s: string) => res.write(s) };
+    clients.add(client);
+    req.raw.on('close', () => clients.delete(client));
+  });
+
+  app.addHook('onClose', async () => {
+    clearInterval(timer);
+    clients.clear();
+  });
+  return app;
+}

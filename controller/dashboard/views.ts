@@ -1,0 +1,176 @@
+// The controller's read models: the JSON that `edge-fleet ... --json` prints and the
+// dashboard's routes return. Each view returns what its page needs and no more (no raw
+// profiles, no telemetry payloads).
+import type { FleetStore } from '../store.js';
+import type { RolloutStatus } from '../rollout/driver.js';
+
+export interface DeviceSummary {
+  deviceId: string;
+  online: boolean;
+  state: string;
+  agentVersion?: string;
+  kernelVariant?: string;
+  models: { name: string; version: string }[];
+  groups: string[];
+  lastSeen: string;
+  drift: 'ok' | 'warn' | 'alert' | 'none';
+}
+
+interface StatusDoc {
+  agentVersion?: string;
+  kernelVariant?: string;
+  models?: { name: string; version: string }[];
+  groups?: string[];
+  uptimeSeconds?: number;
+}
+
+interface ReportLike {
+  model?: string;
+  version?: string;
+  verdict?: string;
+  window?: { end?: string; size?: number };
+  features?: { name: string; verdict?: string; score?: number; stats?: Record<string, unknown>; reasons?: string[]; histogram?: unknown }[];
+}
+
+function latestDriftByDevice(store: FleetStore): Map<string, ReportLike[]> {
+  const out = new Map<string, ReportLike[]>();
+  const seen = new Set<string>();
+  for (const r of store.driftReports(1000)) {
+    const rep = r.report as ReportLike;
+    const key = `${r.deviceId}\0${rep.model}\0${rep.version}`;
+    if (seen.has(key)) continue; // newest first: keep the latest per device and model version
+    seen.add(key);
+    const list = out.get(r.deviceId) ?? [];
+    list.push(rep);
+    out.set(r.deviceId, list);
+  }
+  return out;
+}
+
+const worst = (verdicts: (string | undefined)[]): DeviceSummary['drift'] =>
+  verdicts.includes('alert') ? 'alert' : verdicts.includes('warn') ? 'warn' : verdicts.length ? 'ok' : 'none';
+
+export function devicesView(store: FleetStore): DeviceSummary[] {
+  const drift = latestDriftByDevice(store);
+  return store.devices().map((d) => {
+    const s = (d.status ?? {}) as StatusDoc;
+    return {
+      deviceId: d.deviceId,
+      online: d.state === 'online',
+      state: d.state,
+      agentVersion: s.agentVersion,
+      kernelVariant: s.kernelVariant,
+      models: Array.isArray(s.models) ? s.models.map((m) => ({ name: m.name, version: m.version })) : [],
+      groups: Array.isArray(s.groups) ? s.groups : [],
+      lastSeen: d.lastSeen,
+      drift: worst((drift.get(d.deviceId) ?? []).map((r) => r.verdict)),
+    };
+  });
+}
+
+export function deviceView(store: FleetStore, deviceId: string): Record<string, unknown> | undefined {
+  const d = store.device(deviceId);
+  if (!d) return undefined;
+  const summary = devicesView(store).find((x) => x.deviceId === deviceId)!;
+  const s = (d.status ?? {}) as StatusDoc;
+  return {
+    ...summary,
+    uptimeSeconds: s.uptimeSeconds,
+    reported: d.reported,
+    telemetry: store.telemetrySummary(deviceId),
+    commands: store.commands(deviceId).slice(-20).map((c) => ({ id: c.id, name: c.name, ok: c.ok })),
+    drift: (latestDriftByDevice(store).get(deviceId) ?? []).map(driftBrief),
+  };
+}
+
+function driftBrief(r: ReportLike): Record<string, unknown> {
+  return {
+    model: r.model,
+    version: r.version,
+    verdict: r.verdict,
+    windowEnd: r.window?.end,
+    windowSize: r.window?.size,
+    features: (r.features ?? []).map((f) => ({ name: f.name, verdict: f.verdict, score: f.score, reasons: f.reasons, histogram: f.histogram })),
+  };
+}
+
+export interface FleetDriftView {
+  model: string;
+  version: string;
+  devices: { deviceId: string; verdict?: string; windowEnd?: string }[];
+  /** Per feature: the highest and the mean score over devices, and how many devices call it drifted. */
+  features: { name: string; maxScore: number; meanScore: number; drifting: number; devices: number }[];
+  verdict: DeviceSummary['drift'];
+}
+
+export function fleetDriftView(store: FleetStore): FleetDriftView[] {
+  const byVersion = new Map<string, { model: string; version: string; reports: { deviceId: string; rep: ReportLike }[] }>();
+  for (const [deviceId, reps] of latestDriftByDevice(store)) {
+    for (const rep of reps) {
+      const key = `${rep.model}@${rep.version}`;
+      const entry = byVersion.get(key) ?? { model: String(rep.model), version: String(rep.version), reports: [] };
+      entry.reports.push({ deviceId, rep });
+      byVersion.set(key, entry);
+    }
+  }
+  return [...byVersion.values()].map(({ model, version, reports }) => {
+    const features = new Map<string, { scores: number[]; drifting: number }>();
+    for (const { rep } of reports) {
+      for (const f of rep.features ?? []) {
+        const e = features.get(f.name) ?? { scores: [], drifting: 0 };
+        e.scores.push(typeof f.score === 'number' ? f.score : 0);
+        if (f.verdict === 'drift' || f.verdict === 'alert') e.drifting++;
+        features.set(f.name, e);
+      }
+    }
+    return {
+      model,
+      version,
+      devices: reports.map(({ deviceId, rep }) => ({ deviceId, verdict: rep.verdict, windowEnd: rep.window?.end })),
+      features: [...features.entries()].map(([name, e]) => ({
+        name,
+        maxScore: Math.max(...e.scores),
+        meanScore: e.scores.reduce((a, b) => a + b, 0) / e.scores.length,
+        drifting: e.drifting,
+        devices: e.scores.length,
+      })).sort((a, b) => b.maxScore - a.maxScore),
+      verdict: worst(reports.map((r) => r.rep.verdict)),
+    };
+  });
+}
+
+/** Telemetry records received per minute over the last hour, per stream. */
+export function telemetryVolumeView(store: FleetStore, now = Date.now()): { minutes: string[]; streams: Record<string, number[]> } {
+  const since = now - 60 * 60_000;
+  const rows = store.db.prepare(`SELECT stream, CAST(received_at / 60000 AS INTEGER) AS minute, SUM(stored) AS n
+    FROM batches WHERE received_at >= ? GROUP BY stream, minute ORDER BY minute`).all(since) as { stream: string; minute: number; n: number }[];
+  const first = Math.floor(since / 60_000) + 1;
+  const last = Math.floor(now / 60_000);
+  const minutes: string[] = [];
+  for (let m = first; m <= last; m++) minutes.push(new Date(m * 60_000).toISOString().slice(11, 16));
+  const streams: Record<string, number[]> = {};
+  for (const r of rows) {
+    streams[r.stream] ??= new Array(minutes.length).fill(0);
+    const i = r.minute - first;
+    if (i >= 0 && i < minutes.length) streams[r.stream][i] = r.n;
+  }
+  return { minutes, streams };
+}
+
+export function rolloutsView(statuses: RolloutStatus[]): Record<string, unknown>[] {
+  return statuses.map((s) => ({
+    id: s.rollout.id,
+    model: s.rollout.model,
+    version: s.rollout.version,
+    group: s.rollout.group,
+    state: s.rollout.state,
+    reason: s.rollout.reason,
+    stage: s.rollout.stageIndex + 1,
+    stages: s.stages.map((st, i) => ({
+      percent: st.percent,
+      current: i === s.rollout.stageIndex,
+      devices: st.devices.map((d) => ({ id: d.id, state: d.state, reason: d.reason })),
+    })),
+    gates: s.rollout.gates,
+  }));
+}
