@@ -47,7 +47,8 @@ Status pack_gemm_weights(const WeightsSource& src, Variant variant, std::unique_
   w->kgroup_ = vk->kgroup;
   w->Kp_ = (src.K + vk->kgroup - 1) / vk->kgroup * vk->kgroup;
   w->Np_ = (src.N + vk->col_align - 1) / vk->col_align * vk->col_align;
-  w->data_.assign(static_cast<size_t>(w->Np_) * w->Kp_, 0);
+  w->data_.assign(static_cast<size_t>(w->Np_) * w->Kp_ + 64, 0);
+  w->base_ = w->data_.data() + ((64 - reinterpret_cast<uintptr_t>(w->data_.data()) % 64) % 64);
   w->col_sums_.assign(w->Np_, 0);
   w->zero_points_.assign(w->Np_, 0);
   auto at = [&](int k, int n) -> int8_t { return src.n_by_k ? src.data[n * ld + k] : src.data[k * ld + n]; };
@@ -63,7 +64,7 @@ Status pack_gemm_weights(const WeightsSource& src, Variant variant, std::unique_
   const int kg = vk->kgroup;
   for (int n0 = 0; n0 < w->Np_; n0 += vk->nr) {
     const int width = std::min(vk->nr, w->Np_ - n0);
-    int8_t* panel = w->data_.data() + static_cast<size_t>(n0) * w->Kp_;
+    int8_t* panel = w->base_ + static_cast<size_t>(n0) * w->Kp_;
     for (int g = 0; g < w->Kp_ / kg; ++g) {
       for (int j = 0; j < width; ++j) {
         for (int kk = 0; kk < kg; ++kk) {

@@ -47,7 +47,7 @@ class PackedWeights {
   int Np() const { return Np_; }       // N rounded up to the variant's column block
   int nr() const { return nr_; }       // columns per panel
   int kgroup() const { return kgroup_; }
-  const int8_t* panel(int n0) const { return data_.data() + static_cast<size_t>(n0) * Kp_; }
+  const int8_t* panel(int n0) const { return base_ + static_cast<size_t>(n0) * Kp_; }
   const int32_t* col_sums() const { return col_sums_.data(); }     // Np values, sum_k B[k][n]
   const int32_t* zero_points() const { return zero_points_.data(); }  // Np values
   bool has_weight_zero_point() const { return has_b_zp_; }
@@ -57,7 +57,8 @@ class PackedWeights {
   int K_ = 0, N_ = 0, Kp_ = 0, Np_ = 0, nr_ = 0, kgroup_ = 1;
   Variant variant_ = Variant::Scalar;
   bool has_b_zp_ = false;
-  std::vector<int8_t> data_;
+  std::vector<int8_t> data_;  // with slack so panels start 64-byte aligned at base_
+  int8_t* base_ = nullptr;
   std::vector<int32_t> col_sums_, zero_points_;
 };
 

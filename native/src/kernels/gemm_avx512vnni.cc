@@ -1,5 +1,148 @@
-// Placeholder until the avx512vnni kernels land: not built in.
+// AVX-512 VNNI variant: vpdpbusd multiplies 4 uint8 activations by 4 int8 weights and adds
+// the 4 products into an int32 lane without intermediate saturation, so the sum is exact.
+// Micro-kernel: up to 6 rows x 64 columns (24 zmm accumulators); the packed panel holds, per
+// group of 4 k, 64 columns x 4 bytes = one 64-byte line per 16 columns.
 #include "kernels/variant_table.h"
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/x86_finish.h"
+
+namespace edge::kernels {
+namespace {
+
+inline uint32_t load4(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+// The last k-group: only `n` (1..3) bytes exist; the rest read as zero (times zero weights).
+inline uint32_t load_tail(const uint8_t* p, int n) {
+  uint32_t v = 0;
+  std::memcpy(&v, p, n);
+  return v;
+}
+
+template <int MR, int NV, bool XOR>
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc) {
+  constexpr int W = NV * 16;
+  __m512i c[MR][NV], c2[MR == 1 ? 1 : 0 + 1][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_si512();
+  for (int v = 0; v < NV; ++v) c2[0][v] = _mm512_setzero_si512();
+  const uint32_t x4 = 0x01010101u * a_xor;
+  const int groups = K / 4, tail = K % 4;
+  const int8_t* b = panel;
+  int g = 0;
+  if (MR == 1) {
+    // One row: two accumulator sets hide vpdpbusd latency.
+    for (; g + 2 <= groups; g += 2, b += 2 * W * 4) {
+      const __m512i a0 = _mm512_set1_epi32(static_cast<int>(load4(a + 4 * g) ^ (XOR ? x4 : 0)));
+      const __m512i a1 = _mm512_set1_epi32(static_cast<int>(load4(a + 4 * g + 4) ^ (XOR ? x4 : 0)));
+      for (int v = 0; v < NV; ++v) {
+        c[0][v] = _mm512_dpbusd_epi32(c[0][v], a0, _mm512_load_si512(b + v * 64));
+        c2[0][v] = _mm512_dpbusd_epi32(c2[0][v], a1, _mm512_load_si512(b + W * 4 + v * 64));
+      }
+    }
+  }
+  for (; g < groups; ++g, b += W * 4) {
+    __m512i bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_si512(b + v * 64);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(static_cast<int>(load4(a + r * lda + 4 * g) ^ (XOR ? x4 : 0)));
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], av, bv[v]);
+    }
+  }
+  if (tail) {
+    __m512i bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_si512(b + v * 64);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(static_cast<int>(load_tail(a + r * lda + 4 * g, tail) ^ (XOR ? x4 : 0)));
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], av, bv[v]);
+    }
+  }
+  if (MR == 1)
+    for (int v = 0; v < NV; ++v) c[0][v] = _mm512_add_epi32(c[0][v], c2[0][v]);
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_si512(acc + r * W + v * 16, c[r][v]);
+}
+
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*);
+
+template <bool XOR, int MR>
+constexpr KernelFn pick_nv(int nv) {
+  return nv == 1 ? kernel<MR, 1, XOR> : nv == 2 ? kernel<MR, 2, XOR> : nv == 3 ? kernel<MR, 3, XOR> : kernel<MR, 4, XOR>;
+}
+template <bool XOR>
+KernelFn pick(int rows, int nv) {
+  switch (rows) {
+    case 1: return pick_nv<XOR, 1>(nv);
+    case 2: return pick_nv<XOR, 2>(nv);
+    case 3: return pick_nv<XOR, 3>(nv);
+    case 4: return pick_nv<XOR, 4>(nv);
+    case 5: return pick_nv<XOR, 5>(nv);
+    default: return pick_nv<XOR, 6>(nv);
+  }
+}
+
+void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                 int32_t* acc) {
+  const int nv = width / 16;
+  (a_xor ? pick<true>(rows, nv) : pick<false>(rows, nv))(a, lda, K, panel, a_xor, acc);
+}
+
+// 16 lanes at a time.
+void finish_row_avx512(const int32_t* raw, int n, const int32_t* colterm, const int32_t* zb, int32_t rowsum,
+                       const OutputSpec& out, const float* scales, void* y) {
+  const bool pc = out.scale_count > 1;
+  const __m512i rs = _mm512_set1_epi32(rowsum);
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
+  const __m512 hi = _mm512_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
+  const __m512i zp = _mm512_set1_epi32(out.zero_point);
+  const __m512 s1 = _mm512_set1_ps(scales ? scales[0] : 0.0f);
+  for (int j = 0; j < n; j += 16) {
+    const __mmask16 m = n - j >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - j)) - 1);
+    __m512i v = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, raw + j), _mm512_maskz_loadu_epi32(m, colterm + j));
+    if (zb) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(m, zb + j), rs));
+    if (out.kind == OutputSpec::Kind::Int32) {
+      _mm512_mask_storeu_epi32(static_cast<int32_t*>(y) + j, m, v);
+      continue;
+    }
+    const __m512 s = pc ? _mm512_maskz_loadu_ps(m, scales + j) : s1;
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), s);
+    f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
+    _mm512_mask_cvtepi32_storeu_epi8(static_cast<uint8_t*>(y) + j, m, q);
+  }
+}
+
+void dw_accumulate_avx512(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C) {
+  const __m128i xr = _mm_set1_epi8(static_cast<char>(x_xor));
+  const __m512i zp = _mm512_set1_epi32(x_zp);
+  for (int c = 0; c < C; c += 16) {
+    const __mmask16 m = C - c >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (C - c)) - 1);
+    __m128i xb = _mm_xor_si128(_mm_maskz_loadu_epi8(m, x + c), xr);
+    __m512i xv = _mm512_sub_epi32(_mm512_cvtepu8_epi32(xb), zp);
+    __m512i wv = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, w + c));
+    __m512i av = _mm512_maskz_loadu_epi32(m, acc + c);
+    _mm512_mask_storeu_epi32(acc + c, m, _mm512_add_epi32(av, _mm512_mullo_epi32(xv, wv)));
+  }
+}
+
+const VariantKernels kTable = {
+    Variant::Avx512Vnni, /*nr=*/64, /*col_align=*/16, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
+    finish_row_avx512, dw_accumulate_avx512,
+};
+
+}  // namespace
+const VariantKernels* avx512vnni_kernels() { return &kTable; }
+}  // namespace edge::kernels
+
+#else
 namespace edge::kernels {
 const VariantKernels* avx512vnni_kernels() { return nullptr; }
 }  // namespace edge::kernels
+#endif

@@ -1,5 +1,90 @@
-// Placeholder until the avxvnni kernels land: not built in.
+// AVX-VNNI variant (VEX-encoded vpdpbusd on 256-bit registers, Alder Lake and later; 16
+// registers): exact uint8 x int8 dot products of 4 into int32 like the AVX-512 variant.
+// Micro-kernel: up to 6 rows x 16 columns (12 ymm accumulators).
 #include "kernels/variant_table.h"
+
+#if defined(__AVXVNNI__) && defined(__AVX2__)
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/x86_finish.h"
+
+namespace edge::kernels {
+namespace {
+
+inline uint32_t load_n(const uint8_t* p, int n) {
+  uint32_t v = 0;
+  std::memcpy(&v, p, n);
+  return v;
+}
+
+template <int MR, int NV>
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc) {
+  constexpr int W = NV * 8;
+  __m256i c[MR][NV], c2[NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) c[r][v] = _mm256_setzero_si256();
+  for (int v = 0; v < NV; ++v) c2[v] = _mm256_setzero_si256();
+  const uint32_t x4 = 0x01010101u * a_xor;
+  const int groups = K / 4, tail = K % 4;
+  const int8_t* b = panel;
+  int g = 0;
+  if (MR == 1) {
+    for (; g + 2 <= groups; g += 2, b += 2 * W * 4) {
+      const __m256i a0 = _mm256_set1_epi32(static_cast<int>(load_n(a + 4 * g, 4) ^ x4));
+      const __m256i a1 = _mm256_set1_epi32(static_cast<int>(load_n(a + 4 * g + 4, 4) ^ x4));
+      for (int v = 0; v < NV; ++v) {
+        c[0][v] = _mm256_dpbusd_avx_epi32(c[0][v], a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(b + v * 32)));
+        c2[v] = _mm256_dpbusd_avx_epi32(c2[v], a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(b + W * 4 + v * 32)));
+      }
+    }
+  }
+  for (; g < groups + (tail ? 1 : 0); ++g, b += W * 4) {
+    const int n = g < groups ? 4 : tail;
+    __m256i bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + v * 32));
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = _mm256_set1_epi32(static_cast<int>(load_n(a + r * lda + 4 * g, n) ^ x4));
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm256_dpbusd_avx_epi32(c[r][v], av, bv[v]);
+    }
+  }
+  if (MR == 1)
+    for (int v = 0; v < NV; ++v) c[0][v] = _mm256_add_epi32(c[0][v], c2[v]);
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * W + v * 8), c[r][v]);
+}
+
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*);
+template <int MR>
+constexpr KernelFn pick_nv(int nv) { return nv == 1 ? kernel<MR, 1> : kernel<MR, 2>; }
+
+void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                 int32_t* acc) {
+  const int nv = width / 8;
+  KernelFn f;
+  switch (rows) {
+    case 1: f = pick_nv<1>(nv); break;
+    case 2: f = pick_nv<2>(nv); break;
+    case 3: f = pick_nv<3>(nv); break;
+    case 4: f = pick_nv<4>(nv); break;
+    case 5: f = pick_nv<5>(nv); break;
+    default: f = pick_nv<6>(nv); break;
+  }
+  f(a, lda, K, panel, a_xor, acc);
+}
+
+const VariantKernels kTable = {
+    Variant::AvxVnni, /*nr=*/16, /*col_align=*/8, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
+    finish_row_avx2, dw_accumulate_avx2,
+};
+
+}  // namespace
+const VariantKernels* avxvnni_kernels() { return &kTable; }
+}  // namespace edge::kernels
+
+#else
 namespace edge::kernels {
 const VariantKernels* avxvnni_kernels() { return nullptr; }
 }  // namespace edge::kernels
+#endif

@@ -1,0 +1,60 @@
+#pragma once
+// Internal, aarch64 only: NEON row finisher and depthwise accumulation shared by the NEON and
+// dot-product variants (internal linkage; see x86_finish.h for why).
+#include <arm_neon.h>
+
+#include "kernels/variant_table.h"
+
+namespace edge::kernels {
+namespace {
+
+void finish_row_neon(const int32_t* raw, int n, const int32_t* colterm, const int32_t* zb, int32_t rowsum,
+                     const OutputSpec& out, const float* scales, void* y) {
+  const bool pc = out.scale_count > 1;
+  const size_t es = out.kind == OutputSpec::Kind::Int32 ? 4 : 1;
+  const int32x4_t rs = vdupq_n_s32(rowsum);
+  const float32x4_t lo = vdupq_n_f32(static_cast<float>(out.clamp_min - out.zero_point));
+  const float32x4_t hi = vdupq_n_f32(static_cast<float>(out.clamp_max - out.zero_point));
+  const int32x4_t zp = vdupq_n_s32(out.zero_point);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    int32x4_t v0 = vaddq_s32(vld1q_s32(raw + j), vld1q_s32(colterm + j));
+    int32x4_t v1 = vaddq_s32(vld1q_s32(raw + j + 4), vld1q_s32(colterm + j + 4));
+    if (zb) {
+      v0 = vmlsq_s32(v0, vld1q_s32(zb + j), rs);
+      v1 = vmlsq_s32(v1, vld1q_s32(zb + j + 4), rs);
+    }
+    if (out.kind == OutputSpec::Kind::Int32) {
+      vst1q_s32(static_cast<int32_t*>(y) + j, v0);
+      vst1q_s32(static_cast<int32_t*>(y) + j + 4, v1);
+      continue;
+    }
+    const float32x4_t s0 = pc ? vld1q_f32(scales + j) : vdupq_n_f32(scales[0]);
+    const float32x4_t s1 = pc ? vld1q_f32(scales + j + 4) : vdupq_n_f32(scales[0]);
+    float32x4_t f0 = vminq_f32(vmaxq_f32(vmulq_f32(vcvtq_f32_s32(v0), s0), lo), hi);
+    float32x4_t f1 = vminq_f32(vmaxq_f32(vmulq_f32(vcvtq_f32_s32(v1), s1), lo), hi);
+    int32x4_t q0 = vaddq_s32(vcvtnq_s32_f32(f0), zp), q1 = vaddq_s32(vcvtnq_s32_f32(f1), zp);
+    int16x8_t w = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
+    if (out.kind == OutputSpec::Kind::U8) vst1_u8(static_cast<uint8_t*>(y) + j, vqmovun_s16(w));
+    else vst1_s8(static_cast<int8_t*>(y) + j, vqmovn_s16(w));
+  }
+  if (j < n)
+    finish_row_scalar(raw + j, n - j, colterm + j, zb ? zb + j : nullptr, rowsum, out, scales + (pc ? j : 0),
+                      static_cast<uint8_t*>(y) + j * es);
+}
+
+void dw_accumulate_neon(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C) {
+  const uint8x8_t xr = vdup_n_u8(x_xor);
+  const int16x8_t zp = vdupq_n_s16(static_cast<int16_t>(x_zp));
+  int c = 0;
+  for (; c + 8 <= C; c += 8) {
+    const int16x8_t xv = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(veor_u8(vld1_u8(x + c), xr))), zp);
+    const int16x8_t wv = vld1q_s16(w + c);
+    vst1q_s32(acc + c, vmlal_s16(vld1q_s32(acc + c), vget_low_s16(xv), vget_low_s16(wv)));
+    vst1q_s32(acc + c + 4, vmlal_high_s16(vld1q_s32(acc + c + 4), xv, wv));
+  }
+  for (; c < C; ++c) acc[c] += (static_cast<int32_t>(x[c] ^ x_xor) - x_zp) * w[c];
+}
+
+}  // namespace
+}  // namespace edge::kernels

@@ -1,0 +1,66 @@
+#pragma once
+// Internal, x86 only: vectorised row finishers (zero-point terms, bias, requantization,
+// store), included by the AVX2/AVX-VNNI and AVX-512 files under their own flags. Everything
+// here has internal linkage and uses no standard-library templates, so no code compiled with
+// wider instructions can be merged into, and run from, the baseline build.
+#include <immintrin.h>
+
+#include "kernels/variant_table.h"
+
+namespace edge::kernels {
+namespace {
+
+#if defined(__AVX2__)
+// 8 lanes: y = requant(raw + colterm - zb * rowsum).
+inline void finish8_avx2(const int32_t* raw, const int32_t* colterm, const int32_t* zb, __m256i rs, const OutputSpec& out,
+                         const float* scales, bool per_channel, void* y) {
+  __m256i v = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw)),
+                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(colterm)));
+  if (zb) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(zb)), rs));
+  if (out.kind == OutputSpec::Kind::Int32) {
+    _mm256_storeu_si256(static_cast<__m256i*>(y), v);
+    return;
+  }
+  const __m256 s = per_channel ? _mm256_loadu_ps(scales) : _mm256_set1_ps(scales[0]);
+  __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), s);
+  f = _mm256_max_ps(f, _mm256_set1_ps(static_cast<float>(out.clamp_min - out.zero_point)));
+  f = _mm256_min_ps(f, _mm256_set1_ps(static_cast<float>(out.clamp_max - out.zero_point)));
+  __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(f), _mm256_set1_epi32(out.zero_point));
+  // Values are inside the output range: pack with saturation is exact.
+  __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  __m128i w = _mm_packs_epi32(lo, hi);
+  __m128i b = out.kind == OutputSpec::Kind::U8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+  _mm_storel_epi64(static_cast<__m128i*>(y), b);
+}
+
+void finish_row_avx2(const int32_t* raw, int n, const int32_t* colterm, const int32_t* zb, int32_t rowsum,
+                     const OutputSpec& out, const float* scales, void* y) {
+  const bool pc = out.scale_count > 1;
+  const size_t es = out.kind == OutputSpec::Kind::Int32 ? 4 : 1;
+  const __m256i rs = _mm256_set1_epi32(rowsum);
+  int j = 0;
+  for (; j + 8 <= n; j += 8)
+    finish8_avx2(raw + j, colterm + j, zb ? zb + j : nullptr, rs, out, scales + (pc ? j : 0), pc,
+                 static_cast<uint8_t*>(y) + j * es);
+  if (j < n)
+    finish_row_scalar(raw + j, n - j, colterm + j, zb ? zb + j : nullptr, rowsum, out, scales + (pc ? j : 0),
+                      static_cast<uint8_t*>(y) + j * es);
+}
+
+void dw_accumulate_avx2(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C) {
+  const __m128i xr = _mm_set1_epi8(static_cast<char>(x_xor));
+  const __m256i zp = _mm256_set1_epi32(x_zp);
+  int c = 0;
+  for (; c + 8 <= C; c += 8) {
+    __m128i xb = _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + c)), xr);
+    __m256i xv = _mm256_sub_epi32(_mm256_cvtepu8_epi32(xb), zp);
+    __m256i wv = _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + c)));
+    __m256i* a = reinterpret_cast<__m256i*>(acc + c);
+    _mm256_storeu_si256(a, _mm256_add_epi32(_mm256_loadu_si256(a), _mm256_mullo_epi32(xv, wv)));
+  }
+  for (; c < C; ++c) acc[c] += (static_cast<int32_t>(x[c] ^ x_xor) - x_zp) * w[c];
+}
+#endif
+
+}  // namespace
+}  // namespace edge::kernels
