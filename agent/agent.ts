@@ -13,6 +13,8 @@ import { SystemdNotifier } from './systemd.js';
 import { AGENT_VERSION } from './version.js';
 import { describe } from './errors.js';
 import { TelemetryBuffer } from './telemetry/buffer.js';
+import { FleetLink } from './fleet/link.js';
+import { SecurityPolicy } from './security/policy.js';
 
 export interface AgentOptions {
   log?: Logger;
@@ -28,8 +30,12 @@ export class Agent {
   readonly context: AgentContext;
   readonly components: Component[] = [];
   readonly systemd: SystemdNotifier;
+  /** Key-file checks, package signature verifier, command signatures (starts before everything). */
+  readonly security: SecurityPolicy;
   /** The store-and-forward buffer every part records telemetry into (first component). */
   readonly telemetry: TelemetryBuffer;
+  /** The MQTT fleet link: status, commands, telemetry drain, model sync (last component). */
+  readonly fleet: FleetLink;
   #started: Component[] = [];
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopPromise: Promise<void> | undefined;
@@ -64,8 +70,16 @@ export class Agent {
     // Built-in components, in data-path order: storage, models, drift, fleet link.
     // (Each part of the agent adds its own line here; they start in this order, stop in reverse.)
     // --- components ---
+    this.security = new SecurityPolicy(this.context);
+    this.components.push(this.security);
     this.telemetry = new TelemetryBuffer(this.context);
     this.components.push(this.telemetry);
+    this.fleet = new FleetLink(this.context, {
+      telemetry: () => this.telemetry,
+      checkCommand: (msg) => this.security.checkCommand(msg),
+    });
+    this.telemetry.on('commit', () => this.fleet.kickTelemetry());
+    this.components.push(this.fleet);
     // --- end components ---
     this.components.push(...(opts.components?.(this.context) ?? []));
   }

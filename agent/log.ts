@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { REDACT_PATHS, REDACTED, redactSecrets } from './security/redact.js';
 
 export type { Logger };
 
@@ -9,8 +10,10 @@ export function createLogger(level: string, base: Record<string, unknown> = {}):
     base: { pid: process.pid, ...base },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: {
-      paths: ['*.token', '*.password', '*.key', '*.privateKey', 'config.health.token', 'config.mqtt.password'],
-      censor: '[redacted]',
+      paths: [...new Set(['*.token', '*.password', '*.key', '*.privateKey', 'config.health.token', 'config.mqtt.password', ...REDACT_PATHS])],
+      censor: REDACTED,
     },
+    // Secrets at any depth, and payloads marked {sensitive: true} (agent/security/redact.ts).
+    formatters: { log: (obj) => redactSecrets(obj) },
   });
 }

@@ -100,6 +100,10 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   for (const k of ['ca', 'cert', 'key'] as const) {
     if (config.mqtt[k]) config.mqtt[k] = path.resolve(baseDir, config.mqtt[k]!);
   }
+  // Key entries are PEM text or a file path (agent/security/trusted-keys.ts).
+  const keyPath = (e: string): string => (e.trimStart().startsWith('-----BEGIN') ? e : path.resolve(baseDir, e));
+  config.security.trustedKeys = config.security.trustedKeys.map(keyPath);
+  config.security.commands.controllerKeys = config.security.commands.controllerKeys.map(keyPath);
   return deepFreeze(config);
 }
 

@@ -37,6 +37,18 @@ export const TelemetrySection = Type.Object({
   streams: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), TelemetryStreamPolicy, { default: {}, description: 'per-stream policy, overriding the built-in one key by key' }),
 }, { ...Strict, default: {} });
 
+// Security (agent/security, docs/security.md): who may sign model packages and commands.
+const KeyList = (description: string) => Type.Array(Type.String({ minLength: 1 }), { default: [], description });
+export const SecuritySection = Type.Object({
+  trustedKeys: KeyList('ed25519 public keys whose signature a model package must carry: PEM text, or a path to a PEM file (relative to the config file); list the old and the new key together while rotating'),
+  requireSignedPackages: Type.Boolean({ default: true, description: 'refuse model packages that are unsigned, signed by a key not in trustedKeys, or changed after signing' }),
+  commands: Type.Object({
+    requireSignature: Type.Boolean({ default: false, description: 'accept only fleet commands signed by a controller key (on top of the broker ACL)' }),
+    controllerKeys: KeyList('ed25519 public keys of the controller for signed commands: PEM text or a path to a PEM file'),
+    maxSkewSeconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 300, description: 'a signed command whose timestamp is further than this from the device clock is refused; ids are remembered this long against replays (s)' }),
+  }, { ...Strict, default: {} }),
+}, { ...Strict, default: {} });
+
 export const ConfigSchema = Type.Object({
   deviceId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: 'unique id of this device; used in MQTT topics' }),
   dataDir: Type.String({ minLength: 1, description: 'state directory (SQLite buffer, installed models); relative to the config file' }),
@@ -71,6 +83,7 @@ export const ConfigSchema = Type.Object({
   }, { ...Strict, default: {} }),
   models: Type.Array(ModelEntry, { default: [] }),
   telemetry: TelemetrySection,
+  security: SecuritySection,
 }, Strict);
 
 export type Config = Static<typeof ConfigSchema>;

@@ -1,0 +1,87 @@
+// The agent's security settings in force: checked first at start, before any other part
+// reads a key or loads a model. Refuses to start when the MQTT private key is readable by
+// others; installs the package signature verifier (on by default) into the model loader;
+// exposes the command check for the fleet link.
+import type { KeyObject } from 'node:crypto';
+import type { AgentContext, Component } from '../component.js';
+import { setSignatureVerifier, type SignatureInput, type SignatureVerdict } from '../models/signature.js';
+import { checkPrivateKeyFile } from './key-file.js';
+import { verifyManifestSignature } from './signing.js';
+import { ReplayGuard, verifyCommand } from './command-signing.js';
+import { loadTrustedKeys } from './trusted-keys.js';
+
+export class SecurityPolicy implements Component {
+  readonly name = 'security';
+  #packageKeys = new Map<string, KeyObject>();
+  #commandKeys = new Map<string, KeyObject>();
+  #replays: ReplayGuard | undefined;
+  #verified = 0;
+  #refused = 0;
+  #commandsRefused = 0;
+
+  constructor(private readonly ctx: AgentContext) {}
+
+  async start(): Promise<void> {
+    const { mqtt, security } = this.ctx.config;
+    if (mqtt.key) checkPrivateKeyFile(mqtt.key, 'mqtt.key');
+    this.#packageKeys = loadTrustedKeys(security.trustedKeys, 'security.trustedKeys');
+    this.#commandKeys = loadTrustedKeys(security.commands.controllerKeys, 'security.commands.controllerKeys');
+    if (security.commands.requireSignature && this.#commandKeys.size === 0) {
+      throw new Error('security.commands.requireSignature is true but security.commands.controllerKeys is empty');
+    }
+    this.#replays = new ReplayGuard(security.commands.maxSkewSeconds * 1000);
+    if (security.requireSignedPackages) {
+      setSignatureVerifier((input) => this.verifyPackageSignature(input));
+      if (this.#packageKeys.size === 0) {
+        this.ctx.log.warn('security.requireSignedPackages is on and security.trustedKeys is empty: every model package will be refused');
+      }
+    } else {
+      this.ctx.log.warn('security.requireSignedPackages is off: model packages load without a signature check');
+      setSignatureVerifier(undefined);
+    }
+  }
+
+  async stop(): Promise<void> {
+    setSignatureVerifier(undefined);
+  }
+
+  /** The loader's hook: throws EDGE_PACKAGE_SIGNATURE to refuse. */
+  verifyPackageSignature(input: SignatureInput): SignatureVerdict {
+    try {
+      const keyId = verifyManifestSignature(input.manifestBytes, input.signature, this.#packageKeys, `${input.name}@${input.version}`);
+      this.#verified++;
+      return { verified: true, signer: keyId };
+    } catch (err) {
+      this.#refused++;
+      this.ctx.log.warn({ package: input.packageDir, err }, 'model package refused: signature');
+      throw err;
+    }
+  }
+
+  /**
+   * For the fleet link, before a command runs: throws EDGE_COMMAND_SIGNATURE when signatures
+   * are required and this one is missing, wrong, stale or replayed. A no-op when not required.
+   */
+  checkCommand(parsed: unknown): void {
+    const c = this.ctx.config.security.commands;
+    if (!c.requireSignature) return;
+    try {
+      verifyCommand(parsed, this.ctx.config.deviceId, this.#commandKeys, { maxSkewMs: c.maxSkewSeconds * 1000 }, this.#replays);
+    } catch (err) {
+      this.#commandsRefused++;
+      throw err;
+    }
+  }
+
+  status(): unknown {
+    const s = this.ctx.config.security;
+    return {
+      requireSignedPackages: s.requireSignedPackages,
+      trustedKeys: [...this.#packageKeys.keys()],
+      packagesVerified: this.#verified,
+      packagesRefused: this.#refused,
+      commandSignatures: s.commands.requireSignature ? 'required' : 'off',
+      commandsRefused: this.#commandsRefused,
+    };
+  }
+}
