@@ -1,0 +1,25 @@
+// The native int8 backend: compile an ONNX model into an engine plan and run it.
+import type { ModelProto } from '../../onnx/model.js';
+import { EdgeError } from '../../errors.js';
+import { compileModel } from './compile.js';
+
+export { NativeBackend, type NativeBackendOptions } from './native-backend.js';
+export { compileModel, unsupportedError, type CompiledModel } from './compile.js';
+export { createEngine, kernelVariant, type NativeEngine, type EngineFacts } from './engine-addon.js';
+export { unsupportedOps, isSupportedOp } from './support.js';
+
+/**
+ * Whether the whole graph runs on the native engine (the runtime's 'auto' choice): every
+ * operator is implemented and every use of it fits a fused kernel. Does not need the addon.
+ */
+export function canRunNatively(model: ModelProto): { ok: boolean; unsupported: string[] } {
+  try {
+    compileModel(model);
+    return { ok: true, unsupported: [] };
+  } catch (err) {
+    if (err instanceof EdgeError && err.code === 'EDGE_MODEL_UNSUPPORTED_OPS') {
+      return { ok: false, unsupported: (err.details as { unsupported: string[] }).unsupported };
+    }
+    return { ok: false, unsupported: [`the model could not be compiled: ${(err as Error).message}`] };
+  }
+}

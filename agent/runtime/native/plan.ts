@@ -1,0 +1,80 @@
+// The plan the compiler hands to the C++ engine: tensors (shapes in storage order), an ordered
+// list of fused quantized ops, and weight buffers referenced by index. The engine checks every
+// field again (it never trusts this side), sizes one arena from it and pre-packs the weights.
+
+/** Storage element type. Activations inside the plan are always u8 (int8 tensors are shifted by 128). */
+export type PlanDType = 'u8' | 's8' | 'i32' | 'f32';
+
+export interface PlanTensor {
+  dtype: PlanDType;
+  /** Dimensions in storage order (NHWC for feature maps). */
+  shape: number[];
+  /** When set, this tensor shares the storage of that (earlier) tensor: a free reshape. */
+  viewOf?: number;
+  /** When set, the tensor holds this weight buffer's bytes (a constant operand, filled at load). */
+  constant?: number;
+}
+
+/** A u8 clamp folded into requantization (fused Relu / Clip); [0, 255] when nothing is fused. */
+export type Clamp = [number, number];
+
+export type PlanOp =
+  | { op: 'quantize'; input: number; output: number; scale: number; zeroPoint: number; nchwToNhwc: boolean }
+  | { op: 'dequantize'; input: number; output: number; scale: number; zeroPoint: number; nhwcToNchw: boolean }
+  | {
+      op: 'conv';
+      input: number; output: number;
+      /** Weight index: s8 [M, C/group, KH, KW] (ONNX OIHW), zero point already subtracted. */
+      weights: number;
+      /** Weight index: i32 [M]. */
+      bias: number;
+      /** Weight index: f32 [M], input_scale * weight_scale[m] / output_scale. */
+      multipliers: number;
+      inputZeroPoint: number; outputZeroPoint: number; clamp: Clamp;
+      kernel: [number, number]; strides: [number, number];
+      /** top, left, bottom, right */
+      pads: [number, number, number, number];
+      dilations: [number, number]; group: number;
+    }
+  | {
+      op: 'gemm';
+      input: number; output: number;
+      /** Weight index: s8 [N, K] (one row per output). */
+      weights: number; bias: number; multipliers: number;
+      inputZeroPoint: number; outputZeroPoint: number; clamp: Clamp;
+    }
+  | {
+      op: 'maxpool';
+      input: number; output: number;
+      kernel: [number, number]; strides: [number, number]; pads: [number, number, number, number];
+      dilations: [number, number];
+    }
+  | {
+      op: 'avgpool';
+      input: number; output: number;
+      kernel: [number, number]; strides: [number, number]; pads: [number, number, number, number];
+      countIncludePad: boolean;
+      inputScale: number; inputZeroPoint: number; outputScale: number; outputZeroPoint: number;
+    }
+  | {
+      op: 'add' | 'mul';
+      a: number; b: number; output: number;
+      aScale: number; aZeroPoint: number; bScale: number; bZeroPoint: number;
+      outputScale: number; outputZeroPoint: number; clamp: Clamp;
+    }
+  | { op: 'lut'; input: number; output: number; /** Weight index: u8 [256]. */ table: number }
+  | { op: 'transpose'; input: number; output: number; /** Output dim i is input dim perm[i] (u8 tensors). */ perm: number[] };
+
+export interface PlanIO {
+  name: string;
+  tensor: number;
+}
+
+export interface Plan {
+  tensors: PlanTensor[];
+  ops: PlanOp[];
+  inputs: PlanIO[];
+  outputs: PlanIO[];
+}
+
+export type WeightBuffer = Int8Array | Uint8Array | Int32Array | Float32Array;

@@ -1,0 +1,7 @@
+# The native int8 inference engine (plan executor) on top of the kernel library.
+file(GLOB EDGE_ENGINE_SOURCES ${CMAKE_CURRENT_LIST_DIR}/src/engine/*.cc)
+add_library(edge_engine STATIC ${EDGE_ENGINE_SOURCES})
+target_include_directories(edge_engine PUBLIC ${CMAKE_CURRENT_LIST_DIR}/src)
+target_link_libraries(edge_engine PUBLIC edge_kernels)
+find_package(Threads REQUIRED)
+target_link_libraries(edge_engine PUBLIC Threads::Threads)
