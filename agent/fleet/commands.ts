@@ -30,7 +30,11 @@ export class CommandRouter {
   #errors = 0;
   #repeats = 0;
 
-  constructor(private readonly maxPayloadBytes: number, private readonly cacheSize = 512) {}
+  /**
+   * @param check runs on every new request (the whole parsed message) before it acts; it
+   *   throws to refuse, e.g. the security policy's command signatures.
+   */
+  constructor(private readonly maxPayloadBytes: number, private readonly check?: (msg: Record<string, unknown>) => void, private readonly cacheSize = 512) {}
 
   register<A>(name: string, spec: CommandSpec<A>): void {
     this.#specs.set(name, { spec: spec as CommandSpec<never>, validate: spec.args ? ajv.compile(spec.args) : undefined });
@@ -52,12 +56,21 @@ export class CommandRouter {
       this.#errors++;
       return parsed;
     }
-    const { id, name, args } = parsed;
+    const { id, name, args, msg } = parsed;
     const earlier = this.#replies.get(id);
     if (earlier) {
       // The same request again (a retry after a lost reply): answer, do not act twice.
       this.#repeats++;
       return earlier;
+    }
+    if (this.check) {
+      try {
+        this.check(msg);
+      } catch (err) {
+        // Not cached: a refused request did nothing, and must not block a good one with its id.
+        this.#errors++;
+        return fail(id, err instanceof EdgeError ? err : FleetErrors.BAD_COMMAND(describe(err)));
+      }
     }
     const reply = this.#run(id, name, args);
     this.#replies.set(id, reply);
@@ -67,7 +80,7 @@ export class CommandRouter {
     return r;
   }
 
-  #parse(payload: Buffer): { id: string; name: string; args: unknown } | CommandReply {
+  #parse(payload: Buffer): { id: string; name: string; args: unknown; msg: Record<string, unknown> } | CommandReply {
     if (payload.length > this.maxPayloadBytes) {
       return fail(null, FleetErrors.PAYLOAD_TOO_LARGE(payload.length, this.maxPayloadBytes));
     }
@@ -89,7 +102,7 @@ export class CommandRouter {
     if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) {
       return fail(id, FleetErrors.BAD_ARGS(name, `"args" must be an object, got ${Array.isArray(args) ? 'an array' : args === null ? 'null' : typeof args}`));
     }
-    return { id, name, args: args ?? {} };
+    return { id, name, args: args ?? {}, msg: msg as Record<string, unknown> };
   }
 
   async #run(id: string, name: string, args: unknown): Promise<CommandReply> {

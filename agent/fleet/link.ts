@@ -22,6 +22,8 @@ import type { ArtifactResponseHeader } from './artifact-download.js';
 import { ModelSync, activeVersions, type ModelActivator, type UnpackArtifact, type VerifyPackage } from './model-sync.js';
 import { clientOptions, safeUrl } from './mqtt-options.js';
 import { PROTOCOL, parseTopic, topics } from './topics.js';
+import { extractArchive } from '../models/archive.js';
+import { loadPackage } from '../models/package.js';
 
 export interface FleetLinkDeps {
   /** The telemetry buffer (the queue of record), when the agent has one. */
@@ -29,6 +31,8 @@ export interface FleetLinkDeps {
   runtime?: () => ModelActivator | undefined;
   unpack?: UnpackArtifact;
   verify?: VerifyPackage;
+  /** Throws to refuse a command before it runs (SecurityPolicy.checkCommand). */
+  checkCommand?: (msg: Record<string, unknown>) => void;
   /** Extra status fields for the retained status message (for example the drift summary). */
   statusExtra?: () => Record<string, unknown>;
 }
@@ -59,7 +63,7 @@ export class FleetLink implements Component {
     const m = ctx.config.mqtt;
     this.#protocol = m.protocolVersion;
     this.#backoff = new Backoff(m.reconnectMinMs, m.reconnectMaxMs);
-    this.commands = new CommandRouter(m.maxCommandBytes);
+    this.commands = new CommandRouter(m.maxCommandBytes, deps.checkCommand);
   }
 
   get state(): BrokerState {
@@ -95,8 +99,10 @@ export class FleetLink implements Component {
       request: (body, timeoutMs) => this.#artifactRequest(body, timeoutMs),
       report: (doc) => this.#publishReport(doc),
       runtime: () => this.deps.runtime?.(),
-      unpack: this.deps.unpack,
-      verify: this.deps.verify,
+      // A downloaded .edgepkg is unpacked and fully loaded (schema, hashes, signature, graph)
+      // before it is installed; tests and tools may swap these.
+      unpack: this.deps.unpack ?? extractArchive,
+      verify: this.deps.verify ?? ((dir) => loadPackage(dir)),
     });
     if (!config.mqtt.url) {
       log.warn('no mqtt.url configured: running offline, telemetry stays in the buffer');

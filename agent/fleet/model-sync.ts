@@ -3,7 +3,7 @@
 // on models/reported. Installs are atomic (temporary name, fsync, rename): a power cut leaves
 // either the old tree or the new one, never half of one. Earlier versions stay for rollback.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log.js';
@@ -55,7 +55,10 @@ export interface ModelSyncOptions {
   verify?: VerifyPackage;
 }
 
-const INSTALLED_MARK = '.installed.json';
+/** The mark beside an installed version folder: `.<version>.installed.json`. */
+function markFile(parent: string, version: string): string {
+  return path.join(parent, `.${version}.installed.json`);
+}
 export const ARTIFACT_FILE = 'package.edgepkg';
 
 export class ModelSync {
@@ -118,7 +121,7 @@ export class ModelSync {
     for (const m of want.values()) {
       const r = this.#reports.get(m.name);
       if (r && r.version === m.version && r.sha256 === m.sha256 && (r.state === 'active' || r.state === 'failed')) continue;
-      if (this.#activeVersion(m.name) === m.version && existsSync(path.join(this.versionDir(m.name, m.version), INSTALLED_MARK))) {
+      if (this.#activeVersion(m.name) === m.version && this.#isInstalled(m)) {
         this.#set(m, 'active');
         continue;
       }
@@ -131,7 +134,7 @@ export class ModelSync {
   }
 
   #isInstalled(m: DesiredModel): boolean {
-    return existsSync(path.join(this.versionDir(m.name, m.version), INSTALLED_MARK));
+    return isInstalled(this.modelsDir, m.name, m.version);
   }
 
   #activeVersion(name: string): string | undefined {
@@ -175,21 +178,31 @@ export class ModelSync {
 
   async #installedMatches(dir: string, sha: string): Promise<boolean> {
     try {
-      const mark = JSON.parse(await readFile(path.join(dir, INSTALLED_MARK), 'utf8')) as { sha256?: string };
-      return mark.sha256 === sha;
+      const mark = JSON.parse(await readFile(markFile(path.dirname(dir), path.basename(dir)), 'utf8')) as { sha256?: string };
+      return mark.sha256 === sha && existsSync(dir);
     } catch {
       return false;
     }
   }
 
-  /** Unpacks and verifies into a temporary folder beside the final one, then renames it in. */
+  /**
+   * Unpacks and verifies into a temporary folder beside the final one, fsyncs, renames it
+   * in, then writes the "installed" mark (itself by temporary name and rename). A crash
+   * before the mark leaves a folder that the next attempt replaces.
+   */
   async #install(partial: string, parent: string, finalDir: string, m: DesiredModel): Promise<void> {
     const tmp = path.join(parent, `.${m.version}.tmp-${randomBytes(4).toString('hex')}`);
-    await mkdir(tmp);
     try {
-      const artifact = path.join(tmp, ARTIFACT_FILE);
-      await rename(partial, artifact);
-      if (this.o.unpack) await this.o.unpack(artifact, tmp);
+      // Re-check the bytes that will be used, not the ones that were downloaded.
+      const got = await sha256OfFile(partial);
+      if (got !== m.sha256) throw FleetErrors.ARTIFACT_HASH(m.sha256, got);
+      if (this.o.unpack) {
+        await this.o.unpack(partial, tmp);
+        await rm(partial, { force: true });
+      } else {
+        await mkdir(tmp);
+        await rename(partial, path.join(tmp, ARTIFACT_FILE));
+      }
       if (this.o.verify) {
         try {
           await this.o.verify(tmp);
@@ -197,13 +210,14 @@ export class ModelSync {
           throw FleetErrors.SIGNATURE(describe(err));
         }
       }
-      // Re-check the bytes that will be used, not the ones that were downloaded.
-      const got = await sha256OfFile(artifact);
-      if (got !== m.sha256) throw FleetErrors.ARTIFACT_HASH(m.sha256, got);
-      await writeFile(path.join(tmp, INSTALLED_MARK), JSON.stringify({ name: m.name, version: m.version, sha256: m.sha256, installedAt: new Date().toISOString() }) + '\n');
       await fsyncTree(tmp);
-      if (existsSync(finalDir)) await rm(finalDir, { recursive: true, force: true }); // an install that never completed its mark
+      await rm(finalDir, { recursive: true, force: true }); // an install that never got its mark
       await rename(tmp, finalDir);
+      await fsyncPath(parent);
+      const mark = markFile(parent, m.version);
+      await writeFile(`${mark}.tmp`, JSON.stringify({ name: m.name, version: m.version, sha256: m.sha256, installedAt: new Date().toISOString() }) + '\n');
+      await fsyncPath(`${mark}.tmp`);
+      await rename(`${mark}.tmp`, mark);
       await fsyncPath(parent);
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
@@ -221,7 +235,7 @@ export class ModelSync {
   /** models.activate: an installed version, by hand. */
   async activateInstalled(name: string, version: string): Promise<{ name: string; version: string; previous?: string }> {
     const dir = this.versionDir(name, version);
-    if (!existsSync(path.join(dir, INSTALLED_MARK))) {
+    if (!isInstalled(this.modelsDir, name, version)) {
       throw FleetErrors.UNAVAILABLE(`model ${name} version ${version} is not installed on this device (installed: ${this.installed(name).join(', ') || 'none'})`);
     }
     const previous = this.#activeVersion(name);
@@ -232,7 +246,7 @@ export class ModelSync {
   installed(name: string): string[] {
     const base = path.join(this.modelsDir, name);
     try {
-      return readdirSafe(base).filter((v) => existsSync(path.join(base, v, INSTALLED_MARK)));
+      return readdirSafe(base).filter((v) => isInstalled(this.modelsDir, name, v));
     } catch {
       return [];
     }
@@ -259,7 +273,11 @@ export class ModelSync {
   }
 }
 
-import { readdirSync } from 'node:fs';
+function isInstalled(modelsDir: string, name: string, version: string): boolean {
+  const parent = path.join(modelsDir, name);
+  return existsSync(markFile(parent, version)) && existsSync(path.join(parent, version));
+}
+
 function readdirSafe(dir: string): string[] {
   return readdirSync(dir).filter((n) => !n.startsWith('.'));
 }

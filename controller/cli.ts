@@ -1,0 +1,243 @@
+#!/usr/bin/env node
+// edge-fleet: the reference fleet controller (docs/protocol.md). `serve` keeps the database
+// current; the other commands read it or talk to devices through the broker.
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { ID_PATTERN } from '../agent/fleet/topics.js';
+import { AGENT_VERSION } from '../agent/version.js';
+import { connectFleet } from './connect.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import { publishPackage } from './publish.js';
+import { deploy, sendCommand } from './requests.js';
+import { FleetController } from './serve.js';
+import { FleetStore } from './store.js';
+import { table } from './table.js';
+
+const DEFAULT_DB = process.env.EDGE_FLEET_DB ?? 'edge-fleet.db';
+const DEFAULT_BROKER = process.env.EDGE_FLEET_BROKER ?? 'mqtt://127.0.0.1:1883';
+
+function out(json: boolean, rows: unknown, render: () => string): void {
+  process.stdout.write(json ? JSON.stringify(rows, null, 2) + '\n' : render());
+}
+
+function openStore(file: string, mustExist = true): FleetStore {
+  if (mustExist && !existsSync(file)) throw new Error(`no controller database at ${file}; start "edge-fleet serve --db ${file}" first or pass --db`);
+  return new FleetStore(file);
+}
+
+function parseJsonArg(value: string): unknown {
+  try {
+    const v = JSON.parse(value) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v;
+  } catch (err) {
+    throw new InvalidArgumentError(`expected a JSON object, e.g. '{"name":"digits"}' (${(err as Error).message})`);
+  }
+}
+
+function deviceId(value: string): string {
+  if (!ID_PATTERN.test(value)) throw new InvalidArgumentError(`expected a device id (letters, digits, _ and -), got "${value}"`);
+  return value;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number, got "${value}"`);
+  return n;
+}
+
+async function withClient<T>(broker: string, fn: (c: Awaited<ReturnType<typeof connectFleet>>) => Promise<T>): Promise<T> {
+  const conn = await connectFleet(broker, { clientId: `edge-fleet-cli-${process.pid}-${Date.now().toString(36)}`, clean: true });
+  try {
+    return await fn(conn);
+  } finally {
+    await conn.client.endAsync().catch(() => undefined);
+  }
+}
+
+/** Drift aggregation from controller/drift when that part is installed; else the stored reports. */
+async function driftView(store: FleetStore): Promise<unknown> {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const f of ['drift/index.js', 'drift/index.ts']) {
+    const file = path.join(here, f);
+    if (!existsSync(file)) continue;
+    const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    const fn = ['aggregateDrift', 'summarizeDrift', 'fleetDrift'].map((n) => mod[n]).find((v) => typeof v === 'function') as
+      ((reports: unknown[], store?: FleetStore) => unknown) | undefined;
+    if (fn) return fn(store.driftReports(10_000), store);
+  }
+  return store.driftReports(100);
+}
+
+export function buildFleetCli(): Command {
+  const program = new Command('edge-fleet')
+    .description('Reference fleet controller for edge-agent devices (MQTT, docs/protocol.md).')
+    .version(AGENT_VERSION)
+    .showHelpAfterError();
+
+  program.command('serve')
+    .description('subscribe to the fleet and keep the database current; serve model artifacts')
+    .option('--broker <url|embedded>', 'broker URL, or "embedded" to run one in this process (MQTT 3.1.1)', DEFAULT_BROKER)
+    .option('--port <n>', 'port of the embedded broker', positiveInt, 1883)
+    .option('--db <file>', 'controller database (SQLite)', DEFAULT_DB)
+    .option('--id <name>', 'MQTT client id (persistent session; one per replica)', `edge-fleet-${hostname()}`)
+    .option('--share <group>', 'MQTT 5 shared-subscription group for replicas ("none" to disable)', 'edge-fleet')
+    .action(async (o: { broker: string; port: number; db: string; id: string; share: string }) => {
+      let embedded: EmbeddedBroker | undefined;
+      let url = o.broker;
+      if (o.broker === 'embedded') {
+        embedded = await startEmbeddedBroker({ port: o.port });
+        url = embedded.url;
+      }
+      const store = openStore(o.db, false);
+      const log = (msg: string, extra?: Record<string, unknown>): void => {
+        process.stderr.write(`edge-fleet: ${msg}${extra ? ' ' + JSON.stringify(extra) : ''}\n`);
+      };
+      const ctl = new FleetController(store, { broker: url, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
+      await ctl.start();
+      log(`serving`, { broker: url, embedded: Boolean(embedded), db: path.resolve(o.db), protocolVersion: ctl.protocolVersion, clientId: o.id });
+      // The embedded broker's URL on stdout, for scripts that start it on port 0.
+      process.stdout.write(JSON.stringify({ ready: true, broker: url, db: path.resolve(o.db) }) + '\n');
+      let stopping = false;
+      const stop = async (): Promise<void> => {
+        if (stopping) process.exit(130);
+        stopping = true;
+        await ctl.stop();
+        await embedded?.close();
+        store.close();
+        process.exit(0);
+      };
+      process.on('SIGTERM', () => void stop());
+      process.on('SIGINT', () => void stop());
+    });
+
+  program.command('devices')
+    .description('every device seen, its state and models')
+    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--json', 'print JSON')
+    .action((o: { db: string; json?: boolean }) => {
+      const store = openStore(o.db);
+      const rows = store.devices().map((d) => ({
+        device: d.deviceId,
+        state: d.state,
+        version: d.status?.agentVersion ?? null,
+        models: ((d.status?.models as { name: string; version: string }[] | undefined) ?? []).map((m) => `${m.name}@${m.version}`).join(' ') || null,
+        sync: ((d.reported?.models as { name: string; version: string; state: string }[] | undefined) ?? []).map((m) => `${m.name}@${m.version}:${m.state}`).join(' ') || null,
+        uptime: d.status?.uptimeSeconds ?? null,
+        lastSeen: d.lastSeen,
+      }));
+      out(Boolean(o.json), o.json ? store.devices() : rows, () => table(rows));
+      store.close();
+    });
+
+  program.command('cmd')
+    .description('send a command to a device and print its reply')
+    .argument('<device>', 'device id', deviceId)
+    .argument('<name>', 'command: ping, status, models.list, models.activate, models.rollback, telemetry.flush, samples.collect')
+    .option('--args <json>', 'arguments (JSON object)', parseJsonArg, {})
+    .option('--broker <url>', 'broker URL', DEFAULT_BROKER)
+    .option('--db <file>', 'record the command and reply in this database (when it exists)', DEFAULT_DB)
+    .option('--timeout <ms>', 'how long to wait for the reply', positiveInt, 15_000)
+    .option('--json', 'print the whole reply as JSON')
+    .action(async (device: string, name: string, o: { args: unknown; broker: string; db: string; timeout: number; json?: boolean }) => {
+      const store = existsSync(o.db) ? new FleetStore(o.db) : undefined;
+      const reply = await withClient(o.broker, async ({ client, protocolVersion }) => {
+        const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+        store?.commandSent(id, device, name, o.args);
+        return sendCommand(client, protocolVersion, device, name, o.args, { timeoutMs: o.timeout, id });
+      });
+      if (reply.id) store?.commandReplied(reply.id, device, reply);
+      store?.close();
+      if (o.json) process.stdout.write(JSON.stringify(reply, null, 2) + '\n');
+      else if (reply.ok) process.stdout.write(JSON.stringify(reply.result, null, 2) + '\n');
+      else process.stderr.write(`${device}: ${reply.error?.code}: ${reply.error?.message}\n`);
+      process.exitCode = reply.ok ? 0 : 2;
+    });
+
+  program.command('publish')
+    .description('store a model package (.edgepkg or folder) so devices can download it in chunks')
+    .argument('<package>', '.edgepkg file or package folder')
+    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--name <name>', 'model name (default: from the manifest)')
+    .option('--version <version>', 'model version (default: from the manifest)')
+    .option('--chunk-size <bytes>', 'chunk size', positiveInt, 256 * 1024)
+    .option('--json', 'print JSON')
+    .action(async (pkg: string, o: { db: string; name?: string; version?: string; chunkSize: number; json?: boolean }) => {
+      const store = openStore(o.db, false);
+      const art = await publishPackage(store, pkg, { name: o.name, version: o.version, chunkSize: o.chunkSize });
+      store.close();
+      const row = { name: art.name, version: art.version, sha256: art.sha256, size: art.size, chunks: art.chunks.length };
+      out(Boolean(o.json), art, () => table([row]) + `\nnext: edge-fleet deploy ${art.name}@${art.version} --device <id> | --group <g>\n`);
+    });
+
+  program.command('deploy')
+    .description('set the desired version of a model for a device or a group (retained)')
+    .argument('<model>', 'NAME@VERSION of a published package')
+    .option('--device <id>', 'one device', deviceId)
+    .option('--group <group>', 'every device in a group', deviceId)
+    .option('--broker <url>', 'broker URL', DEFAULT_BROKER)
+    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--json', 'print JSON')
+    .action(async (model: string, o: { device?: string; group?: string; broker: string; db: string; json?: boolean }) => {
+      const m = /^([^@]+)@(.+)$/.exec(model);
+      if (!m) throw new InvalidArgumentError(`expected NAME@VERSION, got "${model}"`);
+      if (Boolean(o.device) === Boolean(o.group)) throw new InvalidArgumentError('give exactly one of --device ID or --group G');
+      const store = openStore(o.db);
+      const art = store.artifact({ name: m[1], version: m[2] });
+      if (!art) {
+        const have = store.artifacts().map((a) => `${a.name}@${a.version}`).join(', ') || 'none';
+        store.close();
+        throw new Error(`${model} is not published (published: ${have}); run "edge-fleet publish PACKAGE" first`);
+      }
+      const target = o.device ? { device: o.device } : { group: o.group! };
+      const res = await withClient(o.broker, ({ client }) => deploy(client, store, target, art));
+      store.close();
+      out(Boolean(o.json), res, () => `desired state published on ${res.topic}\n${table((res.doc as { models: Record<string, unknown>[] }).models, ['name', 'version', 'sha256', 'size'])}`);
+    });
+
+  program.command('telemetry')
+    .description("a device's stored telemetry: per-stream summary, or the records of one stream")
+    .argument('<device>', 'device id', deviceId)
+    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--stream <name>', 'print the records of this stream')
+    .option('--limit <n>', 'at most this many records', positiveInt, 50)
+    .option('--json', 'print JSON')
+    .action((device: string, o: { db: string; stream?: string; limit: number; json?: boolean }) => {
+      const store = openStore(o.db);
+      if (o.stream) {
+        const rows = store.telemetry(device, { stream: o.stream }).slice(-o.limit);
+        out(Boolean(o.json), rows, () => table(rows.map((r) => ({ seq: r.seq, time: new Date(r.ts).toISOString(), payload: r.payload }))));
+      } else {
+        const rows = store.telemetrySummary(device);
+        out(Boolean(o.json), rows, () => table(rows));
+      }
+      store.close();
+    });
+
+  program.command('drift')
+    .description('drift across the fleet (aggregated when controller/drift is installed)')
+    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--json', 'print JSON')
+    .action(async (o: { db: string; json?: boolean }) => {
+      const store = openStore(o.db);
+      const view = await driftView(store);
+      store.close();
+      const rows = Array.isArray(view) ? view as Record<string, unknown>[] : [view as Record<string, unknown>];
+      out(Boolean(o.json), view, () => table(rows.map((r) => ('report' in r ? { device: r.deviceId, time: new Date(r.ts as number).toISOString(), report: r.report } : r))));
+    });
+
+  return program;
+}
+
+function fail(err: unknown): never {
+  process.stderr.write(`edge-fleet: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+
+const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/.*\/(dist\/)?controller\//, 'controller/'));
+if (isMain || process.env.EDGE_FLEET_CLI === '1') {
+  buildFleetCli().parseAsync(process.argv).catch(fail);
+}

@@ -1,0 +1,65 @@
+// edge-fleet publish: stores a model artifact (.edgepkg, or a package folder packed into
+// one) in the controller database as sha256-checked chunks that `serve` hands out.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { extractArchive, packArchive } from '../agent/models/archive.js';
+import { MANIFEST_FILE } from '../agent/models/manifest.js';
+import type { ArtifactInfo, FleetStore } from './store.js';
+
+export const DEFAULT_CHUNK_SIZE = 256 * 1024;
+
+export interface PublishOptions {
+  chunkSize?: number;
+  /** Override (or supply, for an artifact that is not a model package) the name and version. */
+  name?: string;
+  version?: string;
+}
+
+/** Stores bytes as an artifact; returns what `deploy` puts in the desired state. */
+export function storeArtifact(store: FleetStore, bytes: Buffer, meta: { name: string; version: string; chunkSize?: number; signature?: string | null }): ArtifactInfo {
+  const chunkSize = meta.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isInteger(chunkSize) || chunkSize < 1024 || chunkSize > 16 * 1024 * 1024) {
+    throw new Error(`chunk size must be 1 KiB..16 MiB, got ${chunkSize}`);
+  }
+  const n = Math.ceil(bytes.length / chunkSize);
+  const part = (i: number): Buffer => bytes.subarray(i * chunkSize, Math.min(bytes.length, (i + 1) * chunkSize));
+  const chunks = Array.from({ length: n }, (_, i) => createHash('sha256').update(part(i)).digest('hex'));
+  const info = {
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    name: meta.name,
+    version: meta.version,
+    size: bytes.length,
+    chunkSize,
+    chunks,
+    signature: meta.signature ?? null,
+  };
+  store.putArtifact(info, part);
+  return store.artifact({ sha256: info.sha256 })!;
+}
+
+export async function publishPackage(store: FleetStore, pkg: string, opts: PublishOptions = {}): Promise<ArtifactInfo> {
+  const tmp = mkdtempSync(path.join(tmpdir(), 'edge-fleet-pub-'));
+  try {
+    let archive = pkg;
+    if (statSync(pkg).isDirectory()) {
+      archive = path.join(tmp, 'package.edgepkg');
+      await packArchive(pkg, archive);
+    }
+    let name = opts.name;
+    let version = opts.version;
+    if (!name || !version) {
+      // Read name and version from the package itself (and refuse what is not a package).
+      const dir = path.join(tmp, 'x');
+      await extractArchive(archive, dir);
+      const manifest = JSON.parse(readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { name?: string; version?: string };
+      name ??= manifest.name;
+      version ??= manifest.version;
+      if (!name || !version) throw new Error(`${pkg}: ${MANIFEST_FILE} has no name/version; pass --name and --version`);
+    }
+    return storeArtifact(store, readFileSync(archive), { name, version, chunkSize: opts.chunkSize });
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,182 @@
+// edge-fleet serve: subscribes to the fleet and keeps the controller database current;
+// answers artifact requests from the stored chunks. Replicas share the device-to-controller
+// load through MQTT 5 shared subscriptions ($share/<group>/...); retained status goes to
+// every replica (shared subscriptions get no retained messages).
+import { EventEmitter } from 'node:events';
+import type { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
+import { decodeBatch } from '../agent/telemetry/encoding.js';
+import { encodeFrame } from '../agent/fleet/frame.js';
+import { ID_PATTERN, STREAM_PATTERN, filters, parseTopic, topics } from '../agent/fleet/topics.js';
+import { connectFleet } from './connect.js';
+import type { FleetStore, IngestResult } from './store.js';
+
+export interface ControllerOptions {
+  broker: string;
+  clientId: string;
+  /** Shared-subscription group name; undefined = plain subscriptions (one controller). */
+  share?: string;
+  /** Largest telemetry message accepted (bytes, decompressed). */
+  maxBatchBytes?: number;
+  log?: (msg: string, extra?: Record<string, unknown>) => void;
+}
+
+export interface BatchEvent extends IngestResult {
+  deviceId: string;
+  stream: string;
+}
+
+const MAX_JSON = 1024 * 1024;
+
+export class FleetController extends EventEmitter {
+  #client: MqttClient | undefined;
+  #protocol: 4 | 5 = 5;
+  readonly counters = { batches: 0, records: 0, duplicates: 0, rejected: 0, chunksServed: 0, statuses: 0 };
+
+  constructor(readonly store: FleetStore, readonly opts: ControllerOptions) {
+    super();
+  }
+
+  get protocolVersion(): 4 | 5 {
+    return this.#protocol;
+  }
+
+  get client(): MqttClient | undefined {
+    return this.#client;
+  }
+
+  async start(): Promise<void> {
+    const { client, protocolVersion } = await connectFleet(this.opts.broker, { clientId: this.opts.clientId, clean: false, reconnect: true });
+    this.#client = client;
+    this.#protocol = protocolVersion;
+    client.on('message', (topic, payload, packet) => {
+      try {
+        this.#onMessage(topic, payload, packet);
+      } catch (err) {
+        this.opts.log?.('message handling failed', { topic, err: String(err) });
+      }
+    });
+    const shared = (f: string): string => (this.opts.share && protocolVersion === 5 ? `$share/${this.opts.share}/${f}` : f);
+    await client.subscribeAsync({
+      [filters.status]: { qos: 1 },
+      [shared(filters.telemetry)]: { qos: 1 },
+      [shared(filters.reported)]: { qos: 1 },
+      [shared(filters.cmdRes)]: { qos: 1 },
+      [shared(filters.artifactReq)]: { qos: 1 },
+    });
+  }
+
+  async stop(): Promise<void> {
+    const c = this.#client;
+    if (!c) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { c.end(true); resolve(); }, 2000);
+      c.end(false, {}, () => { clearTimeout(t); resolve(); });
+    });
+  }
+
+  #reject(device: string | undefined, topic: string, reason: string, bytes: number): void {
+    this.counters.rejected++;
+    this.store.reject(device, topic, reason, bytes);
+    this.opts.log?.('rejected a message', { topic, reason });
+  }
+
+  #onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const t = parseTopic(topic);
+    if (!t || (t.device !== undefined && !ID_PATTERN.test(t.device))) return;
+    const device = t.device!;
+    switch (t.kind) {
+      case 'status': {
+        if (payload.length === 0) return; // a cleared retained message
+        const doc = this.#json(device, topic, payload);
+        if (!doc) return;
+        this.counters.statuses++;
+        this.store.upsertStatus(device, doc);
+        this.emit('status', device, doc);
+        return;
+      }
+      case 'telemetry': {
+        if (!STREAM_PATTERN.test(t.stream!)) return this.#reject(device, topic, 'bad stream name', payload.length);
+        let batch;
+        try {
+          batch = decodeBatch(payload, { maxBytes: this.opts.maxBatchBytes ?? 64 * 1024 * 1024 });
+        } catch (err) {
+          return this.#reject(device, topic, (err as Error).message, payload.length);
+        }
+        const res = this.store.ingestBatch(device, t.stream!, batch.records, this.opts.clientId);
+        this.counters.batches++;
+        this.counters.records += res.stored;
+        this.counters.duplicates += res.duplicates;
+        this.emit('batch', { deviceId: device, stream: t.stream!, ...res } satisfies BatchEvent);
+        return;
+      }
+      case 'reported': {
+        if (payload.length === 0) return;
+        const doc = this.#json(device, topic, payload);
+        if (doc) {
+          this.store.upsertReported(device, doc);
+          this.emit('reported', device, doc);
+        }
+        return;
+      }
+      case 'cmdRes': {
+        const doc = this.#json(device, topic, payload);
+        if (doc && typeof doc.id === 'string') this.store.commandReplied(doc.id, device, doc);
+        return;
+      }
+      case 'artifactReq':
+        this.#serveArtifact(device, payload, packet);
+        return;
+    }
+  }
+
+  #json(device: string, topic: string, payload: Buffer): Record<string, unknown> | undefined {
+    if (payload.length > MAX_JSON) {
+      this.#reject(device, topic, `JSON document of ${payload.length} bytes exceeds ${MAX_JSON}`, payload.length);
+      return undefined;
+    }
+    try {
+      const doc = JSON.parse(payload.toString('utf8')) as unknown;
+      if (typeof doc === 'object' && doc !== null && !Array.isArray(doc)) return doc as Record<string, unknown>;
+      this.#reject(device, topic, 'expected a JSON object', payload.length);
+    } catch {
+      this.#reject(device, topic, 'not valid JSON', payload.length);
+    }
+    return undefined;
+  }
+
+  /** Answers one artifact request (manifest or chunk) with a binary frame. */
+  #serveArtifact(device: string, payload: Buffer, packet: IPublishPacket): void {
+    const props = packet.properties;
+    const replyTopic = props?.responseTopic && !/[+#]/.test(props.responseTopic) ? props.responseTopic : topics.artifactRes(device);
+    const opts: IClientPublishOptions = { qos: 1 };
+    if (props?.correlationData) opts.properties = { correlationData: props.correlationData };
+    const send = (header: object, body?: Buffer): void => {
+      this.#client?.publish(replyTopic, encodeFrame(header, body), opts);
+    };
+    let req: { id?: unknown; op?: unknown; sha256?: unknown; index?: unknown };
+    try {
+      if (payload.length > 4096) throw new Error(`request of ${payload.length} bytes exceeds 4096`);
+      req = JSON.parse(payload.toString('utf8')) as typeof req;
+      if (typeof req !== 'object' || req === null) throw new Error('not an object');
+    } catch (err) {
+      return send({ id: null, ok: false, error: { code: 'EDGE_FLEET_BAD_REQUEST', message: `expected JSON {"id","op":"manifest"|"chunk","sha256","index"?}: ${(err as Error).message}` } });
+    }
+    const id = typeof req.id === 'string' ? req.id : null;
+    const fail = (code: string, message: string): void => send({ id, ok: false, op: req.op, error: { code, message } });
+    if (typeof req.sha256 !== 'string') return fail('EDGE_FLEET_BAD_REQUEST', '"sha256" must be a hex string');
+    const art = this.store.artifact({ sha256: req.sha256 });
+    if (!art) return fail('EDGE_FLEET_UNKNOWN_ARTIFACT', `no published artifact with sha256 ${req.sha256}; run "edge-fleet publish"`);
+    if (req.op === 'manifest') {
+      return send({ id, ok: true, op: 'manifest', sha256: art.sha256, manifest: { sha256: art.sha256, size: art.size, chunkSize: art.chunkSize, chunks: art.chunks } });
+    }
+    if (req.op !== 'chunk') return fail('EDGE_FLEET_BAD_REQUEST', `"op" must be "manifest" or "chunk", got ${JSON.stringify(req.op)}`);
+    const index = req.index;
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= art.chunks.length) {
+      return fail('EDGE_FLEET_BAD_REQUEST', `"index" must be an integer 0..${art.chunks.length - 1}`);
+    }
+    const data = this.store.chunk(art.sha256, index);
+    if (!data) return fail('EDGE_FLEET_UNKNOWN_ARTIFACT', `chunk ${index} of ${art.sha256} is missing from the database`);
+    this.counters.chunksServed++;
+    send({ id, ok: true, op: 'chunk', sha256: art.sha256, index, size: data.length }, data);
+  }
+}
