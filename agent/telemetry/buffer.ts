@@ -84,6 +84,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   readonly file: string;
   readonly config: TelemetryConfig;
   readonly #log: Logger | undefined;
+  readonly #pageCapBytes: number;
 
   #db: DB | undefined;
   #dbId = '';
@@ -125,6 +126,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       this.#log = o.log?.child({ component: 'telemetry' });
       if (o.metrics) registerTelemetryMetrics(o.metrics, this);
     }
+    this.#pageCapBytes = ('pageCapBytes' in ctxOrOptions ? ctxOrOptions.pageCapBytes : undefined) ?? this.config.maxBytes;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -451,6 +453,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       const rows = this.#stmts!.rangeSeqs.all(l.stream, l.first, l.last) as { seq: number }[];
       seqs = rows.map((r) => r.seq);
     } else {
+      if (this.#pending.length && !this.#failing) this.#commit();
       seqs = target.filter((n) => Number.isSafeInteger(n));
     }
     const n = this.#quarantineSeqs(seqs, reason);
@@ -593,7 +596,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   }
 
   #open(): void {
-    const opts = { synchronous: this.config.synchronous, maxBytes: this.config.maxBytes };
+    const opts = { synchronous: this.config.synchronous, maxBytes: this.#pageCapBytes };
     let db: DB;
     try {
       db = openStore(this.file, opts);
@@ -701,7 +704,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       try {
         db.pragma('incremental_vacuum');
         db.pragma('wal_checkpoint(TRUNCATE)');
-        setMaxBytes(db, this.config.maxBytes);
+        setMaxBytes(db, this.#pageCapBytes);
       } catch (err) {
         this.#log?.warn({ err: describe(err) }, 'could not shrink the telemetry database');
       }
@@ -730,7 +733,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
           continue;
         }
         if (isCorruption(err) && attempt < 2) {
-          this.#recover(err, () => openStore(this.file, { synchronous: this.config.synchronous, maxBytes: this.config.maxBytes }));
+          this.#recover(err, () => openStore(this.file, { synchronous: this.config.synchronous, maxBytes: this.#pageCapBytes }));
           continue;
         }
         throw err;

@@ -24,6 +24,11 @@ export interface TelemetryBufferOptions {
   config: TelemetryConfig;
   log?: Logger;
   metrics?: Registry;
+  /**
+   * Hard cap of the file (PRAGMA max_page_count), default config.maxBytes. Tests set it
+   * below the eviction high-water mark to make SQLite report SQLITE_FULL for real.
+   */
+  pageCapBytes?: number;
 }
 
 export interface LeasedRecord {
