@@ -49,6 +49,33 @@ export const SecuritySection = Type.Object({
   }, { ...Strict, default: {} }),
 }, { ...Strict, default: {} });
 
+// Drift detection (agent/drift, docs/drift.md). Thresholds here override the model
+// package's (which override the built-in defaults); leave them out to keep the package's.
+export const DriftSection = Type.Object({
+  enabled: Type.Boolean({ default: true, description: 'profile inferences and report drift for models whose package has a drift reference' }),
+  windowInferences: Type.Integer({ minimum: 10, default: 1000, description: 'a window closes after this many observed inferences (batch items)' }),
+  windowSeconds: Type.Integer({ minimum: 1, default: 3600, description: 'a window closes after this long, whichever comes first (s)' }),
+  minWindowSize: Type.Integer({ minimum: 1, default: 100, description: 'a window with fewer observations is reported as "insufficient", without a verdict' }),
+  sampleEvery: Type.Integer({ minimum: 1, default: 1, description: 'observe one inference in this many (1 = every one)' }),
+  sketchK: Type.Integer({ minimum: 16, maximum: 4096, default: 200, description: 'KLL sketch size per numeric feature of a window (rank error within 3/k; memory about 3k numbers, 4 bytes each in a report)' }),
+  thresholds: Type.Object({
+    psiWarn: Type.Optional(Type.Number({ minimum: 0, description: 'PSI warning level (default 0.1)' })),
+    psiAlert: Type.Optional(Type.Number({ minimum: 0, description: 'PSI large-change level (default 0.25)' })),
+    jensenShannon: Type.Optional(Type.Number({ minimum: 0, description: 'Jensen-Shannon distance large-change level (default 0.1)' })),
+    wasserstein: Type.Optional(Type.Number({ minimum: 0, description: 'normalised Wasserstein-1 large-change level (default 0.1)' })),
+    ksPValue: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'KS significance level before Bonferroni (default 0.05)' })),
+    chiSquarePValue: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'chi-square significance level before Bonferroni (default 0.05)' })),
+    bonferroni: Type.Optional(Type.Boolean({ description: 'divide significance levels by the number of features (default true)' })),
+    datasetDriftShare: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'share of drifting input features that makes the dataset drifted (default 0.5)' })),
+  }, { ...Strict, default: {}, description: 'overrides of the model package thresholds' }),
+  detectors: Type.Object({
+    adwinDelta: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.002, description: 'ADWIN confidence' }),
+    pageHinkleyDelta: Type.Number({ minimum: 0, default: 0.005, description: 'Page-Hinkley tolerated change' }),
+    pageHinkleyThreshold: Type.Number({ exclusiveMinimum: 0, default: 50, description: 'Page-Hinkley detection threshold (in units of the stream: confidence, ms)' }),
+    pageHinkleyMinSamples: Type.Integer({ minimum: 1, default: 30, description: 'Page-Hinkley stays quiet for this many values after a (re)start' }),
+  }, { ...Strict, default: {} }),
+}, { ...Strict, default: {} });
+
 export const ConfigSchema = Type.Object({
   deviceId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: 'unique id of this device; used in MQTT topics' }),
   dataDir: Type.String({ minLength: 1, description: 'state directory (SQLite buffer, installed models); relative to the config file' }),
@@ -84,6 +111,7 @@ export const ConfigSchema = Type.Object({
   models: Type.Array(ModelEntry, { default: [] }),
   telemetry: TelemetrySection,
   security: SecuritySection,
+  drift: DriftSection,
 }, Strict);
 
 export type Config = Static<typeof ConfigSchema>;
