@@ -1,0 +1,128 @@
+// Convolution: random regular, grouped, strided, dilated, padded, pointwise and depthwise
+// shapes against ref::conv, plus the MobileNet v2 depthwise 3x3 shapes at small resolution.
+#include <cmath>
+
+#include "kernels/kernels.h"
+#include "test_util.h"
+
+namespace edge::test {
+using namespace edge::kernels;
+
+namespace {
+ThreadPool& pool2() {
+  static ThreadPool p(2);
+  return p;
+}
+
+bool run_conv(Rng& rng, const ConvShape& s, bool threads) {
+  static const std::vector<int32_t> kZps = {0, 18, 75, 128, 157, 231, 255};
+  const QType xt = rng.uniform(0, 3) == 0 ? QType::S8 : QType::U8;
+  const int32_t xzp = rng.pick(kZps) - (xt == QType::S8 ? 128 : 0);
+  const int Cg = s.C / s.groups, OH = s.out_h(), OW = s.out_w();
+  const size_t xn = static_cast<size_t>(s.batch) * s.H * s.W * s.C;
+  const size_t wn = static_cast<size_t>(s.out_channels) * Cg * s.kernel_h * s.kernel_w;
+  const size_t yn = static_cast<size_t>(s.batch) * OH * OW * s.out_channels;
+  const int o = rng.uniform(0, 4);
+  const OutputSpec::Kind kind = o == 0 ? OutputSpec::Kind::Int32 : o == 1 ? OutputSpec::Kind::S8 : OutputSpec::Kind::U8;
+  const size_t es = kind == OutputSpec::Kind::Int32 ? 4 : 1;
+  GuardedBuffer x(xn), w(wn), y(yn * es), yr(yn * es);
+  for (size_t i = 0; i < xn; ++i) x.as()[i] = static_cast<uint8_t>(rng.next());
+  for (size_t i = 0; i < wn; ++i) w.as<int8_t>()[i] = static_cast<int8_t>(rng.next());
+  const bool wpc = rng.uniform(0, 1);
+  std::vector<int32_t> wzp(wpc ? s.out_channels : 1, 0), bias(s.out_channels);
+  if (rng.uniform(0, 2) == 0)
+    for (auto& z : wzp) z = rng.uniform(-128, 127);
+  for (auto& b : bias) b = rng.uniform(-50000, 50000);
+  std::vector<float> scales(rng.uniform(0, 1) ? s.out_channels : 1);
+  for (auto& sc : scales) sc = std::ldexp(1.0f + rng.unit(), rng.uniform(-16, -6));
+  const int32_t yzp = kind == OutputSpec::Kind::S8 ? rng.uniform(-128, 127) : rng.pick(kZps);
+  OutputSpec out = kind == OutputSpec::Kind::Int32
+                       ? OutputSpec::int32()
+                       : OutputSpec::quantized(kind == OutputSpec::Kind::U8 ? QType::U8 : QType::S8, scales.data(),
+                                               static_cast<int>(scales.size()), yzp);
+  if (kind != OutputSpec::Kind::Int32 && rng.uniform(0, 2) == 0) out.clamp_min = yzp;
+  const bool use_bias = rng.uniform(0, 3) != 0;
+  const std::string what =
+      fmt("conv[%s] n=%d %dx%dx%d oc=%d k=%dx%d s=%d,%d p=%d,%d,%d,%d d=%d,%d g=%d x=%s zp=%d out=%d threads=%d",
+          active_variant_name(), s.batch, s.H, s.W, s.C, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w,
+          s.pad_top, s.pad_left, s.pad_bottom, s.pad_right, s.dilation_h, s.dilation_w, s.groups, qtype_name(xt), xzp,
+          static_cast<int>(kind), threads);
+  std::unique_ptr<PackedConv> pc;
+  Status st = pack_conv(s, w.as<int8_t>(), wzp.data(), static_cast<int>(wzp.size()), &pc);
+  if (!expect(st.ok(), what + " pack: " + (st.error ? st.error : ""))) return false;
+  ThreadPool* pool = threads ? &pool2() : nullptr;
+  const size_t scratch = conv_scratch_bytes(*pc, pool_threads(pool));
+  GuardedBuffer arena_mem(scratch);
+  Arena arena(arena_mem.as(), scratch);
+  ConvArgs args;
+  args.x = x.as();
+  args.x_type = xt;
+  args.x_zero_point = xzp;
+  args.bias = use_bias ? bias.data() : nullptr;
+  args.y = y.as();
+  args.out = out;
+  st = conv(*pc, args, arena, pool);
+  if (!expect(st.ok(), what + " conv: " + (st.error ? st.error : ""))) return false;
+  ref::conv(s, x.as(), xt, xzp, w.as<int8_t>(), wzp.data(), static_cast<int>(wzp.size()), use_bias ? bias.data() : nullptr,
+            out, yr.as());
+  for (size_t i = 0; i < y.size(); ++i)
+    if (y.as()[i] != yr.as()[i]) return expect(false, what + fmt(" first mismatch at byte %zu", i));
+  return expect(true, what);
+}
+
+ConvShape random_shape(Rng& rng) {
+  ConvShape s;
+  s.batch = rng.uniform(1, 2);
+  s.H = rng.uniform(1, 12);
+  s.W = rng.uniform(1, 12);
+  const int kind = rng.uniform(0, 3);  // 0 regular, 1 grouped, 2 depthwise, 3 pointwise
+  const int groups = kind == 1 ? rng.uniform(2, 4) : 1;
+  s.C = kind == 2 ? rng.uniform(1, 40) : groups * rng.uniform(1, 12);
+  s.groups = kind == 2 ? s.C : groups;
+  s.out_channels = kind == 2 ? s.C : groups * rng.uniform(1, 20);
+  if (kind == 3) return s;
+  s.kernel_h = rng.uniform(1, 5);
+  s.kernel_w = rng.uniform(1, 5);
+  s.stride_h = rng.uniform(1, 3);
+  s.stride_w = rng.uniform(1, 3);
+  s.dilation_h = rng.uniform(1, 2);
+  s.dilation_w = rng.uniform(1, 2);
+  s.pad_top = rng.uniform(0, 2);
+  s.pad_left = rng.uniform(0, 2);
+  s.pad_bottom = rng.uniform(0, 2);
+  s.pad_right = rng.uniform(0, 2);
+  // Grow the input until the dilated kernel fits.
+  while (check_conv_shape(s) != nullptr) {
+    ++s.H;
+    ++s.W;
+  }
+  return s;
+}
+}  // namespace
+
+void run_conv_tests(Rng& rng, int cases) {
+  for (int i = 0; i < cases / 2 + 20; ++i) run_conv(rng, random_shape(rng), rng.uniform(0, 3) == 0);
+  // MobileNet v2's depthwise 3x3 layers (stride 1 and 2, pad 1) at a small resolution.
+  for (int C : {32, 96, 144, 192, 384, 576, 960}) {
+    for (int stride : {1, 2}) {
+      ConvShape s;
+      s.H = s.W = 7;
+      s.C = s.out_channels = s.groups = C;
+      s.kernel_h = s.kernel_w = 3;
+      s.stride_h = s.stride_w = stride;
+      s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = 1;
+      run_conv(rng, s, false);
+    }
+  }
+  // A stem-like 3x3 stride-2 regular conv with 3 input channels.
+  ConvShape stem;
+  stem.H = stem.W = 17;
+  stem.C = 3;
+  stem.out_channels = 32;
+  stem.kernel_h = stem.kernel_w = 3;
+  stem.stride_h = stem.stride_w = 2;
+  stem.pad_top = stem.pad_left = stem.pad_bottom = stem.pad_right = 1;
+  run_conv(rng, stem, true);
+}
+
+}  // namespace edge::test
