@@ -21,11 +21,13 @@ Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object InitEngine(Napi::Env env, Napi::Object exports);  // engine.cc
+Napi::Object InitKernels(Napi::Env env, Napi::Object exports);  // kernels.cc
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify, "sdNotify"));
   exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures, "cpuFeatures"));
   InitEngine(env, exports);
+  InitKernels(env, exports);
   return exports;
 }
 
