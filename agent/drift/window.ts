@@ -73,8 +73,10 @@ export class DriftWindow {
     const d = settings.detectors;
     this.#watch = {
       confidence: new ScalarWatch('confidence', d, true),
-      latency: new ScalarWatch('latency', d, true),
-      // 0/1 streams: Page-Hinkley's threshold of 50 is in the stream's units; ADWIN suits them.
+      // Page-Hinkley's threshold (50) is in the stream's own units: right for a confidence in
+      // [0, 1] (a sustained drop of 0.3 fires after ~170 values), but ordinary jitter of a few ms
+      // would trip it on latency. Latency and the 0/1 streams get ADWIN, which scales to the noise.
+      latency: new ScalarWatch('latency', d, false),
       errors: new ScalarWatch('errors', d, false),
       accuracy: new ScalarWatch('accuracy', d, false),
     };
