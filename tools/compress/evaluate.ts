@@ -1,0 +1,116 @@
+// `edge-model eval MODEL --data DIR --labels FILE --metric M`: run the model over a held-out
+// set in ONNX Runtime and score its first output against the labels. Also reports the size
+// and the share of zero weights, so a pruned or quantized model's cost is visible next to
+// what it saves.
+import { statSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { encodeModel } from '../../agent/onnx/model.js';
+import { NpyFormatError, readNpy, toFloat32 } from '../../agent/tensor/npy.js';
+import { listNpyFiles, loadBatch, singleInput } from './dataset.js';
+import { compressError } from './errors.js';
+import { readModelFile } from './model-file.js';
+import { accuracy, auc, CLASSIFICATION, predictedClasses, precisionRecallF1, regression, type Metric } from './metrics.js';
+import { floatTensor, openSession, runSession } from './ort-session.js';
+import { Progress } from './progress.js';
+
+export interface Evaluation {
+  model: string;
+  metric: Metric;
+  value: number;
+  samples: number;
+  output: string;
+  bytes: number;
+  gzipBytes: number;
+  /** All metrics that apply to this kind of task, for the package manifest. */
+  all: Record<string, number>;
+}
+
+/** Labels: a .npy array (ints for classes, floats for regression) or a text file, one per line. */
+export function readLabels(file: string): Float64Array {
+  if (file.endsWith('.npy')) {
+    try {
+      const a = readNpy(file);
+      return Float64Array.from(toFloat32(a));
+    } catch (err) {
+      if (err instanceof NpyFormatError) throw compressError('EDGE_LABELS_INVALID', err.message);
+      throw err;
+    }
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw compressError('EDGE_LABELS_INVALID', `cannot read labels ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  const values = lines.map((l, i) => {
+    const v = Number(l);
+    if (!Number.isFinite(v)) throw compressError('EDGE_LABELS_INVALID', `${file} line ${i + 1}: "${l.slice(0, 40)}" is not a number; expected one label per line`);
+    return v;
+  });
+  return Float64Array.from(values);
+}
+
+export interface RunResult { scores: Float32Array; rowWidth: number; samples: number; output: string }
+
+/** Runs the model over every file of a data folder; returns its first output, row per sample. */
+export async function runOverFolder(modelFile: string, dataDir: string): Promise<RunResult> {
+  const model = readModelFile(modelFile);
+  const input = singleInput(model, modelFile);
+  const files = listNpyFiles(dataDir, 'data', 'EDGE_DATA_INVALID');
+  const batches = files.map((f) => loadBatch(f, input));
+  const session = await openSession(encodeModel(model), modelFile);
+  const output = session.outputNames[0];
+  const total = batches.reduce((s, b) => s + b.shape[0], 0);
+  const progress = new Progress('evaluating', total);
+  const parts: Float32Array[] = [];
+  let rowWidth = 1;
+  for (const b of batches) {
+    const out = (await runSession(session, { [input.name]: floatTensor(b.data, b.shape) }, `evaluation on ${b.file}`))[output];
+    rowWidth = out.dims.slice(1).reduce((a, c) => a * c, 1);
+    parts.push(Float32Array.from(out.data as Float32Array));
+    progress.tick(b.shape[0]);
+  }
+  progress.end();
+  await session.release();
+  const scores = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    scores.set(p, o);
+    o += p.length;
+  }
+  return { scores, rowWidth, samples: total, output };
+}
+
+export function score(run: RunResult, labels: Float64Array, metric: Metric, labelsFile = 'labels'): Record<string, number> {
+  if (labels.length !== run.samples) {
+    throw compressError('EDGE_LABELS_INVALID', `${labelsFile} has ${labels.length} labels, but the data folder holds ${run.samples} samples; expected one label per sample, in file-name order`);
+  }
+  if (CLASSIFICATION.has(metric)) {
+    for (let i = 0; i < labels.length; i++) {
+      const l = labels[i];
+      if (!Number.isInteger(l) || l < 0 || (run.rowWidth > 1 && l >= run.rowWidth) || (run.rowWidth === 1 && l > 1)) {
+        throw compressError('EDGE_LABELS_INVALID', `${labelsFile}: label #${i + 1} is ${l}; ${metric} expects class indices 0..${Math.max(run.rowWidth - 1, 1)} for output ${run.output}`);
+      }
+    }
+    const pred = predictedClasses(run.scores, run.rowWidth);
+    const prf = precisionRecallF1(pred, labels);
+    return { accuracy: accuracy(pred, labels), ...prf, auc: auc(run.scores, run.rowWidth, labels) };
+  }
+  if (run.rowWidth !== 1) {
+    throw compressError('EDGE_LABELS_INVALID', `${metric} compares one predicted value per sample with one label; output ${run.output} has ${run.rowWidth} values per sample`);
+  }
+  return regression(run.scores, labels);
+}
+
+export async function evaluateModel(modelFile: string, dataDir: string, labelsFile: string, metric: Metric): Promise<Evaluation> {
+  const labels = readLabels(labelsFile);
+  const run = await runOverFolder(modelFile, dataDir);
+  const all = score(run, labels, metric, labelsFile);
+  const bytes = statSync(modelFile).size;
+  return {
+    model: modelFile, metric, value: all[metric], samples: run.samples, output: run.output,
+    bytes, gzipBytes: gzipSync(readFileSync(modelFile)).length, all,
+  };
+}

@@ -1,0 +1,61 @@
+// The arithmetic of quantization: int8 symmetric weights (per output channel or per tensor),
+// uint8 asymmetric activations, int32 biases at scale input_scale * weight_scale.
+import { compressError } from './errors.js';
+import type { Range } from './calibrate.js';
+
+export interface ActivationParams { scale: number; zeroPoint: number }
+
+/** uint8 asymmetric parameters for a range; the range always contains 0 so zero is exact. */
+export function activationParams(name: string, r: Range): ActivationParams {
+  if (!Number.isFinite(r.min) || !Number.isFinite(r.max)) {
+    throw compressError('EDGE_CALIB_MISMATCH', `tensor ${name} had no finite values during calibration (range [${r.min}, ${r.max}]); check the calibration data`);
+  }
+  const lo = Math.min(0, r.min);
+  const hi = Math.max(0, r.max);
+  const scale = (hi - lo) / 255 || 1;
+  const zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+  return { scale: Math.fround(scale), zeroPoint };
+}
+
+export interface QuantizedWeights {
+  q: Int8Array;
+  /** One scale per channel along `axis`, or a single one (axis null). */
+  scales: Float32Array;
+  axis: number | null;
+}
+
+/** int8 symmetric in [-127, 127]: zero point 0, scale = max|w| / 127 per channel. */
+export function quantizeWeights(w: Float32Array, shape: number[], axis: number | null): QuantizedWeights {
+  const channels = axis === null ? 1 : shape[axis];
+  const inner = axis === null ? w.length : shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const chan = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
+  const amax = new Float32Array(channels);
+  for (let i = 0; i < w.length; i++) {
+    const c = chan(i);
+    const a = Math.abs(w[i]);
+    if (a > amax[c]) amax[c] = a;
+  }
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) scales[c] = amax[c] > 0 ? amax[c] / 127 : 1;
+  const q = new Int8Array(w.length);
+  for (let i = 0; i < w.length; i++) q[i] = Math.max(-127, Math.min(127, Math.round(w[i] / scales[chan(i)])));
+  return { q, scales, axis };
+}
+
+/** int32 bias at scale inputScale * weightScale[c] (the accumulator's scale). */
+export function quantizeBias(b: Float32Array, inputScale: number, weightScales: Float32Array): { q: Int32Array; scales: Float32Array } {
+  const scales = new Float32Array(b.length);
+  const q = new Int32Array(b.length);
+  for (let c = 0; c < b.length; c++) {
+    const s = inputScale * weightScales[weightScales.length === 1 ? 0 : c];
+    scales[c] = s;
+    q[c] = Math.max(-2147483647, Math.min(2147483647, Math.round(b[c] / s)));
+  }
+  return { q, scales };
+}
+
+export function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c];
+  return t;
+}

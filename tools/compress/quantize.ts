@@ -1,0 +1,72 @@
+// `edge-model quantize`: read, canonicalize (constants, opset 13), fold BatchNorm, then static
+// (calibrated) or dynamic quantization; the result is checked by loading it in ONNX Runtime.
+import { statSync } from 'node:fs';
+import { encodeModel } from '../../agent/onnx/model.js';
+import { calibrate, type RangeMethod } from './calibrate.js';
+import { singleInput } from './dataset.js';
+import { compressError } from './errors.js';
+import { foldBatchNorms } from './fold-batchnorm.js';
+import { canonicalize } from './graph.js';
+import { readModelFile, writeModelFile } from './model-file.js';
+import { openSession } from './ort-session.js';
+import { applyDynamic } from './quantize-dynamic.js';
+import { applyStatic, planStatic, type QuantFormat } from './quantize-static.js';
+
+export interface QuantizeOptions {
+  calib?: string;
+  dynamic?: boolean;
+  perChannel: boolean;
+  method: RangeMethod;
+  percentile?: number;
+  format: QuantFormat;
+  /** Node names (or output tensor names) to keep in float. */
+  exclude?: string[];
+}
+
+export interface QuantizeReport {
+  input: string;
+  output: string;
+  mode: 'static' | 'dynamic';
+  format?: QuantFormat;
+  method?: RangeMethod;
+  foldedBatchNorms: number;
+  quantized: Record<string, number>;
+  floatOps?: Record<string, number>;
+  calibration?: { files: number; samples: number; tensors: number };
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+export async function quantizeFile(input: string, output: string, opts: QuantizeOptions): Promise<QuantizeReport> {
+  const model = readModelFile(input);
+  const bytesBefore = statSync(input).size;
+  const g = canonicalize(model);
+  const folded = foldBatchNorms(g);
+  let report: Omit<QuantizeReport, 'bytesAfter'>;
+  if (opts.dynamic) {
+    const { quantized } = applyDynamic(g, opts.perChannel);
+    if (Object.keys(quantized).length === 0) {
+      throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} has no MatMul or Gemm with a constant weight; dynamic quantization has nothing to do (use static quantization with --calib for CNNs)`);
+    }
+    report = { input, output, mode: 'dynamic', foldedBatchNorms: folded, quantized, bytesBefore };
+  } else {
+    if (!opts.calib) throw compressError('EDGE_USAGE', 'static quantization needs --calib DIR (a folder of .npy inputs); or pass --dynamic');
+    singleInput(model, input);
+    const plan = planStatic(g, new Set(opts.exclude ?? []));
+    if (plan.items.length === 0) {
+      throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} has no Conv, Gemm or MatMul with constant weights to quantize`);
+    }
+    const cal = await calibrate(model, plan.tensors, opts.calib, { method: opts.method, percentile: opts.percentile });
+    const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel });
+    report = {
+      input, output, mode: 'static', format: opts.format, method: opts.method, foldedBatchNorms: folded, quantized, floatOps,
+      calibration: { files: cal.files, samples: cal.samples, tensors: plan.tensors.length }, bytesBefore,
+    };
+  }
+  model.producerName = 'edge-model';
+  // Refuse to write a model ONNX Runtime would not load.
+  const session = await openSession(encodeModel(model), `the quantized model`);
+  await session.release();
+  const bytesAfter = writeModelFile(output, model);
+  return { ...report, bytesAfter };
+}

@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+// edge-model: the compression toolkit. From an fp32 ONNX model to a signed int8 package:
+// inspect, quantize (static or dynamic), prune, eval, compare, pack, keygen, sign, verify.
+// Subcommands of other parts (run, bench) live in their own files beside this one, each
+// exporting `register(program: Command)`; they are added when present.
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { EdgeError, describe } from '../../agent/errors.js';
+import { generateKeyPair, signPackage, verifyPackage } from '../../agent/security/signing.js';
+import { extractArchive, isArchive, packArchive } from '../../agent/models/archive.js';
+import { AGENT_VERSION } from '../../agent/version.js';
+import { RANGE_METHODS, type RangeMethod } from '../compress/calibrate.js';
+import { compareModels, type Comparison } from '../compress/compare.js';
+import { compressError } from '../compress/errors.js';
+import { evaluateModel } from '../compress/evaluate.js';
+import { formatInspection, inspectModel, parseShape } from '../compress/inspect.js';
+import { METRICS, type Metric } from '../compress/metrics.js';
+import { packModel } from '../compress/pack.js';
+import { pruneFile } from '../compress/prune.js';
+import { quantizeFile } from '../compress/quantize.js';
+import type { QuantFormat } from '../compress/quantize-static.js';
+
+function fail(err: unknown): never {
+  if (err instanceof EdgeError) {
+    process.stderr.write(`edge-model: ${err.message}\n`);
+  } else {
+    // Not a user's mistake: say so, and keep the stack for a bug report on request.
+    process.stderr.write(`edge-model: internal error: ${describe(err)}\n`);
+    if (process.env.EDGE_MODEL_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  }
+  process.exit(1);
+}
+
+const out = (s: string): void => {
+  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+};
+const action = <A extends unknown[]>(fn: (...args: A) => Promise<unknown> | unknown) => async (...args: A) => {
+  try {
+    await fn(...args);
+  } catch (err) {
+    fail(err);
+  }
+};
+
+function fraction(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(`expected a fraction in [0, 1), got "${v}"`);
+  return n;
+}
+function percent(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 50 || n > 100) throw new InvalidArgumentError(`expected a percentage in (50, 100], got "${v}"`);
+  return n;
+}
+
+const fmtDb = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} dB` : 'inf dB (identical)');
+const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toPrecision(6));
+
+function readKey(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw compressError('EDGE_KEY_INVALID', `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+}
+
+/** Runs fn on a package folder; an .edgepkg archive is unpacked to a temporary folder first. */
+async function withPackageFolder<T>(pkg: string, fn: (dir: string) => Promise<T>, repack: boolean): Promise<T> {
+  if (!existsSync(pkg)) throw compressError('EDGE_PACKAGE_INVALID', `${pkg}: no such package (expected a package folder or a .edgepkg file)`);
+  if (!isArchive(pkg)) return fn(pkg);
+  const dir = mkdtempSync(join(tmpdir(), 'edge-model-'));
+  try {
+    await extractArchive(pkg, dir);
+    const result = await fn(dir);
+    if (repack) await packArchive(dir, pkg);
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function buildCli(): Command {
+  const program = new Command('edge-model')
+    .description('Compresses, evaluates, packages and signs models for edge-agent devices.')
+    .version(AGENT_VERSION)
+    .showHelpAfterError();
+
+  program
+    .command('inspect')
+    .description('inputs, outputs, operators, parameters, size, MACs per inference, and which backend can run it')
+    .argument('<model>', 'ONNX model file')
+    .option('--shape <dims>', 'input shape for counting MACs when the model has dynamic dimensions, e.g. 1x3x48x192')
+    .option('--json', 'print one JSON object')
+    .action(action(async (model: string, opts: { shape?: string; json?: boolean }) => {
+      const info = await inspectModel(model, opts.shape ? parseShape(opts.shape) : undefined);
+      out(opts.json ? JSON.stringify(info) : formatInspection(info));
+    }));
+
+  program
+    .command('quantize')
+    .description('static post-training quantization (int8 weights, uint8 activations, int32 biases), or --dynamic')
+    .argument('<in>', 'fp32 ONNX model')
+    .argument('<out>', 'quantized ONNX model to write')
+    .option('--calib <dir>', 'folder of .npy calibration inputs (float32, one sample or a batch per file)')
+    .option('--dynamic', 'dynamic quantization of MatMul/Gemm (no calibration): DynamicQuantizeLinear + MatMulInteger')
+    .option('--per-channel', 'one weight scale per output channel (default)', true)
+    .option('--no-per-channel', 'one weight scale per tensor')
+    .addOption(new Option('--method <method>', 'activation range method').choices(RANGE_METHODS).default('minmax'))
+    .option('--percentile <p>', 'percentile method: share of values kept inside the range', percent, 99.99)
+    .addOption(new Option('--format <format>', 'qdq: Q/DQ around float ops; qoperator: QLinearConv / MatMulInteger').choices(['qdq', 'qoperator']).default('qdq'))
+    .option('--exclude <names>', 'comma-separated node or output names to keep in float')
+    .option('--json', 'print the report as one JSON object')
+    .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; json?: boolean }) => {
+      if (opts.dynamic && opts.calib) throw compressError('EDGE_USAGE', '--dynamic quantizes activations at run time and takes no --calib; drop one of them');
+      const r = await quantizeFile(input, output, {
+        calib: opts.calib, dynamic: opts.dynamic, perChannel: opts.perChannel, method: opts.method, percentile: opts.percentile, format: opts.format,
+        exclude: opts.exclude ? opts.exclude.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+      });
+      if (opts.json) return out(JSON.stringify(r));
+      const q = Object.entries(r.quantized).map(([k, v]) => `${v} ${k}`).join(', ');
+      out(`wrote ${output} (${r.mode}${r.format ? `, ${r.format}` : ''}${r.method ? `, ${r.method} ranges` : ''})`);
+      if (r.foldedBatchNorms) out(`  folded ${r.foldedBatchNorms} BatchNormalization into Conv`);
+      out(`  quantized: ${q}`);
+      if (r.floatOps && Object.keys(r.floatOps).length) out(`  kept in float: ${Object.entries(r.floatOps).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+      if (r.calibration) out(`  calibration: ${r.calibration.samples} samples from ${r.calibration.files} files, ${r.calibration.tensors} tensors`);
+      out(`  size: ${r.bytesBefore} -> ${r.bytesAfter} bytes (${(r.bytesBefore / r.bytesAfter).toFixed(2)}x smaller)`);
+    }));
+
+  program
+    .command('prune')
+    .description('magnitude pruning of Conv/Gemm/MatMul weights (unstructured, or whole output channels)')
+    .argument('<in>', 'ONNX model')
+    .argument('<out>', 'pruned ONNX model to write')
+    .requiredOption('--sparsity <s>', 'fraction of weights (or channels) to zero, e.g. 0.5', fraction)
+    .option('--structured', 'zero whole output channels with the smallest L2 norm')
+    .option('--json', 'print the report as one JSON object')
+    .action(action((input: string, output: string, opts: { sparsity: number; structured?: boolean; json?: boolean }) => {
+      const r = pruneFile(input, output, opts.sparsity, Boolean(opts.structured));
+      if (opts.json) return out(JSON.stringify(r));
+      out(`wrote ${output}: ${r.zeroed} of ${r.parameters} weights in ${r.layers} layers are zero (${(100 * r.sparsity).toFixed(1)}%); measure the cost with "edge-model eval"`);
+    }));
+
+  program
+    .command('eval')
+    .description('score a model on a held-out set')
+    .argument('<model>', 'ONNX model')
+    .requiredOption('--data <dir>', 'folder of .npy inputs (samples in file-name order)')
+    .requiredOption('--labels <file>', '.npy array or text file with one label per sample')
+    .addOption(new Option('--metric <metric>', 'metric').choices(METRICS).default('accuracy'))
+    .option('--json', 'print one JSON object')
+    .action(action(async (model: string, opts: { data: string; labels: string; metric: Metric; json?: boolean }) => {
+      const e = await evaluateModel(model, opts.data, opts.labels, opts.metric);
+      if (opts.json) return out(JSON.stringify(e));
+      out(`${e.metric}: ${fmt(e.value)} on ${e.samples} samples (output ${e.output})`);
+      out(`size: ${e.bytes} bytes (${e.gzipBytes} gzipped)`);
+      out(`all: ${Object.entries(e.all).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
+    }));
+
+  program
+    .command('compare')
+    .description('per output: SQNR in dB, top-1 agreement, max and mean absolute difference of B against A')
+    .argument('<a>', 'reference ONNX model (e.g. fp32)')
+    .argument('<b>', 'model under test (e.g. int8)')
+    .requiredOption('--data <dir>', 'folder of .npy inputs')
+    .option('--json', 'print one JSON object')
+    .action(action(async (a: string, b: string, opts: { data: string; json?: boolean }) => {
+      const c: Comparison = await compareModels(a, b, opts.data);
+      if (opts.json) return out(JSON.stringify(c, (_k, v) => (v === Infinity ? 'Infinity' : v)));
+      out(`${c.samples} samples`);
+      for (const o of c.outputs) {
+        out(`${o.name}: SQNR ${fmtDb(o.sqnrDb)}, top-1 agreement ${o.top1Agreement === null ? 'n/a' : `${(100 * o.top1Agreement).toFixed(2)}%`}, max |diff| ${fmt(o.maxAbsDiff)}, mean |diff| ${fmt(o.meanAbsDiff)}`);
+      }
+    }));
+
+  program
+    .command('pack')
+    .description('write a model package (manifest.json + model.onnx) with evaluation results and a drift reference')
+    .argument('<model>', 'ONNX model')
+    .requiredOption('--name <name>', 'package name')
+    .requiredOption('--version <version>', 'semantic version, e.g. 1.0.0')
+    .option('--out <dir>', 'package folder to create (default NAME-VERSION)')
+    .option('--task <task>', 'what the model does', 'classification')
+    .option('--description <text>', 'free text for the manifest')
+    .option('--calib <dir>', 'folder of .npy inputs for the drift reference statistics')
+    .option('--data <dir>', 'held-out inputs to record an evaluation in the manifest')
+    .option('--labels <file>', 'labels for --data')
+    .addOption(new Option('--metric <metric>', 'metric for --data').choices(METRICS).default('accuracy'))
+    .option('--archive', 'also write the single-file form, DIR.edgepkg')
+    .action(action(async (model: string, opts: { name: string; version: string; out?: string; task: string; description?: string; calib?: string; data?: string; labels?: string; metric: Metric; archive?: boolean }) => {
+      const r = await packModel(model, { ...opts, out: opts.out ?? `${opts.name}-${opts.version}` });
+      out(`wrote package ${r.dir} (${r.manifest.quantization.scheme}, ${Object.values(r.manifest.files).reduce((s, f) => s + f.bytes, 0)} bytes)`);
+      if (r.manifest.evaluation) out(`  ${r.manifest.evaluation.metric}: ${fmt(r.manifest.evaluation.value)} on ${r.manifest.evaluation.samples} samples`);
+      if (r.manifest.drift) out('  drift reference: from the calibration data');
+      if (r.archive) out(`  archive: ${r.archive}`);
+    }));
+
+  program
+    .command('keygen')
+    .description('create an ed25519 key pair for signing packages: PREFIX.key (private, mode 600) and PREFIX.pub')
+    .requiredOption('--out <prefix>', 'path prefix of the two files')
+    .action(action((opts: { out: string }) => {
+      const pair = generateKeyPair();
+      for (const f of [`${opts.out}.key`, `${opts.out}.pub`]) {
+        if (existsSync(f)) throw compressError('EDGE_KEY_INVALID', `${f} already exists; refusing to overwrite a key`);
+      }
+      try {
+        writeFileSync(`${opts.out}.key`, pair.privateKeyPem, { mode: 0o600 });
+        chmodSync(`${opts.out}.key`, 0o600);
+        writeFileSync(`${opts.out}.pub`, pair.publicKeyPem);
+      } catch (err) {
+        throw compressError('EDGE_KEY_INVALID', `cannot write the key files: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      out(`wrote ${opts.out}.key and ${opts.out}.pub (key id ${pair.keyId})`);
+    }));
+
+  program
+    .command('sign')
+    .description('sign a package (folder or .edgepkg) with an ed25519 private key')
+    .argument('<package>', 'package folder or .edgepkg file')
+    .requiredOption('--key <file>', 'PEM private key (from "edge-model keygen")')
+    .action(action(async (pkg: string, opts: { key: string }) => {
+      const pem = readKey(opts.key, 'private key');
+      const { keyId } = await withPackageFolder(pkg, (dir) => signPackage(dir, pem), true);
+      out(`signed ${pkg} with key ${keyId}`);
+    }));
+
+  program
+    .command('verify')
+    .description('check a package\'s signature and every file\'s sha256 against trusted public keys')
+    .argument('<package>', 'package folder or .edgepkg file')
+    .requiredOption('--pubkey <files...>', 'trusted PEM public key file(s)')
+    .action(action(async (pkg: string, opts: { pubkey: string[] }) => {
+      const keys = opts.pubkey.map((f) => readKey(f, 'public key'));
+      const v = await withPackageFolder(pkg, (dir) => verifyPackage(dir, keys), false);
+      out(`verified ${pkg}: signed by key ${v.keyId}, ${v.files.length} files intact`);
+    }));
+
+  return program;
+}
+
+/** Adds the subcommands other parts keep in their own files (tools/edge-model/run.ts, bench.ts). */
+async function registerExtensions(program: Command): Promise<void> {
+  for (const name of ['run', 'bench']) {
+    const here = fileURLToPath(new URL(`./${name}`, import.meta.url));
+    if (!existsSync(`${here}.js`) && !existsSync(`${here}.ts`)) continue;
+    const mod = (await import(`./${name}.js`)) as { register?: (p: Command) => void };
+    mod.register?.(program);
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildCli();
+  await registerExtensions(program);
+  await program.parseAsync(argv);
+}
+
+const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/.*\/(dist\/)?tools\//, 'tools/'));
+if (isMain || process.env.EDGE_MODEL_CLI === '1') {
+  main(process.argv).catch(fail);
+}
