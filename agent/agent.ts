@@ -15,6 +15,8 @@ import { describe } from './errors.js';
 import { TelemetryBuffer } from './telemetry/buffer.js';
 import { FleetLink } from './fleet/link.js';
 import { SecurityPolicy } from './security/policy.js';
+import { ModelRuntime } from './runtime/model-runtime.js';
+import { registerModelRoutes } from './api/models.js';
 import { DriftMonitor } from './drift/monitor.js';
 
 export interface AgentOptions {
@@ -35,6 +37,7 @@ export class Agent {
   readonly security: SecurityPolicy;
   /** The store-and-forward buffer every part records telemetry into (first component). */
   readonly telemetry: TelemetryBuffer;
+  readonly models: ModelRuntime;
   /** Drift detection: profiles inferences against each model's reference, reports per window. */
   readonly drift: DriftMonitor;
   /** The MQTT fleet link: status, commands, telemetry drain, model sync (last component). */
@@ -77,6 +80,9 @@ export class Agent {
     this.components.push(this.security);
     this.telemetry = new TelemetryBuffer(this.context);
     this.components.push(this.telemetry);
+    this.models = new ModelRuntime(this.context, { record: (stream, payload) => this.telemetry.record(stream, payload) });
+    registerModelRoutes(this.http, this.models, { maxElements: config.runtime.maxElements });
+    this.components.push(this.models);
     this.drift = new DriftMonitor(this.context, { record: (stream, payload, opts) => this.telemetry.record(stream, payload, opts) });
     this.components.push(this.drift);
     this.fleet = new FleetLink(this.context, {

@@ -93,10 +93,20 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
     if (names.has(m.name)) problems.push(`/models/${i}/name: duplicate model name "${m.name}"`);
     names.add(m.name);
   });
+  config.runtime.ensembles.forEach((e, i) => {
+    if (names.has(e.name)) problems.push(`/runtime/ensembles/${i}/name: "${e.name}" is already a model name`);
+    names.add(e.name);
+    for (const m of e.members) if (!config.models.some((x) => x.name === m)) problems.push(`/runtime/ensembles/${i}/members: "${m}" is not a configured model`);
+    if (e.fusion === 'weighted' && e.weights?.length !== e.members.length) problems.push(`/runtime/ensembles/${i}/weights: fusion "weighted" needs one weight per member (${e.members.length})`);
+  });
+  config.runtime.shadows.forEach((s, i) => {
+    if (!config.models.some((x) => x.name === s.model)) problems.push(`/runtime/shadows/${i}/model: "${s.model}" is not a configured model`);
+  });
   if (problems.length) throw Errors.CONFIG_INVALID(source, problems);
   // Paths are relative to the config file, so a config works from any working directory.
   config.dataDir = path.resolve(baseDir, config.dataDir);
   for (const m of config.models) m.package = path.resolve(baseDir, m.package);
+  for (const s of config.runtime.shadows) s.package = path.resolve(baseDir, s.package);
   for (const k of ['ca', 'cert', 'key'] as const) {
     if (config.mqtt[k]) config.mqtt[k] = path.resolve(baseDir, config.mqtt[k]!);
   }

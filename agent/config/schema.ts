@@ -37,6 +37,28 @@ export const TelemetrySection = Type.Object({
   streams: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), TelemetryStreamPolicy, { default: {}, description: 'per-stream policy, overriding the built-in one key by key' }),
 }, { ...Strict, default: {} });
 
+// The inference runtime (agent/runtime, docs/model-package.md): ONNX Runtime session options,
+// per-model queues, warm-up, ensembles and shadow runs.
+export const RuntimeSection = Type.Object({
+  threads: Type.Integer({ minimum: 0, maximum: 64, default: 0, description: 'intra-op threads per ONNX Runtime session; 0 = one per core' }),
+  graphOptimizationLevel: Type.Union([Type.Literal('disabled'), Type.Literal('basic'), Type.Literal('extended'), Type.Literal('all')], { default: 'all', description: 'ONNX Runtime graph optimisation level' }),
+  queueLimit: Type.Integer({ minimum: 1, maximum: 100_000, default: 64, description: 'requests waiting per model; beyond this the API answers 429' }),
+  warmup: Type.Integer({ minimum: 1, maximum: 100, default: 1, description: 'inferences a newly loaded version runs before it is ready and serves' }),
+  maxElements: Type.Integer({ minimum: 1, default: 16 * 1024 * 1024, description: 'largest number of elements in one input tensor of a request' }),
+  ensembles: Type.Array(Type.Object({
+    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'name the ensemble is served under' }),
+    members: Type.Array(Type.String({ minLength: 1 }), { minItems: 2, description: 'names of configured models with the same inputs and number of classes' }),
+    fusion: Type.Union([Type.Literal('mean'), Type.Literal('weighted'), Type.Literal('vote')], { default: 'mean', description: 'mean of scores, weighted mean of scores, or majority vote of top-1 classes' }),
+    weights: Type.Optional(Type.Array(Type.Number({ minimum: 0 }), { description: 'one per member, for fusion "weighted"' })),
+  }, Strict), { default: [], description: 'models served as the fusion of other models' }),
+  shadows: Type.Array(Type.Object({
+    model: Type.String({ minLength: 1, description: 'configured model whose requests are mirrored' }),
+    package: Type.String({ minLength: 1, description: 'candidate package folder or .edgepkg (relative to the config file)' }),
+    fraction: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'share of requests also run on the candidate, off the request path' }),
+    backend: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('native')], { default: 'auto' }),
+  }, Strict), { default: [], description: 'candidate versions compared with the active one; agreement goes to telemetry stream "shadow"' }),
+}, { ...Strict, default: {} });
+
 // Security (agent/security, docs/security.md): who may sign model packages and commands.
 const KeyList = (description: string) => Type.Array(Type.String({ minLength: 1 }), { default: [], description });
 export const SecuritySection = Type.Object({
@@ -109,6 +131,7 @@ export const ConfigSchema = Type.Object({
     downloadWindow: Type.Integer({ minimum: 1, maximum: 64, default: 8, description: 'model artifact chunk requests outstanding at once' }),
   }, { ...Strict, default: {} }),
   models: Type.Array(ModelEntry, { default: [] }),
+  runtime: RuntimeSection,
   telemetry: TelemetrySection,
   security: SecuritySection,
   drift: DriftSection,

@@ -14,7 +14,7 @@ export const PACKAGE_FORMAT = 1;
 
 const SEMVER = '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$';
 
-export const DTypeSchema = Type.Union(['float32', 'uint8', 'int8', 'int32', 'int64'].map((d) => Type.Literal(d)), { description: 'element type' });
+export const DTypeSchema = Type.Union([Type.Literal('float32'), Type.Literal('uint8'), Type.Literal('int8'), Type.Literal('int32'), Type.Literal('int64')], { description: 'element type' });
 
 export const TensorSpecSchema = Type.Object({
   name: Type.String({ minLength: 1, description: 'tensor name in the ONNX graph' }),

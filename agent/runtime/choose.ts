@@ -1,0 +1,77 @@
+// Which backend runs a model version. 'auto' takes the native int8 engine when it is built
+// and supports the whole graph, ONNX Runtime otherwise; the choice and its reason are kept
+// for the log and /v1/status.
+import type { ModelPackage } from '../models/package.js';
+import { describe, EdgeError } from '../errors.js';
+import type { Backend, BackendKind } from './backend.js';
+import { OrtBackend, type OrtOptions } from './ort-backend.js';
+
+export type BackendRequest = 'auto' | BackendKind;
+
+export interface BackendChoice {
+  requested: BackendRequest;
+  chosen: BackendKind;
+  reason: string;
+}
+
+/** What the native engine module (agent/runtime/native/index.ts) exports. */
+interface NativeModule {
+  canRunNatively(model: ModelPackage['proto']): boolean | { ok: boolean; reason?: string; unsupported?: string[] };
+  NativeBackend: { load(model: ModelPackage['proto'], opts: { threads?: number; name?: string }): Backend };
+}
+
+let nativeModule: Promise<NativeModule | string> | undefined;
+
+/** The native engine's module, or why it is not available. */
+export function loadNativeModule(): Promise<NativeModule | string> {
+  nativeModule ??= import('./native/index.js' as string).then(
+    (m: Partial<NativeModule>) => (m.NativeBackend && m.canRunNatively ? (m as NativeModule) : 'the native engine module does not export NativeBackend and canRunNatively'),
+    (err: unknown) => `the native engine is not available (${describe(err).split('\n')[0]})`,
+  );
+  return nativeModule;
+}
+
+function nativeVerdict(r: ReturnType<NativeModule['canRunNatively']>): { ok: boolean; reason: string } {
+  if (typeof r === 'boolean') return { ok: r, reason: r ? 'every operator is supported' : 'the graph is not int8 or uses operators the engine lacks' };
+  return { ok: r.ok, reason: r.reason ?? (r.unsupported?.length ? `unsupported operators: ${r.unsupported.join(', ')}` : r.ok ? 'every operator is supported' : 'not supported') };
+}
+
+export interface OpenedBackend {
+  backend: Backend;
+  choice: BackendChoice;
+}
+
+export async function openBackend(pkg: ModelPackage, requested: BackendRequest, ort: OrtOptions): Promise<OpenedBackend> {
+  const { inputs, outputs } = pkg.manifest;
+  const openOrt = async (reason: string): Promise<OpenedBackend> => ({
+    backend: await OrtBackend.create(pkg.model, inputs, outputs, ort),
+    choice: { requested, chosen: 'ort', reason },
+  });
+  if (requested === 'ort') return openOrt('configured');
+  const native = await loadNativeModule();
+  if (typeof native === 'string') {
+    if (requested === 'native') throw new EdgeError('EDGE_NATIVE_UNAVAILABLE', `${pkg.dir}: backend "native" requested but ${native}`, 500);
+    return openOrt(`auto: ${native}`);
+  }
+  let verdict: { ok: boolean; reason: string };
+  try {
+    verdict = nativeVerdict(native.canRunNatively(pkg.proto));
+  } catch (err) {
+    verdict = { ok: false, reason: describe(err) };
+  }
+  if (!verdict.ok) {
+    if (requested === 'native') {
+      throw new EdgeError('EDGE_MODEL_UNSUPPORTED_OPS', `${pkg.dir} cannot run on the native engine: ${verdict.reason}`, 422);
+    }
+    return openOrt(`auto: native engine declined (${verdict.reason})`);
+  }
+  try {
+    // threads 0 ("auto") runs the engine on the libuv worker alone: for models this small a
+    // second thread costs more in hand-offs than it gains.
+    const backend = native.NativeBackend.load(pkg.proto, { threads: ort.threads || 1, name: `${pkg.manifest.name}@${pkg.manifest.version}` });
+    return { backend, choice: { requested, chosen: 'native', reason: requested === 'native' ? 'configured' : `auto: ${verdict.reason}` } };
+  } catch (err) {
+    if (requested === 'native') throw err;
+    return openOrt(`auto: native engine failed to load the model (${describe(err)})`);
+  }
+}
