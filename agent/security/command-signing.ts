@@ -124,8 +124,11 @@ export function verifyCommand(
   } catch (err) {
     throw Errors.COMMAND_SIGNATURE(`the command cannot be canonicalized: ${(err as Error).message}`);
   }
+  // Strict base64 of exactly 64 bytes: Node's decoder skips stray characters, and a lenient
+  // check would accept many spellings of one signature.
+  if (!/^[A-Za-z0-9+/]{86}==$/.test(sig.signature)) throw Errors.COMMAND_SIGNATURE('"sig.signature" must be the base64 of a 64-byte ed25519 signature');
   const raw = Buffer.from(sig.signature, 'base64');
-  if (raw.length !== 64 || !verify(null, bytes, key, raw)) {
+  if (!verify(null, bytes, key, raw)) {
     throw Errors.COMMAND_SIGNATURE(`the signature does not verify with key ${sig.keyId} for device ${device}`);
   }
   if (replays && !replays.admit(sig.keyId, m.id, sig.ts, now)) {
