@@ -27,6 +27,8 @@ export interface IngestResult {
   records: number;
   stored: number;
   duplicates: number;
+  /** Sequence numbers stored by this batch (not seen before), in batch order. */
+  storedSeqs: number[];
 }
 
 export interface ArtifactInfo {
@@ -195,17 +197,19 @@ export class FleetStore {
     const now = Date.now();
     return this.db.transaction(() => {
       let stored = 0;
+      const storedSeqs: number[] = [];
       for (const r of records) {
         const res = this.#insertRecord.run(deviceId, stream, r.seq, r.ts, JSON.stringify(r.payload ?? null), now);
         if (res.changes > 0) {
           stored++;
+          storedSeqs.push(r.seq);
           if (stream === 'drift') this.#insertDrift.run(deviceId, r.seq, r.ts, JSON.stringify(r.payload ?? null));
         }
       }
       const first = records[0]?.seq ?? 0;
       const last = records[records.length - 1]?.seq ?? 0;
       this.#insertBatch.run(deviceId, stream, first, last, records.length, stored, records.length - stored, now, replica);
-      return { records: records.length, stored, duplicates: records.length - stored };
+      return { records: records.length, stored, duplicates: records.length - stored, storedSeqs };
     })();
   }
 

@@ -95,6 +95,7 @@ export class FleetLink implements Component {
       dataDir: config.dataDir,
       groups: config.mqtt.groups,
       downloadWindow: config.mqtt.downloadWindow,
+      requestTimeoutMs: config.mqtt.requestTimeoutMs,
       log: log.child({ component: 'model-sync' }),
       request: (body, timeoutMs) => this.#artifactRequest(body, timeoutMs),
       report: (doc) => this.#publishReport(doc),
@@ -114,6 +115,7 @@ export class FleetLink implements Component {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#drain?.pause();
+    this.#sync?.stop();
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
       p.reject(FleetErrors.OFFLINE());

@@ -46,6 +46,8 @@ export interface ModelSyncOptions {
   groups: string[];
   downloadWindow: number;
   requestTimeoutMs?: number;
+  /** First retry delay after a failure of the link (timeouts); doubles up to a minute. */
+  retryMs?: number;
   log: Logger;
   request: ArtifactRequest;
   /** Publishes the whole report document (retained) when connected. */
@@ -68,6 +70,8 @@ export class ModelSync {
   #running: Promise<void> | undefined;
   #again = false;
   #online = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryDelay = 0;
 
   constructor(private readonly o: ModelSyncOptions) {}
 
@@ -93,7 +97,7 @@ export class ModelSync {
     this.#online = online;
     if (online) {
       // Failures of the link (timeouts, a dropped broker) are worth another try now.
-      for (const r of this.#reports.values()) if (r.state === 'failed' && r.code === FleetErrors.TIMEOUT.code) r.state = 'pending';
+      this.#retryTransient();
       this.#publish();
       this.reconcile();
     }
@@ -168,12 +172,38 @@ export class ModelSync {
       }
       await this.#activate(m.name, finalDir);
       this.#set(m, 'active', { previous });
+      this.#retryDelay = 0;
       log.info({ previous }, 'model version active');
     } catch (err) {
       const code = err instanceof EdgeError ? err.code : FleetErrors.INSTALL.code;
       log.warn({ err: describe(err), code }, 'model sync failed; the current version stays active');
       this.#set(m, 'failed', { reason: describe(err), code, previous });
+      if (code === FleetErrors.TIMEOUT.code || code === FleetErrors.OFFLINE.code) this.#scheduleRetry();
     }
+  }
+
+  /** A download that failed on the link is tried again later; it resumes where it stopped. */
+  #scheduleRetry(): void {
+    if (this.#retryTimer) return;
+    const base = this.o.retryMs ?? 2000;
+    this.#retryDelay = Math.min(60_000, this.#retryDelay ? this.#retryDelay * 2 : base);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#retryTransient();
+      void this.reconcile();
+    }, this.#retryDelay);
+    this.#retryTimer.unref();
+  }
+
+  #retryTransient(): void {
+    for (const r of this.#reports.values()) {
+      if (r.state === 'failed' && (r.code === FleetErrors.TIMEOUT.code || r.code === FleetErrors.OFFLINE.code)) r.state = 'pending';
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
   }
 
   async #installedMatches(dir: string, sha: string): Promise<boolean> {
