@@ -129,6 +129,7 @@ export const ConfigSchema = Type.Object({
     batchMaxBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 256 * 1024, description: 'largest telemetry batch leased for one message (bytes, before compression)' }),
     maxCommandBytes: Type.Integer({ minimum: 256, default: 64 * 1024, description: 'largest accepted command payload (bytes); larger gets an error reply' }),
     downloadWindow: Type.Integer({ minimum: 1, maximum: 64, default: 8, description: 'model artifact chunk requests outstanding at once' }),
+    requestTimeoutMs: Type.Integer({ minimum: 100, default: 15_000, description: 'how long to wait for an artifact chunk or manifest before asking again (ms)' }),
   }, { ...Strict, default: {} }),
   models: Type.Array(ModelEntry, { default: [] }),
   runtime: RuntimeSection,
