@@ -45,6 +45,8 @@ export const Errors = {
     `no model named "${model}" (serving: ${known.length ? known.join(', ') : 'none'})`),
   INFERENCE_FAILED: define('EDGE_INFERENCE_FAILED', 500, (model: string, why: string) =>
     `inference of ${model} failed: ${why}`),
+  KERNEL_ARGUMENT: define('EDGE_KERNEL_ARGUMENT', 400, (fn: string, problem: string) =>
+    `${fn}: ${problem}`),
   NATIVE_UNAVAILABLE: define('EDGE_NATIVE_UNAVAILABLE', 500, (why: string) =>
     `the native addon is not built (${why}); run "npm run build"`),
   TELEMETRY_INVALID: define('EDGE_TELEMETRY_INVALID', 400, (what: string) => `telemetry record refused: ${what}`),

@@ -5,6 +5,8 @@
 // values first; the checks here only guard memory safety (buffer lengths and types).
 #include <napi.h>
 
+#include <atomic>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,13 +63,21 @@ void need(Napi::Env env, bool ok, const std::string& msg) {
 // ---- the shared intra-op pool ----------------------------------------------------------
 std::mutex g_pool_mu;  // guards creation and use: one parallel_for at a time
 std::unique_ptr<ThreadPool> g_pool;
-int g_threads = 1;
+std::atomic<int> g_threads{0};  // 0 until first use: then the core count unless set
+
+void configure_pool_locked(int n) {
+  g_threads = n <= 0 ? ThreadPool::hardware_threads() : n;
+  g_pool = g_threads > 1 ? std::make_unique<ThreadPool>(g_threads) : nullptr;
+}
 
 // Runs fn with the pool when it is free, else on the calling thread alone.
 template <class F>
 Status with_pool(F&& fn) {
   std::unique_lock<std::mutex> lock(g_pool_mu, std::try_to_lock);
-  if (lock.owns_lock() && g_pool) return fn(g_pool.get());
+  if (lock.owns_lock()) {
+    if (g_threads == 0) configure_pool_locked(0);
+    if (g_pool) return fn(g_pool.get());
+  }
   return fn(static_cast<ThreadPool*>(nullptr));
 }
 
@@ -166,7 +176,7 @@ Napi::Value KernelsInfo(const Napi::CallbackInfo& info) {
   for (Variant v : supported_variants()) vs.Set(n++, variant_name(v));
   o.Set("supported", vs);
   o.Set("cpu", cpu_features_string());
-  o.Set("threads", g_threads);
+  o.Set("threads", g_threads.load() == 0 ? ThreadPool::hardware_threads() : g_threads.load());
   const char* forced = variant_forced_error();
   o.Set("forcedError", forced ? Napi::Value(Napi::String::New(env, forced)) : env.Null());
   return o;
@@ -186,9 +196,8 @@ Napi::Value KernelsSetVariant(const Napi::CallbackInfo& info) {
 Napi::Value KernelsSetThreads(const Napi::CallbackInfo& info) {
   const int n = int32(info, 0, "kernelsSetThreads", "threads");
   std::lock_guard<std::mutex> lock(g_pool_mu);
-  g_threads = n <= 0 ? ThreadPool::hardware_threads() : n;
-  g_pool = g_threads > 1 ? std::make_unique<ThreadPool>(g_threads) : nullptr;
-  return Napi::Number::New(info.Env(), g_threads);
+  configure_pool_locked(n);
+  return Napi::Number::New(info.Env(), g_threads.load());
 }
 
 Napi::Value PackGemm(const Napi::CallbackInfo& info) {
@@ -216,9 +225,8 @@ struct GemmJob : KernelJob {
   const PackedWeights* w;
   GemmArgs args;
   Status run() override {
-    const size_t need_bytes = gemm_scratch_bytes(*w, args.M, g_threads);
     return with_pool([&](ThreadPool* pool) {
-      Arena arena = scratch_arena(need_bytes);
+      Arena arena = scratch_arena(gemm_scratch_bytes(*w, args.M, pool_threads(pool)));
       return gemm(*w, args, arena, pool);
     });
   }
@@ -277,9 +285,8 @@ struct ConvJob : KernelJob {
   const PackedConv* pc;
   ConvArgs args;
   Status run() override {
-    const size_t need_bytes = conv_scratch_bytes(*pc, g_threads);
     return with_pool([&](ThreadPool* pool) {
-      Arena arena = scratch_arena(need_bytes);
+      Arena arena = scratch_arena(conv_scratch_bytes(*pc, pool_threads(pool)));
       return conv(*pc, args, arena, pool);
     });
   }
