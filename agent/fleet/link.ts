@@ -57,6 +57,7 @@ export class FleetLink implements Component {
   #pending = new Map<string, { resolve: (f: Frame<ArtifactResponseHeader>) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   #lastReport: Buffer | undefined;
   #stopping = false;
+  #activeReported = '';
   #mConnected: prom.Gauge | undefined;
 
   constructor(private readonly ctx: AgentContext, private readonly deps: FleetLinkDeps = {}) {
@@ -332,7 +333,13 @@ export class FleetLink implements Component {
     return this.#publish(topics.telemetry(this.ctx.config.deviceId, stream), payload, opts);
   }
 
-  #publishReport(doc: object): void {
+  #publishReport(doc: { models: { name: string; version: string; state: string }[] }): void {
+    // An activation changes what the status message lists: republish it then.
+    const active = doc.models.filter((m) => m.state === 'active').map((m) => `${m.name}@${m.version}`).sort().join(' ');
+    if (active !== this.#activeReported) {
+      this.#activeReported = active;
+      this.#republishStatus();
+    }
     const buf = Buffer.from(JSON.stringify({ ...doc, deviceId: this.ctx.config.deviceId, ts: new Date().toISOString() }));
     this.#lastReport = buf;
     if (this.#client?.connected) {
