@@ -87,6 +87,7 @@ export class Agent {
     this.components.push(this.drift);
     this.fleet = new FleetLink(this.context, {
       telemetry: () => this.telemetry,
+      runtime: () => this.models,
       checkCommand: (msg) => this.security.checkCommand(msg),
     });
     this.telemetry.on('commit', () => this.fleet.kickTelemetry());
