@@ -34,6 +34,18 @@ export interface InferResult {
   members?: { model: string; version: string; backend: string }[];
 }
 
+/** One served (or failed) inference of a single model, for the rollout probation and drift. */
+export interface InferenceEvent {
+  model: string;
+  version: string;
+  backend: BackendKind;
+  inputs: TensorMap;
+  /** Undefined when the backend failed. */
+  outputs?: TensorMap;
+  latencyMs: number;
+  ok: boolean;
+}
+
 export interface RuntimeOptions {
   /** Where shadow comparisons go (the telemetry buffer's record()). */
   record?: RecordFn;
@@ -64,6 +76,7 @@ export class ModelRuntime implements Component {
   readonly #ensembles = new Map<string, EnsembleEntry>();
   #stopped = false;
   #onShadow: ((c: ShadowComparison) => void)[] = [];
+  #onInference: ((e: InferenceEvent) => void)[] = [];
 
   constructor(ctx: AgentContext, opts: RuntimeOptions = {}) {
     this.#ctx = ctx;
@@ -73,6 +86,21 @@ export class ModelRuntime implements Component {
   /** Wires the telemetry sink after construction (its component may be built later). */
   setRecorder(record: RecordFn | undefined): void {
     this.#record = record;
+  }
+
+  /** Called after every single-model inference, served or failed in the backend (synchronously: keep it cheap). */
+  onInference(fn: (e: InferenceEvent) => void): void {
+    this.#onInference.push(fn);
+  }
+
+  #emit(e: InferenceEvent): void {
+    for (const fn of this.#onInference) {
+      try {
+        fn(e);
+      } catch (err) {
+        this.#ctx.log.warn({ model: e.model, err: describe(err) }, 'inference listener failed');
+      }
+    }
   }
 
   /** Called with every shadow comparison (the rollout gate listens here). */
@@ -271,6 +299,7 @@ export class ModelRuntime implements Component {
         const out = await version.run(inputs);
         return { version, out, ms: performance.now() - started };
       } catch (err) {
+        this.#emit({ model: name, version: version.version, backend: version.choice.chosen, inputs, latencyMs: performance.now() - started, ok: false });
         throw Errors.INFERENCE_FAILED(`${name}@${version.version}`, describe(err));
       }
     }).catch((err: unknown) => {
@@ -278,6 +307,7 @@ export class ModelRuntime implements Component {
       throw this.#count(name, kind, err);
     });
     this.#metrics?.latency.observe({ model: name, version: version.version, backend: version.choice.chosen }, ms / 1000);
+    if (this.#onInference.length) this.#emit({ model: name, version: version.version, backend: version.choice.chosen, inputs, outputs: out, latencyMs: ms, ok: true });
     const shadow = slot.shadow;
     if (shadow?.take()) {
       setImmediate(() => void shadow.mirror(name, version, inputs, out, ms, this.#record, (c) => {
