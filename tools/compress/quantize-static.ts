@@ -18,8 +18,9 @@ interface PlanItem {
   node: NodeProto;
   kind: 'conv' | 'gemm' | 'matmul';
   act: string;
-  /** The quantized output (a Conv's, or its fused Relu's); Gemm/MatMul outputs stay float. */
+  /** The quantized output (after a fused Relu/Clip); qoperator keeps Gemm/MatMul outputs float. */
   out?: string;
+  /** A Relu or Clip(0, max) that only this node feeds: its clamp is the output range's. */
   relu?: NodeProto;
   weight: string;
   bias?: string;
@@ -30,21 +31,47 @@ interface PlanItem {
 
 export interface StaticPlan {
   items: PlanItem[];
+  /** qdq: other operators computed between DequantizeLinear and QuantizeLinear. */
+  others: NodeProto[];
+  /** Outputs of order-only operators (MaxPool, Reshape...): they reuse their input's scale. */
+  aliases: Map<string, string>;
+  /** Constant float operands of Add/Mul among `others`, quantized per tensor. */
+  constOperands: Set<string>;
   /** Activation tensors whose ranges calibration must provide. */
   tensors: string[];
 }
+
+/** Operators the native engine computes on quantized tensors (qdq puts Q/DQ around them). */
+const OTHER_OPS = new Set(['Add', 'Mul', 'Relu', 'Clip', 'Sigmoid', 'Tanh', 'LeakyRelu', 'HardSigmoid', 'HardSwish',
+  'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity']);
+/** Operators that only move or select values: the output keeps the input's quantization. */
+const ALIAS_OPS = new Set(['MaxPool', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity']);
 
 const floatInit = (g: GraphIndex, name: string | undefined) => {
   const t = name ? g.inits.get(name) : undefined;
   return t && t.dataType === DataType.FLOAT ? t : undefined;
 };
 
+/** Relu, or Clip with a constant lower bound of 0: a clamp a quantized output range can express. */
+function fusableClamp(g: GraphIndex, n: NodeProto | undefined): boolean {
+  if (!n) return false;
+  if (n.opType === 'Relu') return true;
+  if (n.opType !== 'Clip') return false;
+  const lo = n.input![1] ? floatInit(g, n.input![1]) : undefined;
+  return Boolean(lo && Number(tensorData(lo)[0]) === 0 && (!n.input![2] || floatInit(g, n.input![2])));
+}
+
 /** Which nodes become integer ops and which tensors need calibrated ranges. */
-export function planStatic(g: GraphIndex, exclude: ReadonlySet<string> = new Set()): StaticPlan {
+export function planStatic(g: GraphIndex, exclude: ReadonlySet<string> = new Set(), format: QuantFormat = 'qdq'): StaticPlan {
   const items: PlanItem[] = [];
+  const excluded = (n: NodeProto) => exclude.has(n.name ?? '') || (n.output ?? []).some((o) => exclude.has(o));
+  const fusedAfter = (y: string, allowClip: boolean) => {
+    const users = g.consumers(y);
+    const u = users.length === 1 && !g.isGraphOutput(y) ? users[0] : undefined;
+    return u && !excluded(u) && fusableClamp(g, u) && (allowClip || u.opType === 'Relu') ? u : undefined;
+  };
   for (const n of g.graph.node!) {
-    if (n.domain && n.domain !== 'ai.onnx') continue;
-    if (exclude.has(n.name ?? '') || (n.output ?? []).some((o) => exclude.has(o))) continue;
+    if ((n.domain && n.domain !== 'ai.onnx') || excluded(n)) continue;
     const [a, w, b] = n.input ?? [];
     if (!a || g.inits.has(a)) continue;
     const wt = floatInit(g, w);
@@ -52,21 +79,23 @@ export function planStatic(g: GraphIndex, exclude: ReadonlySet<string> = new Set
     if (n.opType === 'Conv') {
       if (dims(wt).length < 3 || (b && !floatInit(g, b))) continue;
       const y = n.output![0];
-      const users = g.consumers(y);
-      const relu = users.length === 1 && users[0].opType === 'Relu' && !g.isGraphOutput(y) ? users[0] : undefined;
+      const relu = fusedAfter(y, true);
       items.push({ node: n, kind: 'conv', act: a, out: relu ? relu.output![0] : y, relu, weight: w, bias: b || undefined, transB: false, alpha: 1, beta: 1 });
     } else if (n.opType === 'Gemm') {
       if (dims(wt).length !== 2 || attr(n, 'transA')) continue;
       const bias = b ? floatInit(g, b) : undefined;
       const n2 = dims(wt)[attr(n, 'transB') ? 0 : 1];
       if (b && (!bias || tensorData(bias).length !== n2)) continue;
+      const relu = format === 'qdq' ? fusedAfter(n.output![0], true) : undefined;
       items.push({
         node: n, kind: 'gemm', act: a, weight: w, bias: b || undefined, transB: Boolean(attr(n, 'transB')),
+        out: format === 'qdq' ? (relu ? relu.output![0] : n.output![0]) : undefined, relu,
         alpha: (attr(n, 'alpha') as number | undefined) ?? 1, beta: (attr(n, 'beta') as number | undefined) ?? 1,
       });
     } else if (n.opType === 'MatMul') {
       if (dims(wt).length !== 2) continue;
-      items.push({ node: n, kind: 'matmul', act: a, weight: w, transB: false, alpha: 1, beta: 1 });
+      const relu = format === 'qdq' ? fusedAfter(n.output![0], true) : undefined;
+      items.push({ node: n, kind: 'matmul', act: a, weight: w, transB: false, alpha: 1, beta: 1, out: format === 'qdq' ? (relu ? relu.output![0] : n.output![0]) : undefined, relu });
     }
   }
   const tensors = new Set<string>();
@@ -74,7 +103,31 @@ export function planStatic(g: GraphIndex, exclude: ReadonlySet<string> = new Set
     tensors.add(it.act);
     if (it.out) tensors.add(it.out);
   }
-  return { items, tensors: [...tensors] };
+  const others: NodeProto[] = [];
+  const aliases = new Map<string, string>();
+  const constOperands = new Set<string>();
+  if (format === 'qdq') {
+    const fused = new Set(items.flatMap((it) => (it.relu ? [it.relu] : [])));
+    const computed = new Set(items.map((it) => it.node));
+    for (const n of g.graph.node!) {
+      if (computed.has(n) || fused.has(n) || excluded(n) || (n.domain && n.domain !== 'ai.onnx') || !OTHER_OPS.has(n.opType!)) continue;
+      if ((n.output ?? []).filter(Boolean).length !== 1) continue;
+      const binary = n.opType === 'Add' || n.opType === 'Mul';
+      const acts = binary ? n.input!.filter((i) => !g.inits.has(i)) : [n.input![0]];
+      if (acts.length === 0 || acts.some((i) => !i || g.inits.has(i))) continue;
+      if (binary) {
+        const consts = n.input!.filter((i) => g.inits.has(i));
+        if (consts.some((c) => !floatInit(g, c))) continue;
+        consts.forEach((c) => constOperands.add(c));
+      }
+      others.push(n);
+      acts.forEach((t) => tensors.add(t));
+      if (ALIAS_OPS.has(n.opType!)) aliases.set(n.output![0], n.input![0]);
+      else tensors.add(n.output![0]);
+    }
+  }
+  for (const a of aliases.keys()) tensors.delete(a);
+  return { items, others, aliases, constOperands, tensors: [...tensors] };
 }
 
 export interface StaticOptions {
@@ -93,20 +146,41 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
     const p = activationParams(t, ranges.get(t) ?? { min: NaN, max: NaN });
     params.set(t, {
       ...p,
-      scaleName: g.addInit(makeTensor(g.fresh(`${t}_scale`), [], new Float32Array([p.scale]))),
-      zpName: g.addInit(makeTensor(g.fresh(`${t}_zero_point`), [], new Uint8Array([p.zeroPoint]))),
-      q: g.fresh(`${t}_quantized`),
-      dq: g.fresh(`${t}_dequantized`),
+      scaleName: g.addInit(makeTensor(g.fresh(`${t}_s`), [], new Float32Array([p.scale]))),
+      zpName: g.addInit(makeTensor(g.fresh(`${t}_zp`), [], new Uint8Array([p.zeroPoint]))),
+      q: g.fresh(`${t}_q`),
+      dq: g.fresh(`${t}_dq`),
     });
   }
+  // Order-only operators pass their input's parameters on (node order is topological).
+  for (const n of g.graph.node!) {
+    const src = plan.aliases.get(n.output?.[0] ?? '');
+    if (src === undefined) continue;
+    const p = params.get(src);
+    if (!p) continue;
+    const t = n.output![0];
+    params.set(t, { ...p, q: g.fresh(`${t}_q`), dq: g.fresh(`${t}_dq`) });
+  }
+  const originalNames = new Set(g.graph.node!.map((n) => n.name));
   const itemOf = new Map(plan.items.map((it) => [it.node, it]));
   const fusedRelu = new Set(plan.items.flatMap((it) => (it.relu ? [it.relu] : [])));
   const producedByItem = new Set(opts.format === 'qoperator' ? plan.items.flatMap((it) => (it.kind === 'conv' && it.out ? [it.out] : [])) : []);
   const pre: NodeProto[] = [];
   const body: NodeProto[] = [];
+  // qdq: a quantized graph output keeps its name on the DequantizeLinear; the op that made it
+  // writes a renamed float tensor that only the QuantizeLinear reads.
+  const renamed = new Map<string, string>();
+  if (opts.format === 'qdq') {
+    for (const [t, p] of params) {
+      if (!g.isGraphOutput(t) || !g.producer(t)) continue;
+      renamed.set(t, g.fresh(`${t}_float`));
+      p.dq = t;
+    }
+  }
+  const outputsOf = (n: NodeProto) => (n.output ?? []).map((o) => renamed.get(o) ?? o);
   const quantize = (t: string) => {
     const p = params.get(t)!;
-    const nodes = [makeNode('QuantizeLinear', [t, p.scaleName, p.zpName], [p.q])];
+    const nodes = [makeNode('QuantizeLinear', [renamed.get(t) ?? t, p.scaleName, p.zpName], [p.q])];
     if (opts.format === 'qdq') nodes.push(makeNode('DequantizeLinear', [p.q, p.scaleName, p.zpName], [p.dq]));
     return nodes;
   };
@@ -133,9 +207,9 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
     return {
       ...qw,
       shape,
-      qName: g.addInit(makeTensor(g.fresh(`${base}_quantized`), shape, qw.q)),
-      scaleName: g.addInit(makeTensor(g.fresh(`${base}_scale`), scaleShape, qw.scales)),
-      zpName: g.addInit(makeTensor(g.fresh(`${base}_zero_point`), scaleShape, new Int8Array(qw.scales.length))),
+      qName: g.addInit(makeTensor(g.fresh(`${base}_q`), shape, qw.q)),
+      scaleName: g.addInit(makeTensor(g.fresh(`${base}_s`), scaleShape, qw.scales)),
+      zpName: g.addInit(makeTensor(g.fresh(`${base}_zp`), scaleShape, new Int8Array(qw.scales.length))),
     };
   };
   const biasOf = (it: PlanItem, inputScale: number, scales: Float32Array, channels: number) => {
@@ -145,9 +219,8 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
     // alpha scales the product, so the bias must be expressed at alpha-free scale.
     const { q, scales: bs } = quantizeBias(it.alpha === 1 ? bb : bb.map((v) => v / it.alpha), inputScale, full);
     return {
-      qName: g.addInit(makeTensor(g.fresh(`${it.bias}_quantized`), [q.length], q)),
-      scaleName: g.addInit(makeTensor(g.fresh(`${it.bias}_scale`), [bs.length], bs)),
-      zpName: g.addInit(makeTensor(g.fresh(`${it.bias}_zero_point`), [bs.length], new Int32Array(bs.length))),
+      qName: g.addInit(makeTensor(g.fresh(`${it.bias}_q`), [q.length], q)),
+      scaleName: g.addInit(makeTensor(g.fresh(`${it.bias}_s`), [bs.length], bs)),
     };
   };
 
@@ -157,14 +230,39 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
   const count = (k: string) => (quantized[k] = (quantized[k] ?? 0) + 1);
 
   for (const inp of g.graph.input ?? []) if (params.has(inp.name!)) pre.push(...quantize(inp.name!));
+  // Constant operands of quantized Add/Mul: uint8 per tensor over their own range.
+  const constDq = new Map<string, string>();
+  for (const c of plan.constOperands) {
+    const v = tensorData(g.inits.get(c)!) as Float32Array;
+    let lo = 0;
+    let hi = 0;
+    for (const x of v) {
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
+    const p = activationParams(c, { min: lo, max: hi });
+    const q = Uint8Array.from(v, (x) => Math.max(0, Math.min(255, Math.round(x / p.scale) + p.zeroPoint)));
+    const qName = g.addInit(makeTensor(g.fresh(`${c}_q`), dims(g.inits.get(c)!), q));
+    const sName = g.addInit(makeTensor(g.fresh(`${c}_s`), [], new Float32Array([p.scale])));
+    const zName = g.addInit(makeTensor(g.fresh(`${c}_zp`), [], new Uint8Array([p.zeroPoint])));
+    const dq = g.fresh(`${c}_dq`);
+    pre.push(makeNode('DequantizeLinear', [qName, sName, zName], [dq]));
+    constDq.set(c, dq);
+  }
+  const otherSet = new Set(plan.others);
 
   for (const n of g.graph.node!) {
     const it = itemOf.get(n);
     if (opts.format === 'qoperator' && fusedRelu.has(n)) continue;
     if (!it) {
-      const copy = { ...n };
-      if (opts.format === 'qdq') copy.input = (n.input ?? []).map((i) => (params.has(i) ? params.get(i)!.dq : i));
+      const copy = { ...n, output: outputsOf(n) };
+      if (opts.format === 'qdq') copy.input = (n.input ?? []).map((i) => (params.has(i) ? params.get(i)!.dq : constDq.get(i) ?? i));
       body.push(copy);
+      if (opts.format === 'qdq' && fusedRelu.has(n)) integerNodes.add(copy);
+      if (otherSet.has(n)) {
+        integerNodes.add(copy);
+        count(n.opType!);
+      }
       for (const o of n.output ?? []) if (params.has(o) && !producedByItem.has(o)) body.push(...quantize(o));
       continue;
     }
@@ -172,16 +270,16 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
     const w = weightOf(it);
     const channels = it.kind === 'conv' ? w.shape[0] : opts.format === 'qdq' && it.transB ? w.shape[0] : w.shape[1];
     if (opts.format === 'qdq') {
-      const wdq = g.fresh(`${it.weight}_dequantized`);
+      const wdq = g.fresh(`${it.weight}_dq`);
       pre.push(makeNode('DequantizeLinear', [w.qName, w.scaleName, w.zpName], [wdq], w.axis === null ? {} : { axis: w.axis }));
       const inputs = [a.dq, wdq];
       if (it.bias) {
         const b = biasOf(it, a.scale, w.scales, channels);
-        const bdq = g.fresh(`${it.bias}_dequantized`);
-        pre.push(makeNode('DequantizeLinear', [b.qName, b.scaleName, b.zpName], [bdq], { axis: 0 }));
+        const bdq = g.fresh(`${it.bias}_dq`);
+        pre.push(makeNode('DequantizeLinear', [b.qName, b.scaleName], [bdq], { axis: 0 }));
         inputs.push(bdq);
       }
-      const rewritten = { ...n, input: inputs };
+      const rewritten = { ...n, input: inputs, output: outputsOf(n) };
       integerNodes.add(rewritten);
       body.push(rewritten);
       for (const o of n.output ?? []) if (params.has(o)) body.push(...quantize(o));
@@ -221,6 +319,9 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
     count(n.opType!);
   }
   g.graph.node = [...pre, ...body];
+  // Generated nodes carry no name (ONNX makes it optional): on a 10 kB model the names
+  // would cost more than the biases.
+  for (const n of g.graph.node) if (!originalNames.has(n.name)) delete n.name;
   g.graph.valueInfo = [];
   g.pruneUnusedInits();
   const floatOps: Record<string, number> = {};

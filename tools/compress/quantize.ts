@@ -7,6 +7,7 @@ import { singleInput } from './dataset.js';
 import { compressError } from './errors.js';
 import { foldBatchNorms } from './fold-batchnorm.js';
 import { canonicalize } from './graph.js';
+import { simplify, type SimplifyReport } from './simplify.js';
 import { readModelFile, writeModelFile } from './model-file.js';
 import { openSession } from './ort-session.js';
 import { applyDynamic } from './quantize-dynamic.js';
@@ -30,6 +31,7 @@ export interface QuantizeReport {
   format?: QuantFormat;
   method?: RangeMethod;
   foldedBatchNorms: number;
+  simplified: SimplifyReport;
   quantized: Record<string, number>;
   floatOps?: Record<string, number>;
   calibration?: { files: number; samples: number; tensors: number };
@@ -41,6 +43,7 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   const model = readModelFile(input);
   const bytesBefore = statSync(input).size;
   const g = canonicalize(model);
+  const simplified = simplify(model, g);
   const folded = foldBatchNorms(g);
   let report: Omit<QuantizeReport, 'bytesAfter'>;
   if (opts.dynamic) {
@@ -48,18 +51,18 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
     if (Object.keys(quantized).length === 0) {
       throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} has no MatMul or Gemm with a constant weight; dynamic quantization has nothing to do (use static quantization with --calib for CNNs)`);
     }
-    report = { input, output, mode: 'dynamic', foldedBatchNorms: folded, quantized, bytesBefore };
+    report = { input, output, mode: 'dynamic', foldedBatchNorms: folded, simplified, quantized, bytesBefore };
   } else {
     if (!opts.calib) throw compressError('EDGE_USAGE', 'static quantization needs --calib DIR (a folder of .npy inputs); or pass --dynamic');
     singleInput(model, input);
-    const plan = planStatic(g, new Set(opts.exclude ?? []));
+    const plan = planStatic(g, new Set(opts.exclude ?? []), opts.format);
     if (plan.items.length === 0) {
       throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} has no Conv, Gemm or MatMul with constant weights to quantize`);
     }
     const cal = await calibrate(model, plan.tensors, opts.calib, { method: opts.method, percentile: opts.percentile });
     const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel });
     report = {
-      input, output, mode: 'static', format: opts.format, method: opts.method, foldedBatchNorms: folded, quantized, floatOps,
+      input, output, mode: 'static', format: opts.format, method: opts.method, foldedBatchNorms: folded, simplified, quantized, floatOps,
       calibration: { files: cal.files, samples: cal.samples, tensors: plan.tensors.length }, bytesBefore,
     };
   }

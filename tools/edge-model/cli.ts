@@ -123,6 +123,9 @@ export function buildCli(): Command {
       const q = Object.entries(r.quantized).map(([k, v]) => `${v} ${k}`).join(', ');
       out(`wrote ${output} (${r.mode}${r.format ? `, ${r.format}` : ''}${r.method ? `, ${r.method} ranges` : ''})`);
       if (r.foldedBatchNorms) out(`  folded ${r.foldedBatchNorms} BatchNormalization into Conv`);
+      const sm = r.simplified;
+      const rewrites = [[sm.hardSwish, 'HardSwish'], [sm.divToMul, 'Div->Mul'], [sm.gemm, 'MatMul+Add->Gemm'], [sm.flatten, 'Reshape->Flatten']].filter(([n]) => Number(n) > 0);
+      if (rewrites.length) out(`  simplified: ${rewrites.map(([n, k]) => `${n} ${k}`).join(', ')}`);
       out(`  quantized: ${q}`);
       if (r.floatOps && Object.keys(r.floatOps).length) out(`  kept in float: ${Object.entries(r.floatOps).map(([k, v]) => `${v} ${k}`).join(', ')}`);
       if (r.calibration) out(`  calibration: ${r.calibration.samples} samples from ${r.calibration.files} files, ${r.calibration.tensors} tensors`);
@@ -252,6 +255,11 @@ async function registerExtensions(program: Command): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `edge-model inspect m.onnx | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const program = buildCli();
   await registerExtensions(program);
   await program.parseAsync(argv);
