@@ -77,10 +77,21 @@ export class ModelRuntime implements Component {
   #stopped = false;
   #onShadow: ((c: ShadowComparison) => void)[] = [];
   #onInference: ((e: InferenceEvent) => void)[] = [];
+  #packageSource: ((name: string, configured: string) => string[]) | undefined;
+  #onRefused: ((name: string, pkg: string, err: unknown) => void) | undefined;
 
   constructor(ctx: AgentContext, opts: RuntimeOptions = {}) {
     this.#ctx = ctx;
     this.#record = opts.record;
+  }
+
+  /**
+   * Where each configured model's package comes from at start: an ordered list to try (the
+   * rollout slots install this before the runtime starts). `onRefused` hears each one that failed.
+   */
+  setPackageSource(source: (name: string, configured: string) => string[], onRefused?: (name: string, pkg: string, err: unknown) => void): void {
+    this.#packageSource = source;
+    this.#onRefused = onRefused;
   }
 
   /** Wires the telemetry sink after construction (its component may be built later). */
@@ -116,8 +127,18 @@ export class ModelRuntime implements Component {
     this.#metrics ??= new RuntimeMetrics(this.#ctx.metrics);
     for (const m of this.#ctx.config.models) {
       this.#slot(m.name, m.backend);
-      // A package that does not load leaves the agent running and not ready, saying why.
-      await this.activate(m.name, m.package, m.backend).catch(() => undefined);
+      // The rollout slots may name installed versions to try first (the candidate on probation,
+      // then the last committed one); the configured package is the last resort. A package that
+      // does not load leaves the agent running and not ready, saying why.
+      const packages = this.#packageSource?.(m.name, m.package) ?? [m.package];
+      for (const pkg of packages) {
+        try {
+          await this.activate(m.name, pkg, m.backend);
+          break;
+        } catch (err) {
+          this.#onRefused?.(m.name, pkg, err);
+        }
+      }
     }
     for (const e of this.#cfg.ensembles) {
       this.#ensembles.set(e.name, {
