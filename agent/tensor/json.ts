@@ -21,15 +21,19 @@ export function allocate(dtype: DType, n: number): TensorData {
   }
 }
 
-function nestedShape(v: unknown, name: string): number[] {
+function nestedShape(v: unknown, spec: IOSpec): number[] {
   const shape: number[] = [];
   let cur = v;
   while (Array.isArray(cur)) {
+    // Checked while descending: a deeply nested body must not cost a deep walk or a huge message.
+    if (shape.length === spec.shape.length) {
+      throw new TensorInputError(`input "${spec.name}": expected ${describeSpec(spec)}, got more than ${spec.shape.length} levels of nesting`);
+    }
     shape.push(cur.length);
     if (cur.length === 0) break;
     cur = cur[0];
   }
-  if (shape.length === 0) throw new TensorInputError(`input "${name}": expected an array`);
+  if (shape.length === 0) throw new TensorInputError(`input "${spec.name}": expected an array`);
   return shape;
 }
 
@@ -67,8 +71,7 @@ export function tensorFromJson(spec: IOSpec, v: unknown, maxElements: number): T
   const name = spec.name;
   const hint = `send ${describeSpec(spec)} as nested arrays, {"shape": [...], "data": [...]} or {"shape": [...], "base64": "..."}`;
   if (Array.isArray(v)) {
-    const shape = nestedShape(v, name);
-    // Checked before walking the array: a deeply nested body must not cost a deep recursion.
+    const shape = nestedShape(v, spec);
     if (shape.length !== spec.shape.length) throw new TensorInputError(`input "${name}": expected ${describeSpec(spec)}, got ${shape.length} levels of nesting (shape ${formatShape(shape)})`);
     const n = elementCount(shape);
     if (n > maxElements) throw new TensorInputError(`input "${name}": ${n} elements is more than the ${maxElements} allowed`);
