@@ -1,6 +1,6 @@
 // Parity of the native int8 engine with ONNX Runtime on generated QDQ graphs: for the same
 // int8 model and input, every output element agrees within one quantization step.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as ort from 'onnxruntime-node';
 import { NativeBackend } from '../agent/runtime/native/index.js';
 import { QdqGraph, randomInput, type Q } from './helpers/engine-graphs.js';
@@ -13,7 +13,7 @@ interface Case {
   build: (g: QdqGraph, x: Q) => Q;
 }
 
-async function parity(tt: Tap.Test, c: Case): Promise<void> {
+async function parity(tt: Test, c: Case): Promise<void> {
   const g = new QdqGraph(c.seed, c.signed);
   const inScale = 0.02; const inZp = 128;
   const x = g.input('x', c.inputShape, inScale, inZp);

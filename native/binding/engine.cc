@@ -3,6 +3,7 @@
 // Every rule about what a valid plan is lives in native/src/engine; this file only converts.
 #include <napi.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -211,6 +212,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       InstanceMethod("run", &NativeEngine::Run),
       InstanceMethod("runAsync", &NativeEngine::RunAsync),
       InstanceMethod("describe", &NativeEngine::Describe),
+      InstanceMethod("profile", &NativeEngine::Profile),
       InstanceMethod("dispose", &NativeEngine::Dispose),
     });
   }
@@ -293,6 +295,28 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     o.Set("inputs", io(e->inputs()));
     o.Set("outputs", io(e->outputs()));
     return o;
+  }
+
+  // profile(inputs, runs) -> [{step, ns}]: mean time per step, for the benchmark.
+  Napi::Value Profile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::shared_ptr<Engine> e = Live(env);
+    std::vector<Napi::TypedArray> inputs = CheckInputs(env, *e, info[0]);
+    std::vector<const void*> in;
+    for (const auto& t : inputs) in.push_back(DataOf(t));
+    const int runs = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 100;
+    std::string error;
+    std::vector<double> ns = e->profile(in.data(), std::max(1, runs), &error);
+    if (!error.empty()) throw Napi::Error::New(env, error);
+    std::vector<std::string> names = e->step_names();
+    Napi::Array out = Napi::Array::New(env, ns.size());
+    for (size_t i = 0; i < ns.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("step", names[i]);
+      o.Set("ns", ns[i]);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {

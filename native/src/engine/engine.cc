@@ -1,6 +1,8 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <cstring>
 
 #include "engine/arena_plan.h"
@@ -180,6 +182,41 @@ const char* Engine::run(const void* const* inputs, void* const* outputs, std::st
     std::memcpy(outputs[i], arena_ + offsets_[output_tensors_[i]], outputs_[i].bytes);
   }
   return nullptr;
+}
+
+
+
+std::vector<double> Engine::profile(const void* const* inputs, int runs, std::string* error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<double> ns(steps_.size(), 0);
+  for (size_t i = 0; i < input_tensors_.size(); ++i) {
+    std::memcpy(arena_ + offsets_[input_tensors_[i]], inputs[i], inputs_[i].bytes);
+  }
+  kernels::Arena scratch(arena_ + tensor_bytes_, scratch_bytes_);
+  RunContext ctx{arena_, &offsets_, &scratch, pool_.get()};
+  for (int r = 0; r < runs; ++r) {
+    for (size_t s = 0; s < steps_.size(); ++s) {
+      scratch.reset();
+      // Thread CPU time: on a shared machine wall time mostly measures other processes.
+      timespec t0{}, t1{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+      const kernels::Status st = steps_[s]->run(ctx);
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+      ns[s] += (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+      if (!st.ok()) {
+        *error = steps_[s]->name + ": " + st.error;
+        return {};
+      }
+    }
+  }
+  for (double& v : ns) v /= std::max(runs, 1);
+  return ns;
+}
+
+std::vector<std::string> Engine::step_names() const {
+  std::vector<std::string> out;
+  for (const auto& s : steps_) out.push_back(s->name);
+  return out;
 }
 
 }  // namespace edge::engine

@@ -36,11 +36,15 @@ class Engine {
   // Returns null on success, else the failing step's error.
   const char* run(const void* const* inputs, void* const* outputs, std::string* error);
 
+  // Runs `runs` times and returns the mean thread-CPU nanoseconds of each step (benchmarks).
+  std::vector<double> profile(const void* const* inputs, int runs, std::string* error);
+
   size_t arena_bytes() const { return tensor_bytes_ + scratch_bytes_; }
   size_t tensor_bytes() const { return tensor_bytes_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
   size_t weight_bytes() const { return weight_bytes_; }
   size_t step_count() const { return steps_.size(); }
+  std::vector<std::string> step_names() const;
   int threads() const { return threads_; }
   const char* variant() const { return kernels::variant_name(variant_); }
 

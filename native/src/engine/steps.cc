@@ -4,6 +4,8 @@
 // tensors were shifted by 128 by the compiler, which is exact.
 #include "engine/steps.h"
 
+#include "engine/direct.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -119,12 +121,14 @@ class QuantizeStep : public Step {
   k::Status run(const RunContext& ctx) const override {
     const float* x = static_cast<const float*>(ctx.at(in));
     uint8_t* y = static_cast<uint8_t*>(ctx.at(out));
-    if (!transpose) return k::quantize_linear(x, k::QuantLayout{1, 1, count}, &scale, &zp, 1, k::QType::U8, y);
+    if (!transpose) {
+      quantize_u8_strided(x, count, scale, zp, y, 1);
+      return k::Status::Ok();
+    }
     for (int n = 0; n < N; ++n)
       for (int c = 0; c < C; ++c) {
-        const float* src = x + (static_cast<size_t>(n) * C + c) * HW;
-        uint8_t* dst = y + static_cast<size_t>(n) * HW * C + c;
-        for (int p = 0; p < HW; ++p) dst[static_cast<size_t>(p) * C] = k::ref::quantize_u8(src[p], scale, zp);
+        quantize_u8_strided(x + (static_cast<size_t>(n) * C + c) * HW, static_cast<size_t>(HW), scale, zp,
+                            y + static_cast<size_t>(n) * HW * C + c, static_cast<size_t>(C));
       }
     return k::Status::Ok();
   }
@@ -156,7 +160,7 @@ std::unique_ptr<Step> build_quantize(const Fields& f, bool quantize) {
   const int in = f.tensor("input"), out = f.tensor("output");
   const TensorDesc& x = f.tensor_of(in, {quantize ? DType::F32 : DType::U8});
   const TensorDesc& y = f.tensor_of(out, {quantize ? DType::U8 : DType::F32});
-  const bool transpose = f.flag(quantize ? "nchwToNhwc" : "nhwcToNchw");
+  bool transpose = f.flag(quantize ? "nchwToNhwc" : "nhwcToNchw");
   const float scale = f.scale("scale");
   const int zp = f.zero_point("zeroPoint");
   int N = 0, C = 0, HW = 0;
@@ -174,6 +178,7 @@ std::unique_ptr<Step> build_quantize(const Fields& f, bool quantize) {
   } else {
     f.check(element_count(x) == element_count(y), "input and output differ in element count");
   }
+  if (transpose && (C == 1 || HW == 1)) transpose = false;  // the same bytes in either order
   auto fill = [&](auto step) {
     step->in = in; step->out = out; step->N = N; step->C = C; step->HW = HW;
     step->scale = scale; step->zp = zp; step->transpose = transpose;
@@ -191,11 +196,20 @@ class ConvStep : public Step {
  public:
   int in = 0, out = 0;
   std::unique_ptr<k::PackedConv> packed;
+  std::unique_ptr<DirectConv> direct;  // few input channels: see direct.h
   std::vector<int32_t> bias;
   std::vector<float> multipliers;
   int32_t in_zp = 0;
   k::OutputSpec spec;
   k::Status run(const RunContext& ctx) const override {
+    if (direct) {
+      auto* acc = static_cast<float*>(ctx.scratch->alloc(direct->scratch_floats() * sizeof(float)));
+      if (!acc) return k::Status::Error("scratch arena too small for the direct convolution");
+      direct->run(static_cast<const uint8_t*>(ctx.at(in)), in_zp, bias.data(), multipliers.data(),
+                  static_cast<int>(multipliers.size()), spec.zero_point, spec.clamp_min, spec.clamp_max,
+                  static_cast<uint8_t*>(ctx.at(out)), acc);
+      return k::Status::Ok();
+    }
     k::ConvArgs a;
     a.x = ctx.at(in);
     a.x_type = k::QType::U8;
@@ -205,8 +219,12 @@ class ConvStep : public Step {
     a.out = spec;
     return k::conv(*packed, a, *ctx.scratch, ctx.pool);
   }
-  size_t scratch_bytes(int threads) const override { return k::conv_scratch_bytes(*packed, threads); }
-  size_t weight_bytes() const override { return packed->bytes() + bias.size() * 4 + multipliers.size() * 4; }
+  size_t scratch_bytes(int threads) const override {
+    return direct ? k::arena_bytes(direct->scratch_floats() * sizeof(float)) : k::conv_scratch_bytes(*packed, threads);
+  }
+  size_t weight_bytes() const override {
+    return (direct ? direct->bytes() : packed->bytes()) + bias.size() * 4 + multipliers.size() * 4;
+  }
 };
 
 k::OutputSpec requant_spec(const Fields& f, const std::vector<float>& multipliers) {
@@ -245,8 +263,13 @@ std::unique_ptr<Step> build_conv(const Fields& f) {
   step->multipliers.assign(m.as<float>(), m.as<float>() + M);
   step->in_zp = f.zero_point("inputZeroPoint");
   step->spec = requant_spec(f, step->multipliers);
-  const k::Status st = k::pack_conv(s, w.as<int8_t>(), nullptr, 1, &step->packed);
-  if (!st.ok()) f.fail(std::string("weights could not be packed: ") + st.error);
+  if (DirectConv::suits(s)) {
+    step->direct = std::make_unique<DirectConv>(s, w.as<int8_t>());
+    step->direct->set_channels(step->bias.data(), step->multipliers.data(), static_cast<int>(M));
+  } else {
+    const k::Status st = k::pack_conv(s, w.as<int8_t>(), nullptr, 1, &step->packed);
+    if (!st.ok()) f.fail(std::string("weights could not be packed: ") + st.error);
+  }
   step->reads = {step->in};
   step->writes = step->out;
   return step;
