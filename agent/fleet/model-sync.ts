@@ -17,6 +17,10 @@ export interface ModelActivator {
   activate(name: string, packageDir: string): Promise<unknown> | unknown;
   rollback(name: string): Promise<unknown> | unknown;
   list(): unknown;
+  /** The rollout slot's word on an active version (probation, committed, rolled back), merged into the report. */
+  slotState?(name: string, version: string): Partial<ModelReport> | undefined;
+  /** Called when a slot state changes, so the report is published again. */
+  onSlotChange?(fn: () => void): void;
 }
 
 /** Turns a downloaded artifact into an installable package folder (and checks it). */
@@ -24,7 +28,9 @@ export type UnpackArtifact = (artifactFile: string, destDir: string) => Promise<
 /** Verifies a package folder's signature; throws to refuse it. */
 export type VerifyPackage = (packageDir: string) => Promise<unknown>;
 
-export type ModelState = 'pending' | 'downloading' | 'verifying' | 'installed' | 'active' | 'failed';
+export type ModelState = 'pending' | 'downloading' | 'verifying' | 'installed' | 'active' | 'failed'
+  // From the rollout slots (agent/rollout): the new version serves on probation, then is committed or rolled back.
+  | 'shadow' | 'probation' | 'committed' | 'rolled_back';
 
 export interface ModelReport {
   name: string;
@@ -68,6 +74,7 @@ export class ModelSync {
   readonly #groups = new Map<string, DesiredDoc | undefined>();
   readonly #reports = new Map<string, ModelReport>();
   #running: Promise<void> | undefined;
+  #slotListener = false;
   #again = false;
   #online = false;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -282,7 +289,30 @@ export class ModelSync {
     }
   }
 
+  /** Re-reads the rollout slots' states into the reports and publishes them. */
+  refreshSlotStates(): void {
+    const rt = this.o.runtime();
+    for (const r of this.#reports.values()) {
+      if (!['active', 'shadow', 'probation', 'committed', 'rolled_back'].includes(r.state)) continue;
+      const slot = rt?.slotState?.(r.name, r.version);
+      if (slot) Object.assign(r, slot, { at: new Date().toISOString() });
+    }
+    this.#publish();
+  }
+
   #set(m: DesiredModel, state: ModelState, extra: Partial<ModelReport> = {}): void {
+    if (state === 'active') {
+      const rt = this.o.runtime();
+      if (rt?.onSlotChange && !this.#slotListener) {
+        this.#slotListener = true;
+        rt.onSlotChange(() => this.refreshSlotStates());
+      }
+      const slot = rt?.slotState?.(m.name, m.version);
+      if (slot) {
+        state = slot.state ?? state;
+        extra = { ...extra, ...slot };
+      }
+    }
     const prev = this.#reports.get(m.name);
     const same = prev && prev.version === m.version && prev.sha256 === m.sha256;
     this.#reports.set(m.name, {
