@@ -106,6 +106,9 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   #retryMs = 50;
   #retryTimer: NodeJS.Timeout | undefined;
   #recoveries = 0;
+  #pageSize = 4096;
+  #openError: string | undefined;
+  #reopenTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #counters = { accepted: 0, delivered: 0, evicted: 0, quarantined: 0, duplicates: 0 };
 
@@ -131,18 +134,45 @@ export class TelemetryBuffer extends EventEmitter implements Component {
 
   // ---------------------------------------------------------------- lifecycle
 
+  /**
+   * Opens the database. In the agent a file that cannot be opened does not stop the daemon:
+   * the buffer reports "storage not open" on /readyz and retries with backoff (a corrupt file
+   * is moved aside at once instead).
+   */
   async start(): Promise<void> {
-    this.startSync();
+    try {
+      this.startSync();
+    } catch (err) {
+      this.#openError = describe(err);
+      this.#log?.error({ err: this.#openError, file: this.file }, 'cannot open the telemetry database; retrying');
+      this.#scheduleReopen(1000);
+    }
   }
 
-  /** start() without the promise (child processes, benchmarks). */
+  /** Opens the database or throws (child processes, benchmarks, tools). */
   startSync(): void {
     if (this.#db) return;
     this.#stopped = false;
     mkdirSync(path.dirname(this.file), { recursive: true });
     this.#open();
+    this.#openError = undefined;
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     this.#maintenance.unref();
+  }
+
+  #scheduleReopen(ms: number): void {
+    this.#reopenTimer = setTimeout(() => {
+      this.#reopenTimer = undefined;
+      if (this.#stopped || this.#db) return;
+      try {
+        this.startSync();
+        this.#log?.info({ file: this.file }, 'telemetry database open after retry');
+      } catch (err) {
+        this.#openError = describe(err);
+        this.#scheduleReopen(Math.min(ms * 2, 30_000));
+      }
+    }, ms);
+    this.#reopenTimer.unref();
   }
 
   async stop(): Promise<void> {
@@ -155,7 +185,8 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     clearInterval(this.#maintenance);
     clearTimeout(this.#commitTimer);
     clearTimeout(this.#retryTimer);
-    this.#commitTimer = this.#retryTimer = this.#maintenance = undefined;
+    clearTimeout(this.#reopenTimer);
+    this.#commitTimer = this.#retryTimer = this.#maintenance = this.#reopenTimer = undefined;
     if (this.#db) {
       this.#commit();
       if (this.#pending.length) {
@@ -177,7 +208,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   }
 
   notReady(): string | undefined {
-    if (!this.#db) return 'storage not open';
+    if (!this.#db) return this.#openError ? `storage not open: ${this.#openError}` : 'storage not open';
     if (this.#failing) return `storage refusing writes: ${this.#failing}`;
     return undefined;
   }
@@ -655,6 +686,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     this.#db = db;
     this.#stmts = prepare(db);
     const st = this.#stmts;
+    this.#pageSize = db.pragma('page_size', { simple: true }) as number;
     this.#dbId = (st.getMeta.get('db_id') as { value: string } | undefined)?.value ?? '';
     const metaSeq = Number((st.getMeta.get('next_seq') as { value: string } | undefined)?.value ?? 1);
     const maxSeq = (db.prepare('SELECT max(seq) AS m FROM records').get() as { m: number | null }).m ?? 0;
@@ -762,7 +794,8 @@ export class TelemetryBuffer extends EventEmitter implements Component {
 
   /** SQLITE_FULL: the file hit its page cap (or the disk is full). Free a slice of the budget. */
   #makeRoom(): void {
-    const target = Math.max(this.config.maxBytes * 0.05, 64 * 1024);
+    // A twentieth of what the file may hold (the page cap can be below maxBytes).
+    const target = Math.max(Math.min(this.config.maxBytes, this.#pageCapBytes) * 0.05, 8 * 1024);
     const db = this.#db!;
     const freed = db.transaction(() => this.#evictBytes(target, 'full'))();
     this.#log?.warn({ freed }, 'telemetry database full; evicted to make room');
@@ -805,14 +838,24 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     clearTimeout(this.#commitTimer);
     this.#commitTimer = undefined;
     if (!this.#db || this.#pending.length === 0) return;
+    const before = this.#committedSeq;
+    let txnRecords = MAX_TXN_RECORDS;
     try {
       while (this.#pending.length) {
-        const n = Math.min(this.#pending.length, MAX_TXN_RECORDS);
+        const n = Math.min(this.#pending.length, txnRecords);
         const batch = this.#pending.slice(0, n);
         const full = this.config.synchronous !== 'full' && batch.some((r) => r.full);
         if (full) this.#db.pragma('synchronous = FULL');
         try {
           this.#write(() => this.#insert(batch));
+        } catch (err) {
+          // Nothing left to evict but the batch does not fit: write it in smaller pieces
+          // (the older part of it is then evicted by policy to make room for the rest).
+          if ((err as { code?: string }).code === 'SQLITE_FULL_NOTHING_TO_EVICT' && n > 1) {
+            txnRecords = Math.max(1, n >> 1);
+            continue;
+          }
+          throw err;
         } finally {
           if (full && this.#db) this.#db.pragma('synchronous = NORMAL');
         }
@@ -832,8 +875,10 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       this.#retryTimer.unref();
       this.#retryMs = Math.min(this.#retryMs * 2, 5000);
     }
-    this.#resolveWaiters();
-    this.emit('commit', this.#committedSeq);
+    if (this.#committedSeq !== before) {
+      this.#resolveWaiters();
+      this.emit('commit', this.#committedSeq);
+    }
   }
 
   #insert(batch: Pending[]): void {
@@ -850,8 +895,18 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     }
     for (const [stream, n] of perStream) st.addCounter.run(stream, 'accepted', n);
     st.setMeta.run('next_seq', String(batch[batch.length - 1].seq + 1));
-    const used = this.#queuedBytes();
-    if (used > this.config.maxBytes * HIGH_WATER) this.#evictBytes(used - this.config.maxBytes * LOW_WATER, 'budget');
+    // Two measures of "full": the rows' estimated bytes against maxBytes, and the pages the
+    // file really uses against what it may hold (rows share pages unevenly after deletes).
+    const queued = this.#queuedBytes();
+    const capacity = this.config.maxBytes;
+    const usedPages = (st.pageCount.get() as number) - (st.freelistCount.get() as number);
+    const usedBytes = usedPages * this.#pageSize;
+    let excess = Math.max(0, queued - this.config.maxBytes * LOW_WATER);
+    if (queued <= this.config.maxBytes * HIGH_WATER) excess = 0;
+    if (usedBytes > capacity * HIGH_WATER) {
+      excess = Math.max(excess, (usedBytes - capacity * LOW_WATER) * (queued / usedBytes));
+    }
+    if (excess > 0) this.#evictBytes(excess, 'budget');
   }
 
   #resolveWaiters(): void {
@@ -932,6 +987,8 @@ function prepare(db: Database.Database) {
     listQuarantine: db.prepare('SELECT seq, stream, ts, payload, reason, at FROM quarantine ORDER BY seq DESC LIMIT ?'),
     addCounter: db.prepare('INSERT INTO counters (stream, name, value) VALUES (?, ?, ?) ON CONFLICT (stream, name) DO UPDATE SET value = value + excluded.value'),
     setCounter: db.prepare('INSERT INTO counters (stream, name, value) VALUES (?, ?, ?) ON CONFLICT (stream, name) DO UPDATE SET value = excluded.value'),
+    pageCount: db.prepare('PRAGMA page_count').pluck(),
+    freelistCount: db.prepare('PRAGMA freelist_count').pluck(),
     getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
     setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };

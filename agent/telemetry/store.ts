@@ -72,8 +72,12 @@ export function openStore(file: string, opts: OpenOptions): DB {
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (mode !== 'wal') throw new Error(`cannot switch ${file} to WAL (journal_mode is ${String(mode)})`);
     db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    // Keep the WAL from growing without bound between checkpoints of a busy buffer.
-    db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
+    // Keep the WAL in proportion to the budget: checkpoint every quarter of it (at most
+    // SQLite's default of 1000 pages) and truncate the WAL back to that size afterwards.
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    const walPages = Math.max(16, Math.min(1000, Math.floor(opts.maxBytes / 4 / pageSize)));
+    db.pragma(`wal_autocheckpoint = ${walPages}`);
+    db.pragma(`journal_size_limit = ${walPages * pageSize}`);
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new CorruptDatabaseError(`quick_check: ${String(check)}`);
     migrate(db);
