@@ -131,7 +131,7 @@ export class ModelSync {
     const want = effectiveDesired(this.#device, this.o.groups.map((g) => this.#groups.get(g)));
     for (const m of want.values()) {
       const r = this.#reports.get(m.name);
-      if (r && r.version === m.version && r.sha256 === m.sha256 && (r.state === 'active' || r.state === 'failed')) continue;
+      if (r && r.version === m.version && r.sha256 === m.sha256 && SETTLED.has(r.state)) continue;
       if (this.#activeVersion(m.name) === m.version && this.#isInstalled(m)) {
         this.#set(m, 'active');
         continue;
