@@ -68,6 +68,8 @@ function markFile(parent: string, version: string): string {
   return path.join(parent, `.${version}.installed.json`);
 }
 export const ARTIFACT_FILE = 'package.edgepkg';
+/** States after which a pass leaves the model alone until its desired version changes. */
+const SETTLED = new Set<ModelState>(['active', 'failed', 'shadow', 'probation', 'committed', 'rolled_back']);
 
 export class ModelSync {
   #device: DesiredDoc | undefined;
