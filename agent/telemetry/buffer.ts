@@ -20,7 +20,7 @@ import { SendBudget, utcDay } from './budget.js';
 import { encodeRawBatch, rawLineBytes, type RawLine } from './encoding.js';
 import { registerTelemetryMetrics } from './metrics.js';
 import { STREAM_NAME, streamPolicy, type StreamPolicy } from './policy.js';
-import { isCorruption, isDiskFull, moveAside, openStore, salvageSeq, setMaxBytes, type DB } from './store.js';
+import { isCorruption, isDiskFull, moveAside, openStore, salvage, setMaxBytes, type DB } from './store.js';
 import type {
   EvictReason, Lease, LeaseOptions, QuarantinedRecord, RecordOptions, StreamStats,
   TelemetryBufferOptions, TelemetryConfig, TelemetryStats,
@@ -647,10 +647,11 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       // already unusable
     }
     this.#db = undefined;
-    const salvaged = salvageSeq(this.file);
+    const old = salvage(this.file);
+    const salvaged = old.nextSeq;
     const movedTo = moveAside(this.file);
     this.#recoveries++;
-    const lost = [...this.#streams.values()].reduce((a, s) => a + s.depth, 0);
+    const lost = Math.max(old.queued, [...this.#streams.values()].reduce((a, s) => a + s.depth, 0));
     // Keep sequence numbers rising past anything the old file may have sent: the salvaged
     // value when readable, and a clock-based floor (µs since the epoch) in case it was not.
     const floor = Math.max(this.#nextSeq, salvaged, Date.now() * 1000);

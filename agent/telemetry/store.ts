@@ -132,12 +132,15 @@ export function moveAside(file: string, now = Date.now()): string {
   return target;
 }
 
-/** Best effort: the highest sequence number a damaged database still shows (0 when unreadable). */
-export function salvageSeq(file: string): number {
+/**
+ * Best effort: what a damaged database still shows — its next sequence number and how many
+ * records were queued in it (0 where unreadable).
+ */
+export function salvage(file: string): { nextSeq: number; queued: number } {
   let db: DB | undefined;
+  const out = { nextSeq: 0, queued: 0 };
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
-    let best = 0;
     for (const sql of [
       "SELECT CAST(value AS INTEGER) AS v FROM meta WHERE key = 'next_seq'",
       'SELECT max(seq) + 1 AS v FROM records',
@@ -145,14 +148,19 @@ export function salvageSeq(file: string): number {
     ]) {
       try {
         const row = db.prepare(sql).get() as { v: number | null } | undefined;
-        if (row?.v && Number.isSafeInteger(row.v)) best = Math.max(best, row.v);
+        if (row?.v && Number.isSafeInteger(row.v)) out.nextSeq = Math.max(out.nextSeq, row.v);
       } catch {
         // that part of the file is unreadable; try the next
       }
     }
-    return best;
+    try {
+      out.queued = (db.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n;
+    } catch {
+      // unreadable
+    }
+    return out;
   } catch {
-    return 0;
+    return out;
   } finally {
     db?.close();
   }
