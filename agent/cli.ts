@@ -12,7 +12,8 @@ export const EXIT_CONFIG = 78;
 function fail(err: unknown): never {
   const code = err instanceof EdgeError ? err.code : 'EDGE_FATAL';
   process.stderr.write(`edge-agent: ${describe(err)}\n`);
-  process.exit(code.startsWith('EDGE_CONFIG') ? EXIT_CONFIG : 1);
+  // An insecure key file is an installation problem too: restarting will not fix it.
+  process.exit(code.startsWith('EDGE_CONFIG') || code === 'EDGE_KEY_FILE_INSECURE' ? EXIT_CONFIG : 1);
 }
 
 export async function runDaemon(configFile: string): Promise<void> {
