@@ -450,6 +450,18 @@ Napi::Value ApplyLut(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// kernelsPeak(variant?, milliseconds?) -> GOPS of the variant's multiply-accumulate loop
+Napi::Value KernelsPeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Variant v = active_variant();
+  if (info.Length() > 0 && info[0].IsString()) {
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    need(env, parse_variant(name.c_str(), &v), "kernelsPeak: unknown variant '" + name + "'");
+  }
+  const int ms = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 200;
+  return Napi::Number::New(env, peak_int8_gops(v, ms));
+}
+
 }  // namespace
 
 Napi::Object InitKernels(Napi::Env env, Napi::Object exports) {
@@ -465,6 +477,7 @@ Napi::Object InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("kernelsPool", Napi::Function::New(env, Pool, "kernelsPool"));
   exports.Set("kernelsEltwise", Napi::Function::New(env, Eltwise, "kernelsEltwise"));
   exports.Set("kernelsBuildLut", Napi::Function::New(env, BuildLut, "kernelsBuildLut"));
+  exports.Set("kernelsPeak", Napi::Function::New(env, KernelsPeak, "kernelsPeak"));
   exports.Set("kernelsApplyLut", Napi::Function::New(env, ApplyLut, "kernelsApplyLut"));
   return exports;
 }

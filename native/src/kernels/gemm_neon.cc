@@ -91,9 +91,24 @@ void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* pa
   }
 }
 
+uint64_t peak_loop(uint64_t iters, int32_t* sink) {
+  int32x4_t c[12];
+  for (int i = 0; i < 12; ++i) c[i] = vdupq_n_s32(sink[i]);
+  const int16x8_t b = vdupq_n_s16(static_cast<int16_t>(sink[12]));
+  const int16x4_t a = vdup_n_s16(static_cast<int16_t>(sink[13]));
+  for (uint64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; i += 2) {
+      c[i] = vmlal_lane_s16(c[i], vget_low_s16(b), a, 1);
+      c[i + 1] = vmlal_high_lane_s16(c[i + 1], b, a, 2);
+    }
+  }
+  for (int i = 0; i < 12; ++i) sink[i] = vgetq_lane_s32(c[i], 0);
+  return iters * 12 * 4 * 2;
+}
+
 const VariantKernels kTable = {
     Variant::Neon, /*nr=*/16, /*col_align=*/8, /*kgroup=*/1, /*mr=*/4, microkernel, /*a_flip=*/0,
-    finish_row_neon, dw_accumulate_neon,
+    finish_row_neon, dw_accumulate_neon, peak_loop,
 };
 
 }  // namespace

@@ -23,7 +23,7 @@ void microkernel_scalar(int rows, const uint8_t* a, size_t lda, int K, const int
 
 const VariantKernels kScalar = {
     Variant::Scalar, /*nr=*/16, /*col_align=*/4, /*kgroup=*/1, /*mr=*/4, microkernel_scalar, /*a_flip=*/0,
-    finish_row_scalar, dw_accumulate_scalar,
+    finish_row_scalar, dw_accumulate_scalar, /*peak_loop=*/nullptr,
 };
 
 }  // namespace

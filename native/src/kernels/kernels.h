@@ -7,6 +7,7 @@
 #include "kernels/eltwise.h"
 #include "kernels/gemm.h"
 #include "kernels/lut.h"
+#include "kernels/peak.h"
 #include "kernels/pool.h"
 #include "kernels/quantize.h"
 #include "kernels/thread_pool.h"

@@ -30,6 +30,9 @@ struct VariantKernels {
                      const OutputSpec& out, const float* scales, void* y);
   // Depthwise: acc[c] += (x[c] - x_zp) * w[c] for c < C (x as uint8 after xor).
   void (*dw_accumulate)(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C);
+  // The peak-rate loop: `iters` rounds of independent chains of the micro-kernel's
+  // multiply-accumulate instruction; returns the int8 operations done (2 per MAC). Null for scalar.
+  uint64_t (*peak_loop)(uint64_t iters, int32_t* sink);
 };
 
 const VariantKernels* scalar_kernels();
