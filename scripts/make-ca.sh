@@ -7,7 +7,9 @@
 #   OUT/devices/ID.key ID.crt               one client identity per device (CN = device id)
 #   OUT/acl                                 Mosquitto ACL: deploy/mosquitto/acl + each device's groups
 # Usage: scripts/make-ca.sh [--out DIR] [--broker-host NAME|IP]... [--controller CN] [--days N]
-#                           [DEVICE_ID[:group1,group2]]...
+#                           [--revoke DEVICE_ID]... [DEVICE_ID[:group1,group2]]...
+# --revoke cuts a device off: its ACL block denies every topic (its certificate still passes
+# TLS, but it can neither read nor write anything). Reload Mosquitto with the new acl.
 # A device id is one topic level: [A-Za-z0-9][A-Za-z0-9_-]{0,63}, not "groups", not the controller's CN.
 set -euo pipefail
 
@@ -17,13 +19,15 @@ controller="edge-controller"
 days=825
 hosts=()
 devices=()
+revoke=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --broker-host) hosts+=("$2"); shift 2 ;;
     --controller) controller="$2"; shift 2 ;;
     --days) days="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --revoke) revoke+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "make-ca: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) devices+=("$1"); shift ;;
   esac
@@ -98,6 +102,13 @@ for spec in "${devices[@]}"; do
   fi
 done
 
+for id in "${revoke[@]}"; do
+  check_id "$id" "device id"
+  : > "devices/$id.revoked"
+  chmod 644 "devices/$id.revoked"
+  echo "make-ca: revoked $id (deny-all ACL block)"
+done
+
 # The ACL: the shipped base (patterns, controller) plus, per device, read rights on the
 # desired state of its own groups. Rewritten every run from the .groups files.
 {
@@ -105,11 +116,19 @@ done
   for f in devices/*.groups; do
     [ -e "$f" ] || continue
     id="$(basename "$f" .groups)"
+    [ -e "devices/$id.revoked" ] && continue
     echo ""
     echo "user $id"
     while read -r g; do
       [ -n "$g" ] && echo "topic read edge/v1/groups/$g/models/desired"
     done < "$f"
+  done
+  # Revoked devices: "deny" is checked before every grant, patterns included.
+  for f in devices/*.revoked; do
+    [ -e "$f" ] || continue
+    echo ""
+    echo "user $(basename "$f" .revoked)"
+    echo "topic deny #"
   done
 } > acl.tmp
 chmod 644 acl.tmp

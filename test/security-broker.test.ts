@@ -6,10 +6,10 @@ import { readFileSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { destroyMosquitto } from './helpers/mosquitto.js';
-import { makePki, repoRoot, startTlsBroker, tryConnect } from './helpers/pki.js';
+import { installBrokerFiles, makePki, repoRoot, startTlsBroker, tryConnect } from './helpers/pki.js';
 import { waitFor } from './helpers/wait.js';
 
-const pki = makePki(['dev-a:lab', 'dev-b:north']);
+const pki = makePki(['dev-a:lab', 'dev-b:north', 'dev-c:lab']);
 t.teardown(() => pki.remove());
 const broker = await startTlsBroker(pki);
 t.teardown(() => destroyMosquitto(broker));
@@ -52,7 +52,7 @@ async function publishCode(c: MqttClient, topic: string, payload: string): Promi
 
 t.test('make-ca.sh is idempotent and keeps private keys private', async (t) => {
   const before = pki.read('devices/dev-a.crt');
-  execFileSync(path.join(repoRoot, 'scripts', 'make-ca.sh'), ['--out', pki.dir, 'dev-a:lab', 'dev-b:north'], { stdio: 'pipe' });
+  execFileSync(path.join(repoRoot, 'scripts', 'make-ca.sh'), ['--out', pki.dir, 'dev-a:lab', 'dev-b:north', 'dev-c:lab'], { stdio: 'pipe' });
   t.same(pki.read('devices/dev-a.crt'), before, 'running again does not re-issue an existing certificate');
   for (const k of ['ca.key', 'broker.key', 'controller.key', 'devices/dev-a.key']) {
     t.equal(statSync(pki.file(k)).mode & 0o077, 0, `${k} is readable by its owner only`);
@@ -144,4 +144,37 @@ t.test('a device reads only its own groups\' desired state, and cannot write any
     { timeoutMs: 10_000, what: 'lab\'s desired state at A and north\'s at the controller' });
   t.notOk(aGot.some((m) => m.payload === 'north-desired'), 'A never receives the desired state of a group it is not in');
   t.notOk(aGot.concat(ctlGot).some((m) => m.payload === 'forged-desired'), 'the forged desired state reaches no one');
+});
+
+t.test('a revoked device can neither read nor write anything, even its own topics', async (t) => {
+  const c0 = await connectAs(t, 'devices/dev-c');
+  const c0Got = inbox(c0);
+  await subscribeCode(c0, 'edge/v1/dev-c/cmd');
+  const ctl = await connectAs(t, 'controller');
+  t.equal(await publishCode(ctl, 'edge/v1/dev-c/cmd', 'before'), 0);
+  await waitFor(() => c0Got.some((m) => m.payload === 'before'), { what: 'dev-c receives its command before revocation' });
+  await c0.endAsync();
+
+  execFileSync(path.join(repoRoot, 'scripts', 'make-ca.sh'), ['--out', pki.dir, '--revoke', 'dev-c'], { stdio: 'pipe' });
+  t.match(readFileSync(pki.file('acl'), 'utf8'), /user dev-c\ntopic deny #/);
+  installBrokerFiles(pki);
+  await broker.restart();
+
+  const c = await connectAs(t, 'devices/dev-c');
+  const ctl2 = await connectAs(t, 'controller');
+  const a = await connectAs(t, 'devices/dev-a');
+  const cGot = inbox(c);
+  const ctlGot = inbox(ctl2);
+  const aGot = inbox(a);
+  await subscribeCode(c, 'edge/v1/dev-c/cmd');
+  await subscribeCode(c, 'edge/v1/groups/lab/models/desired');
+  await subscribeCode(ctl2, 'edge/v1/+/status');
+  await subscribeCode(a, 'edge/v1/dev-a/cmd');
+  t.equal(await publishCode(c, 'edge/v1/dev-c/status', 'revoked-status'), 135, 'the revoked device cannot publish on its own topics');
+  t.equal(await publishCode(ctl2, 'edge/v1/dev-c/cmd', 'after'), 0);
+  t.equal(await publishCode(ctl2, 'edge/v1/groups/lab/models/desired', 'lab-after'), 0);
+  t.equal(await publishCode(ctl2, 'edge/v1/dev-a/cmd', 'a-after'), 0);
+  await waitFor(() => aGot.some((m) => m.payload === 'a-after'), { what: 'dev-a (not revoked) still receives its command' });
+  t.notOk(cGot.length, `the revoked device receives nothing (got ${cGot.map((m) => m.payload).join(', ')})`);
+  t.notOk(ctlGot.some((m) => m.payload === 'revoked-status'), 'its publish reached no one');
 });
