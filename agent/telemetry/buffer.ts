@@ -91,6 +91,8 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   #stmts: ReturnType<typeof prepare> | undefined;
   #nextSeq = 1;
   #committedSeq = 0;
+  /** Every record up to this seq is on stable storage (the WAL was fsynced after its commit). */
+  #durableSeq = 0;
   #pending: Pending[] = [];
   #commitTimer: NodeJS.Timeout | undefined;
   #maintenance: NodeJS.Timeout | undefined;
@@ -392,6 +394,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       this.#log?.warn({ stream, seqs: poison, maxBytes }, 'telemetry records too large for a message were quarantined');
     }
     if (lines.length === 0) return undefined;
+    this.#makeDurable(lines[lines.length - 1].seq);
     let payload = encodeRawBatch(stream, this.#dbId, lines);
     // Should gzip do worse than the last message, send fewer records rather than an oversized message.
     const packed = lines.length;
@@ -520,6 +523,26 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       if (this.config.maxQuarantineRecords >= 0) st.trimQuarantine.run(this.config.maxQuarantineRecords);
       return moved;
     }) ?? 0;
+  }
+
+  /**
+   * A record must be on stable storage before it leaves the device: with synchronous=normal a
+   * power cut can roll back the last commits, and their sequence numbers would then be given
+   * to new records, which the controller would drop as duplicates of what it already has.
+   * One fsync'd commit makes every earlier commit durable, so this costs one fsync per
+   * lease at most.
+   */
+  #makeDurable(seq: number): void {
+    if (seq <= this.#durableSeq || this.config.synchronous === 'full') return;
+    const db = this.#db!;
+    const upTo = this.#committedSeq;
+    db.pragma('synchronous = FULL');
+    try {
+      this.#write(() => this.#stmts!.setMeta.run('durable_seq', String(upTo)));
+    } finally {
+      if (this.#db) this.#db.pragma('synchronous = NORMAL');
+    }
+    this.#durableSeq = upTo;
   }
 
   #endLease(l: LiveLease): void {
@@ -694,6 +717,8 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     const maxQ = (db.prepare('SELECT max(seq) AS m FROM quarantine').get() as { m: number | null }).m ?? 0;
     const next = Math.max(metaSeq, maxSeq + 1, maxQ + 1, seqFloor, 1);
     this.#committedSeq = next - 1;
+    // After a crash the WAL may still sit in the page cache: nothing counts as fsynced yet.
+    this.#durableSeq = 0;
     if (this.#pending.length === 0) this.#nextSeq = Math.max(this.#nextSeq, next);
     if (seqFloor > 0) {
       this.#nextSeq = Math.max(this.#nextSeq, next);
@@ -862,6 +887,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
         }
         this.#pending.splice(0, n);
         this.#committedSeq = batch[batch.length - 1].seq;
+        if (full || this.config.synchronous === 'full') this.#durableSeq = this.#committedSeq;
       }
       if (this.#failing) {
         this.#log?.info('telemetry storage accepts writes again');
