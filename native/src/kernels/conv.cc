@@ -102,7 +102,7 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
       const PackedWeights& w = *pc.group_weights()[0];
       const int T = im2col_tile_rows(w.K());
       return arena_bytes(sizeof(int32_t) * w.Np()) +
-             threads * (arena_bytes(static_cast<size_t>(T) * w.K()) + arena_bytes(sizeof(int32_t) * T));
+             threads * (arena_bytes(static_cast<size_t>(T) * w.K()) + gemm_tile_scratch_bytes(T));
     }
   }
   return 0;
@@ -185,7 +185,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   const int T = im2col_tile_rows(Kg);
   auto* colterm = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * w0.Np()));
   const size_t cols_stride = arena_bytes(static_cast<size_t>(T) * Kg);
-  const size_t rs_stride = arena_bytes(sizeof(int32_t) * T);
+  const size_t rs_stride = gemm_tile_scratch_bytes(T);
   auto* cols = static_cast<uint8_t*>(arena.alloc(cols_stride * threads));
   auto* rowsums = static_cast<uint8_t*>(arena.alloc(rs_stride * threads));
   if (colterm == nullptr || cols == nullptr || rowsums == nullptr) return too_small();
@@ -216,7 +216,8 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
       }
       gemm_block(w, vk, a, Kg, rows, x_xor, colterm, 0, w.Np(), spec,
                  y + (static_cast<size_t>(p0) * s.out_channels + g * OCg) * esize, s.out_channels,
-                 reinterpret_cast<int32_t*>(rowsums + thread * rs_stride));
+                 reinterpret_cast<int32_t*>(rowsums + thread * rs_stride),
+                 reinterpret_cast<int32_t*>(rowsums + thread * rs_stride + arena_bytes(sizeof(int32_t) * T)));
     };
     parallel_for(pool, tiles, task);
   }

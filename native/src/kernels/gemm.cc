@@ -92,7 +92,7 @@ void gemm_column_terms(const PackedWeights& w, const VariantKernels& vk, int32_t
 
 void gemm_block(const PackedWeights& w, const VariantKernels& vk, const uint8_t* a, size_t lda, int rows,
                 uint8_t a_xor, const int32_t* colterm, int n0, int n1, const OutputSpec& out, void* c, size_t ldc,
-                int32_t* rowsum) {
+                int32_t* rowsum, int32_t* acc_tile) {
   const int K = w.K();
   const bool zb = w.has_weight_zero_point();
   if (zb) {
@@ -105,19 +105,23 @@ void gemm_block(const PackedWeights& w, const VariantKernels& vk, const uint8_t*
   }
   const size_t esize = out_elem_bytes(out);
   const bool per_channel = out.scale_count > 1;
-  alignas(64) int32_t acc[8 * 64];
   for (int n = n0; n < n1; n += vk.nr) {
     const int width = std::min(vk.nr, w.Np() - n);
     const int valid = std::min(width, w.N() - n);
     const int8_t* panel = w.panel(n);
-    for (int m = 0; m < rows; m += vk.mr) {
-      const int r = std::min(vk.mr, rows - m);
-      vk.microkernel(r, a + m * lda, lda, K, panel, width, a_xor, acc);
-      for (int i = 0; i < r; ++i) {
-        void* y = static_cast<uint8_t*>(c) + ((m + i) * ldc + n) * esize;
-        vk.finish_row(acc + i * width, valid, colterm + n, zb ? w.zero_points() + n : nullptr, zb ? rowsum[m + i] : 0,
-                      out, out.scales + (per_channel ? n : 0), y);
+    for (int k0 = 0; k0 < K; k0 += kGemmKBlock) {
+      const int kl = std::min(kGemmKBlock, K - k0);
+      // k0 is a multiple of the k-group, so the block starts k0 * width bytes into the panel.
+      const int8_t* block = panel + static_cast<size_t>(k0) * width;
+      for (int m = 0; m < rows; m += vk.mr) {
+        const int r = std::min(vk.mr, rows - m);
+        vk.microkernel(r, a + m * lda + k0, lda, kl, block, width, a_xor, acc_tile + m * width, k0 > 0);
       }
+    }
+    for (int i = 0; i < rows; ++i) {
+      void* y = static_cast<uint8_t*>(c) + (i * ldc + n) * esize;
+      vk.finish_row(acc_tile + i * width, valid, colterm + n, zb ? w.zero_points() + n : nullptr, zb ? rowsum[i] : 0, out,
+                    out.scales + (per_channel ? n : 0), y);
     }
   }
 }
@@ -139,7 +143,7 @@ const char* check_output_spec(const OutputSpec& o, int channels) { return check_
 
 size_t gemm_scratch_bytes(const PackedWeights& w, int M, int threads) {
   const int tile = std::min(M, kGemmTileRows);
-  return arena_bytes(sizeof(int32_t) * w.Np()) + static_cast<size_t>(std::max(threads, 1)) * arena_bytes(sizeof(int32_t) * std::max(tile, 1));
+  return arena_bytes(sizeof(int32_t) * w.Np()) + static_cast<size_t>(std::max(threads, 1)) * gemm_tile_scratch_bytes(std::max(tile, 1));
 }
 
 Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPool* pool) {
@@ -158,7 +162,7 @@ Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPo
   const size_t mark = arena.mark();
   auto* colterm = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * w.Np()));
   const int tile = std::min(args.M, kGemmTileRows);
-  auto* rowsums = static_cast<int32_t*>(arena.alloc(static_cast<size_t>(threads) * arena_bytes(sizeof(int32_t) * tile)));
+  auto* rowsums = static_cast<uint8_t*>(arena.alloc(static_cast<size_t>(threads) * gemm_tile_scratch_bytes(tile)));
   if (colterm == nullptr || rowsums == nullptr) {
     arena.release_to(mark);
     return Status::Error("gemm: the arena is smaller than gemm_scratch_bytes()");
@@ -174,13 +178,15 @@ Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPo
   const int per_chunk = (panels + nchunks - 1) / nchunks;
   nchunks = (panels + per_chunk - 1) / per_chunk;
   const size_t esize = out_elem_bytes(args.out);
-  const size_t rowsum_stride = arena_bytes(sizeof(int32_t) * tile) / sizeof(int32_t);
+  const size_t per_thread = gemm_tile_scratch_bytes(tile);
   auto task = [&](int t, int thread) {
     const int mt = t / nchunks, nc = t % nchunks;
     const int m0 = mt * tile, rows = std::min(tile, args.M - m0);
     const int n0 = nc * per_chunk * vk->nr, n1 = std::min(w.Np(), (nc + 1) * per_chunk * vk->nr);
     gemm_block(w, *vk, static_cast<const uint8_t*>(args.a) + m0 * lda, lda, rows, a_xor, colterm, n0, n1, args.out,
-               static_cast<uint8_t*>(args.c) + m0 * ldc * esize, ldc, rowsums + thread * rowsum_stride);
+               static_cast<uint8_t*>(args.c) + m0 * ldc * esize, ldc,
+               reinterpret_cast<int32_t*>(rowsums + thread * per_thread),
+               reinterpret_cast<int32_t*>(rowsums + thread * per_thread + arena_bytes(sizeof(int32_t) * tile)));
   };
   parallel_for(pool, mtiles * nchunks, task);
   arena.release_to(mark);

@@ -23,11 +23,14 @@ inline int32_t pair(const uint8_t* p, uint32_t x2, bool both) {
 }
 
 template <int MR, int NV>
-void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc) {
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
   constexpr int W = NV * 8;
   __m256i c[MR][NV];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) c[r][v] = _mm256_setzero_si256();
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v)
+      c[r][v] = accumulate ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + r * W + v * 8)) : _mm256_setzero_si256();
   // xor applies to real bytes only; the padding byte of an odd K stays zero.
   const uint32_t x2 = a_xor | (static_cast<uint32_t>(a_xor) << 16);
   const int pairs = (K + 1) / 2;
@@ -35,27 +38,32 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   for (int g = 0; g < pairs; ++g, b += W * 2) {
     const bool both = 2 * g + 1 < K;
     __m256i bv[NV];
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v)
       bv[v] = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(b + v * 16)));
     const uint32_t xx = both ? x2 : a_xor;
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m256i av = _mm256_set1_epi32(pair(a + r * lda + 2 * g, xx, both));
+      #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm256_add_epi32(c[r][v], _mm256_madd_epi16(av, bv[v]));
     }
   }
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * W + v * 8), c[r][v]);
 }
 
-using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*);
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
 template <int MR>
 constexpr KernelFn pick_nv(int nv) { return nv == 1 ? kernel<MR, 1> : kernel<MR, 2>; }
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
-                 int32_t* acc) {
+                 int32_t* acc, bool accumulate) {
   const int nv = width / 8;
   KernelFn f = rows == 1 ? pick_nv<1>(nv) : rows == 2 ? pick_nv<2>(nv) : rows == 3 ? pick_nv<3>(nv) : pick_nv<4>(nv);
-  f(a, lda, K, panel, a_xor, acc);
+  f(a, lda, K, panel, a_xor, acc, accumulate);
 }
 
 // The kernel's inner step: vpmaddwd (16 MACs) + vpaddd, in 12 independent chains.

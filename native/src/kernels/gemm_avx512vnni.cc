@@ -27,11 +27,14 @@ inline uint32_t load_tail(const uint8_t* p, int n) {
 }
 
 template <int MR, int NV, bool XOR>
-void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc) {
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
   constexpr int W = NV * 16;
   __m512i c[MR][NV], c2[MR == 1 ? 1 : 0 + 1][NV];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_si512();
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? _mm512_loadu_si512(acc + r * W + v * 16) : _mm512_setzero_si512();
+  #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) c2[0][v] = _mm512_setzero_si512();
   const uint32_t x4 = 0x01010101u * a_xor;
   const int groups = K / 4, tail = K % 4;
@@ -42,6 +45,7 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     for (; g + 2 <= groups; g += 2, b += 2 * W * 4) {
       const __m512i a0 = _mm512_set1_epi32(static_cast<int>(load4(a + 4 * g) ^ (XOR ? x4 : 0)));
       const __m512i a1 = _mm512_set1_epi32(static_cast<int>(load4(a + 4 * g + 4) ^ (XOR ? x4 : 0)));
+      #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) {
         c[0][v] = _mm512_dpbusd_epi32(c[0][v], a0, _mm512_load_si512(b + v * 64));
         c2[0][v] = _mm512_dpbusd_epi32(c2[0][v], a1, _mm512_load_si512(b + W * 4 + v * 64));
@@ -50,27 +54,36 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   }
   for (; g < groups; ++g, b += W * 4) {
     __m512i bv[NV];
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_si512(b + v * 64);
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m512i av = _mm512_set1_epi32(static_cast<int>(load4(a + r * lda + 4 * g) ^ (XOR ? x4 : 0)));
+      #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], av, bv[v]);
     }
   }
   if (tail) {
     __m512i bv[NV];
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_si512(b + v * 64);
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m512i av = _mm512_set1_epi32(static_cast<int>(load_tail(a + r * lda + 4 * g, tail) ^ (XOR ? x4 : 0)));
+      #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], av, bv[v]);
     }
   }
   if (MR == 1)
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) c[0][v] = _mm512_add_epi32(c[0][v], c2[0][v]);
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) _mm512_storeu_si512(acc + r * W + v * 16, c[r][v]);
 }
 
-using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*);
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
 
 template <bool XOR, int MR>
 constexpr KernelFn pick_nv(int nv) {
@@ -89,9 +102,9 @@ KernelFn pick(int rows, int nv) {
 }
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
-                 int32_t* acc) {
+                 int32_t* acc, bool accumulate) {
   const int nv = width / 16;
-  (a_xor ? pick<true>(rows, nv) : pick<false>(rows, nv))(a, lda, K, panel, a_xor, acc);
+  (a_xor ? pick<true>(rows, nv) : pick<false>(rows, nv))(a, lda, K, panel, a_xor, acc, accumulate);
 }
 
 // 16 lanes at a time.

@@ -20,11 +20,15 @@ inline uint32_t load_n(const uint8_t* p, int n) {
 }
 
 template <int MR, int NV>
-void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc) {
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
   constexpr int W = NV * 8;
   __m256i c[MR][NV], c2[NV];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) c[r][v] = _mm256_setzero_si256();
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v)
+      c[r][v] = accumulate ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + r * W + v * 8)) : _mm256_setzero_si256();
+  #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) c2[v] = _mm256_setzero_si256();
   const uint32_t x4 = 0x01010101u * a_xor;
   const int groups = K / 4, tail = K % 4;
@@ -34,6 +38,7 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     for (; g + 2 <= groups; g += 2, b += 2 * W * 4) {
       const __m256i a0 = _mm256_set1_epi32(static_cast<int>(load_n(a + 4 * g, 4) ^ x4));
       const __m256i a1 = _mm256_set1_epi32(static_cast<int>(load_n(a + 4 * g + 4, 4) ^ x4));
+      #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) {
         c[0][v] = _mm256_dpbusd_avx_epi32(c[0][v], a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(b + v * 32)));
         c2[v] = _mm256_dpbusd_avx_epi32(c2[v], a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(b + W * 4 + v * 32)));
@@ -43,24 +48,30 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   for (; g < groups + (tail ? 1 : 0); ++g, b += W * 4) {
     const int n = g < groups ? 4 : tail;
     __m256i bv[NV];
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + v * 32));
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m256i av = _mm256_set1_epi32(static_cast<int>(load_n(a + r * lda + 4 * g, n) ^ x4));
+      #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm256_dpbusd_avx_epi32(c[r][v], av, bv[v]);
     }
   }
   if (MR == 1)
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) c[0][v] = _mm256_add_epi32(c[0][v], c2[v]);
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * W + v * 8), c[r][v]);
 }
 
-using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*);
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
 template <int MR>
 constexpr KernelFn pick_nv(int nv) { return nv == 1 ? kernel<MR, 1> : kernel<MR, 2>; }
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
-                 int32_t* acc) {
+                 int32_t* acc, bool accumulate) {
   const int nv = width / 8;
   KernelFn f;
   switch (rows) {
@@ -71,7 +82,7 @@ void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* pa
     case 5: f = pick_nv<5>(nv); break;
     default: f = pick_nv<6>(nv); break;
   }
-  f(a, lda, K, panel, a_xor, acc);
+  f(a, lda, K, panel, a_xor, acc, accumulate);
 }
 
 uint64_t peak_loop(uint64_t iters, int32_t* sink) {

@@ -16,21 +16,26 @@ namespace edge::kernels {
 namespace {
 
 template <int MR, int NV>
-void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc) {
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
   constexpr int W = NV * 4;
   int32x4_t c[MR][NV];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) c[r][v] = vdupq_n_s32(0);
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? vld1q_s32(acc + r * W + v * 4) : vdupq_n_s32(0);
   const uint8x16_t flip = vdupq_n_u8(static_cast<uint8_t>(a_xor ^ 0x80));
   const int8_t* b = panel;
   int k = 0;
   for (; k + 16 <= K; k += 16) {
     int8x16_t av[MR];
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) av[r] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + r * lda + k), flip));
 #define EDGE_GROUP(G)                                                              \
   {                                                                                \
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {                                                 \
       const int8x16_t bv = vld1q_s8(b + ((G) * W + v * 4) * 4);                    \
+      #pragma GCC unroll 16
       for (int r = 0; r < MR; ++r) c[r][v] = vdotq_laneq_s32(c[r][v], bv, av[r], G); \
     }                                                                              \
   }
@@ -44,6 +49,7 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   // Remaining k in groups of 4; bytes past K read as the flipped zero of padding (times zero weights).
   for (; k < K; k += 4, b += W * 4) {
     const int n = K - k < 4 ? K - k : 4;
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       uint8_t tmp[4] = {0, 0, 0, 0};
       std::memcpy(tmp, a + r * lda + k, n);
@@ -51,24 +57,27 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
       std::memcpy(&word, tmp, 4);
       word ^= 0x01010101u * static_cast<uint8_t>(a_xor ^ 0x80);
       const int8x16_t aw = vreinterpretq_s8_u32(vdupq_n_u32(word));
+      #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = vdotq_s32(c[r][v], vld1q_s8(b + v * 16), aw);
     }
   }
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) vst1q_s32(acc + r * W + v * 4, c[r][v]);
 }
 
-using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*);
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
 template <int MR>
 constexpr KernelFn pick_nv(int nv) {
   return nv == 1 ? kernel<MR, 1> : nv == 2 ? kernel<MR, 2> : nv == 3 ? kernel<MR, 3> : kernel<MR, 4>;
 }
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
-                 int32_t* acc) {
+                 int32_t* acc, bool accumulate) {
   const int nv = width / 4;
   KernelFn f = rows == 1 ? pick_nv<1>(nv) : rows == 2 ? pick_nv<2>(nv) : rows == 3 ? pick_nv<3>(nv) : pick_nv<4>(nv);
-  f(a, lda, K, panel, a_xor, acc);
+  f(a, lda, K, panel, a_xor, acc, accumulate);
 }
 
 uint64_t peak_loop(uint64_t iters, int32_t* sink) {

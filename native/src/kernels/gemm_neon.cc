@@ -15,17 +15,22 @@ namespace edge::kernels {
 namespace {
 
 template <int MR>
-void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor, int32_t* acc) {
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor, int32_t* acc,
+            bool accumulate) {
   // width is 8 or 16; for 8 the second half of each accumulator row stays unused.
   int32x4_t c[MR][4];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < 4; ++v) c[r][v] = vdupq_n_s32(0);
-  const uint8x8_t xr = vdup_n_u8(a_xor);
   const bool wide = width == 16;
+  #pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
+    for (int v = 0; v < 4; ++v)
+      c[r][v] = accumulate && v < (wide ? 4 : 2) ? vld1q_s32(acc + r * width + v * 4) : vdupq_n_s32(0);
+  const uint8x8_t xr = vdup_n_u8(a_xor);
   const int8_t* b = panel;
   int k = 0;
   for (; k + 8 <= K; k += 8) {
     int16x8_t av[MR];
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) av[r] = vreinterpretq_s16_u16(vmovl_u8(veor_u8(vld1_u8(a + r * lda + k), xr)));
 #define EDGE_STEP(L, HALF, LANE)                                                             \
   {                                                                                          \
@@ -37,6 +42,7 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, int width,
     } else {                                                                                 \
       b0 = vmovl_s8(vld1_s8(b + (L) * 8));                                                   \
     }                                                                                        \
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {                                                           \
       const int16x4_t ah = HALF(av[r]);                                                      \
       c[r][0] = vmlal_lane_s16(c[r][0], vget_low_s16(b0), ah, LANE);                         \
@@ -67,6 +73,7 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, int width,
     } else {
       b0 = vmovl_s8(vld1_s8(b));
     }
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const int16_t av = static_cast<int16_t>(a[r * lda + k] ^ a_xor);
       c[r][0] = vmlal_n_s16(c[r][0], vget_low_s16(b0), av);
@@ -77,17 +84,19 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, int width,
       }
     }
   }
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
     for (int v = 0; v < (wide ? 4 : 2); ++v) vst1q_s32(acc + r * width + v * 4, c[r][v]);
 }
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
-                 int32_t* acc) {
+                 int32_t* acc, bool accumulate) {
   switch (rows) {
-    case 1: kernel<1>(a, lda, K, panel, width, a_xor, acc); break;
-    case 2: kernel<2>(a, lda, K, panel, width, a_xor, acc); break;
-    case 3: kernel<3>(a, lda, K, panel, width, a_xor, acc); break;
-    default: kernel<4>(a, lda, K, panel, width, a_xor, acc); break;
+    case 1: kernel<1>(a, lda, K, panel, width, a_xor, acc, accumulate); break;
+    case 2: kernel<2>(a, lda, K, panel, width, a_xor, acc, accumulate); break;
+    case 3: kernel<3>(a, lda, K, panel, width, a_xor, acc, accumulate); break;
+    default: kernel<4>(a, lda, K, panel, width, a_xor, acc, accumulate); break;
   }
 }
 

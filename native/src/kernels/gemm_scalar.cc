@@ -9,8 +9,8 @@ namespace edge::kernels {
 namespace {
 
 void microkernel_scalar(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
-                        int32_t* acc) {
-  std::fill(acc, acc + rows * width, 0);
+                        int32_t* acc, bool accumulate) {
+  if (!accumulate) std::fill(acc, acc + rows * width, 0);
   for (int k = 0; k < K; ++k) {
     const int8_t* b = panel + static_cast<size_t>(k) * width;
     for (int r = 0; r < rows; ++r) {

@@ -19,9 +19,10 @@ struct VariantKernels {
   int mr;
   // raw acc[r][j] = sum_k (a_u[r][k] - a_flip) * b[k][j] for r < rows (<= mr), j < width,
   // where a_u = a ^ a_xor (the uint8 view) and a_flip is 128 for kernels that multiply
-  // signed by signed (dot product), else 0. acc has row stride `width`.
+  // signed by signed (dot product), else 0. acc has row stride `width`. With `accumulate` the
+  // sums are added to acc's contents (K-blocking), else acc is overwritten.
   void (*microkernel)(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
-                      int32_t* acc);
+                      int32_t* acc, bool accumulate);
   int32_t a_flip;
   // y[j] = requantize(raw[j] + colterm[j] - (zb ? zb[j] * rowsum : 0)) for j < n, or the
   // int32 value itself when out.kind is Int32. scales already offset to column 0 of this row
