@@ -4,7 +4,7 @@
 // normalised Wasserstein over its threshold: big enough to matter in a large window).
 import { CategoricalProfile, NumericProfile, type Profile } from './profile.js';
 import type { DriftThresholds } from './spec.js';
-import { chiSquare, jensenShannon, ksPValue, ksStatistic, psi, wasserstein1 } from './stats.js';
+import { chiSquare, jensenShannon, ksPValue, ksStatistic, psi, wasserstein1, type WeightedSample } from './stats.js';
 
 export type FeatureVerdict = 'ok' | 'warn' | 'drift';
 
@@ -81,6 +81,16 @@ export function compareProfiles(
   };
 }
 
+// The reference does not change between windows: its sorted sample is built once.
+const refSamples = new WeakMap<NumericProfile, { n: number; sample: WeightedSample }>();
+function referenceSample(ref: NumericProfile): WeightedSample {
+  const hit = refSamples.get(ref);
+  if (hit && hit.n === ref.sketch.n) return hit.sample;
+  const sample = ref.sketch.sample();
+  refSamples.set(ref, { n: ref.sketch.n, sample });
+  return sample;
+}
+
 function compareNumeric(name: string, from: 'input' | 'output', ref: NumericProfile, cur: NumericProfile, th: DriftThresholds, alpha: number): FeatureResult {
   const n = cur.n;
   const base = { name, type: 'numeric' as const, from, n, missing: cur.missing, mean: cur.mean, referenceMean: ref.mean };
@@ -88,7 +98,7 @@ function compareNumeric(name: string, from: 'input' | 'output', ref: NumericProf
   if (n === 0 || ref.n === 0) {
     return { ...base, novel, stats: { psi: 0, jensenShannon: 0 }, verdict: 'ok', reasons: ['no values to compare'], score: 0 };
   }
-  const rs = ref.sketch.sample(), cs = cur.sketch.sample();
+  const rs = referenceSample(ref), cs = cur.sketch.sample();
   const d = ksStatistic(rs, cs);
   const p = ksPValue(d, ref.n, n);
   const refStd = ref.std;

@@ -121,6 +121,7 @@ function channelJob(group: { f: ResolvedFeature; col: number }[]): Job {
   const cols = Int32Array.from(group, (g) => g.col);
   const stats = group.map((g) => (g.f.extract as typeof ex).stat);
   const qs = Float64Array.from(group, (g) => (g.f.extract as typeof ex).q);
+  const pctOrder = Int32Array.from(group.map((_, i) => i).filter((i) => stats[i] === 'percentile').sort((a, b) => qs[a] - qs[b]));
   const nanAll = (row: Float64Array) => {
     for (let i = 0; i < cols.length; i++) row[cols[i]] = NaN;
   };
@@ -139,39 +140,49 @@ function channelJob(group: { f: ResolvedFeature; col: number }[]): Job {
       start = b * size + ex.channel;
       stride = ex.channels;
     }
+    // Every pixelStride-th pixel of the channel (see FeatureDecl 'image').
+    const step = ex.pixelStride ?? 1;
+    const count = Math.ceil(per / step);
+    stride *= step;
     const d = t.data as Float32Array;
     let s = 0, s2 = 0;
-    if (needPct) scratch.fill(0);
-    for (let i = 0, j = start; i < per; i++, j += stride) {
-      const v = d[j];
-      s += v;
-      s2 += v * v;
-      if (needPct) {
-        let k = ((v - lo) * scale) | 0;
-        if (k < 0) k = 0;
-        else if (k >= PCT_BINS) k = PCT_BINS - 1;
-        scratch[k]++;
+    if (needPct) {
+      scratch.fill(0);
+      const top = PCT_BINS - 1;
+      for (let i = 0, j = start; i < count; i++, j += stride) {
+        const v = d[j];
+        s += v;
+        s2 += v * v;
+        const k = ((v - lo) * scale) | 0;
+        scratch[k < 0 ? 0 : k > top ? top : k]++;
+      }
+    } else {
+      for (let i = 0, j = start; i < count; i++, j += stride) {
+        const v = d[j];
+        s += v;
+        s2 += v * v;
       }
     }
-    const mean = s / per;
+    const mean = s / count;
     for (let i = 0; i < cols.length; i++) {
       const st = stats[i];
       if (st === 'mean') row[cols[i]] = mean;
-      else if (st === 'std') row[cols[i]] = Math.sqrt(Math.max(0, s2 / per - mean * mean));
-      else row[cols[i]] = percentileFromBins(scratch, per, qs[i], lo, hi);
+      else if (st === 'std') row[cols[i]] = Math.sqrt(Math.max(0, s2 / count - mean * mean));
+    }
+    if (needPct) {
+      // All percentiles in one walk over the bins, in ascending q.
+      const w = (hi - lo) / PCT_BINS;
+      let acc = 0, k = 0;
+      for (let o = 0; o < pctOrder.length; o++) {
+        const i = pctOrder[o];
+        const target = qs[i] * count;
+        for (; k < PCT_BINS; k++) {
+          const c = scratch[k];
+          if (c > 0 && acc + c >= target) break;
+          acc += c;
+        }
+        row[cols[i]] = k < PCT_BINS ? lo + w * (k + (target - acc) / scratch[k]) : hi;
+      }
     }
   };
-}
-
-/** The q-quantile read off a per-sample histogram, interpolated inside its bin. */
-function percentileFromBins(bins: Uint32Array, n: number, q: number, lo: number, hi: number): number {
-  const target = q * n;
-  let acc = 0;
-  const w = (hi - lo) / bins.length;
-  for (let k = 0; k < bins.length; k++) {
-    const c = bins[k];
-    if (c > 0 && acc + c >= target) return lo + w * (k + (target - acc) / c);
-    acc += c;
-  }
-  return hi;
 }

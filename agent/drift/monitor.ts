@@ -121,13 +121,14 @@ export class DriftMonitor implements Component {
     let w = this.#windows.get(model)?.get(version);
     if (w === undefined) w = this.#lookup(model, version);
     if (w === null) return;
+    // Everything past the sampling counter runs on sampled inferences only (the cost budget).
+    w.inferences++;
+    if (++w.seen % this.#cfg.sampleEvery !== 0) return;
     try {
       const now = this.#now();
       if (meta?.latencyMs !== undefined) w.watch('latency', meta.latencyMs, now);
       w.watch('errors', meta?.failed ? 1 : 0, now);
       if (meta?.failed) return;
-      w.inferences++;
-      if (++w.seen % this.#cfg.sampleEvery !== 0) return;
       if (w.add(inputs, outputs, now)) this.#close(w, 'count');
     } catch (err) {
       if (this.#errors++ === 0) this.#ctx.log.warn({ model, version, err: describe(err) }, 'drift: could not profile an inference (further errors are only counted)');

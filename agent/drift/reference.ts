@@ -143,6 +143,10 @@ function resolve(d: FeatureDecl, from: 'input' | 'output', samples: DriftSample[
       const summaries = d.summaries ?? DEFAULT_IMAGE_SUMMARIES;
       const range = d.range ?? valueRange(samples.map((s) => tensorOf(d, from, s)));
       if (!(range[1] >= range[0])) throw specError(`drift spec: image ${d.tensor}: range must be [low, high] with low <= high`);
+      const perChannel = Math.floor(perSample(t0) / channels);
+      let pixelStride = d.pixelStride ?? Math.max(1, Math.ceil(perChannel / 256));
+      if (d.pixelStride === undefined && pixelStride > 1 && pixelStride % 2 === 0) pixelStride++; // odd: not aligned with even image rows
+      if (!Number.isInteger(pixelStride) || pixelStride < 1) throw specError(`drift spec: image ${d.tensor}: pixelStride must be an integer >= 1, got ${JSON.stringify(d.pixelStride)}`);
       const out: ResolvedFeature[] = [];
       for (let c = 0; c < channels; c++) {
         for (const s of summaries) {
@@ -154,7 +158,7 @@ function resolve(d: FeatureDecl, from: 'input' | 'output', samples: DriftSample[
             ...base,
             name: channels === 1 ? `${prefix}.${s}` : `${prefix}.c${c}.${s}`,
             type: 'numeric',
-            extract: { op: 'channel', stat, q: q ?? 0, channel: c, channels, channelAxis, range: [range[0], range[1]] },
+            extract: { op: 'channel', stat, q: q ?? 0, channel: c, channels, channelAxis, range: [range[0], range[1]], pixelStride },
           });
         }
       }

@@ -39,8 +39,13 @@ export type ImageSummary = 'mean' | 'std' | `p${number}`;
 
 /** One declaration in the manifest; a declaration can stand for several features. */
 export type FeatureDecl =
-  /** Per channel summaries of an image tensor ([N,C,H,W] with channelAxis 1, [N,H,W,C] with 3, or one channel). */
-  | { kind: 'image'; tensor: string; channelAxis?: number | null; summaries?: ImageSummary[]; range?: [number, number]; name?: string }
+  /**
+   * Per channel summaries of an image tensor ([N,C,H,W] with channelAxis 1, [N,H,W,C] with 3, or
+   * one channel), over every pixelStride-th pixel (default: an odd stride reading about 256
+   * pixels per channel; 1 reads all): the summaries only need to be comparable, not exact, and
+   * this keeps profiling cheap next to the inference.
+   */
+  | { kind: 'image'; tensor: string; channelAxis?: number | null; summaries?: ImageSummary[]; range?: [number, number]; name?: string; pixelStride?: number }
   /** One element (default the first) of each sample of a tensor. */
   | { kind: 'numeric'; tensor: string; index?: number; name?: string; bins?: number }
   /** Every element of each sample, each its own numeric feature. */
@@ -71,7 +76,7 @@ export interface ResolvedFeature {
   tensor: string;
   extract:
     | { op: 'element'; index: number }
-    | { op: 'channel'; stat: 'mean' | 'std' | 'percentile'; q: number; channel: number; channels: number; channelAxis: number | null; range: [number, number] }
+    | { op: 'channel'; stat: 'mean' | 'std' | 'percentile'; q: number; channel: number; channels: number; channelAxis: number | null; range: [number, number]; pixelStride?: number }
     | { op: 'argmax' }
     | { op: 'maxprob'; softmax: boolean };
 }
