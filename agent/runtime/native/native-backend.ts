@@ -11,6 +11,14 @@ export interface NativeBackendOptions {
   name?: string;
   /** Intra-op threads of the engine's own pool; 1 runs on the libuv worker alone. */
   threads?: number;
+  /**
+   * Where run() executes. 'worker': always on the libuv pool (addon's async path). 'inline':
+   * on the calling thread. 'auto' (default): inline when a warm-up run at load takes less
+   * than inlineBelowUs, because then handing the work to another thread and back costs more
+   * than the inference itself and blocks the event loop no longer than a thread hop would.
+   */
+  runMode?: 'auto' | 'worker' | 'inline';
+  inlineBelowUs?: number;
 }
 
 const ARRAY_FOR: Record<'float32' | 'uint8' | 'int8', { new (n: number): EngineArray; name: string }> = {
@@ -25,10 +33,17 @@ export class NativeBackend implements Backend {
   private readonly facts: EngineFacts;
   /** Whether inputs may carry a batch > 1 (symbolic batch, outputs batch-first). */
   private readonly batched: boolean;
+  /** Chosen at load: run on the calling thread (tiny models) or on the libuv pool. */
+  readonly runMode: 'worker' | 'inline';
+  /** Median of the warm-up runs at load, in microseconds. */
+  readonly warmupUs: number;
 
-  private constructor(private readonly compiled: CompiledModel, engine: NativeEngine, readonly name: string) {
+  private constructor(private readonly compiled: CompiledModel, engine: NativeEngine, readonly name: string, options: NativeBackendOptions) {
     this.engine = engine;
     this.facts = engine.describe();
+    this.warmupUs = warmUp(engine, compiled);
+    const mode = options.runMode ?? 'auto';
+    this.runMode = mode === 'auto' ? (this.warmupUs < (options.inlineBelowUs ?? 200) ? 'inline' : 'worker') : mode;
     const symbolic = compiled.inputs.every((i) => typeof i.onnxShape[0] === 'string');
     this.batched = symbolic && compiled.outputs.every((o) => o.shape[0] === 1);
     const batchDim = (shape: number[]): (number | string)[] => (this.batched ? ['N', ...shape.slice(1)] : shape);
@@ -42,7 +57,7 @@ export class NativeBackend implements Backend {
     const proto = model instanceof Uint8Array ? decodeModel(model, name) : model;
     const compiled = compileModel(proto, name);
     const engine = createEngine(compiled.plan, compiled.weights, { threads: options.threads ?? 1 });
-    return new NativeBackend(compiled, engine, name);
+    return new NativeBackend(compiled, engine, name, options);
   }
 
   async run(inputs: TensorMap): Promise<TensorMap> {
@@ -56,7 +71,7 @@ export class NativeBackend implements Backend {
         const data = inputs[spec.name].data as EngineArray;
         return batch === 1 ? data : (data.subarray(b * per[i], (b + 1) * per[i]) as EngineArray);
       });
-      results.push(await engine.runAsync(args));
+      results.push(this.runMode === 'inline' ? engine.run(args) : await engine.runAsync(args));
     }
     const out: TensorMap = {};
     this.compiled.outputs.forEach((spec, i) => {
@@ -71,6 +86,11 @@ export class NativeBackend implements Backend {
       out[spec.name] = { dtype: spec.dtype as DType, shape, data } satisfies Tensor;
     });
     return out;
+  }
+
+  /** Runs one sample on the libuv pool whatever the run mode (benchmarks). */
+  runOnWorker(inputs: EngineArray[]): Promise<EngineArray[]> {
+    return this.live().runAsync(inputs);
   }
 
   /** Runs one sample synchronously on the calling thread (benchmarks, CLI one-offs). */
@@ -91,6 +111,8 @@ export class NativeBackend implements Backend {
       steps: this.facts.steps,
       onnxNodes: this.compiled.stats.nodes,
       arenaBytes: this.facts.arenaBytes,
+      runMode: this.runMode,
+      warmupUs: Math.round(this.warmupUs),
       weightBytes: this.facts.weightBytes,
     };
   }
@@ -127,4 +149,17 @@ export class NativeBackend implements Backend {
     }
     return batch;
   }
+}
+
+/** Runs a few zero-filled inferences on the calling thread; returns the median in microseconds. */
+function warmUp(engine: NativeEngine, compiled: CompiledModel): number {
+  const inputs = compiled.inputs.map((spec) => new ARRAY_FOR[spec.dtype](spec.shape.reduce((a, b) => a * b, 1)));
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = process.hrtime.bigint();
+    engine.run(inputs);
+    times.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1];
 }

@@ -97,6 +97,44 @@ inline void pixel_sse(const kernels::ConvShape& s, int Mp, const float* w, const
 // float copy (x - zp, padding 0), so the tap loop has no bounds checks and each tap is one
 // broadcast and one fused multiply-add per 8 channels. Every product and partial sum is an
 // integer below 2^24, so FMA rounding cannot change a result. Chosen at run time.
+template <int B, int P>
+__attribute__((target("avx2,fma"))) inline void pixels_avx2(const kernels::ConvShape& s, int Mp, const float* w,
+                                                            const int32_t* bias, const float* scales, const float* prow,
+                                                            size_t row, int ow, int M, __m256 vlo, __m256 vhi, __m256i vzp,
+                                                            uint8_t* out) {
+  const int C = s.C;
+  const size_t pstep = static_cast<size_t>(s.stride_w) * C;
+  __m256 a[P][B];
+  for (int p = 0; p < P; ++p)
+    for (int b = 0; b < B; ++b) a[p][b] = _mm256_setzero_ps();
+  const float* wt = w;
+  for (int kh = 0; kh < s.kernel_h; ++kh) {
+    const float* px = prow + static_cast<size_t>(kh) * s.dilation_h * row + static_cast<size_t>(ow) * pstep;
+    for (int kw = 0; kw < s.kernel_w; ++kw, px += s.dilation_w * C) {
+      for (int c = 0; c < C; ++c, wt += Mp) {
+        __m256 wv[B];
+        for (int b = 0; b < B; ++b) wv[b] = _mm256_loadu_ps(wt + 8 * b);
+        for (int p = 0; p < P; ++p) {
+          const __m256 xv = _mm256_broadcast_ss(px + p * pstep + c);
+          for (int b = 0; b < B; ++b) a[p][b] = _mm256_fmadd_ps(xv, wv[b], a[p][b]);
+        }
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p) {
+    alignas(32) uint8_t bytes[8 * B];
+    for (int b = 0; b < B; ++b) {
+      __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(a[p][b]), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8 * b)));
+      __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scales + 8 * b));
+      f = _mm256_min_ps(_mm256_max_ps(f, vlo), vhi);
+      const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(f), vzp);
+      const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(bytes + 8 * b), _mm_packus_epi16(w16, w16));
+    }
+    std::memcpy(out + static_cast<size_t>(p) * M, bytes, static_cast<size_t>(M));
+  }
+}
+
 template <int B>
 __attribute__((target("avx2,fma"))) void run_avx2(const kernels::ConvShape& s, int Mp, const float* w, const int32_t* bias,
                                                   const float* scales, const uint8_t* x, int32_t x_zp, int32_t y_zp,
@@ -115,32 +153,13 @@ __attribute__((target("avx2,fma"))) void run_avx2(const kernels::ConvShape& s, i
       for (int i = 0; i < s.W * C; ++i) dst[i] = static_cast<float>(static_cast<int32_t>(src[i]) - x_zp);
     }
     for (int oh = 0; oh < OH; ++oh) {
-      for (int ow = 0; ow < OW; ++ow) {
-        __m256 a[B];
-        for (int b = 0; b < B; ++b) a[b] = _mm256_setzero_ps();
-        const float* wt = w;
-        for (int kh = 0; kh < s.kernel_h; ++kh) {
-          const float* px = padded + (oh * s.stride_h + kh * s.dilation_h) * row + static_cast<size_t>(ow) * s.stride_w * C;
-          for (int kw = 0; kw < s.kernel_w; ++kw, px += s.dilation_w * C) {
-            for (int c = 0; c < C; ++c, wt += Mp) {
-              const __m256 xv = _mm256_broadcast_ss(px + c);
-              for (int b = 0; b < B; ++b) a[b] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wt + 8 * b), a[b]);
-            }
-          }
-        }
-        alignas(32) uint8_t bytes[8 * B];
-        for (int b = 0; b < B; ++b) {
-          __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(a[b]), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8 * b)));
-          __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scales + 8 * b));
-          f = _mm256_min_ps(_mm256_max_ps(f, vlo), vhi);
-          const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(f), vzp);
-          const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-          _mm_storel_epi64(reinterpret_cast<__m128i*>(bytes + 8 * b), _mm_packus_epi16(w16, w16));
-        }
-        uint8_t* out = y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * M;
-        if (M == 8 * B) std::memcpy(out, bytes, 8 * B);
-        else std::memcpy(out, bytes, static_cast<size_t>(M));
-      }
+      const float* prow = padded + static_cast<size_t>(oh) * s.stride_h * row;
+      int ow = 0;
+      // Several pixels at a time: independent FMA chains instead of one latency-bound chain
+      // (as many as fit the 16 vector registers).
+      constexpr int P = B <= 2 ? 4 : 2;
+      for (; ow + P <= OW; ow += P) pixels_avx2<B, P>(s, Mp, w, bias, scales, prow, row, ow, M, vlo, vhi, vzp, y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * M);
+      for (; ow < OW; ++ow) pixels_avx2<B, 1>(s, Mp, w, bias, scales, prow, row, ow, M, vlo, vhi, vzp, y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * M);
     }
   }
 }
