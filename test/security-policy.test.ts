@@ -15,6 +15,7 @@ import { generateKeyPair, signPackage } from '../agent/security/signing.js';
 import { canonicalJson, signCommand } from '../agent/security/command-signing.js';
 import { redactSecrets } from '../agent/security/redact.js';
 import { makePki, repoRoot } from './helpers/pki.js';
+import { spawnAgent } from './helpers/agent.js';
 
 const fleetKey = generateKeyPair();
 const controllerKey = generateKeyPair();
@@ -165,4 +166,19 @@ t.test('secrets and sensitive payloads never reach the log', async (t) => {
   t.match(out, 'boom kept', 'errors keep their message');
   t.match(out, '[redacted]');
   t.same(redactSecrets({ a: [{ token: 'x' }], n: 1 }), { a: [{ token: '[redacted]' }], n: 1 }, 'redactSecrets copies with secrets replaced');
+});
+
+t.test('the daemon process exits with EX_CONFIG (78) and says why when its key is world-readable', async (t) => {
+  const pki = makePki(['test-device']);
+  t.teardown(() => pki.remove());
+  const dir = tmp(t);
+  const key = path.join(dir, 'device.key');
+  cpSync(pki.file('devices/test-device.key'), key);
+  chmodSync(key, 0o644);
+  const agent = spawnAgent({ mqtt: { key, cert: pki.file('devices/test-device.crt'), ca: pki.file('ca.crt') } });
+  t.teardown(() => agent.kill('SIGKILL'));
+  const { code } = await agent.exited();
+  t.equal(code, 78, 'exit status 78, which the unit file does not restart');
+  t.match(agent.stderr(), /private key file .*device\.key is not safe to use: mqtt\.key has mode 644.*chmod 600/, agent.stderr());
+  t.notOk(agent.logs.some((l) => l.msg === 'edge-agent ready'), 'it never became ready');
 });
