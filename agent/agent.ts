@@ -83,7 +83,11 @@ export class Agent {
     this.models = new ModelRuntime(this.context, { record: (stream, payload) => this.telemetry.record(stream, payload) });
     registerModelRoutes(this.http, this.models, { maxElements: config.runtime.maxElements });
     this.components.push(this.models);
-    this.drift = new DriftMonitor(this.context, { record: (stream, payload, opts) => this.telemetry.record(stream, payload, opts) });
+    this.drift = new DriftMonitor(this.context, {
+      record: (stream, payload, opts) => this.telemetry.record(stream, payload, opts),
+      referenceOf: (model, version) => this.models.driftReferenceOf(model, version),
+    });
+    this.models.onInference((e) => this.drift.observe(e.model, e.version, e.inputs, e.outputs ?? {}, { latencyMs: e.latencyMs, failed: !e.ok }));
     this.components.push(this.drift);
     this.fleet = new FleetLink(this.context, {
       telemetry: () => this.telemetry,

@@ -114,6 +114,12 @@ export class ModelRuntime implements Component {
     }
   }
 
+  /** The `drift` field of a loaded version's manifest (its drift reference), for the drift monitor. */
+  driftReferenceOf(name: string, version: string): unknown {
+    const v = this.#slots.get(name)?.active;
+    return v && v.version === version ? v.pkg.manifest.drift : undefined;
+  }
+
   /** Called with every shadow comparison (the rollout gate listens here). */
   onShadowResult(fn: (c: ShadowComparison) => void): void {
     this.#onShadow.push(fn);
