@@ -19,12 +19,16 @@ export interface CalibrationOptions {
   percentile?: number;
   /** Samples per ORT run (every exposed tensor of a run is in memory at once). */
   maxBatch?: number;
+  /** Tensors whose per-channel (axis 1) means to collect, for bias correction. */
+  channelMeans?: string[];
 }
 
 const BINS = 2048;
 
 export interface CalibrationResult {
   ranges: Map<string, Range>;
+  /** Mean of each channel (axis 1) over batch and space, for the tensors asked for. */
+  means: Map<string, Float64Array>;
   samples: number;
   files: number;
 }
@@ -48,20 +52,30 @@ export async function calibrate(model: ModelProto, tensors: string[], dir: strin
   const maxs = new Map<string, number>(tensors.map((t) => [t, -Infinity]));
   const maxBatch = opts.maxBatch ?? 32;
 
-  const pass = async (label: string, visit: (name: string, data: Float32Array) => void) => {
+  const pass = async (label: string, visit: (name: string, data: Float32Array, shape: readonly number[]) => void) => {
     const progress = new Progress(label, samples);
     for (const f of files) {
       for (const b of chunks(loadBatch(f, input), maxBatch)) {
         const out = await runSession(session, { [input.name]: floatTensor(b.data, b.shape) }, `calibration run on ${f}`, wanted);
-        if (tensors.includes(input.name)) visit(input.name, b.data);
-        for (const t of wanted) visit(t, out[t].data as Float32Array);
+        if (tensors.includes(input.name)) visit(input.name, b.data, b.shape);
+        for (const t of wanted) visit(t, out[t].data as Float32Array, out[t].dims);
         progress.tick(b.shape[0]);
       }
     }
     progress.end();
   };
 
-  await pass('calibrating (ranges)', (name, d) => {
+  const meanWanted = new Set(opts.channelMeans ?? []);
+  const sums = new Map<string, { sum: Float64Array; count: number }>();
+  await pass('calibrating (ranges)', (name, d, shape) => {
+    if (meanWanted.has(name) && shape.length >= 2) {
+      const c = shape[1];
+      const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+      const acc = sums.get(name) ?? { sum: new Float64Array(c), count: 0 };
+      for (let i = 0; i < d.length; i++) acc.sum[Math.floor(i / inner) % c] += d[i];
+      acc.count += d.length / c;
+      sums.set(name, acc);
+    }
     let lo = mins.get(name)!;
     let hi = maxs.get(name)!;
     for (let i = 0; i < d.length; i++) {
@@ -119,7 +133,8 @@ export async function calibrate(model: ModelProto, tensors: string[], dir: strin
     }
   }
   await session.release();
-  return { ranges, samples, files: files.length };
+  const means = new Map([...sums].map(([k, v]) => [k, v.sum.map((x) => x / v.count)]));
+  return { ranges, means, samples, files: files.length };
 }
 
 /** Bin indices where the cumulative count first reaches each fraction. */

@@ -85,26 +85,17 @@ export async function inspectModel(file: string, shapeOverride?: number[]): Prom
   };
 }
 
-/** Asks the native engine's own support check (when that part of the project is present). */
+/** Asks the native engine's own compiler (when that part of the project is present). */
 async function nativeVerdict(model: ModelProto): Promise<boolean | string> {
+  let native: { canRunNatively?: (m: ModelProto) => { ok: boolean; unsupported: string[] } };
   try {
-    const support = (await import('../../agent/runtime/native/support.js')) as { unsupportedOps?: (m: ModelProto) => string[]; canRunNatively?: (m: ModelProto) => boolean | { ok: boolean; reason?: string } };
-    if (support.canRunNatively) {
-      const v = support.canRunNatively(model);
-      if (typeof v === 'boolean') return v || 'no';
-      return v.ok ? true : `no: ${v.reason ?? 'unsupported'}`;
-    }
-    if (support.unsupportedOps) {
-      const missing = support.unsupportedOps(model);
-      const quantized = (model.graph!.node ?? []).some((n) => ['QuantizeLinear', 'QLinearConv', 'QLinearMatMul'].includes(n.opType!));
-      if (missing.length) return `no: unsupported operators ${missing.join(', ')}`;
-      if (!quantized) return 'no: the model is not quantized (the native engine runs int8 models)';
-      return true;
-    }
+    native = (await import('../../agent/runtime/native/index.js')) as typeof native;
   } catch {
-    // The native engine is not part of this checkout.
+    return 'unknown: the native engine is not part of this build';
   }
-  return 'unknown: the native engine is not available';
+  if (!native.canRunNatively) return 'unknown: the native engine has no support check';
+  const v = native.canRunNatively(model);
+  return v.ok ? true : `no: ${v.unsupported.join('; ')}`;
 }
 
 /** Runs one inference with the product layers' outputs exposed to learn their shapes. */

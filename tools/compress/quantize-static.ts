@@ -133,6 +133,11 @@ export function planStatic(g: GraphIndex, exclude: ReadonlySet<string> = new Set
 export interface StaticOptions {
   format: QuantFormat;
   perChannel: boolean;
+  /**
+   * Per-channel means of each quantized op's input over the calibration set: the bias then
+   * absorbs the average error the rounded weights make (bias correction, Nagel et al. 2019).
+   */
+  inputMeans?: Map<string, Float64Array>;
 }
 
 export interface StaticReport {
@@ -207,10 +212,39 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
     return {
       ...qw,
       shape,
+      float: w,
       qName: g.addInit(makeTensor(g.fresh(`${base}_q`), shape, qw.q)),
       scaleName: g.addInit(makeTensor(g.fresh(`${base}_s`), scaleShape, qw.scales)),
       zpName: g.addInit(makeTensor(g.fresh(`${base}_zp`), scaleShape, new Int8Array(qw.scales.length))),
     };
+  };
+  /** The expected output error of the rounded weights: sum over inputs of (wq - w) * E[x]. */
+  const biasCorrection = (it: PlanItem, w: Float32Array, shape: number[], qw: { q: Int8Array; scales: Float32Array; axis: number | null }, mean: Float64Array | undefined, channels: number): Float64Array | undefined => {
+    if (!mean) return undefined;
+    const delta = new Float64Array(channels);
+    const sc = (i: number, ch: number) => qw.scales[qw.axis === null ? 0 : ch] * qw.q[i];
+    if (it.kind === 'conv') {
+      const [m, cPerGroup] = shape;
+      const per = shape.slice(1).reduce((a, b) => a * b, 1);
+      const k = per / cPerGroup;
+      const groups = mean.length / cPerGroup;
+      if (!Number.isInteger(groups) || m % groups !== 0) return undefined;
+      for (let o = 0; o < m; o++) {
+        const g0 = Math.floor(o / (m / groups)) * cPerGroup;
+        for (let i = 0; i < per; i++) delta[o] += (sc(o * per + i, o) - w[o * per + i]) * mean[g0 + Math.floor(i / k)];
+      }
+      return delta;
+    }
+    // Gemm / MatMul: [K, N], or [N, K] with transB (qdq keeps the original layout).
+    const nOut = channels;
+    const kIn = w.length / nOut;
+    if (mean.length !== kIn) return undefined;
+    const transposed = it.transB && opts.format === 'qdq';
+    for (let i = 0; i < w.length; i++) {
+      const [kk, nn] = transposed ? [i % kIn, Math.floor(i / kIn)] : [Math.floor(i / nOut), i % nOut];
+      delta[nn] += (sc(i, nn) - w[i]) * mean[kk];
+    }
+    return delta;
   };
   const biasOf = (it: PlanItem, inputScale: number, scales: Float32Array, channels: number) => {
     const b = tensorData(g.inits.get(it.bias!)!) as Float32Array;
@@ -269,6 +303,17 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
     const a = params.get(it.act)!;
     const w = weightOf(it);
     const channels = it.kind === 'conv' ? w.shape[0] : opts.format === 'qdq' && it.transB ? w.shape[0] : w.shape[1];
+    const correctable = it.alpha === 1 && !(it.kind === 'matmul' && opts.format === 'qdq');
+    const corr = correctable ? biasCorrection(it, w.float, w.shape, w, opts.inputMeans?.get(it.act), channels) : undefined;
+    if (corr) {
+      const old = it.bias ? (tensorData(g.inits.get(it.bias)!) as Float32Array) : new Float32Array(channels);
+      const beta = it.bias ? it.beta : 1;
+      // The corrected bias is stored at beta 1 (the Gemm/QLinearConv reads it as is).
+      const fixed = Float32Array.from(old, (v, c) => v * beta - corr[c]);
+      it.bias = g.addInit(makeTensor(g.fresh(`${it.bias ?? it.weight}_corrected`), [channels], fixed));
+      it.beta = 1;
+      if (opts.format === 'qdq' && n.opType === 'Gemm') n.attribute = (n.attribute ?? []).filter((x) => x.name !== 'beta');
+    }
     if (opts.format === 'qdq') {
       const wdq = g.fresh(`${it.weight}_dq`);
       pre.push(makeNode('DequantizeLinear', [w.qName, w.scaleName, w.zpName], [wdq], w.axis === null ? {} : { axis: w.axis }));

@@ -20,6 +20,8 @@ export interface QuantizeOptions {
   method: RangeMethod;
   percentile?: number;
   format: QuantFormat;
+  /** Fold the average error of the rounded weights into the bias (default true). */
+  biasCorrection?: boolean;
   /** Node names (or output tensor names) to keep in float. */
   exclude?: string[];
 }
@@ -59,8 +61,11 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
     if (plan.items.length === 0) {
       throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} has no Conv, Gemm or MatMul with constant weights to quantize`);
     }
-    const cal = await calibrate(model, plan.tensors, opts.calib, { method: opts.method, percentile: opts.percentile });
-    const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel });
+    const biasCorrection = opts.biasCorrection ?? true;
+    const cal = await calibrate(model, plan.tensors, opts.calib, {
+      method: opts.method, percentile: opts.percentile, channelMeans: biasCorrection ? plan.items.map((it) => it.act) : [],
+    });
+    const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel, inputMeans: cal.means });
     report = {
       input, output, mode: 'static', format: opts.format, method: opts.method, foldedBatchNorms: folded, simplified, quantized, floatOps,
       calibration: { files: cal.files, samples: cal.samples, tensors: plan.tensors.length }, bytesBefore,
