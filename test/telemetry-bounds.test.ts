@@ -156,3 +156,26 @@ t.test('SQLITE_FULL with nothing evictable: records wait in memory, readiness sa
   t.same(disk, waiting, 'the records that waited are on disk, in order');
   checkIdentity(t, b.stats(), 'after recovery');
 });
+
+t.test('a lowered budget: the next start evicts down to it and gives the space back', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'telemetry-bounds-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'telemetry.db');
+  let b = new TelemetryBuffer({ dir, config: telemetryConfig({ maxBytes: 4 * 1024 * 1024 }) });
+  b.startSync();
+  for (let i = 0; i < 8000; i++) b.record(i % 2 ? 'metrics' : 'samples', { i, pad });
+  b.stopSync();
+  const before = statSync(file).size;
+  t.ok(before > 1024 * 1024, `file holds ${before} bytes`);
+  b = new TelemetryBuffer({ dir, config: telemetryConfig({ maxBytes: 256 * 1024 }) });
+  b.startSync();
+  t.teardown(() => b.stopSync());
+  const s = b.stats();
+  t.ok(s.fileBytes <= 256 * 1024, `file shrank to ${s.fileBytes} bytes (budget ${256 * 1024})`);
+  t.ok(s.streams.samples.evictedBy.budget > 0, 'samples evicted for the budget');
+  t.ok(s.streams.samples.evictedBy.budget >= s.streams.metrics.evictedBy.budget, 'lower priority first');
+  checkIdentity(t, s, 'after lowering the budget');
+  b.record('metrics', { after: true });
+  b.flushSync();
+  t.equal(b.notReady(), undefined, 'and it keeps working');
+});

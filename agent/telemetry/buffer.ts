@@ -754,11 +754,17 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       const sent = (db.prepare("SELECT value FROM counters WHERE stream = ? AND name = 'sent_today'").get(name) as { value: number } | undefined)?.value ?? 0;
       s.budget = new SendBudget(s.policy, this.config.burstSeconds, now, day, sent);
     }
-    // A file larger than the budget (the budget was lowered): evict down, then give the
-    // freed pages back to the file system.
-    const size = fileSize(this.file);
-    if (size > this.config.maxBytes) {
-      this.#write(() => this.#evictBytes(this.#queuedBytes() - this.config.maxBytes * LOW_WATER, 'budget'));
+    // A file larger than the budget (the budget was lowered): evict down by the pages really
+    // in use, then give the freed pages back to the file system.
+    const usedBytes = () => ((st.pageCount.get() as number) - (st.freelistCount.get() as number)) * this.#pageSize;
+    if ((st.pageCount.get() as number) * this.#pageSize > this.config.maxBytes) {
+      const target = this.config.maxBytes * LOW_WATER;
+      for (let i = 0; i < 50; i++) {
+        const used = usedBytes();
+        const queued = this.#queuedBytes();
+        if (used <= target || queued === 0) break;
+        this.#write(() => this.#evictBytes(Math.max((used - target) * (queued / used), 4096), 'budget'));
+      }
       try {
         db.pragma('incremental_vacuum');
         db.pragma('wal_checkpoint(TRUNCATE)');
