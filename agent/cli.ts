@@ -5,6 +5,7 @@ import { Agent } from './agent.js';
 import { loadConfig } from './config/load.js';
 import { EdgeError, describe } from './errors.js';
 import { AGENT_VERSION } from './version.js';
+import { inferOnce } from './api/infer-client.js';
 
 /** sysexits(3) EX_CONFIG: the unit file tells systemd not to restart on it. */
 export const EXIT_CONFIG = 78;
@@ -80,6 +81,25 @@ export function buildCli(): Command {
         process.stdout.write(JSON.stringify(loadConfig(opts.config), null, 2) + '\n');
       } catch (err) {
         fail(err);
+      }
+    });
+  program
+    .command('infer')
+    .description('run one inference on a running agent: the input is JSON or a NumPy .npy file')
+    .requiredOption('-m, --model <name>', 'model name as served')
+    .requiredOption('-i, --input <file>', 'input: .json (request body or one tensor) or .npy')
+    .option('-c, --config <file>', 'the agent\'s config file (for its address and token)')
+    .option('--url <url>', 'the agent\'s address (default: from --config, else http://127.0.0.1:8080)')
+    .action(async (opts: { model: string; input: string; config?: string; url?: string }) => {
+      try {
+        const cfg = opts.config ? loadConfig(opts.config) : undefined;
+        const host = cfg && !['0.0.0.0', '::'].includes(cfg.health.host) ? cfg.health.host : '127.0.0.1';
+        const url = opts.url ?? (cfg ? `http://${host.includes(':') ? `[${host}]` : host}:${cfg.health.port}` : 'http://127.0.0.1:8080');
+        const result = await inferOnce({ url, model: opts.model, input: opts.input, token: process.env.EDGE_AGENT_TOKEN ?? cfg?.health.token });
+        process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      } catch (err) {
+        process.stderr.write(`edge-agent: ${describe(err)}\n`);
+        process.exitCode = 1;
       }
     });
   return program;
