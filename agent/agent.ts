@@ -15,6 +15,7 @@ import { describe } from './errors.js';
 import { TelemetryBuffer } from './telemetry/buffer.js';
 import { FleetLink } from './fleet/link.js';
 import { SecurityPolicy } from './security/policy.js';
+import { ModelRollouts } from './rollout/model-rollouts.js';
 import { ModelRuntime } from './runtime/model-runtime.js';
 import { registerModelRoutes } from './api/models.js';
 import { DriftMonitor } from './drift/monitor.js';
@@ -38,6 +39,8 @@ export class Agent {
   /** The store-and-forward buffer every part records telemetry into (first component). */
   readonly telemetry: TelemetryBuffer;
   readonly models: ModelRuntime;
+  /** Two slots per model: probation, commit, rollback (crash loops included). */
+  readonly rollouts: ModelRollouts;
   /** Drift detection: profiles inferences against each model's reference, reports per window. */
   readonly drift: DriftMonitor;
   /** The MQTT fleet link: status, commands, telemetry drain, model sync (last component). */
@@ -81,6 +84,9 @@ export class Agent {
     this.telemetry = new TelemetryBuffer(this.context);
     this.components.push(this.telemetry);
     this.models = new ModelRuntime(this.context, { record: (stream, payload) => this.telemetry.record(stream, payload) });
+    // Slots first: they choose which installed version the runtime loads, and watch probation.
+    this.rollouts = new ModelRollouts(this.context, { runtime: () => this.models, record: (stream, payload) => this.telemetry.record(stream, payload) });
+    this.components.push(this.rollouts);
     registerModelRoutes(this.http, this.models, { maxElements: config.runtime.maxElements });
     this.components.push(this.models);
     this.drift = new DriftMonitor(this.context, {
@@ -91,7 +97,7 @@ export class Agent {
     this.components.push(this.drift);
     this.fleet = new FleetLink(this.context, {
       telemetry: () => this.telemetry,
-      runtime: () => this.models,
+      runtime: () => this.rollouts,
       checkCommand: (msg) => this.security.checkCommand(msg),
     });
     this.telemetry.on('commit', () => this.fleet.kickTelemetry());

@@ -37,6 +37,33 @@ export const TelemetrySection = Type.Object({
   streams: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), TelemetryStreamPolicy, { default: {}, description: 'per-stream policy, overriding the built-in one key by key' }),
 }, { ...Strict, default: {} });
 
+// Drift detection (agent/drift, docs/drift.md). Thresholds here override the model
+// package's (which override the built-in defaults); leave them out to keep the package's.
+export const DriftSection = Type.Object({
+  enabled: Type.Boolean({ default: true, description: 'profile inferences and report drift for models whose package has a drift reference' }),
+  windowInferences: Type.Integer({ minimum: 10, default: 1000, description: 'a window closes after this many observed inferences (batch items)' }),
+  windowSeconds: Type.Integer({ minimum: 1, default: 3600, description: 'a window closes after this long, whichever comes first (s)' }),
+  minWindowSize: Type.Integer({ minimum: 1, default: 100, description: 'a window with fewer observations is reported as "insufficient", without a verdict' }),
+  sampleEvery: Type.Integer({ minimum: 1, default: 4, description: 'profile one inference in this many (1 = every one); keeps drift monitoring within 5% of the inference time (npm run bench:drift)' }),
+  sketchK: Type.Integer({ minimum: 16, maximum: 4096, default: 200, description: 'KLL sketch size per numeric feature of a window (rank error within 3/k; memory about 3k numbers, 4 bytes each in a report)' }),
+  thresholds: Type.Object({
+    psiWarn: Type.Optional(Type.Number({ minimum: 0, description: 'PSI warning level (default 0.1)' })),
+    psiAlert: Type.Optional(Type.Number({ minimum: 0, description: 'PSI large-change level (default 0.25)' })),
+    jensenShannon: Type.Optional(Type.Number({ minimum: 0, description: 'Jensen-Shannon distance large-change level (default 0.1)' })),
+    wasserstein: Type.Optional(Type.Number({ minimum: 0, description: 'normalised Wasserstein-1 large-change level (default 0.1)' })),
+    ksPValue: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'KS significance level before Bonferroni (default 0.05)' })),
+    chiSquarePValue: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'chi-square significance level before Bonferroni (default 0.05)' })),
+    bonferroni: Type.Optional(Type.Boolean({ description: 'divide significance levels by the number of features (default true)' })),
+    datasetDriftShare: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'share of drifting input features that makes the dataset drifted (default 0.5)' })),
+  }, { ...Strict, default: {}, description: 'overrides of the model package thresholds' }),
+  detectors: Type.Object({
+    adwinDelta: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.002, description: 'ADWIN confidence' }),
+    pageHinkleyDelta: Type.Number({ minimum: 0, default: 0.005, description: 'Page-Hinkley tolerated change' }),
+    pageHinkleyThreshold: Type.Number({ exclusiveMinimum: 0, default: 50, description: 'Page-Hinkley detection threshold (in units of the stream: confidence, ms)' }),
+    pageHinkleyMinSamples: Type.Integer({ minimum: 1, default: 30, description: 'Page-Hinkley stays quiet for this many values after a (re)start' }),
+  }, { ...Strict, default: {} }),
+}, { ...Strict, default: {} });
+
 // The inference runtime (agent/runtime, docs/model-package.md): ONNX Runtime session options,
 // per-model queues, warm-up, ensembles and shadow runs.
 export const RuntimeSection = Type.Object({
@@ -71,30 +98,20 @@ export const SecuritySection = Type.Object({
   }, { ...Strict, default: {} }),
 }, { ...Strict, default: {} });
 
-// Drift detection (agent/drift, docs/drift.md). Thresholds here override the model
-// package's (which override the built-in defaults); leave them out to keep the package's.
-export const DriftSection = Type.Object({
-  enabled: Type.Boolean({ default: true, description: 'profile inferences and report drift for models whose package has a drift reference' }),
-  windowInferences: Type.Integer({ minimum: 10, default: 1000, description: 'a window closes after this many observed inferences (batch items)' }),
-  windowSeconds: Type.Integer({ minimum: 1, default: 3600, description: 'a window closes after this long, whichever comes first (s)' }),
-  minWindowSize: Type.Integer({ minimum: 1, default: 100, description: 'a window with fewer observations is reported as "insufficient", without a verdict' }),
-  sampleEvery: Type.Integer({ minimum: 1, default: 4, description: 'profile one inference in this many (1 = every one); keeps drift monitoring within 5% of the inference time (npm run bench:drift)' }),
-  sketchK: Type.Integer({ minimum: 16, maximum: 4096, default: 200, description: 'KLL sketch size per numeric feature of a window (rank error within 3/k; memory about 3k numbers, 4 bytes each in a report)' }),
-  thresholds: Type.Object({
-    psiWarn: Type.Optional(Type.Number({ minimum: 0, description: 'PSI warning level (default 0.1)' })),
-    psiAlert: Type.Optional(Type.Number({ minimum: 0, description: 'PSI large-change level (default 0.25)' })),
-    jensenShannon: Type.Optional(Type.Number({ minimum: 0, description: 'Jensen-Shannon distance large-change level (default 0.1)' })),
-    wasserstein: Type.Optional(Type.Number({ minimum: 0, description: 'normalised Wasserstein-1 large-change level (default 0.1)' })),
-    ksPValue: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'KS significance level before Bonferroni (default 0.05)' })),
-    chiSquarePValue: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'chi-square significance level before Bonferroni (default 0.05)' })),
-    bonferroni: Type.Optional(Type.Boolean({ description: 'divide significance levels by the number of features (default true)' })),
-    datasetDriftShare: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'share of drifting input features that makes the dataset drifted (default 0.5)' })),
-  }, { ...Strict, default: {}, description: 'overrides of the model package thresholds' }),
-  detectors: Type.Object({
-    adwinDelta: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.002, description: 'ADWIN confidence' }),
-    pageHinkleyDelta: Type.Number({ minimum: 0, default: 0.005, description: 'Page-Hinkley tolerated change' }),
-    pageHinkleyThreshold: Type.Number({ exclusiveMinimum: 0, default: 50, description: 'Page-Hinkley detection threshold (in units of the stream: confidence, ms)' }),
-    pageHinkleyMinSamples: Type.Integer({ minimum: 1, default: 30, description: 'Page-Hinkley stays quiet for this many values after a (re)start' }),
+// Safe activation of new model versions (agent/rollout): probation, crash-loop rollback, shadow gate.
+export const RolloutSection = Type.Object({
+  probation: Type.Object({
+    minInferences: Type.Integer({ minimum: 0, default: 200, description: 'inferences a new version must serve before it is committed' }),
+    minSeconds: Type.Number({ minimum: 0, default: 60, description: 'least time on probation (s)' }),
+    maxErrorRate: Type.Number({ minimum: 0, maximum: 1, default: 0.01, description: 'a higher share of failed inferences rolls the version back' }),
+    maxLatencyRatio: Type.Number({ minimum: 1, default: 3, description: 'p99 latency above this multiple of the previous version rolls back' }),
+    failOnNonFinite: Type.Boolean({ default: true, description: 'an output with NaN or Infinity rolls back at once' }),
+    maxRestarts: Type.Integer({ minimum: 0, default: 1, description: 'unclean restarts tolerated during probation; one more is a crash loop and rolls back' }),
+  }, { ...Strict, default: {} }),
+  shadow: Type.Object({
+    fraction: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'when > 0, a new version first runs in shadow on this share of requests and is promoted only after the gate below' }),
+    minAgreement: Type.Number({ minimum: 0, maximum: 1, default: 0.98, description: 'top-1 agreement with the active version needed to promote' }),
+    minSamples: Type.Integer({ minimum: 1, default: 500, description: 'shadowed requests needed before the gate decides' }),
   }, { ...Strict, default: {} }),
 }, { ...Strict, default: {} });
 
@@ -136,6 +153,7 @@ export const ConfigSchema = Type.Object({
   telemetry: TelemetrySection,
   security: SecuritySection,
   drift: DriftSection,
+  rollout: RolloutSection,
 }, Strict);
 
 export type Config = Static<typeof ConfigSchema>;

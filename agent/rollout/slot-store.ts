@@ -88,6 +88,18 @@ export class SlotStore {
     return out;
   }
 
+  /** A clean shutdown is not a crash: the counter starts again from zero. */
+  resetBoots(): void {
+    this.#db.prepare('UPDATE slots SET candidate_boots = 0').run();
+  }
+
+  /** Versions rolled back on this device (newest event per version). */
+  refusedVersions(): SlotEvent[] {
+    return (this.#db.prepare("SELECT model, version, step, reason, at FROM slot_events WHERE step = 'rolled_back' ORDER BY id").all() as
+      { model: string; version: string; step: string; reason: string | null; at: number }[])
+      .map((r) => ({ model: r.model, version: r.version, step: r.step, reason: r.reason ?? undefined, at: r.at }));
+  }
+
   event(e: Omit<SlotEvent, 'at'>): SlotEvent {
     const at = Date.now();
     this.#db.prepare('INSERT INTO slot_events (model, version, step, reason, evidence, at) VALUES (?, ?, ?, ?, ?, ?)')

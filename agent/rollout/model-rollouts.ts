@@ -1,0 +1,340 @@
+// The device side of a safe rollout: two slots per model. A new version (from the fleet or a
+// command) becomes the candidate: optionally shadowed first, then served on probation while
+// it is watched; it is committed when probation passes and rolled back to the last committed
+// version when it fails, when it does not load, or when the agent keeps dying during its
+// probation (a boot counter in SQLite). Every step is recorded and reported.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { AgentContext, Component } from '../component.js';
+import { EdgeError, describe } from '../errors.js';
+import type { InferenceEvent, ModelRuntime, VersionSummary } from '../runtime/model-runtime.js';
+import type { ShadowComparison } from '../runtime/shadow.js';
+import { allFinite, Probation, type ProbationRules } from './probation.js';
+import { percentile } from './stats.js';
+import { SlotStore, type SlotRecord } from './slot-store.js';
+
+export type RecordFn = (stream: string, payload: unknown, opts?: { priority?: number }) => unknown;
+
+export interface RolloutDeps {
+  runtime: () => ModelRuntime;
+  record?: RecordFn;
+}
+
+interface ShadowGate {
+  version: string;
+  dir: string;
+  agree: number;
+  samples: number;
+}
+
+const BASELINE_SAMPLES = 512;
+const EVALUATE_MS = 1000;
+
+export class ModelRollouts implements Component {
+  readonly name = 'rollouts';
+  readonly #ctx: AgentContext;
+  readonly #deps: RolloutDeps;
+  #store: SlotStore | undefined;
+  readonly #probations = new Map<string, Probation>();
+  readonly #shadows = new Map<string, ShadowGate>();
+  /** Recent latencies of the version each model serves, the baseline for a candidate's p99. */
+  readonly #baseline = new Map<string, { version: string; ms: number[] }>();
+  /** Versions rolled back on this device: never activated again automatically. */
+  readonly #refused = new Map<string, { reason: string; at: number }>();
+  readonly #listeners: (() => void)[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #deciding = new Set<string>();
+
+  constructor(ctx: AgentContext, deps: RolloutDeps) {
+    this.#ctx = ctx;
+    this.#deps = deps;
+  }
+
+  get #rules(): ProbationRules {
+    const p = this.#ctx.config.rollout.probation;
+    return { minInferences: p.minInferences, minDurationMs: p.minSeconds * 1000, maxErrorRate: p.maxErrorRate, maxLatencyRatio: p.maxLatencyRatio, failOnNonFinite: p.failOnNonFinite };
+  }
+
+  get #slots(): SlotStore {
+    if (!this.#store) throw new EdgeError('EDGE_NOT_READY', 'rollout slots are not open', 503);
+    return this.#store;
+  }
+
+  /** Runs before the model runtime: decides which version each model loads. */
+  async start(): Promise<void> {
+    const store = new SlotStore(this.#ctx.config.dataDir);
+    this.#store = store;
+    for (const e of store.refusedVersions()) this.#refused.set(key(e.model, e.version), { reason: e.reason ?? 'rolled back', at: e.at });
+    const boots = store.countBoot();
+    for (const slot of store.all()) {
+      const c = slot.candidate;
+      if (!c) continue;
+      const n = boots.get(slot.model) ?? 0;
+      if (n > this.#ctx.config.rollout.probation.maxRestarts) {
+        // The agent keeps dying while this version is on probation: a crash loop.
+        this.#refuse(slot, `crash loop: the agent restarted ${n} times during probation of ${c.version}`, { restarts: n });
+      } else {
+        this.#ctx.log.warn({ model: slot.model, version: c.version, restarts: n }, 'agent restarted during probation; the candidate gets another try');
+      }
+    }
+    const rt = this.#deps.runtime();
+    rt.setPackageSource(
+      (name, configured) => {
+        const s = this.#slots.get(name);
+        return [s.candidate?.dir, s.active?.dir, configured].filter((d, i, all): d is string => !!d && all.indexOf(d) === i);
+      },
+      (name, pkg, err) => {
+        const s = this.#slots.get(name);
+        if (s.candidate && s.candidate.dir === pkg) this.#refuse(s, `the candidate did not load at start: ${describe(err)}`, {});
+      },
+    );
+    rt.onInference((e) => this.#observe(e));
+    rt.onShadowResult((c) => this.#shadowResult(c));
+    this.#timer = setInterval(() => this.#evaluateAll(), EVALUATE_MS);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    // A clean stop is not a crash: it does not count against the candidate.
+    this.#store?.resetBoots();
+    this.#store?.close();
+    this.#store = undefined;
+  }
+
+  status(): Record<string, unknown> {
+    if (!this.#store) return {};
+    return Object.fromEntries(this.#slots.all().map((s) => [s.model, this.#describe(s)]));
+  }
+
+  onSlotChange(fn: () => void): void {
+    this.#listeners.push(fn);
+  }
+
+  /** What models/reported should say about `version` of `name`. */
+  slotState(name: string, version: string): { state: 'probation' | 'shadow' | 'committed' | 'rolled_back'; reason?: string; probation?: unknown; shadow?: unknown } | undefined {
+    const refused = this.#refused.get(key(name, version));
+    if (refused) return { state: 'rolled_back', reason: refused.reason };
+    const gate = this.#shadows.get(name);
+    if (gate?.version === version) return { state: 'shadow', shadow: { agreement: gate.samples ? gate.agree / gate.samples : 0, samples: gate.samples } };
+    if (!this.#store) return undefined;
+    const s = this.#slots.get(name);
+    if (s.candidate?.version === version) return { state: 'probation', probation: this.#probations.get(name)?.evidence() };
+    if (s.active?.version === version) return { state: 'committed' };
+    return undefined;
+  }
+
+  // --- ModelActivator (what the fleet link and commands call) ---------------------------
+
+  list(): unknown {
+    const rt = this.#deps.runtime();
+    return (rt.list() as Record<string, unknown>[]).map((m) => {
+      const s = this.#store ? this.#slots.get(String(m.name)) : undefined;
+      return s ? { ...m, rollout: this.#describe(s) } : m;
+    });
+  }
+
+  /** A new version arrives: shadow it first when configured, then serve it on probation. */
+  async activate(name: string, packageDir: string): Promise<VersionSummary | Record<string, unknown>> {
+    const version = versionOf(packageDir);
+    if (version && this.#refused.has(key(name, version))) {
+      const r = this.#refused.get(key(name, version))!;
+      throw new EdgeError('EDGE_VERSION_ROLLED_BACK', `model ${name} version ${version} was rolled back on this device (${r.reason}); publish a new version`, 409);
+    }
+    const shadow = this.#ctx.config.rollout.shadow;
+    if (shadow.fraction > 0 && this.#activeVersion(name)) {
+      await this.#deps.runtime().startShadow(name, packageDir, shadow.fraction);
+      this.#shadows.set(name, { version: version ?? '?', dir: packageDir, agree: 0, samples: 0 });
+      this.#slots.event({ model: name, version: version ?? '?', step: 'shadow', evidence: { fraction: shadow.fraction } });
+      this.#changed();
+      return { model: name, version, state: 'shadow', fraction: shadow.fraction };
+    }
+    return this.#promote(name, packageDir, version);
+  }
+
+  /** The operator's rollback: a candidate goes back to the committed version; otherwise the two committed versions swap. */
+  async rollback(name: string): Promise<VersionSummary> {
+    const s = this.#slots.get(name);
+    if (s.candidate) return this.#rollbackCandidate(name, 'rolled back by command', {});
+    const summary = await this.#deps.runtime().rollback(name);
+    if (s.active && s.previous) this.#slots.put({ model: name, active: s.previous, previous: s.active });
+    this.#slots.event({ model: name, version: summary.version, step: 'rolled_back', reason: 'rolled back by command' });
+    this.#changed();
+    return summary;
+  }
+
+  // --- internals --------------------------------------------------------------------------
+
+  async #promote(name: string, dir: string, version: string | undefined): Promise<VersionSummary> {
+    const rt = this.#deps.runtime();
+    const before = this.#slots.get(name);
+    // The version serving now is the one to fall back to; remember it before anything changes.
+    const current = before.active ?? this.#currentFromRuntime(name);
+    this.#slots.put({ model: name, active: current, previous: before.previous, candidate: { version: version ?? '?', dir, phase: 'probation', boots: 0, since: Date.now() } });
+    this.#slots.event({ model: name, version: version ?? '?', step: 'probation' });
+    let summary: VersionSummary;
+    try {
+      summary = await rt.activate(name, dir);
+    } catch (err) {
+      const s = this.#slots.get(name);
+      this.#refuse(s, `did not load: ${describe(err)}`, {});
+      throw err;
+    }
+    const base = this.#baseline.get(name);
+    const baselineP99 = base && base.version !== summary.version && base.ms.length >= 20 ? percentile(base.ms, 99) : undefined;
+    this.#probations.set(name, new Probation(this.#rules, baselineP99));
+    if (summary.version !== version) {
+      const s = this.#slots.get(name);
+      this.#slots.put({ ...s, candidate: { ...s.candidate!, version: summary.version } });
+    }
+    this.#changed();
+    return summary;
+  }
+
+  #observe(e: InferenceEvent): void {
+    const cand = this.#store?.get(e.model).candidate;
+    let p = this.#probations.get(e.model);
+    if (cand && cand.version === e.version && !p) this.#probations.set(e.model, (p = new Probation(this.#rules, undefined)));
+    if (p && cand && cand.version === e.version) {
+      p.observe(e.latencyMs, e.ok, !e.outputs || allFinite(e.outputs));
+      if (!e.ok || (e.outputs && !allFinite(e.outputs))) this.#evaluate(e.model);
+      return;
+    }
+    let b = this.#baseline.get(e.model);
+    if (!b || b.version !== e.version) this.#baseline.set(e.model, (b = { version: e.version, ms: [] }));
+    if (e.ok) {
+      if (b.ms.length >= BASELINE_SAMPLES) b.ms.shift();
+      b.ms.push(e.latencyMs);
+    }
+  }
+
+  #shadowResult(c: ShadowComparison): void {
+    const gate = this.#shadows.get(c.model);
+    if (!gate || gate.version !== c.candidate) return;
+    gate.samples += c.rows;
+    gate.agree += c.top1Agreement * c.rows;
+    const cfg = this.#ctx.config.rollout.shadow;
+    if (gate.samples < cfg.minSamples || this.#deciding.has(c.model)) return;
+    this.#deciding.add(c.model);
+    const agreement = gate.agree / gate.samples;
+    void (async () => {
+      try {
+        await this.#deps.runtime().stopShadow(c.model);
+        this.#shadows.delete(c.model);
+        if (agreement >= cfg.minAgreement) {
+          this.#slots.event({ model: c.model, version: gate.version, step: 'shadow_passed', evidence: { agreement, samples: gate.samples } });
+          await this.#promote(c.model, gate.dir, gate.version);
+        } else {
+          const reason = `shadow top-1 agreement ${agreement.toFixed(3)} < ${cfg.minAgreement} over ${gate.samples} requests`;
+          this.#refused.set(key(c.model, gate.version), { reason, at: Date.now() });
+          this.#slots.event({ model: c.model, version: gate.version, step: 'rolled_back', reason, evidence: { agreement, samples: gate.samples } });
+          this.#report(c.model, gate.version, 'rolled_back', reason, { agreement, samples: gate.samples });
+          this.#changed();
+        }
+      } catch (err) {
+        this.#ctx.log.error({ model: c.model, err: describe(err) }, 'shadow gate failed');
+      } finally {
+        this.#deciding.delete(c.model);
+      }
+    })();
+  }
+
+  #evaluateAll(): void {
+    if (!this.#store) return;
+    for (const slot of this.#slots.all()) {
+      if (!slot.candidate) continue;
+      // A candidate that survived a restart resumes probation from zero.
+      if (!this.#probations.has(slot.model)) this.#probations.set(slot.model, new Probation(this.#rules, undefined));
+      this.#evaluate(slot.model);
+    }
+  }
+
+  #evaluate(name: string): void {
+    const p = this.#probations.get(name);
+    if (!p || this.#deciding.has(name)) return;
+    const v = p.verdict();
+    if (v.kind === 'pending') return;
+    this.#deciding.add(name);
+    const done = v.kind === 'pass'
+      ? this.#commit(name, v.evidence)
+      : this.#rollbackCandidate(name, `probation failed: ${v.reason}`, v.evidence).then(() => undefined);
+    done.catch((err) => this.#ctx.log.error({ model: name, err: describe(err) }, 'probation decision failed'))
+      .finally(() => this.#deciding.delete(name));
+  }
+
+  async #commit(name: string, evidence: unknown): Promise<void> {
+    const s = this.#slots.get(name);
+    if (!s.candidate) return;
+    const { version, dir } = s.candidate;
+    this.#slots.put({ model: name, active: { version, dir }, previous: s.active });
+    this.#probations.delete(name);
+    this.#slots.event({ model: name, version, step: 'committed', evidence });
+    this.#report(name, version, 'committed', undefined, evidence);
+    this.#ctx.log.info({ model: name, version, evidence }, 'model version committed after probation');
+    this.#changed();
+  }
+
+  async #rollbackCandidate(name: string, reason: string, evidence: unknown): Promise<VersionSummary> {
+    const s = this.#slots.get(name);
+    const rt = this.#deps.runtime();
+    let summary: VersionSummary;
+    const previousInRuntime = (rt.list() as { name: string; previous?: { version: string } }[]).find((m) => m.name === name)?.previous?.version;
+    if (s.active && previousInRuntime === s.active.version) summary = await rt.rollback(name);
+    else if (s.active) summary = await rt.activate(name, s.active.dir);
+    else throw new EdgeError('EDGE_NO_PREVIOUS_VERSION', `model ${name} has no committed version to roll back to`, 409);
+    this.#refuse(this.#slots.get(name), reason, evidence);
+    return summary;
+  }
+
+  /** Marks the candidate rolled back: slots keep the committed version, the version is refused from now on. */
+  #refuse(s: SlotRecord, reason: string, evidence: unknown): void {
+    const c = s.candidate;
+    if (!c) return;
+    this.#slots.put({ model: s.model, active: s.active, previous: s.previous });
+    this.#probations.delete(s.model);
+    this.#refused.set(key(s.model, c.version), { reason, at: Date.now() });
+    this.#slots.event({ model: s.model, version: c.version, step: 'rolled_back', reason, evidence });
+    this.#report(s.model, c.version, 'rolled_back', reason, evidence);
+    this.#ctx.log.error({ model: s.model, version: c.version, reason, serving: s.active?.version }, 'model version rolled back');
+    this.#changed();
+  }
+
+  #report(model: string, version: string, step: string, reason: string | undefined, evidence: unknown): void {
+    const payload = { kind: 'rollout', model, version, step, reason, evidence, at: new Date().toISOString() };
+    this.#deps.record?.(step === 'rolled_back' ? 'alerts' : 'events', payload);
+  }
+
+  #changed(): void {
+    for (const fn of this.#listeners) fn();
+  }
+
+  #activeVersion(name: string): string | undefined {
+    return (this.#deps.runtime().list() as { name: string; version?: string }[]).find((m) => m.name === name)?.version;
+  }
+
+  #currentFromRuntime(name: string): { version: string; dir: string } | undefined {
+    const m = (this.#deps.runtime().list() as { name: string; version?: string; active?: { package?: string } }[]).find((x) => x.name === name);
+    return m?.version && m.active?.package ? { version: m.version, dir: m.active.package } : undefined;
+  }
+
+  #describe(s: SlotRecord): Record<string, unknown> {
+    return {
+      active: s.active?.version,
+      previous: s.previous?.version,
+      candidate: s.candidate ? { version: s.candidate.version, phase: s.candidate.phase, restarts: s.candidate.boots, probation: this.#probations.get(s.model)?.evidence() } : undefined,
+      shadow: this.#shadows.get(s.model) ? { version: this.#shadows.get(s.model)!.version, samples: this.#shadows.get(s.model)!.samples } : undefined,
+      events: this.#slots.events(s.model, 10).map((e) => ({ version: e.version, step: e.step, reason: e.reason, at: new Date(e.at).toISOString() })),
+    };
+  }
+}
+
+const key = (model: string, version: string): string => `${model}@${version}`;
+
+/** The version a package folder declares, read before it is loaded (a crash while loading must count against it). */
+function versionOf(dir: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
