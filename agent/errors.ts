@@ -64,6 +64,8 @@ export const Errors = {
     `private key file ${file} is not safe to use: ${why}`),
   COMMAND_SIGNATURE: define('EDGE_COMMAND_SIGNATURE', 403, (why: string) =>
     `command refused: ${why}`),
+  COMMAND_UNSAFE_ARGUMENT: define('EDGE_COMMAND_UNSAFE_ARGUMENT', 400, (where: string, why: string) =>
+    `command refused: ${where} ${why}; commands name things (models, versions), they never carry file paths or URLs`),
 };
 
 /** A short text for an unknown thrown value, for logs and replies. */

@@ -182,3 +182,26 @@ t.test('the daemon process exits with EX_CONFIG (78) and says why when its key i
   t.match(agent.stderr(), /private key file .*device\.key is not safe to use: mqtt\.key has mode 644.*chmod 600/, agent.stderr());
   t.notOk(agent.logs.some((l) => l.msg === 'edge-agent ready'), 'it never became ready');
 });
+
+t.test('a command can never carry a path or a URL', async (t) => {
+  const agent = agentWith(tmp(t), { security: { requireSignedPackages: false } });
+  await agent.start();
+  t.teardown(() => agent.stop());
+  const send = (id: string, name: string, args: unknown) => agent.fleet.commands.handle(Buffer.from(JSON.stringify({ id, name, args })));
+  const bad: Array<[string, unknown]> = [
+    ['models.activate', { name: '../../../../tmp', version: '1.0.0' }],
+    ['models.activate', { name: 'digits', version: '../../other/1.0.0' }],
+    ['models.activate', { name: 'digits', version: '..' }],
+    ['models.rollback', { name: '/etc/passwd' }],
+    ['models.activate', { name: 'digits', version: 'https://evil.example/pkg.edgepkg' }],
+    ['models.activate', { name: 'digi\\ts', version: '1' }],
+    ['telemetry.flush', { nested: [{ path: 'file:///etc/shadow' }] }],
+  ];
+  for (const [i, [name, args]] of bad.entries()) {
+    const r = await send(`bad-${i}`, name, args);
+    t.match(r, { ok: false, error: { code: 'EDGE_COMMAND_UNSAFE_ARGUMENT', message: /never carry file paths or URLs/ } }, `${name} ${JSON.stringify(args)} is refused`);
+  }
+  const plain = await send('plain-1', 'models.activate', { name: 'digits', version: '1.0.0' });
+  t.match(plain, { ok: false, error: { code: 'EDGE_FLEET_UNAVAILABLE' } }, 'plain names pass the check (and then find nothing installed)');
+  t.match(await send('ping-1', 'ping', {}), { ok: true }, 'ordinary commands still run');
+});

@@ -9,6 +9,7 @@ import { checkPrivateKeyFile } from './key-file.js';
 import { verifyManifestSignature } from './signing.js';
 import { ReplayGuard, verifyCommand } from './command-signing.js';
 import { loadTrustedKeys } from './trusted-keys.js';
+import { checkCommandArgs } from './command-args.js';
 
 export class SecurityPolicy implements Component {
   readonly name = 'security';
@@ -59,13 +60,15 @@ export class SecurityPolicy implements Component {
   }
 
   /**
-   * For the fleet link, before a command runs: throws EDGE_COMMAND_SIGNATURE when signatures
-   * are required and this one is missing, wrong, stale or replayed. A no-op when not required.
+   * For the fleet link, before a command runs: throws EDGE_COMMAND_UNSAFE_ARGUMENT when an
+   * argument is a path or a URL, and EDGE_COMMAND_SIGNATURE when signatures are required and
+   * this one is missing, wrong, stale or replayed.
    */
   checkCommand(parsed: unknown): void {
     const c = this.ctx.config.security.commands;
-    if (!c.requireSignature) return;
     try {
+      checkCommandArgs((parsed as { args?: unknown } | null)?.args);
+      if (!c.requireSignature) return;
       verifyCommand(parsed, this.ctx.config.deviceId, this.#commandKeys, { maxSkewMs: c.maxSkewSeconds * 1000 }, this.#replays);
     } catch (err) {
       this.#commandsRefused++;
