@@ -156,8 +156,9 @@ function decide(s: FeatureStats, p: number, alpha: number, test: string, th: Dri
   }
   const verdict: FeatureVerdict = significant && large ? 'drift' : reasons.length ? 'warn' : 'ok';
   const ratios = [s.psi / th.psiAlert, s.jensenShannon / th.jensenShannon];
-  if (s.wasserstein !== undefined) ratios.push(Math.min(s.wasserstein, 1e6) / th.wasserstein);
-  return { verdict, reasons, score: round(Math.max(...ratios)) };
+  if (s.wasserstein !== undefined) ratios.push(s.wasserstein / th.wasserstein);
+  // Capped: a feature whose reference barely varies (std ~ 0) would otherwise dwarf the ranking.
+  return { verdict, reasons, score: round(Math.min(999, Math.max(...ratios))) };
 }
 
 function fmt(x: number): string {
