@@ -74,6 +74,18 @@ function viaRecord(dir: string): { rate: number; buffer: TelemetryBuffer } {
   return { rate: N / secs, buffer: b };
 }
 
+/** record() with synchronous=full: one fsync per group commit. */
+function viaRecordFull(dir: string, n: number): number {
+  const b = new TelemetryBuffer({ dir, config: telemetryConfig({ maxBytes: 1 << 30, synchronous: 'full' }) });
+  b.startSync();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) b.record('metrics', payloads[i]);
+  b.flushSync();
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  b.stopSync();
+  return n / secs;
+}
+
 function leaseAck(b: TelemetryBuffer): { recordsPerSec: number; msgsPerSec: number; wireBytes: number; count: number } {
   let count = 0;
   let msgs = 0;
@@ -92,6 +104,7 @@ function leaseAck(b: TelemetryBuffer): { recordsPerSec: number; msgsPerSec: numb
 }
 
 const recordRates: number[] = [];
+const fullRates: number[] = [];
 const bareRates: number[] = [];
 const leaseRates: number[] = [];
 const msgRates: number[] = [];
@@ -114,6 +127,12 @@ for (let r = 0; r < ROUNDS; r++) {
     msgRates.push(la.msgsPerSec);
     wirePerRecord = la.wireBytes / N;
     buffer.stopSync();
+    const d3 = freshDir();
+    try {
+      fullRates.push(viaRecordFull(d3, Math.min(N, 50_000)));
+    } finally {
+      rmSync(d3, { recursive: true, force: true });
+    }
   } finally {
     rmSync(d1, { recursive: true, force: true });
     rmSync(d2, { recursive: true, force: true });
@@ -136,6 +155,7 @@ console.log(`telemetry benchmark: ${N} records x ${ROUNDS} rounds (median), node
 console.log(`record() with group commit (512/5 ms)     ${fmt(rec).padStart(12)} records/s`);
 console.log(`bare prepared INSERT, one transaction     ${fmt(ref).padStart(12)} records/s  (reference)`);
 console.log(`ratio record()/bare                       ${ratio.toFixed(2).padStart(12)}      (required >= 0.50: ${ratio >= 0.5 ? 'PASS' : 'FAIL'})`);
+console.log(`record() with synchronous=FULL             ${fmt(median(fullRates)).padStart(12)} records/s  (one fsync per group commit)`);
 console.log(`lease(64 KiB)+ack                         ${fmt(median(leaseRates)).padStart(12)} records/s  (${fmt(median(msgRates))} messages/s)`);
 console.log(`bytes on disk per record                  ${diskPerRecord.toFixed(1).padStart(12)}      (payload JSON ${(rawJson / sample.length).toFixed(1)} bytes)`);
 console.log(`wire bytes per record, JSONL+gzip (used)  ${wirePerRecord.toFixed(1).padStart(12)}      (leases of 64 KiB)`);

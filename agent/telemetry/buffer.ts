@@ -275,7 +275,9 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       throw Errors.TELEMETRY_BACKLOG(this.#pending.length, this.#failing);
     }
     const seq = this.#enqueue(s, stream, json, bytes, priority, opts);
-    if (this.#pending.length >= this.config.commitMaxRecords && !this.#failing) this.#commit();
+    // While the disk refuses writes the retry timer (with backoff) commits, not every record.
+    if (this.#failing) return seq;
+    if (this.#pending.length >= this.config.commitMaxRecords) this.#commit();
     else this.#commitTimer ??= setTimeout(() => this.#commit(), this.config.commitIntervalMs);
     return seq;
   }
