@@ -11,6 +11,8 @@ const agentP = startAgent({
     { name: 'digits-fp32', package: FP32, backend: 'ort' },
     { name: 'digits-int8-ort', package: INT8, backend: 'ort' },
     { name: 'digits-int8-native', package: INT8, backend: 'native' },
+    { name: 'digits-int8-auto', package: INT8, backend: 'auto' },
+    { name: 'digits-fp32-auto', package: FP32, backend: 'auto' },
   ],
   health: { bodyLimitBytes: 256 * 1024 },
   runtime: { threads: 1 },
@@ -119,11 +121,17 @@ t.test('GET /v1/models and /v1/status show versions, backends and the auto choic
     ['digits-fp32', 'ort', '1.0.0', true],
     ['digits-int8-ort', 'ort', '1.0.0-int8', true],
     ['digits-int8-native', 'native', '1.0.0-int8', true],
+    ['digits-int8-auto', 'native', '1.0.0-int8', true],
+    ['digits-fp32-auto', 'ort', '1.0.0', true],
   ]);
   t.same(list.models[0].inputs, [{ name: 'input', dtype: 'float32', shape: ['N', 1, 28, 28] }]);
   const status = await (await fetch(`${url}/v1/status`)).json() as any;
   const m = status.models.models.find((x: any) => x.name === 'digits-int8-native');
   t.same(m.active.backendChoice, { requested: 'native', chosen: 'native', reason: 'configured' });
+  const auto8 = status.models.models.find((x: any) => x.name === 'digits-int8-auto');
+  t.match(auto8.active.backendChoice, { requested: 'auto', chosen: 'native', reason: /^auto: every operator is supported/ }, 'auto takes native for the int8 graph');
+  const auto32 = status.models.models.find((x: any) => x.name === 'digits-fp32-auto');
+  t.match(auto32.active.backendChoice, { requested: 'auto', chosen: 'ort', reason: /^auto: native engine declined \(.+\)/ }, 'auto falls back to ort for the fp32 graph, saying why');
   const ready = await fetch(`${url}/readyz`);
   t.equal(ready.status, 200, 'ready once every model is warm');
   const metrics = await (await fetch(`${url}/metrics`)).text();
