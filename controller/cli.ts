@@ -64,8 +64,14 @@ async function driftView(store: FleetStore): Promise<unknown> {
   for (const f of ['drift/index.js', 'drift/index.ts']) {
     const file = path.join(here, f);
     if (!existsSync(file)) continue;
-    const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-    const fn = ['aggregateDrift', 'summarizeDrift', 'fleetDrift'].map((n) => mod[n]).find((v) => typeof v === 'function') as
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    } catch (err) {
+      process.stderr.write(`edge-fleet: drift aggregation unavailable (${err instanceof Error ? err.message : String(err)}); listing stored reports\n`);
+      break;
+    }
+    const fn = ['aggregateDrift', 'summarizeDrift'].map((n) => mod[n]).find((v) => typeof v === 'function') as
       ((reports: unknown[], store?: FleetStore) => unknown) | undefined;
     if (fn) return fn(store.driftReports(10_000), store);
   }

@@ -74,3 +74,6 @@ export async function watcher(url: string, filters: string[], version: 4 | 5 = 5
   if (filters.length) await client.subscribeAsync(filters, { qos: 1 });
   return { client, messages, close: () => client.endAsync() };
 }
+
+/** Report states in which a version serves: active, or (with the rollout slots) probation and committed. */
+export const SERVING = /^(active|probation|committed)$/;

@@ -40,6 +40,8 @@ export interface FleetLinkDeps {
 export type BrokerState = 'disabled' | 'connecting' | 'connected' | 'reconnecting' | 'stopped';
 
 const TELEMETRY_CONTENT_TYPE = 'application/x-ndjson+gzip';
+/** Report states in which the version serves (the rollout slots add probation and committed). */
+const SERVING = new Set(['active', 'probation', 'committed']);
 
 export class FleetLink implements Component {
   readonly name = 'fleet';
@@ -335,7 +337,7 @@ export class FleetLink implements Component {
 
   #publishReport(doc: { models: { name: string; version: string; state: string }[] }): void {
     // An activation changes what the status message lists: republish it then.
-    const active = doc.models.filter((m) => m.state === 'active').map((m) => `${m.name}@${m.version}`).sort().join(' ');
+    const active = doc.models.filter((m) => SERVING.has(m.state)).map((m) => `${m.name}@${m.version}`).sort().join(' ');
     if (active !== this.#activeReported) {
       this.#activeReported = active;
       this.#republishStatus();
