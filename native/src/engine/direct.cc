@@ -10,6 +10,7 @@
 #endif
 
 #include "kernels/cpu_features.h"
+#include "kernels/dispatch.h"
 
 namespace edge::engine {
 namespace {
@@ -57,7 +58,12 @@ void quantize_u8_strided(const float* x, size_t n, float scale, int32_t zp, uint
 DirectConv::DirectConv(const kernels::ConvShape& s, const int8_t* w) : s_(s) {
   const int M = s.out_channels, C = s.C, KH = s.kernel_h, KW = s.kernel_w;
   Mp_ = (M + 7) & ~7;
-  avx2_ = kernels::cpu_features().avx2 && __builtin_cpu_supports("fma");
+  // The kernels' variant choice governs this loop too: EDGE_KERNELS=scalar (tests) runs the
+  // portable C++ below, so the scalar paths stay covered on x86.
+  simd_ = kernels::active_variant() != kernels::Variant::Scalar;
+#if defined(EDGE_DIRECT_AVX2)
+  avx2_ = simd_ && kernels::cpu_features().avx2 && __builtin_cpu_supports("fma");
+#endif
   w_.assign(static_cast<size_t>(KH) * KW * C * Mp_, 0.0f);
   for (int m = 0; m < M; ++m)
     for (int c = 0; c < C; ++c)
@@ -188,7 +194,7 @@ void DirectConv::run(const uint8_t* x, int32_t x_zp, const int32_t* bias, const 
         uint8_t* out = y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * M;
         // Sums of (x - zp) * w stay below 2^24 in magnitude (kMaxTaps taps), so float is exact.
 #if defined(__SSE2__)
-        if (Mp_ <= 16) {
+        if (simd_ && Mp_ <= 16) {
           __m128 a[4];
           switch (Mp_ / 4) {
             case 1: pixel_sse<1>(s_, Mp_, w_.data(), xn, oh, ow, x_zp, a); break;
@@ -226,8 +232,9 @@ void DirectConv::run(const uint8_t* x, int32_t x_zp, const int32_t* bias, const 
             const float* wt = w_.data() + (static_cast<size_t>(kh) * s_.kernel_w + kw) * C * Mp_;
             for (int c = 0; c < C; ++c) {
               const float xv = static_cast<float>(static_cast<int32_t>(px[c]) - x_zp);
-              const float* wc = wt + static_cast<size_t>(c) * Mp_;
-              for (int m = 0; m < Mp_; ++m) acc[m] += xv * wc[m];
+              const float* __restrict wc = wt + static_cast<size_t>(c) * Mp_;
+              float* __restrict a = acc;
+              for (int m = 0; m < Mp_; ++m) a[m] += xv * wc[m];
             }
           }
         }

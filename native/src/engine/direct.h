@@ -39,6 +39,7 @@ class DirectConv {
  private:
   kernels::ConvShape s_;
   int Mp_ = 0;              // out_channels rounded up to 8
+  bool simd_ = true;   // false when the scalar kernel variant is forced
   bool avx2_ = false;
   std::vector<float> w_;    // [KH][KW][C][Mp]
   std::vector<int32_t> bias_;  // Mp values

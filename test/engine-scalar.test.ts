@@ -1,0 +1,52 @@
+// The portable paths (kernels forced to the scalar variant, the engine's own loops without
+// SIMD: what a CPU without AVX2/NEON dot products runs) agree with ONNX Runtime too.
+// EDGE_KERNELS is read once, when the addon first picks a variant, so it is set before loading.
+process.env.EDGE_KERNELS = 'scalar';
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { packageRoot } from '../agent/native.js';
+import { NativeBackend } from '../agent/runtime/native/index.js';
+import { QdqGraph, randomInput } from './helpers/engine-graphs.js';
+
+async function worstSteps(bytes: Uint8Array, inName: string, shape: number[], data: Float32Array, step: number): Promise<{ worst: number; variant: unknown }> {
+  const session = await ort.InferenceSession.create(bytes);
+  const native = NativeBackend.load(bytes);
+  const outName = session.outputNames[0];
+  const ref = (await session.run({ [inName]: new ort.Tensor('float32', data, shape) }))[outName].data as Float32Array;
+  const got = (await native.run({ [inName]: { dtype: 'float32', shape, data } }))[outName].data as Float32Array;
+  let worst = 0;
+  for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(ref[i] - got[i]) / step);
+  const variant = native.describe().kernelVariant;
+  await native.dispose(); await session.release();
+  return { worst, variant };
+}
+
+t.test('scalar variant: a generated graph with a few-channel first conv', async (t) => {
+  const g = new QdqGraph(21);
+  const x = g.input('x', [1, 3, 14, 14], 0.02, 128);
+  let y = g.conv(x, 12, 3, { pad: 1, act: 'relu', perChannel: true }); // engine's direct conv
+  y = g.conv(y, 12, 3, { pad: 1, group: 12, act: 'relu6' });           // kernels' depthwise
+  y = g.conv(y, 16, 3, { stride: 2 });                                  // kernels' im2col
+  y = g.gemm(g.flatten(g.globalAvgPool(y)), 10, {});
+  const bytes = g.model('x', ['N', 3, 14, 14], y);
+  const shape = [2, 3, 14, 14];
+  const r = await worstSteps(bytes, 'x', shape, randomInput(g.rand, shape, 0.02, 128), y.scale);
+  t.equal(r.variant, 'scalar', 'the scalar kernels were used');
+  t.ok(r.worst <= 1.001, `worst difference ${r.worst.toFixed(3)} steps`);
+});
+
+t.test('scalar variant: the int8 digits model', async (t) => {
+  const bytes = readFileSync(path.join(packageRoot, 'models/digits-int8/model.onnx'));
+  const data = new Float32Array(4 * 784);
+  for (let i = 0; i < data.length; i++) data[i] = ((i * 7919) % 256) / 255;
+  // One logit step is the scale of the DequantizeLinear that produces the output.
+  const { decodeModel, tensorData } = await import('../agent/onnx/model.js');
+  const m = decodeModel(bytes);
+  const dq = m.graph!.node!.find((n) => n.output?.includes(m.graph!.output![0].name!))!;
+  const step = Number(tensorData(m.graph!.initializer!.find((i) => i.name === dq.input![1])!)[0]);
+  const r = await worstSteps(bytes, 'input', [4, 1, 28, 28], data, step);
+  t.equal(r.variant, 'scalar');
+  t.ok(r.worst <= 1.001, `worst difference ${r.worst.toFixed(3)} steps`);
+});
