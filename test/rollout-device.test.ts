@@ -56,7 +56,7 @@ t.test('a version that outputs NaN is rolled back at its first answer; the old o
 t.test('a version ten times slower is rolled back on its p99 against the previous version', async (t) => {
   const a = await startAgent({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], rollout });
   t.teardown(() => a.stop());
-  await serve(a, 40); // the baseline p99
+  await serve(a, 150); // the baseline p99
   await a.agent.rollouts.activate('digits', variantPackage('slow', '3.0.0-slow', tempDir()));
   for (let i = 0; i < 40 && slotOf(a).candidate; i++) await infer(a, i);
   await waitFor(() => !slotOf(a).candidate, { what: 'rollback of the slow version' });

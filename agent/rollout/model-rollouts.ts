@@ -323,7 +323,7 @@ export class ModelRollouts implements Component {
       previous: s.previous?.version,
       candidate: s.candidate ? { version: s.candidate.version, phase: s.candidate.phase, restarts: s.candidate.boots, probation: this.#probations.get(s.model)?.evidence() } : undefined,
       shadow: this.#shadows.get(s.model) ? { version: this.#shadows.get(s.model)!.version, samples: this.#shadows.get(s.model)!.samples } : undefined,
-      events: this.#slots.events(s.model, 10).map((e) => ({ version: e.version, step: e.step, reason: e.reason, at: new Date(e.at).toISOString() })),
+      events: this.#slots.events(s.model, 10).map((e) => ({ version: e.version, step: e.step, reason: e.reason, evidence: e.evidence, at: new Date(e.at).toISOString() })),
     };
   }
 }
