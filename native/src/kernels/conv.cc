@@ -95,7 +95,9 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
   threads = std::max(threads, 1);
   switch (pc.algo()) {
     case PackedConv::Algo::Depthwise:
-      return arena_bytes(sizeof(int32_t) * s.C) * (1 + threads);
+      // zero-point row, then per thread: accumulators and the tap pointers.
+      return arena_bytes(s.C) + arena_bytes(sizeof(int32_t) * s.C) +
+             threads * (arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * s.kernel_h * s.kernel_w));
     case PackedConv::Algo::Pointwise:
       return gemm_scratch_bytes(*pc.group_weights()[0], s.batch * s.H * s.W, threads);
     case PackedConv::Algo::Im2col: {
@@ -148,28 +150,32 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   }
 
   if (pc.algo() == PackedConv::Algo::Depthwise) {
-    const size_t stride = arena_bytes(sizeof(int32_t) * s.C) / sizeof(int32_t);
+    const int taps = s.kernel_h * s.kernel_w;
+    const size_t stride = arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * taps);
+    auto* zrow = static_cast<uint8_t*>(arena.alloc(s.C));
     auto* zeros = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * s.C));
-    auto* accs = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * stride * threads));
-    if (zeros == nullptr || accs == nullptr) return too_small();
+    auto* scratch = static_cast<uint8_t*>(arena.alloc(stride * threads));
+    if (zrow == nullptr || zeros == nullptr || scratch == nullptr) return too_small();
     std::fill(zeros, zeros + s.C, 0);
+    // Padding reads this row of zero-point bytes: (zp - zp) * w adds nothing.
+    std::memset(zrow, static_cast<uint8_t>(args.x_zero_point), s.C);
     const int32_t* colterm = args.bias ? args.bias : zeros;
     const int16_t* wdw = pc.dw_weights().data();
     auto task = [&](int row, int thread) {
       const int n = row / OH, oh = row % OH;
-      int32_t* acc = accs + thread * stride;
+      int32_t* acc = reinterpret_cast<int32_t*>(scratch + thread * stride);
+      const uint8_t** ptrs = reinterpret_cast<const uint8_t**>(scratch + thread * stride + arena_bytes(sizeof(int32_t) * s.C));
       for (int ow = 0; ow < OW; ++ow) {
-        std::fill(acc, acc + s.C, 0);
         for (int ky = 0; ky < s.kernel_h; ++ky) {
           const int ih = oh * s.stride_h - s.pad_top + ky * s.dilation_h;
-          if (ih < 0 || ih >= s.H) continue;
           for (int kx = 0; kx < s.kernel_w; ++kx) {
             const int iw = ow * s.stride_w - s.pad_left + kx * s.dilation_w;
-            if (iw < 0 || iw >= s.W) continue;
-            vk.dw_accumulate(acc, x + ((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C, x_xor, zx,
-                             wdw + static_cast<size_t>(ky * s.kernel_w + kx) * s.C, s.C);
+            ptrs[ky * s.kernel_w + kx] = (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W)
+                                             ? zrow
+                                             : x + ((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C;
           }
         }
+        vk.dw_pixel(ptrs, taps, wdw, s.C, x_xor, zx, acc);
         vk.finish_row(acc, s.C, colterm, nullptr, 0, args.out, args.out.scales,
                       y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * s.out_channels * esize);
       }
@@ -206,10 +212,14 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
           const int ih = oh * s.stride_h - s.pad_top + ky * s.dilation_h;
           for (int kx = 0; kx < s.kernel_w; ++kx, row += Cg) {
             const int iw = ow * s.stride_w - s.pad_left + kx * s.dilation_w;
-            if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) {
+            const bool pad = ih < 0 || ih >= s.H || iw < 0 || iw >= s.W;
+            const uint8_t* src = pad ? nullptr : x + ((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C + g * Cg;
+            if (Cg <= 16) {  // few channels (stems): a byte loop beats a library call per tap
+              for (int c = 0; c < Cg; ++c) row[c] = pad ? pad_byte : src[c];
+            } else if (pad) {
               std::memset(row, pad_byte, Cg);
             } else {
-              std::memcpy(row, x + ((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C + g * Cg, Cg);
+              std::memcpy(row, src, Cg);
             }
           }
         }

@@ -145,6 +145,30 @@ void dw_accumulate_avx512(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t
   }
 }
 
+void dw_pixel_avx512(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t x_zp, int32_t* acc) {
+  const __m128i xr = _mm_set1_epi8(static_cast<char>(x_xor));
+  const __m512i zp = _mm512_set1_epi32(x_zp);
+  for (int c = 0; c < C; c += 16) {
+    const __mmask16 m = C - c >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (C - c)) - 1);
+    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+    int t = 0;
+    for (; t + 2 <= taps; t += 2) {
+      const __m512i x0 = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_maskz_loadu_epi8(m, x[t] + c), xr)), zp);
+      const __m512i x1 = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_maskz_loadu_epi8(m, x[t + 1] + c), xr)), zp);
+      const __m512i w0 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, w + static_cast<size_t>(t) * C + c));
+      const __m512i w1 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, w + static_cast<size_t>(t + 1) * C + c));
+      a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(x0, w0));
+      a1 = _mm512_add_epi32(a1, _mm512_mullo_epi32(x1, w1));
+    }
+    if (t < taps) {
+      const __m512i x0 = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_maskz_loadu_epi8(m, x[t] + c), xr)), zp);
+      const __m512i w0 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, w + static_cast<size_t>(t) * C + c));
+      a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(x0, w0));
+    }
+    _mm512_mask_storeu_epi32(acc + c, m, _mm512_add_epi32(a0, a1));
+  }
+}
+
 // 12 independent vpdpbusd chains (latency 5, 2 per cycle on recent cores).
 uint64_t peak_loop(uint64_t iters, int32_t* sink) {
   __m512i c[12];
@@ -159,7 +183,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 
 const VariantKernels kTable = {
     Variant::Avx512Vnni, /*nr=*/64, /*col_align=*/16, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
-    finish_row_avx512, dw_accumulate_avx512, peak_loop,
+    finish_row_avx512, dw_accumulate_avx512, dw_pixel_avx512, peak_loop,
 };
 
 }  // namespace

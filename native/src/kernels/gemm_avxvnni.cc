@@ -45,14 +45,17 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
       }
     }
   }
+  // Full groups read 4 bytes at once; only the last, partial group copies byte by byte (a
+  // variable-length copy in the main loop would stall on store forwarding).
   for (; g < groups + (tail ? 1 : 0); ++g, b += W * 4) {
-    const int n = g < groups ? 4 : tail;
+    const bool full = g < groups;
     __m256i bv[NV];
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + v * 32));
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const __m256i av = _mm256_set1_epi32(static_cast<int>(load_n(a + r * lda + 4 * g, n) ^ x4));
+      const uint32_t word = full ? load_n(a + r * lda + 4 * g, 4) : load_n(a + r * lda + 4 * g, tail);
+      const __m256i av = _mm256_set1_epi32(static_cast<int>(word ^ x4));
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm256_dpbusd_avx_epi32(c[r][v], av, bv[v]);
     }
@@ -98,7 +101,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 
 const VariantKernels kTable = {
     Variant::AvxVnni, /*nr=*/16, /*col_align=*/8, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
-    finish_row_avx2, dw_accumulate_avx2, peak_loop,
+    finish_row_avx2, dw_accumulate_avx2, dw_pixel_avx2, peak_loop,
 };
 
 }  // namespace

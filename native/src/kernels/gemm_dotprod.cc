@@ -32,10 +32,10 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     for (int r = 0; r < MR; ++r) av[r] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + r * lda + k), flip));
 #define EDGE_GROUP(G)                                                              \
   {                                                                                \
-    #pragma GCC unroll 16
+    _Pragma("GCC unroll 16") \
     for (int v = 0; v < NV; ++v) {                                                 \
       const int8x16_t bv = vld1q_s8(b + ((G) * W + v * 4) * 4);                    \
-      #pragma GCC unroll 16
+      _Pragma("GCC unroll 16") \
       for (int r = 0; r < MR; ++r) c[r][v] = vdotq_laneq_s32(c[r][v], bv, av[r], G); \
     }                                                                              \
   }
@@ -93,7 +93,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 
 const VariantKernels kTable = {
     Variant::Dotprod, /*nr=*/16, /*col_align=*/4, /*kgroup=*/4, /*mr=*/4, microkernel, /*a_flip=*/128,
-    finish_row_neon, dw_accumulate_neon, peak_loop,
+    finish_row_neon, dw_accumulate_neon, dw_pixel_neon, peak_loop,
 };
 
 }  // namespace

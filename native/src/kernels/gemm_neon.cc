@@ -42,7 +42,7 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, int width,
     } else {                                                                                 \
       b0 = vmovl_s8(vld1_s8(b + (L) * 8));                                                   \
     }                                                                                        \
-    #pragma GCC unroll 16
+    _Pragma("GCC unroll 16") \
     for (int r = 0; r < MR; ++r) {                                                           \
       const int16x4_t ah = HALF(av[r]);                                                      \
       c[r][0] = vmlal_lane_s16(c[r][0], vget_low_s16(b0), ah, LANE);                         \
@@ -117,7 +117,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 
 const VariantKernels kTable = {
     Variant::Neon, /*nr=*/16, /*col_align=*/8, /*kgroup=*/1, /*mr=*/4, microkernel, /*a_flip=*/0,
-    finish_row_neon, dw_accumulate_neon, peak_loop,
+    finish_row_neon, dw_accumulate_neon, dw_pixel_neon, peak_loop,
 };
 
 }  // namespace

@@ -56,5 +56,27 @@ void dw_accumulate_neon(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x
   for (; c < C; ++c) acc[c] += (static_cast<int32_t>(x[c] ^ x_xor) - x_zp) * w[c];
 }
 
+void dw_pixel_neon(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t x_zp, int32_t* acc) {
+  const uint8x8_t xr = vdup_n_u8(x_xor);
+  const int16x8_t zp = vdupq_n_s16(static_cast<int16_t>(x_zp));
+  int c = 0;
+  for (; c + 8 <= C; c += 8) {
+    int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
+    for (int t = 0; t < taps; ++t) {
+      const int16x8_t xv = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(veor_u8(vld1_u8(x[t] + c), xr))), zp);
+      const int16x8_t wv = vld1q_s16(w + static_cast<size_t>(t) * C + c);
+      lo = vmlal_s16(lo, vget_low_s16(xv), vget_low_s16(wv));
+      hi = vmlal_high_s16(hi, xv, wv);
+    }
+    vst1q_s32(acc + c, lo);
+    vst1q_s32(acc + c + 4, hi);
+  }
+  for (; c < C; ++c) {
+    int32_t s = 0;
+    for (int t = 0; t < taps; ++t) s += (static_cast<int32_t>(x[t][c] ^ x_xor) - x_zp) * w[static_cast<size_t>(t) * C + c];
+    acc[c] = s;
+  }
+}
+
 }  // namespace
 }  // namespace edge::kernels
