@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentContext, Component } from '../component.js';
 import { EdgeError, Errors, describe } from '../errors.js';
+import { crashOnLoad } from '../faults.js';
 import { extractArchive, isArchive } from '../models/archive.js';
 import { MANIFEST_FILE } from '../models/manifest.js';
 import { loadPackage } from '../models/package.js';
@@ -392,6 +393,7 @@ export class ModelRuntime implements Component {
     try {
       const dir = await this.#unpack(packagePath);
       const pkg = await loadPackage(dir);
+      crashOnLoad(pkg.manifest.name, pkg.manifest.version);
       const opened = await openBackend(pkg, backend, { threads: this.#cfg.threads, graphOptimizationLevel: this.#cfg.graphOptimizationLevel });
       version = new ModelVersion(pkg, opened.backend, opened.choice);
       this.#ctx.log.info({ model: slot.name, version: pkg.manifest.version, backend: opened.choice.chosen, requested: opened.choice.requested, reason: opened.choice.reason, purpose }, 'backend chosen');

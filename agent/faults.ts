@@ -1,0 +1,12 @@
+// Fault injection points for the reliability and rollout tests. Inert unless the variable is
+// set; documented in docs/reliability.md. Never set in production units.
+//   EDGE_FAULT_CRASH_ON_LOAD=name@version   the process dies (SIGKILL) while loading that model version
+
+export function crashOnLoad(name: string, version: string, env: NodeJS.ProcessEnv = process.env): void {
+  const spec = env.EDGE_FAULT_CRASH_ON_LOAD;
+  if (!spec) return;
+  if (spec.split(',').some((s) => s.trim() === `${name}@${version}`)) {
+    process.stderr.write(`edge-agent: EDGE_FAULT_CRASH_ON_LOAD: dying while loading ${name}@${version}\n`);
+    process.kill(process.pid, 'SIGKILL');
+  }
+}
