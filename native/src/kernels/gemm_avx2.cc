@@ -16,13 +16,7 @@
 namespace edge::kernels {
 namespace {
 
-// Two activation bytes as the int16 pair (a0, a1) in one int32 lane.
-inline int32_t pair(const uint8_t* p, uint32_t x2, bool both) {
-  uint32_t a0 = p[0], a1 = both ? p[1] : 0;
-  return static_cast<int32_t>(((a0 | (a1 << 16)) ^ x2));
-}
-
-template <int MR, int NV>
+template <int MR, int NV, bool XOR>
 void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
   constexpr int W = NV * 8;
   __m256i c[MR][NV];
@@ -31,20 +25,36 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v)
       c[r][v] = accumulate ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + r * W + v * 8)) : _mm256_setzero_si256();
-  // xor applies to real bytes only; the padding byte of an odd K stays zero.
-  const uint32_t x2 = a_xor | (static_cast<uint32_t>(a_xor) << 16);
-  const int pairs = (K + 1) / 2;
+  // Full pairs: broadcast the two bytes to every 16-bit lane (one load), xor, and zero-extend
+  // them to the int16 pair (a0, a1) of each 32-bit lane with one unpack.
+  const __m256i xr = _mm256_set1_epi8(static_cast<char>(a_xor));
+  const __m256i zero = _mm256_setzero_si256();
+  const int full = K / 2;
   const int8_t* b = panel;
-  for (int g = 0; g < pairs; ++g, b += W * 2) {
-    const bool both = 2 * g + 1 < K;
+  for (int g = 0; g < full; ++g, b += W * 2) {
     __m256i bv[NV];
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v)
       bv[v] = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(b + v * 16)));
-    const uint32_t xx = both ? x2 : a_xor;
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const __m256i av = _mm256_set1_epi32(pair(a + r * lda + 2 * g, xx, both));
+      uint16_t two;
+      std::memcpy(&two, a + r * lda + 2 * g, 2);
+      __m256i bytes = _mm256_set1_epi16(static_cast<short>(two));
+      if (XOR) bytes = _mm256_xor_si256(bytes, xr);
+      const __m256i av = _mm256_unpacklo_epi8(bytes, zero);
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm256_add_epi32(c[r][v], _mm256_madd_epi16(av, bv[v]));
+    }
+  }
+  if (K % 2) {  // odd K: the last pair has one real byte; its partner stays zero
+    __m256i bv[NV];
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v)
+      bv[v] = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(b + v * 16)));
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = _mm256_set1_epi32(static_cast<int32_t>(a[r * lda + 2 * full] ^ a_xor));
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm256_add_epi32(c[r][v], _mm256_madd_epi16(av, bv[v]));
     }
@@ -57,12 +67,15 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
 
 using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
 template <int MR>
-constexpr KernelFn pick_nv(int nv) { return nv == 1 ? kernel<MR, 1> : kernel<MR, 2>; }
+KernelFn pick_nv(int nv, bool x) {
+  return nv == 1 ? (x ? kernel<MR, 1, true> : kernel<MR, 1, false>) : (x ? kernel<MR, 2, true> : kernel<MR, 2, false>);
+}
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
                  int32_t* acc, bool accumulate) {
   const int nv = width / 8;
-  KernelFn f = rows == 1 ? pick_nv<1>(nv) : rows == 2 ? pick_nv<2>(nv) : rows == 3 ? pick_nv<3>(nv) : pick_nv<4>(nv);
+  const bool x = a_xor != 0;
+  KernelFn f = rows == 1 ? pick_nv<1>(nv, x) : rows == 2 ? pick_nv<2>(nv, x) : rows == 3 ? pick_nv<3>(nv, x) : pick_nv<4>(nv, x);
   f(a, lda, K, panel, a_xor, acc, accumulate);
 }
 

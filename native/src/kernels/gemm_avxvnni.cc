@@ -19,7 +19,7 @@ inline uint32_t load_n(const uint8_t* p, int n) {
   return v;
 }
 
-template <int MR, int NV>
+template <int MR, int NV, bool XOR>
 void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
   constexpr int W = NV * 8;
   __m256i c[MR][NV], c2[NV];
@@ -36,8 +36,8 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   int g = 0;
   if (MR == 1) {
     for (; g + 2 <= groups; g += 2, b += 2 * W * 4) {
-      const __m256i a0 = _mm256_set1_epi32(static_cast<int>(load_n(a + 4 * g, 4) ^ x4));
-      const __m256i a1 = _mm256_set1_epi32(static_cast<int>(load_n(a + 4 * g + 4, 4) ^ x4));
+      const __m256i a0 = _mm256_set1_epi32(static_cast<int>(load_n(a + 4 * g, 4) ^ (XOR ? x4 : 0)));
+      const __m256i a1 = _mm256_set1_epi32(static_cast<int>(load_n(a + 4 * g + 4, 4) ^ (XOR ? x4 : 0)));
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) {
         c[0][v] = _mm256_dpbusd_avx_epi32(c[0][v], a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(b + v * 32)));
@@ -55,7 +55,7 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const uint32_t word = full ? load_n(a + r * lda + 4 * g, 4) : load_n(a + r * lda + 4 * g, tail);
-      const __m256i av = _mm256_set1_epi32(static_cast<int>(word ^ x4));
+      const __m256i av = _mm256_set1_epi32(static_cast<int>(XOR ? word ^ x4 : word));
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm256_dpbusd_avx_epi32(c[r][v], av, bv[v]);
     }
@@ -71,19 +71,21 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
 
 using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
 template <int MR>
-constexpr KernelFn pick_nv(int nv) { return nv == 1 ? kernel<MR, 1> : kernel<MR, 2>; }
+KernelFn pick_nv(int nv, bool x) {
+  return nv == 1 ? (x ? kernel<MR, 1, true> : kernel<MR, 1, false>) : (x ? kernel<MR, 2, true> : kernel<MR, 2, false>);
+}
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
                  int32_t* acc, bool accumulate) {
   const int nv = width / 8;
   KernelFn f;
   switch (rows) {
-    case 1: f = pick_nv<1>(nv); break;
-    case 2: f = pick_nv<2>(nv); break;
-    case 3: f = pick_nv<3>(nv); break;
-    case 4: f = pick_nv<4>(nv); break;
-    case 5: f = pick_nv<5>(nv); break;
-    default: f = pick_nv<6>(nv); break;
+    case 1: f = pick_nv<1>(nv, a_xor != 0); break;
+    case 2: f = pick_nv<2>(nv, a_xor != 0); break;
+    case 3: f = pick_nv<3>(nv, a_xor != 0); break;
+    case 4: f = pick_nv<4>(nv, a_xor != 0); break;
+    case 5: f = pick_nv<5>(nv, a_xor != 0); break;
+    default: f = pick_nv<6>(nv, a_xor != 0); break;
   }
   f(a, lda, K, panel, a_xor, acc, accumulate);
 }
