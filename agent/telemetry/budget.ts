@@ -76,15 +76,19 @@ export class SendBudget {
     if (this.policy.bytesPerSecond > 0) this.#tokens -= bytes;
   }
 
-  /** How long until anything may be sent again (ms); 0 when now. */
-  waitMs(now: number): number {
+  /**
+   * How long until `need` bytes may be sent (ms); 0 when now. A need above what the bucket
+   * can hold is capped at a full bucket (a record may then go alone).
+   */
+  waitMs(now: number, need = 1): number {
     if (!this.limited) return 0;
     this.#refill(now);
     if (this.policy.bytesPerDay > 0 && this.sentToday >= this.policy.bytesPerDay) {
       return Date.parse(`${this.#day}T00:00:00Z`) + 86_400_000 - now;
     }
-    if (this.policy.bytesPerSecond > 0 && this.#tokens < 1) {
-      return Math.ceil(((1 - this.#tokens) / this.policy.bytesPerSecond) * 1000);
+    const want = Math.min(Math.max(1, need), this.policy.bytesPerSecond * this.burstSeconds);
+    if (this.policy.bytesPerSecond > 0 && this.#tokens < want) {
+      return Math.ceil(((want - this.#tokens) / this.policy.bytesPerSecond) * 1000);
     }
     return 0;
   }

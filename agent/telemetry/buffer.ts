@@ -72,6 +72,8 @@ interface StreamState {
   duplicates: number;
   /** Highest seq of this stream ever handed out in a lease (to count re-sends). */
   sentUpTo: number;
+  /** Encoded bytes the head of the stream needs from the send budget (after a refusal). */
+  needBytes: number;
   /** Raw size / encoded size of this stream's last message (packs the next one). */
   compressRatio: number;
   lease?: LiveLease;
@@ -353,7 +355,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     let best = Infinity;
     for (const s of this.#streams.values()) {
       if (s.depth === 0 || s.lease) continue;
-      best = Math.min(best, s.budget.waitMs(now));
+      best = Math.min(best, s.budget.waitMs(now, s.needBytes));
     }
     return best === Infinity ? 0 : best;
   }
@@ -371,8 +373,10 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     const records: Lease['records'] = [];
     const poison: number[] = [];
     let size = 0;
+    let firstLine = 0;
     for (const row of st.head.iterate(stream) as IterableIterator<{ seq: number; ts: number; bytes: number; payload: string }>) {
       const line = rawLineBytes(row.seq, row.ts, row.bytes);
+      firstLine ||= line;
       const raw = { seq: row.seq, ts: row.ts, json: row.payload };
       if (line > sizeCap && encodeRawBatch(stream, this.#dbId, [raw]).length > maxBytes) {
         // Can never fit a message of this size: set it aside rather than block the stream.
@@ -395,7 +399,11 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       this.#quarantineSeqs(poison, `larger than the message limit (${maxBytes} bytes)`);
       this.#log?.warn({ stream, seqs: poison, maxBytes }, 'telemetry records too large for a message were quarantined');
     }
-    if (lines.length === 0) return undefined;
+    if (lines.length === 0) {
+      if (firstLine > 0) s.needBytes = Math.ceil(firstLine / ratio);
+      return undefined;
+    }
+    s.needBytes = 1;
     this.#makeDurable(lines[lines.length - 1].seq);
     let payload = encodeRawBatch(stream, this.#dbId, lines);
     // Should gzip do worse than the last message, send fewer records rather than an oversized message.
@@ -643,7 +651,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
         policy,
         budget: new SendBudget(policy, this.config.burstSeconds, now, utcDay(now), 0),
         depth: 0, bytes: 0, pendingDepth: 0, pendingBytes: 0,
-        accepted: 0, delivered: 0, quarantined: 0, duplicates: 0, sentUpTo: 0, compressRatio: 1,
+        accepted: 0, delivered: 0, quarantined: 0, duplicates: 0, sentUpTo: 0, compressRatio: 1, needBytes: 1,
         evictedBy: { budget: 0, age: 0, ttl: 0, full: 0 },
       };
       this.#streams.set(name, s);
