@@ -5,21 +5,18 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { readNpy, writeNpy } from '../agent/tensor/npy.js';
 import { argmax, digitBatch, FP32, INT8, root, startAgent, tempDir } from './helpers/model-packages.js';
 
 const exec = promisify(execFile);
-// The tsx loader by absolute URL: the children run in a temporary folder.
-const tsxLoader = pathToFileURL(path.join(root, 'node_modules/tsx/dist/loader.mjs')).href;
 const work = tempDir();
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
 
-/** Runs a TypeScript CLI entry point in a child process (through tsx, so it is the current source). */
+/** Runs a CLI entry point as the bins do: the compiled dist/ (built by `npm install` / `npm run build:ts`). */
 async function cli(entry: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await exec(process.execPath, ['--import', tsxLoader, path.join(root, entry), ...args], { cwd: work, timeout: 120_000 });
+    const r = await exec(process.execPath, [path.join(root, 'dist', entry.replace(/\.ts$/, '.js')), ...args], { cwd: work, timeout: 120_000 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
