@@ -12,6 +12,21 @@ namespace edge::kernels {
 namespace {
 size_t out_elem_bytes(const OutputSpec& o) { return o.kind == OutputSpec::Kind::Int32 ? 4 : 1; }
 int im2col_tile_rows(int Kg) { return std::clamp(65536 / std::max(Kg, 1), 8, kGemmTileRows); }
+// Small copies (a few channels per tap) as plain loops: a library call per tap costs more.
+inline void copy_bytes(uint8_t* dst, const uint8_t* src, int n) {
+  if (n >= 64) {
+    std::memcpy(dst, src, n);
+    return;
+  }
+  for (int i = 0; i < n; ++i) dst[i] = src[i];
+}
+inline void fill_bytes(uint8_t* dst, uint8_t v, int n) {
+  if (n >= 64) {
+    std::memset(dst, v, n);
+    return;
+  }
+  for (int i = 0; i < n; ++i) dst[i] = v;
+}
 OutputSpec group_spec(const OutputSpec& o, int first_channel) {
   OutputSpec g = o;
   if (o.kind != OutputSpec::Kind::Int32 && o.scale_count > 1) g.scales = o.scales + first_channel;
@@ -196,6 +211,9 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   auto* rowsums = static_cast<uint8_t*>(arena.alloc(rs_stride * threads));
   if (colterm == nullptr || cols == nullptr || rowsums == nullptr) return too_small();
   const int pixels = s.batch * OH * OW;
+  // One group with unit horizontal dilation: a kernel row's taps are adjacent in NHWC.
+  const bool contiguous_taps = s.groups == 1 && s.dilation_w == 1;
+  const int span = s.kernel_w * Cg;
   const int tiles = (pixels + T - 1) / T;
   const uint8_t pad_byte = static_cast<uint8_t>(args.x_zero_point);
   for (int g = 0; g < s.groups; ++g) {
@@ -205,23 +223,38 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
     auto task = [&](int tile, int thread) {
       const int p0 = tile * T, rows = std::min(T, pixels - p0);
       uint8_t* a = cols + thread * cols_stride;
+      // Locals, not s.*: byte stores may alias anything, so fields would be reloaded per byte.
+      const int H = s.H, W = s.W, C = s.C, kh = s.kernel_h, kw = s.kernel_w, sh = s.stride_h, sw = s.stride_w;
+      const int pt = s.pad_top, pl = s.pad_left, dh = s.dilation_h, dw = s.dilation_w, cg = Cg, sp = span;
+      const uint8_t pb = pad_byte;
+      const uint8_t* const xb = x;
+      const int gc = g * Cg, OHl = OH, OWl = OW;
+      int n = p0 / (OH * OW), oh = (p0 / OW) % OH, ow = p0 % OW;
       for (int r = 0; r < rows; ++r) {
-        const int p = p0 + r, n = p / (OH * OW), oh = (p / OW) % OH, ow = p % OW;
         uint8_t* row = a + static_cast<size_t>(r) * Kg;
-        for (int ky = 0; ky < s.kernel_h; ++ky) {
-          const int ih = oh * s.stride_h - s.pad_top + ky * s.dilation_h;
-          for (int kx = 0; kx < s.kernel_w; ++kx, row += Cg) {
-            const int iw = ow * s.stride_w - s.pad_left + kx * s.dilation_w;
-            const bool pad = ih < 0 || ih >= s.H || iw < 0 || iw >= s.W;
-            const uint8_t* src = pad ? nullptr : x + ((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C + g * Cg;
-            if (Cg <= 16) {  // few channels (stems): a byte loop beats a library call per tap
-              for (int c = 0; c < Cg; ++c) row[c] = pad ? pad_byte : src[c];
-            } else if (pad) {
-              std::memset(row, pad_byte, Cg);
-            } else {
-              std::memcpy(row, src, Cg);
+        const int ih0 = oh * sh - pt, iw0 = ow * sw - pl;
+        const bool interior = ih0 >= 0 && ih0 + (kh - 1) * dh < H && iw0 >= 0 &&
+                              iw0 + (kw - 1) * dw < W;
+        if (interior && contiguous_taps) {
+          // Away from the border, one kernel row is kernel_w * C contiguous input bytes.
+          const uint8_t* src = xb + ((static_cast<size_t>(n) * H + ih0) * W + iw0) * C;
+          for (int ky = 0; ky < kh; ++ky, row += sp) copy_bytes(row, src + static_cast<size_t>(ky) * dh * W * C, sp);
+        } else {
+          for (int ky = 0; ky < kh; ++ky) {
+            const int ih = ih0 + ky * dh;
+            for (int kx = 0; kx < kw; ++kx, row += cg) {
+              const int iw = iw0 + kx * dw;
+              if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+                fill_bytes(row, pb, cg);
+              } else {
+                copy_bytes(row, xb + ((static_cast<size_t>(n) * H + ih) * W + iw) * C + gc, cg);
+              }
             }
           }
+        }
+        if (++ow == OWl) {
+          ow = 0;
+          if (++oh == OHl) oh = 0, ++n;
         }
       }
       gemm_block(w, vk, a, Kg, rows, x_xor, colterm, 0, w.Np(), spec,
