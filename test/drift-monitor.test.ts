@@ -44,7 +44,7 @@ namespace Tap {
 }
 
 t.test('a full window of shifted data: report and alert in the buffer, /v1/drift and /metrics', async (t) => {
-  const agent = await startAgent(t, { windowInferences: 400, minWindowSize: 50 });
+  const agent = await startAgent(t, { windowInferences: 400, minWindowSize: 50, sampleEvery: 1 });
   agent.drift.attach('tab', '1.0.0', reference);
   const r = rng(1);
   // 300 rows from the reference distribution, then the window is still open
@@ -91,7 +91,7 @@ t.test('a full window of shifted data: report and alert in the buffer, /v1/drift
 });
 
 t.test('windows close by time; empty windows stay silent; bad input is counted, not thrown', async (t) => {
-  const agent = await startAgent(t, { windowInferences: 100_000, windowSeconds: 1, minWindowSize: 10 });
+  const agent = await startAgent(t, { windowInferences: 100_000, windowSeconds: 1, minWindowSize: 10, sampleEvery: 1 });
   agent.drift.attach('tab', '1', reference);
   const r = rng(2);
   agent.drift.observe('tab', '1', tabularBatch(r, 60), {});
@@ -110,7 +110,7 @@ t.test('windows close by time; empty windows stay silent; bad input is counted, 
 });
 
 t.test('closing by time with a clock of our own: empty windows restart silently', async (t) => {
-  const config = parseConfig({ deviceId: 'dev-c', dataDir: 'data', log: { level: 'silent' }, drift: { windowSeconds: 60, minWindowSize: 5 } }, 'test', tmpdir());
+  const config = parseConfig({ deviceId: 'dev-c', dataDir: 'data', log: { level: 'silent' }, drift: { windowSeconds: 60, minWindowSize: 5, sampleEvery: 1 } }, 'test', tmpdir());
   let now = 1_000_000;
   const recorded: [string, unknown][] = [];
   const http = Fastify();
@@ -132,6 +132,17 @@ t.test('closing by time with a clock of our own: empty windows restart silently'
   monitor.closeExpired();
   t.equal(recorded.length, 1);
   t.match(recorded[0], ['drift', { window: { closedBy: 'time', size: 20, start: new Date(1_061_000).toISOString(), end: new Date(1_122_000).toISOString() } }]);
+});
+
+t.test('sampleEvery: one inference in N is profiled, all are counted', async (t) => {
+  const agent = await startAgent(t, { windowInferences: 50, minWindowSize: 10, sampleEvery: 4 });
+  agent.drift.attach('tab', '1', reference);
+  const r = rng(6);
+  for (let i = 0; i < 199; i++) agent.drift.observe('tab', '1', tabularBatch(r, 1), {});
+  t.equal(agent.drift.latest().tab, undefined, '49 profiled: the window is not full yet');
+  agent.drift.observe('tab', '1', tabularBatch(r, 1), {});
+  const rep = agent.drift.latest().tab;
+  t.match(rep.window, { size: 50, inferences: 200, closedBy: 'count' });
 });
 
 t.test('feedback route and bad references give clear errors', async (t) => {
