@@ -100,7 +100,7 @@ export class FleetLink implements Component {
       downloadWindow: config.mqtt.downloadWindow,
       requestTimeoutMs: config.mqtt.requestTimeoutMs,
       log: log.child({ component: 'model-sync' }),
-      request: (body, timeoutMs) => this.#artifactRequest(body, timeoutMs),
+      request: (body, timeoutMs) => this.artifactRequest(body, timeoutMs),
       report: (doc) => this.#publishReport(doc),
       runtime: () => this.deps.runtime?.(),
       // A downloaded .edgepkg is unpacked and fully loaded (schema, hashes, signature, graph)
@@ -307,7 +307,8 @@ export class FleetLink implements Component {
     p.resolve(frame);
   }
 
-  #artifactRequest(body: { op: string; sha256: string; index?: number }, timeoutMs: number): Promise<Frame<ArtifactResponseHeader>> {
+  /** One artifact request/response over the broker (model sync uses it; so do tools and the benchmark). */
+  artifactRequest(body: { op: string; sha256: string; index?: number }, timeoutMs: number): Promise<Frame<ArtifactResponseHeader>> {
     const client = this.#client;
     if (!client?.connected) return Promise.reject(FleetErrors.OFFLINE());
     const id = randomUUID();
