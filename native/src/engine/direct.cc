@@ -55,6 +55,29 @@ void quantize_u8_strided(const float* x, size_t n, float scale, int32_t zp, uint
   }
 }
 
+void max_pool_2x2(const kernels::PoolShape& s, const uint8_t* x, uint8_t* y) {
+  const int OH = s.out_h(), OW = s.out_w(), C = s.C;
+  const size_t row = static_cast<size_t>(s.W) * C;
+  for (int n = 0; n < s.batch; ++n) {
+    const uint8_t* xn = x + static_cast<size_t>(n) * s.H * row;
+    for (int oh = 0; oh < OH; ++oh) {
+      const uint8_t* __restrict r0 = xn + static_cast<size_t>(2 * oh) * row;
+      const uint8_t* __restrict r1 = r0 + row;
+      uint8_t* __restrict out = y + (static_cast<size_t>(n) * OH + oh) * OW * C;
+      for (int ow = 0; ow < OW; ++ow) {
+        const uint8_t* a = r0 + static_cast<size_t>(2 * ow) * C;
+        const uint8_t* b = r1 + static_cast<size_t>(2 * ow) * C;
+        uint8_t* o = out + static_cast<size_t>(ow) * C;
+        for (int c = 0; c < C; ++c) {
+          const uint8_t m0 = a[c] > a[c + C] ? a[c] : a[c + C];
+          const uint8_t m1 = b[c] > b[c + C] ? b[c] : b[c + C];
+          o[c] = m0 > m1 ? m0 : m1;
+        }
+      }
+    }
+  }
+}
+
 DirectConv::DirectConv(const kernels::ConvShape& s, const int8_t* w) : s_(s) {
   const int M = s.out_channels, C = s.C, KH = s.kernel_h, KW = s.kernel_w;
   Mp_ = (M + 7) & ~7;

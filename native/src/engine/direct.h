@@ -10,11 +10,16 @@
 #include <vector>
 
 #include "kernels/conv.h"
+#include "kernels/pool.h"
 
 namespace edge::engine {
 
 // y[i * y_stride] = saturate_u8(round_half_even(x[i] / scale) + zp), NaN -> zp.
 void quantize_u8_strided(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
+
+// Max pooling with a 2x2 window, stride 2, no padding, on NHWC u8 (byte maxima over whole
+// channel rows, which the compiler turns into 16-byte vector maxima).
+void max_pool_2x2(const kernels::PoolShape& s, const uint8_t* x, uint8_t* y);
 
 // Direct convolution, groups == 1, NHWC u8 input, weights already centred (zero point 0).
 class DirectConv {

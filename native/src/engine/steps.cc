@@ -351,7 +351,12 @@ class MaxPoolStep : public Step {
  public:
   int in = 0, out = 0;
   k::PoolShape shape;
+  bool two_by_two = false;  // 2x2, stride 2, no padding: the classic CNN downsampling
   k::Status run(const RunContext& ctx) const override {
+    if (two_by_two) {
+      max_pool_2x2(shape, static_cast<const uint8_t*>(ctx.at(in)), static_cast<uint8_t*>(ctx.at(out)));
+      return k::Status::Ok();
+    }
     return k::max_pool(shape, ctx.at(in), k::QType::U8, ctx.at(out), ctx.pool);
   }
 };
@@ -383,6 +388,10 @@ std::unique_ptr<Step> build_pool(const Fields& f, bool max) {
     auto step = std::make_unique<MaxPoolStep>();
     step->in = in; step->out = out;
     step->shape = pool_shape(f, x, y, true);
+    const k::PoolShape& p = step->shape;
+    step->two_by_two = k::active_variant() != k::Variant::Scalar && p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 &&
+                       p.stride_w == 2 && p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0 && p.dilation_h == 1 &&
+                       p.dilation_w == 1;
     step->reads = {in}; step->writes = out;
     return step;
   }
