@@ -920,7 +920,12 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     }
     if (this.#committedSeq !== before) {
       this.#resolveWaiters();
-      this.emit('commit', this.#committedSeq);
+      // A listener's failure must not surface in record() of an already accepted record.
+      try {
+        this.emit('commit', this.#committedSeq);
+      } catch (err) {
+        this.#log?.error({ err: describe(err) }, 'a telemetry commit listener failed');
+      }
     }
   }
 
