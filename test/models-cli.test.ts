@@ -7,7 +7,7 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { readNpy, writeNpy } from '../agent/tensor/npy.js';
-import { argmax, digitBatch, FP32, INT8, root, startAgent, tempDir } from './helpers/model-packages.js';
+import { argmax, digitBatch, FP32, INT8, root, startAgent, tempDir, INT8_VERSION } from './helpers/model-packages.js';
 
 const exec = promisify(execFile);
 const work = tempDir();
@@ -67,7 +67,7 @@ t.test('edge-model bench --json measures a package on a backend', async (t) => {
   const r = await cli('tools/edge-model/cli.ts', ['bench', INT8, '--backend', 'native', '--runs', '50', '--json']);
   t.equal(r.code, 0, r.stderr);
   const b = JSON.parse(r.stdout) as Record<string, number | string>;
-  t.match(b, { model: 'digits', version: '1.0.0-int8', backend: 'native', runs: 50, precision: 'int8' });
+  t.match(b, { model: 'digits', version: INT8_VERSION, backend: 'native', runs: 50, precision: 'int8' });
   t.ok((b.p50Ms as number) > 0 && (b.p99Ms as number) >= (b.p50Ms as number), 'p50 and p99');
   t.ok((b.throughputPerSec as number) > 0);
   t.ok((b.accuracy as number) > 0.9, `held-out accuracy ${b.accuracy}`);
@@ -80,7 +80,7 @@ t.test('edge-agent infer sends a .npy or a JSON file to a running agent', async 
   const r = await cli('agent/cli.ts', ['infer', '--model', 'digits', '--input', input, '--url', running.url]);
   t.equal(r.code, 0, r.stderr);
   const res = JSON.parse(r.stdout) as { version: string; backend: string; outputs: { logits: { shape: number[] } }; predictions: { index: number }[] };
-  t.equal(res.version, '1.0.0-int8');
+  t.equal(res.version, INT8_VERSION);
   t.same(res.outputs.logits.shape, [3, 10]);
   const asJson = path.join(work, 'one.json');
   writeFileSync(asJson, JSON.stringify({ shape: [1, 1, 28, 28], data: Array.from(batch.data.subarray(0, 784)) }));

@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { loadPackage } from '../agent/models/package.js';
 import { extractArchive, packArchive } from '../agent/models/archive.js';
 import { DataType, encodeModel, makeModel, makeNode, makeValueInfo } from '../agent/onnx/model.js';
-import { copyPackage, digitBatch, FP32, INT8, postJson, readManifest, replaceFile, startAgent, tempDir, writeManifest } from './helpers/model-packages.js';
+import { copyPackage, digitBatch, FP32, INT8, postJson, readManifest, replaceFile, startAgent, tempDir, writeManifest, FP32_VERSION, INT8_VERSION } from './helpers/model-packages.js';
 
 const work = tempDir();
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -65,7 +65,7 @@ t.test('an agent keeps serving its version when each bad package is offered', as
     await t.rejects(running.agent.models.activate('digits', dir), { code: 'EDGE_PACKAGE_INVALID', message: problem }, `${what}: activation refused`);
     const after = await ask();
     t.equal(after.status, 200, `${what}: still serving`);
-    t.equal(after.body.version, '1.0.0', `${what}: still the old version`);
+    t.equal(after.body.version, FP32_VERSION, `${what}: still the old version`);
     t.same(after.body.outputs, before.body.outputs, `${what}: same answers`);
     const listed = running.agent.models.list()[0] as { lastError?: { package: string } };
     t.equal(listed.lastError?.package, dir, `${what}: /v1/models shows the refused package`);
@@ -75,7 +75,7 @@ t.test('an agent keeps serving its version when each bad package is offered', as
   // A good package afterwards is taken, and clears the error.
   await running.agent.models.activate('digits', INT8, 'ort');
   const now = await ask();
-  t.equal(now.body.version, '1.0.0-int8');
+  t.equal(now.body.version, INT8_VERSION);
   t.notOk((running.agent.models.list()[0] as { lastError?: unknown }).lastError, 'error cleared by a good package');
 });
 
@@ -114,13 +114,13 @@ t.test('.edgepkg archives round-trip and the agent serves one', async (t) => {
   const dest = path.join(work, 'unpacked');
   await extractArchive(file, dest);
   const p = await loadPackage(dest);
-  t.equal(p.manifest.version, '1.0.0-int8');
+  t.equal(p.manifest.version, INT8_VERSION);
   t.same(readFileSync(path.join(dest, 'model.onnx')), readFileSync(path.join(INT8, 'model.onnx')), 'model bytes intact');
   const running = await startAgent({ models: [{ name: 'digits', package: file, backend: 'ort' }] });
   t.teardown(() => running.stop());
   const res = await postJson(`${running.url}/v1/models/digits/infer`, { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(digitBatch(5, 1).data) } } });
   t.equal(res.status, 200);
-  t.equal(res.body.version, '1.0.0-int8');
+  t.equal(res.body.version, INT8_VERSION);
 });
 
 /** A tar archive built by hand, so that entries can be as hostile as an attacker likes. */

@@ -2,7 +2,7 @@
 // shadow runs of a candidate whose agreement lands in the real telemetry buffer.
 import t from 'tap';
 import { waitFor } from './helpers/wait.js';
-import { argmax, digitBatch, FP32, INT8, postJson, startAgent } from './helpers/model-packages.js';
+import { argmax, digitBatch, FP32, INT8, postJson, startAgent, FP32_VERSION, INT8_VERSION } from './helpers/model-packages.js';
 
 const softmax = (row: number[]): number[] => {
   const m = Math.max(...row);
@@ -41,7 +41,7 @@ t.test('ensembles fuse their members as declared', async (t) => {
     const res = await postJson(`${url}/v1/models/${name}/infer`, body);
     t.equal(res.status, 200, `${name}: 200`);
     t.equal(res.body.backend, 'ensemble');
-    t.equal(res.body.version, 'fp32@1.0.0+int8@1.0.0-int8', `${name}: names its members' versions`);
+    t.equal(res.body.version, `fp32@${FP32_VERSION}+int8@${INT8_VERSION}`, `${name}: names its members' versions`);
     t.same(res.body.outputs.scores.shape, [12, 10]);
     const got = rowsOf(res.body.outputs.scores.data, 10);
     const worst = Math.max(...got.flatMap((r, i) => r.map((v, k) => Math.abs(v - want[i]![k]!))));
@@ -67,7 +67,7 @@ t.test('a shadow candidate answers its share off the request path; agreement goe
     const one = digitBatch(300 + i, 1);
     const body = { inputs: { input: { shape: one.shape, data: Array.from(one.data) } } };
     const res = await postJson(`${url}/v1/models/fp32/infer`, body);
-    t.equal(res.body.version, '1.0.0', 'answered by the active version');
+    t.equal(res.body.version, FP32_VERSION, 'answered by the active version');
     const cand = await postJson(`${url}/v1/models/int8/infer`, body);
     if (res.body.predictions[0].index === cand.body.predictions[0].index) sameTop1++;
   }
@@ -84,7 +84,7 @@ t.test('a shadow candidate answers its share off the request path; agreement goe
   const payloads = lease!.records.map((r) => r.payload as Record<string, number | string>);
   t.equal(payloads.length, s.runs, 'one record per shadow run');
   for (const p of payloads.slice(before.runs)) {
-    t.match(p, { model: 'fp32', active: '1.0.0', candidate: '1.0.0-int8', rows: 1 });
+    t.match(p, { model: 'fp32', active: FP32_VERSION, candidate: INT8_VERSION, rows: 1 });
     t.ok([0, 1].includes(p.top1Agreement as number), 'top-1 agreement of one row is 0 or 1');
     t.ok((p.meanAbsDiff as number) >= 0 && (p.meanAbsDiff as number) < 0.5, `mean absolute difference ${p.meanAbsDiff}`);
     t.ok((p.candidateLatencyMs as number) > 0 && (p.activeLatencyMs as number) > 0, 'latencies of both');

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { rmSync } from 'node:fs';
 import { waitFor } from './helpers/wait.js';
-import { copyPackage, digitBatch, FP32, INT8, postJson, readManifest, startAgent, tempDir, writeManifest } from './helpers/model-packages.js';
+import { copyPackage, digitBatch, FP32, INT8, postJson, readManifest, startAgent, tempDir, writeManifest, FP32_VERSION, INT8_VERSION } from './helpers/model-packages.js';
 
 const work = tempDir();
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -43,11 +43,11 @@ t.test('swaps, a rollback and a bad package under load: zero failed requests', a
   const load = [client(), client(), client(), readyPoller()];
   const seen = (version: string, after = 0) => outcomes.filter((o) => o.version === version && o.startedAt >= after).length;
 
-  await waitFor(() => seen('1.0.0') >= 20, { timeoutMs: 30_000, what: 'requests on 1.0.0' });
+  await waitFor(() => seen(FP32_VERSION) >= 20, { timeoutMs: 30_000, what: `requests on ${FP32_VERSION}` });
   const steps: [string, () => Promise<unknown>, string][] = [
-    ['swap to int8', () => running.agent.models.activate('digits', INT8, 'ort'), '1.0.0-int8'],
+    ['swap to int8', () => running.agent.models.activate('digits', INT8, 'ort'), INT8_VERSION],
     ['swap to 1.1.0', () => running.agent.models.activate('digits', v110, 'ort'), '1.1.0'],
-    ['roll back', () => running.agent.models.rollback('digits'), '1.0.0-int8'],
+    ['roll back', () => running.agent.models.rollback('digits'), INT8_VERSION],
   ];
   const swaps: { what: string; startAt: number; doneAt: number; version: string }[] = [];
   for (const [what, step, version] of steps) {
@@ -59,7 +59,7 @@ t.test('swaps, a rollback and a bad package under load: zero failed requests', a
   }
   await t.rejects(running.agent.models.activate('digits', bad, 'ort'), { code: 'EDGE_PACKAGE_INVALID' }, 'bad package refused');
   const afterBad = performance.now();
-  await waitFor(() => seen('1.0.0-int8', afterBad) >= 20, { timeoutMs: 30_000, what: 'requests after the bad package' });
+  await waitFor(() => seen(INT8_VERSION, afterBad) >= 20, { timeoutMs: 30_000, what: 'requests after the bad package' });
   stop = true;
   await Promise.all(load);
 
@@ -76,7 +76,7 @@ t.test('swaps, a rollback and a bad package under load: zero failed requests', a
     t.same(window.filter((o) => o.version !== s.version), [], `after "${s.what}" returned, every request was answered by ${s.version}`);
   }
   const status = running.agent.models.list()[0] as { version: string; previous: { version: string } };
-  t.equal(status.version, '1.0.0-int8');
+  t.equal(status.version, INT8_VERSION);
   t.equal(status.previous.version, '1.1.0', 'the rolled-back-from version is kept as the previous one');
 });
 
@@ -86,5 +86,5 @@ t.test('rollback without a previous version is refused and changes nothing', asy
   await t.rejects(running.agent.models.rollback('digits'), { code: 'EDGE_NO_PREVIOUS_VERSION', message: /no previous version/ });
   await t.rejects(running.agent.models.rollback('nope'), { code: 'EDGE_MODEL_NOT_FOUND' });
   const res = await postJson(`${running.url}/v1/models/digits/infer`, { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(digitBatch(1, 1).data) } } });
-  t.equal(res.body.version, '1.0.0');
+  t.equal(res.body.version, FP32_VERSION);
 });

@@ -12,6 +12,9 @@ import { heldOutDigits, DIGIT_PIXELS, type DigitSet } from '../../tools/edge-mod
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const FP32 = path.join(root, 'models/digits-fp32');
 export const INT8 = path.join(root, 'models/digits-int8');
+/** The sample packages' versions (read, not assumed: the int8 one is rebuilt by the quantizer). */
+export const FP32_VERSION: string = JSON.parse(readFileSync(path.join(FP32, 'manifest.json'), 'utf8')).version;
+export const INT8_VERSION: string = JSON.parse(readFileSync(path.join(INT8, 'manifest.json'), 'utf8')).version;
 
 export function tempDir(prefix = 'edge-models-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
