@@ -22,13 +22,15 @@ export interface PackOptions {
   name: string;
   version: string;
   out: string;
-  task: string;
+  task?: string;
   description?: string;
   calib?: string;
   data?: string;
   labels?: string;
   metric?: Metric;
   archive?: boolean;
+  /** A manifest.json (e.g. the fp32 package's) to copy task, description, pre- and postprocessing from. */
+  template?: string;
 }
 
 const DTYPES: Record<string, Manifest['inputs'][number]['dtype']> = {
@@ -77,6 +79,9 @@ async function driftReference(model: ModelProto, modelFile: string, dir: string)
   const rank = input.shape.length;
   const classes = lastDims[lastDims.length - 1] ?? 1;
   const spec: DriftSpec = {
+    // A 128-entry quantile sketch per feature: enough for KS and PSI on a device window, and it
+    // keeps the reference from outweighing a small int8 model in its own package.
+    referenceSketchK: 128,
     inputs: [{ kind: 'image', tensor: input.name, channelAxis: rank === 4 ? 1 : null }],
     outputs: classes > 1 ? [{ kind: 'class', tensor: out }, { kind: 'confidence', tensor: out, softmax: !isProbability(samples, out) }] : [{ kind: 'numeric', tensor: out }],
   };
@@ -99,6 +104,16 @@ function isProbability(samples: DriftSample[], out: string): boolean {
   return true;
 }
 
+function readTemplate(file: string): Partial<Manifest> {
+  try {
+    const m = JSON.parse(readFileSync(file, 'utf8')) as Partial<Manifest>;
+    if (typeof m !== 'object' || m === null) throw new Error('not a JSON object');
+    return m;
+  } catch (err) {
+    throw compressError('EDGE_PACKAGE_INVALID', `--template ${file}: expected a package manifest.json (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 export interface PackReport { dir: string; archive?: string; manifest: Manifest }
 
 export async function packModel(modelFile: string, opts: PackOptions): Promise<PackReport> {
@@ -106,11 +121,14 @@ export async function packModel(modelFile: string, opts: PackOptions): Promise<P
   if (existsSync(opts.out) && readdirSync(opts.out).length > 0) {
     throw compressError('EDGE_PACKAGE_INVALID', `${opts.out} already exists and is not empty; choose a new --out folder`);
   }
+  const template = opts.template ? readTemplate(opts.template) : {};
   const draft: ManifestDraft = {
     name: opts.name,
     version: opts.version,
-    task: opts.task,
-    ...(opts.description ? { description: opts.description } : {}),
+    task: opts.task ?? template.task ?? 'classification',
+    ...(opts.description ?? template.description ? { description: opts.description ?? template.description } : {}),
+    ...(template.preprocessing ? { preprocessing: template.preprocessing } : {}),
+    ...(template.postprocessing ? { postprocessing: template.postprocessing } : {}),
     inputs: tensorSpecs(realInputs(model.graph!), 'input'),
     outputs: tensorSpecs(model.graph!.output ?? [], 'output'),
     quantization: { ...quantizationOf(model), producer: model.producerName || 'unknown' } as Manifest['quantization'],

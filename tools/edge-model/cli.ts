@@ -9,19 +9,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { EdgeError, describe } from '../../agent/errors.js';
-import { generateKeyPair, signPackage, verifyPackage } from '../../agent/security/signing.js';
-import { extractArchive, isArchive, packArchive } from '../../agent/models/archive.js';
 import { AGENT_VERSION } from '../../agent/version.js';
-import { RANGE_METHODS, type RangeMethod } from '../compress/calibrate.js';
-import { compareModels, type Comparison } from '../compress/compare.js';
+import type { RangeMethod } from '../compress/calibrate.js';
+import type { Comparison } from '../compress/compare.js';
 import { compressError } from '../compress/errors.js';
-import { evaluateModel } from '../compress/evaluate.js';
-import { formatInspection, inspectModel, parseShape } from '../compress/inspect.js';
-import { METRICS, type Metric } from '../compress/metrics.js';
-import { packModel } from '../compress/pack.js';
-import { pruneFile } from '../compress/prune.js';
-import { quantizeFile } from '../compress/quantize.js';
+import type { Metric } from '../compress/metrics.js';
 import type { QuantFormat } from '../compress/quantize-static.js';
+
+// The subcommands' modules load on use: keygen/sign/verify should not wait for ONNX Runtime.
+const RANGE_METHODS: RangeMethod[] = ['minmax', 'percentile', 'entropy'];
+const METRICS: Metric[] = ['accuracy', 'precision', 'recall', 'f1', 'auc', 'mse', 'mae', 'r2'];
+const signing = () => import('../../agent/security/signing.js');
+const archives = () => import('../../agent/models/archive.js');
 
 function fail(err: unknown): never {
   if (err instanceof EdgeError) {
@@ -69,6 +68,7 @@ function readKey(file: string, what: string): string {
 
 /** Runs fn on a package folder; an .edgepkg archive is unpacked to a temporary folder first. */
 async function withPackageFolder<T>(pkg: string, fn: (dir: string) => Promise<T>, repack: boolean): Promise<T> {
+  const { extractArchive, isArchive, packArchive } = await archives();
   if (!existsSync(pkg)) throw compressError('EDGE_PACKAGE_INVALID', `${pkg}: no such package (expected a package folder or a .edgepkg file)`);
   if (!isArchive(pkg)) return fn(pkg);
   const dir = mkdtempSync(join(tmpdir(), 'edge-model-'));
@@ -86,6 +86,8 @@ export function buildCli(): Command {
   const program = new Command('edge-model')
     .description('Compresses, evaluates, packages and signs models for edge-agent devices.')
     .version(AGENT_VERSION)
+    // Options after a subcommand belong to it: `pack --version 1.2.0` is the package version.
+    .enablePositionalOptions()
     .showHelpAfterError();
 
   program
@@ -95,6 +97,7 @@ export function buildCli(): Command {
     .option('--shape <dims>', 'input shape for counting MACs when the model has dynamic dimensions, e.g. 1x3x48x192')
     .option('--json', 'print one JSON object')
     .action(action(async (model: string, opts: { shape?: string; json?: boolean }) => {
+      const { formatInspection, inspectModel, parseShape } = await import('../compress/inspect.js');
       const info = await inspectModel(model, opts.shape ? parseShape(opts.shape) : undefined);
       out(opts.json ? JSON.stringify(info) : formatInspection(info));
     }));
@@ -106,17 +109,19 @@ export function buildCli(): Command {
     .argument('<out>', 'quantized ONNX model to write')
     .option('--calib <dir>', 'folder of .npy calibration inputs (float32, one sample or a batch per file)')
     .option('--dynamic', 'dynamic quantization of MatMul/Gemm (no calibration): DynamicQuantizeLinear + MatMulInteger')
-    .option('--per-channel', 'one weight scale per output channel (default)', true)
+    .option('--per-channel', 'one weight scale per output channel', true)
     .option('--no-per-channel', 'one weight scale per tensor')
     .addOption(new Option('--method <method>', 'activation range method').choices(RANGE_METHODS).default('minmax'))
     .option('--percentile <p>', 'percentile method: share of values kept inside the range', percent, 99.99)
     .addOption(new Option('--format <format>', 'qdq: Q/DQ around float ops; qoperator: QLinearConv / MatMulInteger').choices(['qdq', 'qoperator']).default('qdq'))
+    .option('--no-bias-correction', 'do not fold the rounded weights\' average error into the biases')
     .option('--exclude <names>', 'comma-separated node or output names to keep in float')
     .option('--json', 'print the report as one JSON object')
-    .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; json?: boolean }) => {
+    .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; biasCorrection: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; json?: boolean }) => {
       if (opts.dynamic && opts.calib) throw compressError('EDGE_USAGE', '--dynamic quantizes activations at run time and takes no --calib; drop one of them');
+      const { quantizeFile } = await import('../compress/quantize.js');
       const r = await quantizeFile(input, output, {
-        calib: opts.calib, dynamic: opts.dynamic, perChannel: opts.perChannel, method: opts.method, percentile: opts.percentile, format: opts.format,
+        calib: opts.calib, dynamic: opts.dynamic, perChannel: opts.perChannel, biasCorrection: opts.biasCorrection, method: opts.method, percentile: opts.percentile, format: opts.format,
         exclude: opts.exclude ? opts.exclude.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
       });
       if (opts.json) return out(JSON.stringify(r));
@@ -140,7 +145,8 @@ export function buildCli(): Command {
     .requiredOption('--sparsity <s>', 'fraction of weights (or channels) to zero, e.g. 0.5', fraction)
     .option('--structured', 'zero whole output channels with the smallest L2 norm')
     .option('--json', 'print the report as one JSON object')
-    .action(action((input: string, output: string, opts: { sparsity: number; structured?: boolean; json?: boolean }) => {
+    .action(action(async (input: string, output: string, opts: { sparsity: number; structured?: boolean; json?: boolean }) => {
+      const { pruneFile } = await import('../compress/prune.js');
       const r = pruneFile(input, output, opts.sparsity, Boolean(opts.structured));
       if (opts.json) return out(JSON.stringify(r));
       out(`wrote ${output}: ${r.zeroed} of ${r.parameters} weights in ${r.layers} layers are zero (${(100 * r.sparsity).toFixed(1)}%); measure the cost with "edge-model eval"`);
@@ -155,6 +161,7 @@ export function buildCli(): Command {
     .addOption(new Option('--metric <metric>', 'metric').choices(METRICS).default('accuracy'))
     .option('--json', 'print one JSON object')
     .action(action(async (model: string, opts: { data: string; labels: string; metric: Metric; json?: boolean }) => {
+      const { evaluateModel } = await import('../compress/evaluate.js');
       const e = await evaluateModel(model, opts.data, opts.labels, opts.metric);
       if (opts.json) return out(JSON.stringify(e));
       out(`${e.metric}: ${fmt(e.value)} on ${e.samples} samples (output ${e.output})`);
@@ -170,6 +177,7 @@ export function buildCli(): Command {
     .requiredOption('--data <dir>', 'folder of .npy inputs')
     .option('--json', 'print one JSON object')
     .action(action(async (a: string, b: string, opts: { data: string; json?: boolean }) => {
+      const { compareModels } = await import('../compress/compare.js');
       const c: Comparison = await compareModels(a, b, opts.data);
       if (opts.json) return out(JSON.stringify(c, (_k, v) => (v === Infinity ? 'Infinity' : v)));
       out(`${c.samples} samples`);
@@ -185,14 +193,16 @@ export function buildCli(): Command {
     .requiredOption('--name <name>', 'package name')
     .requiredOption('--version <version>', 'semantic version, e.g. 1.0.0')
     .option('--out <dir>', 'package folder to create (default NAME-VERSION)')
-    .option('--task <task>', 'what the model does', 'classification')
+    .option('--task <task>', 'what the model does (default classification, or the template\'s)')
+    .option('--template <manifest>', 'copy task, description, pre- and postprocessing from this manifest.json (e.g. the fp32 package)')
     .option('--description <text>', 'free text for the manifest')
     .option('--calib <dir>', 'folder of .npy inputs for the drift reference statistics')
     .option('--data <dir>', 'held-out inputs to record an evaluation in the manifest')
     .option('--labels <file>', 'labels for --data')
     .addOption(new Option('--metric <metric>', 'metric for --data').choices(METRICS).default('accuracy'))
     .option('--archive', 'also write the single-file form, DIR.edgepkg')
-    .action(action(async (model: string, opts: { name: string; version: string; out?: string; task: string; description?: string; calib?: string; data?: string; labels?: string; metric: Metric; archive?: boolean }) => {
+    .action(action(async (model: string, opts: { name: string; version: string; out?: string; task?: string; template?: string; description?: string; calib?: string; data?: string; labels?: string; metric: Metric; archive?: boolean }) => {
+      const { packModel } = await import('../compress/pack.js');
       const r = await packModel(model, { ...opts, out: opts.out ?? `${opts.name}-${opts.version}` });
       out(`wrote package ${r.dir} (${r.manifest.quantization.scheme}, ${Object.values(r.manifest.files).reduce((s, f) => s + f.bytes, 0)} bytes)`);
       if (r.manifest.evaluation) out(`  ${r.manifest.evaluation.metric}: ${fmt(r.manifest.evaluation.value)} on ${r.manifest.evaluation.samples} samples`);
@@ -204,8 +214,8 @@ export function buildCli(): Command {
     .command('keygen')
     .description('create an ed25519 key pair for signing packages: PREFIX.key (private, mode 600) and PREFIX.pub')
     .requiredOption('--out <prefix>', 'path prefix of the two files')
-    .action(action((opts: { out: string }) => {
-      const pair = generateKeyPair();
+    .action(action(async (opts: { out: string }) => {
+      const pair = (await signing()).generateKeyPair();
       for (const f of [`${opts.out}.key`, `${opts.out}.pub`]) {
         if (existsSync(f)) throw compressError('EDGE_KEY_INVALID', `${f} already exists; refusing to overwrite a key`);
       }
@@ -226,6 +236,7 @@ export function buildCli(): Command {
     .requiredOption('--key <file>', 'PEM private key (from "edge-model keygen")')
     .action(action(async (pkg: string, opts: { key: string }) => {
       const pem = readKey(opts.key, 'private key');
+      const { signPackage } = await signing();
       const { keyId } = await withPackageFolder(pkg, (dir) => signPackage(dir, pem), true);
       out(`signed ${pkg} with key ${keyId}`);
     }));
@@ -237,6 +248,7 @@ export function buildCli(): Command {
     .requiredOption('--pubkey <files...>', 'trusted PEM public key file(s)')
     .action(action(async (pkg: string, opts: { pubkey: string[] }) => {
       const keys = opts.pubkey.map((f) => readKey(f, 'public key'));
+      const { verifyPackage } = await signing();
       const v = await withPackageFolder(pkg, (dir) => verifyPackage(dir, keys), false);
       out(`verified ${pkg}: signed by key ${v.keyId}, ${v.files.length} files intact`);
     }));
