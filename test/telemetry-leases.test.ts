@@ -194,3 +194,19 @@ t.test('encoding: decodeBatch refuses what is not a batch, with a clear error', 
   t.throws(() => decodeBatch(gzipSync('{"v":1,"stream":"m","count":1,"first":1,"last":1}\n{"seq":1,"p":1}\n')), /expected \{"seq"/);
   t.throws(() => decodeBatch(gzipSync(Buffer.alloc(2 * 1024 * 1024, 32)), { maxBytes: 1024 * 1024 }), /decompresses to more than 1048576 bytes/);
 });
+
+t.test('a commit listener that throws does not make record() fail', async (t) => {
+  const { open } = setup(t, { commitMaxRecords: 10 });
+  const b = open();
+  let calls = 0;
+  b.on('commit', () => {
+    calls++;
+    throw new Error('listener bug');
+  });
+  const seqs: number[] = [];
+  for (let i = 0; i < 25; i++) seqs.push(b.record('events', { i }));
+  b.flushSync();
+  t.ok(calls >= 3, `the listener ran (${calls} commits)`);
+  t.equal(b.committedSeq, seqs.at(-1), 'every record committed');
+  t.equal(b.lease(64 * 1024)!.count, 25);
+});

@@ -713,7 +713,11 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     const alerts = this.#stream('alerts');
     this.#enqueue(alerts, 'alerts', alert, Buffer.byteLength(alert), alerts.policy.priority, { durable: 'full' });
     if (!this.#stopped) this.#commitTimer ??= setTimeout(() => this.#commit(), this.config.commitIntervalMs);
-    this.emit('recovered', { movedTo, error: describe(err) });
+    try {
+      this.emit('recovered', { movedTo, error: describe(err) });
+    } catch (e) {
+      this.#log?.error({ err: describe(e) }, 'a telemetry recovery listener failed');
+    }
   }
 
   #attach(db: DB, seqFloor = 0): void {
