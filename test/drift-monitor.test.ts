@@ -17,7 +17,7 @@ import { rng, tabularBatch, TABULAR_SPEC } from './drift-fixtures.js';
 
 const reference = buildReference(Array.from({ length: 20 }, (_, i) => ({ inputs: tabularBatch(rng(500 + i), 250) })), TABULAR_SPEC);
 
-async function startAgent(t: Tap.Test, drift: Record<string, unknown>): Promise<Agent> {
+async function startAgent(t: { teardown(fn: () => unknown): void }, drift: Record<string, unknown>): Promise<Agent> {
   const dir = mkdtempSync(path.join(tmpdir(), 'edge-drift-'));
   const config = parseConfig({ deviceId: 'dev-d', dataDir: 'data', health: { port: 0 }, log: { level: 'silent' }, security: { requireSignedPackages: false }, drift }, 'test', dir);
   const agent = new Agent(config);
@@ -37,10 +37,6 @@ function records(agent: Agent, stream: string): unknown[] {
     out.push(...lease.records.map((r) => r.payload));
     agent.telemetry.ack(lease.id);
   }
-}
-
-namespace Tap {
-  export type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 }
 
 t.test('a full window of shifted data: report and alert in the buffer, /v1/drift and /metrics', async (t) => {
