@@ -50,7 +50,7 @@ const char* check_conv_shape(const ConvShape& s) {
 }
 
 size_t PackedConv::bytes() const {
-  size_t b = dw_w_.size() * sizeof(int16_t);
+  size_t b = dw_w_.size() * sizeof(int16_t) + dw_wsum_.size() * sizeof(int32_t);
   for (const auto& w : group_w_) b += w->bytes();
   return b;
 }
@@ -68,11 +68,17 @@ Status pack_conv(const ConvShape& s, const int8_t* w, const int32_t* w_zps, int 
   auto zp_of = [&](int oc) { return w_zps ? w_zps[w_zp_count == 1 ? 0 : oc] : 0; };
   if (s.groups == s.C && s.out_channels == s.C) {
     pc->algo_ = PackedConv::Algo::Depthwise;
-    pc->dw_w_.resize(static_cast<size_t>(taps) * s.C);
+    const int pairs = (taps + 1) / 2;
+    pc->dw_w_.assign(static_cast<size_t>(pairs) * s.C * 2, 0);
+    pc->dw_wsum_.assign(s.C, 0);
     for (int c = 0; c < s.C; ++c) {
       const int32_t zp = zp_of(c);
       if (zp < -128 || zp > 127) return Status::Error("pack_conv: weight zero points must be in [-128, 127]");
-      for (int t = 0; t < taps; ++t) pc->dw_w_[static_cast<size_t>(t) * s.C + c] = static_cast<int16_t>(w[c * taps + t] - zp);
+      for (int t = 0; t < taps; ++t) {
+        const int16_t v = static_cast<int16_t>(w[c * taps + t] - zp);
+        pc->dw_w_[(static_cast<size_t>(t / 2) * s.C + c) * 2 + t % 2] = v;
+        pc->dw_wsum_[c] += v;
+      }
     }
     *out = std::move(pc);
     return Status::Ok();
@@ -112,7 +118,7 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
     case PackedConv::Algo::Depthwise:
       // zero-point row, then per thread: accumulators and the tap pointers.
       return arena_bytes(s.C) + arena_bytes(sizeof(int32_t) * s.C) +
-             threads * (arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * s.kernel_h * s.kernel_w));
+             threads * (arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (s.kernel_h * s.kernel_w + 1)));
     case PackedConv::Algo::Pointwise:
       return gemm_scratch_bytes(*pc.group_weights()[0], s.batch * s.H * s.W, threads);
     case PackedConv::Algo::Im2col: {
@@ -165,16 +171,20 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   }
 
   if (pc.algo() == PackedConv::Algo::Depthwise) {
-    const int taps = s.kernel_h * s.kernel_w;
-    const size_t stride = arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * taps);
+    const int taps = s.kernel_h * s.kernel_w, taps_even = (taps + 1) / 2 * 2;
+    const size_t stride = arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * taps_even);
     auto* zrow = static_cast<uint8_t*>(arena.alloc(s.C));
     auto* zeros = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * s.C));
     auto* scratch = static_cast<uint8_t*>(arena.alloc(stride * threads));
     if (zrow == nullptr || zeros == nullptr || scratch == nullptr) return too_small();
-    std::fill(zeros, zeros + s.C, 0);
-    // Padding reads this row of zero-point bytes: (zp - zp) * w adds nothing.
+    // The kernel sums raw x * w; subtracting zp * sum_t w here makes it sum (x - zp) * w.
+    // Padding (and the odd tap) read a row of zero-point bytes, so they add zp * w - zp * w = 0.
+    const int32_t* wsum = pc.dw_weight_sums().data();
+    for (int c = 0; c < s.C; ++c)
+      zeros[c] = static_cast<int32_t>(static_cast<uint32_t>(args.bias ? args.bias[c] : 0) -
+                                      static_cast<uint32_t>(zx) * static_cast<uint32_t>(wsum[c]));
     std::memset(zrow, static_cast<uint8_t>(args.x_zero_point), s.C);
-    const int32_t* colterm = args.bias ? args.bias : zeros;
+    const int32_t* colterm = zeros;
     const int16_t* wdw = pc.dw_weights().data();
     auto task = [&](int row, int thread) {
       const int n = row / OH, oh = row % OH;
@@ -190,7 +200,8 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
                                              : x + ((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C;
           }
         }
-        vk.dw_pixel(ptrs, taps, wdw, s.C, x_xor, zx, acc);
+        if (taps_even != taps) ptrs[taps] = zrow;
+        vk.dw_pixel(ptrs, taps_even, wdw, s.C, x_xor, acc);
         vk.finish_row(acc, s.C, colterm, nullptr, 0, args.out, args.out.scales,
                       y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * s.out_channels * esize);
       }

@@ -43,7 +43,9 @@ class PackedConv {
   Variant variant() const { return variant_; }
   // Implementation details used by conv.cc.
   const std::vector<std::unique_ptr<PackedWeights>>& group_weights() const { return group_w_; }
-  const std::vector<int16_t>& dw_weights() const { return dw_w_; }  // [kh*kw][C], w - w_zp
+  // Depthwise weights minus their zero point, in tap pairs: [(taps+1)/2][C][2] (the odd tap is 0).
+  const std::vector<int16_t>& dw_weights() const { return dw_w_; }
+  const std::vector<int32_t>& dw_weight_sums() const { return dw_wsum_; }  // sum over taps, per channel
   size_t bytes() const;
 
  private:
@@ -53,6 +55,7 @@ class PackedConv {
   Variant variant_ = Variant::Scalar;
   std::vector<std::unique_ptr<PackedWeights>> group_w_;  // one per group (GEMM algorithms)
   std::vector<int16_t> dw_w_;
+  std::vector<int32_t> dw_wsum_;
 };
 
 // w: [out_channels][C/groups][kernel_h][kernel_w] int8; w_zero_points: 1 or out_channels

@@ -132,38 +132,23 @@ void finish_row_avx512(const int32_t* raw, int n, const int32_t* colterm, const 
   }
 }
 
-void dw_accumulate_avx512(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C) {
+// Two taps at a time: their bytes interleaved and widened to int16 pairs, vpmaddwd with the
+// paired weights gives x_t * w_t + x_t1 * w_t1 per channel exactly (|products| <= 65025).
+void dw_pixel_avx512(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t* acc) {
   const __m128i xr = _mm_set1_epi8(static_cast<char>(x_xor));
-  const __m512i zp = _mm512_set1_epi32(x_zp);
   for (int c = 0; c < C; c += 16) {
-    const __mmask16 m = C - c >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (C - c)) - 1);
-    __m128i xb = _mm_xor_si128(_mm_maskz_loadu_epi8(m, x + c), xr);
-    __m512i xv = _mm512_sub_epi32(_mm512_cvtepu8_epi32(xb), zp);
-    __m512i wv = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, w + c));
-    __m512i av = _mm512_maskz_loadu_epi32(m, acc + c);
-    _mm512_mask_storeu_epi32(acc + c, m, _mm512_add_epi32(av, _mm512_mullo_epi32(xv, wv)));
-  }
-}
-
-void dw_pixel_avx512(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t x_zp, int32_t* acc) {
-  const __m128i xr = _mm_set1_epi8(static_cast<char>(x_xor));
-  const __m512i zp = _mm512_set1_epi32(x_zp);
-  for (int c = 0; c < C; c += 16) {
-    const __mmask16 m = C - c >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (C - c)) - 1);
+    const int left = C - c;
+    const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+    const __mmask32 m2 = left >= 16 ? 0xFFFFFFFFu : static_cast<__mmask32>((1ull << (2 * left)) - 1);
     __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
-    int t = 0;
-    for (; t + 2 <= taps; t += 2) {
-      const __m512i x0 = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_maskz_loadu_epi8(m, x[t] + c), xr)), zp);
-      const __m512i x1 = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_maskz_loadu_epi8(m, x[t + 1] + c), xr)), zp);
-      const __m512i w0 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, w + static_cast<size_t>(t) * C + c));
-      const __m512i w1 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, w + static_cast<size_t>(t + 1) * C + c));
-      a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(x0, w0));
-      a1 = _mm512_add_epi32(a1, _mm512_mullo_epi32(x1, w1));
-    }
-    if (t < taps) {
-      const __m512i x0 = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_maskz_loadu_epi8(m, x[t] + c), xr)), zp);
-      const __m512i w0 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, w + static_cast<size_t>(t) * C + c));
-      a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(x0, w0));
+    for (int t = 0; t < taps; t += 2) {
+      const __m128i x0 = _mm_xor_si128(_mm_maskz_loadu_epi8(m, x[t] + c), xr);
+      const __m128i x1 = _mm_xor_si128(_mm_maskz_loadu_epi8(m, x[t + 1] + c), xr);
+      const __m256i xi = _mm256_set_m128i(_mm_unpackhi_epi8(x0, x1), _mm_unpacklo_epi8(x0, x1));
+      const __m512i xv = _mm512_cvtepu8_epi16(xi);
+      const __m512i wv = _mm512_maskz_loadu_epi16(m2, w + (static_cast<size_t>(t / 2) * C + c) * 2);
+      if ((t / 2) % 2 == 0) a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(xv, wv));
+      else a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(xv, wv));
     }
     _mm512_mask_storeu_epi32(acc + c, m, _mm512_add_epi32(a0, a1));
   }
@@ -183,7 +168,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 
 const VariantKernels kTable = {
     Variant::Avx512Vnni, /*nr=*/64, /*col_align=*/16, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
-    finish_row_avx512, dw_accumulate_avx512, dw_pixel_avx512, peak_loop,
+    finish_row_avx512, dw_pixel_avx512, peak_loop,
 };
 
 }  // namespace

@@ -23,7 +23,7 @@ void microkernel_scalar(int rows, const uint8_t* a, size_t lda, int K, const int
 
 const VariantKernels kScalar = {
     Variant::Scalar, /*nr=*/16, /*col_align=*/4, /*kgroup=*/1, /*mr=*/4, microkernel_scalar, /*a_flip=*/0,
-    finish_row_scalar, dw_accumulate_scalar, dw_pixel_scalar, /*peak_loop=*/nullptr,
+    finish_row_scalar, dw_pixel_scalar, /*peak_loop=*/nullptr,
 };
 
 }  // namespace
@@ -49,13 +49,12 @@ void finish_row_scalar(const int32_t* raw, int n, const int32_t* colterm, const 
   }
 }
 
-void dw_accumulate_scalar(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C) {
-  for (int c = 0; c < C; ++c) acc[c] += (static_cast<int32_t>(x[c] ^ x_xor) - x_zp) * w[c];
-}
-
-void dw_pixel_scalar(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t x_zp, int32_t* acc) {
+void dw_pixel_scalar(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t* acc) {
   std::fill(acc, acc + C, 0);
-  for (int t = 0; t < taps; ++t) dw_accumulate_scalar(acc, x[t], x_xor, x_zp, w + static_cast<size_t>(t) * C, C);
+  for (int t = 0; t < taps; ++t) {
+    const int16_t* wt = w + static_cast<size_t>(t / 2) * C * 2 + t % 2;
+    for (int c = 0; c < C; ++c) acc[c] += static_cast<int32_t>(x[t][c] ^ x_xor) * wt[2 * c];
+  }
 }
 
 const VariantKernels* scalar_kernels() { return &kScalar; }

@@ -43,37 +43,26 @@ void finish_row_neon(const int32_t* raw, int n, const int32_t* colterm, const in
                       static_cast<uint8_t*>(y) + j * es);
 }
 
-void dw_accumulate_neon(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C) {
+void dw_pixel_neon(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t* acc) {
   const uint8x8_t xr = vdup_n_u8(x_xor);
-  const int16x8_t zp = vdupq_n_s16(static_cast<int16_t>(x_zp));
-  int c = 0;
-  for (; c + 8 <= C; c += 8) {
-    const int16x8_t xv = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(veor_u8(vld1_u8(x + c), xr))), zp);
-    const int16x8_t wv = vld1q_s16(w + c);
-    vst1q_s32(acc + c, vmlal_s16(vld1q_s32(acc + c), vget_low_s16(xv), vget_low_s16(wv)));
-    vst1q_s32(acc + c + 4, vmlal_high_s16(vld1q_s32(acc + c + 4), xv, wv));
-  }
-  for (; c < C; ++c) acc[c] += (static_cast<int32_t>(x[c] ^ x_xor) - x_zp) * w[c];
-}
-
-void dw_pixel_neon(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t x_zp, int32_t* acc) {
-  const uint8x8_t xr = vdup_n_u8(x_xor);
-  const int16x8_t zp = vdupq_n_s16(static_cast<int16_t>(x_zp));
   int c = 0;
   for (; c + 8 <= C; c += 8) {
     int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
-    for (int t = 0; t < taps; ++t) {
-      const int16x8_t xv = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(veor_u8(vld1_u8(x[t] + c), xr))), zp);
-      const int16x8_t wv = vld1q_s16(w + static_cast<size_t>(t) * C + c);
-      lo = vmlal_s16(lo, vget_low_s16(xv), vget_low_s16(wv));
-      hi = vmlal_high_s16(hi, xv, wv);
+    for (int t = 0; t < taps; t += 2) {
+      const int16x8_t x0 = vreinterpretq_s16_u16(vmovl_u8(veor_u8(vld1_u8(x[t] + c), xr)));
+      const int16x8_t x1 = vreinterpretq_s16_u16(vmovl_u8(veor_u8(vld1_u8(x[t + 1] + c), xr)));
+      const int16x8x2_t wv = vld2q_s16(w + (static_cast<size_t>(t / 2) * C + c) * 2);  // de-interleaves the pair
+      lo = vmlal_s16(lo, vget_low_s16(x0), vget_low_s16(wv.val[0]));
+      hi = vmlal_high_s16(hi, x0, wv.val[0]);
+      lo = vmlal_s16(lo, vget_low_s16(x1), vget_low_s16(wv.val[1]));
+      hi = vmlal_high_s16(hi, x1, wv.val[1]);
     }
     vst1q_s32(acc + c, lo);
     vst1q_s32(acc + c + 4, hi);
   }
   for (; c < C; ++c) {
     int32_t s = 0;
-    for (int t = 0; t < taps; ++t) s += (static_cast<int32_t>(x[t][c] ^ x_xor) - x_zp) * w[static_cast<size_t>(t) * C + c];
+    for (int t = 0; t < taps; ++t) s += static_cast<int32_t>(x[t][c] ^ x_xor) * w[(static_cast<size_t>(t / 2) * C + c) * 2 + t % 2];
     acc[c] = s;
   }
 }

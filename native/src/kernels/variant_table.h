@@ -29,11 +29,11 @@ struct VariantKernels {
   // segment (per_channel) or the single scale.
   void (*finish_row)(const int32_t* raw, int n, const int32_t* colterm, const int32_t* zb, int32_t rowsum,
                      const OutputSpec& out, const float* scales, void* y);
-  // Depthwise: acc[c] += (x[c] - x_zp) * w[c] for c < C (x as uint8 after xor).
-  void (*dw_accumulate)(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C);
-  // Depthwise, one output pixel: acc[c] = sum_t (x_t[c] - x_zp) * w[t * C + c] over `taps` input
-  // pixels (padding points at a row of zero-point bytes), accumulators kept in registers.
-  void (*dw_pixel)(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t x_zp, int32_t* acc);
+  // Depthwise, one output pixel: acc[c] = sum_t (x_t[c] ^ x_xor) * w_t[c] over an even number
+  // of taps (padding and the odd tap point at a row of zero-point bytes). Weights come in tap
+  // pairs, w[((t / 2) * C + c) * 2 + t % 2], so x86 can use vpmaddwd; the driver subtracts
+  // zero_point * sum_t w_t[c] afterwards. Accumulators stay in registers across the taps.
+  void (*dw_pixel)(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t* acc);
   // The peak-rate loop: `iters` rounds of independent chains of the micro-kernel's
   // multiply-accumulate instruction; returns the int8 operations done (2 per MAC). Null for scalar.
   uint64_t (*peak_loop)(uint64_t iters, int32_t* sink);
@@ -63,7 +63,6 @@ inline int32_t requantize_scalar(int32_t acc, float scale, int32_t zp, int32_t l
 // Generic parts reused by the variant files.
 void finish_row_scalar(const int32_t* raw, int n, const int32_t* colterm, const int32_t* zb, int32_t rowsum,
                        const OutputSpec& out, const float* scales, void* y);
-void dw_accumulate_scalar(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C);
-void dw_pixel_scalar(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t x_zp, int32_t* acc);
+void dw_pixel_scalar(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t* acc);
 
 }  // namespace edge::kernels

@@ -47,37 +47,23 @@ void finish_row_avx2(const int32_t* raw, int n, const int32_t* colterm, const in
                       static_cast<uint8_t*>(y) + j * es);
 }
 
-void dw_accumulate_avx2(int32_t* acc, const uint8_t* x, uint8_t x_xor, int32_t x_zp, const int16_t* w, int C) {
+void dw_pixel_avx2(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t* acc) {
   const __m128i xr = _mm_set1_epi8(static_cast<char>(x_xor));
-  const __m256i zp = _mm256_set1_epi32(x_zp);
-  int c = 0;
-  for (; c + 8 <= C; c += 8) {
-    __m128i xb = _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + c)), xr);
-    __m256i xv = _mm256_sub_epi32(_mm256_cvtepu8_epi32(xb), zp);
-    __m256i wv = _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + c)));
-    __m256i* a = reinterpret_cast<__m256i*>(acc + c);
-    _mm256_storeu_si256(a, _mm256_add_epi32(_mm256_loadu_si256(a), _mm256_mullo_epi32(xv, wv)));
-  }
-  for (; c < C; ++c) acc[c] += (static_cast<int32_t>(x[c] ^ x_xor) - x_zp) * w[c];
-}
-
-void dw_pixel_avx2(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t x_zp, int32_t* acc) {
-  const __m128i xr = _mm_set1_epi8(static_cast<char>(x_xor));
-  const __m256i zp = _mm256_set1_epi32(x_zp);
   int c = 0;
   for (; c + 8 <= C; c += 8) {
     __m256i a = _mm256_setzero_si256();
-    for (int t = 0; t < taps; ++t) {
-      const __m128i xb = _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x[t] + c)), xr);
-      const __m256i xv = _mm256_sub_epi32(_mm256_cvtepu8_epi32(xb), zp);
-      const __m256i wv = _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + static_cast<size_t>(t) * C + c)));
-      a = _mm256_add_epi32(a, _mm256_mullo_epi32(xv, wv));
+    for (int t = 0; t < taps; t += 2) {
+      const __m128i x0 = _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x[t] + c)), xr);
+      const __m128i x1 = _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x[t + 1] + c)), xr);
+      const __m256i xv = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(x0, x1));
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (static_cast<size_t>(t / 2) * C + c) * 2));
+      a = _mm256_add_epi32(a, _mm256_madd_epi16(xv, wv));
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + c), a);
   }
   for (; c < C; ++c) {
     int32_t s = 0;
-    for (int t = 0; t < taps; ++t) s += (static_cast<int32_t>(x[t][c] ^ x_xor) - x_zp) * w[static_cast<size_t>(t) * C + c];
+    for (int t = 0; t < taps; ++t) s += static_cast<int32_t>(x[t][c] ^ x_xor) * w[(static_cast<size_t>(t / 2) * C + c) * 2 + t % 2];
     acc[c] = s;
   }
 }
