@@ -3,6 +3,9 @@
 // swap has returned every new request is answered by the new version.
 import t from 'tap';
 import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { Agent } from '../agent/agent.js';
+import { parseConfig } from '../agent/config/load.js';
 import { waitFor } from './helpers/wait.js';
 import { copyPackage, digitBatch, FP32, INT8, postJson, readManifest, startAgent, tempDir, writeManifest, FP32_VERSION, INT8_VERSION } from './helpers/model-packages.js';
 
@@ -45,7 +48,7 @@ t.test('swaps, a rollback and a bad package under load: zero failed requests', a
 
   await waitFor(() => seen(FP32_VERSION) >= 20, { timeoutMs: 30_000, what: `requests on ${FP32_VERSION}` });
   const steps: [string, () => Promise<unknown>, string][] = [
-    ['swap to int8', () => running.agent.models.activate('digits', INT8, 'ort'), INT8_VERSION],
+    ['swap to int8 on the native engine', () => running.agent.models.activate('digits', INT8, 'native'), INT8_VERSION],
     ['swap to 1.1.0', () => running.agent.models.activate('digits', v110, 'ort'), '1.1.0'],
     ['roll back', () => running.agent.models.rollback('digits'), INT8_VERSION],
   ];
@@ -75,8 +78,9 @@ t.test('swaps, a rollback and a bad package under load: zero failed requests', a
     t.ok(window.length >= 10, `${window.length} requests after "${s.what}"`);
     t.same(window.filter((o) => o.version !== s.version), [], `after "${s.what}" returned, every request was answered by ${s.version}`);
   }
-  const status = running.agent.models.list()[0] as { version: string; previous: { version: string } };
+  const status = running.agent.models.list()[0] as { version: string; backend: string; previous: { version: string } };
   t.equal(status.version, INT8_VERSION);
+  t.equal(status.backend, 'native', 'the rolled-back-to version is the native one');
   t.equal(status.previous.version, '1.1.0', 'the rolled-back-from version is kept as the previous one');
 });
 
@@ -87,4 +91,29 @@ t.test('rollback without a previous version is refused and changes nothing', asy
   await t.rejects(running.agent.models.rollback('nope'), { code: 'EDGE_MODEL_NOT_FOUND' });
   const res = await postJson(`${running.url}/v1/models/digits/infer`, { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(digitBatch(1, 1).data) } } });
   t.equal(res.body.version, FP32_VERSION);
+});
+
+t.test('a configured model is not ready until it has loaded and warmed up', async (t) => {
+  const dir = tempDir('edge-agent-ready-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const agent = new Agent(parseConfig({
+    deviceId: 'ready-test', dataDir: path.join(dir, 'data'), log: { level: 'silent' }, health: { port: 0 },
+    security: { requireSignedPackages: false }, models: [{ name: 'digits', package: INT8, backend: 'ort' }], runtime: { warmup: 3 },
+  }, 'test config', dir));
+  t.teardown(() => agent.stop());
+  const seen = new Set<string>();
+  seen.add(agent.models.notReady() ?? 'ready');
+  let done = false;
+  const starting = agent.start().finally(() => (done = true));
+  while (!done) {
+    seen.add(agent.models.notReady() ?? 'ready');
+    await new Promise((r) => setImmediate(r));
+  }
+  await starting;
+  t.ok(seen.has('model digits is loading'), `said "loading" before the version was warm (${[...seen].join(' | ')})`);
+  t.equal(agent.models.notReady(), undefined, 'ready once started');
+  const v = (agent.models.list()[0] as { active: { warm: boolean; warmupMs: number } }).active;
+  t.ok(v.warm && v.warmupMs > 0, `warmed up (${v.warmupMs} ms for 3 inferences)`);
+  const res = await fetch(`${agent.url}/readyz`);
+  t.equal(res.status, 200);
 });
