@@ -34,7 +34,7 @@ export const TelemetrySection = Type.Object({
   leaseTimeoutSeconds: Type.Integer({ minimum: 1, default: 60, description: 'an un-acked lease returns its records to the queue after this long (s)' }),
   maxQuarantineRecords: Type.Integer({ minimum: 0, default: 1000, description: 'poison records kept for inspection; older ones are dropped' }),
   burstSeconds: Type.Integer({ minimum: 1, default: 10, description: 'how many seconds of bytesPerSecond may be saved up and sent at once' }),
-  streams: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), TelemetryStreamPolicy, { default: {}, description: 'per-stream policy, overriding the built-in one key by key' }),
+  streams: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), TelemetryStreamPolicy, { additionalProperties: false, default: {}, description: 'per-stream policy, overriding the built-in one key by key; stream names match ^[a-z][a-z0-9_-]{0,31}$' }),
 }, { ...Strict, default: {} });
 
 // Drift detection (agent/drift, docs/drift.md). Thresholds here override the model
