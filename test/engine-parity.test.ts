@@ -107,6 +107,17 @@ const cases: Case[] = [
       return g.gemm(y, 7, {});
     },
   },
+  {
+    name: 'dilated and grouped convolutions, hard sigmoid, squeeze into gemm',
+    seed: 6, inputShape: [1, 4, 11, 11],
+    build: (g, x) => {
+      let y = g.conv(x, 8, 3, { dilation: 2, pad: 2, act: 'relu' });
+      y = g.conv(y, 8, 3, { group: 2, stride: 2, perChannel: true });
+      y = g.unary('HardSigmoid', y, { alpha: { float: 0.3 }, beta: { float: 0.4 } });
+      y = g.squeeze(g.globalAvgPool(y), [2, 3]);
+      return g.gemm(y, 4, {});
+    },
+  },
 ];
 
 for (const c of cases) t.test(c.name, (tt) => parity(tt, c));

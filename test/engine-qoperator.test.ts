@@ -1,5 +1,6 @@
 // Parity with ONNX Runtime on a QOperator-form graph (QLinearConv, QLinearMatMul and the
-// com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool / QLinearSigmoid).
+// com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool / QLinearAveragePool /
+// QLinearSigmoid / QLinearLeakyRelu), with int8 and with uint8 (zero point 128) weights.
 import t from 'tap';
 import * as ort from 'onnxruntime-node';
 import { DataType, encodeModel, makeModel, makeNode, makeTensor, makeValueInfo, type NodeProto, type TensorProto } from '../agent/onnx/model.js';
@@ -8,7 +9,7 @@ import { randomInput, rng } from './helpers/engine-graphs.js';
 
 const MS = 'com.microsoft';
 
-function build(seed: number): { bytes: Uint8Array; outScale: number; rand: () => number } {
+function build(seed: number, variant: 'int8-weights' | 'uint8-weights'): { bytes: Uint8Array; outScale: number; rand: () => number } {
   const rand = rng(seed);
   const nodes: NodeProto[] = [];
   const inits: TensorProto[] = [];
@@ -32,18 +33,31 @@ function build(seed: number): { bytes: Uint8Array; outScale: number; rand: () =>
   };
   const perChannel = (k: number): Float32Array => Float32Array.from({ length: k }, () => 0.003 + rand() * 0.006);
 
-  // x [N,3,12,12] -> QuantizeLinear -> QLinearConv 3x3 (8, per-channel) -> MaxPool
-  nodes.push(makeNode('QuantizeLinear', ['x', s(0.02), z(128)], ['xq']));
-  const w1s = perChannel(8);
-  nodes.push(makeNode('QLinearConv', ['xq', s(0.02), z(128), weights(8 * 3 * 9, [8, 3, 3, 3]), c(w1s, [8]), c(new Int8Array(8), [8]), s(0.05), z(100), bias(8)], ['c1'],
-    { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }));
-  nodes.push(makeNode('MaxPool', ['c1'], ['p1'], { kernel_shape: [2, 2], strides: [2, 2] }));
-  // depthwise 3x3 on [N,8,6,6], then a residual QLinearAdd and a QLinearMul by itself
-  nodes.push(makeNode('QLinearConv', ['p1', s(0.05), z(100), weights(8 * 9, [8, 1, 3, 3]), s(0.005), c(new Int8Array([0]), []), s(0.06), z(128), bias(8)], ['c2'],
-    { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 8 }));
-  nodes.push(makeNode('QLinearAdd', ['c2', s(0.06), z(128), 'p1', s(0.05), z(100), s(0.08), z(110)], ['a1'], {}, 'add', MS));
-  nodes.push(makeNode('QLinearMul', ['a1', s(0.08), z(110), 'c2', s(0.06), z(128), s(0.1), z(128)], ['m1'], {}, 'mul', MS));
-  nodes.push(makeNode('QLinearGlobalAveragePool', ['m1', s(0.1), z(128), s(0.05), z(128)], ['g1'], { channels_last: 0 }, 'gap', MS));
+  if (variant === 'int8-weights') {
+    // x [N,3,12,12] -> QuantizeLinear -> QLinearConv 3x3 (8, per-channel) -> MaxPool
+    nodes.push(makeNode('QuantizeLinear', ['x', s(0.02), z(128)], ['xq']));
+    const w1s = perChannel(8);
+    nodes.push(makeNode('QLinearConv', ['xq', s(0.02), z(128), weights(8 * 3 * 9, [8, 3, 3, 3]), c(w1s, [8]), c(new Int8Array(8), [8]), s(0.05), z(100), bias(8)], ['c1'],
+      { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }));
+    nodes.push(makeNode('MaxPool', ['c1'], ['p1'], { kernel_shape: [2, 2], strides: [2, 2] }));
+    // depthwise 3x3 on [N,8,6,6], then a residual QLinearAdd and a QLinearMul by itself
+    nodes.push(makeNode('QLinearConv', ['p1', s(0.05), z(100), weights(8 * 9, [8, 1, 3, 3]), s(0.005), c(new Int8Array([0]), []), s(0.06), z(128), bias(8)], ['c2'],
+      { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 8 }));
+    nodes.push(makeNode('QLinearAdd', ['c2', s(0.06), z(128), 'p1', s(0.05), z(100), s(0.08), z(110)], ['a1'], {}, 'add', MS));
+    nodes.push(makeNode('QLinearMul', ['a1', s(0.08), z(110), 'c2', s(0.06), z(128), s(0.1), z(128)], ['m1'], {}, 'mul', MS));
+    nodes.push(makeNode('QLinearGlobalAveragePool', ['m1', s(0.1), z(128), s(0.05), z(128)], ['g1'], { channels_last: 0 }, 'gap', MS));
+  } else {
+    // uint8 weights with zero point 128, QLinearLeakyRelu, QLinearAveragePool with padding
+    nodes.push(makeNode('QuantizeLinear', ['x', s(0.02), z(128)], ['xq']));
+    const wu = new Uint8Array(8 * 3 * 9);
+    for (let i = 0; i < wu.length; i++) wu[i] = 128 + Math.floor(rand() * 127) - 63;
+    nodes.push(makeNode('QLinearConv', ['xq', s(0.02), z(128), c(wu, [8, 3, 3, 3]), s(0.006), z(128), s(0.05), z(128), bias(8)], ['c1'],
+      { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2] }));
+    nodes.push(makeNode('QLinearLeakyRelu', ['c1', s(0.05), z(128), s(0.04), z(60)], ['l1'], { alpha: 0.2 }, 'leaky', MS));
+    nodes.push(makeNode('QLinearAveragePool', ['l1', s(0.04), z(60), s(0.03), z(70)], ['a1'],
+      { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], count_include_pad: 0 }, 'avg', MS));
+    nodes.push(makeNode('QLinearGlobalAveragePool', ['a1', s(0.03), z(70), s(0.05), z(128)], ['g1'], { channels_last: 0 }, 'gap', MS));
+  }
   nodes.push(makeNode('Flatten', ['g1'], ['f1'], { axis: 1 }));
   // QLinearMatMul [N,8] x [8,6] (int8 B), then a sigmoid table and the float output
   nodes.push(makeNode('QLinearMatMul', ['f1', s(0.05), z(128), weights(8 * 6, [8, 6]), s(0.01), c(new Int8Array([0]), []), s(0.04), z(128)], ['mm']));
@@ -59,8 +73,8 @@ function build(seed: number): { bytes: Uint8Array; outScale: number; rand: () =>
   return { bytes: encodeModel(model), outScale, rand };
 }
 
-t.test('a QOperator graph agrees with ONNX Runtime within one step', async (t) => {
-  const { bytes, outScale, rand } = build(11);
+for (const variant of ['int8-weights', 'uint8-weights'] as const) t.test(`a QOperator graph (${variant}) agrees with ONNX Runtime within one step`, async (t) => {
+  const { bytes, outScale, rand } = build(11, variant);
   const session = await ort.InferenceSession.create(bytes);
   const native = NativeBackend.load(bytes, { name: 'qoperator' });
   t.teardown(async () => { await native.dispose(); await session.release(); });

@@ -103,18 +103,18 @@ export class QdqGraph {
     return out;
   }
 
-  conv(x: Q, cout: number, k: number, o: { stride?: number; pad?: number; group?: number; act?: Act; perChannel?: boolean; bias?: boolean } = {}): Q {
+  conv(x: Q, cout: number, k: number, o: { stride?: number; pad?: number; group?: number; dilation?: number; act?: Act; perChannel?: boolean; bias?: boolean } = {}): Q {
     const [N, C, H, W] = x.shape;
     const group = o.group ?? 1;
-    const stride = o.stride ?? 1; const pad = o.pad ?? 0;
+    const stride = o.stride ?? 1; const pad = o.pad ?? 0; const dil = o.dilation ?? 1;
     const cg = C / group;
     const w = this.dqWeights(cout * cg * k * k, [cout, cg, k, k], o.perChannel ? cout : 1, 0);
     const inputs = [x.name, w.name];
     if (o.bias !== false) inputs.push(this.dqBias(cout, w.scales.map((s) => Math.fround(x.scale * s))));
     const y = this.id('conv');
-    this.nodes.push(makeNode('Conv', inputs, [y], { kernel_shape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad], group }));
-    const Ho = Math.floor((H + 2 * pad - k) / stride) + 1;
-    const Wo = Math.floor((W + 2 * pad - k) / stride) + 1;
+    this.nodes.push(makeNode('Conv', inputs, [y], { kernel_shape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad], group, dilations: [dil, dil] }));
+    const Ho = Math.floor((H + 2 * pad - dil * (k - 1) - 1) / stride) + 1;
+    const Wo = Math.floor((W + 2 * pad - dil * (k - 1) - 1) / stride) + 1;
     const scale = this.outScale(x, w.scales[0], cg * k * k);
     return this.qdq(this.act(y, o.act), scale, o.act ? 5 : 128, [N, cout, Ho, Wo]);
   }
@@ -147,6 +147,13 @@ export class QdqGraph {
     const y = this.id('gap');
     this.nodes.push(makeNode('GlobalAveragePool', [x.name], [y]));
     return this.qdq(y, x.scale * 0.5, x.zp, [x.shape[0], x.shape[1], 1, 1]);
+  }
+
+  /** Squeeze (axes as an input, opset 13+). */
+  squeeze(x: Q, axes: number[]): Q {
+    const y = this.id('sq');
+    this.nodes.push(makeNode('Squeeze', [x.name, this.const(BigInt64Array.from(axes.map(BigInt)), [axes.length], 'ax')], [y]));
+    return { ...x, name: y, shape: x.shape.filter((_, i) => !axes.includes(i)) };
   }
 
   flatten(x: Q): Q {
