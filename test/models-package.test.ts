@@ -2,10 +2,11 @@
 // problem; the .edgepkg archive round-trips and refuses hostile entries; an agent serving a
 // version keeps serving it when a bad package is offered as the next one.
 import t from 'tap';
-import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { loadPackage } from '../agent/models/package.js';
+import { waitFor } from './helpers/wait.js';
 import { extractArchive, packArchive } from '../agent/models/archive.js';
 import { DataType, encodeModel, makeModel, makeNode, makeValueInfo } from '../agent/onnx/model.js';
 import { copyPackage, digitBatch, FP32, INT8, postJson, readManifest, replaceFile, startAgent, tempDir, writeManifest, FP32_VERSION, INT8_VERSION } from './helpers/model-packages.js';
@@ -121,6 +122,14 @@ t.test('.edgepkg archives round-trip and the agent serves one', async (t) => {
   const res = await postJson(`${running.url}/v1/models/digits/infer`, { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(digitBatch(5, 1).data) } } });
   t.equal(res.status, 200);
   t.equal(res.body.version, INT8_VERSION);
+  const unpacked = path.join(running.agent.config.dataDir, 'packages');
+  t.equal(readdirSync(unpacked).length, 1, 'the archive was unpacked under dataDir/packages');
+  // Two swaps later the archive's version is neither active nor previous: its files go.
+  await running.agent.models.activate('digits', FP32, 'ort');
+  t.equal(readdirSync(unpacked).length, 1, 'kept while it is the previous version (rollback)');
+  await running.agent.models.activate('digits', copyPackage(FP32, work), 'ort');
+  await waitFor(() => readdirSync(unpacked).length === 0, { timeoutMs: 5000, what: 'the unpacked archive to be deleted' });
+  t.pass('deleted once no loaded version uses it');
 });
 
 /** A tar archive built by hand, so that entries can be as hostile as an attacker likes. */

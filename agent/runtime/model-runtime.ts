@@ -3,7 +3,7 @@
 // rolls back, queues requests per model with a bound, serves ensembles and mirrors a share
 // of requests to shadow candidates. A bad package never replaces a working version.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentContext, Component } from '../component.js';
 import { EdgeError, Errors, describe } from '../errors.js';
@@ -260,7 +260,7 @@ export class ModelRuntime implements Component {
       slot.active = version;
       slot.previous = old;
       slot.lastError = undefined;
-      if (dropped && dropped !== version) void dropped.dispose();
+      if (dropped && dropped !== version) void dropped.dispose().then(() => this.#forgetUnpacked(dropped));
       const summary = this.#summary(name, version);
       this.#ctx.log.info({ ...summary, replaced: old?.version, warmupMs: version.warmupMs }, old ? 'model version swapped in' : 'model loaded');
       return summary;
@@ -413,6 +413,19 @@ export class ModelRuntime implements Component {
     } finally {
       slot.loading = undefined;
     }
+  }
+
+  /**
+   * An archive unpacked under dataDir/packages/ is deleted once no loaded version uses it
+   * (the bytes are in memory; keeping every past version's files would fill a small disk).
+   */
+  #forgetUnpacked(v: ModelVersion): void {
+    const root = path.join(this.#ctx.config.dataDir, 'packages') + path.sep;
+    if (!v.pkg.dir.startsWith(root)) return;
+    for (const s of this.#slots.values()) {
+      for (const live of [s.active, s.previous, s.shadow?.candidate]) if (live && live !== v && live.pkg.dir === v.pkg.dir) return;
+    }
+    rmSync(v.pkg.dir, { recursive: true, force: true });
   }
 
   /** A package folder as is; a .edgepkg unpacked (once) under dataDir/packages/. */
