@@ -11,7 +11,7 @@ import { writeDigitFolders } from '../scripts/build-digits-int8.js';
 import { edgeModel, ensureBuilt, ROOT } from './helpers/edge-model-cli.js';
 
 ensureBuilt();
-const bin = (args: string[]) => edgeModel(args, { installedBin: true });
+const bin = (args: string[]) => edgeModel(args);
 const dir = t.testdir();
 const data = writeDigitFolders(dir);
 const fp32 = join(ROOT, 'models/digits-fp32/model.onnx');

