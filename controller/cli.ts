@@ -15,6 +15,9 @@ import { deploy, sendCommand } from './requests.js';
 import { FleetController } from './serve.js';
 import { FleetStore } from './store.js';
 import { table } from './table.js';
+import { buildDashboard } from './dashboard/server.js';
+import { registerRolloutCommands } from './rollout/commands.js';
+import { RolloutLoop } from './rollout/loop.js';
 
 const DEFAULT_DB = process.env.EDGE_FLEET_DB ?? 'edge-fleet.db';
 const DEFAULT_BROKER = process.env.EDGE_FLEET_BROKER ?? 'mqtt://127.0.0.1:1883';
@@ -91,7 +94,10 @@ export function buildFleetCli(): Command {
     .option('--db <file>', 'controller database (SQLite)', DEFAULT_DB)
     .option('--id <name>', 'MQTT client id (persistent session; one per replica)', `edge-fleet-${hostname()}`)
     .option('--share <group>', 'MQTT 5 shared-subscription group for replicas ("none" to disable)', 'edge-fleet')
-    .action(async (o: { broker: string; port: number; db: string; id: string; share: string }) => {
+    .option('--http <port>', 'serve the fleet dashboard on this port (0 picks one)', (v) => (v === '0' ? 0 : positiveInt(v)))
+    .option('--http-host <host>', 'address of the dashboard', '127.0.0.1')
+    .option('--no-rollouts', 'do not carry out rollout plans in this replica')
+    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean }) => {
       let embedded: EmbeddedBroker | undefined;
       let url = o.broker;
       if (o.broker === 'embedded') {
@@ -104,13 +110,25 @@ export function buildFleetCli(): Command {
       };
       const ctl = new FleetController(store, { broker: url, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
       await ctl.start();
+      // Rollout plans are carried out here (one replica should do it: --no-rollouts on the others).
+      const rollouts = o.rollouts ? new RolloutLoop(ctl, log) : undefined;
+      rollouts?.start();
+      let dashboard: Awaited<ReturnType<typeof buildDashboard>> | undefined;
+      let dashboardUrl: string | undefined;
+      if (o.http !== undefined) {
+        dashboard = buildDashboard({ store, rollouts: () => rollouts?.statuses() ?? [] });
+        dashboardUrl = await dashboard.listen({ host: o.httpHost, port: o.http });
+        log('dashboard', { url: dashboardUrl });
+      }
       log(`serving`, { broker: url, embedded: Boolean(embedded), db: path.resolve(o.db), protocolVersion: ctl.protocolVersion, clientId: o.id });
       // The embedded broker's URL on stdout, for scripts that start it on port 0.
-      process.stdout.write(JSON.stringify({ ready: true, broker: url, db: path.resolve(o.db) }) + '\n');
+      process.stdout.write(JSON.stringify({ ready: true, broker: url, db: path.resolve(o.db), dashboard: dashboardUrl }) + '\n');
       let stopping = false;
       const stop = async (): Promise<void> => {
         if (stopping) process.exit(130);
         stopping = true;
+        rollouts?.stop();
+        await dashboard?.close();
         await ctl.stop();
         await embedded?.close();
         store.close();
@@ -234,6 +252,8 @@ export function buildFleetCli(): Command {
       const rows = Array.isArray(view) ? view as Record<string, unknown>[] : [view as Record<string, unknown>];
       out(Boolean(o.json), view, () => table(rows.map((r) => ('report' in r ? { device: r.deviceId, time: new Date(r.ts as number).toISOString(), report: r.report } : r))));
     });
+
+  registerRolloutCommands(program, { openStore: (f) => openStore(f), defaultDb: DEFAULT_DB });
 
   return program;
 }

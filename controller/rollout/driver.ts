@@ -32,6 +32,15 @@ export interface RolloutStatus {
   events: { at: number; kind: string; detail: unknown }[];
 }
 
+/** Records a new rollout plan (the controller's serve loop carries it out). */
+export function planRollout(store: RolloutStore, spec: StartRollout, now = Date.now()): Rollout {
+  const clash = store.running().find((x) => x.model === spec.model && x.group === spec.group);
+  if (clash) throw new Error(`rollout ${clash.id} of ${clash.model}@${clash.version} to group ${clash.group} is still running; halt it first`);
+  const r: Rollout = { id: randomUUID().slice(0, 8), ...spec, stageIndex: 0, stageStartedAt: now, state: 'running', createdAt: now };
+  store.create(r);
+  return r;
+}
+
 export class RolloutDriver {
   readonly #store: RolloutStore;
   readonly #fleet: FleetPort;
@@ -44,16 +53,16 @@ export class RolloutDriver {
   }
 
   async start(spec: StartRollout, now = Date.now()): Promise<Rollout> {
-    const r: Rollout = { id: randomUUID(), ...spec, stageIndex: 0, stageStartedAt: now, state: 'running', createdAt: now };
-    const clash = this.#store.running().find((x) => x.model === spec.model && x.group === spec.group);
-    if (clash) throw new Error(`rollout ${clash.id} of ${clash.model}@${clash.version} to group ${clash.group} is still running; halt it first`);
-    this.#store.create(r);
+    const r = planRollout(this.#store, spec, now);
     await this.tick(now);
     return this.#store.get(r.id)!;
   }
 
   /** Evaluates every running rollout until none has more to do right now. */
   async tick(now = Date.now()): Promise<void> {
+    for (const r of this.#store.list().filter((x) => x.state === 'halting')) {
+      await this.#apply({ ...r, state: 'running' }, { kind: 'halt', reason: r.reason ?? 'halted by operator', evidence: { by: 'operator' } }, now);
+    }
     for (const r of this.#store.running()) {
       for (let guard = 0; guard < r.stages.length * 2 + 2; guard++) {
         const current = this.#store.get(r.id)!;

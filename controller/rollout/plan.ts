@@ -28,7 +28,8 @@ export const DEFAULT_GATES: Gates = {
   stageTimeoutSeconds: 3600,
 };
 
-export type RolloutState = 'running' | 'completed' | 'halted';
+/** halting: an operator asked for a halt; the serve loop rolls the devices back, then halted. */
+export type RolloutState = 'running' | 'completed' | 'halting' | 'halted';
 
 export interface Rollout {
   id: string;

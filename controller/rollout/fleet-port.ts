@@ -1,0 +1,82 @@
+// The rollout driver's view of the real fleet: group membership and device reports from the
+// controller database, desired state published on the broker.
+import type { MqttClient } from 'mqtt';
+import type { FleetStore } from '../store.js';
+import { deploy, sendCommand, targetKey, targetTopic } from '../requests.js';
+import type { DeviceReport } from './plan.js';
+import type { FleetPort } from './driver.js';
+
+interface ReportedModel {
+  name?: string;
+  version?: string;
+  state?: string;
+  reason?: string;
+  shadow?: { agreement?: number; samples?: number };
+}
+
+export class ControllerFleetPort implements FleetPort {
+  constructor(
+    private readonly store: FleetStore,
+    private readonly client: () => MqttClient | undefined,
+    private readonly protocolVersion: () => 4 | 5,
+    private readonly log: (msg: string, extra?: Record<string, unknown>) => void = () => undefined,
+  ) {}
+
+  groupMembers(group: string): string[] {
+    return this.store.groupMembers(group);
+  }
+
+  reports(model: string): Map<string, DeviceReport> {
+    const out = new Map<string, DeviceReport>();
+    const drift = this.#driftVerdicts(model);
+    for (const d of this.store.devices()) {
+      const m = ((d.reported?.models as ReportedModel[] | undefined) ?? []).find((x) => x.name === model);
+      if (!m || typeof m.state !== 'string') continue;
+      const rep: DeviceReport = { version: m.version, state: m.state, reason: m.reason };
+      if (m.shadow && typeof m.shadow.agreement === 'number' && typeof m.shadow.samples === 'number') {
+        rep.shadow = { agreement: m.shadow.agreement, samples: m.shadow.samples };
+      }
+      const v = drift.get(`${d.deviceId}@${m.version}`);
+      if (v) rep.driftVerdict = v;
+      out.set(d.deviceId, rep);
+    }
+    return out;
+  }
+
+  currentVersion(deviceId: string, model: string): string | undefined {
+    const models = (this.store.device(deviceId)?.status?.models as { name: string; version: string }[] | undefined) ?? [];
+    return models.find((m) => m.name === model)?.version;
+  }
+
+  async setDesired(deviceId: string, model: string, version: string): Promise<void> {
+    const client = this.client();
+    if (!client) throw new Error('the controller is not connected to the broker');
+    const art = this.store.artifact({ name: model, version });
+    if (art) {
+      await deploy(client, this.store, { device: deviceId }, art);
+      return;
+    }
+    // The version to go back to was never published (the device's own factory version): drop
+    // the device's desired entry and ask the device to roll back by command.
+    const target = { device: deviceId };
+    const current = this.store.desired(targetKey(target))?.models ?? [];
+    const doc = { v: 1 as const, models: current.filter((m) => m.name !== model), updatedAt: new Date().toISOString() };
+    await client.publishAsync(targetTopic(target), JSON.stringify(doc), { qos: 1, retain: true });
+    this.store.setDesired(targetKey(target), doc);
+    void sendCommand(client, this.protocolVersion(), deviceId, 'models.rollback', { name: model }, { timeoutMs: 15_000 })
+      .then((reply) => this.log('rollback command answered', { deviceId, model, ok: reply.ok }))
+      .catch((err) => this.log('rollback command failed', { deviceId, model, err: String(err) }));
+  }
+
+  #driftVerdicts(model: string): Map<string, 'ok' | 'warn' | 'alert'> {
+    const out = new Map<string, 'ok' | 'warn' | 'alert'>();
+    for (const r of this.store.driftReports(1000)) {
+      const rep = r.report as { model?: string; version?: string; verdict?: string };
+      if (rep.model !== model) continue;
+      const key = `${r.deviceId}@${rep.version}`;
+      if (out.has(key)) continue; // newest first
+      if (rep.verdict === 'ok' || rep.verdict === 'warn' || rep.verdict === 'alert') out.set(key, rep.verdict);
+    }
+    return out;
+  }
+}
