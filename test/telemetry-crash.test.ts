@@ -23,11 +23,11 @@ const bundle = path.join(bundleDir, 'writer.cjs');
 buildSync({ entryPoints: [fixture], bundle: true, platform: 'node', format: 'cjs', packages: 'external', outfile: bundle, logLevel: 'error' });
 t.teardown(() => rmSync(bundleDir, { recursive: true, force: true }));
 
-function runWriter(dir: string) {
+function runWriter(dir: string, mode = '') {
   // NODE_PATH: the bundle lives in a temp dir but requires the project's node_modules.
   const env = { ...process.env, NODE_PATH: path.join(root, 'node_modules') };
-  const child = spawn(process.execPath, [bundle, dir], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const state = { started: -1, committed: 0, commits: 0, stderr: '', exited: false, signal: null as NodeJS.Signals | null, code: null as number | null };
+  const child = spawn(process.execPath, [bundle, dir, mode], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const state = { started: -1, committed: 0, commits: 0, acked: [] as number[], stderr: '', exited: false, signal: null as NodeJS.Signals | null, code: null as number | null };
   let buf = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => {
     buf += d;
@@ -37,6 +37,7 @@ function runWriter(dir: string) {
       buf = buf.slice(nl + 1);
       const [what, n] = line.split(' ');
       if (what === 'started') state.started = Number(n);
+      if (what === 'acked') state.acked.push(...n.split(',').map(Number));
       if (what === 'committed') {
         state.committed = Math.max(state.committed, Number(n));
         state.commits++;
@@ -100,4 +101,40 @@ t.test(`SIGKILL at random moments (${KILLS} times): integrity ok, every committe
     }
   }
   t.comment(`kill delays (ms): ${delays.join(', ')}; ${committedEver} records committed in total`);
+});
+
+t.test('SIGKILL while delivering: acked records are gone, every other committed record is there, counters add up', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'telemetry-crash-deliver-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'telemetry.db');
+  const acked = new Set<number>();
+  let committed = 0;
+  for (let round = 0; round < Math.ceil(KILLS / 2); round++) {
+    const w = runWriter(dir, 'deliver');
+    t.teardown(() => { if (!w.state.exited) w.child.kill('SIGKILL'); });
+    await waitFor(() => {
+      if (w.state.exited) throw new Error(`writer exited early (code ${w.state.code}): ${w.state.stderr}`);
+      return w.state.acked.length > 0;
+    }, { timeoutMs: 30_000, what: 'the writer to ack its first lease' });
+    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
+    w.child.kill('SIGKILL');
+    await w.exited;
+    for (const s of w.state.acked) acked.add(s);
+    committed = Math.max(committed, w.state.committed);
+    const db = new Database(file);
+    try {
+      t.equal(db.pragma('integrity_check', { simple: true }), 'ok', `round ${round}: integrity_check ok`);
+      const onDisk = new Set((db.prepare('SELECT seq FROM records').pluck().all() as number[]));
+      let missing = 0;
+      for (let s = 1; s <= committed; s++) if (!acked.has(s) && !onDisk.has(s)) missing++;
+      t.equal(missing, 0, `round ${round}: every committed record not acked is on disk (${onDisk.size} queued, ${acked.size} acked, committed up to ${committed})`);
+      const resurrected = [...acked].filter((s) => onDisk.has(s)).length;
+      t.equal(resurrected, 0, `round ${round}: no acked record is back`);
+      const sum = (name: string) => (db.prepare('SELECT coalesce(sum(value), 0) FROM counters WHERE name = ?').pluck().get(name) as number);
+      t.equal(sum('accepted'), sum('delivered') + onDisk.size, `round ${round}: persisted accepted ${sum('accepted')} = delivered ${sum('delivered')} + queued ${onDisk.size}`);
+      t.ok(sum('delivered') >= acked.size, `round ${round}: delivered counts at least the acks reported`);
+    } finally {
+      db.close();
+    }
+  }
 });
