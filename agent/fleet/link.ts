@@ -210,7 +210,7 @@ export class FleetLink implements Component {
       this.#lastError = err.message;
       // 1 (3.1.1 CONNACK) and 0x84 (MQTT 5 "unsupported protocol version"): speak 3.1.1 instead.
       if (this.#protocol === 5 && (err.code === 1 || err.code === 132)) {
-        log.warn({ err: err.message }, 'broker refused MQTT 5; falling back to MQTT 3.1.1');
+        log.info({ err: err.message }, 'broker refused MQTT 5; falling back to MQTT 3.1.1');
         this.#protocol = 4;
         this.#fellBack = true;
         this.#client = undefined;
