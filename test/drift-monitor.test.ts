@@ -17,9 +17,9 @@ import { rng, tabularBatch, TABULAR_SPEC } from './drift-fixtures.js';
 
 const reference = buildReference(Array.from({ length: 20 }, (_, i) => ({ inputs: tabularBatch(rng(500 + i), 250) })), TABULAR_SPEC);
 
-async function startAgent(t: { teardown(fn: () => unknown): void }, drift: Record<string, unknown>): Promise<Agent> {
+async function startAgent(t: { teardown(fn: () => unknown): void }, drift: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Agent> {
   const dir = mkdtempSync(path.join(tmpdir(), 'edge-drift-'));
-  const config = parseConfig({ deviceId: 'dev-d', dataDir: 'data', health: { port: 0 }, log: { level: 'silent' }, security: { requireSignedPackages: false }, drift }, 'test', dir);
+  const config = parseConfig({ deviceId: 'dev-d', dataDir: 'data', health: { port: 0 }, log: { level: 'silent' }, security: { requireSignedPackages: false }, drift, ...extra }, 'test', dir);
   const agent = new Agent(config);
   await agent.start();
   t.teardown(async () => {
@@ -139,6 +139,22 @@ t.test('sampleEvery: one inference in N is profiled, all are counted', async (t)
   agent.drift.observe('tab', '1', tabularBatch(r, 1), {});
   const rep = agent.drift.latest().tab;
   t.match(rep.window, { size: 50, inferences: 200, closedBy: 'count' });
+});
+
+t.test('a report too large for the buffer still goes out, without its profile', async (t) => {
+  const agent = await startAgent(t, { windowInferences: 400, minWindowSize: 10, sampleEvery: 1 }, { telemetry: { maxRecordBytes: 6000 } });
+  agent.drift.attach('tab', '1', reference);
+  agent.drift.observe('tab', '1', tabularBatch(rng(12), 400), {});
+  const full = agent.drift.latest().tab;
+  t.ok(Buffer.byteLength(JSON.stringify(full)) > 6000, `the full report (${Buffer.byteLength(JSON.stringify(full))} bytes) is larger than the record limit`);
+  t.ok(Buffer.byteLength(JSON.stringify({ ...full, profile: undefined })) < 6000, 'the report without its profile fits');
+  await agent.telemetry.flush();
+  const sent = records(agent, 'drift') as DriftReport[];
+  t.equal(sent.length, 1, 'a report was recorded');
+  t.equal(sent[0].profile, undefined, 'without the profile');
+  t.match(sent[0].profileOmitted, /refused by the telemetry buffer/);
+  t.same(sent[0].features.map((f) => f.verdict), full.features.map((f) => f.verdict), 'with the verdicts');
+  t.equal(agent.drift.latest().tab.profile.rows, 400, 'the local report keeps its profile');
 });
 
 t.test('feedback route and bad references give clear errors', async (t) => {

@@ -198,19 +198,34 @@ export class DriftMonitor implements Component {
     this.#export(report);
     const record = this.#opts.record;
     if (record) {
-      try {
-        record('drift', report);
-        if (report.verdict === 'alert') record('alerts', alertOf(report));
-      } catch (err) {
-        // The report stays in memory for /v1/drift; the buffer says why it refused.
-        this.#recordErrors++;
-        this.#ctx.log.warn({ model: w.model, version: w.version, err: describe(err) }, 'drift: the telemetry buffer refused a drift report');
-      }
+      this.#record(record, 'drift', report, () => ({ ...report, profile: undefined, profileOmitted: 'the report with its profile was refused by the telemetry buffer (too large?)' }));
+      if (report.verdict === 'alert') this.#record(record, 'alerts', alertOf(report));
     }
     if (report.verdict === 'alert') {
       this.#ctx.log.warn({ model: w.model, version: w.version, drifted: report.dataset.driftedFeatures, prediction: report.prediction.driftedFeatures }, 'drift: alert');
     }
     return report;
+  }
+
+  /**
+   * Records to the telemetry buffer; when it refuses (a report of many features can exceed
+   * telemetry.maxRecordBytes), sends the smaller fallback instead: verdicts without the profile.
+   * The full report stays in memory for /v1/drift either way.
+   */
+  #record(record: RecordFn, stream: string, payload: unknown, fallback?: () => unknown): void {
+    try {
+      record(stream, payload);
+      return;
+    } catch (err) {
+      this.#recordErrors++;
+      this.#ctx.log.warn({ stream, err: describe(err) }, `drift: the telemetry buffer refused a record${fallback ? '; sending it without the profile' : ''}`);
+    }
+    if (!fallback) return;
+    try {
+      record(stream, fallback());
+    } catch (err) {
+      this.#ctx.log.warn({ stream, err: describe(err) }, 'drift: the telemetry buffer refused the smaller record too');
+    }
   }
 
   #export(r: DriftReport): void {

@@ -45,8 +45,10 @@ export interface DriftReport {
   /** Detector events beyond the 64 a report keeps. */
   eventsDropped?: number;
   thresholds: DriftThresholds;
-  /** The window profile itself (mergeable): the controller sums these into a fleet profile. */
+  /** The window profile itself (mergeable): the controller sums these into a fleet profile. Absent when the buffer refused the full report. */
   profile: EncodedProfile;
+  /** Why the profile is missing (the telemetry buffer refused the report with it). */
+  profileOmitted?: string;
 }
 
 /** What goes to the "alerts" stream for an alert-level window: small, no profile. */
