@@ -4,8 +4,9 @@
 // checks it in ONNX Runtime against the held-out digits, and writes two model packages:
 //   models/digits-fp32/  the float model
 //   models/digits-int8/  an interim static QDQ int8 model (calibrated on training digits)
-// Usage: npx tsx scripts/train-digits.ts [--epochs N] [--seed N]
+// Usage: npx tsx scripts/train-digits.ts [--epochs N] [--seed N] [--overwrite-int8]
 // Deterministic for a given seed: the data order and initial weights come from a seeded PRNG.
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -314,11 +315,18 @@ async function main(): Promise<void> {
   writePackage(fp32Dir, { ...common, version: '1.0.0', quantization: { scheme: 'none', precision: 'float32' }, evaluation: evaluation(fp32Acc) }, { 'model.onnx': fp32 });
   console.log(`wrote ${path.relative(root, fp32Dir)}`);
 
+  // The compression toolkit's quantizer owns the int8 package once it has written one.
+  const int8Dir = path.join(root, 'models/digits-int8');
+  const int8Manifest = path.join(int8Dir, 'manifest.json');
+  const producer = existsSync(int8Manifest) ? (JSON.parse(readFileSync(int8Manifest, 'utf8')) as { quantization?: { producer?: string } }).quantization?.producer : undefined;
+  if (producer !== undefined && !producer.startsWith('scripts/train-digits.ts') && !args.includes('--overwrite-int8')) {
+    console.log(`kept ${path.relative(root, int8Dir)}: it was made by "${producer}" (re-quantize it from the new fp32 package, or pass --overwrite-int8)`);
+    return;
+  }
   const ranges = calibrate(wt, train, 1000);
   const int8 = exportDigitsInt8(wt, ranges);
   const int8Acc = await ortAccuracy(int8, held);
   console.log(`int8 QDQ ONNX in ONNX Runtime: held-out accuracy ${(int8Acc * 100).toFixed(2)}% (fp32 ${(fp32Acc * 100).toFixed(2)}%)`);
-  const int8Dir = path.join(root, 'models/digits-int8');
   writePackage(int8Dir, {
     ...common,
     version: '1.0.0-int8',

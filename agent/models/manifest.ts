@@ -64,7 +64,11 @@ export const ManifestSchema = Type.Object({
   }, Strict), { description: 'every file of the package but manifest.json and its signature' }),
 }, Strict);
 
-export type Manifest = Static<typeof ManifestSchema>;
+/** The quantizing tool and the build add their own keys to these two objects. */
+export type Manifest = Static<typeof ManifestSchema> & {
+  quantization: Record<string, unknown>;
+  evaluation?: Record<string, unknown>;
+};
 export type TensorSpecManifest = Static<typeof TensorSpecSchema>;
 
 const ajv = new Ajv({ allErrors: true, strict: true, formats: { 'date-time': (s: string) => !Number.isNaN(Date.parse(s)) } });
