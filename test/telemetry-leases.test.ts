@@ -137,6 +137,7 @@ t.test('bad input gets a clear error and is not accepted', async (t) => {
   t.throws(() => b.record('metrics', 'x'.repeat(2000)), { code: 'EDGE_TELEMETRY_INVALID', message: /2002 bytes, the limit is 1000/ });
   t.throws(() => b.record('metrics', 1, { priority: 12 }), { code: 'EDGE_TELEMETRY_INVALID', message: /priority must be an integer 0..9/ });
   t.throws(() => b.lease(10), { code: 'EDGE_TELEMETRY_INVALID', message: /maxBytes must be an integer >= 1024/ });
+  await t.rejects(b.whenCommitted(99), { code: 'EDGE_TELEMETRY_INVALID', message: /no record has sequence number 99 yet/ });
   t.equal(b.stats().accepted, 0, 'nothing was accepted');
   t.equal(b.record('metrics', 1), 1, 'the buffer still works and the refused records used no sequence numbers');
   b.stopSync();

@@ -314,6 +314,9 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   whenCommitted(seq: number): Promise<void> {
     if (seq <= this.#committedSeq) return Promise.resolve();
     if (!this.#db) return Promise.reject(Errors.TELEMETRY_CLOSED());
+    if (!Number.isSafeInteger(seq) || seq >= this.#nextSeq) {
+      return Promise.reject(Errors.TELEMETRY_INVALID(`no record has sequence number ${seq} yet (last is ${this.#nextSeq - 1})`));
+    }
     return new Promise((resolve, reject) => this.#waiters.push({ seq, resolve, reject }));
   }
 
