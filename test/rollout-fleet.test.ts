@@ -1,0 +1,76 @@
+// A staged rollout across a small fleet of real agents on a real Mosquitto: a good version
+// goes through every stage to 100%; a version that outputs NaN is rolled back by its canary
+// without a person, and the controller halts the rollout at the first stage.
+import t from 'tap';
+import { publishPackage } from '../controller/publish.js';
+import { RolloutLoop } from '../controller/rollout/loop.js';
+import { planRollout } from '../controller/rollout/driver.js';
+import { DEFAULT_GATES } from '../controller/rollout/plan.js';
+import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
+import { digitBatch, FP32, tempDir } from './helpers/model-packages.js';
+import { variantPackage } from './helpers/variant-models.js';
+import { waitFor } from './helpers/wait.js';
+import { startAgent, startController, type TestAgent } from './fleet-support.js';
+
+t.test('canary rollout: a good version reaches 100%, a bad one halts at stage 1', async (t) => {
+  const broker = await startMosquitto();
+  t.teardown(() => destroyMosquitto(broker));
+  const ctl = await startController(broker.url);
+  t.teardown(() => ctl.stop());
+  const loop = new RolloutLoop(ctl.ctl, () => undefined, 200);
+  loop.start();
+  t.teardown(() => loop.stop());
+
+  const agents: TestAgent[] = [];
+  for (let i = 0; i < 4; i++) {
+    agents.push(await startAgent(broker.url, `pi-${i}`, {
+      models: [{ name: 'digits', package: FP32, backend: 'ort' }],
+      mqtt: { groups: ['lab'] },
+      rollout: { probation: { minInferences: 5, minSeconds: 0 } },
+    }));
+  }
+  t.teardown(async () => { for (const a of agents) await a.stop(); });
+  await waitFor(() => ctl.store.groupMembers('lab').length === 4, { what: 'four devices in group lab' });
+
+  // Steady traffic on every device, so probation has inferences to judge.
+  let traffic = true;
+  const batch = digitBatch(0, 1);
+  const body = JSON.stringify({ inputs: { input: { shape: batch.shape, data: Array.from(batch.data) } } });
+  const served = new Map<string, string>();
+  const drive = (async () => {
+    while (traffic) {
+      for (const a of agents) {
+        const r = await fetch(`${a.agent.url}/v1/models/digits/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).catch(() => undefined);
+        if (r?.ok) served.set(a.agent.config.deviceId, ((await r.json()) as { version: string }).version);
+      }
+      await new Promise((r) => setTimeout(r, 20)); // pacing of the workload, not a wait for a condition
+    }
+  })();
+  t.teardown(async () => { traffic = false; await drive; });
+
+  const good = publishPackage(ctl.store, variantPackage('good', '1.1.0', tempDir()), {});
+  await good;
+  const r1 = planRollout(loop.store, { model: 'digits', version: '1.1.0', group: 'lab', stages: [25, 100], gates: DEFAULT_GATES });
+  loop.kick();
+  await waitFor(() => loop.store.get(r1.id)!.state === 'completed', { timeoutMs: 60_000, what: `rollout 1.1.0 completed: ${JSON.stringify(loop.driver.status(r1.id).stages)}` });
+  await waitFor(() => agents.every((a) => served.get(a.agent.config.deviceId) === '1.1.0'), { what: 'every device serves 1.1.0' });
+  t.pass('1.1.0 went through both stages and every device serves it');
+  const st = loop.driver.status(r1.id);
+  t.equal(st.stages[0]!.devices.length, 1, 'the first stage had one canary');
+  t.equal(st.stages[1]!.devices.length, 3, 'the second stage took the rest');
+
+  await publishPackage(ctl.store, variantPackage('nan', '2.0.0', tempDir()), {});
+  const r2 = planRollout(loop.store, { model: 'digits', version: '2.0.0', group: 'lab', stages: [25, 100], gates: DEFAULT_GATES });
+  loop.kick();
+  await waitFor(() => loop.store.get(r2.id)!.state === 'halted', { timeoutMs: 60_000, what: `rollout 2.0.0 halted: ${JSON.stringify(loop.driver.status(r2.id).stages)}` });
+  const halted = loop.store.get(r2.id)!;
+  t.equal(halted.stageIndex, 0, 'halted at the first stage');
+  t.match(halted.reason, /failed digits@2.0.0 at stage 1/);
+  const canary = loop.driver.status(r2.id).stages[0]!.devices[0]!;
+  t.match(canary, { state: 'rolled_back' }, 'the canary rolled itself back');
+  const others = agents.map((a) => a.agent.config.deviceId).filter((d) => d !== canary.id);
+  const desiredVersions = (d: string): string[] => (ctl.store.desired(`device:${d}`)?.models ?? []).map((m) => String(m.version));
+  t.same(others.map(desiredVersions), others.map(() => ['1.1.0']), 'no other device was ever told to run 2.0.0');
+  await waitFor(() => served.get(canary.id) === '1.1.0', { what: 'the canary serves 1.1.0 again' });
+  t.ok(others.every((d) => served.get(d) === '1.1.0'), 'the rest of the fleet kept serving 1.1.0');
+});
