@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // edge-fleet: the reference fleet controller (docs/protocol.md). `serve` keeps the database
 // current; the other commands read it or talk to devices through the broker.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { ID_PATTERN } from '../agent/fleet/topics.js';
+import { signCommand } from '../agent/security/command-signing.js';
 import { AGENT_VERSION } from '../agent/version.js';
 import { connectFleet } from './connect.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
@@ -165,13 +166,17 @@ export function buildFleetCli(): Command {
     .option('--broker <url>', 'broker URL', DEFAULT_BROKER)
     .option('--db <file>', 'record the command and reply in this database (when it exists)', DEFAULT_DB)
     .option('--timeout <ms>', 'how long to wait for the reply', positiveInt, 15_000)
+    .option('--sign-key <file>', 'sign the command with this ed25519 private key (PEM), for devices with security.commands.requireSignature')
     .option('--json', 'print the whole reply as JSON')
-    .action(async (device: string, name: string, o: { args: unknown; broker: string; db: string; timeout: number; json?: boolean }) => {
+    .action(async (device: string, name: string, o: { args: unknown; broker: string; db: string; timeout: number; signKey?: string; json?: boolean }) => {
+      const key = o.signKey ? readFileSync(o.signKey, 'utf8') : undefined;
       const store = existsSync(o.db) ? new FleetStore(o.db) : undefined;
       const reply = await withClient(o.broker, async ({ client, protocolVersion }) => {
         const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
         store?.commandSent(id, device, name, o.args);
-        return sendCommand(client, protocolVersion, device, name, o.args, { timeoutMs: o.timeout, id });
+        return sendCommand(client, protocolVersion, device, name, o.args, {
+          timeoutMs: o.timeout, id, sign: key ? (cmd) => signCommand(cmd, device, key) : undefined,
+        });
       });
       if (reply.id) store?.commandReplied(reply.id, device, reply);
       store?.close();

@@ -22,7 +22,7 @@ export async function sendCommand(
   deviceId: string,
   name: string,
   args: unknown,
-  opts: { timeoutMs?: number; id?: string } = {},
+  opts: { timeoutMs?: number; id?: string; sign?: (cmd: { id: string; name: string; args: unknown }) => object } = {},
 ): Promise<CommandReply> {
   const id = opts.id ?? randomUUID();
   const replyTopic = protocolVersion === 5 ? `edge-fleet/replies/${client.options.clientId}` : topics.cmdRes(deviceId);
@@ -50,7 +50,8 @@ export async function sendCommand(
       client.on('message', onMessage);
       const pub: IClientPublishOptions = { qos: 1 };
       if (protocolVersion === 5) pub.properties = { responseTopic: replyTopic, correlationData: Buffer.from(id), contentType: 'application/json' };
-      client.publish(topics.cmd(deviceId), JSON.stringify({ id, name, args: args ?? {} }), pub, (err) => {
+      const cmd = { id, name, args: args ?? {} };
+      client.publish(topics.cmd(deviceId), JSON.stringify(opts.sign ? opts.sign(cmd) : cmd), pub, (err) => {
         if (err) {
           clearTimeout(timer);
           client.removeListener('message', onMessage);

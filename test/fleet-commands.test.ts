@@ -6,6 +6,10 @@ import { spawn } from 'node:child_process';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { waitFor } from './helpers/wait.js';
 import { startAgent, watcher } from './fleet-support.js';
+import { generateKeyPair } from '../agent/security/signing.js';
+import { signCommand } from '../agent/security/command-signing.js';
+import { connectFleet } from '../controller/connect.js';
+import { sendCommand } from '../controller/requests.js';
 
 function run(cmd: string, args: string[]): { done: Promise<number>; out: () => string } {
   const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -90,4 +94,18 @@ t.test('commands with mosquitto_pub / mosquitto_sub as the client', async (t) =>
     t.equal(byId().get('f-1')?.ok, true, JSON.stringify(byId().get('f-1')));
     t.equal(a.agent.telemetry.stats().depth, 0, 'the buffer is empty after the flush');
   });
+});
+
+t.test('signed commands: a device that requires signatures refuses unsigned ones', async (t) => {
+  const broker = await startMosquitto();
+  t.teardown(() => destroyMosquitto(broker));
+  const keys = generateKeyPair();
+  const a = await startAgent(broker.url, 'cmd-signed', { security: { requireSignedPackages: false, commands: { requireSignature: true, controllerKeys: [keys.publicKeyPem] } } });
+  t.teardown(() => a.stop());
+  const c = await connectFleet(broker.url, { clientId: 'signer', clean: true });
+  t.teardown(() => c.client.endAsync());
+  const signed = await sendCommand(c.client, c.protocolVersion, 'cmd-signed', 'ping', {}, { sign: (cmd) => signCommand(cmd, 'cmd-signed', keys.privateKeyPem) });
+  t.match(signed, { ok: true, result: { pong: true } }, 'a signed command runs');
+  const unsigned = await sendCommand(c.client, c.protocolVersion, 'cmd-signed', 'ping', {});
+  t.match(unsigned, { ok: false, error: { code: 'EDGE_COMMAND_SIGNATURE' } }, 'an unsigned one is refused with the signature error');
 });
