@@ -14,7 +14,7 @@ import { waitFor } from './helpers/wait.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = path.join(root, 'test/fixtures/telemetry-writer.ts');
-const KILLS = Number(process.env.TELEMETRY_CRASH_KILLS ?? 10);
+const KILLS = Number(process.env.TELEMETRY_CRASH_KILLS ?? 8);
 
 // The writer is bundled once to plain JavaScript (esbuild, the compiler tsx itself uses), so
 // each of the many restarts costs a Node start, not a TypeScript compile of the agent.
