@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchPackage, formatBench, type BenchResult } from '../tools/edge-model/bench.js';
+import { benchPackage, formatBench, headToHead, type BenchResult, type HeadToHead } from '../tools/edge-model/bench.js';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '..');
@@ -17,6 +17,15 @@ const arg = (flag: string, dflt: string): string => {
 };
 const runs = Number(arg('--runs', '2000'));
 const threads = Number(arg('--threads', '1'));
+
+if (args.includes('--head-to-head')) {
+  try {
+    process.stdout.write(JSON.stringify(await headToHead(arg('--package', ''), runs, threads)) + '\n');
+  } catch (err) {
+    process.stdout.write(JSON.stringify({ error: (err as Error).message }) + '\n');
+  }
+  process.exit(0);
+}
 
 if (args.includes('--child')) {
   try {
@@ -38,7 +47,7 @@ const CASES: [string, 'ort' | 'native'][] = [
 console.log(`bench:models  runs=${runs} threads=${threads} batch=1  node ${process.version}  ${process.platform}/${process.arch}`);
 const results = new Map<string, BenchResult>();
 for (const [pkg, backend] of CASES) {
-  const child = spawnSync(process.execPath, [...process.execArgv, here, '--child', '--package', path.join(root, pkg), '--backend', backend, '--runs', String(runs), '--threads', String(threads)], { encoding: 'utf8' });
+  const child = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', here, '--child', '--package', path.join(root, pkg), '--backend', backend, '--runs', String(runs), '--threads', String(threads)], { encoding: 'utf8' });
   const line = child.stdout.trim().split('\n').at(-1) ?? '';
   const parsed = line.startsWith('{') ? (JSON.parse(line) as BenchResult & { error?: string }) : undefined;
   if (!parsed || parsed.error) {
@@ -51,14 +60,29 @@ for (const [pkg, backend] of CASES) {
   console.log(formatBench(r));
 }
 
+// The latency ratio from one process running both backends alternately (same load for both).
+const h2hChild = spawnSync(process.execPath, [...process.execArgv, here, '--head-to-head', '--package', path.join(root, 'models/digits-int8'), '--runs', String(runs), '--threads', String(threads)], { encoding: 'utf8' });
+const h2hLine = h2hChild.stdout.trim().split('\n').at(-1) ?? '';
+const h2h = h2hLine.startsWith('{') ? (JSON.parse(h2hLine) as HeadToHead & { error?: string }) : undefined;
+console.log('');
+if (h2h && !h2h.error) {
+  console.log(`head-to-head digits-int8, one process, alternating, ${runs} runs each:`);
+  console.log(`  ort    p50 ${h2h.ort.p50Ms.toFixed(3)} ms  p99 ${h2h.ort.p99Ms.toFixed(3)} ms`);
+  console.log(`  native p50 ${h2h.native.p50Ms.toFixed(3)} ms  p99 ${h2h.native.p99Ms.toFixed(3)} ms`);
+} else {
+  console.log(`head-to-head digits-int8: n/a: ${h2h?.error ?? h2hChild.stderr.trim().split('\n').at(-1)}`);
+}
+
 const ortInt8 = results.get('digits-int8/ort');
 const nativeInt8 = results.get('digits-int8/native');
 const fp32 = results.get('digits-fp32/ort');
-console.log('');
+if (h2h && !h2h.error) {
+  const ratio = h2h.native.p50Ms / h2h.ort.p50Ms;
+  console.log(`native int8 p50 / ort int8 p50 = ${ratio.toFixed(3)}x (head-to-head)  (target <= 0.5x: ${ratio <= 0.5 ? 'met' : 'NOT met'})`);
+  console.log(`native int8 p99 / ort int8 p99 = ${(h2h.native.p99Ms / h2h.ort.p99Ms).toFixed(3)}x (head-to-head)`);
+}
 if (ortInt8 && nativeInt8) {
-  const ratio = nativeInt8.p50Ms / ortInt8.p50Ms;
-  console.log(`native int8 p50 / ort int8 p50 = ${ratio.toFixed(3)}x  (target <= 0.5x: ${ratio <= 0.5 ? 'met' : 'NOT met'})`);
-  console.log(`native int8 p99 / ort int8 p99 = ${(nativeInt8.p99Ms / ortInt8.p99Ms).toFixed(3)}x`);
+  console.log(`native int8 p50 / ort int8 p50 = ${(nativeInt8.p50Ms / ortInt8.p50Ms).toFixed(3)}x (separate processes)`);
   console.log(`native int8 throughput / ort int8 throughput = ${(nativeInt8.throughputPerSec / ortInt8.throughputPerSec).toFixed(3)}x`);
   console.log(`native int8 rss added / ort int8 rss added = ${(nativeInt8.rssAddedMiB / Math.max(0.1, ortInt8.rssAddedMiB)).toFixed(3)}x`);
 } else {

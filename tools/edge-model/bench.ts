@@ -65,6 +65,7 @@ export async function benchPackage(target: string, opts: BenchOptions): Promise<
     };
     const inputsFor = (i: number) => ({ [spec.name]: one(i) });
     for (let i = 0; i < (opts.warmup ?? 20); i++) await m.backend.run(inputsFor(i));
+    global.gc?.();
     const rssAdded = (process.memoryUsage().rss - rssBefore) / (1024 * 1024);
     const times: number[] = [];
     const t0 = performance.now();
@@ -112,6 +113,52 @@ export async function benchPackage(target: string, opts: BenchOptions): Promise<
     };
   } finally {
     await m.close();
+  }
+}
+
+export interface HeadToHead {
+  package: string;
+  runs: number;
+  /** Per backend: p50 and p99 (ms) at batch 1, measured alternately in one process. */
+  ort: { p50Ms: number; p99Ms: number };
+  native: { p50Ms: number; p99Ms: number };
+}
+
+/**
+ * The same package on both backends in one process, alternating inference by inference
+ * (and which goes first), so both see the same machine load: the fair latency ratio.
+ */
+export async function headToHead(target: string, runs: number, threads = 1): Promise<HeadToHead> {
+  const digits = heldOutDigits();
+  const a = await openModel(target, 'ort', { threads });
+  try {
+    const b = await openModel(target, 'native', { threads });
+    try {
+      const name = a.pkg.manifest.inputs[0]!.name;
+      const x = (i: number) => ({ [name]: { dtype: 'float32' as const, shape: [1, 1, 28, 28], data: digits.images.slice((i % digits.count) * DIGIT_PIXELS, ((i % digits.count) + 1) * DIGIT_PIXELS) } });
+      for (let i = 0; i < 50; i++) { await a.backend.run(x(i)); await b.backend.run(x(i)); }
+      const ta: number[] = [], tb: number[] = [];
+      const time = async (m: typeof a, input: ReturnType<typeof x>, into: number[]) => {
+        const s = performance.now();
+        await m.backend.run(input);
+        into.push(performance.now() - s);
+      };
+      for (let i = 0; i < runs; i++) {
+        const input = x(i);
+        if (i % 2) { await time(a, input, ta); await time(b, input, tb); } else { await time(b, input, tb); await time(a, input, ta); }
+      }
+      ta.sort((p, q) => p - q);
+      tb.sort((p, q) => p - q);
+      return {
+        package: target, runs,
+        ort: { p50Ms: round(quantile(ta, 0.5)), p99Ms: round(quantile(ta, 0.99)) },
+        native: { p50Ms: round(quantile(tb, 0.5)), p99Ms: round(quantile(tb, 0.99)) },
+      };
+    } finally {
+      await b.close();
+    }
+  } finally {
+    await a.close();
   }
 }
 
