@@ -166,6 +166,8 @@ export class ModelRuntime implements Component {
         slot.active = slot.previous = undefined;
         await slot.shadow?.stop();
         slot.shadow = undefined;
+        await slot.ab?.version.dispose();
+        slot.ab = undefined;
         for (const v of versions) await v?.dispose();
       }).catch((err) => this.#ctx.log.warn({ model: slot.name, err: describe(err) }, 'unloading model'));
     }
@@ -210,6 +212,7 @@ export class ModelRuntime implements Component {
         loading: slot.loading,
         lastError: slot.lastError,
         shadow: slot.shadow?.summary(),
+        ab: slot.ab ? { version: slot.ab.version.version, fraction: slot.ab.fraction, served: slot.ab.served } : undefined,
         queueDepth: slot.queue.depth,
       });
     }
@@ -295,6 +298,35 @@ export class ModelRuntime implements Component {
     });
   }
 
+  /** A/B: serves `fraction` of `name`'s requests from a candidate package (answers included). */
+  startAB(name: string, packagePath: string, fraction: number, backend: BackendRequest = 'auto'): Promise<VersionSummary> {
+    if (!(fraction > 0 && fraction < 1)) return Promise.reject(Errors.BAD_REQUEST(`A/B fraction must be between 0 and 1 (exclusive), got ${fraction}`));
+    const slot = this.#slots.get(name);
+    if (!slot) return Promise.reject(this.#notFound(name));
+    return slot.serialize(async () => {
+      const version = await this.#load(slot, packagePath, backend, 'shadow');
+      const old = slot.ab;
+      slot.ab = { version, fraction, served: { a: 0, b: 0 } };
+      if (old) void old.version.dispose();
+      const summary = this.#summary(name, version);
+      this.#ctx.log.info({ ...summary, fraction }, 'A/B split started');
+      return summary;
+    });
+  }
+
+  /** Ends an A/B split; the candidate is unloaded. Returns how many requests each arm served. */
+  stopAB(name: string): Promise<{ version: string; fraction: number; served: { a: number; b: number } } | undefined> {
+    const slot = this.#slots.get(name);
+    if (!slot) return Promise.reject(this.#notFound(name));
+    return slot.serialize(async () => {
+      const ab = slot.ab;
+      slot.ab = undefined;
+      if (!ab) return undefined;
+      await ab.version.dispose();
+      return { version: ab.version.version, fraction: ab.fraction, served: ab.served };
+    });
+  }
+
   stopShadow(name: string): Promise<Record<string, unknown> | undefined> {
     const slot = this.#slots.get(name);
     if (!slot) return Promise.reject(this.#notFound(name));
@@ -318,7 +350,11 @@ export class ModelRuntime implements Component {
     let started = 0;
     const { version, out, ms } = await slot.queue.run(async () => {
       started = performance.now();
-      const version = slot.active;
+      // A/B: this request's arm is drawn per request; arm B is the candidate.
+      const ab = slot.ab;
+      const armB = ab !== undefined && Math.random() < ab.fraction;
+      if (ab) ab.served[armB ? 'b' : 'a']++;
+      const version = armB ? ab!.version : slot.active;
       if (!version) throw this.#notLoaded(slot);
       // A swap while this request waited may have changed what the model accepts.
       const again = inputProblem(version.pkg.manifest.inputs, inputs);

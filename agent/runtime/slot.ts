@@ -1,5 +1,5 @@
 // Where one served model lives: the active version (serving), the previous one (kept loaded
-// for an instant rollback), an optional shadow candidate, its queue, and the last load error.
+// for an instant rollback), an optional shadow or A/B candidate, its queue, and the last load error.
 import type { BackendRequest } from './choose.js';
 import type { ModelVersion } from './model-version.js';
 import type { InferenceQueue } from './queue.js';
@@ -19,6 +19,8 @@ export class ModelSlot {
   active: ModelVersion | undefined;
   previous: ModelVersion | undefined;
   shadow: ShadowRun | undefined;
+  /** A/B: a candidate that serves this share of requests (its answers are returned). */
+  ab: { version: ModelVersion; fraction: number; served: { a: number; b: number } } | undefined;
   /** The package being loaded right now (a hot swap in progress). */
   loading: string | undefined;
   lastError: LoadFailure | undefined;
