@@ -146,8 +146,13 @@ T* external(const Napi::CallbackInfo& info, size_t i, const char* fn) {
 }
 template <class T>
 Napi::Value wrap(Napi::Env env, std::unique_ptr<T> p, size_t bytes) {
-  auto ext = Napi::External<T>::New(env, p.release(), [](Napi::Env, T* t) { delete t; });
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
+  // Tell V8 how much native memory the handle keeps alive, and give it back when collected.
+  const int64_t n = static_cast<int64_t>(bytes);
+  auto ext = Napi::External<T>::New(env, p.release(), [n](Napi::Env e, T* t) {
+    delete t;
+    Napi::MemoryManagement::AdjustExternalMemory(e, -n);
+  });
+  Napi::MemoryManagement::AdjustExternalMemory(env, n);
   return ext;
 }
 
