@@ -1,0 +1,90 @@
+// API contracts: errors instead of damage (arena too small, bad arguments), the thread pool
+// runs every task exactly once, variants that the CPU lacks are refused.
+#include <atomic>
+
+#include "kernels/kernels.h"
+#include "test_util.h"
+
+namespace edge::test {
+using namespace edge::kernels;
+
+void run_api_tests(Rng& rng) {
+  // Thread pool: every task once, thread ids in range, reusable.
+  {
+    ThreadPool pool(3);
+    for (int round = 0; round < 20; ++round) {
+      const int tasks = rng.uniform(1, 200);
+      std::vector<std::atomic<int>> seen(tasks);
+      std::atomic<int> bad_thread{0};
+      auto fn = [&](int t, int thread) {
+        seen[t].fetch_add(1);
+        if (thread < 0 || thread >= 3) bad_thread.fetch_add(1);
+      };
+      pool.parallel_for(tasks, TaskRef(fn));
+      bool once = true;
+      for (auto& s : seen) once = once && s.load() == 1;
+      expect(once && bad_thread.load() == 0, fmt("thread pool round %d: %d tasks each ran once", round, tasks));
+    }
+  }
+  // GEMM refuses an arena smaller than gemm_scratch_bytes() and leaves the output alone.
+  {
+    std::vector<int8_t> b(64 * 40, 3);
+    WeightsSource src;
+    src.data = b.data();
+    src.K = 64;
+    src.N = 40;
+    std::unique_ptr<PackedWeights> w;
+    expect(pack_gemm_weights(src, &w).ok(), "pack 64x40");
+    std::vector<uint8_t> a(7 * 64, 1), c(7 * 40, 0x77);
+    const float scale = 0.01f;
+    GemmArgs g;
+    g.M = 7;
+    g.a = a.data();
+    g.c = c.data();
+    g.out = OutputSpec::quantized(QType::U8, &scale, 1, 0);
+    const size_t need = gemm_scratch_bytes(*w, 7, 1);
+    std::vector<uint8_t> mem(need);
+    Arena small(mem.data(), need / 2);
+    Status st = gemm(*w, g, small);
+    bool untouched = true;
+    for (uint8_t v : c) untouched = untouched && v == 0x77;
+    expect(!st.ok() && untouched, "gemm with a short arena fails and writes nothing");
+    expect(small.mark() == 0, "a failed gemm leaves the arena as it found it");
+    Arena enough(mem.data(), need);
+    expect(gemm(*w, g, enough).ok() && enough.mark() == 0, "gemm with gemm_scratch_bytes() succeeds and releases its scratch");
+    GemmArgs bad = g;
+    bad.a_zero_point = 300;
+    expect(!gemm(*w, bad, enough).ok(), "gemm refuses a uint8 zero point of 300");
+    bad = g;
+    bad.out.clamp_min = 200;
+    bad.out.clamp_max = 100;
+    expect(!gemm(*w, bad, enough).ok(), "gemm refuses clamp_min > clamp_max");
+    src.zero_point_count = 3;
+    expect(!pack_gemm_weights(src, &w).ok(), "pack refuses 3 zero points for N = 40");
+    src.zero_point_count = 1;
+    src.K = 40000;
+    expect(!pack_gemm_weights(src, &w).ok(), "pack refuses K beyond the int32-exact limit");
+  }
+  // Conv shapes are checked.
+  {
+    ConvShape s;
+    s.H = s.W = 4;
+    s.C = 6;
+    s.out_channels = 4;
+    s.groups = 4;
+    expect(check_conv_shape(s) != nullptr, "conv refuses groups that do not divide C");
+    s.groups = 2;
+    s.kernel_h = s.kernel_w = 7;
+    expect(check_conv_shape(s) != nullptr, "conv refuses a kernel larger than the padded input");
+  }
+  // Variants: the active one is supported; an unsupported one is refused.
+  {
+    expect(variant_supported(active_variant()), fmt("active variant %s is supported", active_variant_name()));
+    for (int i = 0; i < static_cast<int>(Variant::Count); ++i) {
+      const Variant v = static_cast<Variant>(i);
+      if (!variant_supported(v)) expect(!set_active_variant(v).ok(), fmt("set_active_variant(%s) refused here", variant_name(v)));
+    }
+  }
+}
+
+}  // namespace edge::test
