@@ -40,6 +40,11 @@ t.test('synchronous=normal: alerts are durable "full": each commit fsyncs the WA
   t.ok(n >= 20, `${n} WAL fsyncs for 20 commits`);
 });
 
+t.test('synchronous=normal: record(..., { durable: "full" }) fsyncs the commit holding it', async (t) => {
+  const n = walSyncs(t, 'normal', 'metrics', 'durable');
+  t.ok(n >= 20, `${n} WAL fsyncs for 20 commits`);
+});
+
 t.test('synchronous=full: each commit fsyncs the WAL', async (t) => {
   const n = walSyncs(t, 'full', 'metrics');
   t.ok(n >= 20, `${n} WAL fsyncs for 20 commits`);
