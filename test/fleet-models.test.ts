@@ -75,17 +75,6 @@ t.test('deploy -> download -> verify -> activate -> reported', async (t) => {
     t.ok(status, 'the status message lists 1.1.0');
   });
 
-  await t.test('models.rollback and models.activate by command', async (t) => {
-    const back = await sendCommand(c.ctl.client!, c.ctl.protocolVersion, 'model-dev', 'models.rollback', { name: 'digits' });
-    t.equal(back.ok, true, JSON.stringify(back));
-    t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, '1.0.0', 'rolled back to 1.0.0');
-    const fwd = await sendCommand(c.ctl.client!, c.ctl.protocolVersion, 'model-dev', 'models.activate', { name: 'digits', version: '1.1.0' });
-    t.equal(fwd.ok, true, JSON.stringify(fwd));
-    t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, '1.1.0', 'the installed 1.1.0 is active again');
-    const missing = await sendCommand(c.ctl.client!, c.ctl.protocolVersion, 'model-dev', 'models.activate', { name: 'digits', version: '9.9.9' });
-    t.match(missing, { ok: false, error: { code: 'EDGE_FLEET_UNAVAILABLE', message: /not installed/ } });
-  });
-
   await t.test('a partial download resumes after its last verified chunk', async (t) => {
     const art = await publishPackage(c.store, v120, { chunkSize: 1024 });
     const bytes = Buffer.concat(art.chunks.map((_, i) => c.store.chunk(art.sha256, i)!));
@@ -104,6 +93,25 @@ t.test('deploy -> download -> verify -> activate -> reported', async (t) => {
     t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, '1.2.0');
   });
 
+  await t.test('models.activate and models.rollback by command', async (t) => {
+    const send = (name: string, args: unknown) => sendCommand(c.ctl.client!, c.ctl.protocolVersion, 'model-dev', name, args);
+    const version = (): unknown => a.agent.models.list().find((m) => m.name === 'digits')?.version;
+    const fwd = await send('models.activate', { name: 'digits', version: '1.1.0' });
+    t.match(fwd, { ok: true, result: { name: 'digits', version: '1.1.0', previous: '1.2.0' } }, 'an installed version, without a download');
+    t.equal(version(), '1.1.0');
+    const back = await send('models.rollback', { name: 'digits' });
+    t.equal(back.ok, true, JSON.stringify(back));
+    const now = (back.result as { version: string }).version;
+    t.not(now, '1.1.0', `rolled back from 1.1.0 (to ${now}, the runtime's choice of the last good version)`);
+    t.equal(version(), now, 'the reply names the version now active');
+    const again = await send('models.activate', { name: 'digits', version: '1.1.0' });
+    t.equal(again.ok, false, `a rolled-back version is refused: ${JSON.stringify(again.error)}`);
+    t.match(again.error?.code, /^EDGE_/);
+    t.equal(version(), now, 'and the active version stays');
+    const missing = await send('models.activate', { name: 'digits', version: '9.9.9' });
+    t.match(missing, { ok: false, error: { code: 'EDGE_FLEET_UNAVAILABLE', message: /not installed/ } });
+  });
+
   await t.test('an unsigned package is refused and the current version stays', async (t) => {
     const bad = path.join(work.dir, 'digits-2.0.0');
     cpSync(v120, bad, { recursive: true });
@@ -111,11 +119,12 @@ t.test('deploy -> download -> verify -> activate -> reported', async (t) => {
     mf.version = '2.0.0';
     writeFileSync(path.join(bad, 'manifest.json'), JSON.stringify(mf)); // the old signature no longer matches
     const art = await publishPackage(c.store, bad);
+    const before = a.agent.models.list().find((m) => m.name === 'digits')?.version;
     await deploy(c.ctl.client!, c.store, { device: 'model-dev' }, art);
     const failed = await waitFor(() => (c.store.device('model-dev')?.reported as Report | null)?.models.find((m) => m.version === '2.0.0' && m.state === 'failed'),
       { timeoutMs: 30_000, what: '2.0.0 reported failed' });
     t.match(failed.reason, /signature/i, `the reason names the signature: ${failed.reason}`);
-    t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, '1.2.0', '1.2.0 still serves');
+    t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, before, `${String(before)} still serves`);
     t.notOk(existsSync(path.join(a.agent.config.dataDir, 'models/digits/2.0.0')), 'nothing installed');
   });
 });
