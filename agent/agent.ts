@@ -16,6 +16,7 @@ import { TelemetryBuffer } from './telemetry/buffer.js';
 import { FleetLink } from './fleet/link.js';
 import { SecurityPolicy } from './security/policy.js';
 import { ModelRollouts } from './rollout/model-rollouts.js';
+import { registerTelemetryRoutes } from './api/telemetry.js';
 import { ModelRuntime } from './runtime/model-runtime.js';
 import { registerModelRoutes } from './api/models.js';
 import { DriftMonitor } from './drift/monitor.js';
@@ -83,6 +84,7 @@ export class Agent {
     this.components.push(this.security);
     this.telemetry = new TelemetryBuffer(this.context);
     this.components.push(this.telemetry);
+    registerTelemetryRoutes(this.http, () => this.telemetry);
     this.models = new ModelRuntime(this.context, { record: (stream, payload) => this.telemetry.record(stream, payload) });
     // Slots first: they choose which installed version the runtime loads, and watch probation.
     this.rollouts = new ModelRollouts(this.context, { runtime: () => this.models, record: (stream, payload) => this.telemetry.record(stream, payload) });
