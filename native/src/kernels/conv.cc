@@ -190,20 +190,32 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
       const int n = row / OH, oh = row % OH;
       int32_t* acc = reinterpret_cast<int32_t*>(scratch + thread * stride);
       const uint8_t** ptrs = reinterpret_cast<const uint8_t**>(scratch + thread * stride + arena_bytes(sizeof(int32_t) * s.C));
-      for (int ow = 0; ow < OW; ++ow) {
-        for (int ky = 0; ky < s.kernel_h; ++ky) {
-          const int ih = oh * s.stride_h - s.pad_top + ky * s.dilation_h;
-          for (int kx = 0; kx < s.kernel_w; ++kx) {
-            const int iw = ow * s.stride_w - s.pad_left + kx * s.dilation_w;
-            ptrs[ky * s.kernel_w + kx] = (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W)
-                                             ? zrow
-                                             : x + ((static_cast<size_t>(n) * s.H + ih) * s.W + iw) * s.C;
+      // Locals: the pointer stores below would otherwise make the compiler reload s.* each time.
+      const int H = s.H, W = s.W, C = s.C, kh = s.kernel_h, kw = s.kernel_w, sw = s.stride_w, pl = s.pad_left;
+      const int dh = s.dilation_h, dw = s.dilation_w, ih0 = oh * s.stride_h - s.pad_top;
+      const bool rows_inside = ih0 >= 0 && ih0 + (kh - 1) * dh < H;
+      const uint8_t* const image = x + static_cast<size_t>(n) * H * W * C;
+      uint8_t* out = y + (static_cast<size_t>(n) * OH + oh) * OW * s.out_channels * esize;
+      const size_t out_step = static_cast<size_t>(s.out_channels) * esize;
+      if (taps_even != taps) ptrs[taps] = zrow;
+      for (int ow = 0; ow < OW; ++ow, out += out_step) {
+        const int iw0 = ow * sw - pl;
+        if (rows_inside && iw0 >= 0 && iw0 + (kw - 1) * dw < W) {
+          // Interior: every tap is the window's corner plus a fixed offset.
+          const uint8_t* corner = image + (static_cast<size_t>(ih0) * W + iw0) * C;
+          for (int ky = 0, t = 0; ky < kh; ++ky)
+            for (int kx = 0; kx < kw; ++kx, ++t) ptrs[t] = corner + (static_cast<size_t>(ky) * dh * W + kx * dw) * C;
+        } else {
+          for (int ky = 0, t = 0; ky < kh; ++ky) {
+            const int ih = ih0 + ky * dh;
+            for (int kx = 0; kx < kw; ++kx, ++t) {
+              const int iw = iw0 + kx * dw;
+              ptrs[t] = (ih < 0 || ih >= H || iw < 0 || iw >= W) ? zrow : image + (static_cast<size_t>(ih) * W + iw) * C;
+            }
           }
         }
-        if (taps_even != taps) ptrs[taps] = zrow;
-        vk.dw_pixel(ptrs, taps_even, wdw, s.C, x_xor, acc);
-        vk.finish_row(acc, s.C, colterm, nullptr, 0, args.out, args.out.scales,
-                      y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * s.out_channels * esize);
+        vk.dw_pixel(ptrs, taps_even, wdw, C, x_xor, acc);
+        vk.finish_row(acc, C, colterm, nullptr, 0, args.out, args.out.scales, out);
       }
     };
     parallel_for(pool, s.batch * OH, task);
