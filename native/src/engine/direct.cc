@@ -8,6 +8,10 @@
 #include <immintrin.h>
 #define EDGE_DIRECT_AVX2 1
 #endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#define EDGE_DIRECT_NEON 1
+#endif
 
 #include "kernels/cpu_features.h"
 #include "kernels/dispatch.h"
@@ -194,6 +198,73 @@ __attribute__((target("avx2,fma"))) void run_avx2(const kernels::ConvShape& s, i
 }
 #endif
 
+#if defined(EDGE_DIRECT_NEON)
+// NEON (AArch64): the AVX2 scheme with 4-lane registers; vcvtnq rounds half to even.
+template <int B, int P>
+inline void pixels_neon(const kernels::ConvShape& s, int Mp, const float* w, const int32_t* bias, const float* scales,
+                        const float* prow, size_t row, int ow, int M, float flo, float fhi, int32_t y_zp, uint8_t* out) {
+  const int C = s.C;
+  const size_t pstep = static_cast<size_t>(s.stride_w) * C;
+  float32x4_t a[P][B];
+  for (int p = 0; p < P; ++p)
+    for (int b = 0; b < B; ++b) a[p][b] = vdupq_n_f32(0);
+  const float* wt = w;
+  for (int kh = 0; kh < s.kernel_h; ++kh) {
+    const float* px = prow + static_cast<size_t>(kh) * s.dilation_h * row + static_cast<size_t>(ow) * pstep;
+    for (int kw = 0; kw < s.kernel_w; ++kw, px += s.dilation_w * C) {
+      for (int c = 0; c < C; ++c, wt += Mp) {
+        float32x4_t wv[B];
+        for (int b = 0; b < B; ++b) wv[b] = vld1q_f32(wt + 4 * b);
+        for (int p = 0; p < P; ++p) {
+          const float xv = px[p * pstep + c];
+          for (int b = 0; b < B; ++b) a[p][b] = vfmaq_n_f32(a[p][b], wv[b], xv);
+        }
+      }
+    }
+  }
+  const float32x4_t vlo = vdupq_n_f32(flo), vhi = vdupq_n_f32(fhi);
+  const int32x4_t vzp = vdupq_n_s32(y_zp);
+  for (int p = 0; p < P; ++p) {
+    uint8_t bytes[4 * B + 8];
+    for (int b = 0; b < B; ++b) {
+      const int32x4_t v = vaddq_s32(vcvtnq_s32_f32(a[p][b]), vld1q_s32(bias + 4 * b));
+      float32x4_t f = vmulq_f32(vcvtq_f32_s32(v), vld1q_f32(scales + 4 * b));
+      f = vminq_f32(vmaxq_f32(f, vlo), vhi);
+      const int32x4_t q = vaddq_s32(vcvtnq_s32_f32(f), vzp);
+      const uint16x4_t h = vqmovun_s32(q);
+      const uint8x8_t by = vqmovn_u16(vcombine_u16(h, h));
+      vst1_lane_u32(reinterpret_cast<uint32_t*>(bytes + 4 * b), vreinterpret_u32_u8(by), 0);
+    }
+    std::memcpy(out + static_cast<size_t>(p) * M, bytes, static_cast<size_t>(M));
+  }
+}
+
+template <int B>
+void run_neon(const kernels::ConvShape& s, int Mp, const float* w, const int32_t* bias, const float* scales,
+              const uint8_t* x, int32_t x_zp, int32_t y_zp, float flo, float fhi, uint8_t* y, float* padded) {
+  const int M = s.out_channels, OH = s.out_h(), OW = s.out_w(), C = s.C;
+  const int PH = s.H + s.pad_top + s.pad_bottom, PW = s.W + s.pad_left + s.pad_right;
+  const size_t row = static_cast<size_t>(PW) * C;
+  for (int n = 0; n < s.batch; ++n) {
+    const uint8_t* xn = x + static_cast<size_t>(n) * s.H * s.W * C;
+    std::memset(padded, 0, sizeof(float) * PH * row);
+    for (int h = 0; h < s.H; ++h) {
+      float* dst = padded + (h + s.pad_top) * row + static_cast<size_t>(s.pad_left) * C;
+      const uint8_t* src = xn + static_cast<size_t>(h) * s.W * C;
+      for (int i = 0; i < s.W * C; ++i) dst[i] = static_cast<float>(static_cast<int32_t>(src[i]) - x_zp);
+    }
+    for (int oh = 0; oh < OH; ++oh) {
+      const float* prow = padded + static_cast<size_t>(oh) * s.stride_h * row;
+      uint8_t* yrow = y + (static_cast<size_t>(n) * OH + oh) * OW * M;
+      constexpr int P = B <= 4 ? 4 : 2;
+      int ow = 0;
+      for (; ow + P <= OW; ow += P) pixels_neon<B, P>(s, Mp, w, bias, scales, prow, row, ow, M, flo, fhi, y_zp, yrow + static_cast<size_t>(ow) * M);
+      for (; ow < OW; ++ow) pixels_neon<B, 1>(s, Mp, w, bias, scales, prow, row, ow, M, flo, fhi, y_zp, yrow + static_cast<size_t>(ow) * M);
+    }
+  }
+}
+#endif
+
 }  // namespace
 
 void DirectConv::run(const uint8_t* x, int32_t x_zp, const int32_t* bias, const float* scales, int scale_count,
@@ -207,6 +278,20 @@ void DirectConv::run(const uint8_t* x, int32_t x_zp, const int32_t* bias, const 
     else if (B == 2) run_avx2<2>(s_, Mp_, w_.data(), bias_.data(), scales_.data(), x, x_zp, y_zp, flo, fhi, y, acc);
     else if (B == 3) run_avx2<3>(s_, Mp_, w_.data(), bias_.data(), scales_.data(), x, x_zp, y_zp, flo, fhi, y, acc);
     else run_avx2<4>(s_, Mp_, w_.data(), bias_.data(), scales_.data(), x, x_zp, y_zp, flo, fhi, y, acc);
+    return;
+  }
+#endif
+#if defined(EDGE_DIRECT_NEON)
+  if (simd_ && Mp_ <= 32) {
+    const float* wd = w_.data();
+    const int32_t* bd = bias_.data();
+    const float* sd = scales_.data();
+    switch (Mp_ / 8) {  // Mp is a multiple of 8: 2, 4, 6 or 8 blocks of 4
+      case 1: run_neon<2>(s_, Mp_, wd, bd, sd, x, x_zp, y_zp, flo, fhi, y, acc); break;
+      case 2: run_neon<4>(s_, Mp_, wd, bd, sd, x, x_zp, y_zp, flo, fhi, y, acc); break;
+      case 3: run_neon<6>(s_, Mp_, wd, bd, sd, x, x_zp, y_zp, flo, fhi, y, acc); break;
+      default: run_neon<8>(s_, Mp_, wd, bd, sd, x, x_zp, y_zp, flo, fhi, y, acc); break;
+    }
     return;
   }
 #endif
