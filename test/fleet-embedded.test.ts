@@ -7,6 +7,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './helpers/ports.js';
+import { FleetStore } from '../controller/store.js';
 import { waitFor, WaitAbort } from './helpers/wait.js';
 import { SERVING, startAgent, tempDir } from './fleet-support.js';
 
@@ -46,16 +47,18 @@ t.test('embedded broker, MQTT 3.1.1 fallback and the edge-fleet commands', async
     return out.includes('"ready":true');
   }, { timeoutMs: 30_000, what: `edge-fleet serve to be ready (${out})` });
   const url = `mqtt://127.0.0.1:${port}`;
+  // Polling reads the database directly; each edge-fleet command runs once for its assertions.
+  let opened: FleetStore | undefined;
+  const store = (): FleetStore => (opened ??= new FleetStore(db));
+  t.teardown(() => opened?.close());
 
   const a = await startAgent(url, 'emb-dev', { mqtt: { protocolVersion: 5 } });
   t.teardown(() => a.stop());
   t.equal(a.link.protocolVersion, 4, 'the agent fell back to MQTT 3.1.1');
 
   await t.test('devices and cmd', async (t) => {
-    const devices = await waitFor(async () => {
-      const d = await json<{ deviceId: string; state: string; status: { mqtt: { fellBack: boolean } } }[]>(['devices', '--db', db]);
-      return d.find((x) => x.deviceId === 'emb-dev' && x.state === 'online') && d;
-    }, { timeoutMs: 20_000, intervalMs: 300, what: 'emb-dev listed online' });
+    await waitFor(() => store().device('emb-dev')?.state === 'online', { timeoutMs: 20_000, what: 'emb-dev online in the database' });
+    const devices = await json<{ deviceId: string; state: string; status: { mqtt: { fellBack: boolean } } }[]>(['devices', '--db', db]);
     t.equal(devices.find((d) => d.deviceId === 'emb-dev')!.status.mqtt.fellBack, true, 'its status says it fell back');
     const table = await fleet(['devices', '--db', db]);
     t.match(table.stdout, /DEVICE\s+STATE[\s\S]*emb-dev\s+online/, `a readable table on a terminal:\n${table.stdout}${table.stderr}`);
@@ -79,10 +82,10 @@ t.test('embedded broker, MQTT 3.1.1 fallback and the edge-fleet commands', async
       verdict: 'warn', dataset: { drifted: true, share: 0.5, driftedFeatures: ['mean'], inputFeatures: 2 }, prediction: { drifted: false, driftedFeatures: [] },
       alpha: { ks: 0.01, chiSquare: 0.01 }, features: [{ name: 'mean', verdict: 'warn', score: 0.4 }], events: [],
     });
-    const summary = await waitFor(async () => {
-      const s = await json<{ stream: string; records: number }[]>(['telemetry', 'emb-dev', '--db', db]);
-      return s.find((x) => x.stream === 'metrics' && x.records === 20) && s.find((x) => x.stream === 'drift') && s;
-    }, { timeoutMs: 20_000, intervalMs: 300, what: 'the records in the controller database' });
+    await waitFor(() => store().telemetrySummary('emb-dev').find((x) => x.stream === 'metrics' && x.records === 20) && store().telemetrySummary('emb-dev').find((x) => x.stream === 'drift'),
+      { timeoutMs: 20_000, what: 'the records in the controller database' });
+    const summary = await json<{ stream: string; records: number }[]>(['telemetry', 'emb-dev', '--db', db]);
+    t.same(summary.map((x) => [x.stream, x.records]), [['drift', 1], ['metrics', 20]], 'per-stream summary from edge-fleet telemetry');
     t.ok(summary, 'per-stream summary');
     const rows = await json<{ seq: number; payload: { i: number } }[]>(['telemetry', 'emb-dev', '--db', db, '--stream', 'metrics', '--limit', '5']);
     t.same(rows.map((r) => r.payload.i), [15, 16, 17, 18, 19], 'the last records of one stream');
@@ -101,11 +104,9 @@ t.test('embedded broker, MQTT 3.1.1 fallback and the edge-fleet commands', async
     t.match(pub, { name: 'digits', version: '1.0.1' });
     const dep = await fleet(['deploy', 'digits@1.0.1', '--device', 'emb-dev', '--broker', url, '--db', db]);
     t.equal(dep.status, 0, dep.stderr);
-    const d = await waitFor(async () => {
-      const list = await json<{ deviceId: string; reported: { models: { version: string; state: string }[] } | null }[]>(['devices', '--db', db]);
-      return list.find((x) => x.deviceId === 'emb-dev' && x.reported?.models.some((m) => m.version === '1.0.1' && SERVING.test(m.state)));
-    }, { timeoutMs: 60_000, intervalMs: 500, what: `digits 1.0.1 active (agent: ${JSON.stringify(a.link.modelSync?.reports())})` });
-    t.ok(d, 'reported active');
+    await waitFor(() => ((store().device('emb-dev')?.reported as { models: { version: string; state: string }[] } | null)?.models ?? []).some((m) => m.version === '1.0.1' && SERVING.test(m.state)),
+      { timeoutMs: 60_000, what: `digits 1.0.1 active (agent: ${JSON.stringify(a.link.modelSync?.reports())})` });
+    t.pass('reported active');
     t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, '1.0.1', 'the runtime serves it');
     const missing = await fleet(['deploy', 'digits@9.9.9', '--device', 'emb-dev', '--broker', url, '--db', db]);
     t.not(missing.status, 0);
