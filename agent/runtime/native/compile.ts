@@ -68,6 +68,19 @@ export class UnsupportedUse extends Error {
 }
 
 const numel = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+
+/** What a value is, for messages ("got a float tensor that is not quantized"). */
+function kindName(v: Value | undefined): string {
+  switch (v?.k) {
+    case 'q': return 'a quantized tensor';
+    case 'dq': return 'a dequantized tensor';
+    case 'f': return 'a float tensor that is not quantized';
+    case 'const': return 'a constant';
+    case 'cdq': return 'a dequantized constant';
+    case 'pending': return 'a float result that is not quantized';
+    default: return 'nothing';
+  }
+}
 const ints = (v: unknown, d: number[]): number[] => (Array.isArray(v) ? (v as number[]) : d);
 
 /** Compiles the model or throws EDGE_MODEL_UNSUPPORTED_OPS naming what is not supported. */
@@ -338,7 +351,7 @@ class Compiler {
     const v = this.input(i);
     if (v?.k === 'dq') return v.d;
     if (v?.k === 'cdq') return this.constOperand(v.c);
-    throw this.bad(`input ${i} must come from DequantizeLinear (got ${v ? v.k : 'nothing'})`);
+    throw this.bad(`input ${i} must come from DequantizeLinear (got ${kindName(v)})`);
   }
 
   private weightDeq(i: number): ConstDeq {
@@ -399,7 +412,7 @@ class Compiler {
       const axis = Number(attr(this.node, 'axis') ?? 1);
       return this.set({ k: 'cdq', c: this.constDeq(x.c, 1, 2, axis) });
     }
-    throw this.bad(`input must be a quantized tensor or an initializer (got ${x.k})`);
+    throw this.bad(`input must be a quantized tensor or an initializer (got ${kindName(x)})`);
   }
 
   private clampOrUnary(): void {
@@ -418,12 +431,12 @@ class Compiler {
       return this.pending({ ...x.p, lo: Math.max(x.p.lo, lo), hi: Math.min(x.p.hi, hi) });
     }
     if (x.k === 'dq') return this.pending({ kind: 'unary', node: n, fn: (v) => Math.min(hi, Math.max(lo, v)), x: x.d });
-    throw this.bad(`input must be a quantized value or a Conv/Gemm/Add result (got ${x.k})`);
+    throw this.bad(`input must be a quantized value or a Conv/Gemm/Add result (got ${kindName(x)})`);
   }
 
   private unaryOnDeq(op: string): void {
     const x = this.input(0)!;
-    if (x.k !== 'dq') throw this.bad(`input must come from DequantizeLinear (got ${x.k})`);
+    if (x.k !== 'dq') throw this.bad(`input must come from DequantizeLinear (got ${kindName(x)})`);
     const fn = activations[op]({ alpha: attr(this.node, 'alpha') as number | undefined, beta: attr(this.node, 'beta') as number | undefined });
     this.pending({ kind: 'unary', node: this.node, fn, x: x.d });
   }
@@ -435,7 +448,7 @@ class Compiler {
     if (this.node.output!.length > 1 && this.node.output![1]) throw this.bad('the Indices output is not supported');
     if (x.k === 'dq') return this.pending({ kind, node: this.node, x: x.d, global });
     if (x.k === 'q' && kind === 'maxpool') return this.set({ k: 'q', q: this.emitPool('maxpool', this.toNhwc(x.q), false) });
-    throw this.bad(`input must come from DequantizeLinear (got ${x.k})`);
+    throw this.bad(`input must come from DequantizeLinear (got ${kindName(x)})`);
   }
 
   private reshape(): void {
@@ -488,7 +501,7 @@ class Compiler {
     const { scale, zp } = this.qparams(si, zi);
     if (v?.k === 'q') return { q: v.q, scale, zp };
     if (v?.k === 'const') return this.constOperand({ ...v.c, scales: [scale], zps: [v.c.dtype === DataType.INT8 ? zp - 128 : zp], axis: 0 });
-    throw this.bad(`input ${i} must be a quantized tensor (got ${v ? v.k : 'nothing'})`);
+    throw this.bad(`input ${i} must be a quantized tensor (got ${kindName(v)})`);
   }
 
   private qlinearConv(): void {
