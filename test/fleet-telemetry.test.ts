@@ -6,7 +6,8 @@ import t from 'tap';
 import { chmodSync } from 'node:fs';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { waitFor } from './helpers/wait.js';
-import { startAgent, startController } from './fleet-support.js';
+import { makeAgent, startAgent, startController, tempDir } from './fleet-support.js';
+import { Backoff } from '../agent/fleet/backoff.js';
 import type { BatchEvent } from '../controller/serve.js';
 
 t.test('broker outage: every record arrives exactly once, in order per stream', async (t) => {
@@ -63,4 +64,50 @@ t.test('broker outage: every record arrives exactly once, in order per stream', 
   t.equal(c.store.telemetry('tele-dev').length, total(), 'no record beyond the recorded ones');
   await waitFor(() => a.agent.telemetry.stats().depth === 0, { what: 'the agent buffer to drain (records leave it only on PUBACK)' });
   t.pass('the agent buffer drained');
+});
+
+t.test('a backlog drains at the configured rate, not faster', async (t) => {
+  const broker = await startMosquitto();
+  t.teardown(() => destroyMosquitto(broker));
+  const c = await startController(broker.url);
+  t.teardown(() => c.stop());
+  const dir = tempDir('edge-fleet-rate-');
+  t.teardown(() => dir.remove());
+  // Recorded while offline: 1,500 records wait in the buffer.
+  const offline = makeAgent(undefined, 'rate-dev', {}, dir.dir);
+  await offline.agent.start();
+  for (let i = 0; i < 1500; i++) offline.agent.telemetry.record('metrics', { i });
+  await offline.agent.telemetry.flush();
+  await offline.stop();
+  const rate = 500;
+  const online = makeAgent(broker.url, 'rate-dev', { mqtt: { drainRecordsPerSecond: rate, batchMaxBytes: 2048 } }, dir.dir);
+  t.teardown(() => online.stop());
+  await online.agent.start();
+  await waitFor(() => online.link.state === 'connected', { what: 'connected' });
+  const t0 = Date.now();
+  const stored = (): number => c.store.telemetry('rate-dev').length;
+  // Whatever the machine's speed, the bucket allows at most one second of burst plus the rate.
+  let maxOver = -Infinity;
+  await waitFor(() => {
+    const elapsed = (Date.now() - t0) / 1000;
+    maxOver = Math.max(maxOver, stored() - (rate * (elapsed + 1) + 100)); // 100: records in flight when sampled
+    return stored() >= 1500;
+  }, { timeoutMs: 30_000, intervalMs: 50, what: 'the backlog delivered' });
+  const seconds = (Date.now() - t0) / 1000;
+  const biggest = Math.max(...c.store.batches().map((b) => b.records));
+  t.ok(maxOver <= biggest, `never ahead of ${rate} records/s plus a one-second burst, by more than one batch of ${biggest} (worst: ${maxOver.toFixed(0)} over)`);
+  t.ok(seconds >= (1500 - rate - 100 - biggest) / rate, `took ${seconds.toFixed(1)} s for 1,500 records`);
+});
+
+t.test('reconnect delays: capped exponential backoff with jitter', async (t) => {
+  const draws = [0, 1, 0.5, 0, 1, 1, 1, 1, 1];
+  let k = 0;
+  const b = new Backoff(100, 1000, () => draws[k++ % draws.length]);
+  const delays = Array.from({ length: 9 }, () => b.next());
+  // cap doubles 100, 200, 400, 800, 1000...; each delay is uniform in [cap/2, cap].
+  t.same(delays, [50, 200, 300, 400, 1000, 1000, 1000, 1000, 1000]);
+  b.reset();
+  t.equal(b.next(), 50, 'reset starts again from the minimum');
+  const spread = new Set(Array.from({ length: 50 }, () => new Backoff(1000, 60_000).next()));
+  t.ok(spread.size > 40, 'devices pick different delays (jitter)');
 });
