@@ -189,12 +189,13 @@ const char* Engine::run(const void* const* inputs, void* const* outputs, std::st
 std::vector<double> Engine::profile(const void* const* inputs, int runs, std::string* error) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<double> ns(steps_.size(), 0);
-  for (size_t i = 0; i < input_tensors_.size(); ++i) {
-    std::memcpy(arena_ + offsets_[input_tensors_[i]], inputs[i], inputs_[i].bytes);
-  }
   kernels::Arena scratch(arena_ + tensor_bytes_, scratch_bytes_);
   RunContext ctx{arena_, &offsets_, &scratch, pool_.get()};
   for (int r = 0; r < runs; ++r) {
+    // Inputs share arena bytes with later tensors, so they are copied in every run, as in run().
+    for (size_t i = 0; i < input_tensors_.size(); ++i) {
+      std::memcpy(arena_ + offsets_[input_tensors_[i]], inputs[i], inputs_[i].bytes);
+    }
     for (size_t s = 0; s < steps_.size(); ++s) {
       scratch.reset();
       // Thread CPU time: on a shared machine wall time mostly measures other processes.
