@@ -20,8 +20,10 @@ seed="${EDGE_TEST_SEED:-$(date +%s)}"
 status=0
 for cpu in cortex-a72 max; do
   echo "== qemu-aarch64 -cpu $cpu"
+  started=$SECONDS
   out="$(EDGE_TEST_SEED="$seed" qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu "$cpu" "$build/kernel_tests" "$@" 2>&1)" || status=1
   echo "$out" | grep -v '^ok ' || true
+  echo "(-cpu $cpu took $((SECONDS - started)) s)"
   case "$cpu" in
     cortex-a72) want="neon"; refuse="dotprod" ;;
     max) want="dotprod"; refuse="" ;;
