@@ -66,3 +66,32 @@ t.test('the agent connects over mqtts:// with its certificate and answers the co
   const reply = JSON.parse(res.payload) as { id: string; ok: boolean; result?: { pong?: boolean } };
   t.match(reply, { id: 'tls-ping-1', ok: true, result: { pong: true } }, 'the controller\'s command is answered');
 });
+
+t.test('an agent without its certificate is refused by the broker and keeps running offline', async (t) => {
+  const pki = makePki(['dev-a']);
+  t.teardown(() => pki.remove());
+  const broker = await startTlsBroker(pki);
+  t.teardown(() => destroyMosquitto(broker));
+  const dir = mkdtempSync(path.join(tmpdir(), 'edge-fleet-nocert-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = parseConfig({
+    deviceId: 'dev-a', dataDir: 'data', log: { level: 'silent' }, health: { port: 0 },
+    mqtt: { url: broker.tlsUrl, ca: pki.file('ca.crt'), reconnectMinMs: 100, reconnectMaxMs: 500 },
+    security: { requireSignedPackages: false },
+  }, 'test', dir);
+  const agent = new Agent(config);
+  let link = agent.components.find((c): c is FleetLink => c instanceof FleetLink);
+  if (!link) {
+    link = new FleetLink(agent.context);
+    agent.components.push(link);
+  }
+  const fleet = link;
+  await agent.start();
+  t.teardown(() => agent.stop());
+  await waitFor(() => /certificate|alert|TLS|ECONNRESET|closed/i.test(String(fleet.status().lastError ?? '')) && fleet.status().reconnectAttempt as number >= 2,
+    { timeoutMs: 20_000, what: `the link failing the TLS handshake and retrying (${JSON.stringify(fleet.status())})` });
+  t.not(fleet.state, 'connected', 'never connected without a client certificate');
+  t.match(String(fleet.status().warning), /unreachable/, 'status says the broker is unreachable');
+  const health = await fetch(`${agent.url}/healthz`);
+  t.equal(health.status, 200, 'the agent keeps serving locally');
+});
