@@ -100,6 +100,7 @@ export class Agent {
     this.fleet = new FleetLink(this.context, {
       telemetry: () => this.telemetry,
       runtime: () => this.rollouts,
+      inferences: (fn) => this.models.onInference(fn),
       checkCommand: (msg) => this.security.checkCommand(msg),
     });
     this.telemetry.on('commit', () => this.fleet.kickTelemetry());

@@ -112,6 +112,27 @@ t.test('deploy -> download -> verify -> activate -> reported', async (t) => {
     t.match(missing, { ok: false, error: { code: 'EDGE_FLEET_UNAVAILABLE', message: /not installed/ } });
   });
 
+  await t.test('samples.collect copies the next inferences into the "samples" stream', async (t) => {
+    const reply = sendCommand(c.ctl.client!, c.ctl.protocolVersion, 'model-dev', 'samples.collect', { model: 'digits', count: 3, timeoutMs: 20_000 }, { timeoutMs: 30_000 });
+    let done = false;
+    void reply.finally(() => (done = true));
+    const input = { dtype: 'float32' as const, shape: [1, 1, 28, 28], data: new Float32Array(784).fill(0.25) };
+    while (!done) {
+      await a.agent.models.infer('digits', { input });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const r = await reply;
+    t.match(r, { ok: true, result: { model: 'digits', requested: 3, collected: 3, stream: 'samples' } }, JSON.stringify(r).slice(0, 300));
+    await a.link.flushTelemetry(20_000);
+    const rows = await waitFor(() => { const x = c.store.telemetry('model-dev', { stream: 'samples' }); return x.length >= 3 && x; }, { what: 'the samples at the controller' });
+    const sample = rows[0].payload as { model: string; inputs: { input: { shape: number[]; data: number[] } } };
+    t.equal(sample.model, 'digits');
+    t.same(sample.inputs.input.shape, [1, 1, 28, 28]);
+    t.equal(sample.inputs.input.data[0], 0.25, 'the input values themselves');
+    const unknown = await sendCommand(c.ctl.client!, c.ctl.protocolVersion, 'model-dev', 'samples.collect', { model: 'nope' });
+    t.match(unknown, { ok: false, error: { code: 'EDGE_FLEET_UNAVAILABLE' } });
+  });
+
   await t.test('an unsigned package is refused and the current version stays', async (t) => {
     const bad = path.join(work.dir, 'digits-2.0.0');
     cpSync(v120, bad, { recursive: true });

@@ -22,12 +22,15 @@ import type { ArtifactResponseHeader } from './artifact-download.js';
 import { ModelSync, activeVersions, type ModelActivator, type UnpackArtifact, type VerifyPackage } from './model-sync.js';
 import { clientOptions, safeUrl } from './mqtt-options.js';
 import { PROTOCOL, parseTopic, topics } from './topics.js';
+import { SampleCollector, type InferenceLike } from './samples.js';
 import { extractArchive } from '../models/archive.js';
 import { loadPackage } from '../models/package.js';
 
 export interface FleetLinkDeps {
   /** The telemetry buffer (the queue of record), when the agent has one. */
-  telemetry?: () => (LeaseSource & { stats?(): unknown }) | undefined;
+  telemetry?: () => (LeaseSource & { stats?(): unknown; record?(stream: string, payload: unknown): number }) | undefined;
+  /** Subscribes to every inference (ModelRuntime.onInference), for samples.collect. */
+  inferences?: (fn: (e: InferenceLike) => void) => void;
   runtime?: () => ModelActivator | undefined;
   unpack?: UnpackArtifact;
   verify?: VerifyPackage;
@@ -426,10 +429,20 @@ export class FleetLink implements Component {
         return { ...res, buffer: this.deps.telemetry?.()?.stats?.() ?? null };
       },
     });
-    r.register('samples.collect', {
-      description: 'collect recent inference samples (needs the drift monitor to register it)',
-      run: () => {
-        throw FleetErrors.UNAVAILABLE('no sample collector is running in this agent (the drift monitor registers samples.collect)');
+    const buffer = this.deps.telemetry?.();
+    const samples = buffer?.record && this.deps.inferences ? new SampleCollector((stream, payload) => buffer.record!(stream, payload)) : undefined;
+    if (samples) this.deps.inferences!((e) => samples.observe(e));
+    r.register<{ model: string; count?: number; timeoutMs?: number }>('samples.collect', {
+      description: 'copy the next COUNT inferences of MODEL (inputs and outputs) into the telemetry stream "samples"',
+      args: Type.Object({
+        model: Type.String({ minLength: 1 }),
+        count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+        timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000 })),
+      }),
+      run: async (a) => {
+        if (!samples) throw FleetErrors.UNAVAILABLE('this agent has no telemetry buffer or model runtime to collect samples from');
+        if (!activeVersions(this.deps.runtime?.()).has(a.model)) throw FleetErrors.UNAVAILABLE(`no active model "${a.model}" on this device`);
+        return samples.collect(a.model, a.count ?? 10, a.timeoutMs ?? 30_000);
       },
     });
   }
