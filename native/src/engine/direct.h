@@ -1,9 +1,11 @@
 #pragma once
 // Engine-side loops for shapes the kernel library's general paths handle poorly:
 //  - quantizing the float graph input (optionally NCHW -> NHWC) with 4-wide float math;
-//  - a direct convolution for layers with few input channels and taps (the first layers of
-//    a small CNN: C <= 16, C*KH*KW <= 160), where im2col + GEMM spends its time building
-//    rows rather than multiplying (measured with perf on the digits model: -30% CPU).
+//  - a direct convolution for layers with very few input channels (the first layer of a CNN:
+//    C <= 4), where im2col + GEMM spends its time building rows of 1-4 bytes per tap rather
+//    than multiplying. Measured per step (bench:engine --profile) on the digits model: the
+//    direct loop wins for C = 1 (about 11 us vs 25-30 us), the kernels' convolution for C = 8
+//    (about 8 us vs 13-16 us), so the cut is at 4.
 // Both round exactly like the kernels (float32 multiply, clamp, round half to even).
 #include <cstddef>
 #include <cstdint>
@@ -27,7 +29,7 @@ class DirectConv {
   // Taps (C * KH * KW): 160 * 255 * 128 < 2^24 keeps every float sum exact.
   static constexpr int kMaxTaps = 160;
   static bool suits(const kernels::ConvShape& s) {
-    return s.groups == 1 && s.C * s.kernel_h * s.kernel_w <= kMaxTaps && s.C <= 16 && s.out_channels <= 32;
+    return s.groups == 1 && s.C * s.kernel_h * s.kernel_w <= kMaxTaps && s.C <= 4 && s.out_channels <= 32;
   }
   // w: [M][C][KH][KW] int8 (ONNX layout).
   DirectConv(const kernels::ConvShape& s, const int8_t* w);
