@@ -42,7 +42,7 @@ function compare(t: Tap, what: string, ours: ArrayLike<number>, theirs: ArrayLik
   }
   t.ok(worst <= tolerance, `${what}: max difference ${worst} <= ${tolerance} (${diffs} of ${ours.length} differ)`);
 }
-type Tap = typeof t;
+type Tap = Pick<typeof t, 'equal' | 'ok'>;
 
 const f32 = Math.fround;
 

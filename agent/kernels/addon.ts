@@ -40,6 +40,8 @@ export interface KernelAddon {
   kernelsBuildLut(kind: number, p0: number, p1: number, inType: number, inScale: number, inZp: number,
     outType: number, outScale: number, outZp: number): Uint8Array;
   kernelsApplyLut(table: Uint8Array, x: QuantArray, y: QuantArray): void;
+  /** GOPS of the variant's multiply-accumulate instruction in a loop (the peak int8 rate). */
+  kernelsPeak(variant?: string, milliseconds?: number): number;
 }
 
 export function kernelAddon(): KernelAddon {
