@@ -91,7 +91,15 @@ export class TelemetryDrain {
   async flush(timeoutMs: number): Promise<{ recordsAcked: number }> {
     const before = this.#stats.recordsAcked;
     const deadline = Date.now() + timeoutMs;
-    this.#tokens = Math.max(this.#tokens, this.opts.recordsPerSecond);
+    this.#flushing++;
+    try {
+      return await this.#flushLoop(before, deadline, timeoutMs);
+    } finally {
+      this.#flushing--;
+    }
+  }
+
+  async #flushLoop(before: number, deadline: number, timeoutMs: number): Promise<{ recordsAcked: number }> {
     for (;;) {
       if (!this.#running) throw new Error('not connected to the broker');
       this.kick();
@@ -107,6 +115,8 @@ export class TelemetryDrain {
 
   #idle = false;
   #bytesPerRecord = 0;
+  /** flush() calls in progress: the rate limit is off while an operator waits for a flush. */
+  #flushing = 0;
 
   stats(): DrainStats {
     return { running: this.#running, inflight: this.#open.size, ...this.#stats };
@@ -134,6 +144,7 @@ export class TelemetryDrain {
     try {
       while (this.#running && this.#open.size < this.opts.inflight) {
         this.#refill();
+        if (this.#flushing > 0) this.#tokens = Math.max(this.#tokens, this.opts.recordsPerSecond);
         if (this.#tokens <= 0) {
           // Wait until the bucket is positive again.
           const waitMs = Math.ceil((-this.#tokens / this.opts.recordsPerSecond) * 1000) + 1;
