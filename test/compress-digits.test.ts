@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readNpy } from '../agent/tensor/npy.js';
 import { writeDigitFolders } from '../scripts/build-digits-int8.js';
-import { edgeModel, ensureBuilt, ROOT } from './helpers/edge-model-cli.js';
+import { scratchDir, edgeModel, ensureBuilt, ROOT } from './helpers/edge-model-cli.js';
 
 ensureBuilt();
 const bin = (args: string[]) => edgeModel(args);
-const dir = t.testdir();
+// A private folder: tap's testdir path is shared by concurrent runs of the same file.
+const dir = scratchDir(t);
 const data = writeDigitFolders(dir);
 const fp32 = join(ROOT, 'models/digits-fp32/model.onnx');
 const int8 = join(dir, 'digits-int8.onnx');

@@ -5,9 +5,10 @@ import t, { type Test } from 'tap';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeNpy } from '../agent/tensor/npy.js';
-import { edgeModel, ROOT, type CliResult } from './helpers/edge-model-cli.js';
+import { scratchDir, edgeModel, ROOT, type CliResult } from './helpers/edge-model-cli.js';
 
-const dir = t.testdir();
+// A private folder: tap's testdir path is shared by concurrent runs of the same file.
+const dir = scratchDir(t);
 const digits = join(ROOT, 'models/digits-fp32/model.onnx');
 
 function userError(t: Test, r: CliResult, pattern: RegExp): void {

@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeModel, encodeModel, type ModelProto } from '../agent/onnx/model.js';
 import { readNpy } from '../agent/tensor/npy.js';
-import { edgeModel, PADDLE_CLS } from './helpers/edge-model-cli.js';
+import { scratchDir, edgeModel, PADDLE_CLS } from './helpers/edge-model-cli.js';
 import { writeTextImages } from './helpers/text-images.js';
 
-const dir = t.testdir();
+// A private folder: tap's testdir path is shared by concurrent runs of the same file.
+const dir = scratchDir(t);
 const calib = writeTextImages(join(dir, 'calib'), 4, 8, 1000);
 // 96 images: SQNR over a handful of samples swings with the few the classifier is unsure of.
 const held = writeTextImages(join(dir, 'held'), 12, 8, 50_000);

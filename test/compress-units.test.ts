@@ -14,13 +14,15 @@ import { foldBatchNorms } from '../tools/compress/fold-batchnorm.js';
 import { canonicalize } from '../tools/compress/graph.js';
 import { accuracy, auc, binaryAuc, precisionRecallF1, predictedClasses, regression } from '../tools/compress/metrics.js';
 import { writeModelFile } from '../tools/compress/model-file.js';
+import { scratchDir } from './helpers/edge-model-cli.js';
 import { Progress } from '../tools/compress/progress.js';
 import { pruneFile } from '../tools/compress/prune.js';
 import { quantizeWeights } from '../tools/compress/quant-math.js';
 import { quantizeFile } from '../tools/compress/quantize.js';
 import { simplify } from '../tools/compress/simplify.js';
 
-const dir = t.testdir();
+// A private folder: tap's testdir path is shared by concurrent runs of the same file.
+const dir = scratchDir(t);
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

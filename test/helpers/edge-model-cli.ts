@@ -2,7 +2,9 @@
 // By default the installed bin (bin/edge-model.js on the compiled dist/, rebuilt when a source
 // file is newer); `tsx: true` runs the TypeScript source instead.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -42,10 +44,36 @@ function newestSource(dirs: string[]): number {
 export function ensureBuilt(): void {
   if (built) return;
   const cli = `${ROOT}dist/tools/edge-model/cli.js`;
-  const sources = newestSource(['tools', 'agent/tensor', 'agent/onnx'].map((d) => `${ROOT}${d}`));
-  if (!existsSync(cli) || statSync(cli).mtimeMs < sources) {
-    spawnSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', `${ROOT}tsconfig.json`], { cwd: ROOT, stdio: 'ignore', timeout: 300_000 });
+  // Test files run in parallel: one builds while the others wait, so no child process ever
+  // loads a half-written dist/. The lock is a folder (mkdir is atomic).
+  const lock = `${ROOT}.edge-model-build.lock`;
+  const deadline = Date.now() + 300_000;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 600_000) rmSync(lock, { recursive: true, force: true });
+      if (Date.now() > deadline) throw new Error(`waited 300 s for another test's build of dist/ (${lock})`);
+      Atomics.wait(pause, 0, 0, 200);
+    }
+  }
+  try {
+    const sources = newestSource(['tools', 'agent/tensor', 'agent/onnx'].map((d) => `${ROOT}${d}`));
+    if (!existsSync(cli) || statSync(cli).mtimeMs < sources) {
+      spawnSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', `${ROOT}tsconfig.json`], { cwd: ROOT, stdio: 'ignore', timeout: 300_000 });
+    }
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
   }
   if (!existsSync(cli)) throw new Error('dist/tools/edge-model/cli.js is missing after "tsc -p tsconfig.json"');
   built = true;
+}
+
+/** A fresh temporary folder, removed when the test ends (unique per run, unlike t.testdir()). */
+export function scratchDir(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-model-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

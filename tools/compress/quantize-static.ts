@@ -215,7 +215,9 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
       float: w,
       qName: g.addInit(makeTensor(g.fresh(`${base}_q`), shape, qw.q)),
       scaleName: g.addInit(makeTensor(g.fresh(`${base}_s`), scaleShape, qw.scales)),
-      zpName: g.addInit(makeTensor(g.fresh(`${base}_zp`), scaleShape, new Int8Array(qw.scales.length))),
+      // Symmetric weights have zero points of 0, which DequantizeLinear assumes when the input
+      // is absent; QLinearConv requires the input.
+      zpName: opts.format === 'qoperator' ? g.addInit(makeTensor(g.fresh(`${base}_zp`), scaleShape, new Int8Array(qw.scales.length))) : '',
     };
   };
   /** The expected output error of the rounded weights: sum over inputs of (wq - w) * E[x]. */
@@ -310,13 +312,13 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
       const beta = it.bias ? it.beta : 1;
       // The corrected bias is stored at beta 1 (the Gemm/QLinearConv reads it as is).
       const fixed = Float32Array.from(old, (v, c) => v * beta - corr[c]);
-      it.bias = g.addInit(makeTensor(g.fresh(`${it.bias ?? it.weight}_corrected`), [channels], fixed));
+      it.bias = g.addInit(makeTensor(g.fresh(`${it.bias ?? `${it.weight}_b`}_bc`), [channels], fixed));
       it.beta = 1;
       if (opts.format === 'qdq' && n.opType === 'Gemm') n.attribute = (n.attribute ?? []).filter((x) => x.name !== 'beta');
     }
     if (opts.format === 'qdq') {
       const wdq = g.fresh(`${it.weight}_dq`);
-      pre.push(makeNode('DequantizeLinear', [w.qName, w.scaleName, w.zpName], [wdq], w.axis === null ? {} : { axis: w.axis }));
+      pre.push(makeNode('DequantizeLinear', [w.qName, w.scaleName], [wdq], w.axis === null ? {} : { axis: w.axis }));
       const inputs = [a.dq, wdq];
       if (it.bias) {
         const b = biasOf(it, a.scale, w.scales, channels);
