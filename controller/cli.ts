@@ -7,15 +7,21 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { ID_PATTERN } from '../agent/fleet/topics.js';
-import { signCommand } from '../agent/security/command-signing.js';
 import { AGENT_VERSION } from '../agent/version.js';
-import { connectFleet } from './connect.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
-import { publishPackage } from './publish.js';
-import { deploy, sendCommand } from './requests.js';
-import { FleetController } from './serve.js';
+import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetStore } from './store.js';
 import { table } from './table.js';
+
+// The MQTT client, the broker and the package tools load only in the commands that use
+// them, so the read-only commands (devices, telemetry, drift) start quickly.
+const lazy = {
+  connect: () => import('./connect.js'),
+  broker: () => import('./embedded-broker.js'),
+  publish: () => import('./publish.js'),
+  requests: () => import('./requests.js'),
+  serve: () => import('./serve.js'),
+  signing: () => import('../agent/security/command-signing.js'),
+};
 import { buildDashboard } from './dashboard/server.js';
 import { registerRolloutCommands } from './rollout/commands.js';
 import { RolloutLoop } from './rollout/loop.js';
@@ -53,7 +59,8 @@ function positiveInt(value: string): number {
   return n;
 }
 
-async function withClient<T>(broker: string, fn: (c: Awaited<ReturnType<typeof connectFleet>>) => Promise<T>): Promise<T> {
+async function withClient<T>(broker: string, fn: (c: import('./connect.js').FleetConnection) => Promise<T>): Promise<T> {
+  const { connectFleet } = await lazy.connect();
   const conn = await connectFleet(broker, { clientId: `edge-fleet-cli-${process.pid}-${Date.now().toString(36)}`, clean: true });
   try {
     return await fn(conn);
@@ -101,7 +108,9 @@ export function buildFleetCli(): Command {
     .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean }) => {
       let embedded: EmbeddedBroker | undefined;
       let url = o.broker;
+      const { FleetController } = await lazy.serve();
       if (o.broker === 'embedded') {
+        const { startEmbeddedBroker } = await lazy.broker();
         embedded = await startEmbeddedBroker({ port: o.port });
         url = embedded.url;
       }
@@ -170,6 +179,8 @@ export function buildFleetCli(): Command {
     .option('--json', 'print the whole reply as JSON')
     .action(async (device: string, name: string, o: { args: unknown; broker: string; db: string; timeout: number; signKey?: string; json?: boolean }) => {
       const key = o.signKey ? readFileSync(o.signKey, 'utf8') : undefined;
+      const { sendCommand } = await lazy.requests();
+      const { signCommand } = await lazy.signing();
       const store = existsSync(o.db) ? new FleetStore(o.db) : undefined;
       const reply = await withClient(o.broker, async ({ client, protocolVersion }) => {
         const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -195,6 +206,7 @@ export function buildFleetCli(): Command {
     .option('--chunk-size <bytes>', 'chunk size', positiveInt, 256 * 1024)
     .option('--json', 'print JSON')
     .action(async (pkg: string, o: { db: string; name?: string; version?: string; chunkSize: number; json?: boolean }) => {
+      const { publishPackage } = await lazy.publish();
       const store = openStore(o.db, false);
       const art = await publishPackage(store, pkg, { name: o.name, version: o.version, chunkSize: o.chunkSize });
       store.close();
@@ -222,6 +234,7 @@ export function buildFleetCli(): Command {
         throw new Error(`${model} is not published (published: ${have}); run "edge-fleet publish PACKAGE" first`);
       }
       const target = o.device ? { device: o.device } : { group: o.group! };
+      const { deploy } = await lazy.requests();
       const res = await withClient(o.broker, ({ client }) => deploy(client, store, target, art));
       store.close();
       out(Boolean(o.json), res, () => `desired state published on ${res.topic}\n${table((res.doc as { models: Record<string, unknown>[] }).models, ['name', 'version', 'sha256', 'size'])}`);
