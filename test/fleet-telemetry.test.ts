@@ -44,6 +44,12 @@ t.test('broker outage: every record arrives exactly once, in order per stream', 
   await waitFor(() => total() >= atOutage + 300, { timeoutMs: 20_000, what: 'records buffered during the outage' });
   t.equal(a.link.state === 'connected', false, 'still offline while recording');
   t.ok(a.agent.telemetry.stats().depth > 0, 'the records wait in the buffer');
+  const ready = await fetch(`${a.agent.url}/readyz`);
+  const body = await ready.json() as { ready: boolean; warnings: string[] };
+  t.equal(ready.status, 200, 'an absent broker does not make the agent unready');
+  t.match(body.warnings.join('\n'), /fleet: broker .* unreachable/, 'it is a warning on /readyz');
+  const status = await (await fetch(`${a.agent.url}/v1/status`)).json() as { fleet: { state: string; broker: string } };
+  t.match(status.fleet, { state: 'reconnecting', broker: broker.url }, '/v1/status shows the broker state');
   await broker.restart();
   await waitFor(() => a.link.state === 'connected', { timeoutMs: 20_000, what: 'the agent to reconnect' });
   const atReconnect = total();
