@@ -36,6 +36,7 @@ t.test('deploy -> download -> verify -> activate -> reported', async (t) => {
   const v100 = await signedVersion(work.dir, '1.0.0', keys.privateKeyPem);
   const v110 = await signedVersion(work.dir, '1.1.0', keys.privateKeyPem);
   const v120 = await signedVersion(work.dir, '1.2.0', keys.privateKeyPem);
+  const v130 = await signedVersion(work.dir, '1.3.0', keys.privateKeyPem);
 
   const broker = await startMosquitto();
   t.teardown(() => destroyMosquitto(broker));
@@ -44,6 +45,7 @@ t.test('deploy -> download -> verify -> activate -> reported', async (t) => {
   const a = await startAgent(broker.url, 'model-dev', {
     models: [{ name: 'digits', package: v100 }],
     security: { requireSignedPackages: true, trustedKeys: [keys.publicKeyPem] },
+    mqtt: { groups: ['lab'] },
   });
   t.teardown(() => a.stop());
   await waitFor(() => a.agent.models.list().find((m) => m.name === 'digits' && m.ready), { timeoutMs: 30_000, what: 'digits 1.0.0 loaded' });
@@ -147,5 +149,19 @@ t.test('deploy -> download -> verify -> activate -> reported', async (t) => {
     t.match(failed.reason, /signature/i, `the reason names the signature: ${failed.reason}`);
     t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, before, `${String(before)} still serves`);
     t.notOk(existsSync(path.join(a.agent.config.dataDir, 'models/digits/2.0.0')), 'nothing installed');
+  });
+  await t.test('a group deployment applies where no device deployment names the model', async (t) => {
+    const art = await publishPackage(c.store, v130);
+    const before = a.agent.models.list().find((m) => m.name === 'digits')?.version;
+    await deploy(c.ctl.client!, c.store, { group: 'lab' }, art);
+    const reported = (): Report['models'] => (c.store.device('model-dev')?.reported as Report | null)?.models ?? [];
+    // The device document (digits@2.0.0, refused above) still names digits: it wins.
+    await waitFor(() => a.link.modelSync?.desired().groups.lab?.models.some((m) => m.version === '1.3.0'), { what: 'the group document at the device' });
+    t.same(a.link.modelSync?.desired().effective.map((m) => m.version), ['2.0.0'], 'the device document wins over the group');
+    await a.link.modelSync?.reconcile();
+    t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, before, 'nothing changed on the device');
+    await c.ctl.client!.publishAsync('edge/v1/model-dev/models/desired', '', { qos: 1, retain: true });
+    await waitFor(() => reported().some((m) => m.version === '1.3.0' && SERVING.test(m.state)), { timeoutMs: 30_000, what: `1.3.0 from the group (${JSON.stringify(reported())})` });
+    t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, '1.3.0', 'with the device document cleared, the group version runs');
   });
 });

@@ -159,6 +159,7 @@ export class FleetLink implements Component {
       commands: this.commands.stats(),
       telemetry: this.#drain?.stats() ?? null,
       models: this.#sync?.reports() ?? [],
+      desired: this.#sync?.desired().effective ?? [],
     };
     if (!url) out.warning = 'no broker configured (mqtt.url): running offline';
     else if (this.#state !== 'connected' && this.#state !== 'stopped') out.warning = `broker ${safeUrl(url)} unreachable (${this.#lastError ?? this.#state}); buffering telemetry`;

@@ -96,6 +96,15 @@ export class ModelSync {
     return [...this.#reports.values()];
   }
 
+  /** The desired documents received, by source, and what they add up to (for status). */
+  desired(): { device: DesiredDoc | null; groups: Record<string, DesiredDoc | null>; effective: DesiredModel[] } {
+    return {
+      device: this.#device ?? null,
+      groups: Object.fromEntries(this.o.groups.map((g) => [g, this.#groups.get(g) ?? null])),
+      effective: [...effectiveDesired(this.#device, this.o.groups.map((g) => this.#groups.get(g))).values()],
+    };
+  }
+
   setDesired(source: { device: true } | { group: string }, doc: DesiredDoc | null): void {
     if ('device' in source) this.#device = doc ?? undefined;
     else this.#groups.set(source.group, doc ?? undefined);
