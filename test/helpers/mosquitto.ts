@@ -1,6 +1,6 @@
 // A real Mosquitto broker (Debian package) on an ephemeral loopback port, per test.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { canConnect, freePort } from './ports.js';
@@ -27,6 +27,8 @@ export interface BrokerOptions {
 
 export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> {
   const dir = mkdtempSync(path.join(tmpdir(), 'edge-mosq-'));
+  // Started as root, mosquitto drops to its own user: it must be able to write its persistence file here.
+  chmodSync(dir, 0o777);
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
   const lines = [
