@@ -6,6 +6,8 @@ import { variantPackage } from './helpers/variant-models.js';
 import { waitFor } from './helpers/wait.js';
 
 const rollout = { probation: { minInferences: 30, minSeconds: 0, maxRestarts: 1 } };
+// The good-version test is not about latency: a loaded CI machine must not fail it on p99.
+const relaxed = { probation: { ...rollout.probation, maxLatencyRatio: 100 } };
 
 async function infer(a: RunningAgent, i: number): Promise<{ status: number; body: any }> {
   const b = digitBatch(i % 500, 1);
@@ -25,7 +27,7 @@ async function serve(a: RunningAgent, n: number, from = 0): Promise<string[]> {
 const slotOf = (a: RunningAgent): any => (a.agent.rollouts.status() as Record<string, any>).digits;
 
 t.test('a good version passes probation and is committed', async (t) => {
-  const a = await startAgent({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], rollout });
+  const a = await startAgent({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], rollout: relaxed });
   t.teardown(() => a.stop());
   await serve(a, 25);
   const v2 = variantPackage('good', '1.1.0', tempDir());
@@ -58,7 +60,7 @@ t.test('a version ten times slower is rolled back on its p99 against the previou
   t.teardown(() => a.stop());
   await serve(a, 150); // the baseline p99
   await a.agent.rollouts.activate('digits', variantPackage('slow', '3.0.0-slow', tempDir()));
-  for (let i = 0; i < 40 && slotOf(a).candidate; i++) await infer(a, i);
+  for (let i = 0; i < 120 && slotOf(a).candidate; i++) await infer(a, i);
   await waitFor(() => !slotOf(a).candidate, { what: 'rollback of the slow version' });
   t.match(a.agent.rollouts.slotState('digits', '3.0.0-slow'), { state: 'rolled_back', reason: /p99 latency .* more than 3x the previous version/ });
   t.comment(JSON.stringify(slotOf(a).events.at(-1)));

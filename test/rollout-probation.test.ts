@@ -23,7 +23,7 @@ t.test('each rule fails the candidate with its reason and evidence', async (t) =
   t.match(nan.verdict(10), { kind: 'fail', reason: /1 of 2 outputs had NaN or Infinity/, evidence: { nonFinite: 1 } });
 
   const slow = new Probation(rules, 2.0, 0);
-  for (let i = 0; i < 30; i++) slow.observe(20, true, true);
+  for (let i = 0; i < 60; i++) slow.observe(20, true, true);
   t.match(slow.verdict(10), { kind: 'fail', reason: /more than 3x the previous version's 2.00 ms/, evidence: { p99Ms: 20, baselineP99Ms: 2 } });
 
   const errors = new Probation(rules, undefined, 0);

@@ -9,7 +9,7 @@ import type { AgentContext, Component } from '../component.js';
 import { EdgeError, describe } from '../errors.js';
 import type { InferenceEvent, ModelRuntime, VersionSummary } from '../runtime/model-runtime.js';
 import type { ShadowComparison } from '../runtime/shadow.js';
-import { allFinite, Probation, type ProbationRules } from './probation.js';
+import { allFinite, MIN_LATENCY_SAMPLES, Probation, type ProbationRules } from './probation.js';
 import { percentile } from './stats.js';
 import { SlotStore, type SlotRecord } from './slot-store.js';
 
@@ -181,7 +181,7 @@ export class ModelRollouts implements Component {
       throw err;
     }
     const base = this.#baseline.get(name);
-    const baselineP99 = base && base.version !== summary.version && base.ms.length >= 20 ? percentile(base.ms, 99) : undefined;
+    const baselineP99 = base && base.version !== summary.version && base.ms.length >= MIN_LATENCY_SAMPLES ? percentile(base.ms, 99) : undefined;
     this.#probations.set(name, new Probation(this.#rules, baselineP99));
     if (summary.version !== version) {
       const s = this.#slots.get(name);

@@ -39,6 +39,8 @@ export interface ProbationEvidence {
 }
 
 const MAX_SAMPLES = 4096;
+/** Latency is judged only once the candidate (and the baseline) have this many samples. */
+export const MIN_LATENCY_SAMPLES = 50;
 
 export class Probation {
   readonly startedAt: number;
@@ -82,8 +84,9 @@ export class Probation {
     if (e.inferences >= 20 && e.errors / e.inferences > r.maxErrorRate) {
       return { kind: 'fail', reason: `error rate ${(e.errors / e.inferences).toFixed(3)} > ${r.maxErrorRate}`, evidence: e };
     }
+    // p99 needs enough samples on both sides, or one scheduling hiccup decides.
     const latencySamples = this.#latencies.length;
-    if (this.baselineP99Ms !== undefined && latencySamples >= 20 && e.p99Ms > this.baselineP99Ms * r.maxLatencyRatio) {
+    if (this.baselineP99Ms !== undefined && latencySamples >= MIN_LATENCY_SAMPLES && e.p99Ms > this.baselineP99Ms * r.maxLatencyRatio) {
       return {
         kind: 'fail',
         reason: `p99 latency ${e.p99Ms.toFixed(2)} ms is more than ${r.maxLatencyRatio}x the previous version's ${this.baselineP99Ms.toFixed(2)} ms`,
