@@ -47,8 +47,11 @@ function latestDriftByDevice(store: FleetStore): Map<string, ReportLike[]> {
   return out;
 }
 
-const worst = (verdicts: (string | undefined)[]): DeviceSummary['drift'] =>
-  verdicts.includes('alert') ? 'alert' : verdicts.includes('warn') ? 'warn' : verdicts.length ? 'ok' : 'none';
+/** The worst verdict; windows too small to judge ('insufficient') count as no verdict. */
+const worst = (verdicts: (string | undefined)[]): DeviceSummary['drift'] => {
+  const judged = verdicts.filter((v) => v === 'ok' || v === 'warn' || v === 'alert');
+  return judged.includes('alert') ? 'alert' : judged.includes('warn') ? 'warn' : judged.length ? 'ok' : 'none';
+};
 
 export function devicesView(store: FleetStore): DeviceSummary[] {
   const drift = latestDriftByDevice(store);
