@@ -4,7 +4,9 @@
 import type { ModelPackage } from '../models/package.js';
 import { describe, EdgeError } from '../errors.js';
 import type { Backend, BackendKind } from './backend.js';
-import { OrtBackend, type OrtOptions } from './ort-backend.js';
+// ONNX Runtime is imported only when a model needs it: a native-only device never maps its
+// shared library (about 20-30 MB of RSS; docs/reliability.md, footprint).
+import type { OrtOptions } from './ort-backend.js';
 
 export type BackendRequest = 'auto' | BackendKind;
 
@@ -43,10 +45,10 @@ export interface OpenedBackend {
 
 export async function openBackend(pkg: ModelPackage, requested: BackendRequest, ort: OrtOptions): Promise<OpenedBackend> {
   const { inputs, outputs } = pkg.manifest;
-  const openOrt = async (reason: string): Promise<OpenedBackend> => ({
-    backend: await OrtBackend.create(pkg.model, inputs, outputs, ort),
-    choice: { requested, chosen: 'ort', reason },
-  });
+  const openOrt = async (reason: string): Promise<OpenedBackend> => {
+    const { OrtBackend } = await import('./ort-backend.js');
+    return { backend: await OrtBackend.create(pkg.model, inputs, outputs, ort), choice: { requested, chosen: 'ort', reason } };
+  };
   if (requested === 'ort') return openOrt('configured');
   const native = await loadNativeModule();
   if (typeof native === 'string') {

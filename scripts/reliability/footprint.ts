@@ -1,7 +1,10 @@
 // Footprint: time from process start to ready, resident (RSS) and proportional (PSS) memory
 // idle and under inference load, per backend.
 import { spawnAgent } from '../../test/helpers/agent.js';
+import { readFileSync } from 'node:fs';
 import { memoryOf } from './procstat.js';
+
+const ortMapped = (pid: number): boolean => /libonnxruntime|onnxruntime_binding/.test(readFileSync(`/proc/${pid}/maps`, 'utf8'));
 
 export interface FootprintResult {
   label: string;
@@ -11,6 +14,8 @@ export interface FootprintResult {
   loadRssMb?: number;
   loadPssMb?: number;
   inferences?: number;
+  /** Whether the ONNX Runtime shared library was mapped into the process at the end. */
+  ortLoaded: boolean;
 }
 
 export interface FootprintOptions {
@@ -33,7 +38,7 @@ export async function measureFootprint(opts: FootprintOptions): Promise<Footprin
     const readyMs = Math.round(performance.now() - t0);
     await new Promise((r) => setTimeout(r, opts.settleMs ?? 1000)); // let start-up garbage settle: a measurement window, not a condition
     const idle = memoryOf(agent.proc.pid!)!;
-    const result: FootprintResult = { label: opts.label, readyMs, idleRssMb: mb(idle.rssKb), idlePssMb: mb(idle.pssKb) };
+    const result: FootprintResult = { label: opts.label, readyMs, idleRssMb: mb(idle.rssKb), idlePssMb: mb(idle.pssKb), ortLoaded: false };
     if (opts.load) {
       let peak = idle;
       const timer = setInterval(() => {
@@ -45,6 +50,7 @@ export async function measureFootprint(opts: FootprintOptions): Promise<Footprin
       result.loadRssMb = mb(peak.rssKb);
       result.loadPssMb = mb(peak.pssKb);
     }
+    result.ortLoaded = ortMapped(agent.proc.pid!);
     return result;
   } finally {
     agent.kill('SIGTERM');
