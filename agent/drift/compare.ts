@@ -38,6 +38,24 @@ export interface FeatureResult {
   /** Window mean and the reference mean (numeric), for a glance at the direction of a shift. */
   mean?: number;
   referenceMean?: number;
+  /** The two distributions side by side, as shares per bin (or category): what the status pages chart. */
+  histogram?: { labels: string[]; reference: number[]; current: number[] };
+}
+
+const shares = (counts: ArrayLike<number>): number[] => {
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i]!;
+  return Array.from(counts, (c) => (total > 0 ? Math.round((c / total) * 1e4) / 1e4 : 0));
+};
+
+const short = (x: number): string => (Math.abs(x) >= 100 || x === 0 ? String(Math.round(x)) : x.toPrecision(2));
+
+/** Bin labels of a fixed histogram with under- and overflow bins: "<e0", "e0", "e1", ..., ">=en". */
+function binLabels(edges: ArrayLike<number>): string[] {
+  const out = [`<${short(edges[0]!)}`];
+  for (let i = 0; i < edges.length - 1; i++) out.push(short(edges[i]!));
+  out.push(`>=${short(edges[edges.length - 1]!)}`);
+  return out;
 }
 
 export interface Comparison {
@@ -91,6 +109,8 @@ function referenceSample(ref: NumericProfile): WeightedSample {
   return sample;
 }
 
+const edgesBins = (edges: ArrayLike<number>): number => edges.length + 1;
+
 function compareNumeric(name: string, from: 'input' | 'output', ref: NumericProfile, cur: NumericProfile, th: DriftThresholds, alpha: number): FeatureResult {
   const n = cur.n;
   const base = { name, type: 'numeric' as const, from, n, missing: cur.missing, mean: cur.mean, referenceMean: ref.mean };
@@ -111,7 +131,10 @@ function compareNumeric(name: string, from: 'input' | 'output', ref: NumericProf
     ks: d,
     ksPValue: p,
   };
-  return { ...base, novel, stats, ...decide(stats, p, alpha, 'ks', th) };
+  const histogram = ref.hist.counts.length === edgesBins(ref.hist.edges)
+    ? { labels: binLabels(ref.hist.edges), reference: shares(ref.hist.counts), current: shares(cur.hist.counts) }
+    : undefined;
+  return { ...base, novel, stats, ...decide(stats, p, alpha, 'ks', th), histogram };
 }
 
 function compareCategorical(name: string, from: 'input' | 'output', ref: CategoricalProfile, cur: CategoricalProfile, th: DriftThresholds, alpha: number): FeatureResult {
@@ -134,7 +157,8 @@ function compareCategorical(name: string, from: 'input' | 'output', ref: Categor
     chiSquareDf: chi.df,
     chiSquarePValue: chi.pValue,
   };
-  return { ...base, stats, ...decide(stats, chi.pValue, alpha, 'chi-square', th) };
+  const histogram = { labels: [...codes.map(String), 'other'], reference: shares(r), current: shares(c) };
+  return { ...base, stats, ...decide(stats, chi.pValue, alpha, 'chi-square', th), histogram };
 }
 
 function decide(s: FeatureStats, p: number, alpha: number, test: string, th: DriftThresholds): { verdict: FeatureVerdict; reasons: string[]; score: number } {

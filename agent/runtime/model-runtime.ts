@@ -214,6 +214,7 @@ export class ModelRuntime implements Component {
         shadow: slot.shadow?.summary(),
         ab: slot.ab ? { version: slot.ab.version.version, fraction: slot.ab.fraction, served: slot.ab.served } : undefined,
         queueDepth: slot.queue.depth,
+        latency: slot.latency(),
       });
     }
     for (const e of this.#ensembles.values()) {
@@ -371,6 +372,7 @@ export class ModelRuntime implements Component {
       throw this.#count(name, kind, err);
     });
     this.#metrics?.latency.observe({ model: name, version: version.version, backend: version.choice.chosen }, ms / 1000);
+    slot.noteLatency(ms);
     if (this.#onInference.length) this.#emit({ model: name, version: version.version, backend: version.choice.chosen, inputs, outputs: out, latencyMs: ms, ok: true });
     const shadow = slot.shadow;
     if (shadow?.take()) {

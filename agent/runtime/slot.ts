@@ -12,6 +12,8 @@ export interface LoadFailure {
   at: string;
 }
 
+const RECENT = 512;
+
 export class ModelSlot {
   readonly name: string;
   readonly backend: BackendRequest;
@@ -24,6 +26,8 @@ export class ModelSlot {
   /** The package being loaded right now (a hot swap in progress). */
   loading: string | undefined;
   lastError: LoadFailure | undefined;
+  /** Latencies of the last requests served (ms), for the p50/p99 shown in /v1/models. */
+  readonly recentMs: number[] = [];
   /** Activations, rollbacks and shadow changes of this slot run one after another. */
   #chain: Promise<unknown> = Promise.resolve();
 
@@ -31,6 +35,20 @@ export class ModelSlot {
     this.name = name;
     this.backend = backend;
     this.queue = queue;
+  }
+
+  noteLatency(ms: number): void {
+    if (this.recentMs.length >= RECENT) this.recentMs.shift();
+    this.recentMs.push(ms);
+  }
+
+  /** p50 and p99 of the recent latencies (ms), or undefined before the first request. */
+  latency(): { p50Ms: number; p99Ms: number; samples: number } | undefined {
+    const n = this.recentMs.length;
+    if (n === 0) return undefined;
+    const sorted = [...this.recentMs].sort((a, b) => a - b);
+    const at = (p: number): number => Math.round(sorted[Math.min(n - 1, Math.ceil(p * n) - 1)]! * 1000) / 1000;
+    return { p50Ms: at(0.5), p99Ms: at(0.99), samples: n };
   }
 
   serialize<T>(job: () => Promise<T>): Promise<T> {
