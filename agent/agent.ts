@@ -16,6 +16,7 @@ import { TelemetryBuffer } from './telemetry/buffer.js';
 import { FleetLink } from './fleet/link.js';
 import { SecurityPolicy } from './security/policy.js';
 import { ModelRollouts } from './rollout/model-rollouts.js';
+import { kernelsInfo } from './kernels/index.js';
 import { registerTelemetryRoutes } from './api/telemetry.js';
 import { ModelRuntime } from './runtime/model-runtime.js';
 import { registerModelRoutes } from './api/models.js';
@@ -187,10 +188,20 @@ export class Agent {
       state: this.#state,
       uptimeSeconds: Math.round((Date.now() - this.context.startedAt) / 1000),
       cpuFeatures: cpuFeatures(),
+      kernelVariant: kernelVariant(),
       node: process.version,
     };
     for (const c of this.components) if (c.status) out[c.name] = c.status();
     return out;
+  }
+}
+
+/** The int8 kernel variant in use (EDGE_KERNELS may force one), for /v1/status and the status page. */
+function kernelVariant(): string {
+  try {
+    return kernelsInfo().variant;
+  } catch {
+    return 'unavailable';
   }
 }
 
