@@ -47,7 +47,7 @@ export async function run(opts: ScenarioOptions & { phases?: ('controller-down' 
     await tel.stop();
     await inf.stop();
     const f = await figuresOf(rig, {
-      scenario: 'slow-consumer', load: `${opts.rate * 2} rec/s of 0.5 KB + ${inf.rate} inf/s`, faults: phases.length, p99Ms: inf.p99(),
+      scenario: 'slow-consumer', load: `${opts.rate * 2} rec/s of 0.5 KB + ${inf.rate} inf/s`, faults: phases.length, p99Ms: inf.p99(), sent: tel.sent,
       notes: `${phases.map((p) => `${p} ${phaseMs / 1000} s`).join(', then ')}; buffer peak ${Math.round(maxBufferBytes / 1024)} KB of a ${budgetBytes / 1024} KB budget; inference ${inf.summary()}`,
     }, 120_000);
     return { ...f, maxBufferBytes, budgetBytes };
