@@ -18,5 +18,6 @@ t.test('long run (short form, ~30 s): steady load, nothing lost, no runaway memo
   t.comment(figuresLine(f));
   t.equal(f.lost, 0, 'lost 0');
   t.ok(f.samples >= 25, `RSS sampled each second (${f.samples} samples)`);
+  t.ok(f.heapSamples >= 2, `heap floor read from /metrics (${f.heapSamples} windows)`);
   t.ok(f.secondHalfPeakMb <= f.firstHalfPeakMb + 40, `loose bound: 2nd-half peak ${f.secondHalfPeakMb} MB within 40 MB of 1st-half peak ${f.firstHalfPeakMb} MB`);
 });

@@ -13,7 +13,7 @@ export const SLOPE_BOUND_MB_PER_HOUR = 30;
 async function heapUsedMb(url: string): Promise<number | undefined> {
   try {
     const text = await (await fetch(`${url}/metrics`)).text();
-    const m = /^edge_agent_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/m.exec(text);
+    const m = /^edge_agent_nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m.exec(text);
     return m ? Number(m[1]) / 1024 / 1024 : undefined;
   } catch {
     return undefined;
@@ -34,6 +34,7 @@ function slope(points: { t: number; mb: number }[]): number {
 
 export interface LongRunFigures extends Figures {
   heapSlopeMbPerHour: number;
+  heapSamples: number;
   slopeMbPerHour: number;
   firstHalfPeakMb: number;
   secondHalfPeakMb: number;
@@ -86,7 +87,7 @@ export async function run(opts: ScenarioOptions): Promise<LongRunFigures> {
       p99Ms: inf.p99(), sent: tel.sent,
       notes: `RSS slope ${rssSlope} MB/h over the 2nd half (bound ${SLOPE_BOUND_MB_PER_HOUR}), heap floor slope ${heapSlope} MB/h (${heap[0]?.mb.toFixed(1)} -> ${heap.at(-1)?.mb.toFixed(1)} MB); inference ${inf.summary()}`,
     });
-    return { ...f, slopeMbPerHour: rssSlope, heapSlopeMbPerHour: heapSlope, firstHalfPeakMb: peak(all.samples.slice(0, half)), secondHalfPeakMb: peak(all.samples.slice(half)), samples: all.samples.length };
+    return { ...f, slopeMbPerHour: rssSlope, heapSlopeMbPerHour: heapSlope, heapSamples: heap.length, firstHalfPeakMb: peak(all.samples.slice(0, half)), secondHalfPeakMb: peak(all.samples.slice(half)), samples: all.samples.length };
   } finally {
     await rig.stop();
   }
