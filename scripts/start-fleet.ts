@@ -18,6 +18,9 @@ import { FleetStore } from '../controller/store.js';
 import { DIGIT_PIXELS, heldOutDigits, trainingDigits } from '../tools/edge-model/digits.js';
 import { buildReference } from '../agent/drift/reference.js';
 import type { DriftSpec } from '../agent/drift/spec.js';
+import { buildDashboard } from '../controller/dashboard/server.js';
+import { RolloutLoop } from '../controller/rollout/loop.js';
+import { variantPackage } from '../test/helpers/variant-models.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const home = path.join(root, 'var/start-fleet');
@@ -83,7 +86,15 @@ async function main(): Promise<void> {
   const store = new FleetStore(dbFile);
   const controller = new FleetController(store, { broker: broker.url, clientId: 'edge-fleet-local' });
   await controller.start();
-  const published = [await publishPackage(store, pk.fp32), await publishPackage(store, pk.int8)];
+  // A version whose outputs are NaN, published for the rollback demo (signed like the others).
+  const badDir = variantPackage('nan', '1.0.1-nan', path.join(home, 'packages'));
+  await signPackage(badDir, JSON.parse(readFileSync(path.join(home, 'demo-signing-key.json'), 'utf8')).privateKeyPem);
+  const published = [await publishPackage(store, pk.fp32), await publishPackage(store, pk.int8), await publishPackage(store, badDir)];
+  // Rollout plans (edge-fleet rollout ...) are carried out here; the dashboard shows them.
+  const rollouts = new RolloutLoop(controller, () => undefined, 1000);
+  rollouts.start();
+  const dashboard = buildDashboard({ store, rollouts: () => rollouts.statuses() });
+  const dashboardUrl = await dashboard.listen({ host: '127.0.0.1', port: await port(8090) });
 
   const config = parseConfig({
     deviceId: DEVICE,
@@ -137,6 +148,7 @@ async function main(): Promise<void> {
     `  controller database                  ${dbFile}`,
     `  agent "${DEVICE}"                   health ${agent.url}/healthz  ready ${agent.url}/readyz  status page ${agent.url}/`,
     `  workload                             held-out digits -> POST ${agent.url}/v1/models/digits/infer`,
+    `  fleet dashboard                      ${dashboardUrl}/`,
     '',
     'Try, in another terminal (from this folder):',
     `  ${fleet} devices ${d}`,
@@ -146,6 +158,9 @@ async function main(): Promise<void> {
     `  ${fleet} drift ${d}`,
     `  ${fleet} deploy ${int8.name}@${int8.version} --device ${DEVICE} ${b} ${d}    (the int8 build, downloaded over MQTT)`,
     `  ${fleet} cmd ${DEVICE} models.rollback --args '{"name":"digits"}' ${b}`,
+    `  ${fleet} rollout ${int8.name}@${int8.version} --group local --stages 100 ${d}    (a staged rollout: probation, then committed)`,
+    `  ${fleet} rollout digits@1.0.1-nan --group local --stages 100 ${d}    (a bad version: rolled back at its first answer, rollout halted)`,
+    `  ${fleet} rollout status ${d}`,
     `  curl ${agent.url}/v1/status`,
     '',
     'Ctrl-C stops everything.',
@@ -170,6 +185,8 @@ async function main(): Promise<void> {
     stopping = true;
     clearInterval(progress);
     clearInterval(figures);
+    rollouts.stop();
+    await dashboard.close();
     await workload;
     await agent.stop();
     await controller.stop();

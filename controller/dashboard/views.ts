@@ -172,7 +172,7 @@ export function rolloutsView(statuses: RolloutStatus[]): Record<string, unknown>
     stages: s.stages.map((st, i) => ({
       percent: st.percent,
       current: i === s.rollout.stageIndex,
-      devices: st.devices.map((d) => ({ id: d.id, state: d.state, reason: d.reason })),
+      devices: st.devices.map((d) => ({ id: d.id, state: d.state, version: d.version, reason: d.reason })),
     })),
     gates: s.rollout.gates,
   }));

@@ -26,6 +26,12 @@ function readOnlyPort(store: FleetStore): FleetPort {
   };
 }
 
+/** `--db` may be parsed by "rollout" itself or by its subcommand, depending on where it was written. */
+function dbOf(o: { db: string }, cmd: Command, deps: RolloutCliDeps): string {
+  const parent = cmd.parent?.opts() as { db?: string } | undefined;
+  return o.db !== deps.defaultDb ? o.db : parent?.db ?? o.db;
+}
+
 export function registerRolloutCommands(program: Command, deps: RolloutCliDeps): void {
   const rollout = program.command('rollout')
     .description('staged (canary) rollouts with gates and fleet-wide rollback; "edge-fleet serve" carries them out')
@@ -64,21 +70,22 @@ export function registerRolloutCommands(program: Command, deps: RolloutCliDeps):
     .argument('[id]', 'one rollout')
     .option('--db <file>', 'controller database', deps.defaultDb)
     .option('--json', 'print JSON')
-    .action((id: string | undefined, o: { db: string; json?: boolean }) => {
-      const store = deps.openStore(o.db);
+    .action((id: string | undefined, o: { db: string; json?: boolean }, cmd: Command) => {
+      const store = deps.openStore(dbOf(o, cmd, deps));
+      const json = o.json || Boolean((cmd.parent?.opts() as { json?: boolean } | undefined)?.json);
       try {
         const rs = new RolloutStore(store.db);
         const driver = new RolloutDriver(rs, readOnlyPort(store));
         const list = (id ? [id] : rs.list().map((r) => r.id)).map((x) => driver.status(x));
         const view = rolloutsView(list);
-        if (o.json) {
+        if (json) {
           process.stdout.write(JSON.stringify(view, null, 2) + '\n');
           return;
         }
-        for (const r of view as { id: string; model: string; version: string; group: string; state: string; reason?: string; stages: { percent: number; current: boolean; devices: { id: string; state: string; reason?: string }[] }[] }[]) {
+        for (const r of view as { id: string; model: string; version: string; group: string; state: string; reason?: string; stages: { percent: number; current: boolean; devices: { id: string; state: string; version?: string; reason?: string }[] }[] }[]) {
           process.stdout.write(`rollout ${r.id}: ${r.model}@${r.version} to ${r.group}: ${r.state}${r.reason ? ` (${r.reason})` : ''}\n`);
           const rows = r.stages.flatMap((s, i) => (s.devices.length ? s.devices : [{ id: '-', state: 'not started' }]).map((d) => ({
-            stage: `${i + 1} (${s.percent}%)${s.current ? ' *' : ''}`, device: d.id, state: d.state, reason: 'reason' in d ? d.reason ?? '' : '',
+            stage: `${i + 1} (${s.percent}%)${s.current ? ' *' : ''}`, device: d.id, reports: 'version' in d && d.version ? `${d.version}: ${d.state}` : d.state, reason: 'reason' in d ? d.reason ?? '' : '',
           })));
           process.stdout.write(table(rows) + '\n');
         }
@@ -92,8 +99,8 @@ export function registerRolloutCommands(program: Command, deps: RolloutCliDeps):
     .argument('<id>', 'rollout id')
     .option('--db <file>', 'controller database', deps.defaultDb)
     .option('--reason <text>', 'why', 'halted by operator')
-    .action((id: string, o: { db: string; reason: string }) => {
-      const store = deps.openStore(o.db);
+    .action((id: string, o: { db: string; reason: string }, cmd: Command) => {
+      const store = deps.openStore(dbOf(o, cmd, deps));
       try {
         const rs = new RolloutStore(store.db);
         const r = rs.get(id);
