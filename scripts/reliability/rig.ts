@@ -165,10 +165,13 @@ export class Rig {
 export async function figuresOf(rig: Rig, base: Pick<Figures, 'scenario' | 'load' | 'faults'> & { p99Ms?: number; notes?: string; sent?: Map<string, number[]> }, drainMs?: number): Promise<Figures> {
   const a = await rig.account(drainMs);
   const missing = base.sent && a.evicted === 0 ? rig.missing(base.sent) : undefined;
-  const notes = [base.notes, a.queued ? `${a.queued} still queued` : '', missing ? `${missing} answered-201 seqs missing at the controller` : ''].filter(Boolean).join('; ');
+  // A negative depth means the buffer's counters disagree with its file: lost cannot be
+  // computed, and the row says so instead of printing a 0 it cannot prove.
+  const inconsistent = a.queued < 0;
+  const notes = [base.notes, inconsistent ? `BUFFER COUNTERS INCONSISTENT (depth ${a.queued}): lost not computable` : a.queued ? `${a.queued} still queued` : '', missing ? `${missing} answered-201 seqs missing at the controller` : ''].filter(Boolean).join('; ');
   return {
     scenario: base.scenario, load: base.load, faults: base.faults,
     accepted: a.accepted, delivered: a.delivered, evicted: a.evicted,
-    lost: Math.max(a.lost, missing ?? 0), duplicates: a.duplicates, peakRssMb: rig.peakRssMb(), p99Ms: base.p99Ms, notes: notes || undefined,
+    lost: inconsistent ? NaN : Math.max(a.lost, missing ?? 0), duplicates: a.duplicates, peakRssMb: rig.peakRssMb(), p99Ms: base.p99Ms, notes: notes || undefined,
   };
 }
