@@ -40,7 +40,9 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
   const files: Record<string, [string, string]> = {
     '/': [path.join(ui, 'index.html'), 'text/html; charset=utf-8'],
     '/ui/app.js': [path.join(ui, 'app.js'), 'text/javascript; charset=utf-8'],
-    '/ui/style.css': [path.join(ui, 'style.css'), 'text/css; charset=utf-8'],
+    // One stylesheet for both pages (the device's), plus the dashboard's own few rules.
+    '/ui/style.css': [path.join(ui, '../../../agent/ui/style.css'), 'text/css; charset=utf-8'],
+    '/ui/dashboard.css': [path.join(ui, 'dashboard.css'), 'text/css; charset=utf-8'],
     '/ui/vendor/chart.js': [path.join(path.dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'text/javascript; charset=utf-8'],
   };
   for (const [route, [file, type]] of Object.entries(files)) {
