@@ -12,6 +12,14 @@ export interface LeaseSource {
   lease(maxBytes: number, opts?: LeaseOptions): Lease | undefined;
   ack(leaseId: string): unknown;
   nack(leaseId: string): unknown;
+  /** Moves a lease's records aside with a reason (a batch the broker refuses for good). */
+  quarantine?(leaseId: string, reason: string): unknown;
+}
+
+/** An MQTT 5 PUBACK reason code >= 0x80 is the broker's final word on that message. */
+export function refusedByBroker(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' && code >= 0x80 ? code : undefined;
 }
 
 export interface DrainOptions {
@@ -32,6 +40,7 @@ export interface DrainStats {
   recordsAcked: number;
   batchesFailed: number;
   nackedOnDisconnect: number;
+  batchesQuarantined: number;
   lastError?: string;
 }
 
@@ -44,7 +53,7 @@ export class TelemetryDrain {
   #lastRefill = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #waiters: (() => void)[] = [];
-  #stats = { batchesAcked: 0, recordsAcked: 0, batchesFailed: 0, nackedOnDisconnect: 0, lastError: undefined as string | undefined };
+  #stats = { batchesAcked: 0, recordsAcked: 0, batchesFailed: 0, batchesQuarantined: 0, nackedOnDisconnect: 0, lastError: undefined as string | undefined };
 
   constructor(
     private readonly source: LeaseSource,
@@ -193,7 +202,16 @@ export class TelemetryDrain {
         this.#open.delete(lease.id);
         this.#stats.batchesFailed++;
         this.#stats.lastError = describe(err);
-        this.#safe(() => this.source.nack(lease.id));
+        const refused = refusedByBroker(err);
+        // Re-sending what the broker refused (not authorised, too large, bad payload) would
+        // block the stream behind it forever: those records go to quarantine, counted.
+        if (refused !== undefined && this.source.quarantine) {
+          this.#stats.batchesQuarantined++;
+          this.log.warn({ stream: lease.stream, records: lease.count, reasonCode: refused }, 'broker refused a telemetry batch; quarantined');
+          this.#safe(() => this.source.quarantine!(lease.id, `broker refused the batch with reason code 0x${refused.toString(16)}: ${describe(err)}`));
+        } else {
+          this.#safe(() => this.source.nack(lease.id));
+        }
         this.#after();
       },
     );
