@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WaitAbort, waitFor } from './wait.js';
+import { killOnExit } from './cleanup.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const agentCli = path.join(root, 'dist/agent/cli.js');
@@ -90,6 +91,6 @@ export function spawnAgentWithFile(configFile: string, dir: string, opts: { env?
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     },
   };
-  process.once('exit', () => ap.kill('SIGKILL'));
+  killOnExit(() => ap.kill('SIGKILL'));
   return ap;
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { canConnect, freePort } from './ports.js';
 import { WaitAbort, waitFor } from './wait.js';
+import { killOnExit } from './cleanup.js';
 
 export interface Broker {
   port: number;
@@ -74,7 +75,7 @@ export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> 
   const cleanup = (): void => {
     if (broker.proc.exitCode === null) broker.proc.kill('SIGKILL');
   };
-  process.once('exit', cleanup);
+  killOnExit(cleanup);
   return broker;
 }
 
