@@ -55,9 +55,12 @@ t.test('canary rollout: a good version reaches 100%, a bad one halts at stage 1'
   await waitFor(() => loop.store.get(r1.id)!.state === 'completed', { timeoutMs: 60_000, what: `rollout 1.1.0 completed: ${JSON.stringify(loop.driver.status(r1.id).stages)}` });
   await waitFor(() => agents.every((a) => served.get(a.agent.config.deviceId) === '1.1.0'), { what: 'every device serves 1.1.0' });
   t.pass('1.1.0 went through both stages and every device serves it');
+  // The stage of each device comes from a hash of (rollout id, device id): at 25% of four
+  // devices the first stage has one device or a few, never none.
   const st = loop.driver.status(r1.id);
-  t.equal(st.stages[0]!.devices.length, 1, 'the first stage had one canary');
-  t.equal(st.stages[1]!.devices.length, 3, 'the second stage took the rest');
+  const first = st.stages[0]!.devices.length;
+  t.ok(first >= 1 && first < 4, `the first stage had ${first} canary device(s)`);
+  t.equal(first + st.stages[1]!.devices.length, 4, 'the second stage took the rest');
 
   await publishPackage(ctl.store, variantPackage('nan', '2.0.0', tempDir()), {});
   const r2 = planRollout(loop.store, { model: 'digits', version: '2.0.0', group: 'lab', stages: [25, 100], gates: DEFAULT_GATES });
@@ -66,11 +69,11 @@ t.test('canary rollout: a good version reaches 100%, a bad one halts at stage 1'
   const halted = loop.store.get(r2.id)!;
   t.equal(halted.stageIndex, 0, 'halted at the first stage');
   t.match(halted.reason, /failed digits@2.0.0 at stage 1/);
-  const canary = loop.driver.status(r2.id).stages[0]!.devices[0]!;
-  t.match(canary, { state: 'rolled_back' }, 'the canary rolled itself back');
-  const others = agents.map((a) => a.agent.config.deviceId).filter((d) => d !== canary.id);
+  const canaries = loop.driver.status(r2.id).stages[0]!.devices;
+  t.ok(canaries.some((d) => d.state === 'rolled_back'), `a canary rolled itself back: ${JSON.stringify(canaries)}`);
+  const others = agents.map((a) => a.agent.config.deviceId).filter((d) => !canaries.some((c) => c.id === d));
   const desiredVersions = (d: string): string[] => (ctl.store.desired(`device:${d}`)?.models ?? []).map((m) => String(m.version));
-  t.same(others.map(desiredVersions), others.map(() => ['1.1.0']), 'no other device was ever told to run 2.0.0');
-  await waitFor(() => served.get(canary.id) === '1.1.0', { what: 'the canary serves 1.1.0 again' });
+  t.same(others.map(desiredVersions), others.map(() => ['1.1.0']), `no device outside the first stage was told to run 2.0.0 (${others.join(', ')})`);
+  await waitFor(() => canaries.every((c) => served.get(c.id) === '1.1.0'), { what: 'the canaries serve 1.1.0 again' });
   t.ok(others.every((d) => served.get(d) === '1.1.0'), 'the rest of the fleet kept serving 1.1.0');
 });
