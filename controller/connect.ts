@@ -1,6 +1,6 @@
 // The controller's MQTT connection: MQTT 5 first, MQTT 3.1.1 when the broker refuses it
 // (the embedded aedes broker speaks only 3.1.1).
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 
 export interface FleetConnection {
   client: MqttClient;
@@ -15,6 +15,11 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Keep reconnecting after the first connection (serve) or fail fast (one-shot commands). */
   reconnect?: boolean;
+  /**
+   * Attached before the connection is made: a resumed session's queued messages arrive right
+   * after CONNACK, and mqtt.js acknowledges each one whether anything listens or not.
+   */
+  onMessage?: (topic: string, payload: Buffer, packet: IPublishPacket, client: MqttClient) => void;
 }
 
 function attempt(url: string, opts: ConnectOptions, version: 4 | 5): Promise<MqttClient> {
@@ -28,6 +33,7 @@ function attempt(url: string, opts: ConnectOptions, version: 4 | 5): Promise<Mqt
   if (version === 5 && !opts.clean) o.properties = { sessionExpiryInterval: 7 * 24 * 3600 };
   return new Promise((resolve, reject) => {
     const client = mqtt.connect(url, o);
+    if (opts.onMessage) client.on('message', (topic, payload, packet) => opts.onMessage!(topic, payload, packet, client));
     const fail = (err: Error): void => {
       client.removeAllListeners();
       client.on('error', () => undefined);

@@ -45,16 +45,22 @@ export class FleetController extends EventEmitter {
   }
 
   async start(): Promise<void> {
-    const { client, protocolVersion } = await connectFleet(this.opts.broker, { clientId: this.opts.clientId, clean: false, reconnect: true });
+    // The handler is attached before CONNACK: a resumed session's backlog arrives at once.
+    const { client, protocolVersion } = await connectFleet(this.opts.broker, {
+      clientId: this.opts.clientId,
+      clean: false,
+      reconnect: true,
+      onMessage: (topic, payload, packet, c) => {
+        this.#client ??= c;
+        try {
+          this.#onMessage(topic, payload, packet);
+        } catch (err) {
+          this.opts.log?.('message handling failed', { topic, err: String(err) });
+        }
+      },
+    });
     this.#client = client;
     this.#protocol = protocolVersion;
-    client.on('message', (topic, payload, packet) => {
-      try {
-        this.#onMessage(topic, payload, packet);
-      } catch (err) {
-        this.opts.log?.('message handling failed', { topic, err: String(err) });
-      }
-    });
     const shared = (f: string): string => (this.opts.share && protocolVersion === 5 ? `$share/${this.opts.share}/${f}` : f);
     await client.subscribeAsync({
       [filters.status]: { qos: 1 },
