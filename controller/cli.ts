@@ -25,12 +25,29 @@ const lazy = {
 import { buildDashboard } from './dashboard/server.js';
 import { registerRolloutCommands } from './rollout/commands.js';
 import { RolloutLoop } from './rollout/loop.js';
+import type { CommandSigner } from './rollout/fleet-port.js';
+import { checkPrivateKeyFile } from '../agent/security/key-file.js';
+import { createPrivateKey } from 'node:crypto';
 
 const DEFAULT_DB = process.env.EDGE_FLEET_DB ?? 'edge-fleet.db';
 const DEFAULT_BROKER = process.env.EDGE_FLEET_BROKER ?? 'mqtt://127.0.0.1:1883';
 
 function out(json: boolean, rows: unknown, render: () => string): void {
   process.stdout.write(json ? JSON.stringify(rows, null, 2) + '\n' : render());
+}
+
+/** An ed25519 private key (PEM) that only its owner can read; a clear error otherwise. */
+function readCommandKey(file: string): string {
+  checkPrivateKeyFile(file, '--command-key');
+  const pem = readFileSync(file, 'utf8');
+  let type: string | undefined;
+  try {
+    type = createPrivateKey(pem).asymmetricKeyType;
+  } catch (err) {
+    throw new InvalidArgumentError(`--command-key ${file}: expected an ed25519 private key in PEM ("edge-model keygen" writes one): ${(err as Error).message}`);
+  }
+  if (type !== 'ed25519') throw new InvalidArgumentError(`--command-key ${file}: expected an ed25519 private key, got ${type}`);
+  return pem;
 }
 
 function openStore(file: string, mustExist = true): FleetStore {
@@ -105,7 +122,9 @@ export function buildFleetCli(): Command {
     .option('--http <port>', 'serve the fleet dashboard on this port (0 picks one)', (v) => (v === '0' ? 0 : positiveInt(v)))
     .option('--http-host <host>', 'address of the dashboard', '127.0.0.1')
     .option('--no-rollouts', 'do not carry out rollout plans in this replica')
-    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean }) => {
+    .option('--command-key <file>', 'sign the commands rollouts send (ed25519 private key, PEM), for devices with security.commands.requireSignature')
+    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string }) => {
+      const commandKey = o.commandKey ? readCommandKey(o.commandKey) : undefined;
       let embedded: EmbeddedBroker | undefined;
       let url = o.broker;
       const { FleetController } = await lazy.serve();
@@ -121,7 +140,12 @@ export function buildFleetCli(): Command {
       const ctl = new FleetController(store, { broker: url, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
       await ctl.start();
       // Rollout plans are carried out here (one replica should do it: --no-rollouts on the others).
-      const rollouts = o.rollouts ? new RolloutLoop(ctl, log) : undefined;
+      let sign: CommandSigner | undefined;
+      if (commandKey) {
+        const { signCommand } = await lazy.signing();
+        sign = (cmd, device) => signCommand(cmd, device, commandKey);
+      }
+      const rollouts = o.rollouts ? new RolloutLoop(ctl, log, undefined, sign) : undefined;
       rollouts?.start();
       let dashboard: Awaited<ReturnType<typeof buildDashboard>> | undefined;
       let dashboardUrl: string | undefined;

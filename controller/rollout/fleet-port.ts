@@ -6,6 +6,9 @@ import { deploy, sendCommand, targetKey, targetTopic } from '../requests.js';
 import type { DeviceReport } from './plan.js';
 import type { FleetPort } from './driver.js';
 
+/** Signs a command for one device (devices with `security.commands.requireSignature`). */
+export type CommandSigner = (cmd: { id: string; name: string; args: unknown }, deviceId: string) => object;
+
 interface ReportedModel {
   name?: string;
   version?: string;
@@ -20,6 +23,7 @@ export class ControllerFleetPort implements FleetPort {
     private readonly client: () => MqttClient | undefined,
     private readonly protocolVersion: () => 4 | 5,
     private readonly log: (msg: string, extra?: Record<string, unknown>) => void = () => undefined,
+    private readonly sign?: CommandSigner,
   ) {}
 
   groupMembers(group: string): string[] {
@@ -63,8 +67,12 @@ export class ControllerFleetPort implements FleetPort {
     const doc = { v: 1 as const, models: current.filter((m) => m.name !== model), updatedAt: new Date().toISOString() };
     await client.publishAsync(targetTopic(target), JSON.stringify(doc), { qos: 1, retain: true });
     this.store.setDesired(targetKey(target), doc);
-    void sendCommand(client, this.protocolVersion(), deviceId, 'models.rollback', { name: model }, { timeoutMs: 15_000 })
-      .then((reply) => this.log('rollback command answered', { deviceId, model, ok: reply.ok }))
+    const sign = this.sign;
+    void sendCommand(client, this.protocolVersion(), deviceId, 'models.rollback', { name: model }, {
+      timeoutMs: 15_000,
+      sign: sign ? (cmd) => sign(cmd, deviceId) : undefined,
+    })
+      .then((reply) => this.log('rollback command answered', { deviceId, model, ok: reply.ok, error: reply.error?.code, signed: Boolean(sign) }))
       .catch((err) => this.log('rollback command failed', { deviceId, model, err: String(err) }));
   }
 

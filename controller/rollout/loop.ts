@@ -2,7 +2,7 @@
 // report and on a timer (stage soak times and timeouts need no report to pass).
 import type { FleetController } from '../serve.js';
 import { RolloutDriver, type RolloutStatus } from './driver.js';
-import { ControllerFleetPort } from './fleet-port.js';
+import { ControllerFleetPort, type CommandSigner } from './fleet-port.js';
 import { RolloutStore } from './store.js';
 
 export class RolloutLoop {
@@ -12,9 +12,15 @@ export class RolloutLoop {
   #busy: Promise<void> | undefined;
   #again = false;
 
-  constructor(ctl: FleetController, private readonly log: (msg: string, extra?: Record<string, unknown>) => void = () => undefined, private readonly intervalMs = 2000) {
+  constructor(
+    ctl: FleetController,
+    private readonly log: (msg: string, extra?: Record<string, unknown>) => void = () => undefined,
+    private readonly intervalMs = 2000,
+    /** Signs the rollback commands the loop sends, for devices that require signed commands. */
+    sign?: CommandSigner,
+  ) {
     this.store = new RolloutStore(ctl.store.db);
-    const port = new ControllerFleetPort(ctl.store, () => ctl.client, () => ctl.protocolVersion, log);
+    const port = new ControllerFleetPort(ctl.store, () => ctl.client, () => ctl.protocolVersion, log, sign);
     this.driver = new RolloutDriver(this.store, port, (r, d) => {
       if (d.kind !== 'wait') log(`rollout ${r.id} ${r.model}@${r.version}: ${d.kind}`, d.kind === 'halt' ? { reason: d.reason } : d.kind === 'assign' ? { stage: d.stage + 1, devices: d.devices } : undefined);
     });
