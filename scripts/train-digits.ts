@@ -13,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { heldOutDigits, trainingDigits, DIGIT_PIXELS, type DigitSet } from '../tools/edge-model/digits.js';
 import { exportDigitsFp32, exportDigitsInt8, type DigitsWeights, type ActivationRanges } from './digits-onnx.js';
 import { writePackage } from '../agent/models/write.js';
+import { mulberry32 } from '../tools/prng.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -26,17 +27,6 @@ const BATCH = 32;
 
 // --- the network: Conv(1->8,3x3,pad1) Relu MaxPool2 Conv(8->16,3x3,pad1) Relu MaxPool2 Flatten Gemm(784->10)
 const C1 = 8, C2 = 16, S0 = 28, S1 = 14, S2 = 7, FC_IN = C2 * S2 * S2, CLASSES = 10;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function heInit(rand: () => number, n: number, fanIn: number): Float32Array {
   const w = new Float32Array(n);

@@ -2,18 +2,9 @@
 // one categorical) drawn from a known distribution, with knobs for the shifts under test.
 import type { TensorMap } from '../agent/runtime/backend.js';
 import type { DriftSpec } from '../agent/drift/index.js';
+import { mulberry32 as rng } from '../tools/prng.js';
 
-/** mulberry32: small, seeded, good enough for statistics tests. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 export function normal(r: () => number): number {
   const u = 1 - r(), v = r();

@@ -5,18 +5,9 @@ import {
   DataType, encodeModel, makeModel, makeNode, makeTensor, makeValueInfo,
   type NodeProto, type TensorProto,
 } from '../../agent/onnx/model.js';
+import { mulberry32 as rng } from '../../tools/prng.js';
 
-/** mulberry32: a tiny seeded generator, so every run builds the same graphs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 export interface Q { name: string; scale: number; zp: number; shape: number[] }
 

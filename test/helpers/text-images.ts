@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeNpy } from '../../agent/tensor/npy.js';
+import { mulberry32 as rng } from '../../tools/prng.js';
 
 // A 5x7 bitmap font (rows top to bottom, 5 bits each, MSB on the left): real letter shapes,
 // so the classifier sees text rather than noise and answers with confidence.
@@ -26,16 +27,6 @@ const GLYPHS = Object.keys(FONT);
 export const TEXT_H = 48;
 export const TEXT_W = 192;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * One image, 3 x H x W float32, already normalized to [-1, 1]: a line of bitmap-font text,
