@@ -1,11 +1,13 @@
 // edge-fleet serve: subscribes to the fleet and keeps the controller database current;
-// answers artifact requests from the stored chunks. Replicas share the device-to-controller
+// acks every telemetry batch to its device once it is committed (the device deletes the
+// batch only then); answers artifact requests from the stored chunks. Replicas share the device-to-controller
 // load through MQTT 5 shared subscriptions ($share/<group>/...); retained status goes to
 // every replica (shared subscriptions get no retained messages).
 import { EventEmitter } from 'node:events';
 import type { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { decodeBatch } from '../agent/telemetry/encoding.js';
 import { encodeFrame } from '../agent/fleet/frame.js';
+import { encodeAck } from '../agent/fleet/telemetry-ack.js';
 import { ID_PATTERN, STREAM_PATTERN, filters, parseTopic, topics } from '../agent/fleet/topics.js';
 import { connectFleet } from './connect.js';
 import type { FleetStore, IngestResult } from './store.js';
@@ -30,7 +32,7 @@ const MAX_JSON = 1024 * 1024;
 export class FleetController extends EventEmitter {
   #client: MqttClient | undefined;
   #protocol: 4 | 5 = 5;
-  readonly counters = { batches: 0, records: 0, duplicates: 0, rejected: 0, chunksServed: 0, statuses: 0 };
+  readonly counters = { batches: 0, records: 0, duplicates: 0, rejected: 0, chunksServed: 0, statuses: 0, acks: 0 };
 
   constructor(readonly store: FleetStore, readonly opts: ControllerOptions) {
     super();
@@ -109,6 +111,9 @@ export class FleetController extends EventEmitter {
           return this.#reject(device, topic, (err as Error).message, payload.length);
         }
         const res = this.store.ingestBatch(device, t.stream!, batch.records, this.opts.clientId);
+        // Only now, after the commit, and for duplicates too: the device deletes the batch on
+        // this ack (a re-sent batch is acked so it can be deleted at last).
+        this.#ackBatch(device, t.stream!, batch.first, batch.last, res);
         this.counters.batches++;
         this.counters.records += res.stored;
         this.counters.duplicates += res.duplicates;
@@ -133,6 +138,15 @@ export class FleetController extends EventEmitter {
         this.#serveArtifact(device, payload, packet);
         return;
     }
+  }
+
+  #ackBatch(device: string, stream: string, first: number, last: number, res: IngestResult): void {
+    const c = this.#client;
+    if (!c) return; // not possible once a message arrived; a missing ack only means a re-send
+    this.counters.acks++;
+    c.publish(topics.telemetryAck(device, stream), encodeAck({ stream, first, last, count: res.records, stored: res.stored, duplicates: res.duplicates }), { qos: 1 }, (err) => {
+      if (err) this.opts.log?.('telemetry ack not delivered', { device, stream, err: String(err) });
+    });
   }
 
   #json(device: string, topic: string, payload: Buffer): Record<string, unknown> | undefined {

@@ -19,6 +19,7 @@ t.test('a batch the broker refuses is quarantined and the rest flows', async (t)
         'topic write edge/v1/pi-acl/models/reported',
         'topic write edge/v1/pi-acl/cmd/res',
         'topic write edge/v1/pi-acl/artifacts/req',
+        'topic write edge/v1/pi-acl/telemetry/+/ack',
       ].join('\n') + '\n');
       return `listener ${port} 127.0.0.1\nallow_anonymous true\nacl_file ${acl}`;
     },

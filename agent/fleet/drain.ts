@@ -1,11 +1,19 @@
-// Moves telemetry from the SQLite buffer to the broker. The buffer is the only queue of
-// record: a batch is leased, published QoS 1 while connected, and acked (deleted) only on
-// its PUBACK. A disconnect nacks every open lease, so nothing waits in mqtt.js's memory.
-// A bounded window of unacknowledged batches and a token bucket (records/s) keep a drain
-// after a long outage from flooding the link.
+// Moves telemetry from the SQLite buffer to the fleet. The buffer is the only queue of
+// record: a batch is leased, published QoS 1 while connected, and acked (deleted) only when
+// it is confirmed. With acks from the controller (mqtt.telemetryAck "controller", the
+// default) that is the controller's end-to-end ack, sent after its database commit; a
+// PUBACK alone is not enough, because a broker restarted without persistence PUBACKs and
+// drops what nobody is subscribed to. A batch not confirmed within ackTimeoutMs goes back
+// to the buffer and is sent again, after a capped backoff and one batch at a time, so a
+// controller that stays away does not make the agent fill the broker's queue with re-sends.
+// With "broker" the PUBACK confirms (for controllers that do not ack). A disconnect nacks
+// every open lease, so nothing waits in mqtt.js's memory. A bounded window of unconfirmed
+// batches and a token bucket (records/s) keep a drain after a long outage from flooding the link.
 import type { Lease, LeaseOptions } from '../telemetry/types.js';
 import type { Logger } from '../log.js';
 import { describe } from '../errors.js';
+import { Backoff } from './backoff.js';
+import type { TelemetryAck } from './telemetry-ack.js';
 
 /** The part of TelemetryBuffer the drain uses. */
 export interface LeaseSource {
@@ -28,14 +36,35 @@ export interface DrainOptions {
   batchMaxBytes: number;
   /** How often to look for new records when the buffer was empty (ms). */
   idlePollMs?: number;
+  /** Who confirms a batch: the controller's end-to-end ack, or the broker's PUBACK. Default 'broker'. */
+  ack?: AckMode;
+  /** 'controller': a batch without an ack after this long is sent again (ms). */
+  ackTimeoutMs?: number;
+  /** 'controller': longest pause before a re-send while no ack comes (ms). */
+  ackRetryMaxMs?: number;
 }
+
+export type AckMode = 'controller' | 'broker';
+/** First pause before a re-send after an ack timeout (ms); doubles up to ackRetryMaxMs. */
+const ACK_RETRY_MIN_MS = 1000;
 
 /** Publishes one batch; resolves on PUBACK, rejects when the message was not acknowledged. */
 export type PublishBatch = (stream: string, payload: Buffer) => Promise<void>;
 
 export interface DrainStats {
   running: boolean;
+  ackMode: AckMode;
   inflight: number;
+  /** Batches the broker PUBACKed that wait for the controller's ack. */
+  awaitingAck: number;
+  /** Batches sent again because no ack came in time (ackTimeoutMs). */
+  ackTimeouts: number;
+  /** Valid acks that matched no open batch (late, or for a batch already re-sent). */
+  acksUnmatched: number;
+  /** Ack messages refused as malformed. */
+  acksRefused: number;
+  /** While acks are missing: when the next batch may go (ISO time), else null. */
+  resendAfter: string | null;
   batchesAcked: number;
   recordsAcked: number;
   batchesFailed: number;
@@ -44,16 +73,36 @@ export interface DrainStats {
   lastError?: string;
 }
 
+/** One published batch waiting for its confirmation. */
+interface OpenBatch {
+  lease: Lease;
+  sentAt: number;
+  /** The broker's PUBACK came (with controller acks, the batch still waits). */
+  pubacked: boolean;
+  timer?: NodeJS.Timeout;
+}
+
 export class TelemetryDrain {
-  readonly #open = new Map<string, Lease>();
-  #generation = 0;
+  readonly #open = new Map<string, OpenBatch>();
   #running = false;
   #pumping = false;
   #tokens: number;
   #lastRefill = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #waiters: (() => void)[] = [];
-  #stats = { batchesAcked: 0, recordsAcked: 0, batchesFailed: 0, batchesQuarantined: 0, nackedOnDisconnect: 0, lastError: undefined as string | undefined };
+  #stats = {
+    batchesAcked: 0, recordsAcked: 0, batchesFailed: 0, batchesQuarantined: 0, nackedOnDisconnect: 0,
+    ackTimeouts: 0, acksUnmatched: 0, acksRefused: 0, lastError: undefined as string | undefined,
+  };
+  readonly #ackMode: AckMode;
+  readonly #resend: Backoff;
+  /** No batch goes before this time (ms since the epoch): acks are missing, backing off. */
+  #resendAt = 0;
+  /** When the last ack timeout advanced the backoff; older batches timing out do not advance it again. */
+  #lastMissAt = 0;
+  /** Ack timeouts since the last ack: while > 0 one batch at a time is out. */
+  #misses = 0;
+  #lastRefusedLog = 0;
 
   constructor(
     private readonly source: LeaseSource,
@@ -62,6 +111,12 @@ export class TelemetryDrain {
     private readonly log: Logger,
   ) {
     this.#tokens = opts.recordsPerSecond;
+    this.#ackMode = opts.ack ?? 'broker';
+    this.#resend = new Backoff(Math.min(ACK_RETRY_MIN_MS, opts.ackRetryMaxMs ?? 60_000), opts.ackRetryMaxMs ?? 60_000);
+  }
+
+  get ackMode(): AckMode {
+    return this.#ackMode;
   }
 
   /** Connected: start draining. */
@@ -74,10 +129,10 @@ export class TelemetryDrain {
   /** Disconnected or stopping: nothing more is published; open leases go back to the buffer. */
   pause(): void {
     this.#running = false;
-    this.#generation++;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const id of this.#open.keys()) {
+    for (const [id, b] of this.#open) {
+      clearTimeout(b.timer);
       this.#safe(() => this.source.nack(id));
       this.#stats.nackedOnDisconnect++;
     }
@@ -94,7 +149,44 @@ export class TelemetryDrain {
   }
 
   /**
-   * Resolves when the buffer had nothing more to lease and no batch is unacknowledged, or
+   * The controller's ack (already checked by parseAck): confirms every open batch of that
+   * stream whose records lie within first..last. The controller stored that whole range, so
+   * an ack for an earlier send of the same records confirms a re-send too. Returns the number
+   * of batches confirmed; an ack that matches none is counted and ignored.
+   */
+  onAck(ack: Pick<TelemetryAck, 'stream' | 'first' | 'last'>): number {
+    if (this.#ackMode !== 'controller') return 0;
+    // The controller answers: whatever made us back off is over.
+    this.#misses = 0;
+    this.#resendAt = 0;
+    this.#lastMissAt = 0;
+    this.#resend.reset();
+    let n = 0;
+    for (const b of [...this.#open.values()]) {
+      const l = b.lease;
+      if (l.stream !== ack.stream || l.firstSeq < ack.first || l.lastSeq > ack.last) continue;
+      this.#confirm(b);
+      n++;
+    }
+    if (n === 0) {
+      this.#stats.acksUnmatched++;
+      this.log.debug({ stream: ack.stream, first: ack.first, last: ack.last }, 'telemetry ack matches no open batch; ignored');
+    }
+    this.#after();
+    return n;
+  }
+
+  /** A malformed ack message: counted, logged (at most every 10 s), dropped. */
+  refuseAck(topic: string, problem: string): void {
+    this.#stats.acksRefused++;
+    const now = Date.now();
+    if (now - this.#lastRefusedLog < 10_000) return;
+    this.#lastRefusedLog = now;
+    this.log.warn({ topic, problem, refused: this.#stats.acksRefused }, `refused a telemetry ack: ${problem}`);
+  }
+
+  /**
+   * Resolves when the buffer had nothing more to lease and no batch is unconfirmed, or
    * rejects when the link drops. Ignores the rate limit while waiting (an operator asked).
    */
   async flush(timeoutMs: number): Promise<{ recordsAcked: number }> {
@@ -128,7 +220,15 @@ export class TelemetryDrain {
   #flushing = 0;
 
   stats(): DrainStats {
-    return { running: this.#running, inflight: this.#open.size, ...this.#stats };
+    let awaitingAck = 0;
+    for (const b of this.#open.values()) if (b.pubacked) awaitingAck++;
+    const { batchesAcked, recordsAcked, batchesFailed, nackedOnDisconnect, batchesQuarantined, ackTimeouts, acksUnmatched, acksRefused, lastError } = this.#stats;
+    return {
+      running: this.#running, ackMode: this.#ackMode, inflight: this.#open.size, awaitingAck,
+      batchesAcked, recordsAcked, batchesFailed, nackedOnDisconnect, batchesQuarantined, ackTimeouts, acksUnmatched, acksRefused,
+      resendAfter: this.#resendAt > Date.now() ? new Date(this.#resendAt).toISOString() : null,
+      ...(lastError !== undefined ? { lastError } : {}),
+    };
   }
 
   /**
@@ -148,10 +248,20 @@ export class TelemetryDrain {
     this.#lastRefill = now;
   }
 
+  /** While acks are missing, one batch at a time probes the controller. */
+  #window(): number {
+    return this.#misses > 0 ? 1 : this.opts.inflight;
+  }
+
   #pump(): void {
     this.#pumping = true;
     try {
-      while (this.#running && this.#open.size < this.opts.inflight) {
+      while (this.#running && this.#open.size < this.#window()) {
+        const wait = this.#resendAt - Date.now();
+        if (wait > 0) {
+          this.#schedule(wait);
+          return;
+        }
         this.#refill();
         if (this.#flushing > 0) this.#tokens = Math.max(this.#tokens, this.opts.recordsPerSecond);
         if (this.#tokens <= 0) {
@@ -186,20 +296,27 @@ export class TelemetryDrain {
   }
 
   #send(lease: Lease): void {
-    const gen = this.#generation;
-    this.#open.set(lease.id, lease);
+    const b: OpenBatch = { lease, sentAt: Date.now(), pubacked: false };
+    this.#open.set(lease.id, b);
+    if (this.#ackMode === 'controller') {
+      // Not past the buffer's own lease expiry: after it the records are leasable again anyway.
+      const ms = Math.max(1, Math.min(this.opts.ackTimeoutMs ?? 15_000, lease.expiresAt - b.sentAt));
+      b.timer = setTimeout(() => this.#ackTimedOut(b), ms);
+      b.timer.unref();
+    }
     this.publish(lease.stream, lease.payload).then(
       () => {
-        if (gen !== this.#generation) return; // already nacked at the disconnect; the buffer re-sends
-        this.#open.delete(lease.id);
-        this.#safe(() => this.source.ack(lease.id));
-        this.#stats.batchesAcked++;
-        this.#stats.recordsAcked += lease.count;
+        if (this.#open.get(lease.id) !== b) return; // confirmed, timed out or nacked at a disconnect already
+        if (this.#ackMode === 'controller') {
+          b.pubacked = true; // the broker has it; the records stay until the controller has them
+          return;
+        }
+        this.#confirm(b);
         this.#after();
       },
       (err: unknown) => {
-        if (gen !== this.#generation) return;
-        this.#open.delete(lease.id);
+        if (this.#open.get(lease.id) !== b) return;
+        this.#close(b);
         this.#stats.batchesFailed++;
         this.#stats.lastError = describe(err);
         const refused = refusedByBroker(err);
@@ -215,6 +332,38 @@ export class TelemetryDrain {
         this.#after();
       },
     );
+  }
+
+  #close(b: OpenBatch): void {
+    clearTimeout(b.timer);
+    this.#open.delete(b.lease.id);
+  }
+
+  /** Delivery confirmed: the records leave the buffer. */
+  #confirm(b: OpenBatch): void {
+    this.#close(b);
+    this.#safe(() => this.source.ack(b.lease.id));
+    this.#stats.batchesAcked++;
+    this.#stats.recordsAcked += b.lease.count;
+  }
+
+  /** No ack in time: the records go back to the buffer, and the next send waits (backoff). */
+  #ackTimedOut(b: OpenBatch): void {
+    if (this.#open.get(b.lease.id) !== b) return;
+    this.#close(b);
+    this.#safe(() => this.source.nack(b.lease.id));
+    this.#stats.ackTimeouts++;
+    this.#misses++;
+    const now = Date.now();
+    // Batches that went out before the last timeout do not lengthen the pause again.
+    if (b.sentAt >= this.#lastMissAt) {
+      const delay = this.#resend.next();
+      this.#resendAt = now + delay;
+      this.#lastMissAt = now;
+      this.log.warn({ stream: b.lease.stream, records: b.lease.count, pubacked: b.pubacked, resendInMs: delay, timeouts: this.#stats.ackTimeouts },
+        'no ack from the controller for a telemetry batch; it stays in the buffer and is sent again');
+    }
+    this.#after();
   }
 
   #after(): void {

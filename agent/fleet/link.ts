@@ -16,6 +16,7 @@ import { Backoff } from './backoff.js';
 import { CommandRouter, type CommandReply } from './commands.js';
 import { parseDesired } from './desired.js';
 import { TelemetryDrain, type LeaseSource } from './drain.js';
+import { parseAck } from './telemetry-ack.js';
 import { FleetErrors } from './errors.js';
 import { decodeFrame, type Frame } from './frame.js';
 import type { ArtifactResponseHeader } from './artifact-download.js';
@@ -95,6 +96,9 @@ export class FleetLink implements Component {
         inflight: config.mqtt.inflight,
         recordsPerSecond: config.mqtt.drainRecordsPerSecond,
         batchMaxBytes: config.mqtt.batchMaxBytes,
+        ack: config.mqtt.telemetryAck,
+        ackTimeoutMs: config.mqtt.ackTimeoutMs,
+        ackRetryMaxMs: config.mqtt.ackRetryMaxMs,
       }, log.child({ component: 'fleet-drain' }));
     }
     this.#sync = new ModelSync({
@@ -245,6 +249,9 @@ export class FleetLink implements Component {
       [topics.artifactRes(d)]: { qos: 1 },
     };
     for (const g of config.mqtt.groups) subs[topics.groupDesired(g)] = { qos: 1 };
+    // Subscribed before the drain resumes: the broker handles the SUBSCRIBE before the first
+    // batch, so no ack can come before the subscription exists.
+    if (this.#drain?.ackMode === 'controller') subs[topics.telemetryAcks(d)] = { qos: 1 };
     client.subscribe(subs, (err) => {
       if (err) {
         this.#lastError = `subscribe failed: ${err.message}`;
@@ -278,6 +285,13 @@ export class FleetLink implements Component {
       case 'artifactRes':
         this.#onArtifactResponse(payload, packet);
         return;
+      case 'telemetryAck': {
+        if (!this.#drain || t.device !== this.ctx.config.deviceId) return;
+        const ack = parseAck(payload, t.stream!);
+        if ('problem' in ack) this.#drain.refuseAck(topic, ack.problem);
+        else this.#drain.onAck(ack);
+        return;
+      }
     }
   }
 

@@ -12,6 +12,10 @@ export const topics = {
   cmd: (device: string) => `${PROTOCOL}/${device}/cmd`,
   cmdRes: (device: string) => `${PROTOCOL}/${device}/cmd/res`,
   telemetry: (device: string, stream: string) => `${PROTOCOL}/${device}/telemetry/${stream}`,
+  /** The controller's end-to-end acknowledgement of a stored batch (docs/protocol.md#telemetry-acknowledgements). */
+  telemetryAck: (device: string, stream: string) => `${PROTOCOL}/${device}/telemetry/${stream}/ack`,
+  /** What a device subscribes to for the acks of all its streams. */
+  telemetryAcks: (device: string) => `${PROTOCOL}/${device}/telemetry/+/ack`,
   desired: (device: string) => `${PROTOCOL}/${device}/models/desired`,
   groupDesired: (group: string) => `${PROTOCOL}/groups/${group}/models/desired`,
   reported: (device: string) => `${PROTOCOL}/${device}/models/reported`,
@@ -28,7 +32,7 @@ export const filters = {
   artifactReq: `${PROTOCOL}/+/artifacts/req`,
 };
 
-export type TopicKind = 'status' | 'cmd' | 'cmdRes' | 'telemetry' | 'desired' | 'groupDesired' | 'reported' | 'artifactReq' | 'artifactRes';
+export type TopicKind = 'status' | 'cmd' | 'cmdRes' | 'telemetry' | 'telemetryAck' | 'desired' | 'groupDesired' | 'reported' | 'artifactReq' | 'artifactRes';
 
 export interface ParsedTopic {
   kind: TopicKind;
@@ -57,5 +61,6 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
     case 'artifacts/res': return { kind: 'artifactRes', device: a };
   }
   if (b === 'telemetry' && parts.length === 5) return { kind: 'telemetry', device: a, stream: c };
+  if (b === 'telemetry' && parts.length === 6 && d === 'ack') return { kind: 'telemetryAck', device: a, stream: c };
   return undefined;
 }
