@@ -4,7 +4,7 @@
 //   POST /v1/models/:name/infer     {"inputs": {NAME: TENSOR}, "outputEncoding"?: "json" | "base64"}
 // where TENSOR is nested arrays, {"shape": [...], "data": [...]} or {"shape": [...], "base64": "..."}
 // (raw little-endian). Errors name what was expected; nothing a client sends can crash the agent.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { EdgeError, Errors } from '../errors.js';
 import type { IOSpec, Tensor, TensorMap } from '../runtime/backend.js';
 import type { ModelRuntime } from '../runtime/model-runtime.js';
@@ -39,7 +39,26 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     return m;
   });
 
-  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', async (req) => {
+  // Admission from the headers alone: under overload most requests are refused, and reading
+  // and parsing their bodies on the one event loop is what used to slow the admitted ones.
+  const admission = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
+    const a = runtime.admit(req.params.name);
+    if (!a) return; // not served: the handler answers 404
+    if (a.admitted) {
+      // 'close' comes once the answer is sent or the client went away, whatever happened between.
+      reply.raw.once('close', a.release);
+      return;
+    }
+    const why = a.reason === 'queue_full'
+      ? `${a.inFlight} requests in flight (runtime.queueLimit)`
+      : `${a.inFlight} requests in flight, expected wait ${Math.round(a.expectedWaitMs)} ms over the budget (runtime.queueWaitFactor, runtime.maxQueueWaitMs)`;
+    const e = Errors.OVERLOADED(`model ${req.params.name}`);
+    // The body is not read; a client still sending it learns at once and may stop.
+    return reply.status(e.statusCode).header('retry-after', String(a.retryAfterSeconds))
+      .send({ error: { code: e.code, message: `${e.message} (${why})` } });
+  };
+
+  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', { onRequest: admission }, async (req) => {
     const name = req.params.name;
     if (!runtime.has(name)) throw Errors.MODEL_NOT_FOUND(name, runtime.list().map((x) => String(x.name)));
     const specs = runtime.inputSpecs(name);

@@ -69,7 +69,9 @@ export const DriftSection = Type.Object({
 export const RuntimeSection = Type.Object({
   threads: Type.Integer({ minimum: 0, maximum: 64, default: 0, description: 'intra-op threads per ONNX Runtime session; 0 = one per core' }),
   graphOptimizationLevel: Type.Union([Type.Literal('disabled'), Type.Literal('basic'), Type.Literal('extended'), Type.Literal('all')], { default: 'all', description: 'ONNX Runtime graph optimisation level' }),
-  queueLimit: Type.Integer({ minimum: 1, maximum: 100_000, default: 64, description: 'requests waiting per model; beyond this the API answers 429' }),
+  queueLimit: Type.Integer({ minimum: 1, maximum: 100_000, default: 64, description: 'requests waiting per model (in flight besides the running one, counted from their headers); beyond this the API answers 429 before reading the body' }),
+  queueWaitFactor: Type.Number({ minimum: 0, maximum: 1000, default: 4, description: 'latency-aware admission: a request is answered 429 (before its body is read) when its expected wait, requests in flight x the model\'s recent mean service time (ms), exceeds this multiple of its recent p99 service time; admitted latency then stays within about (1 + factor) x the unloaded latency (1 keeps it near 2x); 0 = only queueLimit applies' }),
+  maxQueueWaitMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 0, description: 'a fixed budget for the expected wait (ms), used instead of queueWaitFactor; 0 = use queueWaitFactor' }),
   warmup: Type.Integer({ minimum: 1, maximum: 100, default: 1, description: 'inferences a newly loaded version runs before it is ready and serves' }),
   maxElements: Type.Integer({ minimum: 1, default: 16 * 1024 * 1024, description: 'largest number of elements in one input tensor of a request' }),
   ensembles: Type.Array(Type.Object({

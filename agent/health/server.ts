@@ -41,6 +41,7 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
 
   app.setErrorHandler((err: FastifyError | EdgeError, req, reply) => {
     if (err instanceof EdgeError) {
+      if (err.statusCode === 429) reply.header('retry-after', '1');
       return reply.status(err.statusCode).send({ error: { code: err.code, message: err.message, details: err.details } });
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;

@@ -8,6 +8,7 @@ export class RuntimeMetrics {
   readonly latency: InstanceType<typeof prom.Histogram<'model' | 'version' | 'backend'>>;
   readonly errors: InstanceType<typeof prom.Counter<'model' | 'kind'>>;
   readonly queueDepth: InstanceType<typeof prom.Gauge<'model'>>;
+  readonly refused: InstanceType<typeof prom.Counter<'model' | 'reason'>>;
   readonly shadowAgreement: InstanceType<typeof prom.Counter<'model' | 'candidate' | 'agree'>>;
 
   constructor(registry: Registry) {
@@ -28,6 +29,12 @@ export class RuntimeMetrics {
       name: 'edge_model_queue_depth',
       help: 'Requests waiting or running per model',
       labelNames: ['model'],
+      registers: [registry],
+    });
+    this.refused = new prom.Counter({
+      name: 'edge_model_admission_refused_total',
+      help: 'Inference requests answered 429 before their body was read, by model and reason (queue_full: runtime.queueLimit; wait_budget: expected wait over the budget)',
+      labelNames: ['model', 'reason'],
       registers: [registry],
     });
     this.shadowAgreement = new prom.Counter({

@@ -15,6 +15,7 @@ import { shapeProblem, symbolicSizes } from '../tensor/shape.js';
 import type { BackendKind, IOSpec, TensorMap } from './backend.js';
 import { openBackend, type BackendRequest } from './choose.js';
 import { ENSEMBLE_OUTPUT, fuse, type Fusion } from './ensemble.js';
+import { AdmissionGate, type Admission } from './admission.js';
 import { RuntimeMetrics, type ErrorKind } from './metrics.js';
 import { ModelVersion } from './model-version.js';
 import { InferenceQueue } from './queue.js';
@@ -75,6 +76,8 @@ export class ModelRuntime implements Component {
   #metrics: RuntimeMetrics | undefined;
   readonly #slots = new Map<string, ModelSlot>();
   readonly #ensembles = new Map<string, EnsembleEntry>();
+  /** Admission per served name (model or ensemble), decided before a request's body is read. */
+  readonly #gates = new Map<string, AdmissionGate>();
   #stopped = false;
   #onShadow: ((c: ShadowComparison) => void)[] = [];
   #onInference: ((e: InferenceEvent) => void)[] = [];
@@ -148,6 +151,7 @@ export class ModelRuntime implements Component {
       }
     }
     for (const e of this.#cfg.ensembles) {
+      this.#gate(e.name);
       this.#ensembles.set(e.name, {
         name: e.name, members: e.members, fusion: e.fusion, weights: e.weights,
         queue: new InferenceQueue(e.name, this.#cfg.queueLimit, (d) => this.#metrics?.queueDepth.set({ model: e.name }, d)),
@@ -188,7 +192,10 @@ export class ModelRuntime implements Component {
     const failed = [...this.#slots.values()].filter((s) => s.lastError);
     return {
       models: this.list(),
-      runtime: { threads: this.#cfg.threads || 'auto', graphOptimizationLevel: this.#cfg.graphOptimizationLevel, queueLimit: this.#cfg.queueLimit, warmup: this.#cfg.warmup },
+      runtime: {
+        threads: this.#cfg.threads || 'auto', graphOptimizationLevel: this.#cfg.graphOptimizationLevel, warmup: this.#cfg.warmup,
+        queueLimit: this.#cfg.queueLimit, queueWaitFactor: this.#cfg.queueWaitFactor, maxQueueWaitMs: this.#cfg.maxQueueWaitMs,
+      },
       warning: failed.length ? `last package refused for ${failed.map((s) => s.name).join(', ')}` : undefined,
     };
   }
@@ -214,6 +221,7 @@ export class ModelRuntime implements Component {
         shadow: slot.shadow?.summary(),
         ab: slot.ab ? { version: slot.ab.version.version, fraction: slot.ab.fraction, served: slot.ab.served } : undefined,
         queueDepth: slot.queue.depth,
+        admission: this.#gates.get(slot.name)?.describe(),
         latency: slot.latency(),
       });
     }
@@ -229,9 +237,25 @@ export class ModelRuntime implements Component {
         inputs: first?.pkg.manifest.inputs,
         outputs: [{ name: ENSEMBLE_OUTPUT, dtype: 'float32', shape: ['N', first?.pkg.manifest.outputs[0]?.shape.at(-1) ?? 'C'] }],
         queueDepth: e.queue.depth,
+        admission: this.#gates.get(e.name)?.describe(),
       });
     }
     return out;
+  }
+
+  /**
+   * Admission of one request for `name`, from its headers alone (agent/runtime/admission.ts);
+   * undefined for a name not served (the route answers 404). A refusal is counted here.
+   */
+  admit(name: string): Admission | undefined {
+    const gate = this.#gates.get(name);
+    if (!gate) return undefined;
+    const a = gate.admit();
+    if (!a.admitted) {
+      this.#metrics?.refused.inc({ model: name, reason: a.reason });
+      this.#metrics?.errors.inc({ model: name, kind: 'overloaded' });
+    }
+    return a;
   }
 
   has(name: string): boolean {
@@ -373,6 +397,7 @@ export class ModelRuntime implements Component {
     });
     this.#metrics?.latency.observe({ model: name, version: version.version, backend: version.choice.chosen }, ms / 1000);
     slot.noteLatency(ms);
+    this.#gates.get(name)?.noteService(ms);
     if (this.#onInference.length) this.#emit({ model: name, version: version.version, backend: version.choice.chosen, inputs, outputs: out, latencyMs: ms, ok: true });
     const shadow = slot.shadow;
     if (shadow?.take()) {
@@ -412,6 +437,7 @@ export class ModelRuntime implements Component {
     });
     const ms = performance.now() - started;
     this.#metrics?.latency.observe({ model: e.name, version: 'ensemble', backend: 'ensemble' }, ms / 1000);
+    this.#gates.get(e.name)?.noteService(ms);
     const outputs = { [ENSEMBLE_OUTPUT]: result.fused };
     return {
       model: e.name,
@@ -481,8 +507,15 @@ export class ModelRuntime implements Component {
     if (!slot) {
       slot = new ModelSlot(name, backend, new InferenceQueue(name, this.#cfg.queueLimit, (d) => this.#metrics?.queueDepth.set({ model: name }, d)));
       this.#slots.set(name, slot);
+      this.#gate(name);
     }
     return slot;
+  }
+
+  #gate(name: string): void {
+    if (this.#gates.has(name)) return;
+    const { queueLimit, queueWaitFactor, maxQueueWaitMs } = this.#cfg;
+    this.#gates.set(name, new AdmissionGate({ queueLimit, queueWaitFactor, maxQueueWaitMs }));
   }
 
   #summary(model: string, v: ModelVersion): VersionSummary {
