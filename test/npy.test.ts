@@ -25,14 +25,14 @@ t.test('reads arrays numpy wrote, header versions 1, 2 and 3', async (t) => {
   t.same(i8.shape, [2, 2]);
   t.same(Array.from(i8.data as BigInt64Array), [1n, -2n, 2n ** 40n, -(2n ** 62n)]);
 
-  t.same(Array.from(readNpy(fixture('u1-v1.npy')).data), [0, 7, 255]);
-  t.same(Array.from(readNpy(fixture('i1-v1.npy')).data), [-128, 0, 127]);
+  t.same(Array.from(readNpy(fixture('u1-v1.npy')).data as Uint8Array), [0, 7, 255]);
+  t.same(Array.from(readNpy(fixture('i1-v1.npy')).data as Int8Array), [-128, 0, 127]);
   const i4 = readNpy(fixture('i4-v1.npy'));
   t.same(i4.shape, [2, 1, 1]);
-  t.same(Array.from(i4.data), [-5, 70000]);
+  t.same(Array.from(i4.data as Int32Array), [-5, 70000]);
   const scalar = readNpy(fixture('scalar-f4.npy'));
   t.same(scalar.shape, []);
-  t.same(Array.from(scalar.data), [3.25]);
+  t.same(Array.from(scalar.data as Float32Array), [3.25]);
 });
 
 t.test('what it writes reads back and matches numpy byte for byte', async (t) => {
@@ -56,10 +56,10 @@ t.test('what it writes reads back and matches numpy byte for byte', async (t) =>
   }
   const file = join(t.testdir(), 'x.npy');
   writeNpy(file, cases[0]);
-  t.same(Array.from(readNpy(file).data), Array.from(cases[0].data));
+  t.same(Array.from(readNpy(file).data as Float32Array), Array.from(cases[0].data as Float32Array));
   // A view into a larger buffer writes only its own elements.
   const big = new Float32Array([9, 1, 2, 9]);
-  t.same(Array.from(parseNpy(formatNpy({ dtype: 'float32', shape: [2], data: big.subarray(1, 3) })).data), [1, 2]);
+  t.same(Array.from(parseNpy(formatNpy({ dtype: 'float32', shape: [2], data: big.subarray(1, 3) })).data as Float32Array), [1, 2]);
 });
 
 t.test('refuses what it cannot read, saying what was expected', async (t) => {

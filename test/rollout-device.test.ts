@@ -70,7 +70,7 @@ t.test('a version ten times slower is rolled back on its p99 against the previou
 t.test('a version that does not load is refused and the old one keeps serving', async (t) => {
   const a = await startAgent({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], rollout });
   t.teardown(() => a.stop());
-  await t.rejects(a.agent.rollouts.activate('digits', '/nonexistent/package'), {}, 'activation fails');
+  await t.rejects(a.agent.rollouts.activate('digits', '/nonexistent/package'), { message: /nonexistent/ }, 'activation fails, naming the package');
   t.equal((await infer(a, 1)).body.version, '1.0.0');
   t.equal(slotOf(a).candidate, undefined);
 });

@@ -16,6 +16,18 @@ t.test('a healthy candidate passes after N inferences and T ms, not before', asy
   t.equal(p.verdict(1000).kind, 'pass');
 });
 
+t.test('with few required inferences, a candidate is not committed before its latency could be judged', async (t) => {
+  const few = { ...rules, minInferences: 10, minDurationMs: 0 };
+  const p = new Probation(few, 2.0, 0);
+  for (let i = 0; i < 49; i++) p.observe(30, true, true); // 15x slower, but fewer than 50 samples
+  t.match(p.verdict(10), { kind: 'pending', why: /49 of 50 latency samples/ }, 'enough inferences, not enough latency samples');
+  p.observe(30, true, true);
+  t.match(p.verdict(10), { kind: 'fail', reason: /more than 3x/ }, 'at 50 samples the slow version fails');
+  const fast = new Probation(few, 2.0, 0);
+  for (let i = 0; i < 50; i++) fast.observe(2, true, true);
+  t.equal(fast.verdict(10).kind, 'pass');
+});
+
 t.test('each rule fails the candidate with its reason and evidence', async (t) => {
   const nan = new Probation(rules, 2.0, 0);
   nan.observe(1, true, true);

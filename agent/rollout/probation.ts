@@ -94,6 +94,10 @@ export class Probation {
       };
     }
     if (e.inferences < r.minInferences) return { kind: 'pending', why: `${e.inferences} of ${r.minInferences} inferences` };
+    // A version is not committed before its latency could be judged at all.
+    if (this.baselineP99Ms !== undefined && latencySamples < MIN_LATENCY_SAMPLES) {
+      return { kind: 'pending', why: `${latencySamples} of ${MIN_LATENCY_SAMPLES} latency samples` };
+    }
     if (e.elapsedMs < r.minDurationMs) return { kind: 'pending', why: `${Math.round(e.elapsedMs / 1000)} of ${r.minDurationMs / 1000} s` };
     return { kind: 'pass', evidence: e };
   }
