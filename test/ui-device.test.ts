@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The device status page in a real headless Chromium against a real agent serving the digits
 // model: models with latency, and the drift chart after inverted digits.
 import t from 'tap';
