@@ -54,6 +54,8 @@ export const Errors = {
     'the telemetry buffer is not open (not started yet, or stopped)'),
   TELEMETRY_BACKLOG: define('EDGE_TELEMETRY_BACKLOG', 503, (pending: number, why: string) =>
     `telemetry storage is refusing writes (${why}); ${pending} records wait in memory, new ones are refused until it recovers`),
+  TELEMETRY_DISK_FULL: define('EDGE_TELEMETRY_DISK_FULL', 507, (pending: number, why: string) =>
+    `the disk holding the telemetry buffer is full (${why}); ${pending} accepted records wait in memory and are written when space frees; new records are refused until then: free space on the device`),
   MODEL_UNSUPPORTED_OPS: define('EDGE_MODEL_UNSUPPORTED_OPS', 422, (model: string, ops: string[]) =>
     `${model} cannot run on the native int8 engine; unsupported: ${ops.join(', ')} (use backend "ort" or "auto")`),
   NATIVE_PLAN_INVALID: define('EDGE_NATIVE_PLAN_INVALID', 422, (why: string) =>

@@ -10,7 +10,7 @@
 // lose it only with synchronous=normal (see docs/telemetry.md).
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { AgentContext, Component } from '../component.js';
@@ -20,7 +20,7 @@ import { SendBudget, utcDay } from './budget.js';
 import { encodeRawBatch, rawLineBytes, type RawLine } from './encoding.js';
 import { registerTelemetryMetrics } from './metrics.js';
 import { STREAM_NAME, streamPolicy, type StreamPolicy } from './policy.js';
-import { isCorruption, isDiskFull, moveAside, openStore, salvage, setMaxBytes, type DB } from './store.js';
+import { isCorruption, isDiskFull, moveAside, openStore, salvage, setMaxBytes, sizeWal, type DB } from './store.js';
 import type {
   EvictReason, Lease, LeaseOptions, QuarantinedRecord, RecordOptions, StreamStats,
   TelemetryBufferOptions, TelemetryConfig, TelemetryStats,
@@ -36,6 +36,14 @@ const MAX_TXN_RECORDS = 10_000;
 /** The framing of a batch message beyond its record lines (header line and gzip). */
 const MESSAGE_SLACK = 256;
 const MAINTENANCE_MS = 1000;
+/**
+ * Of the room on the filesystem (free space plus what the buffer's files hold) the buffer
+ * takes this share at most: the WAL (a quarter of the budget plus one transaction), the
+ * checkpoint and the agent's other files need the rest.
+ */
+const DISK_SHARE = 0.4;
+/** The budget never goes below this, however little room the disk has (the schema's minimum). */
+const MIN_CAPACITY = 64 * 1024;
 const SWEEP_EVERY_MS = 5000;
 
 interface Pending {
@@ -114,6 +122,10 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   #openError: string | undefined;
   #reopenTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** The budget in force: config.maxBytes, or less when the filesystem has less room. */
+  #capacity = 0;
+  /** The last failure was the filesystem being full (not the file at its page cap). */
+  #diskFull = false;
   #counters = { accepted: 0, delivered: 0, evicted: 0, quarantined: 0, duplicates: 0 };
 
   constructor(ctxOrOptions: AgentContext | TelemetryBufferOptions) {
@@ -273,6 +285,9 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     if (opts.durable !== undefined && opts.durable !== 'normal' && opts.durable !== 'full') {
       throw Errors.TELEMETRY_INVALID(`durable must be "normal" or "full", got ${String(opts.durable)}`);
     }
+    // A full filesystem does not free itself within a retry: refuse at once, clearly, rather
+    // than hold records in memory that cannot be written.
+    if (this.#failing && this.#diskFull) throw Errors.TELEMETRY_DISK_FULL(this.#pending.length, this.#failing);
     if (this.#failing && this.#pending.length >= this.config.maxPendingRecords) {
       throw Errors.TELEMETRY_BACKLOG(this.#pending.length, this.#failing);
     }
@@ -622,6 +637,8 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       fileBytes: fileSize(this.file),
       walBytes: fileSize(`${this.file}-wal`),
       maxBytes: this.config.maxBytes,
+      capacityBytes: this.#capacity,
+      diskFull: !!this.#failing && this.#diskFull,
       lastSeq: this.#nextSeq - 1,
       committedSeq: this.#committedSeq,
       pending: this.#pending.length,
@@ -773,19 +790,21 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     }
     // A file larger than the budget (the budget was lowered): evict down by the pages really
     // in use, then give the freed pages back to the file system.
+    this.#capacity = 0;
+    this.#sizeToDisk();
     const usedBytes = () => ((st.pageCount.get() as number) - (st.freelistCount.get() as number)) * this.#pageSize;
-    if ((st.pageCount.get() as number) * this.#pageSize > this.config.maxBytes) {
-      const target = this.config.maxBytes * LOW_WATER;
+    if ((st.pageCount.get() as number) * this.#pageSize > this.#capacity) {
+      const target = this.#capacity * LOW_WATER;
       for (let i = 0; i < 50; i++) {
         const used = usedBytes();
         const queued = this.#queuedBytes();
         if (used <= target || queued === 0) break;
-        this.#write(() => this.#evictBytes(Math.max((used - target) * (queued / used), 4096), 'budget'));
+        this.#write(() => this.#evictBytes(Math.max((used - target) * (queued / used), 4096), this.#budgetReason()));
       }
       try {
         db.pragma('incremental_vacuum');
         db.pragma('wal_checkpoint(TRUNCATE)');
-        setMaxBytes(db, this.#pageCapBytes);
+        setMaxBytes(db, Math.min(this.#pageCapBytes, this.#capacity));
       } catch (err) {
         this.#log?.warn({ err: describe(err) }, 'could not shrink the telemetry database');
       }
@@ -799,17 +818,84 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     return b;
   }
 
+  /**
+   * The budget the file may really use: telemetry.maxBytes, or DISK_SHARE of the room on its
+   * filesystem when that is less. Without this the WAL of a flood fills a small disk before
+   * its first checkpoint, and then nothing (not even the DELETE of an ack or an eviction) can
+   * be written again. Checked at open and once a second.
+   */
+  #sizeToDisk(): void {
+    const db = this.#db;
+    if (!db) return;
+    let room = Infinity;
+    try {
+      const fs = statfsSync(path.dirname(this.file));
+      const own = fileSize(this.file) + fileSize(`${this.file}-wal`) + fileSize(`${this.file}-shm`);
+      room = (fs.bavail * fs.bsize + own) * DISK_SHARE;
+    } catch {
+      // no statfs here: the configured budget alone
+    }
+    // In steps of 16 KB, so the pragmas are not rewritten for every page the WAL grows.
+    const capacity = Math.max(MIN_CAPACITY, Math.min(this.config.maxBytes, Math.floor(room / 16384) * 16384));
+    if (capacity !== this.#capacity) this.#resize(capacity);
+  }
+
+  #resize(capacity: number): void {
+    const db = this.#db!;
+    const first = this.#capacity === 0;
+    this.#capacity = capacity;
+    try {
+      setMaxBytes(db, Math.min(this.#pageCapBytes, capacity));
+      sizeWal(db, capacity);
+    } catch (err) {
+      this.#log?.warn({ err: describe(err) }, 'could not resize the telemetry database limits');
+    }
+    if (capacity < this.config.maxBytes) {
+      this.#log?.[first ? 'warn' : 'debug']({ capacity, maxBytes: this.config.maxBytes }, 'the filesystem has less room than telemetry.maxBytes; the buffer keeps to a share of it');
+    }
+  }
+
+  /** Eviction to stay within the budget counts as "full" when the disk, not maxBytes, set it. */
+  #budgetReason(): EvictReason {
+    return this.#capacity < this.config.maxBytes ? 'full' : 'budget';
+  }
+
+  /** The file is at its page cap (else a SQLITE_FULL came from the filesystem). */
+  #fileCapped(): boolean {
+    const db = this.#db;
+    if (!db) return false;
+    try {
+      const max = db.pragma('max_page_count', { simple: true }) as number;
+      return (this.#stmts!.pageCount.get() as number) + 16 >= max;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * One write transaction. The in-memory accounting it changed is put back when it fails
+   * (SQLITE_FULL rolls the transaction back), so memory only ever shows committed changes.
+   */
+  #txn<T>(fn: () => T): T {
+    const snapshot = this.#snapshot();
+    try {
+      return this.#db!.transaction(fn)();
+    } catch (err) {
+      this.#restore(snapshot);
+      throw err;
+    }
+  }
+
   /** Runs fn in a write transaction, handling SQLITE_FULL (evict, retry) and corruption. */
   #write<T>(fn: () => T): T | undefined {
     for (let attempt = 0; ; attempt++) {
-      const db = this.#db;
-      if (!db) throw Errors.TELEMETRY_CLOSED();
-      const snapshot = this.#snapshot();
+      if (!this.#db) throw Errors.TELEMETRY_CLOSED();
       try {
-        return db.transaction(fn)();
+        return this.#txn(fn);
       } catch (err) {
-        this.#restore(snapshot);
-        if (isDiskFull(err) && attempt < 20) {
+        // At the page cap evicting makes room; on a full filesystem it helps only once the
+        // WAL can start over, so a few tries, not the whole queue.
+        if (isDiskFull(err) && attempt < (this.#fileCapped() ? 20 : 3)) {
           this.#makeRoom();
           continue;
         }
@@ -822,7 +908,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     }
   }
 
-  /** In-memory accounting is changed inside transactions; a rollback must undo it too. */
+  /** In-memory accounting is changed inside transactions; a rollback must undo it too (#txn). */
   #snapshot(): Map<string, string> {
     const m = new Map<string, string>();
     for (const [k, s] of this.#streams) {
@@ -841,14 +927,23 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     this.#counters = JSON.parse(m.get('')!);
   }
 
-  /** SQLITE_FULL: the file hit its page cap (or the disk is full). Free a slice of the budget. */
+  /**
+   * SQLITE_FULL: the file hit its page cap, or the filesystem is full. Free a slice of the
+   * budget. Throws (with disk: true when the filesystem is the cause) when that cannot help.
+   */
   #makeRoom(): void {
-    // A twentieth of what the file may hold (the page cap can be below maxBytes).
-    const target = Math.max(Math.min(this.config.maxBytes, this.#pageCapBytes) * 0.05, 8 * 1024);
-    const db = this.#db!;
-    const freed = db.transaction(() => this.#evictBytes(target, 'full'))();
-    this.#log?.warn({ freed }, 'telemetry database full; evicted to make room');
-    if (freed === 0) throw Object.assign(new Error('database or disk is full and nothing is left to evict'), { code: 'SQLITE_FULL_NOTHING_TO_EVICT' });
+    const disk = !this.#fileCapped();
+    // A twentieth of what the file may hold (the page cap can be below the budget).
+    const target = Math.max(Math.min(this.#capacity, this.#pageCapBytes) * 0.05, 8 * 1024);
+    let freed: number;
+    try {
+      freed = this.#txn(() => this.#evictBytes(target, 'full'));
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      throw Object.assign(new Error('the disk is full: not even an eviction can be written'), { code: 'SQLITE_FULL', disk: true });
+    }
+    this.#log?.warn({ freed, disk }, 'telemetry database full; evicted to make room');
+    if (freed === 0) throw Object.assign(new Error('database or disk is full and nothing is left to evict'), { code: 'SQLITE_FULL_NOTHING_TO_EVICT', disk });
   }
 
   /** Evicts lowest priority first, oldest first, skipping records out in a lease. Returns bytes freed. */
@@ -891,7 +986,12 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     let txnRecords = MAX_TXN_RECORDS;
     try {
       while (this.#pending.length) {
-        const n = Math.min(this.#pending.length, txnRecords);
+        let n = Math.min(this.#pending.length, txnRecords);
+        // A transaction's pages all go to the WAL: keep it an eighth of the budget.
+        for (let i = 0, b = 0; i < n; i++) {
+          b += this.#pending[i].bytes + ROW_OVERHEAD;
+          if (i > 0 && b > this.#capacity / 8) { n = i; break; }
+        }
         const batch = this.#pending.slice(0, n);
         const full = this.config.synchronous !== 'full' && batch.some((r) => r.full);
         if (full) this.#db.pragma('synchronous = FULL');
@@ -915,10 +1015,13 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       if (this.#failing) {
         this.#log?.info('telemetry storage accepts writes again');
         this.#failing = undefined;
+        this.#diskFull = false;
         this.#retryMs = 50;
       }
     } catch (err) {
-      this.#failing = `${(err as { code?: string }).code ?? 'error'}: ${describe(err)}`;
+      const e = err as { code?: string; disk?: boolean };
+      this.#diskFull = e.disk ?? (isDiskFull(err) && !this.#fileCapped());
+      this.#failing = `${e.code ?? 'error'}: ${describe(err)}`;
       this.#log?.error({ err: describe(err), pending: this.#pending.length }, 'telemetry commit failed; records stay in memory and are retried');
       clearTimeout(this.#retryTimer);
       this.#retryTimer = setTimeout(() => this.#commit(), this.#retryMs);
@@ -953,15 +1056,15 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     // Two measures of "full": the rows' estimated bytes against maxBytes, and the pages the
     // file really uses against what it may hold (rows share pages unevenly after deletes).
     const queued = this.#queuedBytes();
-    const capacity = this.config.maxBytes;
+    const capacity = this.#capacity;
     const usedPages = (st.pageCount.get() as number) - (st.freelistCount.get() as number);
     const usedBytes = usedPages * this.#pageSize;
-    let excess = Math.max(0, queued - this.config.maxBytes * LOW_WATER);
-    if (queued <= this.config.maxBytes * HIGH_WATER) excess = 0;
+    let excess = Math.max(0, queued - capacity * LOW_WATER);
+    if (queued <= capacity * HIGH_WATER) excess = 0;
     if (usedBytes > capacity * HIGH_WATER) {
       excess = Math.max(excess, (usedBytes - capacity * LOW_WATER) * (queued / usedBytes));
     }
-    if (excess > 0) this.#evictBytes(excess, 'budget');
+    if (excess > 0) this.#evictBytes(excess, this.#budgetReason());
   }
 
   #resolveWaiters(): void {
@@ -976,6 +1079,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     if (!this.#db) return;
     const now = Date.now();
     this.#lapseLeases(now);
+    this.#sizeToDisk();
     if (now - this.#lastSweep < SWEEP_EVERY_MS) return;
     this.#lastSweep = now;
     try {

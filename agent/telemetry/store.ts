@@ -72,12 +72,7 @@ export function openStore(file: string, opts: OpenOptions): DB {
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (mode !== 'wal') throw new Error(`cannot switch ${file} to WAL (journal_mode is ${String(mode)})`);
     db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    // Keep the WAL in proportion to the budget: checkpoint every quarter of it (at most
-    // SQLite's default of 1000 pages) and truncate the WAL back to that size afterwards.
-    const pageSize = db.pragma('page_size', { simple: true }) as number;
-    const walPages = Math.max(16, Math.min(1000, Math.floor(opts.maxBytes / 4 / pageSize)));
-    db.pragma(`wal_autocheckpoint = ${walPages}`);
-    db.pragma(`journal_size_limit = ${walPages * pageSize}`);
+    sizeWal(db, opts.maxBytes);
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new CorruptDatabaseError(`quick_check: ${String(check)}`);
     migrate(db);
@@ -100,6 +95,18 @@ function migrate(db: DB): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+}
+
+/**
+ * Keeps the WAL in proportion to the budget: checkpoint every quarter of it (at most SQLite's
+ * default of 1000 pages) and truncate the WAL back to that size afterwards. The WAL keeps
+ * that much space allocated, so deletes (acks, evictions) still find room on a full disk.
+ */
+export function sizeWal(db: DB, maxBytes: number): void {
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const walPages = Math.max(16, Math.min(1000, Math.floor(maxBytes / 4 / pageSize)));
+  db.pragma(`wal_autocheckpoint = ${walPages}`);
+  db.pragma(`journal_size_limit = ${walPages * pageSize}`);
 }
 
 /**

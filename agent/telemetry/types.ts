@@ -91,6 +91,10 @@ export interface TelemetryStats {
   fileBytes: number;
   walBytes: number;
   maxBytes: number;
+  /** The budget in force: maxBytes, or less when the filesystem has less room (statfs). */
+  capacityBytes: number;
+  /** The filesystem (not the budget) refused a write: new records are refused with 507. */
+  diskFull: boolean;
   /** Highest sequence number handed out by record(), and the highest committed to disk. */
   lastSeq: number;
   committedSeq: number;
