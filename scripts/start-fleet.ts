@@ -1,12 +1,14 @@
 // `npm start`: a whole fleet on this machine, nothing to install beyond `npm install`.
 // An embedded MQTT broker (aedes) and the reference controller (edge-fleet) in this process,
-// one agent with the sample digits model on loopback, a small workload of held-out digits
-// through the agent's local inference API, telemetry and drift reports flowing to the
-// controller. Prints the health URL and the edge-fleet commands to try. Ctrl-C stops it all.
+// three agents (devices pi-local-1..3, `--devices N`) with the sample digits model on
+// loopback, a small workload of held-out digits through each agent's local inference API,
+// telemetry and drift reports flowing to the controller, rollouts carried out. Prints the
+// health URLs and the edge-fleet commands to try. Ctrl-C stops it all.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
 import { Agent } from '../agent/agent.js';
 import { parseConfig } from '../agent/config/load.js';
 import { createLogger } from '../agent/log.js';
@@ -23,8 +25,7 @@ import { RolloutLoop } from '../controller/rollout/loop.js';
 import { variantPackage } from '../test/helpers/variant-models.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const home = path.join(root, 'var/start-fleet');
-const DEVICE = 'pi-local-1';
+let home = path.join(root, 'var/start-fleet');
 
 /** The preferred port when it is free, else any free one. */
 function port(preferred: number): Promise<number> {
@@ -76,12 +77,67 @@ function withDriftReference(dir: string): void {
   writeFileSync(file, JSON.stringify(manifest, null, 2) + '\n');
 }
 
+interface Options {
+  devices: number;
+  home: string;
+  anyPort: boolean;
+  json: boolean;
+}
+
+function options(argv: string[]): Options {
+  const program = new Command('npm start --')
+    .description('a whole fleet on this machine: embedded broker, controller, dashboard, and N agents')
+    .option('--devices <n>', 'how many agents (devices) to run, 1 to 16', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 16) throw new InvalidArgumentError(`expected a whole number from 1 to 16, got "${v}"`);
+      return n;
+    }, 3)
+    .option('--home <dir>', 'where the fleet keeps its databases and packages', path.join(root, 'var/start-fleet'))
+    .option('--any-port', 'take free ports instead of 1883, 8080.., 8090')
+    .option('--json', 'print one JSON line with the URLs when everything is up')
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 64));
+  program.parse(argv, { from: 'user' });
+  const o = program.opts<{ devices: number; home: string; anyPort?: boolean; json?: boolean }>();
+  return { devices: o.devices, home: path.resolve(o.home), anyPort: Boolean(o.anyPort), json: Boolean(o.json) };
+}
+
+interface Device {
+  id: string;
+  agent: Agent;
+  sent: number;
+  correct: number;
+  failed: number;
+}
+
+/** Held-out digits, one request at a time, through the device's local HTTP API. */
+async function workload(dev: Device, digits: ReturnType<typeof heldOutDigits>, stopping: () => boolean): Promise<void> {
+  while (!stopping()) {
+    const k = dev.sent % digits.count;
+    const data = Array.from(digits.images.subarray(k * DIGIT_PIXELS, (k + 1) * DIGIT_PIXELS));
+    try {
+      const res = await fetch(`${dev.agent.url}/v1/models/digits/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: { input: { shape: [1, 1, 28, 28], data } } }),
+      });
+      const body = await res.json() as { predictions?: { index: number }[] };
+      if (!res.ok) dev.failed++;
+      else if (body.predictions?.[0]?.index === digits.labels[k]) dev.correct++;
+    } catch {
+      dev.failed++;
+    }
+    dev.sent++;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  home = o.home;
+  const want = (p: number): Promise<number> => port(o.anyPort ? 0 : p);
   mkdirSync(home, { recursive: true });
   const pk = await samplePackages();
-  const brokerPort = await port(1883);
-  const healthPort = await port(8080);
-  const broker = await startEmbeddedBroker({ port: brokerPort });
+  const broker = await startEmbeddedBroker({ port: await want(1883) });
   const dbFile = path.join(home, 'fleet.db');
   const store = new FleetStore(dbFile);
   const controller = new FleetController(store, { broker: broker.url, clientId: 'edge-fleet-local' });
@@ -94,89 +150,86 @@ async function main(): Promise<void> {
   const rollouts = new RolloutLoop(controller, () => undefined, 1000);
   rollouts.start();
   const dashboard = buildDashboard({ store, rollouts: () => rollouts.statuses() });
-  const dashboardUrl = await dashboard.listen({ host: '127.0.0.1', port: await port(8090) });
+  const dashboardUrl = await dashboard.listen({ host: '127.0.0.1', port: await want(8090) });
 
-  const config = parseConfig({
-    deviceId: DEVICE,
-    dataDir: path.join(home, 'agent'),
-    log: { level: process.env.EDGE_LOG_LEVEL ?? 'warn' },
-    health: { host: '127.0.0.1', port: healthPort },
-    mqtt: { url: broker.url, groups: ['local'], reconnectMinMs: 200, reconnectMaxMs: 5000 },
-    models: [{ name: 'digits', package: pk.fp32 }],
-    security: { trustedKeys: [pk.publicKeyPem] },
-    // Small drift windows, so drift reports reach the controller within a minute.
-    drift: { windowInferences: 200, windowSeconds: 20 },
-  }, 'npm start', root);
-  const agent = new Agent(config, { log: createLogger(config.log.level, { deviceId: DEVICE }) });
-  await agent.start();
+  const devices: Device[] = [];
+  for (let i = 1; i <= o.devices; i++) {
+    const id = `pi-local-${i}`;
+    const config = parseConfig({
+      deviceId: id,
+      dataDir: path.join(home, i === 1 ? 'agent' : `agent-${i}`),
+      log: { level: process.env.EDGE_LOG_LEVEL ?? 'warn' },
+      health: { host: '127.0.0.1', port: await want(8079 + i) },
+      mqtt: { url: broker.url, groups: ['local'], reconnectMinMs: 200, reconnectMaxMs: 5000 },
+      models: [{ name: 'digits', package: pk.fp32 }],
+      security: { trustedKeys: [pk.publicKeyPem] },
+      // Small drift windows, so drift reports reach the controller within a minute.
+      drift: { windowInferences: 200, windowSeconds: 20 },
+      // A short probation, so a rollout stage passes in seconds here (defaults: 200 and 60 s).
+      rollout: { probation: { minInferences: 100, minSeconds: 5 } },
+    }, 'npm start', root);
+    const agent = new Agent(config, { log: createLogger(config.log.level, { deviceId: id }) });
+    await agent.start();
+    devices.push({ id, agent, sent: 0, correct: 0, failed: 0 });
+  }
 
-  // The workload: held-out digits, one request at a time, through the local HTTP API.
   const digits = heldOutDigits();
-  let sent = 0;
-  let correct = 0;
-  let failed = 0;
   let stopping = false;
-  const workload = (async () => {
-    while (!stopping) {
-      const k = sent % digits.count;
-      const data = Array.from(digits.images.subarray(k * DIGIT_PIXELS, (k + 1) * DIGIT_PIXELS));
-      try {
-        const res = await fetch(`${agent.url}/v1/models/digits/infer`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ inputs: { input: { shape: [1, 1, 28, 28], data } } }),
-        });
-        const body = await res.json() as { predictions?: { index: number }[] };
-        if (!res.ok) failed++;
-        else if (body.predictions?.[0]?.index === digits.labels[k]) correct++;
-      } catch {
-        failed++;
-      }
-      sent++;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
+  const workloads = devices.map((dev) => workload(dev, digits, () => stopping));
 
   const fleet = `node bin/edge-fleet.js`;
   const b = `--broker ${broker.url}`;
   const d = `--db ${path.relative(process.cwd(), dbFile) || dbFile}`;
   const int8 = published[1]!;
+  const first = devices[0]!;
+  if (o.json) {
+    process.stdout.write(JSON.stringify({
+      ready: true, broker: broker.url, db: dbFile, dashboard: dashboardUrl,
+      devices: devices.map((dev) => ({ id: dev.id, url: dev.agent.url })),
+      published: published.map((a) => `${a.name}@${a.version}`),
+    }) + '\n');
+  }
   process.stdout.write([
     '',
-    'A fleet of one is running on this machine:',
+    `A fleet of ${devices.length} is running on this machine:`,
     `  MQTT broker (embedded, MQTT 3.1.1)  ${broker.url}`,
     `  controller database                  ${dbFile}`,
-    `  agent "${DEVICE}"                   health ${agent.url}/healthz  ready ${agent.url}/readyz  status page ${agent.url}/`,
-    `  workload                             held-out digits -> POST ${agent.url}/v1/models/digits/infer`,
+    ...devices.map((dev) => `  agent "${dev.id}"`.padEnd(39) + `health ${dev.agent.url}/healthz  ready ${dev.agent.url}/readyz  status page ${dev.agent.url}/`),
+    `  workload                             held-out digits -> POST <agent>/v1/models/digits/infer, 20/s per device`,
     `  fleet dashboard                      ${dashboardUrl}/`,
     '',
     'Try, in another terminal (from this folder):',
     `  ${fleet} devices ${d}`,
-    `  ${fleet} cmd ${DEVICE} ping ${b}`,
-    `  ${fleet} cmd ${DEVICE} models.list ${b}`,
-    `  ${fleet} telemetry ${DEVICE} ${d}`,
+    `  ${fleet} cmd ${first.id} ping ${b}`,
+    `  ${fleet} cmd ${first.id} models.list ${b}`,
+    `  ${fleet} telemetry ${first.id} ${d}`,
     `  ${fleet} drift ${d}`,
-    `  ${fleet} deploy ${int8.name}@${int8.version} --device ${DEVICE} ${b} ${d}    (the int8 build, downloaded over MQTT)`,
-    `  ${fleet} cmd ${DEVICE} models.rollback --args '{"name":"digits"}' ${b}`,
-    `  ${fleet} rollout ${int8.name}@${int8.version} --group local --stages 100 ${d}    (a staged rollout: probation, then committed)`,
-    `  ${fleet} rollout digits@1.0.1-nan --group local --stages 100 ${d}    (a bad version: rolled back at its first answer, rollout halted)`,
+    `  ${fleet} deploy ${int8.name}@${int8.version} --device ${first.id} ${b} ${d}    (the int8 build, downloaded over MQTT)`,
+    `  ${fleet} cmd ${first.id} models.rollback --args '{"name":"digits"}' ${b}`,
+    `  ${fleet} rollout ${int8.name}@${int8.version} --group local --stages 1,100 ${d}    (a canary first, then the rest: probation, committed)`,
+    `  ${fleet} rollout digits@1.0.1-nan --group local --stages 1,100 ${d}    (a bad version: the canary rolls back at its first answer, the rollout halts)`,
     `  ${fleet} rollout status ${d}`,
-    `  curl ${agent.url}/v1/status`,
+    `  curl ${first.agent.url}/v1/status`,
     '',
     'Ctrl-C stops everything.',
     '',
   ].join('\n') + '\n');
 
-  // The workload's own figures go through the agent's telemetry buffer like any telemetry.
+  // The workload's own figures go through each agent's telemetry buffer like any telemetry.
   const figures = setInterval(() => {
-    agent.telemetry.record('workload', { inferences: sent, correct, failed, accuracy: sent ? correct / sent : null });
+    for (const dev of devices) {
+      dev.agent.telemetry.record('workload', { inferences: dev.sent, correct: dev.correct, failed: dev.failed, accuracy: dev.sent ? dev.correct / dev.sent : null });
+    }
   }, 2000);
   const progress = setInterval(() => {
-    const records = store.telemetrySummary(DEVICE).reduce((n, s) => n + s.records, 0);
-    const drift = store.driftReports(1000).filter((r) => r.deviceId === DEVICE).length;
-    const dev = store.device(DEVICE);
-    const version = (dev?.status?.models as { name: string; version: string }[] | undefined)?.find((m) => m.name === 'digits')?.version ?? '-';
-    process.stdout.write(`[fleet] ${DEVICE} ${dev?.state ?? 'unknown'}, digits@${version}: ${sent} inferences (${sent ? Math.round((100 * correct) / sent) : 0}% correct, ${failed} failed); controller has ${records} telemetry records, ${drift} drift reports\n`);
+    const drift = store.driftReports(1000);
+    for (const dev of devices) {
+      const records = store.telemetrySummary(dev.id).reduce((n, s) => n + s.records, 0);
+      const reports = drift.filter((r) => r.deviceId === dev.id).length;
+      const row = store.device(dev.id);
+      const version = (row?.status?.models as { name: string; version: string }[] | undefined)?.find((m) => m.name === 'digits')?.version ?? '-';
+      process.stdout.write(`[fleet] ${dev.id} ${row?.state ?? 'unknown'}, digits@${version}: ${dev.sent} inferences (${dev.sent ? Math.round((100 * dev.correct) / dev.sent) : 0}% correct, ${dev.failed} failed); controller has ${records} telemetry records, ${reports} drift reports\n`);
+    }
   }, 10_000);
 
   let signals = 0;
@@ -187,8 +240,8 @@ async function main(): Promise<void> {
     clearInterval(figures);
     rollouts.stop();
     await dashboard.close();
-    await workload;
-    await agent.stop();
+    await Promise.all(workloads);
+    for (const dev of devices) await dev.agent.stop();
     await controller.stop();
     await broker.close();
     store.close();
