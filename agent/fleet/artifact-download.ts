@@ -96,14 +96,18 @@ export async function downloadArtifact(
     // Resume: keep the leading chunks that still verify, drop the rest.
     const have = (await fh.stat()).size;
     const buf = Buffer.alloc(manifest.chunkSize);
+    let kept = 0;
     while (resumedFrom < total) {
       const len = chunkLen(resumedFrom);
-      if (resumedFrom * manifest.chunkSize + len > have) break;
-      const { bytesRead } = await fh.read(buf, 0, len, resumedFrom * manifest.chunkSize);
+      if (kept + len > have) break;
+      const { bytesRead } = await fh.read(buf, 0, len, kept);
       if (bytesRead !== len || sha256(buf.subarray(0, len)) !== manifest.chunks[resumedFrom]) break;
       resumedFrom++;
+      kept += len;
     }
-    await fh.truncate(resumedFrom * manifest.chunkSize);
+    // The bytes kept, not chunks x chunkSize: a complete file (a restart after the download,
+    // during verifying) ends with a short chunk, and truncating past it pads it with zeros.
+    await fh.truncate(kept);
     opts.onProgress?.({ done: resumedFrom, total, resumedFrom });
 
     let next = resumedFrom;
