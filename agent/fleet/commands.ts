@@ -23,7 +23,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const ID_MAX = 128;
 
 export class CommandRouter {
-  readonly #specs = new Map<string, { spec: CommandSpec<never>; validate?: ValidateFunction }>();
+  readonly #specs = new Map<string, { spec: CommandSpec<never>; validate?: ValidateFunction | null }>();
   /** Replies by request id, oldest first (a Map keeps insertion order), capped. */
   readonly #replies = new Map<string, Promise<CommandReply>>();
   #handled = 0;
@@ -37,7 +37,14 @@ export class CommandRouter {
   constructor(private readonly maxPayloadBytes: number, private readonly check?: (msg: Record<string, unknown>) => void, private readonly cacheSize = 512) {}
 
   register<A>(name: string, spec: CommandSpec<A>): void {
-    this.#specs.set(name, { spec: spec as CommandSpec<never>, validate: spec.args ? ajv.compile(spec.args) : undefined });
+    // Compiled on the first request that needs it: Ajv's code generation is start-up time
+    // (tens of ms per schema on a Pi) spent before READY=1 on commands that may never come.
+    this.#specs.set(name, { spec: spec as CommandSpec<never>, validate: spec.args ? null : undefined });
+  }
+
+  #validator(entry: { spec: CommandSpec<never>; validate?: ValidateFunction | null }): ValidateFunction | undefined {
+    if (entry.validate === null) entry.validate = ajv.compile(entry.spec.args!);
+    return entry.validate;
   }
 
   names(): string[] {
@@ -108,8 +115,9 @@ export class CommandRouter {
   async #run(id: string, name: string, args: unknown): Promise<CommandReply> {
     const entry = this.#specs.get(name);
     if (!entry) return fail(id, FleetErrors.UNKNOWN_COMMAND(name, this.names()));
-    if (entry.validate && !entry.validate(args)) {
-      const problems = (entry.validate.errors ?? []).map((e) => `${e.instancePath || 'args'} ${e.message ?? 'is invalid'}`).join('; ');
+    const validate = this.#validator(entry);
+    if (validate && !validate(args)) {
+      const problems = (validate.errors ?? []).map((e) => `${e.instancePath || 'args'} ${e.message ?? 'is invalid'}`).join('; ');
       return fail(id, FleetErrors.BAD_ARGS(name, problems));
     }
     try {

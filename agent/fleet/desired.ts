@@ -2,7 +2,7 @@
 // a device combines its own with its groups'. Validated strictly: a bad document is
 // reported and ignored, never half-applied.
 import { Type, type Static } from '@sinclair/typebox';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 
 export const DesiredModel = Type.Object({
   name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }),
@@ -22,7 +22,8 @@ export const DesiredDoc = Type.Object({
 export type DesiredModel = Static<typeof DesiredModel>;
 export type DesiredDoc = Static<typeof DesiredDoc>;
 
-const validate = new Ajv({ allErrors: true, strict: false }).compile<DesiredDoc>(DesiredDoc);
+// Compiled on the first document, not at import: that is start-up time before READY=1.
+let validate: ValidateFunction<DesiredDoc> | undefined;
 
 /** The parsed document, `null` for an empty (cleared) retained message, or a list of problems. */
 export function parseDesired(payload: Buffer): DesiredDoc | null | { problems: string } {
@@ -34,6 +35,7 @@ export function parseDesired(payload: Buffer): DesiredDoc | null | { problems: s
   } catch {
     return { problems: 'not valid JSON; expected {"v":1,"models":[{"name","version","sha256","size"}]}' };
   }
+  validate ??= new Ajv({ allErrors: true, strict: false }).compile<DesiredDoc>(DesiredDoc);
   if (!validate(doc)) {
     return { problems: (validate.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}`).join('; ') };
   }

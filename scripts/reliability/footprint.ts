@@ -3,6 +3,7 @@
 import { spawnAgent } from '../../test/helpers/agent.js';
 import { readFileSync } from 'node:fs';
 import { memoryOf } from './procstat.js';
+import { shippedRun, type ShippedRun } from './shipped.js';
 
 const ortMapped = (pid: number): boolean => /libonnxruntime|onnxruntime_binding/.test(readFileSync(`/proc/${pid}/maps`, 'utf8'));
 
@@ -16,6 +17,8 @@ export interface FootprintResult {
   inferences?: number;
   /** Whether the ONNX Runtime shared library was mapped into the process at the end. */
   ortLoaded: boolean;
+  /** The node flags the agent ran with. */
+  nodeArgs: string[];
 }
 
 export interface FootprintOptions {
@@ -25,20 +28,23 @@ export interface FootprintOptions {
   load?: (url: string, loadMs: number) => Promise<number>;
   loadMs?: number;
   settleMs?: number;
+  /** Node flags and environment; default: those of the shipped systemd unit. */
+  run?: ShippedRun;
 }
 
 const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
 
 export async function measureFootprint(opts: FootprintOptions): Promise<FootprintResult> {
+  const run = opts.run ?? shippedRun();
   const t0 = performance.now();
-  const agent = spawnAgent(opts.config);
+  const agent = spawnAgent(opts.config, { nodeArgs: run.nodeArgs, env: run.env });
   try {
     const url = await agent.ready(60_000);
     // The 'edge-agent ready' line is logged in the same tick that sends READY=1.
     const readyMs = Math.round(performance.now() - t0);
     await new Promise((r) => setTimeout(r, opts.settleMs ?? 1000)); // let start-up garbage settle: a measurement window, not a condition
     const idle = memoryOf(agent.proc.pid!)!;
-    const result: FootprintResult = { label: opts.label, readyMs, idleRssMb: mb(idle.rssKb), idlePssMb: mb(idle.pssKb), ortLoaded: false };
+    const result: FootprintResult = { label: opts.label, readyMs, idleRssMb: mb(idle.rssKb), idlePssMb: mb(idle.pssKb), ortLoaded: false, nodeArgs: run.nodeArgs };
     if (opts.load) {
       let peak = idle;
       const timer = setInterval(() => {

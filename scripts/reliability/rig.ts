@@ -32,6 +32,8 @@ export interface RigOptions {
   /** Where the agent connects, when not straight to the broker (a proxy). */
   brokerUrl?: (broker: Broker) => string | Promise<string>;
   env?: NodeJS.ProcessEnv;
+  /** Node/V8 flags before the script (shippedRun().nodeArgs: as the systemd unit runs it). */
+  nodeArgs?: string[];
   /** Start no controller (slow consumer starts it later). */
   noController?: boolean;
 }
@@ -87,7 +89,7 @@ export class Rig {
 
   /** Starts the agent (again) and waits until it is ready; its memory is sampled each second. */
   async startAgent(env: NodeJS.ProcessEnv = {}): Promise<string> {
-    this.agent = spawnAgentWithFile(this.file, this.dir, { env: { ...this.opts.env, ...env } });
+    this.agent = spawnAgentWithFile(this.file, this.dir, { env: { ...this.opts.env, ...env }, nodeArgs: this.opts.nodeArgs });
     this.url = await this.agent.ready(60_000);
     this.samplers.push(new MemorySampler(this.agent.proc.pid!, 1000).start());
     return this.url;

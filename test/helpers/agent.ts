@@ -40,13 +40,21 @@ export function writeConfig(config: Record<string, unknown>, dir = mkdtempSync(p
   return { dir, file };
 }
 
-export function spawnAgent(config: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): AgentProcess {
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Arguments after the script (default: run --config <file>). */
+  args?: string[];
+  /** Node/V8 flags before the script (the shipped unit's, for footprint figures). */
+  nodeArgs?: string[];
+}
+
+export function spawnAgent(config: Record<string, unknown>, opts: SpawnOptions = {}): AgentProcess {
   const { dir, file } = writeConfig(config);
   return spawnAgentWithFile(file, dir, opts);
 }
 
-export function spawnAgentWithFile(configFile: string, dir: string, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): AgentProcess {
-  const proc = spawn(process.execPath, [agentCli, ...(opts.args ?? ['run', '--config', configFile])], {
+export function spawnAgentWithFile(configFile: string, dir: string, opts: SpawnOptions = {}): AgentProcess {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), agentCli, ...(opts.args ?? ['run', '--config', configFile])], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,6 +1,7 @@
 // Footprint: time from process start to ready (the log line written in the tick that sends
 // READY=1), RSS and PSS idle and under inference load, with the digits model on each backend
-// (ort: digits-fp32; native: digits-int8), and whether ONNX Runtime got loaded at all.
+// (ort: digits-fp32; native: digits-int8), and whether ONNX Runtime got loaded at all. The
+// agent runs with the node flags and environment of deploy/edge-agent.service.
 import { measureFootprint, type FootprintResult } from '../footprint.js';
 import type { Figures } from '../figures.js';
 import type { ScenarioOptions } from '../rig.js';
@@ -36,7 +37,7 @@ export async function run(opts: ScenarioOptions): Promise<FootprintFigures[]> {
     rows.push({
       scenario: `footprint ${label}`, load: `idle, then 4 clients closed loop`, faults: 0, accepted: 0, delivered: 0, evicted: 0, lost: 0, duplicates: 0,
       peakRssMb: result.loadRssMb ?? result.idleRssMb, p99Ms: Math.round(percentile(lat, 99) * 10) / 10,
-      notes: `ready ${result.readyMs} ms; idle RSS ${result.idleRssMb} MB PSS ${result.idlePssMb} MB; load RSS ${result.loadRssMb} MB PSS ${result.loadPssMb} MB; ${result.inferences} inferences; ONNX Runtime ${result.ortLoaded ? 'loaded' : 'not loaded'}`,
+      notes: `ready ${result.readyMs} ms; idle RSS ${result.idleRssMb} MB PSS ${result.idlePssMb} MB; load RSS ${result.loadRssMb} MB PSS ${result.loadPssMb} MB; ${result.inferences} inferences; ONNX Runtime ${result.ortLoaded ? 'loaded' : 'not loaded'}; node ${result.nodeArgs.join(' ') || '(no flags)'}`,
       result,
     });
   }
