@@ -57,6 +57,9 @@ export interface DrainStats {
   inflight: number;
   /** Batches the broker PUBACKed that wait for the controller's ack. */
   awaitingAck: number;
+  /** Batches and records the broker PUBACKed (in either mode; re-sends count again). */
+  batchesPubacked: number;
+  recordsPubacked: number;
   /** Batches sent again because no ack came in time (ackTimeoutMs). */
   ackTimeouts: number;
   /** Valid acks that matched no open batch (late, or for a batch already re-sent). */
@@ -91,7 +94,7 @@ export class TelemetryDrain {
   #timer: NodeJS.Timeout | undefined;
   #waiters: (() => void)[] = [];
   #stats = {
-    batchesAcked: 0, recordsAcked: 0, batchesFailed: 0, batchesQuarantined: 0, nackedOnDisconnect: 0,
+    batchesAcked: 0, recordsAcked: 0, batchesPubacked: 0, recordsPubacked: 0, batchesFailed: 0, batchesQuarantined: 0, nackedOnDisconnect: 0,
     ackTimeouts: 0, acksUnmatched: 0, acksRefused: 0, lastError: undefined as string | undefined,
   };
   readonly #ackMode: AckMode;
@@ -222,10 +225,10 @@ export class TelemetryDrain {
   stats(): DrainStats {
     let awaitingAck = 0;
     for (const b of this.#open.values()) if (b.pubacked) awaitingAck++;
-    const { batchesAcked, recordsAcked, batchesFailed, nackedOnDisconnect, batchesQuarantined, ackTimeouts, acksUnmatched, acksRefused, lastError } = this.#stats;
+    const { batchesAcked, recordsAcked, batchesPubacked, recordsPubacked, batchesFailed, nackedOnDisconnect, batchesQuarantined, ackTimeouts, acksUnmatched, acksRefused, lastError } = this.#stats;
     return {
       running: this.#running, ackMode: this.#ackMode, inflight: this.#open.size, awaitingAck,
-      batchesAcked, recordsAcked, batchesFailed, nackedOnDisconnect, batchesQuarantined, ackTimeouts, acksUnmatched, acksRefused,
+      batchesAcked, recordsAcked, batchesPubacked, recordsPubacked, batchesFailed, nackedOnDisconnect, batchesQuarantined, ackTimeouts, acksUnmatched, acksRefused,
       resendAfter: this.#resendAt > Date.now() ? new Date(this.#resendAt).toISOString() : null,
       ...(lastError !== undefined ? { lastError } : {}),
     };
@@ -306,6 +309,8 @@ export class TelemetryDrain {
     }
     this.publish(lease.stream, lease.payload).then(
       () => {
+        this.#stats.batchesPubacked++;
+        this.#stats.recordsPubacked += lease.count;
         if (this.#open.get(lease.id) !== b) return; // confirmed, timed out or nacked at a disconnect already
         if (this.#ackMode === 'controller') {
           b.pubacked = true; // the broker has it; the records stay until the controller has them
