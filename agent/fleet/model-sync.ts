@@ -185,6 +185,7 @@ export class ModelSync {
         });
         log.info({ resumedFrom: result.resumedFrom, chunks: result.chunksFetched, retries: result.retries }, 'model artifact downloaded');
         this.#set(m, 'verifying');
+        await removeInstallLeftovers(parent, m.version);
         await this.#install(partial, parent, finalDir, m);
         this.#set(m, 'installed');
       }
@@ -235,8 +236,9 @@ export class ModelSync {
 
   /**
    * Unpacks and verifies into a temporary folder beside the final one, fsyncs, renames it
-   * in, then writes the "installed" mark (itself by temporary name and rename). A crash
-   * before the mark leaves a folder that the next attempt replaces.
+   * in, then writes the "installed" mark (itself by temporary name and rename), and only then
+   * removes the download. A crash before the mark leaves a folder that the next attempt
+   * replaces, temporary folders it removes, and the download, which it resumes.
    */
   async #install(partial: string, parent: string, finalDir: string, m: DesiredModel): Promise<void> {
     const tmp = path.join(parent, `.${m.version}.tmp-${randomBytes(4).toString('hex')}`);
@@ -245,8 +247,9 @@ export class ModelSync {
       const got = await sha256OfFile(partial);
       if (got !== m.sha256) throw FleetErrors.ARTIFACT_HASH(m.sha256, got);
       if (this.o.unpack) {
+        // The download stays until the install is complete: a restart during verifying resumes
+        // it (every chunk kept) instead of fetching it again.
         await this.o.unpack(partial, tmp);
-        await rm(partial, { force: true });
       } else {
         await mkdir(tmp);
         await rename(partial, path.join(tmp, ARTIFACT_FILE));
@@ -267,8 +270,11 @@ export class ModelSync {
       await fsyncPath(`${mark}.tmp`);
       await rename(`${mark}.tmp`, mark);
       await fsyncPath(parent);
+      await rm(partial, { force: true });
     } catch (err) {
+      // A refused package is not kept for the next attempt either.
       await rm(tmp, { recursive: true, force: true });
+      await rm(partial, { force: true });
       if (err instanceof EdgeError) throw err;
       throw FleetErrors.INSTALL(describe(err));
     }
@@ -347,6 +353,15 @@ export class ModelSync {
 function isInstalled(modelsDir: string, name: string, version: string): boolean {
   const parent = path.join(modelsDir, name);
   return existsSync(markFile(parent, version)) && existsSync(path.join(parent, version));
+}
+
+/**
+ * What a killed install of `version` leaves beside the installed versions: its temporary
+ * folders and an unrenamed mark. The next install of that version starts without them.
+ */
+async function removeInstallLeftovers(parent: string, version: string): Promise<void> {
+  const stale = readdirSync(parent).filter((n) => n.startsWith(`.${version}.tmp-`) || n === `.${version}.installed.json.tmp`);
+  for (const n of stale) await rm(path.join(parent, n), { recursive: true, force: true });
 }
 
 function readdirSafe(dir: string): string[] {
