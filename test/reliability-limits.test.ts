@@ -1,7 +1,9 @@
 // Short form of the limit scenarios of `npm run soak`: a disk budget under a telemetry flood,
 // overload of the inference queue, a consumer that stops acknowledging, faulty model updates.
 import t from 'tap';
-import { flood } from '../scripts/reliability/scenarios/disk-full.js';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { flood, tryMount } from '../scripts/reliability/scenarios/disk-full.js';
 import { run as overload } from '../scripts/reliability/scenarios/overload.js';
 import { run as slowConsumer } from '../scripts/reliability/scenarios/slow-consumer.js';
 import { run as modelFaults } from '../scripts/reliability/scenarios/model-faults.js';
@@ -13,6 +15,25 @@ t.test('disk budget: a flood with the broker away evicts by policy, and the coun
   t.ok(f.evicted > 0, 'the budget forced evictions');
   t.ok(f.delivered > 0, 'what was kept was delivered after the broker came back');
   t.equal(f.lost, 0, 'accepted = delivered + evicted + queued');
+});
+
+t.test('disk full: the data dir on a 2 MB tmpfs, a flood with the broker away; counts exact, all drains', async (t) => {
+  const m = tryMount(2048);
+  if ('error' in m) {
+    t.skip(`tmpfs mount refused (${m.error}): this form did not run; test/telemetry-bounds.test.ts covers SQLITE_FULL from the page cap`);
+    return;
+  }
+  t.teardown(() => m.unmount());
+  const dataDir = path.join(m.dir, 'data');
+  mkdirSync(dataDir);
+  const f = await flood({ durationMs: 6000, rate: 200 }, 'disk-full (tmpfs 2 MB)', {}, dataDir, 'test');
+  t.comment(figuresLine(f));
+  t.notMatch(f.notes ?? '', /INCONSISTENT|still queued/, 'the buffer drained and its depth never went negative');
+  t.ok(f.evicted > 0, `the small disk forced evictions (${f.evicted})`);
+  t.match(f.notes ?? '', /"full":[1-9]/, 'evicted with the reason "full"');
+  t.ok(f.delivered > 0, 'what was kept was delivered after the broker came back');
+  t.equal(f.lost, 0, 'accepted = delivered + evicted + queued');
+  t.equal(f.delivered + f.evicted, f.accepted, `accepted ${f.accepted} = delivered ${f.delivered} + evicted ${f.evicted}: nothing left behind`);
 });
 
 t.test('overload: 429 beyond the queue, nothing else fails, memory bounded', async (t) => {

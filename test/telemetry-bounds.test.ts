@@ -1,9 +1,11 @@
 // Bounds of the telemetry buffer with real SQLite files: a burst ten times the disk budget,
 // eviction by priority then age, counters that add up, max age and ttl, and a disk that is
-// full for real (SQLite's page cap returns SQLITE_FULL).
+// full for real (SQLite's page cap returns SQLITE_FULL), and a small filesystem (a tmpfs
+// mounted for the test) that fills up, by the buffer itself or by someone else.
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TelemetryBuffer } from '../agent/telemetry/buffer.js';
@@ -42,7 +44,38 @@ function checkIdentity(t: Test, s: TelemetryStats, what: string): void {
   t.equal(s.accepted, s.delivered + s.evicted + s.quarantined + s.depth, `${what}: accepted ${s.accepted} = delivered ${s.delivered} + evicted ${s.evicted} + quarantined ${s.quarantined} + queued ${s.depth}`);
   for (const [name, st] of Object.entries(s.streams)) {
     t.equal(st.accepted, st.delivered + st.evicted + st.quarantined + st.depth, `${what}: ${name} adds up`);
+    t.ok(st.depth >= 0 && st.bytes >= 0, `${what}: ${name} depth ${st.depth} and bytes ${st.bytes} are not negative`);
   }
+}
+
+/** A tmpfs of sizeKb mounted for this test (root and mount(8)), or why not. */
+function smallDisk(t: Test, sizeKb: number): string | { refused: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'telemetry-small-disk-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKb}k`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    return { refused: String((err as { stderr?: Buffer }).stderr ?? err).trim().split('\n')[0]! };
+  }
+  t.teardown(() => {
+    try {
+      execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+    } catch {
+      // already gone
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** Leases and acks until the buffer is empty; returns the delivered sequence numbers. */
+function drainAll(b: TelemetryBuffer): Set<number> {
+  const delivered = new Set<number>();
+  for (let l = b.lease(64 * 1024); l; l = b.lease(64 * 1024)) {
+    for (const r of l.records) delivered.add(r.seq);
+    b.ack(l.id);
+  }
+  return delivered;
 }
 
 const pad = 'm'.repeat(150);
@@ -178,4 +211,99 @@ t.test('a lowered budget: the next start evicts down to it and gives the space b
   b.record('metrics', { after: true });
   b.flushSync();
   t.equal(b.notReady(), undefined, 'and it keeps working');
+});
+
+// The soak's disk-full row: the data dir on a 2 MB filesystem, maxBytes left at 64 MB, a flood
+// with nothing draining. The WAL used to fill the disk before its first checkpoint; then even
+// the DELETE of an eviction failed, the counters went negative and nothing drained again.
+t.test('a 2 MB filesystem and a 64 MB budget: the buffer keeps to the room there is, counts stay exact, all drains', async (t) => {
+  const disk = smallDisk(t, 2048);
+  if (typeof disk !== 'string') {
+    t.skip(`tmpfs mount refused (${disk.refused}): the page-cap tests above cover SQLITE_FULL; this one did not run`);
+    return;
+  }
+  const b = new TelemetryBuffer({ dir: disk, config: telemetryConfig({}) });
+  b.startSync();
+  t.teardown(() => b.stopSync());
+  const seqs: number[] = [];
+  const big = 'x'.repeat(1000);
+  for (let i = 0; i < 6000; i++) {
+    seqs.push(b.record(['samples', 'metrics', 'events'][i % 3], { i, big }));
+    if (i % 50 === 49) b.flushSync();
+  }
+  b.flushSync();
+  const s = b.stats();
+  t.equal(s.failing, null, 'the disk never refused a write');
+  t.ok(s.capacityBytes < s.maxBytes && s.capacityBytes <= 0.4 * 2048 * 1024, `budget in force ${s.capacityBytes} B: a share of the 2 MB filesystem, not maxBytes ${s.maxBytes}`);
+  const st = statfsSync(disk);
+  t.ok(st.bavail * st.bsize > 256 * 1024, `the filesystem keeps room: ${st.bavail * st.bsize} B free`);
+  t.ok(s.evicted > 0, `records evicted for the full disk: ${s.evicted}`);
+  t.equal(s.evicted, Object.values(s.streams).reduce((a, x) => a + x.evictedBy.full, 0), 'every eviction has the reason "full"');
+  checkIdentity(t, s, 'after the flood');
+  const delivered = drainAll(b);
+  const end = b.stats();
+  t.equal(end.depth, 0, 'the queue drained');
+  t.equal(delivered.size, s.depth, `every queued record was delivered (${delivered.size})`);
+  t.equal(seqs.filter((q) => !delivered.has(q)).length, end.evicted, 'each accepted record was delivered or counted as evicted');
+  checkIdentity(t, end, 'after the drain');
+});
+
+// Someone else fills the filesystem: the buffer cannot write, not even a delete. It must say so
+// (507), keep exact counts, and pick up where it stopped once there is space again.
+t.test('a filesystem filled by someone else: 507 and exact counts while full, recovery and delivery once space frees', async (t) => {
+  const disk = smallDisk(t, 2048);
+  if (typeof disk !== 'string') {
+    t.skip(`tmpfs mount refused (${disk.refused}): the page-cap tests above cover SQLITE_FULL; this one did not run`);
+    return;
+  }
+  const b = new TelemetryBuffer({ dir: disk, config: telemetryConfig({}) });
+  b.startSync();
+  t.teardown(() => b.stopSync());
+  const seqs: number[] = [];
+  const big = 'x'.repeat(1000);
+  for (let i = 0; i < 300; i++) seqs.push(b.record('metrics', { i, big }));
+  b.flushSync();
+  const filler = path.join(disk, 'filler');
+  const fd = openSync(filler, 'w');
+  try {
+    for (const chunk = Buffer.alloc(4096, 1); ;) writeSync(fd, chunk);
+  } catch (err) {
+    t.equal((err as { code?: string }).code, 'ENOSPC', 'the filler took every free block');
+  } finally {
+    closeSync(fd);
+  }
+  let refusal: { code?: string; statusCode?: number; message?: string } | undefined;
+  for (let i = 0; i < 20_000 && !refusal; i++) {
+    try {
+      seqs.push(b.record('metrics', { i, big }));
+    } catch (err) {
+      refusal = err as typeof refusal;
+    }
+    if (i % 20 === 19) {
+      try {
+        b.flushSync();
+      } catch {
+        // the disk refuses; the records wait in memory
+      }
+    }
+  }
+  t.equal(refusal?.code, 'EDGE_TELEMETRY_DISK_FULL', 'new records are refused once the disk refuses writes');
+  t.equal(refusal?.statusCode, 507, 'as 507 Insufficient Storage');
+  t.match(refusal?.message, /disk holding the telemetry buffer is full/, 'with a message that says so');
+  const full = b.stats();
+  t.equal(full.diskFull, true, 'stats say the disk is full');
+  t.match(b.notReady(), /SQLITE_FULL/, 'readiness says why');
+  t.equal(full.accepted, seqs.length, 'every record that got a sequence number is counted as accepted');
+  checkIdentity(t, full, 'while the disk is full');
+
+  rmSync(filler);
+  await waitFor(() => b.notReady() === undefined, { timeoutMs: 15_000, what: 'the retry to commit once space frees' });
+  seqs.push(b.record('metrics', { after: true }));
+  b.flushSync();
+  checkIdentity(t, b.stats(), 'after space returned');
+  const delivered = drainAll(b);
+  const end = b.stats();
+  t.equal(end.depth, 0, 'the queue drained');
+  t.equal(seqs.filter((q) => !delivered.has(q)).length, end.evicted, `each accepted record was delivered (${delivered.size}) or counted as evicted (${end.evicted})`);
+  checkIdentity(t, end, 'after the drain');
 });

@@ -11,7 +11,7 @@ import { figuresOf, Rig, type ScenarioOptions } from '../rig.js';
 import type { Figures } from '../figures.js';
 import { InferenceLoad, TelemetryLoad } from '../load.js';
 
-function tryMount(sizeKb: number): { dir: string; unmount(): void } | { error: string } {
+export function tryMount(sizeKb: number): { dir: string; unmount(): void } | { error: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'edge-rel-small-'));
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKb}k`, 'tmpfs', dir], { stdio: 'pipe' });
