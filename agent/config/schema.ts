@@ -142,6 +142,7 @@ export const ConfigSchema = Type.Object({
     keepaliveSeconds: Type.Integer({ minimum: 5, maximum: 3600, default: 30 }),
     reconnectMinMs: Type.Integer({ minimum: 10, default: 1000, description: 'first reconnect delay (ms); doubles up to reconnectMaxMs, with jitter' }),
     reconnectMaxMs: Type.Integer({ minimum: 10, default: 60_000 }),
+    connectTimeoutMs: Type.Integer({ minimum: 100, default: 15_000, description: 'a connect attempt without CONNACK by then is dropped and retried (ms)' }),
     protocolVersion: Type.Union([Type.Literal(5), Type.Literal(4)], { default: 5, description: '5 = MQTT 5 (falls back to 3.1.1 when refused), 4 = MQTT 3.1.1' }),
     inflight: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'telemetry batches published and not yet confirmed (see telemetryAck) at once' }),
     telemetryAck: Type.Union([Type.Literal('controller'), Type.Literal('broker')], { default: 'controller', description: 'what confirms a telemetry batch (deletes it from the buffer): "controller" = the controller\'s ack after its database commit (survives a broker restart without persistence); "broker" = the PUBACK (for controllers that do not ack)' }),

@@ -207,6 +207,13 @@ export class FleetLink implements Component {
     client.on('close', () => {
       if (this.#client !== client) return;
       if (this.#state === 'connected') log.warn({ broker: safeUrl(config.mqtt.url!) }, 'fleet broker connection lost; buffering');
+      else if (!this.#stopping) {
+        // An attempt that failed (refused, or no CONNACK within connectTimeoutMs): said at
+        // attempts 1, 2, 4, 8..., so a long outage stays visible without flooding the log.
+        const n = this.#backoff.attempt;
+        const level = (n & (n - 1)) === 0 ? 'warn' : 'debug';
+        log[level]({ broker: safeUrl(config.mqtt.url!), attempt: n, err: this.#lastError ?? 'closed before CONNACK', retryInMs: client.options.reconnectPeriod }, 'fleet broker not reachable; retrying');
+      }
       if (!this.#stopping) this.#state = 'reconnecting';
       this.#connectedAt = undefined;
       this.#mConnected?.set(0);

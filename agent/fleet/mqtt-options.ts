@@ -26,7 +26,8 @@ export function clientOptions(config: Config, protocolVersion: 4 | 5, will: Buff
     protocolVersion,
     keepalive: m.keepaliveSeconds,
     reconnectPeriod: m.reconnectMinMs,
-    connectTimeout: 15_000,
+    // Covers the TCP/TLS connect and the CONNACK: an attempt that hangs is dropped and retried.
+    connectTimeout: m.connectTimeoutMs,
     // The telemetry buffer is the queue of record: never let mqtt.js queue while offline.
     queueQoSZero: false,
     resubscribe: true,
