@@ -26,6 +26,11 @@ export function redactSecrets<T>(value: T, depth = 0): T {
   if (depth > 32 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((v) => redactSecrets(v, depth + 1)) as T;
   if (value instanceof Error || Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return value;
+  // Only plain data is copied. A class instance (fastify's request in its debug-level request
+  // log, with the socket and the server behind it) is left to its serializer: walking its
+  // graph 32 levels deep took minutes and gigabytes per line.
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return value;
   const src = value as Record<string, unknown>;
   const sensitive = src.sensitive === true;
   const out: Record<string, unknown> = {};
