@@ -37,6 +37,13 @@ t.test('the gate: queueLimit beside the running request, the wait budget, releas
   t.ok(fixed.admit().admitted && fixed.admit().admitted && fixed.admit().admitted, 'maxQueueWaitMs replaces the factor: 0, 10, 20 ms expected');
   t.notOk(fixed.admit().admitted, '30 ms expected is over 25 ms');
 
+  const ref = new AdmissionGate({ queueLimit: 100, queueWaitFactor: 1, maxQueueWaitMs: 0 });
+  for (let i = 0; i < 8; i++) ref.noteService(2, true);
+  for (let i = 0; i < 56; i++) ref.noteService(40);
+  t.match(ref.describe(), { serviceP99Ms: 2 }, 'the budget comes from requests that ran alone, not from loaded ones');
+  t.ok(ref.admit().admitted, 'an idle model admits');
+  t.match(ref.admit(), { admitted: false, reason: 'wait_budget' }, 'one ahead at a loaded ~35 ms mean is over 1 x 2 ms');
+
   const idle = new AdmissionGate({ queueLimit: 1, queueWaitFactor: 0.001, maxQueueWaitMs: 0 });
   for (let i = 0; i < 8; i++) idle.noteService(1000);
   t.ok(idle.admit().admitted, 'an idle model always admits');

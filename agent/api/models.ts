@@ -58,7 +58,7 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
       .send({ error: { code: e.code, message: `${e.message} (${why})` } });
   };
 
-  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', { onRequest: admission }, async (req) => {
+  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', { onRequest: admission }, async (req, reply) => {
     const name = req.params.name;
     if (!runtime.has(name)) throw Errors.MODEL_NOT_FOUND(name, runtime.list().map((x) => String(x.name)));
     const specs = runtime.inputSpecs(name);
@@ -83,6 +83,7 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
         throw err;
       }
     }
+    const intakeMs = reply.elapsedTime;
     let result;
     try {
       result = await runtime.infer(name, inputs);
@@ -90,6 +91,9 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
       if (err instanceof EdgeError && err.code === Errors.INPUT_INVALID.code) throw new EdgeError(err.code, err.message, 400, { expected: expected(specs) });
       throw err;
     }
+    // Where an answer's time went inside the agent (headers to answer): reading and parsing
+    // the body, queue wait, backend; what a client sees beyond "total" is network and itself.
+    reply.header('server-timing', `intake;dur=${intakeMs.toFixed(3)}, queue;dur=${result.queueMs}, backend;dur=${result.latencyMs}, total;dur=${reply.elapsedTime.toFixed(3)}`);
     return {
       model: result.model,
       version: result.version,

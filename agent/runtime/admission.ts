@@ -2,7 +2,10 @@
 // the body is read or parsed): a request counts as in flight from its headers to its answer.
 // A new one is refused when queueLimit requests already wait beside the running one, or when
 // its expected wait (requests in flight x the model's recent mean service time) exceeds the
-// wait budget: queueWaitFactor x the recent p99 service time, or maxQueueWaitMs when set.
+// wait budget: queueWaitFactor x the p99 service time of recent requests that found the model
+// idle, or maxQueueWaitMs when set. (Under load the measured service time grows: ONNX Runtime
+// runs on the event loop, so other requests' intake lands inside it; a budget taken from
+// loaded samples would grow with the load it is meant to bound.)
 // Admitted latency is then about intake + wait + service <= (1 + factor) x the unloaded
 // latency; the requests that would have waited longer get 429 cheaply instead.
 
@@ -33,6 +36,9 @@ export class AdmissionGate {
   readonly #recent = new Float64Array(WINDOW);
   #samples = 0;
   #meanMs = 0;
+  /** Service times of requests that ran with nothing queued: the reference of the budget. */
+  readonly #alone = new Float64Array(WINDOW);
+  #aloneSamples = 0;
   #p99Ms = 0;
   #inFlight = 0;
 
@@ -80,20 +86,26 @@ export class AdmissionGate {
     };
   }
 
-  /** One request's time in the backend (ms, queue wait excluded). */
-  noteService(ms: number): void {
+  /** One request's time in the backend (ms, queue wait excluded); `alone`: nothing else was queued. */
+  noteService(ms: number, alone = false): void {
     this.#recent[this.#samples % WINDOW] = ms;
     this.#samples++;
+    if (alone) {
+      this.#alone[this.#aloneSamples % WINDOW] = ms;
+      this.#aloneSamples++;
+    }
     if (this.#samples <= MIN_SAMPLES || this.#samples % REFRESH === 0) this.#refresh();
   }
 
   #refresh(): void {
     const n = Math.min(this.#samples, WINDOW);
-    const sorted = this.#recent.slice(0, n).sort();
     let sum = 0;
-    for (const v of sorted) sum += v;
+    for (let i = 0; i < n; i++) sum += this.#recent[i]!;
     this.#meanMs = sum / n;
-    this.#p99Ms = sorted[Math.min(n - 1, Math.ceil(0.99 * n) - 1)]!;
+    // Until enough requests ran alone, the recent ones stand in.
+    const [ref, m] = this.#aloneSamples >= MIN_SAMPLES ? [this.#alone, Math.min(this.#aloneSamples, WINDOW)] : [this.#recent, n];
+    const sorted = ref.slice(0, m).sort();
+    this.#p99Ms = sorted[Math.min(m - 1, Math.ceil(0.99 * m) - 1)]!;
   }
 
   describe(): Record<string, unknown> {
@@ -108,3 +120,4 @@ export class AdmissionGate {
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+

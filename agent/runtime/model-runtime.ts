@@ -372,6 +372,7 @@ export class ModelRuntime implements Component {
     const problem = inputProblem(slot.active.pkg.manifest.inputs, inputs);
     if (problem) throw this.#count(name, 'bad_input', Errors.INPUT_INVALID(name, problem));
     const queued = performance.now();
+    const alone = slot.queue.depth === 0;
     let started = 0;
     const { version, out, ms } = await slot.queue.run(async () => {
       started = performance.now();
@@ -397,7 +398,7 @@ export class ModelRuntime implements Component {
     });
     this.#metrics?.latency.observe({ model: name, version: version.version, backend: version.choice.chosen }, ms / 1000);
     slot.noteLatency(ms);
-    this.#gates.get(name)?.noteService(ms);
+    this.#gates.get(name)?.noteService(ms, alone);
     if (this.#onInference.length) this.#emit({ model: name, version: version.version, backend: version.choice.chosen, inputs, outputs: out, latencyMs: ms, ok: true });
     const shadow = slot.shadow;
     if (shadow?.take()) {
@@ -419,6 +420,7 @@ export class ModelRuntime implements Component {
 
   async #inferEnsemble(e: EnsembleEntry, inputs: TensorMap): Promise<InferResult> {
     const queued = performance.now();
+    const alone = e.queue.depth === 0;
     let started = 0;
     const result = await e.queue.run(async () => {
       started = performance.now();
@@ -437,7 +439,7 @@ export class ModelRuntime implements Component {
     });
     const ms = performance.now() - started;
     this.#metrics?.latency.observe({ model: e.name, version: 'ensemble', backend: 'ensemble' }, ms / 1000);
-    this.#gates.get(e.name)?.noteService(ms);
+    this.#gates.get(e.name)?.noteService(ms, alone);
     const outputs = { [ENSEMBLE_OUTPUT]: result.fused };
     return {
       model: e.name,

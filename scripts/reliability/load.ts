@@ -2,6 +2,7 @@
 // counts as accepted only when the agent answered 201 with its seq) and inference requests at
 // a fixed rate (latency of each answered request, counts per status).
 import { digitBatch } from '../../test/helpers/model-packages.js';
+import { RawHttpClient } from './http-client.js';
 import { percentile } from './procstat.js';
 
 const TICK_MS = 50;
@@ -64,41 +65,92 @@ export class TelemetryLoad {
 const digit = digitBatch(0, 1);
 const INFER_BODY = JSON.stringify({ inputs: { input: { shape: digit.shape, data: Array.from(digit.data) } } });
 
-export async function inferOnce(url: string, model = 'digits'): Promise<{ status: number; ms: number; body: any }> {
+export async function inferOnce(url: string, model = 'digits'): Promise<{ status: number; ms: number; body: any; agentMs?: number }> {
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: INFER_BODY, signal: AbortSignal.timeout(30_000) });
   const body = await res.json().catch(() => undefined);
-  return { status: res.status, ms: performance.now() - t0, body };
+  // The agent's own account, headers to answer (Server-Timing "total").
+  const total = /total;dur=([0-9.]+)/.exec(res.headers.get('server-timing') ?? '')?.[1];
+  return { status: res.status, ms: performance.now() - t0, body, agentMs: total === undefined ? undefined : Number(total) };
+}
+
+/** inferOnce() on a lean keep-alive client (http-client.ts): the generator's own CPU per request is a fraction of fetch's. */
+export class RawInfer {
+  readonly #client: RawHttpClient;
+  readonly #request: Buffer;
+
+  constructor(url: string, model = 'digits', maxConnections = Infinity) {
+    this.#client = new RawHttpClient(url, maxConnections);
+    this.#request = this.#client.prepare(`/v1/models/${model}/infer`, INFER_BODY);
+  }
+
+  async once(): Promise<{ status: number; ms: number; body: any; agentMs?: number }> {
+    const t0 = performance.now();
+    const r = await this.#client.request(this.#request);
+    const ms = performance.now() - t0;
+    const total = /total;dur=([0-9.]+)/.exec(r.headers)?.[1];
+    let body: unknown;
+    try {
+      body = JSON.parse(r.body);
+    } catch {
+      body = undefined;
+    }
+    return { status: r.status, ms, body, agentMs: total === undefined ? undefined : Number(total) };
+  }
+
+  get connections(): number {
+    return this.#client.opened;
+  }
+
+  close(): void {
+    this.#client.close();
+  }
 }
 
 export class InferenceLoad {
   readonly latencies: number[] = [];
+  /** Of each request answered 200, as the agent reports it: queue wait and backend time (ms). */
+  readonly queueMs: number[] = [];
+  readonly serviceMs: number[] = [];
+  /** Headers to answer inside the agent (Server-Timing total), ms. */
+  readonly agentMs: number[] = [];
   readonly statuses = new Map<number | string, number>();
   readonly versions = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #inflight = new Set<Promise<void>>();
 
-  /** `rate` requests per second, each fired on time (open loop): an overloaded agent sees them pile up. */
-  constructor(readonly url: () => string, readonly rate: number) {}
+  /**
+   * `rate` requests per second, each fired on time (open loop): an overloaded agent sees them
+   * pile up. `raw`: send them with this lean client (one agent, no restarts) instead of fetch().
+   */
+  constructor(readonly url: () => string, readonly rate: number, readonly raw?: RawInfer) {}
 
   start(): this {
-    const perTick = Math.max(1, Math.round((this.rate * TICK_MS) / 1000));
+    // Arrivals spread evenly (each due request sent on the first 5 ms tick after its time),
+    // not in bursts of a 50 ms tick: a burst makes every admitted request wait for the
+    // intake of the whole burst, which says more about the generator than the agent.
+    const t0 = performance.now();
+    let sent = 0;
     this.#timer = setInterval(() => {
-      for (let k = 0; k < perTick; k++) {
+      const due = Math.floor(((performance.now() - t0) * this.rate) / 1000);
+      for (; sent < due; sent++) {
         const p = this.#one();
         this.#inflight.add(p);
         void p.finally(() => this.#inflight.delete(p));
       }
-    }, TICK_MS);
+    }, 5);
     return this;
   }
 
   async #one(): Promise<void> {
     try {
-      const r = await inferOnce(this.url());
+      const r = this.raw ? await this.raw.once() : await inferOnce(this.url());
       this.statuses.set(r.status, (this.statuses.get(r.status) ?? 0) + 1);
       if (r.status === 200) {
         this.latencies.push(r.ms);
+        this.queueMs.push(Number(r.body?.queueMs));
+        this.serviceMs.push(Number(r.body?.latencyMs));
+        this.agentMs.push(Number(r.agentMs));
         const v = String(r.body?.version);
         this.versions.set(v, (this.versions.get(v) ?? 0) + 1);
       }
