@@ -4,7 +4,8 @@
 // absolute paths or "..") or if it is too large; only then are the files written.
 import { mkdirSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import * as tar from 'tar';
+// tar is imported on the first archive, not at start-up: most boots never see one.
+const loadTar = (): Promise<typeof import('tar')> => import('tar');
 import { Errors } from '../errors.js';
 import { MANIFEST_FILE } from './manifest.js';
 
@@ -19,7 +20,7 @@ export const isArchive = (p: string): boolean => p.endsWith(ARCHIVE_EXT);
 export async function packArchive(dir: string, outFile: string): Promise<void> {
   const files = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
   if (!files.includes(MANIFEST_FILE)) throw Errors.PACKAGE_INVALID(dir, `${MANIFEST_FILE} is missing; nothing to pack`);
-  await tar.c({ gzip: true, file: outFile, cwd: dir, portable: true, noDirRecurse: true }, files);
+  await (await loadTar()).c({ gzip: true, file: outFile, cwd: dir, portable: true, noDirRecurse: true }, files);
 }
 
 /** Lists an archive and refuses anything but flat plain files; returns the names. */
@@ -28,7 +29,7 @@ export async function checkArchive(file: string): Promise<string[]> {
   const names: string[] = [];
   let total = 0;
   try {
-    await tar.t({
+    await (await loadTar()).t({
       file,
       strict: true,
       onentry: (e) => {
@@ -59,7 +60,7 @@ export async function extractArchive(file: string, destDir: string): Promise<voi
   const names = new Set(await checkArchive(file));
   if (existsSync(destDir) && readdirSync(destDir).length) throw Errors.PACKAGE_INVALID(file, `extraction folder ${destDir} is not empty`);
   mkdirSync(destDir, { recursive: true });
-  await tar.x({
+  await (await loadTar()).x({
     file,
     cwd: destDir,
     strict: true,

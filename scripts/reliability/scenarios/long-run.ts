@@ -15,6 +15,7 @@ import type { Figures } from '../figures.js';
 import { InferenceLoad, TelemetryLoad } from '../load.js';
 import { memoryOf, MemorySampler } from '../procstat.js';
 import { shippedRun } from '../shipped.js';
+import { heapOf } from '../agent-metrics.js';
 
 /**
  * The stated bound, MB per hour, on both series. It is about what a 10-minute run can resolve:
@@ -24,30 +25,6 @@ import { shippedRun } from '../shipped.js';
  * about 11 h. Run `--duration 1h` for a bound worth trusting (same code, 6x the resolution).
  */
 export const SLOPE_BOUND_MB_PER_HOUR = 30;
-
-interface HeapReading {
-  usedMb: number;
-  totalMb: number;
-  majorGcs: number;
-}
-
-/** The V8 heap in use and committed, and major collections so far, from the agent's own /metrics (prom-client default metrics). */
-async function heapOf(url: string): Promise<HeapReading | undefined> {
-  try {
-    const text = await (await fetch(`${url}/metrics`)).text();
-    const num = (re: RegExp): number | undefined => {
-      const m = re.exec(text);
-      return m ? Number(m[1]) : undefined;
-    };
-    const used = num(/^edge_agent_nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m);
-    const total = num(/^edge_agent_nodejs_heap_size_total_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m);
-    const major = num(/^edge_agent_nodejs_gc_duration_seconds_count\{[^}]*kind="major"[^}]*\} (\d+)/m) ?? 0;
-    if (used === undefined || total === undefined) return undefined;
-    return { usedMb: used / 1024 / 1024, totalMb: total / 1024 / 1024, majorGcs: major };
-  } catch {
-    return undefined;
-  }
-}
 
 /** Least-squares slope, MB per hour, of (ms timestamp, MB) points. */
 function slope(points: { t: number; mb: number }[]): number {
