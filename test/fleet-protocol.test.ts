@@ -9,6 +9,9 @@ const sha = (c: string): string => c.repeat(64);
 
 t.test('topics round-trip through parseTopic', async (t) => {
   t.same(parseTopic(topics.telemetry('dev-1', 'metrics')), { kind: 'telemetry', device: 'dev-1', stream: 'metrics' });
+  t.same(parseTopic(topics.telemetryAck('dev-1', 'metrics')), { kind: 'telemetryAck', device: 'dev-1', stream: 'metrics' }, 'the ack topic of a stream');
+  t.same(parseTopic(topics.telemetry('dev-1', 'ack')), { kind: 'telemetry', device: 'dev-1', stream: 'ack' }, 'a stream named "ack" is still a stream');
+  t.equal(parseTopic('edge/v1/dev-1/telemetry/metrics/nack'), undefined, 'nothing else under a stream');
   t.same(parseTopic(topics.groupDesired('lab')), { kind: 'groupDesired', group: 'lab' });
   t.same(parseTopic(topics.cmdRes('dev-1')), { kind: 'cmdRes', device: 'dev-1' });
   t.same(parseTopic(topics.artifactReq('d')), { kind: 'artifactReq', device: 'd' });
