@@ -37,6 +37,14 @@ t.test('broker restart with persistence on: nothing lost', async (t) => {
   t.equal(f.delivered, f.accepted);
 });
 
+t.test('broker restart with persistence off: nothing lost (the controller acks what it stored; the rest is sent again)', async (t) => {
+  const f = await brokerRestart({ durationMs: 7000, rate }, false);
+  t.comment(figuresLine(f));
+  t.ok(f.faults >= 2, 'restarted at least twice');
+  t.equal(f.lost, 0, 'lost 0 (including every seq answered 201)');
+  t.equal(f.delivered, f.accepted);
+});
+
 t.test('a network that stalls and drops (a proxy pauses and cuts the TCP stream): nothing lost', async (t) => {
   const f = await network({ durationMs: 9000, rate, stallMs: 2000 });
   t.comment(figuresLine(f));
