@@ -12,6 +12,7 @@ import { TelemetryBuffer } from '../agent/telemetry/buffer.js';
 import { telemetryConfig } from '../agent/telemetry/defaults.js';
 import type { TelemetryBufferOptions, TelemetryConfig, TelemetryStats } from '../agent/telemetry/types.js';
 import { waitFor } from './helpers/wait.js';
+import { spawnAgent } from './helpers/agent.js';
 
 function setup(t: Test, overrides: Partial<TelemetryConfig>, extra: Partial<TelemetryBufferOptions> = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'telemetry-bounds-'));
@@ -306,4 +307,57 @@ t.test('a filesystem filled by someone else: 507 and exact counts while full, re
   t.equal(end.depth, 0, 'the queue drained');
   t.equal(seqs.filter((q) => !delivered.has(q)).length, end.evicted, `each accepted record was delivered (${delivered.size}) or counted as evicted (${end.evicted})`);
   checkIdentity(t, end, 'after the drain');
+});
+
+// The same against the daemon: an HTTP client gets 507 with a sentence, /readyz says why, the
+// process stays up, and writes are taken again once space frees.
+t.test('the daemon on a filesystem filled by someone else: 507 over HTTP, stays up, takes writes again', async (t) => {
+  const disk = smallDisk(t, 2048);
+  if (typeof disk !== 'string') {
+    t.skip(`tmpfs mount refused (${disk.refused}): this form did not run`);
+    return;
+  }
+  const agent = spawnAgent({ dataDir: path.join(disk, 'data') });
+  t.teardown(async () => {
+    agent.kill('SIGKILL');
+    await agent.exited();
+  });
+  const url = await agent.ready();
+  const big = 'x'.repeat(1000);
+  const post = (i: number) => fetch(`${url}/v1/telemetry/metrics`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ payload: { i, big } }),
+    signal: AbortSignal.timeout(2000),
+  }).then(async (r) => ({ status: r.status, body: await r.json() as any }), () => ({ status: 0, body: undefined as any }));
+  let taken = 0;
+  for (let i = 0; i < 20; i++) taken += (await post(i)).status === 201 ? 1 : 0;
+  t.equal(taken, 20, 'taken while there is room');
+  const filler = path.join(disk, 'filler');
+  const fd = openSync(filler, 'w');
+  try {
+    for (const chunk = Buffer.alloc(4096, 1); ;) writeSync(fd, chunk);
+  } catch {
+    // ENOSPC: full
+  } finally {
+    closeSync(fd);
+  }
+  let refused: { status: number; body: any } | undefined;
+  for (let i = 0, until = Date.now() + 30_000; i < 2000 && !refused && Date.now() < until; i++) {
+    const r = await post(i);
+    if (r.status !== 201 && r.status !== 0) refused = r; // 0: accepted, its commit waits for space
+  }
+  t.equal(refused?.status, 507, 'a write it cannot take is answered 507 Insufficient Storage');
+  t.equal(refused?.body?.error?.code, 'EDGE_TELEMETRY_DISK_FULL', 'with its code');
+  t.match(refused?.body?.error?.message, /disk holding the telemetry buffer is full/, 'with a sentence that says so');
+  const ready = await fetch(`${url}/readyz`);
+  t.equal(ready.status, 503, '/readyz: not ready');
+  t.match(await ready.text(), /SQLITE_FULL/, '/readyz says why');
+  const st = await (await fetch(`${url}/v1/telemetry`)).json() as TelemetryStats;
+  t.equal(st.diskFull, true, 'GET /v1/telemetry: diskFull');
+  checkIdentity(t, st, 'daemon, disk full');
+  t.equal(agent.proc.exitCode, null, 'the daemon is still running');
+  rmSync(filler);
+  await waitFor(async () => (await post(-1)).status === 201, { timeoutMs: 20_000, intervalMs: 500, what: 'a write taken again once space freed' });
+  const after = await (await fetch(`${url}/v1/telemetry`)).json() as TelemetryStats;
+  t.equal(after.failing, null, 'storage accepts writes again');
+  checkIdentity(t, after, 'daemon, after space returned');
 });
