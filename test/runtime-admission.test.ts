@@ -44,6 +44,11 @@ t.test('the gate: queueLimit beside the running request, the wait budget, releas
   t.ok(ref.admit().admitted, 'an idle model admits');
   t.match(ref.admit(), { admitted: false, reason: 'wait_budget' }, 'one ahead at a loaded ~35 ms mean is over 1 x 2 ms');
 
+  const aged = new AdmissionGate({ queueLimit: 100, queueWaitFactor: 0, maxQueueWaitMs: 0, maxRequestAgeMs: 50 });
+  t.match(aged.admit(80), { admitted: false, reason: 'too_old' }, 'sent 80 ms ago, over maxRequestAgeMs 50: refused even into an idle model');
+  t.ok(aged.admit(10).admitted, 'sent 10 ms ago: admitted');
+  t.ok(aged.admit(undefined).admitted, 'no x-request-start: age unknown, admitted');
+
   const idle = new AdmissionGate({ queueLimit: 1, queueWaitFactor: 0.001, maxQueueWaitMs: 0 });
   for (let i = 0; i < 8; i++) idle.noteService(1000);
   t.ok(idle.admit().admitted, 'an idle model always admits');
@@ -150,6 +155,34 @@ t.test('a full queue answers 429 from the headers, before the body; overload giv
   t.equal(await metric(url, /edge_model_admission_refused_total\{[^}]*reason="queue_full"[^}]*\} (\d+)/), n429, 'every 429 is counted in edge_model_admission_refused_total');
   t.equal(await metric(url, /edge_model_errors_total\{[^}]*kind="overloaded"[^}]*\} (\d+)/), n429, 'and as overloaded in edge_model_errors_total');
   await waitFor(async () => (await (await fetch(`${url}/v1/models/digits`)).json() as any).admission?.inFlight === 0, { what: 'nothing in flight after the load' });
+});
+
+t.test('x-request-start: a request that waited unread longer than maxRequestAgeMs gets 429 before its body', async (t) => {
+  const url = await daemon(t, { maxRequestAgeMs: 1000 });
+  const { hostname, port } = new URL(url);
+  const stamped = (sentAt: number): RawRequest => {
+    const socket = connect(Number(port), hostname);
+    socket.write(`POST /v1/models/digits/infer HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nX-Request-Start: t=${sentAt}\r\nContent-Length: ${Buffer.byteLength(BODY)}\r\n\r\n`);
+    let got = '';
+    const head = new Promise<{ status: number; headers: string }>((resolve, reject) => {
+      socket.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('\r\n\r\n')) resolve({ status: Number(got.slice(9, 12)), headers: got.toLowerCase() });
+      });
+      socket.on('error', reject);
+    });
+    return { socket, head, finish: () => socket.write(BODY) };
+  };
+  const old = stamped(Date.now() - 5000);
+  t.teardown(() => old.socket.destroy());
+  const refused = await old.head;
+  t.equal(refused.status, 429, 'sent 5 s ago: refused from its headers, its body never sent');
+  t.match(refused.headers, /\r\nretry-after: \d+/, 'with Retry-After');
+  const fresh = stamped(Date.now());
+  t.teardown(() => fresh.socket.destroy());
+  fresh.finish();
+  t.equal((await fresh.head).status, 200, 'sent just now: served');
+  t.equal(await metric(url, /edge_model_admission_refused_total\{[^}]*reason="too_old"[^}]*\} (\d+)/), 1, 'counted with reason too_old');
 });
 
 t.test('the wait budget: a fixed maxQueueWaitMs refuses once the expected wait exceeds it', async (t) => {

@@ -42,7 +42,8 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
   // Admission from the headers alone: under overload most requests are refused, and reading
   // and parsing their bodies on the one event loop is what used to slow the admitted ones.
   const admission = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
-    const a = runtime.admit(req.params.name);
+    const sent = Number(/^(?:t=)?(\d+(?:\.\d+)?)$/.exec(String(req.headers['x-request-start'] ?? ''))?.[1]);
+    const a = runtime.admit(req.params.name, Number.isFinite(sent) ? Date.now() - sent : undefined);
     if (!a) return; // not served: the handler answers 404
     if (a.admitted) {
       // 'close' comes once the answer is sent or the client went away, whatever happened between.
@@ -51,7 +52,9 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     }
     const why = a.reason === 'queue_full'
       ? `${a.inFlight} requests in flight (runtime.queueLimit)`
-      : `${a.inFlight} requests in flight, expected wait ${Math.round(a.expectedWaitMs)} ms over the budget (runtime.queueWaitFactor, runtime.maxQueueWaitMs)`;
+      : a.reason === 'too_old'
+        ? 'sent too long ago by its x-request-start (runtime.maxRequestAgeMs)'
+        : `${a.inFlight} requests in flight, expected wait ${Math.round(a.expectedWaitMs)} ms over the budget (runtime.queueWaitFactor, runtime.maxQueueWaitMs)`;
     const e = Errors.OVERLOADED(`model ${req.params.name}`);
     // The body is not read; a client still sending it learns at once and may stop.
     return reply.status(e.statusCode).header('retry-after', String(a.retryAfterSeconds))

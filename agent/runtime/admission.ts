@@ -8,8 +8,12 @@
 // loaded samples would grow with the load it is meant to bound.)
 // Admitted latency is then about intake + wait + service <= (1 + factor) x the unloaded
 // latency; the requests that would have waited longer get 429 cheaply instead.
+// That wait is only the part the agent can see. When the event loop itself is saturated,
+// requests also wait unread in socket buffers; a client that stamps its send time
+// (x-request-start) lets the agent refuse those that already waited more than
+// maxRequestAgeMs, like CoDel's sojourn time or a gRPC deadline.
 
-export type Refusal = 'queue_full' | 'wait_budget';
+export type Refusal = 'queue_full' | 'wait_budget' | 'too_old';
 
 export interface AdmissionLimits {
   /** Requests waiting besides the one running. */
@@ -18,6 +22,8 @@ export interface AdmissionLimits {
   queueWaitFactor: number;
   /** Allowed expected wait (ms), instead of queueWaitFactor; 0 = use the factor. */
   maxQueueWaitMs: number;
+  /** Refuse a request that waited longer than this (ms) before the agent read its headers; 0 = off. */
+  maxRequestAgeMs?: number;
 }
 
 export type Admission =
@@ -63,12 +69,17 @@ export class AdmissionGate {
     return queueWaitFactor * this.#p99Ms;
   }
 
-  /** Admits (the caller must release() once answered) or says why not. */
-  admit(): Admission {
+  /**
+   * Admits (the caller must release() once answered) or says why not. `ageMs`: how long ago
+   * the client sent the request (its x-request-start), when it said.
+   */
+  admit(ageMs?: number): Admission {
     const ahead = this.#inFlight;
     const expectedWaitMs = ahead * this.#meanMs;
+    const maxAge = this.#limits.maxRequestAgeMs ?? 0;
     let reason: Refusal | undefined;
     if (ahead > this.#limits.queueLimit) reason = 'queue_full';
+    else if (maxAge > 0 && ageMs !== undefined && ageMs > maxAge) reason = 'too_old';
     // The first request is always admitted: refusing into an idle model helps nobody.
     else if (ahead > 0 && expectedWaitMs > this.waitBudgetMs) reason = 'wait_budget';
     if (reason) {

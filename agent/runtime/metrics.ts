@@ -33,7 +33,7 @@ export class RuntimeMetrics {
     });
     this.refused = new prom.Counter({
       name: 'edge_model_admission_refused_total',
-      help: 'Inference requests answered 429 before their body was read, by model and reason (queue_full: runtime.queueLimit; wait_budget: expected wait over the budget)',
+      help: 'Inference requests answered 429 before their body was read, by model and reason (queue_full: runtime.queueLimit; wait_budget: expected wait over the budget; too_old: x-request-start older than runtime.maxRequestAgeMs)',
       labelNames: ['model', 'reason'],
       registers: [registry],
     });

@@ -194,7 +194,7 @@ export class ModelRuntime implements Component {
       models: this.list(),
       runtime: {
         threads: this.#cfg.threads || 'auto', graphOptimizationLevel: this.#cfg.graphOptimizationLevel, warmup: this.#cfg.warmup,
-        queueLimit: this.#cfg.queueLimit, queueWaitFactor: this.#cfg.queueWaitFactor, maxQueueWaitMs: this.#cfg.maxQueueWaitMs,
+        queueLimit: this.#cfg.queueLimit, queueWaitFactor: this.#cfg.queueWaitFactor, maxQueueWaitMs: this.#cfg.maxQueueWaitMs, maxRequestAgeMs: this.#cfg.maxRequestAgeMs,
       },
       warning: failed.length ? `last package refused for ${failed.map((s) => s.name).join(', ')}` : undefined,
     };
@@ -247,10 +247,10 @@ export class ModelRuntime implements Component {
    * Admission of one request for `name`, from its headers alone (agent/runtime/admission.ts);
    * undefined for a name not served (the route answers 404). A refusal is counted here.
    */
-  admit(name: string): Admission | undefined {
+  admit(name: string, ageMs?: number): Admission | undefined {
     const gate = this.#gates.get(name);
     if (!gate) return undefined;
-    const a = gate.admit();
+    const a = gate.admit(ageMs);
     if (!a.admitted) {
       this.#metrics?.refused.inc({ model: name, reason: a.reason });
       this.#metrics?.errors.inc({ model: name, kind: 'overloaded' });
@@ -516,8 +516,8 @@ export class ModelRuntime implements Component {
 
   #gate(name: string): void {
     if (this.#gates.has(name)) return;
-    const { queueLimit, queueWaitFactor, maxQueueWaitMs } = this.#cfg;
-    this.#gates.set(name, new AdmissionGate({ queueLimit, queueWaitFactor, maxQueueWaitMs }));
+    const { queueLimit, queueWaitFactor, maxQueueWaitMs, maxRequestAgeMs } = this.#cfg;
+    this.#gates.set(name, new AdmissionGate({ queueLimit, queueWaitFactor, maxQueueWaitMs, maxRequestAgeMs }));
   }
 
   #summary(model: string, v: ModelVersion): VersionSummary {

@@ -12,6 +12,11 @@ export interface RawResponse {
   body: string;
 }
 
+export interface Prepared {
+  head: string;
+  body: Buffer;
+}
+
 interface Conn {
   socket: Socket;
   buf: Buffer;
@@ -44,12 +49,13 @@ export class RawHttpClient {
   }
 
   /** A POST of a JSON body, prepared once and sent many times. */
-  prepare(path: string, json: string): Buffer {
+  prepare(path: string, json: string): Prepared {
     const body = Buffer.from(json);
-    return Buffer.concat([Buffer.from(`POST ${path} HTTP/1.1\r\nHost: ${this.#host}:${this.#port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
+    return { head: `POST ${path} HTTP/1.1\r\nHost: ${this.#host}:${this.#port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n`, body };
   }
 
-  async request(prepared: Buffer, timeoutMs = 30_000): Promise<RawResponse> {
+  /** `headers`: more header lines for this request alone ("name: value\r\n" each). */
+  async request(prepared: Prepared, timeoutMs = 30_000, headers = ''): Promise<RawResponse> {
     const c = this.#idle.pop() ?? (this.#all.size < this.#maxConnections ? this.#open() : await new Promise<Conn>((r) => this.#waiting.push(r)));
     return new Promise<RawResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -59,7 +65,10 @@ export class RawHttpClient {
         resolve: (r) => { clearTimeout(timer); resolve(r); },
         reject: (e) => { clearTimeout(timer); reject(e); },
       };
-      c.socket.write(prepared);
+      c.socket.cork();
+      c.socket.write(`${prepared.head}${headers}\r\n`);
+      c.socket.write(prepared.body);
+      c.socket.uncork();
     });
   }
 

@@ -2,7 +2,7 @@
 // counts as accepted only when the agent answered 201 with its seq) and inference requests at
 // a fixed rate (latency of each answered request, counts per status).
 import { digitBatch } from '../../test/helpers/model-packages.js';
-import { RawHttpClient } from './http-client.js';
+import { RawHttpClient, type Prepared } from './http-client.js';
 import { percentile } from './procstat.js';
 
 const TICK_MS = 50;
@@ -77,16 +77,18 @@ export async function inferOnce(url: string, model = 'digits'): Promise<{ status
 /** inferOnce() on a lean keep-alive client (http-client.ts): the generator's own CPU per request is a fraction of fetch's. */
 export class RawInfer {
   readonly #client: RawHttpClient;
-  readonly #request: Buffer;
+  readonly #request: Prepared;
 
-  constructor(url: string, model = 'digits', maxConnections = Infinity) {
+  /** `stamp`: send x-request-start (the send time), so the agent may refuse what waited too long unread. */
+  constructor(url: string, model = 'digits', maxConnections = Infinity, readonly stamp = false) {
     this.#client = new RawHttpClient(url, maxConnections);
     this.#request = this.#client.prepare(`/v1/models/${model}/infer`, INFER_BODY);
   }
 
   async once(): Promise<{ status: number; ms: number; body: any; agentMs?: number }> {
     const t0 = performance.now();
-    const r = await this.#client.request(this.#request);
+    const sentAt = Date.now();
+    const r = await this.#client.request(this.#request, 30_000, this.stamp ? `x-request-start: ${sentAt}\r\n` : '');
     const ms = performance.now() - t0;
     const total = /total;dur=([0-9.]+)/.exec(r.headers)?.[1];
     let body: unknown;
