@@ -30,7 +30,12 @@ export function clientOptions(config: Config, protocolVersion: 4 | 5, will: Buff
     connectTimeout: m.connectTimeoutMs,
     // The telemetry buffer is the queue of record: never let mqtt.js queue while offline.
     queueQoSZero: false,
-    resubscribe: true,
+    // The link subscribes after every CONNACK itself (FleetLink#onConnected). mqtt.js's own
+    // resubscribe bookkeeping marks a topic subscribed when the SUBSCRIBE is sent; when the
+    // connection drops before the SUBACK and the broker then reports a session, mqtt.js
+    // neither sends it again nor lets a later subscribe() through, and the device would never
+    // get its commands or telemetry acks.
+    resubscribe: false,
     will: { topic: willTopic, payload: will, qos: 1, retain: true },
   };
   if (protocolVersion === 5) {
