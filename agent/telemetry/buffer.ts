@@ -860,13 +860,14 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     return this.#capacity < this.config.maxBytes ? 'full' : 'budget';
   }
 
-  /** The file is at its page cap (else a SQLITE_FULL came from the filesystem). */
-  #fileCapped(): boolean {
-    const db = this.#db;
-    if (!db) return false;
+  /**
+   * A SQLITE_FULL came from the filesystem (little free space left on it), not from the
+   * file's page cap. A failed transaction is rolled back, so page_count cannot tell.
+   */
+  #filesystemFull(): boolean {
     try {
-      const max = db.pragma('max_page_count', { simple: true }) as number;
-      return (this.#stmts!.pageCount.get() as number) + 16 >= max;
+      const fs = statfsSync(path.dirname(this.file));
+      return fs.bavail * fs.bsize < Math.max(64 * 1024, this.#capacity / 8);
     } catch {
       return false;
     }
@@ -893,9 +894,10 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       try {
         return this.#txn(fn);
       } catch (err) {
-        // At the page cap evicting makes room; on a full filesystem it helps only once the
-        // WAL can start over, so a few tries, not the whole queue.
-        if (isDiskFull(err) && attempt < (this.#fileCapped() ? 20 : 3)) {
+        // At the page cap evicting makes room. On a full filesystem it helps only when the
+        // freed pages can take the new rows, so one try; while the disk is known to be full
+        // the retries only wait for space (they must not evict the queue away bit by bit).
+        if (isDiskFull(err) && attempt < (!this.#filesystemFull() ? 20 : this.#failing && this.#diskFull ? 0 : 1)) {
           this.#makeRoom();
           continue;
         }
@@ -932,7 +934,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
    * budget. Throws (with disk: true when the filesystem is the cause) when that cannot help.
    */
   #makeRoom(): void {
-    const disk = !this.#fileCapped();
+    const disk = this.#filesystemFull();
     // A twentieth of what the file may hold (the page cap can be below the budget).
     const target = Math.max(Math.min(this.#capacity, this.#pageCapBytes) * 0.05, 8 * 1024);
     let freed: number;
@@ -1020,7 +1022,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       }
     } catch (err) {
       const e = err as { code?: string; disk?: boolean };
-      this.#diskFull = e.disk ?? (isDiskFull(err) && !this.#fileCapped());
+      this.#diskFull = e.disk ?? (isDiskFull(err) && this.#filesystemFull());
       this.#failing = `${e.code ?? 'error'}: ${describe(err)}`;
       this.#log?.error({ err: describe(err), pending: this.#pending.length }, 'telemetry commit failed; records stay in memory and are retried');
       clearTimeout(this.#retryTimer);
