@@ -1,4 +1,6 @@
-// Short form of the footprint and long-run scenarios of `npm run soak`.
+// Short form of the footprint and long-run scenarios of `npm run soak`. The memory figures
+// printed here run about 20 MB above the soak's: tap's @tapjs/processinfo puts its loader in
+// every child's NODE_OPTIONS. The soak's figures are the shipped daemon's.
 import t from 'tap';
 import { run as footprint } from '../scripts/reliability/scenarios/footprint.js';
 import { run as longRun } from '../scripts/reliability/scenarios/long-run.js';

@@ -27,7 +27,8 @@ export function shippedRun(unit = readFileSync(UNIT_FILE, 'utf8')): ShippedRun {
   const script = argv.findIndex((a) => a.endsWith('/cli.js'));
   if (script < 1) throw new Error(`${UNIT_FILE}: ExecStart does not run dist/agent/cli.js with node: ${exec}`);
   // systemd starts the unit with a clean environment: nothing of the caller's NODE_OPTIONS
-  // (tap puts its loaders there, which adds ~25 MB to the child) unless the unit sets it.
+  // unless the unit sets it. (Under tap, @tapjs/processinfo adds its loader to every child's
+  // NODE_OPTIONS whatever is passed here: about 20 MB more RSS in the short forms' figures.)
   const env: Record<string, string> = { NODE_OPTIONS: '' };
   for (const l of lines.filter((l) => l.startsWith('Environment='))) {
     for (const a of words(l.slice('Environment='.length))) {
