@@ -1,5 +1,6 @@
 // ONNX Runtime backend: one InferenceSession per model version, created once at load.
-// onnxruntime-node runs a session on its own threads, so run() does not block the event loop.
+// onnxruntime-node (1.30) calls the native run synchronously inside a setImmediate: the
+// inference blocks the event loop for its duration (intra-op threads, when > 1, help inside it).
 import * as ort from 'onnxruntime-node';
 import type { Backend, IOSpec, Tensor, TensorMap } from './backend.js';
 
