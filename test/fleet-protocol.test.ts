@@ -3,7 +3,7 @@
 import t from 'tap';
 import { decodeFrame, encodeFrame } from '../agent/fleet/frame.js';
 import { effectiveDesired, parseDesired, type DesiredDoc } from '../agent/fleet/desired.js';
-import { parseTopic, topics } from '../agent/fleet/topics.js';
+import { addressedTo, parseTopic, topics } from '../agent/fleet/topics.js';
 
 const sha = (c: string): string => c.repeat(64);
 
@@ -18,6 +18,17 @@ t.test('topics round-trip through parseTopic', async (t) => {
   t.equal(parseTopic('edge/v2/dev-1/status'), undefined, 'another protocol version is not ours');
   t.equal(parseTopic('edge/v1/dev-1/telemetry/a/b'), undefined, 'a stream is one level');
   t.equal(parseTopic('edge/v1/dev-1/whatever'), undefined);
+});
+
+t.test('a device acts only on its own topics and its groups', async (t) => {
+  const mine = (topic: string): boolean => addressedTo(parseTopic(topic)!, 'dev-1', ['lab']);
+  t.ok(mine(topics.cmd('dev-1')));
+  t.notOk(mine(topics.cmd('dev-2')), "another device's command");
+  t.notOk(mine(topics.desired('dev-2')), "another device's desired state");
+  t.notOk(mine(topics.artifactRes('dev-2')), "another device's artifact chunks");
+  t.notOk(mine(topics.telemetryAck('dev-2', 'metrics')), "another device's acks");
+  t.ok(mine(topics.groupDesired('lab')));
+  t.notOk(mine(topics.groupDesired('field')), 'a group it is not in');
 });
 
 t.test('artifact frames', async (t) => {

@@ -22,7 +22,7 @@ import { decodeFrame, type Frame } from './frame.js';
 import type { ArtifactResponseHeader } from './artifact-download.js';
 import { ModelSync, activeVersions, type ModelActivator, type UnpackArtifact, type VerifyPackage } from './model-sync.js';
 import { clientOptions, safeUrl } from './mqtt-options.js';
-import { PROTOCOL, parseTopic, topics } from './topics.js';
+import { addressedTo, PROTOCOL, parseTopic, topics } from './topics.js';
 import { SampleCollector, type InferenceLike } from './samples.js';
 import { extractArchive } from '../models/archive.js';
 import { loadPackage } from '../models/package.js';
@@ -273,6 +273,10 @@ export class FleetLink implements Component {
   #onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
     const t = parseTopic(topic);
     if (!t) return;
+    if (!addressedTo(t, this.ctx.config.deviceId, this.ctx.config.mqtt.groups)) {
+      this.ctx.log.warn({ topic }, 'fleet message for another device or group dropped');
+      return;
+    }
     switch (t.kind) {
       case 'cmd':
         void this.#onCommand(payload, packet);

@@ -64,3 +64,13 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   if (b === 'telemetry' && parts.length === 6 && d === 'ack') return { kind: 'telemetryAck', device: a, stream: c };
   return undefined;
 }
+
+/**
+ * Whether a message on this topic is for this device: its own topics, or the desired state of
+ * a group it is in. The device subscribes to nothing else, so anything else (a broker bridge or
+ * ACL mistake) is dropped rather than acted on.
+ */
+export function addressedTo(t: ParsedTopic, deviceId: string, groups: readonly string[]): boolean {
+  if (t.kind === 'groupDesired') return t.group !== undefined && groups.includes(t.group);
+  return t.device === deviceId;
+}
