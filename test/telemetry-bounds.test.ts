@@ -301,7 +301,11 @@ t.test('a filesystem filled by someone else: 507 and exact counts while full, re
   await waitFor(() => b.notReady() === undefined, { timeoutMs: 15_000, what: 'the retry to commit once space frees' });
   seqs.push(b.record('metrics', { after: true }));
   b.flushSync();
-  checkIdentity(t, b.stats(), 'after space returned');
+  const back = b.stats();
+  checkIdentity(t, back, 'after space returned');
+  // One eviction of a twentieth of the budget at most (about 40 records of 1 KB): the retries
+  // while the disk was full, and the first commit after, must not evict the queue away.
+  t.ok(back.evicted <= 50, `${back.evicted} records evicted for the full disk, of ${back.accepted}`);
   const delivered = drainAll(b);
   const end = b.stats();
   t.equal(end.depth, 0, 'the queue drained');

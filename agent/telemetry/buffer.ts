@@ -984,6 +984,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     clearTimeout(this.#commitTimer);
     this.#commitTimer = undefined;
     if (!this.#db || this.#pending.length === 0) return;
+    if (this.#failing && this.#diskFull && !this.#filesystemFull()) this.#sizeToDisk();
     const before = this.#committedSeq;
     let txnRecords = MAX_TXN_RECORDS;
     try {
@@ -1081,7 +1082,9 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     if (!this.#db) return;
     const now = Date.now();
     this.#lapseLeases(now);
-    this.#sizeToDisk();
+    // While someone else holds the disk full, the budget keeps its last size: sized to what
+    // is left then, the first commit after space frees would evict most of the queue.
+    if (!(this.#failing && this.#diskFull)) this.#sizeToDisk();
     if (now - this.#lastSweep < SWEEP_EVERY_MS) return;
     this.#lastSweep = now;
     try {
