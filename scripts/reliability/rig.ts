@@ -170,7 +170,10 @@ export async function figuresOf(rig: Rig, base: Pick<Figures, 'scenario' | 'load
   // A negative depth means the buffer's counters disagree with its file: lost cannot be
   // computed, and the row says so instead of printing a 0 it cannot prove.
   const inconsistent = a.queued < 0;
-  const notes = [base.notes, inconsistent ? `BUFFER COUNTERS INCONSISTENT (depth ${a.queued}): lost not computable` : a.queued ? `${a.queued} still queued` : '', missing ? `${missing} answered-201 seqs missing at the controller` : ''].filter(Boolean).join('; ');
+  // accepted - delivered - evicted - queued below 0: records the controller stored whose ack had
+  // not reached the agent when its budget evicted them count in both columns. Said, not hidden.
+  const overlap = !inconsistent && a.lost < 0 ? `${-a.lost} records counted both delivered and evicted (stored by the controller, evicted before its ack reached the agent)` : '';
+  const notes = [base.notes, inconsistent ? `BUFFER COUNTERS INCONSISTENT (depth ${a.queued}): lost not computable` : a.queued ? `${a.queued} still queued` : '', missing ? `${missing} answered-201 seqs missing at the controller` : '', overlap].filter(Boolean).join('; ');
   return {
     scenario: base.scenario, load: base.load, faults: base.faults,
     accepted: a.accepted, delivered: a.delivered, evicted: a.evicted,
