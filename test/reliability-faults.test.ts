@@ -21,7 +21,7 @@ t.test('broker outage: stopped and started repeatedly under load, every accepted
 });
 
 t.test('agent crash: SIGKILL under load, restarted by the supervisor loop; records answered 201 before a kill arrive', async (t) => {
-  const f = await agentCrash({ durationMs: 8000, rate, minGapMs: 800, maxGapMs: 2000 });
+  const f = await agentCrash({ durationMs: 8000, rate, minGapMs: 800, maxGapMs: 2000, minKills: 2 });
   t.comment(figuresLine(f));
   t.ok(f.faults >= 2, 'killed at least twice');
   t.ok(f.accepted > 0);

@@ -4,7 +4,7 @@ import { figuresOf, Rig, type ScenarioOptions } from '../rig.js';
 import type { Figures } from '../figures.js';
 import { InferenceLoad, TelemetryLoad } from '../load.js';
 
-export async function run(opts: ScenarioOptions & { minGapMs?: number; maxGapMs?: number }): Promise<Figures> {
+export async function run(opts: ScenarioOptions & { minGapMs?: number; maxGapMs?: number; minKills?: number }): Promise<Figures> {
   const rig = await new Rig({ persistence: true }).start();
   try {
     const tel = new TelemetryLoad(() => rig.url, opts.rate).start();
@@ -12,7 +12,9 @@ export async function run(opts: ScenarioOptions & { minGapMs?: number; maxGapMs?
     const deadline = Date.now() + opts.durationMs;
     const min = opts.minGapMs ?? 1000;
     const max = opts.maxGapMs ?? 4000;
-    while (Date.now() < deadline) {
+    // The duration, and at least minKills kills (a restart on a loaded machine can take most of
+    // a short run).
+    while (Date.now() < deadline || rig.restarts < (opts.minKills ?? 0)) {
       await new Promise((r) => setTimeout(r, min + Math.random() * (max - min)));
       await rig.crashAndRestart();
     }
