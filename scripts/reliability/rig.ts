@@ -8,6 +8,7 @@ import path from 'node:path';
 import { FleetController } from '../../controller/serve.js';
 import { FleetStore } from '../../controller/store.js';
 import { spawnAgentWithFile, writeConfig, type AgentProcess } from '../../test/helpers/agent.js';
+import { shippedRun } from './shipped.js';
 import { destroyMosquitto, startMosquitto, type Broker } from '../../test/helpers/mosquitto.js';
 import { FP32 } from '../../test/helpers/model-packages.js';
 import { waitFor } from '../../test/helpers/wait.js';
@@ -32,7 +33,7 @@ export interface RigOptions {
   /** Where the agent connects, when not straight to the broker (a proxy). */
   brokerUrl?: (broker: Broker) => string | Promise<string>;
   env?: NodeJS.ProcessEnv;
-  /** Node/V8 flags before the script (shippedRun().nodeArgs: as the systemd unit runs it). */
+  /** Node/V8 flags before the script; default shippedRun().nodeArgs, as the systemd unit runs it. */
   nodeArgs?: string[];
   /** Start no controller (slow consumer starts it later). */
   noController?: boolean;
@@ -89,7 +90,9 @@ export class Rig {
 
   /** Starts the agent (again) and waits until it is ready; its memory is sampled each second. */
   async startAgent(env: NodeJS.ProcessEnv = {}): Promise<string> {
-    this.agent = spawnAgentWithFile(this.file, this.dir, { env: { ...this.opts.env, ...env }, nodeArgs: this.opts.nodeArgs });
+    // As the systemd unit runs it (its node flags and Environment=), unless a scenario says otherwise.
+    const shipped = shippedRun();
+    this.agent = spawnAgentWithFile(this.file, this.dir, { env: { ...shipped.env, ...this.opts.env, ...env }, nodeArgs: this.opts.nodeArgs ?? shipped.nodeArgs });
     this.url = await this.agent.ready(60_000);
     this.samplers.push(new MemorySampler(this.agent.proc.pid!, 1000).start());
     return this.url;

@@ -11,6 +11,7 @@ import { SlotStore } from '../../../agent/rollout/slot-store.js';
 import { copyPackage, FP32, FP32_VERSION, startAgent, tempDir } from '../../../test/helpers/model-packages.js';
 import { variantPackage } from '../../../test/helpers/variant-models.js';
 import { spawnAgentWithFile, writeConfig } from '../../../test/helpers/agent.js';
+import { shippedRun } from '../shipped.js';
 import { waitFor } from '../../../test/helpers/wait.js';
 import type { Figures } from '../figures.js';
 import type { ScenarioOptions } from '../rig.js';
@@ -59,7 +60,8 @@ export async function run(opts: ScenarioOptions): Promise<ModelFaultsFigures> {
 
   // 3: crash on load, in a real child process under a supervisor loop.
   const { dir, file } = writeConfig({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], security: { requireSignedPackages: false }, rollout, runtime: { threads: 1 } });
-  const first = spawnAgentWithFile(file, dir);
+  const shipped = shippedRun(); // as the systemd unit runs the agent
+  const first = spawnAgentWithFile(file, dir, { env: shipped.env, nodeArgs: shipped.nodeArgs });
   await first.ready(60_000);
   first.kill('SIGTERM');
   await first.exited();
@@ -72,7 +74,7 @@ export async function run(opts: ScenarioOptions): Promise<ModelFaultsFigures> {
   let child: ReturnType<typeof spawnAgentWithFile> | undefined;
   const env = { EDGE_FAULT_CRASH_ON_LOAD: 'digits@4.0.0-crash' };
   for (let start = 0; start < 6 && !url; start++) {
-    child = spawnAgentWithFile(file, dir, { env });
+    child = spawnAgentWithFile(file, dir, { env: { ...shipped.env, ...env }, nodeArgs: shipped.nodeArgs });
     const outcome = await Promise.race([child.ready(60_000).then((u) => ({ url: u })), child.exited().then((e) => ({ exit: e }))]);
     if ('url' in outcome) url = outcome.url;
     else crashRestarts++;
