@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
-import { ConfigSchema, type Config } from './schema.js';
+import type { ErrorObject } from 'ajv';
+import type { Config } from './schema.js';
 import { Errors, describe } from '../errors.js';
+import { loadValidator } from '../validation/precompiled.js';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const validate = ajv.compile<Config>(ConfigSchema);
+// Generated at build time; schema.js (and TypeBox) are imported only when it is missing or stale.
+const { validate, schema } = await loadValidator<Config>(new URL('./schema.js', import.meta.url), async () => (await import('./schema.js')).ConfigValidation);
 
 /** Environment overrides: EDGE_AGENT__HEALTH__PORT=9090 sets health.port (JSON values are parsed). */
 export const ENV_PREFIX = 'EDGE_AGENT__';
@@ -40,7 +41,7 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
 }
 
 // Keys not present in the file are matched against the schema's spelling.
-const knownKeys = collectKeys(ConfigSchema as unknown as { properties?: Record<string, unknown> });
+const knownKeys = collectKeys(schema);
 function collectKeys(schema: { properties?: Record<string, unknown> }, out = new Map<string, string>()): Map<string, string> {
   for (const [k, v] of Object.entries(schema.properties ?? {})) {
     out.set(k.toLowerCase(), k);

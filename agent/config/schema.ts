@@ -2,6 +2,7 @@
 // default (units beside it); unknown keys are refused. README.md's reference is written
 // from this file.
 import { Type, type Static } from '@sinclair/typebox';
+import type { ValidatorSpec } from '../validation/precompiled.js';
 
 const Strict = { additionalProperties: false } as const;
 
@@ -165,3 +166,6 @@ export const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>;
 export type ModelConfig = Static<typeof ModelEntry>;
+
+/** The config validator: compiled at build time (tools/build-validators.ts), loaded by load.ts. */
+export const ConfigValidation: ValidatorSpec = { schema: ConfigSchema, options: { allErrors: true, useDefaults: true, strict: false } };
