@@ -1,7 +1,7 @@
 // Commands from the fleet: parse, validate, run once per id, and answer. Everything that can
 // go wrong with a request becomes an error reply; nothing here throws to the caller.
-import { Ajv, type ValidateFunction } from 'ajv';
-import type { TSchema } from '@sinclair/typebox';
+import { createRequire } from 'node:module';
+import type { Ajv, ValidateFunction } from 'ajv';
 import { EdgeError, describe } from '../errors.js';
 import { FleetErrors } from './errors.js';
 
@@ -13,13 +13,14 @@ export interface CommandReply {
 }
 
 export interface CommandSpec<A = unknown> {
-  /** JSON schema (TypeBox) of args; omitted = no args accepted beyond an empty object. */
-  args?: TSchema;
+  /** JSON schema of args; omitted = no args accepted beyond an empty object. */
+  args?: object;
   description: string;
   run(args: A): Promise<unknown> | unknown;
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+// Ajv is loaded with the first command that has args: its import is start-up time otherwise.
+let ajv: Ajv | undefined;
 const ID_MAX = 128;
 
 export class CommandRouter {
@@ -43,7 +44,10 @@ export class CommandRouter {
   }
 
   #validator(entry: { spec: CommandSpec<never>; validate?: ValidateFunction | null }): ValidateFunction | undefined {
-    if (entry.validate === null) entry.validate = ajv.compile(entry.spec.args!);
+    if (entry.validate === null) {
+      ajv ??= new (createRequire(import.meta.url)('ajv') as typeof import('ajv')).Ajv({ allErrors: true, useDefaults: true, strict: false });
+      entry.validate = ajv.compile(entry.spec.args!);
+    }
     return entry.validate;
   }
 

@@ -5,8 +5,7 @@
 // capped, jittered backoff. An absent broker is a warning on /readyz, never a failure.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import mqtt, { type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import { Type } from '@sinclair/typebox';
+import type { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
 import type { AgentContext, Component } from '../component.js';
 import { describe } from '../errors.js';
 import { loadNative } from '../native.js';
@@ -26,6 +25,8 @@ import { addressedTo, PROTOCOL, parseTopic, topics } from './topics.js';
 import { SampleCollector, type InferenceLike } from './samples.js';
 import { extractArchive } from '../models/archive.js';
 import { loadPackage } from '../models/package.js';
+
+let mqttConnect: typeof import('mqtt').connect | undefined;
 
 export interface FleetLinkDeps {
   /** The telemetry buffer (the queue of record), when the agent has one. */
@@ -119,6 +120,8 @@ export class FleetLink implements Component {
       log.warn('no mqtt.url configured: running offline, telemetry stays in the buffer');
       return;
     }
+    // Loaded only when there is a broker to connect to (~90 ms of start-up CPU otherwise).
+    mqttConnect ??= (await import('mqtt')).default.connect;
     this.#connect();
   }
 
@@ -187,7 +190,7 @@ export class FleetLink implements Component {
     const deviceId = config.deviceId;
     const opts = clientOptions(config, this.#protocol, this.#statusPayload('offline', 'connection lost'), topics.status(deviceId));
     this.#state = 'connecting';
-    const client = mqtt.connect(config.mqtt.url!, opts);
+    const client = mqttConnect!(config.mqtt.url!, opts);
     this.#client = client;
     // Runs before mqtt.js schedules its reconnect, so each attempt gets a fresh jittered delay.
     client.prependListener('close', () => {
@@ -429,7 +432,7 @@ export class FleetLink implements Component {
     });
     r.register<{ name: string; version: string }>('models.activate', {
       description: 'activate an installed version',
-      args: Type.Object({ name: Type.String({ minLength: 1 }), version: Type.String({ minLength: 1 }) }),
+      args: objectOf({ name: NAME_ARG, version: NAME_ARG }, ['name', 'version']),
       run: async (a) => {
         const res = await this.#sync!.activateInstalled(a.name, a.version);
         this.#republishStatus();
@@ -438,7 +441,7 @@ export class FleetLink implements Component {
     });
     r.register<{ name: string }>('models.rollback', {
       description: 'go back to the previously active version',
-      args: Type.Object({ name: Type.String({ minLength: 1 }) }),
+      args: objectOf({ name: NAME_ARG }, ['name']),
       run: async (a) => {
         const rt = this.deps.runtime?.();
         if (!rt) throw FleetErrors.UNAVAILABLE('no model runtime in this agent');
@@ -449,7 +452,7 @@ export class FleetLink implements Component {
     });
     r.register<{ timeoutMs?: number }>('telemetry.flush', {
       description: 'publish everything buffered now; answers when the buffer is drained',
-      args: Type.Object({ timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000 })) }),
+      args: objectOf({ timeoutMs: TIMEOUT_ARG }, []),
       run: async (a) => {
         const res = await this.flushTelemetry(a.timeoutMs ?? 30_000);
         return { ...res, buffer: this.deps.telemetry?.()?.stats?.() ?? null };
@@ -460,11 +463,7 @@ export class FleetLink implements Component {
     if (samples) this.deps.inferences!((e) => samples.observe(e));
     r.register<{ model: string; count?: number; timeoutMs?: number }>('samples.collect', {
       description: 'copy the next COUNT inferences of MODEL (inputs and outputs) into the telemetry stream "samples"',
-      args: Type.Object({
-        model: Type.String({ minLength: 1 }),
-        count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-        timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000 })),
-      }),
+      args: objectOf({ model: NAME_ARG, count: { type: 'integer', minimum: 1, maximum: 100 }, timeoutMs: TIMEOUT_ARG }, ['model']),
       run: async (a) => {
         if (!samples) throw FleetErrors.UNAVAILABLE('this agent has no telemetry buffer or model runtime to collect samples from');
         if (!activeVersions(this.deps.runtime?.()).has(a.model)) throw FleetErrors.UNAVAILABLE(`no active model "${a.model}" on this device`);
@@ -477,6 +476,13 @@ export class FleetLink implements Component {
     if (!this.#client?.connected) return;
     void this.#publish(topics.status(this.ctx.config.deviceId), this.#statusPayload('online'), { qos: 1, retain: true }).catch(() => undefined);
   }
+}
+
+// Command args as plain JSON schema (TypeBox's import is start-up time; see desired.ts).
+const NAME_ARG = { type: 'string', minLength: 1 } as const;
+const TIMEOUT_ARG = { type: 'integer', minimum: 100, maximum: 300_000 } as const;
+function objectOf(properties: Record<string, object>, required: string[]): object {
+  return { type: 'object', properties, required };
 }
 
 let variant: string | undefined;
