@@ -66,10 +66,10 @@ interface RawRequest {
 }
 
 /** A POST whose headers (and `sendBytes` bytes of body) go out now; the rest waits for finish(). */
-function rawInfer(url: string, sendBytes: number): RawRequest {
+function rawInfer(url: string, sendBytes: number, extraHeaders = ''): RawRequest {
   const { hostname, port } = new URL(url);
   const socket = connect(Number(port), hostname);
-  socket.write(`POST /v1/models/digits/infer HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(BODY)}\r\n\r\n`);
+  socket.write(`POST /v1/models/digits/infer HTTP/1.1\r\nHost: ${hostname}:${port}\r\n${extraHeaders}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(BODY)}\r\n\r\n`);
   if (sendBytes) socket.write(BODY.slice(0, sendBytes));
   let got = '';
   const head = new Promise<{ status: number; headers: string }>((resolve, reject) => {
@@ -91,11 +91,12 @@ async function metric(url: string, re: RegExp): Promise<number> {
 }
 
 /** The daemon as a child process, serving the fp32 digits model on ONNX Runtime (one thread). */
-async function daemon(t: Test, runtime: Record<string, unknown>): Promise<string> {
-  const agent = spawnAgent({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], security: { requireSignedPackages: false }, runtime: { threads: 1, ...runtime } });
+async function daemon(t: Test, runtime: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
+  const agent = spawnAgent({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], security: { requireSignedPackages: false }, runtime: { threads: 1, ...runtime }, ...extra });
   t.teardown(() => agent.kill('SIGKILL'));
   const url = await agent.ready();
-  await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, { what: 'the model ready' });
+  const token = (extra.health as { token?: string } | undefined)?.token;
+  await waitFor(async () => (await fetch(`${url}/readyz`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status === 200, { what: 'the model ready' });
   return url;
 }
 
@@ -202,4 +203,22 @@ t.test('the wait budget: a fixed maxQueueWaitMs refuses once the expected wait e
   t.equal(await metric(url, /edge_model_admission_refused_total\{[^}]*reason="wait_budget"[^}]*\} (\d+)/), 1, 'counted with reason wait_budget');
   stalled.finish();
   t.equal((await stalled.head).status, 200, 'the admitted one is served');
+});
+
+t.test('with an API token, overload does not answer before the token is checked', async (t) => {
+  const token = 'overload-token-123456';
+  const auth = { authorization: `Bearer ${token}` };
+  const url = await daemon(t, { queueLimit: 1, queueWaitFactor: 0 }, { health: { port: 0, token } });
+  const open: Socket[] = [];
+  t.teardown(() => open.forEach((s) => s.destroy()));
+  const stalled = [rawInfer(url, 10, `Authorization: Bearer ${token}\r\n`), rawInfer(url, 10, `Authorization: Bearer ${token}\r\n`)];
+  open.push(...stalled.map((r) => r.socket));
+  await waitFor(async () => (await (await fetch(`${url}/v1/models/digits`, { headers: auth })).json() as any).admission?.inFlight === 2, { what: '2 requests in flight' });
+  const anonymous = await fetch(`${url}/v1/models/digits/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY });
+  t.equal(anonymous.status, 401, 'without the token: 401, not 429 (the queue state is not told to strangers)');
+  const wrong = await fetch(`${url}/v1/models/digits/infer`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer nope' }, body: BODY });
+  t.equal(wrong.status, 401);
+  const withToken = await fetch(`${url}/v1/models/digits/infer`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: BODY });
+  t.equal(withToken.status, 429, 'with the token: 429');
+  t.equal(((await withToken.json()) as any).error.code, 'EDGE_OVERLOADED');
 });

@@ -5,6 +5,8 @@
 // where TENSOR is nested arrays, {"shape": [...], "data": [...]} or {"shape": [...], "base64": "..."}
 // (raw little-endian). Errors name what was expected; nothing a client sends can crash the agent.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import { addEarlyResponder } from '../health/server.js';
 import { EdgeError, Errors } from '../errors.js';
 import type { IOSpec, Tensor, TensorMap } from '../runtime/backend.js';
 import type { ModelRuntime } from '../runtime/model-runtime.js';
@@ -30,6 +32,14 @@ function encodeOutput(t: Tensor, encoding: 'json' | 'base64'): unknown {
   return { dtype: t.dtype, shape: t.shape, base64: bytes.toString('base64') };
 }
 
+const INFER_PATH = /^\/v1\/models\/([^/?#]+)\/infer(?:\?.*)?$/;
+
+/** How long ago the client sent the request, from its x-request-start (ms since the epoch, or t=...). */
+function requestAge(header: string | string[] | undefined): number | undefined {
+  const sent = Number(/^(?:t=)?(\d+(?:\.\d+)?)$/.exec(String(header ?? ''))?.[1]);
+  return Number.isFinite(sent) ? Date.now() - sent : undefined;
+}
+
 export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime, opts: ModelApiOptions): void {
   app.get('/v1/models', async () => ({ models: runtime.list() }));
 
@@ -39,26 +49,54 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     return m;
   });
 
-  // Admission from the headers alone: under overload most requests are refused, and reading
-  // and parsing their bodies on the one event loop is what used to slow the admitted ones.
-  const admission = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
-    const sent = Number(/^(?:t=)?(\d+(?:\.\d+)?)$/.exec(String(req.headers['x-request-start'] ?? ''))?.[1]);
-    const a = runtime.admit(req.params.name, Number.isFinite(sent) ? Date.now() - sent : undefined);
-    if (!a) return; // not served: the handler answers 404
+  // Admission from the request line and headers alone, before fastify routes the request
+  // (an early responder on the health server's http.Server): under overload most requests are
+  // refused, and reading and parsing their bodies, or even routing them through fastify, on
+  // the one event loop is what slows the admitted ones. An admitted request holds its place
+  // until its response closes (answered, failed, or the client went away).
+  const admitted = new WeakSet<IncomingMessage>();
+  addEarlyResponder(app, (req, res) => {
+    if (req.method !== 'POST') return false;
+    const m = INFER_PATH.exec(req.url ?? '');
+    if (!m) return false;
+    let name: string;
+    try {
+      name = decodeURIComponent(m[1]!);
+    } catch {
+      return false; // fastify answers the malformed path
+    }
+    const a = runtime.admit(name, requestAge(req.headers['x-request-start']));
+    if (!a) return false; // not served here: the handler answers 404
     if (a.admitted) {
-      // 'close' comes once the answer is sent or the client went away, whatever happened between.
-      reply.raw.once('close', a.release);
-      return;
+      admitted.add(req);
+      res.once('close', a.release);
+      return false;
     }
     const why = a.reason === 'queue_full'
       ? `${a.inFlight} requests in flight (runtime.queueLimit)`
       : a.reason === 'too_old'
         ? 'sent too long ago by its x-request-start (runtime.maxRequestAgeMs)'
         : `${a.inFlight} requests in flight, expected wait ${Math.round(a.expectedWaitMs)} ms over the budget (runtime.queueWaitFactor, runtime.maxQueueWaitMs)`;
+    const e = Errors.OVERLOADED(`model ${name}`);
+    const body = JSON.stringify({ error: { code: e.code, message: `${e.message} (${why})` } });
+    // The body is not read (Node discards it, keeping the connection); a client still sending
+    // it learns at once and may stop.
+    res.writeHead(e.statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': String(a.retryAfterSeconds) });
+    res.end(body);
+    return true;
+  });
+  // A request that reached the route without passing the early admission (a path spelled so
+  // that only fastify's router matched it) is admitted here.
+  const admission = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
+    if (admitted.has(req.raw)) return;
+    const a = runtime.admit(req.params.name, requestAge(req.headers['x-request-start']));
+    if (!a) return;
+    if (a.admitted) {
+      reply.raw.once('close', a.release);
+      return;
+    }
     const e = Errors.OVERLOADED(`model ${req.params.name}`);
-    // The body is not read; a client still sending it learns at once and may stop.
-    return reply.status(e.statusCode).header('retry-after', String(a.retryAfterSeconds))
-      .send({ error: { code: e.code, message: `${e.message} (${why})` } });
+    return reply.status(e.statusCode).header('retry-after', String(a.retryAfterSeconds)).send({ error: { code: e.code, message: e.message } });
   };
 
   app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', { onRequest: admission }, async (req, reply) => {

@@ -2,11 +2,13 @@
 // (inference, drift, the status page) add their routes to the same instance.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { EdgeError, Errors } from '../errors.js';
 import type { Logger } from '../log.js';
 import { registerStatusPage } from './ui.js';
+import { lazyCompilers } from './compilers.js';
 
 export interface HealthSources {
   /** Reasons the agent is not ready; empty when ready. */
@@ -17,11 +19,49 @@ export interface HealthSources {
   metrics: Registry;
 }
 
+/**
+ * Answers a request before fastify routes it (true: answered, false: fastify takes it). The
+ * inference API's admission uses it: under overload most requests are refused, and a 429
+ * through fastify's routing, hooks and reply costs several times the bare HTTP parse on the
+ * one event loop the admitted requests need.
+ */
+export type EarlyResponder = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+const earlyResponders = new WeakMap<FastifyInstance, EarlyResponder[]>();
+
+/** Adds an early responder; it sees only requests that passed the token check. */
+export function addEarlyResponder(app: FastifyInstance, fn: EarlyResponder): void {
+  const list = earlyResponders.get(app);
+  if (!list) throw new Error('addEarlyResponder: not a server from buildHealthServer()');
+  list.push(fn);
+}
+
 // The page itself carries no data; its fetches carry the token.
 const OPEN_ROUTES = new Set(['/healthz', '/', '/ui/app.js', '/ui/style.css', '/ui/vendor/chart.js']);
 
 export function buildHealthServer(config: Config['health'], log: Logger, sources: () => HealthSources): FastifyInstance {
+  const expectedAuth = config.token ? Buffer.from(`Bearer ${config.token}`) : undefined;
+  const authorized = (header: string | undefined): boolean => {
+    if (!expectedAuth) return true;
+    const got = Buffer.from(header ?? '');
+    return got.length === expectedAuth.length && timingSafeEqual(got, expectedAuth);
+  };
+  const early: EarlyResponder[] = [];
   const app = Fastify({
+    schemaController: { compilersFactory: lazyCompilers() },
+    // Our own http.Server, so early responders see a request before fastify does. Fastify
+    // does not apply its timeouts to a server it did not make: set here.
+    serverFactory: (handler) => {
+      const server = http.createServer((req, res) => {
+        if (early.length && authorized(req.headers.authorization)) {
+          for (const fn of early) if (fn(req, res)) return;
+        }
+        handler(req, res);
+      });
+      server.requestTimeout = config.requestTimeoutMs;
+      server.setTimeout(config.requestTimeoutMs);
+      server.keepAliveTimeout = 72_000; // fastify's default
+      return server;
+    },
     // Request lines only at debug: a busy inference API must not flood journald.
     loggerInstance: log.child({ component: 'http' }, { level: log.level === 'trace' || log.level === 'debug' ? log.level : 'warn' }) as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
@@ -30,12 +70,12 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
     return503OnClosing: true,
   });
 
+  earlyResponders.set(app, early);
+
   if (config.token) {
-    const expected = Buffer.from(`Bearer ${config.token}`);
     app.addHook('onRequest', async (req) => {
       if (OPEN_ROUTES.has(req.url)) return;
-      const got = Buffer.from(req.headers.authorization ?? '');
-      if (got.length !== expected.length || !timingSafeEqual(got, expected)) throw Errors.UNAUTHORIZED();
+      if (!authorized(req.headers.authorization)) throw Errors.UNAUTHORIZED();
     });
   }
 
