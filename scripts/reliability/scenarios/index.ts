@@ -7,7 +7,7 @@ import { run as brokerRestart } from './broker-restart.js';
 import { run as network } from './network.js';
 import { run as diskFull } from './disk-full.js';
 import { run as modelFaults } from './model-faults.js';
-import { run as overload } from './overload.js';
+import { runBoth as overload } from './overload.js';
 import { run as slowConsumer } from './slow-consumer.js';
 import { run as footprint } from './footprint.js';
 import { run as longRun } from './long-run.js';

@@ -12,6 +12,7 @@ import { figuresOf, Rig, type ScenarioOptions } from '../rig.js';
 import type { Figures } from '../figures.js';
 import { InferenceLoad, RawInfer } from '../load.js';
 import { percentile } from '../procstat.js';
+import { FP32, INT8 } from '../../../test/helpers/model-packages.js';
 
 export interface OverloadFigures extends Figures {
   unloadedP99Ms: number;
@@ -42,13 +43,20 @@ async function agentGauges(url: string): Promise<{ cpuS: number; lagP99Ms: numbe
   return { cpuS: num('edge_agent_process_cpu_seconds_total'), lagP99Ms: Math.max(0, num('edge_agent_nodejs_eventloop_lag_p99_seconds') * 1000 - 10) };
 }
 
-export async function run(opts: ScenarioOptions & { queueLimit?: number; queueWaitFactor?: number; maxRequestAgeMs?: number; offered?: number }): Promise<OverloadFigures> {
+/** Both engines: ONNX Runtime (onnxruntime-node runs on the event loop) and the native int8 engine (its own threads). */
+export async function runBoth(opts: ScenarioOptions): Promise<OverloadFigures[]> {
+  return [await run({ ...opts, backend: 'ort' }), await run({ ...opts, backend: 'native' })];
+}
+
+export async function run(opts: ScenarioOptions & { queueLimit?: number; queueWaitFactor?: number; maxRequestAgeMs?: number; offered?: number; backend?: 'ort' | 'native' }): Promise<OverloadFigures> {
+  const backend = opts.backend ?? 'ort';
+  const model = backend === 'ort' ? { name: 'digits', package: FP32, backend: 'ort' } : { name: 'digits', package: INT8, backend: 'native' };
   // One waiting beside the running one: with this 0.5 ms model the backend still always has
   // its next request (docs/reliability.md has the figures at 8).
   const queueLimit = opts.queueLimit ?? Number(process.env.OVERLOAD_QUEUE_LIMIT ?? 1);
   const queueWaitFactor = opts.queueWaitFactor ?? 1;
   const maxRequestAgeMs = opts.maxRequestAgeMs ?? Number(process.env.OVERLOAD_MAX_AGE_MS ?? 5);
-  const rig = await new Rig({ agent: { runtime: { threads: 1, queueLimit, queueWaitFactor, maxRequestAgeMs } } }).start();
+  const rig = await new Rig({ agent: { models: [model], runtime: { threads: 1, queueLimit, queueWaitFactor, maxRequestAgeMs } } }).start();
   const clientLag = monitorEventLoopDelay({ resolution: 10 });
   // One lean client process for both phases (fetch() saturated the generator at these
   // rates), with at most 32 keep-alive connections (http-client.ts says why).
@@ -113,7 +121,7 @@ export async function run(opts: ScenarioOptions & { queueLimit?: number; queueWa
     const agentRest = inf.agentMs.map((ms, i) => ms - inf.queueMs[i]! - inf.serviceMs[i]!);
     const clientSide = inf.latencies.map((ms, i) => ms - inf.agentMs[i]!);
     const f = await figuresOf(rig, {
-      scenario: 'overload', load: `${offered} inf/s offered (3x), queueLimit ${queueLimit}, queueWaitFactor ${queueWaitFactor}${maxRequestAgeMs ? `, maxRequestAgeMs ${maxRequestAgeMs}` : ''}`, faults: 0, p99Ms: admitted,
+      scenario: backend === 'ort' ? 'overload ort digits-fp32' : 'overload native digits-int8', load: `${offered} inf/s offered (3x), queueLimit ${queueLimit}, queueWaitFactor ${queueWaitFactor}${maxRequestAgeMs ? `, maxRequestAgeMs ${maxRequestAgeMs}` : ''}`, faults: 0, p99Ms: admitted,
       notes: `served ${served} (${Math.round(served / (loadMs / 1000))}/s, unloaded ${Math.round(soloRate)}/s), 429: ${inf.count(429)}, other: ${inf.failed([429])}; ${maxRequestAgeMs ? `unloaded refused as too old: ${soloRefused}; ` : ''}`
         + `unloaded p99 ${unloaded.toFixed(1)} ms, admitted p99 ${admitted.toFixed(1)} ms: ratio ${ratio}x (target <= 2x); `
         + `p99 unloaded/admitted: queue ${p99(soloQueue)}/${p99(inf.queueMs)}, backend ${p99(soloService)}/${p99(inf.serviceMs)}, agent other (intake, answer, event-loop waits) ${p99(soloAgentRest)}/${p99(agentRest)}, client and network ${p99(soloClient)}/${p99(clientSide)}, agent total ${p99(soloService.map((_, i) => soloAgentRest[i]! + soloQueue[i]! + soloService[i]!))}/${p99(inf.agentMs)} ms; `
