@@ -190,6 +190,9 @@ t.test('encoding: decodeBatch refuses what is not a batch, with a clear error', 
   t.same(decodeBatch(good).records.map((r) => r.payload), [{ a: 1 }, [1, 2]]);
   t.throws(() => decodeBatch(Buffer.from('not gzip')), { code: 'EDGE_TELEMETRY_BATCH_INVALID', message: /expected gzip-compressed JSON Lines/ });
   t.throws(() => decodeBatch(gzipSync('{"v":2,"stream":"m","count":0}\n')), /unsupported version 2/);
+  // Found by fuzz-telemetry (seed 2114787062): a count that is not a number was printed as [object Object].
+  t.throws(() => decodeBatch(gzipSync('{"v":1,"stream":"m","count":{}}\n{"seq":1,"ts":1,"p":1}\n')), /header "count" must be a whole number of records, got \{\}/);
+  t.throws(() => decodeBatch(gzipSync('{"v":{},"stream":"m","count":0}\n')), /unsupported version \{\} \(expected 1\)/);
   t.throws(() => decodeBatch(gzipSync('{"v":1,"stream":"m","count":2,"first":1,"last":1}\n{"seq":1,"ts":1,"p":1}\n')), /header says 2 records, message has 1/);
   t.throws(() => decodeBatch(gzipSync('{"v":1,"stream":"m","count":2,"first":2,"last":1}\n{"seq":2,"ts":1,"p":1}\n{"seq":1,"ts":1,"p":1}\n')), /sequence 1 is not above 2/);
   t.throws(() => decodeBatch(gzipSync('{"v":1,"stream":"m","count":1,"first":1,"last":1}\n{"seq":1,"p":1}\n')), /expected \{"seq"/);

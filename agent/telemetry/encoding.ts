@@ -97,11 +97,12 @@ export function decodeBatch(buf: Uint8Array, opts: { maxBytes?: number } = {}): 
     throw batchError('line 1 is not a JSON header');
   }
   if (typeof header !== 'object' || header === null) throw batchError('line 1 is not a JSON object');
-  if (header.v !== BATCH_VERSION) throw batchError(`unsupported version ${String(header.v)} (expected ${BATCH_VERSION})`);
+  if (header.v !== BATCH_VERSION) throw batchError(`unsupported version ${JSON.stringify(header.v) ?? '(none)'} (expected ${BATCH_VERSION})`);
   if (typeof header.stream !== 'string' || !header.stream) throw batchError('header has no stream');
-  if (!Number.isSafeInteger(header.count) || header.count !== lines.length - 1) {
-    throw batchError(`header says ${String(header.count)} records, message has ${lines.length - 1}`);
+  if (!Number.isSafeInteger(header.count)) {
+    throw batchError(`header "count" must be a whole number of records, got ${JSON.stringify(header.count) ?? 'nothing'}`);
   }
+  if (header.count !== lines.length - 1) throw batchError(`header says ${header.count} records, message has ${lines.length - 1}`);
   const records: DecodedBatch['records'] = [];
   let prev = 0;
   for (let i = 1; i < lines.length; i++) {
