@@ -4,9 +4,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { ValidatorSpec } from '../validation/precompiled.js';
 import { formats } from './formats.js';
+import { PACKAGE_FORMAT } from './package-format.js';
 
 const Strict = { additionalProperties: false } as const;
-export const PACKAGE_FORMAT = 1;
 
 const SEMVER = '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$';
 

@@ -11,8 +11,7 @@ export const MANIFEST_FILE = 'manifest.json';
 export const MODEL_FILE = 'model.onnx';
 /** Detached signature over the exact bytes of manifest.json (which hashes every other file). */
 export const SIGNATURE_FILE = 'manifest.sig';
-/** Also in manifest-schema.ts (the schema's `format` literal); kept here so importers need not load TypeBox. */
-export const PACKAGE_FORMAT = 1;
+export { PACKAGE_FORMAT } from './package-format.js';
 
 const { validate: check } = await loadValidator<Manifest>(new URL('./manifest-schema.js', import.meta.url), async () => (await import('./manifest-schema.js')).ManifestValidation);
 
