@@ -10,6 +10,7 @@ import { addEarlyResponder } from '../health/server.js';
 import { EdgeError, Errors } from '../errors.js';
 import type { IOSpec, Tensor, TensorMap } from '../runtime/backend.js';
 import type { ModelRuntime } from '../runtime/model-runtime.js';
+import type { Admission } from '../runtime/admission.js';
 import { TensorInputError, tensorFromJson, tensorToJson } from '../tensor/json.js';
 import { describeSpec } from '../tensor/shape.js';
 
@@ -38,6 +39,17 @@ const INFER_PATH = /^\/v1\/models\/([^/?#]+)\/infer(?:\?.*)?$/;
 function requestAge(header: string | string[] | undefined): number | undefined {
   const sent = Number(/^(?:t=)?(\d+(?:\.\d+)?)$/.exec(String(header ?? ''))?.[1]);
   return Number.isFinite(sent) ? Date.now() - sent : undefined;
+}
+
+/** The 429 answer for a refused request: which limit, with the figures that decided it. */
+function refusal(name: string, a: Extract<Admission, { admitted: false }>): { status: number; retryAfter: string; body: string } {
+  const why = a.reason === 'queue_full'
+    ? `${a.inFlight} requests in flight (runtime.queueLimit)`
+    : a.reason === 'too_old'
+      ? 'sent too long ago by its x-request-start (runtime.maxRequestAgeMs)'
+      : `${a.inFlight} requests in flight, expected wait ${Math.round(a.expectedWaitMs)} ms over the budget (runtime.queueWaitFactor, runtime.maxQueueWaitMs)`;
+  const e = Errors.OVERLOADED(`model ${name}`);
+  return { status: e.statusCode, retryAfter: String(a.retryAfterSeconds), body: JSON.stringify({ error: { code: e.code, message: `${e.message} (${why})` } }) };
 }
 
 export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime, opts: ModelApiOptions): void {
@@ -72,17 +84,11 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
       res.once('close', a.release);
       return false;
     }
-    const why = a.reason === 'queue_full'
-      ? `${a.inFlight} requests in flight (runtime.queueLimit)`
-      : a.reason === 'too_old'
-        ? 'sent too long ago by its x-request-start (runtime.maxRequestAgeMs)'
-        : `${a.inFlight} requests in flight, expected wait ${Math.round(a.expectedWaitMs)} ms over the budget (runtime.queueWaitFactor, runtime.maxQueueWaitMs)`;
-    const e = Errors.OVERLOADED(`model ${name}`);
-    const body = JSON.stringify({ error: { code: e.code, message: `${e.message} (${why})` } });
+    const r = refusal(name, a);
     // The body is not read (Node discards it, keeping the connection); a client still sending
     // it learns at once and may stop.
-    res.writeHead(e.statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': String(a.retryAfterSeconds) });
-    res.end(body);
+    res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(r.body), 'retry-after': r.retryAfter });
+    res.end(r.body);
     return true;
   });
   // A request that reached the route without passing the early admission (a path spelled so
@@ -95,8 +101,8 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
       reply.raw.once('close', a.release);
       return;
     }
-    const e = Errors.OVERLOADED(`model ${req.params.name}`);
-    return reply.status(e.statusCode).header('retry-after', String(a.retryAfterSeconds)).send({ error: { code: e.code, message: e.message } });
+    const r = refusal(req.params.name, a);
+    return reply.status(r.status).header('retry-after', r.retryAfter).type('application/json; charset=utf-8').send(r.body);
   };
 
   app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', { onRequest: admission }, async (req, reply) => {

@@ -51,6 +51,8 @@ export class Rig {
   readonly samplers: MemorySampler[] = [];
   #ctlDir = mkdtempSync(path.join(tmpdir(), 'edge-rel-ctl-'));
   #cleanup: (() => Promise<void> | void)[] = [];
+  /** As the systemd unit runs the agent (its node flags and Environment=), read once per rig. */
+  readonly #shipped = shippedRun();
 
   constructor(readonly opts: RigOptions = {}) {}
 
@@ -90,8 +92,7 @@ export class Rig {
 
   /** Starts the agent (again) and waits until it is ready; its memory is sampled each second. */
   async startAgent(env: NodeJS.ProcessEnv = {}): Promise<string> {
-    // As the systemd unit runs it (its node flags and Environment=), unless a scenario says otherwise.
-    const shipped = shippedRun();
+    const shipped = this.#shipped;
     this.agent = spawnAgentWithFile(this.file, this.dir, { env: { ...shipped.env, ...this.opts.env, ...env }, nodeArgs: this.opts.nodeArgs ?? shipped.nodeArgs });
     this.url = await this.agent.ready(60_000);
     this.samplers.push(new MemorySampler(this.agent.proc.pid!, 1000).start());
