@@ -4,6 +4,8 @@
 import type { ModelPackage } from '../models/package.js';
 import { describe, EdgeError } from '../errors.js';
 import type { Backend, BackendKind } from './backend.js';
+import { ortCpu, ortInt8Form } from './ort-int8.js';
+import { int8Weights } from '../onnx/int8-weights.js';
 // ONNX Runtime is imported only when a model needs it: a native-only device never maps its
 // shared library (about 20-30 MB of RSS; docs/reliability.md, footprint).
 import type { OrtOptions } from './ort-backend.js';
@@ -14,6 +16,8 @@ export interface BackendChoice {
   requested: BackendRequest;
   chosen: BackendKind;
   reason: string;
+  /** Set when the chosen backend is known to compute this model inexactly here. */
+  warning?: string;
 }
 
 /** What the native engine module (agent/runtime/native/index.ts) exports. */
@@ -43,11 +47,29 @@ export interface OpenedBackend {
   choice: BackendChoice;
 }
 
+/** Beside an auto choice of the native engine: what ONNX Runtime would have done with the model here. */
+function ortNote(pkg: ModelPackage): string {
+  const cpu = ortCpu();
+  if (!cpu.saturates) return '';
+  return int8Weights(pkg.proto).wide.length > 0 ? `; the native engine is exact, while ONNX Runtime saturates int8 products on this CPU (${cpu.why})` : '';
+}
+
 export async function openBackend(pkg: ModelPackage, requested: BackendRequest, ort: OrtOptions): Promise<OpenedBackend> {
   const { inputs, outputs } = pkg.manifest;
   const openOrt = async (reason: string): Promise<OpenedBackend> => {
     const { OrtBackend } = await import('./ort-backend.js');
-    return { backend: await OrtBackend.create(pkg.model, inputs, outputs, ort), choice: { requested, chosen: 'ort', reason } };
+    const form = ortInt8Form(pkg.proto, pkg.model);
+    if (form.rewritten) {
+      try {
+        return { backend: await OrtBackend.create(form.bytes, inputs, outputs, ort), choice: { requested, chosen: 'ort', reason: `${reason}; ${form.note}` } };
+      } catch (err) {
+        form.note = `ONNX Runtime saturates int8 products on this CPU (${ortCpu().why}) and refused the model with uint8 weights (${describe(err).split('\n')[0]}): its results may be off by many quantization steps; ` +
+          're-quantize with `edge-model quantize --target ort-x86` or run it on the native engine';
+        form.exact = false;
+      }
+    }
+    const backend = await OrtBackend.create(pkg.model, inputs, outputs, ort);
+    return { backend, choice: { requested, chosen: 'ort', reason: form.note ? `${reason}; ${form.note}` : reason, ...(form.exact ? {} : { warning: form.note }) } };
   };
   if (requested === 'ort') return openOrt('configured');
   const native = await loadNativeModule();
@@ -71,7 +93,7 @@ export async function openBackend(pkg: ModelPackage, requested: BackendRequest, 
     // threads 0 ("auto") runs the engine on the libuv worker alone: for models this small a
     // second thread costs more in hand-offs than it gains.
     const backend = native.NativeBackend.load(pkg.proto, { threads: ort.threads || 1, name: `${pkg.manifest.name}@${pkg.manifest.version}` });
-    return { backend, choice: { requested, chosen: 'native', reason: requested === 'native' ? 'configured' : `auto: ${verdict.reason}` } };
+    return { backend, choice: { requested, chosen: 'native', reason: requested === 'native' ? 'configured' : `auto: ${verdict.reason}${ortNote(pkg)}` } };
   } catch (err) {
     if (requested === 'native') throw err;
     return openOrt(`auto: native engine failed to load the model (${describe(err)})`);

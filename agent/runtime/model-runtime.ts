@@ -463,6 +463,7 @@ export class ModelRuntime implements Component {
       const opened = await openBackend(pkg, backend, { threads: this.#cfg.threads, graphOptimizationLevel: this.#cfg.graphOptimizationLevel });
       version = new ModelVersion(pkg, opened.backend, opened.choice);
       this.#ctx.log.info({ model: slot.name, version: pkg.manifest.version, backend: opened.choice.chosen, requested: opened.choice.requested, reason: opened.choice.reason, purpose }, 'backend chosen');
+      if (opened.choice.warning) this.#ctx.log.warn({ model: slot.name, version: pkg.manifest.version, reason: opened.choice.warning }, 'the backend computes this model inexactly on this CPU');
       try {
         await version.warmUp(this.#cfg.warmup);
       } catch (err) {

@@ -2,11 +2,10 @@
 // output, how far B strays from A: signal-to-quantization-noise ratio, top-1 agreement,
 // maximum and mean absolute difference.
 import type * as ort from 'onnxruntime-node';
-import { encodeModel } from '../../agent/onnx/model.js';
 import { listNpyFiles, loadBatch, singleInput } from './dataset.js';
 import { compressError } from './errors.js';
 import { readModelFile } from './model-file.js';
-import { floatTensor, openSession, runSession } from './ort-session.js';
+import { floatTensor, modelRuns, openSession, runSession } from './ort-session.js';
 import { Progress } from './progress.js';
 
 export interface OutputComparison {
@@ -22,7 +21,11 @@ export interface Comparison {
   a: string;
   b: string;
   samples: number;
+  /** Measured with exact integer arithmetic for int8 models (the same figures on every CPU). */
   outputs: OutputComparison[];
+  /** What plain ONNX Runtime gives on this CPU, when it can differ from the exact figures. */
+  ortOnThisCpu: { outputs: OutputComparison[]; why: string; sameAsExact: boolean };
+  warning?: string;
 }
 
 /** Accumulates the statistics of one output over batches. */
@@ -90,26 +93,46 @@ export async function compareModels(aFile: string, bFile: string, dataDir: strin
     throw compressError('EDGE_MODEL_INVALID', `the models take different inputs (${input.name} vs ${inputB.name}); compare two versions of one model`);
   }
   const files = listNpyFiles(dataDir, 'data', 'EDGE_DATA_INVALID');
-  const sa = await openSession(encodeModel(a), aFile);
-  const sb = await openSession(encodeModel(b), bFile);
+  const ra = modelRuns(a);
+  const rb = modelRuns(b);
+  const sa = await openSession(ra.exact, aFile);
+  const sb = await openSession(rb.exact, bFile);
   const names = sa.outputNames.filter((n) => sb.outputNames.includes(n));
   if (names.length === 0) throw compressError('EDGE_MODEL_INVALID', `the models share no output name (${sa.outputNames.join(', ')} vs ${sb.outputNames.join(', ')})`);
+  // Beside the exact figures: the models as plain ONNX Runtime runs them on this CPU.
+  const plainA = ra.differs ? await openSession(ra.asIs, aFile) : sa;
+  const plainB = rb.differs ? await openSession(rb.asIs, bFile) : sb;
+  const plain = ra.differs || rb.differs;
   const stats = names.map((n) => new OutputStats(n));
+  const plainStats = names.map((n) => new OutputStats(n));
   let samples = 0;
   const batches = files.map((f) => loadBatch(f, input));
   const progress = new Progress('comparing', batches.reduce((s, x) => s + x.shape[0], 0));
   for (const batch of batches) {
     const feeds = { [input.name]: floatTensor(batch.data, batch.shape) };
-    const ra = await runSession(sa, feeds, aFile);
-    const rb = await runSession(sb, feeds, bFile);
-    names.forEach((n, i) => stats[i].add(toNumbers(ra[n]), toNumbers(rb[n]), ra[n].dims));
+    const oa = await runSession(sa, feeds, aFile);
+    const ob = await runSession(sb, feeds, bFile);
+    names.forEach((n, i) => stats[i].add(toNumbers(oa[n]), toNumbers(ob[n]), oa[n].dims));
+    if (plain) {
+      const pa = plainA === sa ? oa : await runSession(plainA, feeds, aFile);
+      const pb = plainB === sb ? ob : await runSession(plainB, feeds, bFile);
+      names.forEach((n, i) => plainStats[i].add(toNumbers(pa[n]), toNumbers(pb[n]), pa[n].dims));
+    }
     samples += batch.shape[0];
     progress.tick(batch.shape[0]);
   }
   progress.end();
-  await sa.release();
-  await sb.release();
-  return { a: aFile, b: bFile, samples, outputs: stats.map((s) => s.result()) };
+  for (const s of new Set([sa, sb, plainA, plainB])) await s.release();
+  const outputs = stats.map((s) => s.result());
+  if (!plain) return { a: aFile, b: bFile, samples, outputs, ortOnThisCpu: { outputs, why: ra.why, sameAsExact: true } };
+  const ortOutputs = plainStats.map((s) => s.result());
+  const worse = ortOutputs.filter((o, i) => o.sqnrDb < outputs[i].sqnrDb - 0.1 || (o.top1Agreement ?? 1) < (outputs[i].top1Agreement ?? 1));
+  const why = ra.why;
+  return {
+    a: aFile, b: bFile, samples, outputs,
+    ortOnThisCpu: { outputs: ortOutputs, why, sameAsExact: false },
+    ...(worse.length ? { warning: `plain ONNX Runtime on this CPU is less accurate than the exact figures (${why}); edge-agent runs such models exactly (native engine, or uint8 weights in ONNX Runtime), and \`edge-model quantize --target ort-x86\` writes a model plain ONNX Runtime runs exactly` } : {}),
+  };
 }
 
 function toNumbers(t: ort.Tensor): ArrayLike<number> {

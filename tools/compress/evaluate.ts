@@ -5,13 +5,12 @@
 import { statSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
-import { encodeModel } from '../../agent/onnx/model.js';
 import { NpyFormatError, readNpy, toFloat32 } from '../../agent/tensor/npy.js';
 import { listNpyFiles, loadBatch, singleInput } from './dataset.js';
 import { compressError } from './errors.js';
 import { readModelFile } from './model-file.js';
 import { accuracy, auc, CLASSIFICATION, predictedClasses, precisionRecallF1, regression, type Metric } from './metrics.js';
-import { floatTensor, openSession, runSession } from './ort-session.js';
+import { floatTensor, modelRuns, openSession, runSession } from './ort-session.js';
 import { Progress } from './progress.js';
 
 export interface Evaluation {
@@ -24,6 +23,9 @@ export interface Evaluation {
   gzipBytes: number;
   /** All metrics that apply to this kind of task, for the package manifest. */
   all: Record<string, number>;
+  /** The metric as plain ONNX Runtime gives it on this CPU (value is exact integer arithmetic). */
+  ortOnThisCpu: { value: number; why: string; sameAsExact: boolean };
+  warning?: string;
 }
 
 /** Labels: a .npy array (ints for classes, floats for regression) or a text file, one per line. */
@@ -55,12 +57,12 @@ export function readLabels(file: string): Float64Array {
 export interface RunResult { scores: Float32Array; rowWidth: number; samples: number; output: string }
 
 /** Runs the model over every file of a data folder; returns its first output, row per sample. */
-export async function runOverFolder(modelFile: string, dataDir: string): Promise<RunResult> {
+export async function runOverFolder(modelFile: string, dataDir: string, form: 'exact' | 'asIs' = 'exact'): Promise<RunResult> {
   const model = readModelFile(modelFile);
   const input = singleInput(model, modelFile);
   const files = listNpyFiles(dataDir, 'data', 'EDGE_DATA_INVALID');
   const batches = files.map((f) => loadBatch(f, input));
-  const session = await openSession(encodeModel(model), modelFile);
+  const session = await openSession(modelRuns(model)[form], modelFile);
   const output = session.outputNames[0];
   const total = batches.reduce((s, b) => s + b.shape[0], 0);
   const progress = new Progress('evaluating', total);
@@ -109,8 +111,18 @@ export async function evaluateModel(modelFile: string, dataDir: string, labelsFi
   const run = await runOverFolder(modelFile, dataDir);
   const all = score(run, labels, metric, labelsFile);
   const bytes = statSync(modelFile).size;
+  const runs = modelRuns(readModelFile(modelFile));
+  let ortOnThisCpu = { value: all[metric], why: runs.why, sameAsExact: true };
+  let warning: string | undefined;
+  if (runs.differs) {
+    const plain = score(await runOverFolder(modelFile, dataDir, 'asIs'), labels, metric, labelsFile)[metric];
+    ortOnThisCpu = { value: plain, why: runs.why, sameAsExact: false };
+    if (plain !== all[metric]) {
+      warning = `plain ONNX Runtime on this CPU gives ${metric} ${plain.toFixed(4)} instead of ${all[metric].toFixed(4)} (${runs.why}); edge-agent runs such models exactly, and \`edge-model quantize --target ort-x86\` writes a model plain ONNX Runtime runs exactly`;
+    }
+  }
   return {
     model: modelFile, metric, value: all[metric], samples: run.samples, output: run.output,
-    bytes, gzipBytes: gzipSync(readFileSync(modelFile)).length, all,
+    bytes, gzipBytes: gzipSync(readFileSync(modelFile)).length, all, ortOnThisCpu, ...(warning ? { warning } : {}),
   };
 }

@@ -1,6 +1,9 @@
 // ONNX Runtime sessions for the toolkit (calibration, evaluation, comparison), with failures
 // turned into errors that name the model and say what went wrong.
 import * as ort from 'onnxruntime-node';
+import { encodeModel, type ModelProto } from '../../agent/onnx/model.js';
+import { ortCpu, ortInt8Form } from '../../agent/runtime/ort-int8.js';
+import { ORT_SAFE_WEIGHT } from '../../agent/onnx/int8-weights.js';
 import { compressError } from './errors.js';
 
 export type Feeds = Record<string, ort.Tensor>;
@@ -28,3 +31,25 @@ function firstLine(err: unknown): string {
 }
 
 export const floatTensor = (data: Float32Array, shape: number[]) => new ort.Tensor('float32', data, shape);
+
+/** How a model is run for a measurement: exactly, and as ONNX Runtime runs it on this CPU. */
+export interface ModelRuns {
+  /** Exact integer arithmetic: int8 weights beyond ±64 run as uint8 weights (exact on every CPU). */
+  exact: Uint8Array;
+  /** The model as it is: what plain ONNX Runtime computes on this CPU. */
+  asIs: Uint8Array;
+  /** ONNX Runtime on this CPU may give other numbers than the exact run. */
+  differs: boolean;
+  /** What ONNX Runtime does on this CPU, in words. */
+  why: string;
+}
+
+export function modelRuns(model: ModelProto): ModelRuns {
+  const asIs = encodeModel(model);
+  // Rewritten whenever it matters on some CPU, so the exact figure is the same on every CPU.
+  const form = ortInt8Form(model, asIs, { saturates: true, why: 'exact reference' });
+  const cpu = ortCpu();
+  const differs = form.rewritten && cpu.saturates;
+  const why = differs || !cpu.saturates ? cpu.why : `${cpu.why}; but this model has no int8 weights beyond ±${ORT_SAFE_WEIGHT}, so it is exact here too`;
+  return { exact: form.bytes, asIs, differs, why };
+}

@@ -1,7 +1,9 @@
 // `edge-model quantize`: read, canonicalize (constants, opset 13), fold BatchNorm, then static
 // (calibrated) or dynamic quantization; the result is checked by loading it in ONNX Runtime.
 import { statSync } from 'node:fs';
-import { encodeModel } from '../../agent/onnx/model.js';
+import { encodeModel, type ModelProto } from '../../agent/onnx/model.js';
+import { withUint8Weights } from '../../agent/onnx/int8-weights.js';
+import type { QuantTarget } from './targets.js';
 import { calibrate, type RangeMethod } from './calibrate.js';
 import { singleInput } from './dataset.js';
 import { compressError } from './errors.js';
@@ -24,6 +26,14 @@ export interface QuantizeOptions {
   biasCorrection?: boolean;
   /** Node names (or output tensor names) to keep in float. */
   exclude?: string[];
+  /** What will run the model (how its weights are stored); default 'auto'. */
+  target?: QuantTarget;
+}
+
+export interface TargetChoice {
+  target: QuantTarget;
+  weights: 'int8' | 'uint8';
+  why: string;
 }
 
 export interface QuantizeReport {
@@ -37,6 +47,8 @@ export interface QuantizeReport {
   quantized: Record<string, number>;
   floatOps?: Record<string, number>;
   calibration?: { files: number; samples: number; tensors: number };
+  /** How the weights were stored for the target, and why. */
+  target: TargetChoice;
   bytesBefore: number;
   bytesAfter: number;
 }
@@ -47,7 +59,7 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   const g = canonicalize(model);
   const simplified = simplify(model, g);
   const folded = foldBatchNorms(g);
-  let report: Omit<QuantizeReport, 'bytesAfter'>;
+  let report: Omit<QuantizeReport, 'bytesAfter' | 'target'>;
   if (opts.dynamic) {
     const { quantized } = applyDynamic(g, opts.perChannel);
     if (Object.keys(quantized).length === 0) {
@@ -71,10 +83,33 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
       calibration: { files: cal.files, samples: cal.samples, tensors: plan.tensors.length }, bytesBefore,
     };
   }
+  const target = await storeWeightsFor(model, opts.target ?? 'auto');
   model.producerName = 'edge-model';
   // Refuse to write a model ONNX Runtime would not load.
   const session = await openSession(encodeModel(model), `the quantized model`);
   await session.release();
   const bytesAfter = writeModelFile(output, model);
-  return { ...report, bytesAfter };
+  return { ...report, target, bytesAfter };
+}
+
+async function storeWeightsFor(model: ModelProto, target: QuantTarget): Promise<TargetChoice> {
+  let uint8 = target === 'ort-x86';
+  let why: string;
+  if (target === 'auto') {
+    const { canRunNatively } = await import('../../agent/runtime/native/index.js');
+    const native = canRunNatively(model);
+    uint8 = !native.ok;
+    why = native.ok
+      ? 'the native engine runs every operator: int8 weights (exact on the native engine and on ONNX Runtime on ARM or x86 with VNNI; edge-agent runs ONNX Runtime exactly on other x86 CPUs too)'
+      : `the native engine cannot run it (${native.unsupported.join(', ')}): uint8 weights, which ONNX Runtime computes exactly on every CPU`;
+  } else {
+    why = uint8
+      ? 'uint8 weights: ONNX Runtime computes them exactly on every x86 CPU (its u8 x s8 kernels saturate without VNNI)'
+      : 'int8 weights: exact on the native engine and on ONNX Runtime on ARM or x86 with VNNI';
+  }
+  if (uint8) {
+    const rewritten = withUint8Weights(model);
+    if (rewritten) model.graph = rewritten.graph;
+  }
+  return { target, weights: uint8 ? 'uint8' : 'int8', why };
 }

@@ -15,6 +15,7 @@ import type { Comparison } from '../compress/compare.js';
 import { compressError } from '../compress/errors.js';
 import type { Metric } from '../compress/metrics.js';
 import type { QuantFormat } from '../compress/quantize-static.js';
+import { QUANT_TARGETS, type QuantTarget } from '../compress/targets.js';
 
 // The subcommands' modules load on use: keygen/sign/verify should not wait for ONNX Runtime.
 const RANGE_METHODS: RangeMethod[] = ['minmax', 'percentile', 'entropy'];
@@ -35,6 +36,9 @@ function fail(err: unknown): never {
 
 const out = (s: string): void => {
   process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+};
+const warn = (s: string): void => {
+  process.stderr.write(`edge-model: warning: ${s}\n`);
 };
 const action = <A extends unknown[]>(fn: (...args: A) => Promise<unknown> | unknown) => async (...args: A) => {
   try {
@@ -116,12 +120,13 @@ export function buildCli(): Command {
     .addOption(new Option('--format <format>', 'qdq: Q/DQ around float ops; qoperator: QLinearConv / MatMulInteger').choices(['qdq', 'qoperator']).default('qdq'))
     .option('--no-bias-correction', 'do not fold the rounded weights\' average error into the biases')
     .option('--exclude <names>', 'comma-separated node or output names to keep in float')
+    .addOption(new Option('--target <target>', 'what runs the model: native and ort-arm store int8 weights; ort-x86 stores uint8 weights, exact in ONNX Runtime on x86 without VNNI; auto picks int8 when the native engine runs the whole graph, uint8 otherwise').choices(QUANT_TARGETS).default('auto'))
     .option('--json', 'print the report as one JSON object')
-    .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; biasCorrection: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; json?: boolean }) => {
+    .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; biasCorrection: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; target: QuantTarget; json?: boolean }) => {
       if (opts.dynamic && opts.calib) throw compressError('EDGE_USAGE', '--dynamic quantizes activations at run time and takes no --calib; drop one of them');
       const { quantizeFile } = await import('../compress/quantize.js');
       const r = await quantizeFile(input, output, {
-        calib: opts.calib, dynamic: opts.dynamic, perChannel: opts.perChannel, biasCorrection: opts.biasCorrection, method: opts.method, percentile: opts.percentile, format: opts.format,
+        calib: opts.calib, dynamic: opts.dynamic, perChannel: opts.perChannel, biasCorrection: opts.biasCorrection, method: opts.method, percentile: opts.percentile, format: opts.format, target: opts.target,
         exclude: opts.exclude ? opts.exclude.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
       });
       if (opts.json) return out(JSON.stringify(r));
@@ -134,6 +139,7 @@ export function buildCli(): Command {
       out(`  quantized: ${q}`);
       if (r.floatOps && Object.keys(r.floatOps).length) out(`  kept in float: ${Object.entries(r.floatOps).map(([k, v]) => `${v} ${k}`).join(', ')}`);
       if (r.calibration) out(`  calibration: ${r.calibration.samples} samples from ${r.calibration.files} files, ${r.calibration.tensors} tensors`);
+      out(`  target ${r.target.target}: ${r.target.why}`);
       out(`  size: ${r.bytesBefore} -> ${r.bytesAfter} bytes (${(r.bytesBefore / r.bytesAfter).toFixed(2)}x smaller)`);
     }));
 
@@ -164,7 +170,9 @@ export function buildCli(): Command {
       const { evaluateModel } = await import('../compress/evaluate.js');
       const e = await evaluateModel(model, opts.data, opts.labels, opts.metric);
       if (opts.json) return out(JSON.stringify(e));
-      out(`${e.metric}: ${fmt(e.value)} on ${e.samples} samples (output ${e.output})`);
+      out(`${e.metric}: ${fmt(e.value)} on ${e.samples} samples (output ${e.output}; exact integer arithmetic)`);
+      out(`ONNX Runtime on this CPU: ${e.ortOnThisCpu.sameAsExact ? 'the same' : fmt(e.ortOnThisCpu.value)} (${e.ortOnThisCpu.why})`);
+      if (e.warning) warn(e.warning);
       out(`size: ${e.bytes} bytes (${e.gzipBytes} gzipped)`);
       out(`all: ${Object.entries(e.all).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
     }));
@@ -181,9 +189,17 @@ export function buildCli(): Command {
       const c: Comparison = await compareModels(a, b, opts.data);
       if (opts.json) return out(JSON.stringify(c, (_k, v) => (v === Infinity ? 'Infinity' : v)));
       out(`${c.samples} samples`);
-      for (const o of c.outputs) {
-        out(`${o.name}: SQNR ${fmtDb(o.sqnrDb)}, top-1 agreement ${o.top1Agreement === null ? 'n/a' : `${(100 * o.top1Agreement).toFixed(2)}%`}, max |diff| ${fmt(o.maxAbsDiff)}, mean |diff| ${fmt(o.meanAbsDiff)}`);
+      const line = (o: Comparison['outputs'][number]) =>
+        `${o.name}: SQNR ${fmtDb(o.sqnrDb)}, top-1 agreement ${o.top1Agreement === null ? 'n/a' : `${(100 * o.top1Agreement).toFixed(2)}%`}, max |diff| ${fmt(o.maxAbsDiff)}, mean |diff| ${fmt(o.meanAbsDiff)}`;
+      out('exact (integer arithmetic without saturation):');
+      for (const o of c.outputs) out(`  ${line(o)}`);
+      if (c.ortOnThisCpu.sameAsExact) {
+        out(`ONNX Runtime on this CPU: the same (${c.ortOnThisCpu.why})`);
+      } else {
+        out(`ONNX Runtime on this CPU (${c.ortOnThisCpu.why}):`);
+        for (const o of c.ortOnThisCpu.outputs) out(`  ${line(o)}`);
       }
+      if (c.warning) warn(c.warning);
     }));
 
   program
