@@ -124,10 +124,10 @@ export async function compareModels(aFile: string, bFile: string, dataDir: strin
   progress.end();
   for (const s of new Set([sa, sb, plainA, plainB])) await s.release();
   const outputs = stats.map((s) => s.result());
-  if (!plain) return { a: aFile, b: bFile, samples, outputs, ortOnThisCpu: { outputs, why: ra.why, sameAsExact: true } };
+  if (!plain) return { a: aFile, b: bFile, samples, outputs, ortOnThisCpu: { outputs, why: rb.why, sameAsExact: true } };
   const ortOutputs = plainStats.map((s) => s.result());
   const worse = ortOutputs.filter((o, i) => o.sqnrDb < outputs[i].sqnrDb - 0.1 || (o.top1Agreement ?? 1) < (outputs[i].top1Agreement ?? 1));
-  const why = ra.why;
+  const why = rb.differs ? rb.why : ra.why;
   return {
     a: aFile, b: bFile, samples, outputs,
     ortOnThisCpu: { outputs: ortOutputs, why, sameAsExact: false },
