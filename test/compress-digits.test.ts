@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { readNpy } from '../agent/tensor/npy.js';
 import { writeDigitFolders } from '../scripts/build-digits-int8.js';
 import { scratchDir, edgeModel, ensureBuilt, ROOT } from './helpers/edge-model-cli.js';
+import { ortReference, worstSteps } from './helpers/ort-reference.js';
 
 ensureBuilt();
 const bin = (args: string[]) => edgeModel(args);
@@ -23,6 +24,7 @@ let fp32Accuracy = NaN;
 t.test('quantize, then eval on the held-out digits: within 0.5 points of fp32', async (t) => {
   const q = bin(['quantize', fp32, int8, '--calib', data.calib]);
   t.equal(q.code, 0, q.stderr);
+  t.match(q.stdout, /target auto: the native engine runs every operator: int8 weights/);
   t.match(q.stdout, /quantized: 2 Conv, 2 MaxPool, 1 Flatten, 1 Gemm/);
   t.match(q.stdout, /calibration: 1000 samples from 10 files/);
   const e32 = JSON.parse(bin(['eval', fp32, '--data', data.held, '--labels', data.labels, '--json']).stdout);
@@ -30,6 +32,7 @@ t.test('quantize, then eval on the held-out digits: within 0.5 points of fp32', 
   t.equal(e8r.code, 0, e8r.stderr);
   const e8 = JSON.parse(e8r.stdout);
   t.equal(e8.samples, 2000);
+  t.equal(typeof e8.ortOnThisCpu.value, 'number', `ONNX Runtime on this CPU beside the exact figure: ${e8.ortOnThisCpu.value} (${e8.ortOnThisCpu.why})`);
   t.ok(e32.value > 0.9, `fp32 accuracy ${e32.value}`);
   fp32Accuracy = e32.value;
   const points = 100 * Math.abs(e8.value - e32.value);
@@ -114,18 +117,41 @@ t.test('the int8 digits agree between ONNX Runtime and the native engine within 
   const scale = model.graph!.initializer!.find((i) => i.name === dq.input![1])!;
   const step = new Float32Array(Uint8Array.from(scale.rawData!).buffer)[0];
   const native = NativeBackend.load(bytes, { name: 'digits-int8' });
-  const session = await ort.InferenceSession.create(bytes);
+  const reference = await ortReference(bytes);
   const x = readNpy(join(data.held, 'heldout.npy'));
   const n = 64;
   const batch = (x.data as Float32Array).slice(0, n * 784);
-  const a = (await session.run({ input: new ort.Tensor('float32', batch, [n, 1, 28, 28]) })).logits.data as Float32Array;
+  const a = (await reference.exact.run({ input: new ort.Tensor('float32', batch, [n, 1, 28, 28]) })).logits.data as Float32Array;
+  const plain = (await reference.plain.run({ input: new ort.Tensor('float32', batch, [n, 1, 28, 28]) })).logits.data as Float32Array;
   const b = (await native.run({ input: { dtype: 'float32', shape: [n, 1, 28, 28], data: batch } })).logits.data as Float32Array;
   t.equal(b.length, a.length);
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / step);
   t.ok(worst <= 1 + 1e-6, `largest difference ${worst.toFixed(3)} steps (step ${step})`);
+  const worstPlain = worstSteps(plain, b, step);
+  if (reference.plainIsExact) t.ok(worstPlain <= 1 + 1e-6, `plain ONNX Runtime is exact here (${reference.why}): ${worstPlain.toFixed(3)} steps`);
+  else t.comment(`plain ONNX Runtime saturates here (${reference.why}): ${worstPlain.toFixed(3)} steps`);
   await native.dispose();
-  await session.release();
+  await reference.release();
+});
+
+t.test('on an x86 CPU without VNNI (qemu Haswell): eval is exact, plain ONNX Runtime is beside it, --target ort-x86 holds the bar in plain ONNX Runtime', { skip: process.arch !== 'x64' ? 'qemu-x86_64 emulates an x86-64 CPU: this host is not one' : false }, async (t) => {
+  const haswell = (args: string[]) => {
+    const r = edgeModel(args, { qemuCpu: 'Haswell' });
+    t.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const e8 = haswell(['eval', int8, '--data', data.held, '--labels', data.labels, '--json']);
+  t.match(e8.ortOnThisCpu.why, /without VNNI/, e8.ortOnThisCpu.why);
+  t.ok(100 * Math.abs(e8.value - fp32Accuracy) <= 0.5, `exact int8 ${e8.value} vs fp32 ${fp32Accuracy} on Haswell`);
+  t.equal(e8.ortOnThisCpu.sameAsExact, false);
+  const forX86 = join(dir, 'digits-int8-ort-x86.onnx');
+  const q = bin(['quantize', fp32, forX86, '--calib', data.calib, '--target', 'ort-x86']);
+  t.equal(q.code, 0, q.stderr);
+  const ex = haswell(['eval', forX86, '--data', data.held, '--labels', data.labels, '--json']);
+  t.equal(ex.ortOnThisCpu.sameAsExact, true, 'uint8 weights: plain ONNX Runtime is exact');
+  t.ok(100 * Math.abs(ex.ortOnThisCpu.value - fp32Accuracy) <= 0.5, `--target ort-x86 in plain ONNX Runtime on Haswell: ${ex.ortOnThisCpu.value} vs fp32 ${fp32Accuracy}`);
+  t.comment(`Haswell digits: int8 exact ${e8.value}, plain ONNX Runtime ${e8.ortOnThisCpu.value}; --target ort-x86 plain ONNX Runtime ${ex.ortOnThisCpu.value}; fp32 ${fp32Accuracy}`);
 });
 
 t.test('the shipped models/digits-int8 (built by scripts/build-digits-int8.ts) holds the bar too', async (t) => {
