@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeModel, encodeModel, type ModelProto } from '../agent/onnx/model.js';
 import { readNpy } from '../agent/tensor/npy.js';
-import { scratchDir, edgeModel, PADDLE_CLS } from './helpers/edge-model-cli.js';
+import { qemuSkip, scratchDir, edgeModel, PADDLE_CLS } from './helpers/edge-model-cli.js';
 import { ortReference, worstSteps } from './helpers/ort-reference.js';
 import { writeTextImages } from './helpers/text-images.js';
 
@@ -131,7 +131,7 @@ t.test('the int8 logits agree between ONNX Runtime and the native engine within 
   else t.comment(`plain ONNX Runtime saturates here (${reference.why}): ${worstPlain.toFixed(3)} steps from the exact logits`);
 });
 
-t.test('on an x86 CPU without VNNI (qemu Haswell): exact figures everywhere, plain ONNX Runtime saturates int8 weights, --target ort-x86 holds 20 dB', { skip: process.arch !== 'x64' ? 'qemu-x86_64 emulates an x86-64 CPU: this host is not one' : false }, async (t) => {
+t.test('on an x86 CPU without VNNI (qemu Haswell): exact figures everywhere, plain ONNX Runtime saturates int8 weights, --target ort-x86 holds 20 dB', { skip: qemuSkip() }, async (t) => {
   // 24 images keep the emulated runs short (each compare runs both models under TCG).
   const small = writeTextImages(join(dir, 'held-small'), 3, 8, 70_000);
   const onHaswell = (model: string) => {

@@ -17,6 +17,14 @@ export interface CliResult { code: number | null; stdout: string; stderr: string
  * and no AVX-512/VNNI, where ONNX Runtime's u8 x s8 kernels saturate (what an ordinary x86
  * gateway runs). Only on x86-64 hosts with qemu-user installed (.ci/run installs it).
  */
+/** Why the qemu Haswell subtests do not run here, or false. They measure ONNX Runtime, not the
+ * kernels, so the forced-variant reruns of .ci/run (EDGE_KERNELS set) leave them to the main run. */
+export function qemuSkip(): string | false {
+  if (process.arch !== 'x64') return 'qemu-x86_64 emulates an x86-64 CPU: this host is not one';
+  if (process.env.EDGE_KERNELS) return `EDGE_KERNELS=${process.env.EDGE_KERNELS}: ONNX Runtime under qemu does not use the kernels; the main run covers it`;
+  return false;
+}
+
 export function edgeModel(args: string[], opts: { tsx?: boolean; installedBin?: boolean; timeoutMs?: number; qemuCpu?: string } = {}): CliResult {
   if (!opts.tsx) ensureBuilt();
   const argv = opts.tsx ? ['--import', 'tsx', `${ROOT}tools/edge-model/cli.ts`, ...args] : [`${ROOT}bin/edge-model.js`, ...args];
