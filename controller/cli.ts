@@ -11,6 +11,7 @@ import { AGENT_VERSION } from '../agent/version.js';
 import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetStore } from './store.js';
 import { table } from './table.js';
+import { readBrokerTls, type BrokerTls, type BrokerTlsFiles } from './broker-tls.js';
 
 // The MQTT client, the broker and the package tools load only in the commands that use
 // them, so the read-only commands (devices, telemetry, drift) start quickly.
@@ -76,9 +77,9 @@ function positiveInt(value: string): number {
   return n;
 }
 
-async function withClient<T>(broker: string, fn: (c: import('./connect.js').FleetConnection) => Promise<T>): Promise<T> {
+async function withClient<T>(broker: string, tls: BrokerTls | undefined, fn: (c: import('./connect.js').FleetConnection) => Promise<T>): Promise<T> {
   const { connectFleet } = await lazy.connect();
-  const conn = await connectFleet(broker, { clientId: `edge-fleet-cli-${process.pid}-${Date.now().toString(36)}`, clean: true });
+  const conn = await connectFleet(broker, { clientId: `edge-fleet-cli-${process.pid}-${Date.now().toString(36)}`, clean: true, tls });
   try {
     return await fn(conn);
   } finally {
@@ -106,13 +107,24 @@ async function driftView(store: FleetStore): Promise<unknown> {
   return store.driftReports(100);
 }
 
+/** --ca/--cert/--key: mutual TLS with a broker that requires client certificates (docs/security.md). */
+function brokerTlsOptions(cmd: Command): Command {
+  return cmd
+    .option('--ca <file>', 'CA certificate (PEM) that signed the broker\'s certificate, for mqtts:// brokers')
+    .option('--cert <file>', 'the controller\'s client certificate (PEM), for brokers with require_certificate')
+    .option('--key <file>', 'the controller\'s private key (PEM, mode 600)');
+}
+
 export function buildFleetCli(): Command {
   const program = new Command('edge-fleet')
     .description('Reference fleet controller for edge-agent devices (MQTT, docs/protocol.md).')
     .version(AGENT_VERSION)
+    // Program options only before the subcommand: `publish --version 1.2.0` is publish's own
+    // option, not the program's -V/--version (which printed 0.1.0 and published nothing).
+    .enablePositionalOptions()
     .showHelpAfterError();
 
-  program.command('serve')
+  brokerTlsOptions(program.command('serve'))
     .description('subscribe to the fleet and keep the database current; serve model artifacts')
     .option('--broker <url|embedded>', 'broker URL, or "embedded" to run one in this process (MQTT 3.1.1)', DEFAULT_BROKER)
     .option('--port <n>', 'port of the embedded broker', positiveInt, 1883)
@@ -123,7 +135,8 @@ export function buildFleetCli(): Command {
     .option('--http-host <host>', 'address of the dashboard', '127.0.0.1')
     .option('--no-rollouts', 'do not carry out rollout plans in this replica')
     .option('--command-key <file>', 'sign the commands rollouts send (ed25519 private key, PEM), for devices with security.commands.requireSignature')
-    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string }) => {
+    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string } & BrokerTlsFiles) => {
+      const tls = readBrokerTls(o);
       const commandKey = o.commandKey ? readCommandKey(o.commandKey) : undefined;
       let embedded: EmbeddedBroker | undefined;
       let url = o.broker;
@@ -137,7 +150,7 @@ export function buildFleetCli(): Command {
       const log = (msg: string, extra?: Record<string, unknown>): void => {
         process.stderr.write(`edge-fleet: ${msg}${extra ? ' ' + JSON.stringify(extra) : ''}\n`);
       };
-      const ctl = new FleetController(store, { broker: url, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
+      const ctl = new FleetController(store, { broker: url, tls, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
       await ctl.start();
       // Rollout plans are carried out here (one replica should do it: --no-rollouts on the others).
       let sign: CommandSigner | undefined;
@@ -191,7 +204,7 @@ export function buildFleetCli(): Command {
       store.close();
     });
 
-  program.command('cmd')
+  brokerTlsOptions(program.command('cmd'))
     .description('send a command to a device and print its reply')
     .argument('<device>', 'device id', deviceId)
     .argument('<name>', 'command: ping, status, models.list, models.activate, models.rollback, telemetry.flush, samples.collect')
@@ -201,12 +214,13 @@ export function buildFleetCli(): Command {
     .option('--timeout <ms>', 'how long to wait for the reply', positiveInt, 15_000)
     .option('--sign-key <file>', 'sign the command with this ed25519 private key (PEM), for devices with security.commands.requireSignature')
     .option('--json', 'print the whole reply as JSON')
-    .action(async (device: string, name: string, o: { args: unknown; broker: string; db: string; timeout: number; signKey?: string; json?: boolean }) => {
+    .action(async (device: string, name: string, o: { args: unknown; broker: string; db: string; timeout: number; signKey?: string; json?: boolean } & BrokerTlsFiles) => {
+      const tls = readBrokerTls(o);
       const key = o.signKey ? readFileSync(o.signKey, 'utf8') : undefined;
       const { sendCommand } = await lazy.requests();
       const { signCommand } = await lazy.signing();
       const store = existsSync(o.db) ? new FleetStore(o.db) : undefined;
-      const reply = await withClient(o.broker, async ({ client, protocolVersion }) => {
+      const reply = await withClient(o.broker, tls, async ({ client, protocolVersion }) => {
         const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
         store?.commandSent(id, device, name, o.args);
         return sendCommand(client, protocolVersion, device, name, o.args, {
@@ -226,7 +240,7 @@ export function buildFleetCli(): Command {
     .argument('<package>', '.edgepkg file or package folder')
     .option('--db <file>', 'controller database', DEFAULT_DB)
     .option('--name <name>', 'model name (default: from the manifest)')
-    .option('--version <version>', 'model version (default: from the manifest)')
+    .option('--version <version>', 'the version you expect the package to be; refused when its manifest says otherwise')
     .option('--chunk-size <bytes>', 'chunk size', positiveInt, 256 * 1024)
     .option('--json', 'print JSON')
     .action(async (pkg: string, o: { db: string; name?: string; version?: string; chunkSize: number; json?: boolean }) => {
@@ -234,11 +248,15 @@ export function buildFleetCli(): Command {
       const store = openStore(o.db, false);
       const art = await publishPackage(store, pkg, { name: o.name, version: o.version, chunkSize: o.chunkSize });
       store.close();
-      const row = { name: art.name, version: art.version, sha256: art.sha256, size: art.size, chunks: art.chunks.length };
+      const row = { name: art.name, version: art.version, sha256: art.sha256, size: art.size, chunks: art.chunks.length, signed: art.signed ? 'yes' : 'NO' };
+      if (!art.signed) {
+        process.stderr.write(`edge-fleet: warning: ${pkg} is not signed: devices with security.requireSignedPackages (the default) will refuse it; ` +
+          'sign it with "edge-model sign PACKAGE --key release.key" and publish again\n');
+      }
       out(Boolean(o.json), art, () => table([row]) + `\nnext: edge-fleet deploy ${art.name}@${art.version} --device <id> | --group <g>\n`);
     });
 
-  program.command('deploy')
+  brokerTlsOptions(program.command('deploy'))
     .description('set the desired version of a model for a device or a group (retained)')
     .argument('<model>', 'NAME@VERSION of a published package')
     .option('--device <id>', 'one device', deviceId)
@@ -246,7 +264,8 @@ export function buildFleetCli(): Command {
     .option('--broker <url>', 'broker URL', DEFAULT_BROKER)
     .option('--db <file>', 'controller database', DEFAULT_DB)
     .option('--json', 'print JSON')
-    .action(async (model: string, o: { device?: string; group?: string; broker: string; db: string; json?: boolean }) => {
+    .action(async (model: string, o: { device?: string; group?: string; broker: string; db: string; json?: boolean } & BrokerTlsFiles) => {
+      const tls = readBrokerTls(o);
       const m = /^([^@]+)@(.+)$/.exec(model);
       if (!m) throw new InvalidArgumentError(`expected NAME@VERSION, got "${model}"`);
       if (Boolean(o.device) === Boolean(o.group)) throw new InvalidArgumentError('give exactly one of --device ID or --group G');
@@ -259,7 +278,7 @@ export function buildFleetCli(): Command {
       }
       const target = o.device ? { device: o.device } : { group: o.group! };
       const { deploy } = await lazy.requests();
-      const res = await withClient(o.broker, ({ client }) => deploy(client, store, target, art));
+      const res = await withClient(o.broker, tls, ({ client }) => deploy(client, store, target, art));
       store.close();
       out(Boolean(o.json), res, () => `desired state published on ${res.topic}\n${table((res.doc as { models: Record<string, unknown>[] }).models, ['name', 'version', 'sha256', 'size'])}`);
     });

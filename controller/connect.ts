@@ -1,6 +1,7 @@
 // The controller's MQTT connection: MQTT 5 first, MQTT 3.1.1 when the broker refuses it
 // (the embedded aedes broker speaks only 3.1.1).
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { BrokerTls } from './broker-tls.js';
 
 export interface FleetConnection {
   client: MqttClient;
@@ -15,6 +16,8 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Keep reconnecting after the first connection (serve) or fail fast (one-shot commands). */
   reconnect?: boolean;
+  /** For mqtts:// brokers: the CA to trust and the controller's certificate and key. */
+  tls?: BrokerTls;
   /**
    * Attached before the connection is made: a resumed session's queued messages arrive right
    * after CONNACK, and mqtt.js acknowledges each one whether anything listens or not.
@@ -31,6 +34,7 @@ function attempt(url: string, opts: ConnectOptions, version: 4 | 5): Promise<Mqt
     connectTimeout: opts.timeoutMs ?? 10_000,
   };
   if (version === 5 && !opts.clean) o.properties = { sessionExpiryInterval: 7 * 24 * 3600 };
+  if (opts.tls) Object.assign(o, { ...opts.tls, rejectUnauthorized: true });
   return new Promise((resolve, reject) => {
     const client = mqtt.connect(url, o);
     if (opts.onMessage) client.on('message', (topic, payload, packet) => opts.onMessage!(topic, payload, packet, client));
@@ -45,10 +49,25 @@ function attempt(url: string, opts: ConnectOptions, version: 4 | 5): Promise<Mqt
       client.removeListener('close', onClose);
       resolve(client);
     });
-    const onClose = (): void => fail(new Error(`cannot connect to ${url}`));
-    client.once('error', fail);
+    const onClose = (): void => fail(new Error(`cannot connect to ${url}: the connection closed before the broker accepted it${opts.tls?.cert ? '' : ' (a broker that requires client certificates closes it so: pass --cert and --key)'}`));
+    client.once('error', (err) => fail(explain(url, err, opts.tls)));
     client.once('close', onClose);
   });
+}
+
+/** A connection error with what to do about it. */
+function explain(url: string, err: Error, tls: BrokerTls | undefined): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const m = err.message;
+  let hint = '';
+  if (code === 'ECONNREFUSED') hint = 'nothing listens there: is the broker running, and is the URL (host, port, mqtt:// or mqtts://) right?';
+  else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') hint = 'the host name does not resolve';
+  else if (/self[- ]signed|unable to (get|verify)|certificate chain/i.test(m)) hint = tls?.ca ? 'the broker\'s certificate is not signed by the --ca given' : 'the broker\'s certificate is signed by a private CA: pass it with --ca';
+  else if (/certificate required|alert.*certificate|bad certificate/i.test(m)) hint = tls?.cert ? 'the broker refused the controller\'s certificate (signed by another CA, or revoked?)' : 'the broker requires a client certificate: pass --cert and --key';
+  else if (/Not authorized|Bad username/i.test(m)) hint = 'the broker refused these credentials (check its ACL and the certificate\'s common name)';
+  const e = new Error(`cannot connect to ${url}: ${m}${hint ? ` (${hint})` : ''}`);
+  (e as { code?: unknown }).code = (err as { code?: unknown }).code;
+  return e;
 }
 
 export async function connectFleet(url: string, opts: ConnectOptions): Promise<FleetConnection> {

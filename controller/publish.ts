@@ -1,20 +1,26 @@
 // edge-fleet publish: stores a model artifact (.edgepkg, or a package folder packed into
 // one) in the controller database as sha256-checked chunks that `serve` hands out.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { extractArchive, packArchive } from '../agent/models/archive.js';
-import { MANIFEST_FILE } from '../agent/models/manifest.js';
+import { MANIFEST_FILE, SIGNATURE_FILE } from '../agent/models/manifest.js';
 import type { ArtifactInfo, FleetStore } from './store.js';
 
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 
 export interface PublishOptions {
   chunkSize?: number;
-  /** Override (or supply, for an artifact that is not a model package) the name and version. */
+  /** Override the name; supply name and version for an artifact that is not a model package. */
   name?: string;
+  /** Must equal the package's own version: a device installs and reports the manifest's. */
   version?: string;
+}
+
+export interface Published extends ArtifactInfo {
+  /** The package carries a signature (manifest.sig); devices that require one refuse it otherwise. */
+  signed: boolean;
 }
 
 /** Stores bytes as an artifact; returns what `deploy` puts in the desired state. */
@@ -39,7 +45,7 @@ export function storeArtifact(store: FleetStore, bytes: Buffer, meta: { name: st
   return store.artifact({ sha256: info.sha256 })!;
 }
 
-export async function publishPackage(store: FleetStore, pkg: string, opts: PublishOptions = {}): Promise<ArtifactInfo> {
+export async function publishPackage(store: FleetStore, pkg: string, opts: PublishOptions = {}): Promise<Published> {
   const tmp = mkdtempSync(path.join(tmpdir(), 'edge-fleet-pub-'));
   try {
     let archive = pkg;
@@ -47,18 +53,19 @@ export async function publishPackage(store: FleetStore, pkg: string, opts: Publi
       archive = path.join(tmp, 'package.edgepkg');
       await packArchive(pkg, archive);
     }
-    let name = opts.name;
-    let version = opts.version;
-    if (!name || !version) {
-      // Read name and version from the package itself (and refuse what is not a package).
-      const dir = path.join(tmp, 'x');
-      await extractArchive(archive, dir);
-      const manifest = JSON.parse(readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { name?: string; version?: string };
-      name ??= manifest.name;
-      version ??= manifest.version;
-      if (!name || !version) throw new Error(`${pkg}: ${MANIFEST_FILE} has no name/version; pass --name and --version`);
+    // Name, version and signature from the package itself (and refuse what is not a package).
+    const dir = path.join(tmp, 'x');
+    await extractArchive(archive, dir);
+    const manifest = JSON.parse(readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { name?: string; version?: string };
+    if (opts.version && manifest.version && opts.version !== manifest.version) {
+      throw new Error(`${pkg} is version ${manifest.version} (in its manifest), not ${opts.version}: a device installs and reports the manifest's version, ` +
+        `so the label would lie; pack it as ${opts.version} ("edge-model pack ... --version ${opts.version}") and sign it, or drop --version`);
     }
-    return storeArtifact(store, readFileSync(archive), { name, version, chunkSize: opts.chunkSize });
+    const name = opts.name ?? manifest.name;
+    const version = manifest.version ?? opts.version;
+    if (!name || !version) throw new Error(`${pkg}: ${MANIFEST_FILE} has no name/version; pass --name and --version`);
+    const signed = existsSync(path.join(dir, SIGNATURE_FILE));
+    return { ...storeArtifact(store, readFileSync(archive), { name, version, chunkSize: opts.chunkSize }), signed };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

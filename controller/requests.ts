@@ -25,7 +25,9 @@ export async function sendCommand(
   opts: { timeoutMs?: number; id?: string; sign?: (cmd: { id: string; name: string; args: unknown }) => object } = {},
 ): Promise<CommandReply> {
   const id = opts.id ?? randomUUID();
-  const replyTopic = protocolVersion === 5 ? `edge-fleet/replies/${client.options.clientId}` : topics.cmdRes(deviceId);
+  // Under the device's own cmd/res subtree: the broker's ACL lets the device write there and the
+  // controller read it (deploy/mosquitto/acl), and one level per requester keeps replies apart.
+  const replyTopic = protocolVersion === 5 ? `${topics.cmdRes(deviceId)}/${String(client.options.clientId ?? 'cli').replace(/[^A-Za-z0-9_-]/g, '_')}` : topics.cmdRes(deviceId);
   const timeoutMs = opts.timeoutMs ?? 10_000;
   await client.subscribeAsync(replyTopic, { qos: 1 });
   try {

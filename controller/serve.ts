@@ -14,6 +14,8 @@ import type { FleetStore, IngestResult } from './store.js';
 
 export interface ControllerOptions {
   broker: string;
+  /** For mqtts:// brokers: CA, certificate and key (controller/broker-tls.ts). */
+  tls?: import('./broker-tls.js').BrokerTls;
   clientId: string;
   /** Shared-subscription group name; undefined = plain subscriptions (one controller). */
   share?: string;
@@ -52,6 +54,7 @@ export class FleetController extends EventEmitter {
       clientId: this.opts.clientId,
       clean: false,
       reconnect: true,
+      tls: this.opts.tls,
       onMessage: (topic, payload, packet, c) => {
         this.#client ??= c;
         try {
