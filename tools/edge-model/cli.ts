@@ -273,7 +273,7 @@ export function buildCli(): Command {
 }
 
 /** Adds the subcommands other parts keep in their own files (tools/edge-model/run.ts, bench.ts). */
-async function registerExtensions(program: Command): Promise<void> {
+export async function registerExtensions(program: Command): Promise<void> {
   for (const name of ['run', 'bench']) {
     const here = fileURLToPath(new URL(`./${name}`, import.meta.url));
     if (!existsSync(`${here}.js`) && !existsSync(`${here}.ts`)) continue;
