@@ -53,6 +53,14 @@ t.test('a version that outputs NaN is rolled back at its first answer; the old o
   t.match(slotOf(a).events.at(-1), { step: 'rolled_back', version: '2.0.0-nan' }, 'the step is recorded with its reason');
   await t.rejects(a.agent.rollouts.activate('digits', variantPackage('nan', '2.0.0-nan', tempDir())), { code: 'EDGE_VERSION_ROLLED_BACK' },
     'the same version is not tried again');
+
+  // An operator's rollback now would swap back to the version that just failed: refused,
+  // naming it, unless forced.
+  await t.rejects(a.agent.rollouts.rollback('digits'), { code: 'EDGE_VERSION_ROLLED_BACK', message: /2\.0\.0-nan, was rolled back on this device .*force: true/ },
+    'a manual rollback does not re-activate the version that failed probation');
+  t.ok((await serve(a, 3, 200)).every((v) => v === '1.0.0'), '1.0.0 still serves');
+  await a.agent.rollouts.rollback('digits', { force: true });
+  t.ok((await serve(a, 1, 300)).every((v) => v === '2.0.0-nan'), 'with force the operator gets what they asked for');
 });
 
 t.test('a version ten times slower is rolled back on its p99 against the previous version', async (t) => {

@@ -439,13 +439,13 @@ export class FleetLink implements Component {
         return res;
       },
     });
-    r.register<{ name: string }>('models.rollback', {
-      description: 'go back to the previously active version',
-      args: objectOf({ name: NAME_ARG }, ['name']),
+    r.register<{ name: string; force?: boolean }>('models.rollback', {
+      description: 'go back to the previously active version (force: also to a version that failed probation here)',
+      args: objectOf({ name: NAME_ARG, force: { type: 'boolean' } }, ['name']),
       run: async (a) => {
         const rt = this.deps.runtime?.();
         if (!rt) throw FleetErrors.UNAVAILABLE('no model runtime in this agent');
-        const res = await rt.rollback(a.name);
+        const res = await rt.rollback(a.name, { force: a.force });
         this.#republishStatus();
         return res ?? { name: a.name, active: activeVersions(rt).get(a.name) ?? null };
       },

@@ -15,7 +15,7 @@ import { FleetErrors } from './errors.js';
 /** What model sync needs from the model runtime (agent/models). */
 export interface ModelActivator {
   activate(name: string, packageDir: string): Promise<unknown> | unknown;
-  rollback(name: string): Promise<unknown> | unknown;
+  rollback(name: string, opts?: { force?: boolean }): Promise<unknown> | unknown;
   list(): unknown;
   /** The rollout slot's word on an active version (probation, committed, rolled back), merged into the report. */
   slotState?(name: string, version: string): Partial<ModelReport> | undefined;

@@ -152,11 +152,24 @@ export class ModelRollouts implements Component {
     return this.#promote(name, packageDir, version);
   }
 
-  /** The operator's rollback: a candidate goes back to the committed version; otherwise the two committed versions swap. */
-  async rollback(name: string): Promise<VersionSummary> {
+  /**
+   * The operator's rollback: a candidate goes back to the committed version; otherwise the two
+   * committed versions swap. After an automatic rollback the runtime's other version is the one
+   * that just failed: going back to it needs `force`.
+   */
+  async rollback(name: string, opts: { force?: boolean } = {}): Promise<VersionSummary> {
     const s = this.#slots.get(name);
     if (s.candidate) return this.#rollbackCandidate(name, 'rolled back by command', {});
-    const summary = await this.#deps.runtime().rollback(name);
+    const rt = this.#deps.runtime();
+    const other = (rt.list() as { name: string; previous?: { version: string } }[]).find((m) => m.name === name)?.previous?.version;
+    const failed = other ? this.#refused.get(key(name, other)) : undefined;
+    if (failed && !opts.force) {
+      throw new EdgeError('EDGE_VERSION_ROLLED_BACK',
+        `model ${name}: the version to go back to, ${other}, was rolled back on this device (${failed.reason}); ` +
+        'it stays off unless you pass force: true (edge-fleet cmd DEVICE models.rollback --args \'{"name":"' + name + '","force":true}\')', 409);
+    }
+    if (failed) this.#refused.delete(key(name, other!));
+    const summary = await rt.rollback(name);
     if (s.active && s.previous) this.#slots.put({ model: name, active: s.previous, previous: s.active });
     this.#slots.event({ model: name, version: summary.version, step: 'rolled_back', reason: 'rolled back by command' });
     this.#changed();
