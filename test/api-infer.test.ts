@@ -104,11 +104,21 @@ t.test('bad bodies get 400 saying what was expected; the agent keeps serving', a
   }
   const notJson = await infer('digits-fp32', undefined, '{"inputs": ');
   t.equal(notJson.status, 400, 'invalid JSON: 400');
+  t.match(notJson.body.error, { code: 'EDGE_INPUT_INVALID', message: /not valid JSON.*expected a JSON object/ }, `invalid JSON in the documented envelope: ${notJson.body.error?.message}`);
+  const url = `${(await agentP).url}/v1/models/digits-fp32/infer`;
+  // What `curl -d` sends when no content-type is given.
+  const noType = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '{"inputs": {}}' });
+  t.equal(noType.status, 415, 'a form content-type: 415');
+  t.match(await noType.json(), { error: { code: 'EDGE_INPUT_INVALID', message: /content-type: application\/json/ } }, 'says which content-type');
+  const badEscape = await fetch(`${(await agentP).url}/v1/models/%E0%A4%A/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  t.equal(badEscape.status, 400, 'a bad percent-escape: 400');
+  t.match(await badEscape.json(), { error: { code: 'EDGE_BAD_REQUEST' } }, 'in the agent\'s envelope');
   const unknown = await infer('no-such-model', { inputs: {} });
   t.equal(unknown.status, 404, 'unknown model: 404');
   t.match(unknown.body.error.message, /digits-fp32/, '404 lists the models served');
   const big = await infer('digits-fp32', { inputs: { input: { shape: [100, 1, 28, 28], data: new Array(78400).fill(0.5) } } });
   t.equal(big.status, 413, 'body over health.bodyLimitBytes: 413');
+  t.match(big.body.error, { code: 'EDGE_BODY_TOO_LARGE', message: /health.bodyLimitBytes/ });
   const ok = await infer('digits-fp32', { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(digitBatch(3, 1).data) } } });
   t.equal(ok.status, 200, 'still serving after every bad request');
   const health = await fetch(`${(await agentP).url}/healthz`);

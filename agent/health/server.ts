@@ -48,6 +48,11 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
   const early: EarlyResponder[] = [];
   const app = Fastify({
     schemaController: { compilersFactory: lazyCompilers() },
+    // Errors fastify raises before routing (a bad percent-escape in the URL), in our envelope.
+    frameworkErrors: (err, _req, reply) => {
+      const status = (err as FastifyError).statusCode ?? 400;
+      void (reply as unknown as { status(n: number): { send(b: unknown): unknown } }).status(status).send({ error: clientError(err as FastifyError, status, '', config.bodyLimitBytes) });
+    },
     // Our own http.Server, so early responders see a request before fastify does. Fastify
     // does not apply its timeouts to a server it did not make: set here.
     serverFactory: (handler) => {
@@ -86,8 +91,7 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
-    const message = status === 413 ? `request body is larger than the limit of ${config.bodyLimitBytes} bytes` : err.message;
-    return reply.status(status).send({ error: { code: err.code ?? 'EDGE_INTERNAL', message } });
+    return reply.status(status).send({ error: clientError(err, status, req.url, config.bodyLimitBytes) });
   });
   app.setNotFoundHandler((req, reply) => {
     reply.status(404).send({ error: { code: Errors.NOT_FOUND.code, message: `no route ${req.method} ${req.url}` } });
@@ -112,4 +116,28 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
   registerStatusPage(app);
 
   return app;
+}
+
+/**
+ * fastify's own refusals (body parsing, URL decoding) in the agent's envelope and codes, with
+ * what was expected: a client sees one error format whichever layer refused its request.
+ */
+function clientError(err: FastifyError, status: number, url: string, bodyLimit: number): { code: string; message: string } {
+  if (status >= 500 || !err.code?.startsWith('FST_')) return { code: err.code ?? 'EDGE_INTERNAL', message: err.message };
+  const infer = /\/infer(\?|$)/.test(url);
+  const code = infer ? 'EDGE_INPUT_INVALID' : 'EDGE_BAD_REQUEST';
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { code: 'EDGE_BODY_TOO_LARGE', message: `request body is larger than the limit of ${bodyLimit} bytes (health.bodyLimitBytes)` };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { code, message: `expected a JSON body with "content-type: application/json" (${err.message})` };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { code, message: 'the body is empty; expected a JSON object' };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { code, message: `the body is not valid JSON (${err.message.replace(/^Body is not valid JSON but content-type is set to 'application\/json'\s*/, '') || 'parse error'}); expected a JSON object` };
+    case 'FST_ERR_BAD_URL':
+      return { code: 'EDGE_BAD_REQUEST', message: `the URL is not valid (a bad percent-escape?): ${err.message}` };
+    default:
+      return { code, message: err.message };
+  }
 }
