@@ -53,16 +53,24 @@ t.test('an empty or missing calibration folder', async (t) => {
   userError(t, edgeModel(['quantize', digits, join(dir, 'out.onnx')]), /static quantization needs --calib DIR/);
 });
 
+t.test('an int8 model given to quantize', async (t) => {
+  userError(t, edgeModel(['quantize', join(ROOT, 'models/digits-int8/model.onnx'), join(dir, 'twice.onnx'), '--calib', join(dir, 'calib')]),
+    /model\.onnx is already quantized \(\d+ QuantizeLinear\/DequantizeLinear\/QLinear\/Integer operators\); quantize the fp32 model/);
+});
+
 t.test('a bad key', async (t) => {
   const pkg = join(dir, 'pkg');
   const p = edgeModel(['pack', digits, '--name', 'digits', '--version', '1.0.0', '--out', pkg]);
   t.equal(p.code, 0, p.stderr);
   const junk = join(dir, 'junk.key');
   writeFileSync(junk, '-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n');
-  userError(t, edgeModel(['sign', pkg, '--key', junk]), /signing key is not a PEM private key/);
+  userError(t, edgeModel(['sign', pkg, '--key', junk]), /junk\.key is not a PEM private key; expected the PREFIX\.key that "edge-model keygen/);
   userError(t, edgeModel(['sign', pkg, '--key', join(dir, 'absent.key')]), /cannot read private key .*absent\.key: no such file/);
   t.equal(edgeModel(['keygen', '--out', join(dir, 'k')]).code, 0);
   userError(t, edgeModel(['verify', pkg, '--pubkey', join(dir, 'k.pub')]), /not signed/);
+  const withPublic = edgeModel(['sign', pkg, '--key', join(dir, 'k.pub')]);
+  userError(t, withPublic, /k\.pub is a public key; sign with the private key of the pair/);
+  t.notMatch(withPublic.stderr, /refused|error:[0-9A-F]{8}/, 'does not blame the package, no OpenSSL code');
   t.equal(edgeModel(['sign', pkg, '--key', join(dir, 'k.key')]).code, 0);
   userError(t, edgeModel(['verify', pkg, '--pubkey', junk]), /not a PEM public key/);
   userError(t, edgeModel(['keygen', '--out', join(dir, 'k')]), /k\.key already exists; refusing to overwrite a key/);

@@ -332,7 +332,9 @@ export function verifyManifestSignature(
   keys: Map<string, KeyObject>,
   pkg = 'package',
 ): string {
-  if (keys.size === 0) throw refuse(pkg, 'no-trusted-keys', 'no trusted public keys are configured (security.trustedKeys), so no package can be verified');
+  if (keys.size === 0) throw refuse(pkg, 'no-trusted-keys', 'no trusted public keys are configured (security.trustedKeys), so no package can be verified: ' +
+    'make a key pair with "edge-model keygen --out fleet", sign packages with "edge-model sign PACKAGE --key fleet.key" and list fleet.pub in security.trustedKeys ' +
+    '(on a development machine only: security.requireSignedPackages false)');
   if (!signatureBytes) throw refuse(pkg, 'unsigned', `the package is not signed (no ${SIGNATURE_FILE}); sign it with "edge-model sign"`);
   if (signatureBytes.length > MAX_SIGNATURE_BYTES) throw refuse(pkg, 'bad-signature-file', `${SIGNATURE_FILE} is ${signatureBytes.length} bytes, more than ${MAX_SIGNATURE_BYTES}`);
   const sig = parseSignatureFile(Buffer.from(signatureBytes.buffer, signatureBytes.byteOffset, signatureBytes.byteLength), pkg);

@@ -53,8 +53,14 @@ export interface QuantizeReport {
   bytesAfter: number;
 }
 
+const QUANTIZED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger']);
+
 export async function quantizeFile(input: string, output: string, opts: QuantizeOptions): Promise<QuantizeReport> {
   const model = readModelFile(input);
+  const already = (model.graph?.node ?? []).filter((n) => QUANTIZED_OPS.has(n.opType ?? '')).length;
+  if (already > 0) {
+    throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} is already quantized (${already} QuantizeLinear/DequantizeLinear/QLinear/Integer operators); quantize the fp32 model it was made from`);
+  }
   const bytesBefore = statSync(input).size;
   const g = canonicalize(model);
   const simplified = simplify(model, g);

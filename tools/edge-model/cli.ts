@@ -4,6 +4,7 @@
 // Subcommands of other parts (run, bench) live in their own files beside this one, each
 // exporting `register(program: Command)`; they are added when present.
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +68,22 @@ function readKey(file: string, what: string): string {
     return readFileSync(file, 'utf8');
   } catch (err) {
     throw compressError('EDGE_KEY_INVALID', `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+}
+
+/** The key given to sign must be a private ed25519 key: say so before touching the package. */
+function checkPrivateKeyPem(pem: string, file: string): void {
+  if (/-----BEGIN PUBLIC KEY-----/.test(pem)) {
+    throw compressError('EDGE_KEY_INVALID', `${file} is a public key; sign with the private key of the pair (PREFIX.key from "edge-model keygen --out PREFIX"), and give the .pub to devices`);
+  }
+  let key;
+  try {
+    key = createPrivateKey(pem);
+  } catch {
+    throw compressError('EDGE_KEY_INVALID', `${file} is not a PEM private key; expected the PREFIX.key that "edge-model keygen --out PREFIX" writes`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw compressError('EDGE_KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; packages are signed with ed25519 keys ("edge-model keygen --out PREFIX")`);
   }
 }
 
@@ -252,6 +269,7 @@ export function buildCli(): Command {
     .requiredOption('--key <file>', 'PEM private key (from "edge-model keygen")')
     .action(action(async (pkg: string, opts: { key: string }) => {
       const pem = readKey(opts.key, 'private key');
+      checkPrivateKeyPem(pem, opts.key);
       const { signPackage } = await signing();
       const { keyId } = await withPackageFolder(pkg, (dir) => signPackage(dir, pem), true);
       out(`signed ${pkg} with key ${keyId}`);
