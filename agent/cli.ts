@@ -3,7 +3,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { Agent } from './agent.js';
 import { loadConfig } from './config/load.js';
-import { EdgeError, describe } from './errors.js';
+import { preflight } from './config/preflight.js';
+import { EdgeError, Errors, describe } from './errors.js';
 import { AGENT_VERSION } from './version.js';
 import { inferOnce } from './api/infer-client.js';
 
@@ -74,11 +75,15 @@ export function buildCli(): Command {
 
   program
     .command('check-config')
-    .description('validate a config file and print it with defaults filled in')
+    .description('validate a config file and the files it names (keys, certificates, packages); print it with defaults filled in')
     .requiredOption('-c, --config <file>', 'config file (JSON)')
     .action((opts: { config: string }) => {
       try {
-        process.stdout.write(JSON.stringify(loadConfig(opts.config), null, 2) + '\n');
+        const config = loadConfig(opts.config);
+        // Everything run checks before it starts, not only the schema.
+        const problems = preflight(config);
+        if (problems.length) throw Errors.CONFIG_INVALID(opts.config, problems);
+        process.stdout.write(JSON.stringify(config, null, 2) + '\n');
       } catch (err) {
         fail(err);
       }

@@ -23,6 +23,27 @@ function formatError(e: ErrorObject): string {
   return `${where}: ${e.message ?? 'is invalid'}`;
 }
 
+/**
+ * One line per problem: a choice of constants (a TypeBox union of literals fails as one `const`
+ * error per allowed value plus an `anyOf`) becomes "must be one of ...".
+ */
+export function formatErrors(errors: readonly ErrorObject[]): string[] {
+  const choices = new Map<string, unknown[]>();
+  for (const e of errors) {
+    if (e.keyword === 'const') choices.set(e.instancePath, [...(choices.get(e.instancePath) ?? []), (e.params as { allowedValue: unknown }).allowedValue]);
+  }
+  const out: string[] = [];
+  for (const e of errors) {
+    const allowed = choices.get(e.instancePath);
+    if (allowed && allowed.length > 1) {
+      if (e.keyword === 'anyOf') out.push(`${e.instancePath === '' ? '(root)' : e.instancePath}: must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`);
+      if (e.keyword === 'const' || e.keyword === 'anyOf') continue;
+    }
+    out.push(formatError(e));
+  }
+  return out;
+}
+
 function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
@@ -77,7 +98,7 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   const copy = structuredClone(raw) as Record<string, unknown>;
   applyEnv(copy, env);
   if (!validate(copy)) {
-    throw Errors.CONFIG_INVALID(source, (validate.errors ?? []).map(formatError));
+    throw Errors.CONFIG_INVALID(source, formatErrors(validate.errors ?? []));
   }
   const config = copy as Config;
   const problems: string[] = [];
