@@ -1,7 +1,8 @@
 // Writes a drift reference into a digits model package (its manifest's `drift` field), built
-// from the training digits run through the package's own model in ONNX Runtime: the same
-// reference `edge-model pack --calib` writes, without needing a folder of .npy files. Image
-// summaries suited to sparse digits (mostly black pixels): mean, std, p90, p95, p99.
+// from the reference half of the held-out digits (1,000, never trained on: see heldOutHalves)
+// run through the package's own model in ONNX Runtime: the same reference `edge-model pack
+// --calib` writes, without needing a folder of .npy files, calibrated for windows of 100 to
+// 10,000. Image summaries suited to sparse digits (mostly black pixels): mean, std, p90, p95, p99.
 // A signature over the old manifest no longer matches afterwards: sign the package again.
 //   npx tsx scripts/drift-reference-digits.ts models/digits-int8 [more package folders]
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -9,15 +10,15 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildReference, type DriftSample } from '../agent/drift/index.js';
 import { MANIFEST_FILE } from '../agent/models/manifest.js';
-import { trainingDigits, DIGIT_PIXELS } from '../tools/edge-model/digits.js';
+import { heldOutHalves, DIGIT_PIXELS } from '../tools/edge-model/digits.js';
 
-const SAMPLES = 2000;
+
 const dirs = process.argv.slice(2);
 if (dirs.length === 0) {
   console.error('usage: npx tsx scripts/drift-reference-digits.ts PACKAGE_DIR [PACKAGE_DIR...]');
   process.exit(2);
 }
-const train = trainingDigits();
+const { reference: digits } = heldOutHalves();
 for (const dir of dirs) {
   const manifestFile = path.join(dir, MANIFEST_FILE);
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { inputs: { name: string }[]; outputs: { name: string }[]; files: Record<string, unknown>; drift?: unknown };
@@ -26,12 +27,11 @@ for (const dir of dirs) {
   const input = manifest.inputs[0].name, output = manifest.outputs[0].name;
   const session = await ort.InferenceSession.create(path.join(dir, modelFile));
   const samples: DriftSample[] = [];
-  const step = Math.max(1, Math.floor(train.count / SAMPLES)); // the set is sorted by digit: a stride covers every class
-  for (let start = 0; start < SAMPLES; start += 100) {
+  for (let start = 0; start < digits.count; start += 100) {
     const data = new Float32Array(100 * DIGIT_PIXELS);
     for (let i = 0; i < 100; i++) {
-      const k = ((start + i) * step) % train.count;
-      data.set(train.images.subarray(k * DIGIT_PIXELS, (k + 1) * DIGIT_PIXELS), i * DIGIT_PIXELS);
+      const k = start + i;
+      data.set(digits.images.subarray(k * DIGIT_PIXELS, (k + 1) * DIGIT_PIXELS), i * DIGIT_PIXELS);
     }
     const out = await session.run({ [input]: new ort.Tensor('float32', data, [100, 1, 28, 28]) });
     const o = out[output];
@@ -46,5 +46,5 @@ for (const dir of dirs) {
     outputs: [{ kind: 'class', tensor: output }, { kind: 'confidence', tensor: output, softmax: true }],
   });
   writeFileSync(manifestFile, JSON.stringify({ ...manifest, drift: reference }, null, 2) + '\n');
-  console.log(`${dir}: drift reference of ${reference.samples} training digits, features ${reference.spec.features.map((f) => f.name).join(', ')} (${Buffer.byteLength(JSON.stringify(reference))} bytes)`);
+  console.log(`${dir}: drift reference (calibrated for windows of ${reference.calibration!.sizes.map((n) => n || 'unbounded').join(', ')}) of ${reference.samples} held-out digits, features ${reference.spec.features.map((f) => f.name).join(', ')} (${Buffer.byteLength(JSON.stringify(reference))} bytes)`);
 }

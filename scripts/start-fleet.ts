@@ -1,7 +1,7 @@
 // `npm start`: a whole fleet on this machine, nothing to install beyond `npm install`.
 // An embedded MQTT broker (aedes) and the reference controller (edge-fleet) in this process,
 // three agents (devices pi-local-1..3, `--devices N`) with the sample digits model on
-// loopback, a small workload of held-out digits through each agent's local inference API,
+// loopback, a small workload of shuffled held-out digits through each agent's local inference API,
 // telemetry and drift reports flowing to the controller, rollouts carried out. Prints the
 // health URLs and the edge-fleet commands to try. Ctrl-C stops it all.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,8 @@ import { startEmbeddedBroker } from '../controller/embedded-broker.js';
 import { publishPackage } from '../controller/publish.js';
 import { FleetController } from '../controller/serve.js';
 import { FleetStore } from '../controller/store.js';
-import { DIGIT_PIXELS, heldOutDigits, trainingDigits } from '../tools/edge-model/digits.js';
+import { DIGIT_PIXELS, heldOutHalves, type DigitSet } from '../tools/edge-model/digits.js';
+import { mulberry32 } from '../tools/prng.js';
 import { buildReference } from '../agent/drift/reference.js';
 import type { DriftSpec } from '../agent/drift/spec.js';
 import { buildDashboard } from '../controller/dashboard/server.js';
@@ -63,15 +64,16 @@ async function samplePackages(): Promise<{ publicKeyPem: string; fp32: string; i
 
 /**
  * A package built without calibration data has an empty drift reference; the demo copy gets
- * one from 500 training digits (input pixels only), so the agent reports drift windows.
+ * one from the reference half of the held-out digits (input pixels only), so the agent reports
+ * drift windows. (Not training digits: the model is more confident on those than on new ones.)
  */
 function withDriftReference(dir: string): void {
   const file = path.join(dir, 'manifest.json');
   const manifest = JSON.parse(readFileSync(file, 'utf8')) as { drift?: Record<string, unknown>; inputs: { name: string }[] };
   if (manifest.drift && Object.keys(manifest.drift).length) return;
-  const train = trainingDigits();
-  const n = 500;
-  const input = { dtype: 'float32' as const, shape: [n, 1, 28, 28], data: train.images.slice(0, n * DIGIT_PIXELS) };
+  const { reference } = heldOutHalves();
+  const n = reference.count;
+  const input = { dtype: 'float32' as const, shape: [n, 1, 28, 28], data: reference.images.slice(0, n * DIGIT_PIXELS) };
   manifest.drift = buildReference([{ inputs: { [manifest.inputs[0]!.name]: input } }],
     { inputs: [{ kind: 'image', tensor: manifest.inputs[0]!.name, channelAxis: 1 }] } as DriftSpec) as unknown as Record<string, unknown>;
   writeFileSync(file, JSON.stringify(manifest, null, 2) + '\n');
@@ -109,10 +111,15 @@ interface Device {
   failed: number;
 }
 
-/** Held-out digits, one request at a time, through the device's local HTTP API. */
-async function workload(dev: Device, digits: ReturnType<typeof heldOutDigits>, stopping: () => boolean): Promise<void> {
+/**
+ * Held-out digits drawn at random (each device its own seeded order), one request at a time,
+ * through the device's local HTTP API. Drawn, not in file order: the set is sorted by digit, and
+ * a window of consecutive images is a class-prior shift the drift monitor rightly flags.
+ */
+async function workload(dev: Device, digits: DigitSet, seed: number, stopping: () => boolean): Promise<void> {
+  const draw = mulberry32(seed);
   while (!stopping()) {
-    const k = dev.sent % digits.count;
+    const k = (draw() * digits.count) | 0;
     const data = Array.from(digits.images.subarray(k * DIGIT_PIXELS, (k + 1) * DIGIT_PIXELS));
     try {
       const res = await fetch(`${dev.agent.url}/v1/models/digits/infer`, {
@@ -163,8 +170,10 @@ async function main(): Promise<void> {
       mqtt: { url: broker.url, groups: ['local'], reconnectMinMs: 200, reconnectMaxMs: 5000 },
       models: [{ name: 'digits', package: pk.fp32 }],
       security: { trustedKeys: [pk.publicKeyPem] },
-      // Small drift windows, so drift reports reach the controller within a minute.
-      drift: { windowInferences: 200, windowSeconds: 20 },
+      // Every inference profiled and windows of 500 (25 s at 20/s): large enough for a verdict
+      // (the package's calibration has 500 exactly; a window of 100 at the 1% false-warning
+      // target only sees gross shifts), and reports reach the controller within a minute.
+      drift: { windowInferences: 500, windowSeconds: 60, sampleEvery: 1 },
       // A short probation, so a rollout stage passes in seconds here (defaults: 200 and 60 s).
       rollout: { probation: { minInferences: 100, minSeconds: 5 } },
     }, 'npm start', root);
@@ -173,9 +182,10 @@ async function main(): Promise<void> {
     devices.push({ id, agent, sent: 0, correct: 0, failed: 0 });
   }
 
-  const digits = heldOutDigits();
+  // The evaluation half: the packages' drift references were built from the other half.
+  const digits = heldOutHalves().evaluation;
   let stopping = false;
-  const workloads = devices.map((dev) => workload(dev, digits, () => stopping));
+  const workloads = devices.map((dev, i) => workload(dev, digits, 1000 + i, () => stopping));
 
   const fleet = `node bin/edge-fleet.js`;
   const b = `--broker ${broker.url}`;
@@ -195,7 +205,7 @@ async function main(): Promise<void> {
     `  MQTT broker (embedded, MQTT 3.1.1)  ${broker.url}`,
     `  controller database                  ${dbFile}`,
     ...devices.map((dev) => `  agent "${dev.id}"`.padEnd(39) + `health ${dev.agent.url}/healthz  ready ${dev.agent.url}/readyz  status page ${dev.agent.url}/`),
-    `  workload                             held-out digits -> POST <agent>/v1/models/digits/infer, 20/s per device`,
+    `  workload                             shuffled held-out digits -> POST <agent>/v1/models/digits/infer, 20/s per device; drift windows of 500`,
     `  fleet dashboard                      ${dashboardUrl}/`,
     '',
     'Try, in another terminal (from this folder):',

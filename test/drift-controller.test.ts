@@ -20,8 +20,8 @@ const reference = buildReference(Array.from({ length: 20 }, (_, i) => ({ inputs:
 const SETTINGS = { windowInferences: 1000, minWindowSize: 100, sketchK: 200, detectors: { adwinDelta: 0.002, pageHinkleyDelta: 0.005, pageHinkleyThreshold: 50, pageHinkleyMinSamples: 30 } };
 
 function deviceReports(deviceId: string, seed: number, windows: number, rowsPerWindow: number, shift: Shift = {}): DriftReport[] {
-  const { spec, profile } = loadReference(reference);
-  const w = new DriftWindow('tab', '1.0.0', spec, profile, spec.thresholds, SETTINGS, Date.UTC(2026, 0, 1));
+  const ref = loadReference(reference);
+  const w = new DriftWindow('tab', '1.0.0', ref.spec, ref, ref.spec.thresholds, SETTINGS, Date.UTC(2026, 0, 1));
   const r = rng(seed);
   const out: DriftReport[] = [];
   for (let i = 0; i < windows; i++) {

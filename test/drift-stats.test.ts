@@ -1,6 +1,7 @@
 // Each drift statistic against values computed here another way, on small hand-made cases.
 import t from 'tap';
 import { stats } from '../agent/drift/index.js';
+import { rng } from './drift-fixtures.js';
 
 const { psi, jensenShannon, wasserstein1, ksStatistic, ksPValue, kolmogorovQ, chiSquare, chiSquareSurvival } = stats;
 
@@ -86,4 +87,26 @@ t.test('chi-square: a 2x3 table worked by hand, and df = 2 survival = exp(-x/2)'
   t.equal(same.statistic, 0);
   t.equal(same.pValue, 1);
   t.equal(chiSquare([10, 0, 5], [3, 0, 2]).df, 1, 'categories empty on both sides are left out');
+});
+
+t.test('binned KS and W1: the CDF gaps at the edges, and the area between CDFs linear within bins', async (t) => {
+  const { ksBinned, wasserstein1Binned, binnedStatistics } = stats;
+  const edges = [0, 1, 2, 3];
+  // [below, [0,1), [1,2), [2,3], above]
+  t.equal(ksBinned([0, 10, 0, 0, 0], [0, 0, 0, 10, 0]), 1, 'all mass in the first bin against all in the last');
+  t.ok(Math.abs(wasserstein1Binned(edges, [0, 10, 0, 0, 0], [0, 0, 0, 10, 0]) - 2) < 1e-12, 'uniform on [0,1) against uniform on [2,3]: moved by 2');
+  t.ok(Math.abs(wasserstein1Binned(edges, [0, 5, 5, 0, 0], [0, 0, 5, 5, 0]) - 1) < 1e-12, 'uniform on [0,2) against [1,3]: moved by 1');
+  t.equal(wasserstein1Binned(edges, [0, 3, 4, 3, 0], [0, 6, 8, 6, 0]), 0, 'same shares: 0');
+  // A gap that changes sign inside a bin: |g| is two triangles, (g0^2 + g1^2) / (2 (|g0| + |g1|)) per unit width.
+  t.ok(Math.abs(wasserstein1Binned([0, 1], [0, 10, 0], [5, 0, 5]) - 0.25) < 1e-12, 'half below the range, half above, against all in the bin');
+  const r = rng(4);
+  for (let k = 0; k < 20; k++) {
+    const a = Array.from({ length: 6 }, () => Math.floor(r() * 20));
+    const b = Array.from({ length: 6 }, () => Math.floor(r() * 20));
+    const e = [0, 0.5, 1.5, 2, 4];
+    const s = binnedStatistics(a, b, e, 2);
+    t.ok(Math.abs(s.psi - psi(a, b)) < 1e-12 && Math.abs(s.jensenShannon - jensenShannon(a, b)) < 1e-12
+      && Math.abs(s.ks! - ksBinned(a, b)) < 1e-12 && Math.abs(s.wasserstein! - wasserstein1Binned(e, a, b) / 2) < 1e-12,
+    `one-pass binnedStatistics equals the separate functions (${a} vs ${b})`);
+  }
 });

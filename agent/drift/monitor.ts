@@ -97,9 +97,9 @@ export class DriftMonitor implements Component {
    * field, as written by buildReference). Throws EDGE_DRIFT_SPEC_INVALID for a bad reference.
    */
   attach(model: string, version: string, reference: unknown): void {
-    const { spec, profile } = loadReference(reference, `drift reference of ${model}@${version}`);
-    const thresholds = mergeThresholds(spec.thresholds, this.#cfg.thresholds);
-    const w = new DriftWindow(model, version, spec, profile, thresholds, this.#cfg, this.#now());
+    const ref = loadReference(reference, `drift reference of ${model}@${version}`);
+    const thresholds = mergeThresholds(ref.spec.thresholds, this.#cfg.thresholds);
+    const w = new DriftWindow(model, version, ref.spec, ref, thresholds, this.#cfg, this.#now());
     w.onEvent = (e) => this.#gauges?.events.inc({ model, version, stream: e.stream, detector: e.detector });
     let byVersion = this.#windows.get(model);
     if (!byVersion) this.#windows.set(model, (byVersion = new Map()));

@@ -2,10 +2,11 @@
 // (`edge-model pack --calib DIR` calls buildReference and writes the result into the package
 // manifest's `drift` field). The device compares every window against it.
 import type { Tensor, TensorMap } from '../runtime/backend.js';
+import { DEFAULT_CALIBRATION_SIZES, WindowCalibration, type EncodedCalibration } from './calibration.js';
 import { FeatureExtractor } from './features.js';
 import { Profile, type EncodedProfile } from './profile.js';
 import {
-  DEFAULT_IMAGE_SUMMARIES, mergeThresholds, percentileOf, specError,
+  DEFAULT_IMAGE_SUMMARIES, mergeThresholds, percentileOf, specError, thresholdsOfLegacyReference,
   type DriftSpec, type FeatureDecl, type ResolvedFeature, type ResolvedSpec,
 } from './spec.js';
 
@@ -19,6 +20,8 @@ export interface DriftReference {
   format: 'edge-drift-reference/1';
   spec: ResolvedSpec;
   profile: EncodedProfile;
+  /** The null distribution of each statistic at window sizes 100..10,000 (calibration.ts); absent in references written before it, which the device then calibrates itself. */
+  calibration?: EncodedCalibration;
   /** Observations in the reference (batch items, not files). */
   samples: number;
   createdAt: string;
@@ -27,7 +30,14 @@ export interface DriftReference {
 const DEFAULT_BINS = 20;
 const DEFAULT_REFERENCE_K = 512;
 
-export function buildReference(samples: Iterable<DriftSample>, spec: DriftSpec): DriftReference {
+export interface CalibrationOptions {
+  /** Window sizes to calibrate (default 100, 200, 500, 1000, 2000, 5000, 10000 and unbounded). */
+  sizes?: number[];
+  /** Bootstrap replicates per size (default 1000). */
+  replicates?: number;
+}
+
+export function buildReference(samples: Iterable<DriftSample>, spec: DriftSpec, calibration: CalibrationOptions = {}): DriftReference {
   const list = [...samples];
   if (list.length === 0) throw specError('buildReference needs at least one sample');
   if (!spec || !Array.isArray(spec.inputs)) throw specError('drift spec: expected {inputs: [feature declarations], outputs?: [...]}');
@@ -43,7 +53,8 @@ export function buildReference(samples: Iterable<DriftSample>, spec: DriftSpec):
     if (seen.has(f.name)) throw specError(`drift spec: two features are named "${f.name}"; give one a "name"`);
     seen.add(f.name);
   }
-  const resolved: ResolvedSpec = { features, bins, thresholds: mergeThresholds(spec.thresholds) };
+  mergeThresholds(spec.thresholds); // checked now; stored as declared (the device merges its own config over it)
+  const resolved: ResolvedSpec = { features, bins, thresholds: { ...spec.thresholds } };
 
   // Extract every observation first: the histogram edges are the reference's own quantiles.
   const ex = new FeatureExtractor(features);
@@ -57,14 +68,32 @@ export function buildReference(samples: Iterable<DriftSample>, spec: DriftSpec):
       rows.push(row);
     }
   }
-  const edges = features.map((f, i) => (f.type === 'numeric' ? quantileEdges(rows.map((r) => r[i]), bins) : null));
-  const profile = new Profile({ names: features.map((f) => f.name), edges }, k);
+  return referenceFromRows(resolved, rows, k, calibration);
+}
+
+/**
+ * The reference of feature rows already extracted (row[i] = feature i of one observation), for a
+ * resolved spec: histogram edges at the rows' own quantiles, the profile, its calibration.
+ */
+export function referenceFromRows(spec: ResolvedSpec, rows: ArrayLike<number>[], sketchK = DEFAULT_REFERENCE_K, calibration: CalibrationOptions = {}): DriftReference {
+  const edges = spec.features.map((f, i) => (f.type === 'numeric' ? quantileEdges(rows.map((r) => r[i]), spec.bins) : null));
+  const profile = new Profile({ names: spec.features.map((f) => f.name), edges }, sketchK);
   for (const r of rows) profile.add(r);
-  return { format: 'edge-drift-reference/1', spec: resolved, profile: profile.encode(), samples: rows.length, createdAt: new Date().toISOString() };
+  const encoded = profile.encode();
+  // Calibrated on the encoded profile, as a device will decode it (float32 sketches).
+  const cal = new WindowCalibration(Profile.decode(encoded), { replicates: calibration.replicates }).calibrate(calibration.sizes ?? DEFAULT_CALIBRATION_SIZES);
+  return { format: 'edge-drift-reference/1', spec, profile: encoded, calibration: cal.encode(), samples: rows.length, createdAt: new Date().toISOString() };
 }
 
 /** Checks and decodes a reference read from a manifest. */
-export function loadReference(ref: unknown, what = 'drift reference'): { spec: ResolvedSpec; profile: Profile } {
+export interface LoadedReference {
+  /** The spec with its thresholds merged over the defaults (a device merges its config over these). */
+  spec: ResolvedSpec & { thresholds: ReturnType<typeof mergeThresholds> };
+  profile: Profile;
+  calibration: WindowCalibration;
+}
+
+export function loadReference(ref: unknown, what = 'drift reference'): LoadedReference {
   const r = ref as DriftReference;
   if (!r || typeof r !== 'object' || r.format !== 'edge-drift-reference/1' || !r.spec || !Array.isArray(r.spec.features)) {
     throw specError(`${what}: expected an object with format "edge-drift-reference/1", spec and profile (written by edge-model pack --calib)`);
@@ -78,7 +107,17 @@ export function loadReference(ref: unknown, what = 'drift reference'): { spec: R
   if (profile.names.length !== r.spec.features.length || profile.names.some((n, i) => n !== r.spec.features[i].name)) {
     throw specError(`${what}: the profile's features do not match the spec's`);
   }
-  return { spec: { ...r.spec, thresholds: mergeThresholds(r.spec.thresholds) }, profile };
+  let calibration: WindowCalibration;
+  try {
+    calibration = r.calibration
+      ? new WindowCalibration(profile, {}, r.calibration)
+      // Written before calibration: bootstrapped here, once, at the default sizes.
+      : new WindowCalibration(profile).calibrate(DEFAULT_CALIBRATION_SIZES);
+  } catch (err) {
+    throw specError(`${what}: ${(err as Error).message}`);
+  }
+  const declared = r.calibration ? r.spec.thresholds : thresholdsOfLegacyReference(r.spec.thresholds as unknown as Record<string, unknown>);
+  return { spec: { ...r.spec, thresholds: mergeThresholds(declared) }, profile, calibration };
 }
 
 /** Edges at the quantiles of the values (deduplicated), so each bin holds about the same share. */

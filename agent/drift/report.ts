@@ -38,8 +38,8 @@ export interface DriftReport {
   verdict: ReportVerdict;
   dataset: { drifted: boolean; share: number; driftedFeatures: string[]; inputFeatures: number };
   prediction: { drifted: boolean; driftedFeatures: string[] };
-  /** Significance levels used, after the Bonferroni correction. */
-  alpha: { ks: number; chiSquare: number };
+  /** The level each statistic's p-value was held to (after the Sidak correction over `tests` tests). */
+  alpha: { warn: number; alert: number; tests: number };
   features: FeatureResult[];
   events: DetectorEvent[];
   /** Detector events beyond the 64 a report keeps. */

@@ -5,35 +5,42 @@
 import { EdgeError } from '../errors.js';
 
 export interface DriftThresholds {
-  /** PSI at or above this is a warning (default 0.1). */
-  psiWarn: number;
-  /** PSI at or above this is large (default 0.25). */
-  psiAlert: number;
-  /** Jensen-Shannon distance (natural log) at or above this is large (default 0.1). */
-  jensenShannon: number;
-  /** Wasserstein-1 distance divided by the reference standard deviation at or above this is large (default 0.1). */
-  wasserstein: number;
-  /** KS test significance level, before the Bonferroni correction (default 0.05). */
-  ksPValue: number;
-  /** Chi-square test significance level for categorical features, before Bonferroni (default 0.05). */
-  chiSquarePValue: number;
-  /** Divide the significance levels by the number of features tested (default true). */
-  bonferroni: boolean;
+  /**
+   * Share of windows of data from the reference's own distribution that may warn (default 0.01).
+   * Each statistic's warn level is the high quantile of its null distribution at the window's size
+   * (agent/drift/calibration.ts), corrected (Sidak) for the number of features x statistics tested.
+   */
+  falseWarnRate: number;
+  /** Share of such windows that may alert (default 0.001). */
+  falseAlertRate: number;
   /** The dataset counts as drifted when at least this share of its input features drift (default 0.5). */
   datasetDriftShare: number;
+  /** Fixed levels, only when set explicitly: they replace the calibrated level of that statistic whatever the window size. */
+  psiWarn?: number;
+  psiAlert?: number;
+  jensenShannon?: number;
+  wasserstein?: number;
 }
 
-/** Defaults from the established tools (Evidently, NannyML, the PSI literature). */
+export type FixedLevel = 'psiWarn' | 'psiAlert' | 'jensenShannon' | 'wasserstein';
+const FIXED_LEVELS: readonly FixedLevel[] = ['psiWarn', 'psiAlert', 'jensenShannon', 'wasserstein'];
+
+/**
+ * No fixed distance levels by default: a fixed PSI or Jensen-Shannon level is crossed by sampling
+ * noise alone in small windows and misses real change in large ones (issue 27).
+ */
 export const DEFAULT_THRESHOLDS: Readonly<DriftThresholds> = Object.freeze({
-  psiWarn: 0.1,
-  psiAlert: 0.25,
-  jensenShannon: 0.1,
-  wasserstein: 0.1,
-  ksPValue: 0.05,
-  chiSquarePValue: 0.05,
-  bonferroni: true,
+  falseWarnRate: 0.01,
+  falseAlertRate: 0.001,
   datasetDriftShare: 0.5,
 });
+
+/** Keys of references and configs before calibration; what replaced them. */
+const RETIRED: Record<string, string> = {
+  ksPValue: 'falseWarnRate and falseAlertRate (every test is now corrected for the number of features x statistics)',
+  chiSquarePValue: 'falseWarnRate and falseAlertRate (every test is now corrected for the number of features x statistics)',
+  bonferroni: 'the always-on correction for the number of tests (falseWarnRate, falseAlertRate)',
+};
 
 export type ImageSummary = 'mean' | 'std' | `p${number}`;
 
@@ -84,7 +91,8 @@ export interface ResolvedFeature {
 export interface ResolvedSpec {
   features: ResolvedFeature[];
   bins: number;
-  thresholds: DriftThresholds;
+  /** Only what the package declared; defaults and the device's config are merged at load time. */
+  thresholds: Partial<DriftThresholds>;
 }
 
 export const DEFAULT_IMAGE_SUMMARIES: ImageSummary[] = ['mean', 'std', 'p10', 'p50', 'p90'];
@@ -96,19 +104,36 @@ export function mergeThresholds(...layers: (Partial<DriftThresholds> | undefined
     if (!layer) continue;
     for (const [k, v] of Object.entries(layer) as [keyof DriftThresholds, unknown][]) {
       if (v === undefined) continue;
-      if (!(k in DEFAULT_THRESHOLDS)) throw specError(`unknown drift threshold "${k}"; known: ${Object.keys(DEFAULT_THRESHOLDS).join(', ')}`);
-      if (k === 'bonferroni') {
-        if (typeof v !== 'boolean') throw specError(`drift threshold bonferroni must be true or false, got ${JSON.stringify(v)}`);
-        out.bonferroni = v;
-      } else {
-        if (typeof v !== 'number' || !(v >= 0) || ((k === 'ksPValue' || k === 'chiSquarePValue' || k === 'datasetDriftShare') && v > 1)) {
-          throw specError(`drift threshold ${k} must be a number >= 0${k.endsWith('Value') || k === 'datasetDriftShare' ? ' and <= 1' : ''}, got ${JSON.stringify(v)}`);
-        }
-        out[k] = v;
+      if (k in RETIRED) throw specError(`drift threshold "${k}" is no longer used; it was replaced by ${RETIRED[k]}`);
+      const rate = k === 'falseWarnRate' || k === 'falseAlertRate';
+      if (!(k in DEFAULT_THRESHOLDS) && !FIXED_LEVELS.includes(k as FixedLevel)) {
+        throw specError(`unknown drift threshold "${k}"; known: ${[...Object.keys(DEFAULT_THRESHOLDS), ...FIXED_LEVELS].join(', ')}`);
       }
+      const bounded = rate || k === 'datasetDriftShare';
+      if (typeof v !== 'number' || !(v >= 0) || (bounded && v > 1) || (rate && v === 0)) {
+        throw specError(`drift threshold ${k} must be a number ${rate ? '> 0' : '>= 0'}${bounded ? ' and <= 1' : ''}, got ${JSON.stringify(v)}`);
+      }
+      out[k] = v;
     }
   }
+  if (out.falseAlertRate > out.falseWarnRate) throw specError(`drift threshold falseAlertRate (${out.falseAlertRate}) must not exceed falseWarnRate (${out.falseWarnRate})`);
   return out;
+}
+
+/**
+ * The thresholds a reference written before calibration stored: every default filled in, so
+ * its fixed levels were not choices. Drops the retired keys and the fixed levels that equal the
+ * old defaults; keeps anything else (an explicit choice).
+ */
+export function thresholdsOfLegacyReference(stored: Record<string, unknown> | undefined): Partial<DriftThresholds> {
+  if (!stored || !('ksPValue' in stored)) return (stored ?? {}) as Partial<DriftThresholds>;
+  const OLD: Record<string, number> = { psiWarn: 0.1, psiAlert: 0.25, jensenShannon: 0.1, wasserstein: 0.1 };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(stored)) {
+    if (k in RETIRED || OLD[k] === v) continue;
+    out[k] = v;
+  }
+  return out as Partial<DriftThresholds>;
 }
 
 export function specError(message: string): EdgeError {

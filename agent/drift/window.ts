@@ -1,6 +1,7 @@
 // One model version's drift state on the device: the reference, the open window's profile,
 // the online detectors, and the last report. Observing writes into preallocated memory only.
 import type { TensorMap } from '../runtime/backend.js';
+import type { WindowCalibration } from './calibration.js';
 import { compareProfiles } from './compare.js';
 import { Adwin, PageHinkley } from './detectors.js';
 import { FeatureExtractor } from './features.js';
@@ -40,6 +41,7 @@ export class DriftWindow {
   readonly version: string;
   readonly spec: ResolvedSpec;
   readonly reference: Profile;
+  readonly calibration: WindowCalibration;
   readonly thresholds: DriftThresholds;
   readonly extractor: FeatureExtractor;
   readonly row: Float64Array;
@@ -58,16 +60,20 @@ export class DriftWindow {
   seen = 0;
   latest: DriftReport | undefined;
 
-  constructor(model: string, version: string, spec: ResolvedSpec, reference: Profile, thresholds: DriftThresholds, settings: WindowSettings, now: number) {
+  constructor(model: string, version: string, spec: ResolvedSpec, reference: { profile: Profile; calibration: WindowCalibration }, thresholds: DriftThresholds, settings: WindowSettings, now: number) {
     this.model = model;
     this.version = version;
     this.spec = spec;
-    this.reference = reference;
+    this.reference = reference.profile;
+    this.calibration = reference.calibration;
+    // The configured window size gets its own bootstrap (once) when the package's calibration
+    // lacks it; windows closed early by time interpolate between calibrated sizes.
+    this.calibration.calibrate([settings.windowInferences]);
     this.thresholds = thresholds;
     this.#settings = settings;
     this.extractor = new FeatureExtractor(spec.features);
     this.row = new Float64Array(this.extractor.width);
-    this.current = reference.emptyLike(settings.sketchK);
+    this.current = this.reference.emptyLike(settings.sketchK);
     this.#from = spec.features.map((f) => f.from);
     this.#confidenceCol = spec.features.findIndex((f) => f.extract.op === 'maxprob');
     const d = settings.detectors;
@@ -119,7 +125,7 @@ export class DriftWindow {
   /** Closes the window: compares it with the reference, builds the report, starts the next window. */
   close(closedBy: DriftReport['window']['closedBy'], now: number, deviceId: string): DriftReport {
     const size = this.current.rows;
-    const cmp = compareProfiles(this.reference, this.current, this.#from, this.thresholds);
+    const cmp = compareProfiles(this.reference, this.current, this.#from, this.thresholds, this.calibration);
     const insufficient = size < this.#settings.minWindowSize;
     const report: DriftReport = {
       format: 'edge-drift-report/1',

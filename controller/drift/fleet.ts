@@ -35,10 +35,12 @@ export function fleetProfile(rows: StoredDriftRow[], model: string, version: str
 
 /** The fleet-wide verdict for one model version against its reference (the package's `drift` field). */
 export function fleetDrift(rows: StoredDriftRow[], model: string, version: string, reference: unknown): FleetDrift | undefined {
-  const { spec, profile: ref } = loadReference(reference, `drift reference of ${model}@${version}`);
+  const { spec, profile: ref, calibration } = loadReference(reference, `drift reference of ${model}@${version}`);
   const { profile, devices, skipped } = fleetProfile(rows, model, version);
   if (!profile) return undefined;
-  // A window of the fleet, compared like a device's window (the same features, the reference's edges).
-  const cmp = compareProfiles(ref, profile, spec.features.map((f) => f.from), spec.thresholds);
+  // A window of the fleet, compared like a device's window (the same features, the reference's
+  // edges, the same verdict function), against the null at the merged size: a fleet of many
+  // windows is held to the tighter levels its size allows.
+  const cmp = compareProfiles(ref, profile, spec.features.map((f) => f.from), spec.thresholds, calibration);
   return { ...cmp, model, version, devices, rows: profile.rows, skipped };
 }
