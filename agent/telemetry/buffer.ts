@@ -17,7 +17,7 @@ import type { AgentContext, Component } from '../component.js';
 import { Errors, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { SendBudget, utcDay } from './budget.js';
-import { encodeRawBatch, rawLineBytes, type RawLine } from './encoding.js';
+import { packMessage } from './packer.js';
 import { registerTelemetryMetrics } from './metrics.js';
 import { STREAM_NAME, streamPolicy, type StreamPolicy } from './policy.js';
 import { isCorruption, isDiskFull, moveAside, openStore, salvage, setMaxBytes, sizeWal, type DB } from './store.js';
@@ -33,8 +33,6 @@ const HIGH_WATER = 0.7;
 const LOW_WATER = 0.6;
 /** A batch larger than this is written in several transactions. */
 const MAX_TXN_RECORDS = 10_000;
-/** The framing of a batch message beyond its record lines (header line and gzip). */
-const MESSAGE_SLACK = 256;
 const MAINTENANCE_MS = 1000;
 /**
  * Of the room on the filesystem (free space plus what the buffer's files hold) the buffer
@@ -339,13 +337,17 @@ export class TelemetryBuffer extends EventEmitter implements Component {
 
   /**
    * Hands out the oldest records of one stream, in sequence order, packed into one encoded
-   * message of at most maxBytes. One lease per stream is out at a time, so a stream is
-   * delivered in order. Returns undefined when nothing is leasable now (empty, leased,
-   * or over its send budget; retryAfterMs() says when budget frees up).
+   * message of at most maxBytes, the message limit (mqtt.batchMaxBytes): a record whose
+   * message alone would be larger is quarantined. opts.maxRecords is the rate budget: how
+   * many records may go now; it never makes a record poison. One lease per stream is out at
+   * a time, so a stream is delivered in order. Returns undefined when nothing is leasable now
+   * (empty, leased, or over its send budget; retryAfterMs() says when budget frees up).
    */
   lease(maxBytes: number, opts: LeaseOptions = {}): Lease | undefined {
     if (!this.#db) throw Errors.TELEMETRY_CLOSED();
     if (!Number.isInteger(maxBytes) || maxBytes < 1024) throw Errors.TELEMETRY_INVALID(`lease maxBytes must be an integer >= 1024, got ${maxBytes}`);
+    const maxRecords = opts.maxRecords ?? Infinity;
+    if (!(maxRecords >= 1)) throw Errors.TELEMETRY_INVALID(`lease maxRecords must be at least 1, got ${String(opts.maxRecords)}`);
     if (this.#pending.length && !this.#failing) this.#commit();
     const now = Date.now();
     this.#lapseLeases(now);
@@ -361,7 +363,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     for (const stream of candidates) {
       const s = this.#streams.get(stream);
       if (!s || s.depth === 0 || s.lease) continue;
-      const l = this.#leaseStream(stream, s, maxBytes, now);
+      const l = this.#leaseStream(stream, s, maxBytes, Math.floor(maxRecords), now);
       if (l) return l;
     }
     return undefined;
@@ -378,59 +380,29 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     return best === Infinity ? 0 : best;
   }
 
-  #leaseStream(stream: string, s: StreamState, maxBytes: number, now: number): Lease | undefined {
+  #leaseStream(stream: string, s: StreamState, messageLimit: number, maxRecords: number, now: number): Lease | undefined {
     const st = this.#stmts!;
-    const sizeCap = maxBytes - MESSAGE_SLACK - stream.length - 5 * Math.ceil(maxBytes / 16_000);
-    const budget = s.budget.available(now);
-    if (budget <= 0) return undefined;
-    // Messages are packed by the records' raw size, scaled by how well this stream's last
-    // message compressed (with a safety margin); an overshoot is cut down after encoding.
-    const ratio = Math.max(1, Math.min(16, s.compressRatio * 0.85));
-    const cap = Math.min(sizeCap * ratio, budget * ratio);
-    const lines: RawLine[] = [];
-    const records: Lease['records'] = [];
-    const poison: number[] = [];
-    let size = 0;
-    let firstLine = 0;
-    for (const row of st.head.iterate(stream) as IterableIterator<{ seq: number; ts: number; bytes: number; payload: string }>) {
-      const line = rawLineBytes(row.seq, row.ts, row.bytes);
-      firstLine ||= line;
-      const raw = { seq: row.seq, ts: row.ts, json: row.payload };
-      if (line > sizeCap && encodeRawBatch(stream, this.#dbId, [raw]).length > maxBytes) {
-        // Can never fit a message of this size: set it aside rather than block the stream.
-        poison.push(row.seq);
-        continue;
-      }
-      if (size + line > cap) {
-        // A record alone may go when the message limit allows it and the send budget is
-        // either not what limits us or as full as it gets.
-        if (lines.length === 0 && (budget >= sizeCap || s.budget.full(now))) {
-          lines.push(raw);
-          size += line;
-        }
-        break;
-      }
-      lines.push(raw);
-      size += line;
-    }
+    const budgetBytes = s.budget.available(now);
+    if (budgetBytes <= 0) return undefined;
+    const rows = (function* (it: IterableIterator<{ seq: number; ts: number; bytes: number; payload: string }>) {
+      for (const r of it) yield { seq: r.seq, ts: r.ts, bytes: r.bytes, json: r.payload };
+    })(st.head.iterate(stream) as IterableIterator<{ seq: number; ts: number; bytes: number; payload: string }>);
+    const packing = packMessage({
+      stream, db: this.#dbId, rows, messageLimit, compressRatio: s.compressRatio,
+      budget: { records: maxRecords, bytes: budgetBytes, bytesFull: s.budget.full(now) },
+    });
+    // Stop reading: the statement is busy until its iterator is closed.
+    rows.return(undefined);
+    const { lines, payload, poison } = packing;
     if (poison.length) {
-      this.#quarantineSeqs(poison, `larger than the message limit (${maxBytes} bytes)`);
-      this.#log?.warn({ stream, seqs: poison, maxBytes }, 'telemetry records too large for a message were quarantined');
+      this.#quarantineSeqs(poison, `larger than the message limit (${messageLimit} bytes) even in a message of its own`);
+      this.#log?.warn({ stream, seqs: poison, messageLimit }, 'telemetry records too large for any message were quarantined');
     }
-    if (lines.length === 0) {
-      if (firstLine > 0) s.needBytes = Math.ceil(firstLine / ratio);
-      return undefined;
-    }
-    s.needBytes = 1;
+    s.needBytes = packing.needBytes;
+    if (!payload) return undefined;
     this.#makeDurable(lines[lines.length - 1].seq);
-    let payload = encodeRawBatch(stream, this.#dbId, lines);
-    // Should gzip do worse than the last message, send fewer records rather than an oversized message.
-    const packed = lines.length;
-    while (payload.length > maxBytes && lines.length > 1) {
-      lines.length = Math.ceil(lines.length / 2);
-      payload = encodeRawBatch(stream, this.#dbId, lines);
-    }
-    s.compressRatio = (size * (lines.length / packed)) / payload.length;
+    s.compressRatio = packing.compressRatio;
+    const records: Lease['records'] = [];
     for (const l of lines) records.push({ seq: l.seq, stream, ts: l.ts, payload: JSON.parse(l.json) });
     const first = lines[0].seq;
     const last = lines[lines.length - 1].seq;

@@ -57,6 +57,11 @@ export interface Lease {
 export interface LeaseOptions {
   /** Only this stream; otherwise the highest-priority stream that has records and budget. */
   stream?: string;
+  /**
+   * The rate budget: at most this many records in the message (the drain's token bucket).
+   * Unlike maxBytes, the message limit, it never makes a record poison. Default: no limit.
+   */
+  maxRecords?: number;
 }
 
 export type EvictReason = 'budget' | 'age' | 'ttl' | 'full';
