@@ -53,6 +53,16 @@ interface Pending {
   bytes: number;
   json: string;
   full: boolean;
+  /** The next pending record belongs to the same batch (recordBatch): commit them together. */
+  withNext: boolean;
+}
+
+/** A record that passed record()'s checks, not yet given a sequence number. */
+interface Checked {
+  json: string;
+  bytes: number;
+  priority: number;
+  opts: RecordOptions;
 }
 
 interface LiveLease {
@@ -260,48 +270,73 @@ export class TelemetryBuffer extends EventEmitter implements Component {
    * bad stream name, options or a payload JSON cannot represent (nothing is stored then).
    */
   record(stream: string, payload: unknown, opts: RecordOptions = {}): number {
+    return this.recordBatch(stream, [{ payload, opts }])[0]!;
+  }
+
+  /**
+   * Accepts several records of one stream, all or none: every entry is checked (stream,
+   * options, encoded size) and the buffer's admission is decided for the whole batch before
+   * any is recorded, and the batch is committed in one transaction. So a client whose batch
+   * was refused can send it again without storing any of it twice. Returns the sequence
+   * numbers in order; throws as record() does, naming the entry ("record 2: ...").
+   */
+  recordBatch(stream: string, entries: readonly { payload: unknown; opts?: RecordOptions }[]): number[] {
     if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    if (entries.length === 0) return [];
+    const checked: Checked[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const c = this.#check(stream, entries[i]!.payload, entries[i]!.opts ?? {});
+      if (typeof c === 'string') {
+        throw Errors.TELEMETRY_INVALID(entries.length === 1 ? c : `record ${i}: ${c}; nothing of the batch of ${entries.length} was stored`);
+      }
+      checked.push(c);
+    }
+    // A full filesystem does not free itself within a retry: refuse at once, clearly, rather
+    // than hold records in memory that cannot be written.
+    if (this.#failing && this.#diskFull) throw Errors.TELEMETRY_DISK_FULL(this.#pending.length, this.#failing);
+    if (this.#failing && this.#pending.length + checked.length > this.config.maxPendingRecords) {
+      throw Errors.TELEMETRY_BACKLOG(this.#pending.length, this.#failing);
+    }
+    const s = this.#stream(stream);
+    const seqs = checked.map((c, i) => this.#enqueue(s, stream, c.json, c.bytes, c.priority, c.opts, i < checked.length - 1));
+    // While the disk refuses writes the retry timer (with backoff) commits, not every record.
+    if (this.#failing) return seqs;
+    if (this.#pending.length >= this.config.commitMaxRecords) this.#commit();
+    else this.#commitTimer ??= setTimeout(() => this.#commit(), this.config.commitIntervalMs);
+    return seqs;
+  }
+
+  /** What record() refuses as invalid (the problem, in words), checked without changing anything. */
+  #check(stream: string, payload: unknown, opts: RecordOptions): Checked | string {
     if (typeof stream !== 'string' || !STREAM_NAME.test(stream)) {
-      throw Errors.TELEMETRY_INVALID(`stream ${JSON.stringify(stream)} must match ${STREAM_NAME}`);
+      return `stream ${JSON.stringify(stream)} must match ${STREAM_NAME}`;
     }
     let json: string | undefined;
     try {
       json = JSON.stringify(payload);
     } catch (err) {
-      throw Errors.TELEMETRY_INVALID(`payload of ${stream} cannot be encoded as JSON (${describe(err)})`);
+      return `payload of ${stream} cannot be encoded as JSON (${describe(err)})`;
     }
-    if (json === undefined) throw Errors.TELEMETRY_INVALID(`payload of ${stream} must be a JSON value, got ${typeof payload}`);
+    if (json === undefined) return `payload of ${stream} must be a JSON value, got ${typeof payload}`;
     const bytes = Buffer.byteLength(json);
     const limit = this.#maxRecordBytes();
-    if (bytes > limit) throw Errors.TELEMETRY_INVALID(`payload of ${stream} is ${bytes} bytes, the limit is ${limit}`);
-    const s = this.#stream(stream);
-    const priority = opts.priority ?? s.policy.priority;
-    if (!Number.isInteger(priority) || priority < 0 || priority > 9) throw Errors.TELEMETRY_INVALID(`priority must be an integer 0..9, got ${String(opts.priority)}`);
+    if (bytes > limit) return `payload of ${stream} is ${bytes} bytes, the limit is ${limit}`;
+    const priority = opts.priority ?? (this.#streams.get(stream)?.policy ?? streamPolicy(this.config, stream)).priority;
+    if (!Number.isInteger(priority) || priority < 0 || priority > 9) return `priority must be an integer 0..9, got ${String(opts.priority)}`;
     if (opts.ttlSeconds !== undefined && !(typeof opts.ttlSeconds === 'number' && opts.ttlSeconds > 0)) {
-      throw Errors.TELEMETRY_INVALID(`ttlSeconds must be a positive number, got ${String(opts.ttlSeconds)}`);
+      return `ttlSeconds must be a positive number, got ${String(opts.ttlSeconds)}`;
     }
     if (opts.durable !== undefined && opts.durable !== 'normal' && opts.durable !== 'full') {
-      throw Errors.TELEMETRY_INVALID(`durable must be "normal" or "full", got ${String(opts.durable)}`);
+      return `durable must be "normal" or "full", got ${String(opts.durable)}`;
     }
-    // A full filesystem does not free itself within a retry: refuse at once, clearly, rather
-    // than hold records in memory that cannot be written.
-    if (this.#failing && this.#diskFull) throw Errors.TELEMETRY_DISK_FULL(this.#pending.length, this.#failing);
-    if (this.#failing && this.#pending.length >= this.config.maxPendingRecords) {
-      throw Errors.TELEMETRY_BACKLOG(this.#pending.length, this.#failing);
-    }
-    const seq = this.#enqueue(s, stream, json, bytes, priority, opts);
-    // While the disk refuses writes the retry timer (with backoff) commits, not every record.
-    if (this.#failing) return seq;
-    if (this.#pending.length >= this.config.commitMaxRecords) this.#commit();
-    else this.#commitTimer ??= setTimeout(() => this.#commit(), this.config.commitIntervalMs);
-    return seq;
+    return { json, bytes, priority, opts };
   }
 
-  #enqueue(s: StreamState, stream: string, json: string, bytes: number, priority: number, opts: RecordOptions): number {
+  #enqueue(s: StreamState, stream: string, json: string, bytes: number, priority: number, opts: RecordOptions, withNext = false): number {
     const ts = Date.now();
     const seq = this.#nextSeq++;
     this.#pending.push({
-      seq, stream, priority, ts, bytes, json,
+      seq, stream, priority, ts, bytes, json, withNext,
       expires: opts.ttlSeconds ? ts + Math.round(opts.ttlSeconds * 1000) : null,
       full: (opts.durable ?? s.policy.durable) === 'full',
     });
@@ -967,6 +1002,9 @@ export class TelemetryBuffer extends EventEmitter implements Component {
           b += this.#pending[i].bytes + ROW_OVERHEAD;
           if (i > 0 && b > this.#capacity / 8) { n = i; break; }
         }
+        // A batch of recordBatch() is committed whole: cut before it, or after it when it is
+        // first (not when the disk is full and the records go in ever smaller pieces).
+        if (txnRecords === MAX_TXN_RECORDS) n = this.#batchBoundary(n);
         const batch = this.#pending.slice(0, n);
         const full = this.config.synchronous !== 'full' && batch.some((r) => r.full);
         if (full) this.#db.pragma('synchronous = FULL');
@@ -1012,6 +1050,17 @@ export class TelemetryBuffer extends EventEmitter implements Component {
         this.#log?.error({ err: describe(err) }, 'a telemetry commit listener failed');
       }
     }
+  }
+
+  /** The nearest cut at or before n (or after n, when the first batch is longer) that splits no batch. */
+  #batchBoundary(n: number): number {
+    const p = this.#pending;
+    let cut = n;
+    while (cut > 0 && p[cut - 1]!.withNext) cut--;
+    if (cut > 0) return cut;
+    cut = n;
+    while (cut < p.length && p[cut - 1]!.withNext) cut++;
+    return cut;
   }
 
   #insert(batch: Pending[]): void {
