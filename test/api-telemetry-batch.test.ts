@@ -4,6 +4,7 @@
 // de-duplicate). The real daemon (dist/) as a child process and its SQLite file.
 import t from 'tap';
 import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { spawnAgent } from './helpers/agent.js';
@@ -41,6 +42,23 @@ t.test('a batch with one record over telemetry.maxRecordBytes is refused whole; 
   t.teardown(() => db.close());
   const rows = db.prepare("SELECT seq, payload FROM records WHERE stream = 'samples' ORDER BY seq").all() as { seq: number; payload: string }[];
   t.same(rows, [{ seq: 1, payload: '{"n":1}' }, { seq: 2, payload: '{"n":2}' }], 'the database holds the two records once');
+});
+
+t.test('a record that could not fit mqtt.batchMaxBytes even alone after encoding is refused at the door, with its batch', async (t) => {
+  const agent = spawnAgent({ deviceId: 'batch-dev', mqtt: { batchMaxBytes: 2048 } });
+  t.teardown(async () => {
+    agent.kill('SIGKILL');
+    await agent.exited();
+    rmSync(agent.dir, { recursive: true, force: true });
+  });
+  const url = await agent.ready(60_000);
+  const blob = randomBytes(2400).toString('base64'); // 3,200 characters gzip cannot shrink below ~2,450 bytes
+  const bad = await postJson(`${url}/v1/telemetry/samples`, { records: [{ payload: { n: 1 } }, { payload: blob }] });
+  t.equal(bad.status, 400, 'refused, instead of accepted and quarantined later');
+  t.match(bad.body.error.message, /record 1: payload of samples does not fit a telemetry message even alone: \d+ bytes encoded, mqtt.batchMaxBytes is 2048/, 'the error says which limit');
+  t.equal(((await (await fetch(`${url}/v1/telemetry`)).json()) as { accepted: number }).accepted, 0, 'accepted 0');
+  const compressible = await postJson(`${url}/v1/telemetry/samples`, { payload: 'x'.repeat(3200) });
+  t.equal(compressible.status, 201, 'a record as long that compresses to fit is accepted');
 });
 
 t.test('a batch that would go beyond the backlog while the disk refuses writes is refused whole', async (t) => {

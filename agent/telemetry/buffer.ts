@@ -17,7 +17,8 @@ import type { AgentContext, Component } from '../component.js';
 import { Errors, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { SendBudget, utcDay } from './budget.js';
-import { packMessage } from './packer.js';
+import { encodeRawBatch, rawLineBytes } from './encoding.js';
+import { packMessage, rawLineCap } from './packer.js';
 import { registerTelemetryMetrics } from './metrics.js';
 import { STREAM_NAME, streamPolicy, type StreamPolicy } from './policy.js';
 import { isCorruption, isDiskFull, moveAside, openStore, salvage, setMaxBytes, sizeWal, type DB } from './store.js';
@@ -103,6 +104,8 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   readonly config: TelemetryConfig;
   readonly #log: Logger | undefined;
   readonly #pageCapBytes: number;
+  /** Largest encoded message the link sends (mqtt.batchMaxBytes): a record that cannot fit one alone is refused. */
+  readonly #messageLimit: number | undefined;
 
   #db: DB | undefined;
   #dbId = '';
@@ -154,6 +157,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       if (o.metrics) registerTelemetryMetrics(o.metrics, this);
     }
     this.#pageCapBytes = ('pageCapBytes' in ctxOrOptions ? ctxOrOptions.pageCapBytes : undefined) ?? this.config.maxBytes;
+    this.#messageLimit = 'http' in ctxOrOptions ? ctxOrOptions.config.mqtt.batchMaxBytes : ctxOrOptions.messageLimit;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -321,6 +325,10 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     const bytes = Buffer.byteLength(json);
     const limit = this.#maxRecordBytes();
     if (bytes > limit) return `payload of ${stream} is ${bytes} bytes, the limit is ${limit}`;
+    const encoded = this.#messageLimit ? aloneEncodedBytes(stream, this.#dbId, json, bytes, this.#messageLimit) : 0;
+    if (encoded > this.#messageLimit!) {
+      return `payload of ${stream} does not fit a telemetry message even alone: ${encoded} bytes encoded, mqtt.batchMaxBytes is ${this.#messageLimit}`;
+    }
     const priority = opts.priority ?? (this.#streams.get(stream)?.policy ?? streamPolicy(this.config, stream)).priority;
     if (!Number.isInteger(priority) || priority < 0 || priority > 9) return `priority must be an integer 0..9, got ${String(opts.priority)}`;
     if (opts.ttlSeconds !== undefined && !(typeof opts.ttlSeconds === 'number' && opts.ttlSeconds > 0)) {
@@ -1177,6 +1185,16 @@ function prepare(db: Database.Database) {
     getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
     setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
+}
+
+/**
+ * The encoded size of a message holding only this record (with the longest sequence number),
+ * or 0 when its raw size alone shows that it fits: gzip runs only for records near the limit.
+ */
+function aloneEncodedBytes(stream: string, db: string, json: string, bytes: number, messageLimit: number): number {
+  const now = Date.now();
+  if (rawLineBytes(Number.MAX_SAFE_INTEGER, now, bytes) <= rawLineCap(stream, messageLimit)) return 0;
+  return encodeRawBatch(stream, db, [{ seq: Number.MAX_SAFE_INTEGER, ts: now, json }]).length;
 }
 
 function fileSize(file: string): number {

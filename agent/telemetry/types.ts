@@ -29,6 +29,11 @@ export interface TelemetryBufferOptions {
    * below the eviction high-water mark to make SQLite report SQLITE_FULL for real.
    */
   pageCapBytes?: number;
+  /**
+   * Largest encoded message the records are sent in (the agent passes mqtt.batchMaxBytes):
+   * record() refuses a record that could not fit one even alone. Default: not checked.
+   */
+  messageLimit?: number;
 }
 
 export interface LeasedRecord {
