@@ -274,7 +274,13 @@ export class TelemetryBuffer extends EventEmitter implements Component {
    * bad stream name, options or a payload JSON cannot represent (nothing is stored then).
    */
   record(stream: string, payload: unknown, opts: RecordOptions = {}): number {
-    return this.recordBatch(stream, [{ payload, opts }])[0]!;
+    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    const c = this.#check(stream, payload, opts);
+    if (typeof c === 'string') throw Errors.TELEMETRY_INVALID(c);
+    this.#admit(1);
+    const seq = this.#enqueue(this.#stream(stream), stream, c.json, c.bytes, c.priority, c.opts);
+    this.#scheduleCommit();
+    return seq;
   }
 
   /**
@@ -295,19 +301,28 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       }
       checked.push(c);
     }
+    this.#admit(checked.length);
+    const s = this.#stream(stream);
+    const seqs = checked.map((c, i) => this.#enqueue(s, stream, c.json, c.bytes, c.priority, c.opts, i < checked.length - 1));
+    this.#scheduleCommit();
+    return seqs;
+  }
+
+  /** Whether n more records may wait in memory now; throws (nothing changed) when not. */
+  #admit(n: number): void {
     // A full filesystem does not free itself within a retry: refuse at once, clearly, rather
     // than hold records in memory that cannot be written.
     if (this.#failing && this.#diskFull) throw Errors.TELEMETRY_DISK_FULL(this.#pending.length, this.#failing);
-    if (this.#failing && this.#pending.length + checked.length > this.config.maxPendingRecords) {
+    if (this.#failing && this.#pending.length + n > this.config.maxPendingRecords) {
       throw Errors.TELEMETRY_BACKLOG(this.#pending.length, this.#failing);
     }
-    const s = this.#stream(stream);
-    const seqs = checked.map((c, i) => this.#enqueue(s, stream, c.json, c.bytes, c.priority, c.opts, i < checked.length - 1));
+  }
+
+  #scheduleCommit(): void {
     // While the disk refuses writes the retry timer (with backoff) commits, not every record.
-    if (this.#failing) return seqs;
+    if (this.#failing) return;
     if (this.#pending.length >= this.config.commitMaxRecords) this.#commit();
     else this.#commitTimer ??= setTimeout(() => this.#commit(), this.config.commitIntervalMs);
-    return seqs;
   }
 
   /** What record() refuses as invalid (the problem, in words), checked without changing anything. */
@@ -325,9 +340,11 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     const bytes = Buffer.byteLength(json);
     const limit = this.#maxRecordBytes();
     if (bytes > limit) return `payload of ${stream} is ${bytes} bytes, the limit is ${limit}`;
-    const encoded = this.#messageLimit ? aloneEncodedBytes(stream, this.#dbId, json, bytes, this.#messageLimit) : 0;
-    if (encoded > this.#messageLimit!) {
-      return `payload of ${stream} does not fit a telemetry message even alone: ${encoded} bytes encoded, mqtt.batchMaxBytes is ${this.#messageLimit}`;
+    if (this.#messageLimit !== undefined) {
+      const encoded = aloneEncodedBytes(stream, this.#dbId, json, bytes, this.#messageLimit);
+      if (encoded > this.#messageLimit) {
+        return `payload of ${stream} does not fit a telemetry message even alone: ${encoded} bytes encoded, mqtt.batchMaxBytes is ${this.#messageLimit}`;
+      }
     }
     const priority = opts.priority ?? (this.#streams.get(stream)?.policy ?? streamPolicy(this.config, stream)).priority;
     if (!Number.isInteger(priority) || priority < 0 || priority > 9) return `priority must be an integer 0..9, got ${String(opts.priority)}`;
