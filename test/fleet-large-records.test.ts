@@ -64,3 +64,34 @@ t.test('a 3 KB incompressible record among small ones at 10 records/s is deliver
   await waitFor(() => seen.has(bigSeq), { timeoutMs: 10_000, what: `seq ${bigSeq} at the subscriber` });
   t.equal(seen.get(bigSeq), big, 'the big record reached the broker intact');
 });
+
+t.test('a broker that takes smaller packets than mqtt.batchMaxBytes: batches are cut to what it advertises, no reconnect loop', async (t) => {
+  // Mosquitto closes the connection on a PUBLISH above max_packet_size (it advertises the
+  // size in its MQTT 5 CONNACK): a batch leased at the default 256 KiB was re-sent after
+  // every reconnect and closed the connection again, forever.
+  const broker = await startMosquitto({ listenerConf: (port) => `listener ${port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 4096` });
+  t.teardown(() => destroyMosquitto(broker));
+  const agent = spawnAgent({ deviceId: 'small-pkt', mqtt: { url: broker.url, telemetryAck: 'broker' } });
+  t.teardown(async () => {
+    agent.kill('SIGKILL');
+    await agent.exited();
+    rmSync(agent.dir, { recursive: true, force: true });
+  });
+  const url = await agent.ready(60_000);
+  // 300 records of random hex in one POST: the first lease holds far more than 4 KB encoded.
+  const records = Array.from({ length: 300 }, (_, i) => ({ payload: { i, r: randomBytes(40).toString('hex') } }));
+  const r = await postJson(`${url}/v1/telemetry/samples`, { records });
+  t.equal(r.status, 201, 'accepted');
+  const done = await waitFor(async () => {
+    const s = (await (await fetch(`${url}/v1/telemetry`)).json()) as { delivered: number; quarantined: number };
+    return s.delivered + s.quarantined >= 300 && s;
+  }, { timeoutMs: 30_000, intervalMs: 200, what: '300 records delivered or quarantined' }).catch(async (err: Error) => {
+    const s = await (await fetch(`${url}/v1/status`)).json();
+    throw new Error(`${err.message}; status ${JSON.stringify(s)}; log ${JSON.stringify(agent.logs.filter((l) => (l.level ?? 0) >= 40).slice(-5))}`);
+  });
+  t.equal(done.quarantined, 0, 'quarantined 0');
+  t.equal(done.delivered, 300, 'delivered 300');
+  const status = (await (await fetch(`${url}/v1/status`)).json()) as { fleet: { connects: number } };
+  t.equal(status.fleet.connects, 1, 'connected once: no batch closed the connection');
+  t.ok(agent.logs.some((l) => l.msg === 'the broker takes smaller packets than mqtt.batchMaxBytes: telemetry messages are limited to what it takes'), 'the smaller limit is logged');
+});

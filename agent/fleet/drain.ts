@@ -109,6 +109,11 @@ export class TelemetryDrain {
   /** Ack timeouts since the last ack: while > 0 one batch at a time is out. */
   #misses = 0;
   #lastRefusedLog = 0;
+  /**
+   * The message limit in force: opts.batchMaxBytes, or less when the broker takes only smaller
+   * packets (its CONNACK says so; set by the fleet link at each connect).
+   */
+  messageLimit: number;
 
   constructor(
     private readonly source: LeaseSource,
@@ -117,6 +122,7 @@ export class TelemetryDrain {
     private readonly log: Logger,
   ) {
     this.#tokens = opts.recordsPerSecond;
+    this.messageLimit = opts.batchMaxBytes;
     this.#ackMode = opts.ack ?? 'broker';
     this.#resend = new Backoff(Math.min(ACK_RETRY_MIN_MS, opts.ackRetryMaxMs ?? 60_000), opts.ackRetryMaxMs ?? 60_000);
   }
@@ -270,7 +276,7 @@ export class TelemetryDrain {
         try {
           // The message limit and the rate budget are separate: a record larger than what the
           // tokens would buy in bytes is not "too large", it only goes in a batch of its own.
-          lease = this.source.lease(this.opts.batchMaxBytes, { maxRecords: Math.max(1, Math.floor(this.#tokens)) });
+          lease = this.source.lease(this.messageLimit, { maxRecords: Math.max(1, Math.floor(this.#tokens)) });
         } catch (err) {
           this.#stats.lastError = describe(err);
           this.log.error({ err: describe(err) }, 'telemetry lease failed');
