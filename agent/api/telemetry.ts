@@ -3,6 +3,7 @@
 //   POST /v1/telemetry/:stream   {"payload": ANY, "priority"?: 0..9} or {"records": [{"payload", "priority"?}, ...]}
 // The answer (201, {"seqs": [...]}) comes only once the records are committed to the SQLite
 // buffer: from then on they survive a crash of the agent and reach the fleet at least once.
+// A batch is all or nothing: any refusal (400, 503, 507) means none of its records was stored.
 import type { FastifyInstance } from 'fastify';
 import { Errors } from '../errors.js';
 import type { TelemetryBuffer } from '../telemetry/buffer.js';
@@ -41,7 +42,9 @@ export function registerTelemetryRoutes(app: FastifyInstance, buffer: () => Tele
     if (!STREAM.test(stream)) throw Errors.BAD_REQUEST(`stream "${stream}" is not a valid name (lowercase letters, digits, _ and -, up to 32, starting with a letter)`);
     const list = entries(req.body);
     const buf = buffer();
-    const seqs = list.map((e) => buf.record(stream, e.payload, e.priority === undefined ? {} : { priority: e.priority }));
+    // All or nothing: a batch refused for one record stores none of the others, so the
+    // client may fix it and send it again without duplicates under new sequence numbers.
+    const seqs = buf.recordBatch(stream, list.map((e) => ({ payload: e.payload, opts: e.priority === undefined ? {} : { priority: e.priority } })));
     await buf.whenCommitted(seqs[seqs.length - 1]!);
     return reply.status(201).send({ stream, seqs });
   });

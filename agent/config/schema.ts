@@ -150,7 +150,7 @@ export const ConfigSchema = Type.Object({
     ackTimeoutMs: Type.Integer({ minimum: 100, default: 15_000, description: 'telemetryAck "controller": a batch without an ack after this long is sent again (ms)' }),
     ackRetryMaxMs: Type.Integer({ minimum: 100, default: 60_000, description: 'telemetryAck "controller": longest pause before a re-send while acks are missing (ms); one batch at a time until an ack comes' }),
     drainRecordsPerSecond: Type.Integer({ minimum: 1, default: 5000, description: 'telemetry drain rate after an outage (records/s), so a backlog does not flood the link' }),
-    batchMaxBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 256 * 1024, description: 'largest telemetry batch leased for one message (bytes, before compression)' }),
+    batchMaxBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 256 * 1024, description: 'largest telemetry message (encoded bytes, after gzip); a record that could not fit one alone is refused when recorded' }),
     maxCommandBytes: Type.Integer({ minimum: 256, default: 64 * 1024, description: 'largest accepted command payload (bytes); larger gets an error reply' }),
     downloadWindow: Type.Integer({ minimum: 1, maximum: 64, default: 8, description: 'model artifact chunk requests outstanding at once' }),
     requestTimeoutMs: Type.Integer({ minimum: 100, default: 15_000, description: 'how long to wait for an artifact chunk or manifest before asking again (ms)' }),

@@ -17,6 +17,7 @@ import type { TelemetryAck } from './telemetry-ack.js';
 
 /** The part of TelemetryBuffer the drain uses. */
 export interface LeaseSource {
+  /** maxBytes is the message limit; opts.maxRecords the rate budget (see TelemetryBuffer.lease). */
   lease(maxBytes: number, opts?: LeaseOptions): Lease | undefined;
   ack(leaseId: string): unknown;
   nack(leaseId: string): unknown;
@@ -32,7 +33,9 @@ export function refusedByBroker(err: unknown): number | undefined {
 
 export interface DrainOptions {
   inflight: number;
+  /** The rate budget: records per second, leased as at most the tokens at hand per batch. */
   recordsPerSecond: number;
+  /** The message limit (encoded bytes): only a record that cannot fit it alone is poison. */
   batchMaxBytes: number;
   /** How often to look for new records when the buffer was empty (ms). */
   idlePollMs?: number;
@@ -106,6 +109,11 @@ export class TelemetryDrain {
   /** Ack timeouts since the last ack: while > 0 one batch at a time is out. */
   #misses = 0;
   #lastRefusedLog = 0;
+  /**
+   * The message limit in force: opts.batchMaxBytes, or less when the broker takes only smaller
+   * packets (its CONNACK says so; set by the fleet link at each connect).
+   */
+  messageLimit: number;
 
   constructor(
     private readonly source: LeaseSource,
@@ -114,6 +122,7 @@ export class TelemetryDrain {
     private readonly log: Logger,
   ) {
     this.#tokens = opts.recordsPerSecond;
+    this.messageLimit = opts.batchMaxBytes;
     this.#ackMode = opts.ack ?? 'broker';
     this.#resend = new Backoff(Math.min(ACK_RETRY_MIN_MS, opts.ackRetryMaxMs ?? 60_000), opts.ackRetryMaxMs ?? 60_000);
   }
@@ -218,7 +227,6 @@ export class TelemetryDrain {
   }
 
   #idle = false;
-  #bytesPerRecord = 0;
   /** flush() calls in progress: the rate limit is off while an operator waits for a flush. */
   #flushing = 0;
 
@@ -232,15 +240,6 @@ export class TelemetryDrain {
       resendAfter: this.#resendAt > Date.now() ? new Date(this.#resendAt).toISOString() : null,
       ...(lastError !== undefined ? { lastError } : {}),
     };
-  }
-
-  /**
-   * A batch no bigger than the tokens at hand (by the last batch's bytes per record), so the
-   * drain rate is kept batch by batch, not only on average. Never below the buffer's 1 KiB minimum.
-   */
-  #leaseBytes(): number {
-    if (!this.#bytesPerRecord) return Math.min(this.opts.batchMaxBytes, Math.max(1024, Math.floor(this.#tokens * 64)));
-    return Math.min(this.opts.batchMaxBytes, Math.max(1024, Math.floor(this.#tokens * this.#bytesPerRecord)));
   }
 
   #refill(): void {
@@ -275,7 +274,9 @@ export class TelemetryDrain {
         }
         let lease: Lease | undefined;
         try {
-          lease = this.source.lease(this.#leaseBytes());
+          // The message limit and the rate budget are separate: a record larger than what the
+          // tokens would buy in bytes is not "too large", it only goes in a batch of its own.
+          lease = this.source.lease(this.messageLimit, { maxRecords: Math.max(1, Math.floor(this.#tokens)) });
         } catch (err) {
           this.#stats.lastError = describe(err);
           this.log.error({ err: describe(err) }, 'telemetry lease failed');
@@ -290,7 +291,6 @@ export class TelemetryDrain {
         }
         this.#idle = false;
         this.#tokens -= lease.count;
-        if (lease.count > 0) this.#bytesPerRecord = lease.payload.length / lease.count;
         this.#send(lease);
       }
     } finally {

@@ -205,6 +205,7 @@ export class FleetLink implements Component {
       this.#lastError = undefined;
       this.#mConnected?.set(1);
       log.info({ broker: safeUrl(config.mqtt.url!), protocolVersion: this.#protocol, sessionPresent: connack.sessionPresent }, 'connected to the fleet broker');
+      this.#limitMessages(connack.properties?.maximumPacketSize);
       this.#onConnected(client);
     });
     client.on('close', () => {
@@ -360,6 +361,29 @@ export class FleetLink implements Component {
         }
       });
     });
+  }
+
+  /**
+   * A broker that advertises a maximum packet size (MQTT 5 CONNACK) closes the connection on
+   * a larger PUBLISH: every re-send of that batch would close it again. The telemetry
+   * message limit is then the smaller of mqtt.batchMaxBytes and what the broker takes.
+   */
+  #limitMessages(maximumPacketSize: number | undefined): void {
+    if (!this.#drain) return;
+    const batchMaxBytes = this.ctx.config.mqtt.batchMaxBytes;
+    if (!maximumPacketSize) {
+      this.#drain.messageLimit = batchMaxBytes;
+      return;
+    }
+    // PUBLISH framing: fixed header (5), topic (2 + its bytes, streams up to 32 characters),
+    // packet id (2), properties (5 + the content type).
+    const topic = Buffer.byteLength(topics.telemetry(this.ctx.config.deviceId, 'x'.repeat(32)));
+    const framing = 5 + 2 + topic + 2 + 5 + 3 + TELEMETRY_CONTENT_TYPE.length;
+    const limit = Math.max(1024, Math.min(batchMaxBytes, maximumPacketSize - framing));
+    if (limit < batchMaxBytes && this.#drain.messageLimit !== limit) {
+      this.ctx.log.warn({ maximumPacketSize, batchMaxBytes, messageLimit: limit }, 'the broker takes smaller packets than mqtt.batchMaxBytes: telemetry messages are limited to what it takes');
+    }
+    this.#drain.messageLimit = limit;
   }
 
   #publishBatch(stream: string, payload: Buffer): Promise<void> {

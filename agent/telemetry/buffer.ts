@@ -17,7 +17,8 @@ import type { AgentContext, Component } from '../component.js';
 import { Errors, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { SendBudget, utcDay } from './budget.js';
-import { encodeRawBatch, rawLineBytes, type RawLine } from './encoding.js';
+import { encodeRawBatch, rawLineBytes } from './encoding.js';
+import { packMessage, rawLineCap } from './packer.js';
 import { registerTelemetryMetrics } from './metrics.js';
 import { STREAM_NAME, streamPolicy, type StreamPolicy } from './policy.js';
 import { isCorruption, isDiskFull, moveAside, openStore, salvage, setMaxBytes, sizeWal, type DB } from './store.js';
@@ -33,8 +34,6 @@ const HIGH_WATER = 0.7;
 const LOW_WATER = 0.6;
 /** A batch larger than this is written in several transactions. */
 const MAX_TXN_RECORDS = 10_000;
-/** The framing of a batch message beyond its record lines (header line and gzip). */
-const MESSAGE_SLACK = 256;
 const MAINTENANCE_MS = 1000;
 /**
  * Of the room on the filesystem (free space plus what the buffer's files hold) the buffer
@@ -55,6 +54,16 @@ interface Pending {
   bytes: number;
   json: string;
   full: boolean;
+  /** The next pending record belongs to the same batch (recordBatch): commit them together. */
+  withNext: boolean;
+}
+
+/** A record that passed record()'s checks, not yet given a sequence number. */
+interface Checked {
+  json: string;
+  bytes: number;
+  priority: number;
+  opts: RecordOptions;
 }
 
 interface LiveLease {
@@ -95,6 +104,8 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   readonly config: TelemetryConfig;
   readonly #log: Logger | undefined;
   readonly #pageCapBytes: number;
+  /** Largest encoded message the link sends (mqtt.batchMaxBytes): a record that cannot fit one alone is refused. */
+  readonly #messageLimit: number | undefined;
 
   #db: DB | undefined;
   #dbId = '';
@@ -146,6 +157,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       if (o.metrics) registerTelemetryMetrics(o.metrics, this);
     }
     this.#pageCapBytes = ('pageCapBytes' in ctxOrOptions ? ctxOrOptions.pageCapBytes : undefined) ?? this.config.maxBytes;
+    this.#messageLimit = 'http' in ctxOrOptions ? ctxOrOptions.config.mqtt.batchMaxBytes : ctxOrOptions.messageLimit;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -263,47 +275,93 @@ export class TelemetryBuffer extends EventEmitter implements Component {
    */
   record(stream: string, payload: unknown, opts: RecordOptions = {}): number {
     if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    const c = this.#check(stream, payload, opts);
+    if (typeof c === 'string') throw Errors.TELEMETRY_INVALID(c);
+    this.#admit(1);
+    const seq = this.#enqueue(this.#stream(stream), stream, c.json, c.bytes, c.priority, c.opts);
+    this.#scheduleCommit();
+    return seq;
+  }
+
+  /**
+   * Accepts several records of one stream, all or none: every entry is checked (stream,
+   * options, encoded size) and the buffer's admission is decided for the whole batch before
+   * any is recorded, and the batch is committed in one transaction. So a client whose batch
+   * was refused can send it again without storing any of it twice. Returns the sequence
+   * numbers in order; throws as record() does, naming the entry ("record 2: ...").
+   */
+  recordBatch(stream: string, entries: readonly { payload: unknown; opts?: RecordOptions }[]): number[] {
+    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    if (entries.length === 0) return [];
+    const checked: Checked[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const c = this.#check(stream, entries[i]!.payload, entries[i]!.opts ?? {});
+      if (typeof c === 'string') {
+        throw Errors.TELEMETRY_INVALID(entries.length === 1 ? c : `record ${i}: ${c}; nothing of the batch of ${entries.length} was stored`);
+      }
+      checked.push(c);
+    }
+    this.#admit(checked.length);
+    const s = this.#stream(stream);
+    const seqs = checked.map((c, i) => this.#enqueue(s, stream, c.json, c.bytes, c.priority, c.opts, i < checked.length - 1));
+    this.#scheduleCommit();
+    return seqs;
+  }
+
+  /** Whether n more records may wait in memory now; throws (nothing changed) when not. */
+  #admit(n: number): void {
+    // A full filesystem does not free itself within a retry: refuse at once, clearly, rather
+    // than hold records in memory that cannot be written.
+    if (this.#failing && this.#diskFull) throw Errors.TELEMETRY_DISK_FULL(this.#pending.length, this.#failing);
+    if (this.#failing && this.#pending.length + n > this.config.maxPendingRecords) {
+      throw Errors.TELEMETRY_BACKLOG(this.#pending.length, this.#failing);
+    }
+  }
+
+  #scheduleCommit(): void {
+    // While the disk refuses writes the retry timer (with backoff) commits, not every record.
+    if (this.#failing) return;
+    if (this.#pending.length >= this.config.commitMaxRecords) this.#commit();
+    else this.#commitTimer ??= setTimeout(() => this.#commit(), this.config.commitIntervalMs);
+  }
+
+  /** What record() refuses as invalid (the problem, in words), checked without changing anything. */
+  #check(stream: string, payload: unknown, opts: RecordOptions): Checked | string {
     if (typeof stream !== 'string' || !STREAM_NAME.test(stream)) {
-      throw Errors.TELEMETRY_INVALID(`stream ${JSON.stringify(stream)} must match ${STREAM_NAME}`);
+      return `stream ${JSON.stringify(stream)} must match ${STREAM_NAME}`;
     }
     let json: string | undefined;
     try {
       json = JSON.stringify(payload);
     } catch (err) {
-      throw Errors.TELEMETRY_INVALID(`payload of ${stream} cannot be encoded as JSON (${describe(err)})`);
+      return `payload of ${stream} cannot be encoded as JSON (${describe(err)})`;
     }
-    if (json === undefined) throw Errors.TELEMETRY_INVALID(`payload of ${stream} must be a JSON value, got ${typeof payload}`);
+    if (json === undefined) return `payload of ${stream} must be a JSON value, got ${typeof payload}`;
     const bytes = Buffer.byteLength(json);
     const limit = this.#maxRecordBytes();
-    if (bytes > limit) throw Errors.TELEMETRY_INVALID(`payload of ${stream} is ${bytes} bytes, the limit is ${limit}`);
-    const s = this.#stream(stream);
-    const priority = opts.priority ?? s.policy.priority;
-    if (!Number.isInteger(priority) || priority < 0 || priority > 9) throw Errors.TELEMETRY_INVALID(`priority must be an integer 0..9, got ${String(opts.priority)}`);
+    if (bytes > limit) return `payload of ${stream} is ${bytes} bytes, the limit is ${limit}`;
+    if (this.#messageLimit !== undefined) {
+      const encoded = aloneEncodedBytes(stream, this.#dbId, json, bytes, this.#messageLimit);
+      if (encoded > this.#messageLimit) {
+        return `payload of ${stream} does not fit a telemetry message even alone: ${encoded} bytes encoded, mqtt.batchMaxBytes is ${this.#messageLimit}`;
+      }
+    }
+    const priority = opts.priority ?? (this.#streams.get(stream)?.policy ?? streamPolicy(this.config, stream)).priority;
+    if (!Number.isInteger(priority) || priority < 0 || priority > 9) return `priority must be an integer 0..9, got ${String(opts.priority)}`;
     if (opts.ttlSeconds !== undefined && !(typeof opts.ttlSeconds === 'number' && opts.ttlSeconds > 0)) {
-      throw Errors.TELEMETRY_INVALID(`ttlSeconds must be a positive number, got ${String(opts.ttlSeconds)}`);
+      return `ttlSeconds must be a positive number, got ${String(opts.ttlSeconds)}`;
     }
     if (opts.durable !== undefined && opts.durable !== 'normal' && opts.durable !== 'full') {
-      throw Errors.TELEMETRY_INVALID(`durable must be "normal" or "full", got ${String(opts.durable)}`);
+      return `durable must be "normal" or "full", got ${String(opts.durable)}`;
     }
-    // A full filesystem does not free itself within a retry: refuse at once, clearly, rather
-    // than hold records in memory that cannot be written.
-    if (this.#failing && this.#diskFull) throw Errors.TELEMETRY_DISK_FULL(this.#pending.length, this.#failing);
-    if (this.#failing && this.#pending.length >= this.config.maxPendingRecords) {
-      throw Errors.TELEMETRY_BACKLOG(this.#pending.length, this.#failing);
-    }
-    const seq = this.#enqueue(s, stream, json, bytes, priority, opts);
-    // While the disk refuses writes the retry timer (with backoff) commits, not every record.
-    if (this.#failing) return seq;
-    if (this.#pending.length >= this.config.commitMaxRecords) this.#commit();
-    else this.#commitTimer ??= setTimeout(() => this.#commit(), this.config.commitIntervalMs);
-    return seq;
+    return { json, bytes, priority, opts };
   }
 
-  #enqueue(s: StreamState, stream: string, json: string, bytes: number, priority: number, opts: RecordOptions): number {
+  #enqueue(s: StreamState, stream: string, json: string, bytes: number, priority: number, opts: RecordOptions, withNext = false): number {
     const ts = Date.now();
     const seq = this.#nextSeq++;
     this.#pending.push({
-      seq, stream, priority, ts, bytes, json,
+      seq, stream, priority, ts, bytes, json, withNext,
       expires: opts.ttlSeconds ? ts + Math.round(opts.ttlSeconds * 1000) : null,
       full: (opts.durable ?? s.policy.durable) === 'full',
     });
@@ -339,13 +397,17 @@ export class TelemetryBuffer extends EventEmitter implements Component {
 
   /**
    * Hands out the oldest records of one stream, in sequence order, packed into one encoded
-   * message of at most maxBytes. One lease per stream is out at a time, so a stream is
-   * delivered in order. Returns undefined when nothing is leasable now (empty, leased,
-   * or over its send budget; retryAfterMs() says when budget frees up).
+   * message of at most maxBytes, the message limit (mqtt.batchMaxBytes): a record whose
+   * message alone would be larger is quarantined. opts.maxRecords is the rate budget: how
+   * many records may go now; it never makes a record poison. One lease per stream is out at
+   * a time, so a stream is delivered in order. Returns undefined when nothing is leasable now
+   * (empty, leased, or over its send budget; retryAfterMs() says when budget frees up).
    */
   lease(maxBytes: number, opts: LeaseOptions = {}): Lease | undefined {
     if (!this.#db) throw Errors.TELEMETRY_CLOSED();
     if (!Number.isInteger(maxBytes) || maxBytes < 1024) throw Errors.TELEMETRY_INVALID(`lease maxBytes must be an integer >= 1024, got ${maxBytes}`);
+    const maxRecords = opts.maxRecords ?? Infinity;
+    if (!(maxRecords >= 1)) throw Errors.TELEMETRY_INVALID(`lease maxRecords must be at least 1, got ${String(opts.maxRecords)}`);
     if (this.#pending.length && !this.#failing) this.#commit();
     const now = Date.now();
     this.#lapseLeases(now);
@@ -361,7 +423,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     for (const stream of candidates) {
       const s = this.#streams.get(stream);
       if (!s || s.depth === 0 || s.lease) continue;
-      const l = this.#leaseStream(stream, s, maxBytes, now);
+      const l = this.#leaseStream(stream, s, maxBytes, Math.floor(maxRecords), now);
       if (l) return l;
     }
     return undefined;
@@ -378,59 +440,29 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     return best === Infinity ? 0 : best;
   }
 
-  #leaseStream(stream: string, s: StreamState, maxBytes: number, now: number): Lease | undefined {
+  #leaseStream(stream: string, s: StreamState, messageLimit: number, maxRecords: number, now: number): Lease | undefined {
     const st = this.#stmts!;
-    const sizeCap = maxBytes - MESSAGE_SLACK - stream.length - 5 * Math.ceil(maxBytes / 16_000);
-    const budget = s.budget.available(now);
-    if (budget <= 0) return undefined;
-    // Messages are packed by the records' raw size, scaled by how well this stream's last
-    // message compressed (with a safety margin); an overshoot is cut down after encoding.
-    const ratio = Math.max(1, Math.min(16, s.compressRatio * 0.85));
-    const cap = Math.min(sizeCap * ratio, budget * ratio);
-    const lines: RawLine[] = [];
-    const records: Lease['records'] = [];
-    const poison: number[] = [];
-    let size = 0;
-    let firstLine = 0;
-    for (const row of st.head.iterate(stream) as IterableIterator<{ seq: number; ts: number; bytes: number; payload: string }>) {
-      const line = rawLineBytes(row.seq, row.ts, row.bytes);
-      firstLine ||= line;
-      const raw = { seq: row.seq, ts: row.ts, json: row.payload };
-      if (line > sizeCap && encodeRawBatch(stream, this.#dbId, [raw]).length > maxBytes) {
-        // Can never fit a message of this size: set it aside rather than block the stream.
-        poison.push(row.seq);
-        continue;
-      }
-      if (size + line > cap) {
-        // A record alone may go when the message limit allows it and the send budget is
-        // either not what limits us or as full as it gets.
-        if (lines.length === 0 && (budget >= sizeCap || s.budget.full(now))) {
-          lines.push(raw);
-          size += line;
-        }
-        break;
-      }
-      lines.push(raw);
-      size += line;
-    }
+    const budgetBytes = s.budget.available(now);
+    if (budgetBytes <= 0) return undefined;
+    const rows = (function* (it: IterableIterator<{ seq: number; ts: number; bytes: number; payload: string }>) {
+      for (const r of it) yield { seq: r.seq, ts: r.ts, bytes: r.bytes, json: r.payload };
+    })(st.head.iterate(stream) as IterableIterator<{ seq: number; ts: number; bytes: number; payload: string }>);
+    const packing = packMessage({
+      stream, db: this.#dbId, rows, messageLimit, compressRatio: s.compressRatio,
+      budget: { records: maxRecords, bytes: budgetBytes, bytesFull: s.budget.full(now) },
+    });
+    // Stop reading: the statement is busy until its iterator is closed.
+    rows.return(undefined);
+    const { lines, payload, poison } = packing;
     if (poison.length) {
-      this.#quarantineSeqs(poison, `larger than the message limit (${maxBytes} bytes)`);
-      this.#log?.warn({ stream, seqs: poison, maxBytes }, 'telemetry records too large for a message were quarantined');
+      this.#quarantineSeqs(poison, `larger than the message limit (${messageLimit} bytes) even in a message of its own`);
+      this.#log?.warn({ stream, seqs: poison, messageLimit }, 'telemetry records too large for any message were quarantined');
     }
-    if (lines.length === 0) {
-      if (firstLine > 0) s.needBytes = Math.ceil(firstLine / ratio);
-      return undefined;
-    }
-    s.needBytes = 1;
+    s.needBytes = packing.needBytes;
+    if (!payload) return undefined;
     this.#makeDurable(lines[lines.length - 1].seq);
-    let payload = encodeRawBatch(stream, this.#dbId, lines);
-    // Should gzip do worse than the last message, send fewer records rather than an oversized message.
-    const packed = lines.length;
-    while (payload.length > maxBytes && lines.length > 1) {
-      lines.length = Math.ceil(lines.length / 2);
-      payload = encodeRawBatch(stream, this.#dbId, lines);
-    }
-    s.compressRatio = (size * (lines.length / packed)) / payload.length;
+    s.compressRatio = packing.compressRatio;
+    const records: Lease['records'] = [];
     for (const l of lines) records.push({ seq: l.seq, stream, ts: l.ts, payload: JSON.parse(l.json) });
     const first = lines[0].seq;
     const last = lines[lines.length - 1].seq;
@@ -995,6 +1027,9 @@ export class TelemetryBuffer extends EventEmitter implements Component {
           b += this.#pending[i].bytes + ROW_OVERHEAD;
           if (i > 0 && b > this.#capacity / 8) { n = i; break; }
         }
+        // A batch of recordBatch() is committed whole: cut before it, or after it when it is
+        // first (not when the disk is full and the records go in ever smaller pieces).
+        if (txnRecords === MAX_TXN_RECORDS) n = this.#batchBoundary(n);
         const batch = this.#pending.slice(0, n);
         const full = this.config.synchronous !== 'full' && batch.some((r) => r.full);
         if (full) this.#db.pragma('synchronous = FULL');
@@ -1040,6 +1075,17 @@ export class TelemetryBuffer extends EventEmitter implements Component {
         this.#log?.error({ err: describe(err) }, 'a telemetry commit listener failed');
       }
     }
+  }
+
+  /** The nearest cut at or before n (or after n, when the first batch is longer) that splits no batch. */
+  #batchBoundary(n: number): number {
+    const p = this.#pending;
+    let cut = n;
+    while (cut > 0 && p[cut - 1]!.withNext) cut--;
+    if (cut > 0) return cut;
+    cut = n;
+    while (cut < p.length && p[cut - 1]!.withNext) cut++;
+    return cut;
   }
 
   #insert(batch: Pending[]): void {
@@ -1156,6 +1202,16 @@ function prepare(db: Database.Database) {
     getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
     setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
+}
+
+/**
+ * The encoded size of a message holding only this record (with the longest sequence number),
+ * or 0 when its raw size alone shows that it fits: gzip runs only for records near the limit.
+ */
+function aloneEncodedBytes(stream: string, db: string, json: string, bytes: number, messageLimit: number): number {
+  const now = Date.now();
+  if (rawLineBytes(Number.MAX_SAFE_INTEGER, now, bytes) <= rawLineCap(stream, messageLimit)) return 0;
+  return encodeRawBatch(stream, db, [{ seq: Number.MAX_SAFE_INTEGER, ts: now, json }]).length;
 }
 
 function fileSize(file: string): number {

@@ -29,6 +29,11 @@ export interface TelemetryBufferOptions {
    * below the eviction high-water mark to make SQLite report SQLITE_FULL for real.
    */
   pageCapBytes?: number;
+  /**
+   * Largest encoded message the records are sent in (the agent passes mqtt.batchMaxBytes):
+   * record() refuses a record that could not fit one even alone. Default: not checked.
+   */
+  messageLimit?: number;
 }
 
 export interface LeasedRecord {
@@ -57,6 +62,11 @@ export interface Lease {
 export interface LeaseOptions {
   /** Only this stream; otherwise the highest-priority stream that has records and budget. */
   stream?: string;
+  /**
+   * The rate budget: at most this many records in the message (the drain's token bucket).
+   * Unlike maxBytes, the message limit, it never makes a record poison. Default: no limit.
+   */
+  maxRecords?: number;
 }
 
 export type EvictReason = 'budget' | 'age' | 'ttl' | 'full';

@@ -7,8 +7,11 @@ export interface Figures {
   faults: number;
   accepted: number;
   delivered: number;
+  /** Evicted by policy (budget, age, ttl, a full disk): counted, not lost. */
   evicted: number;
-  /** accepted - delivered - evicted - still queued: must be 0. */
+  /** Set aside as poison (too large for any message, or refused by the broker); undefined where not measured. */
+  quarantined?: number;
+  /** accepted - delivered - evicted - quarantined - still queued: must be 0. */
   lost: number;
   duplicates: number;
   peakRssMb: number;
@@ -18,7 +21,7 @@ export interface Figures {
 
 const COLUMNS: [keyof Figures, string][] = [
   ['scenario', 'scenario'], ['load', 'load held'], ['faults', 'faults'], ['accepted', 'accepted'],
-  ['delivered', 'delivered'], ['evicted', 'evicted'], ['lost', 'lost'], ['duplicates', 'dups'],
+  ['delivered', 'delivered'], ['evicted', 'evicted'], ['quarantined', 'quar.'], ['lost', 'lost'], ['duplicates', 'dups'],
   ['peakRssMb', 'peak RSS MB'], ['p99Ms', 'p99 ms'], ['notes', 'notes'],
 ];
 

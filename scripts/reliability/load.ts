@@ -1,6 +1,7 @@
 // Steady load against the agent's local API: telemetry POSTs at a fixed record rate (a record
 // counts as accepted only when the agent answered 201 with its seq) and inference requests at
 // a fixed rate (latency of each answered request, counts per status).
+import { randomBytes } from 'node:crypto';
 import { digitBatch } from '../../test/helpers/model-packages.js';
 import { RawHttpClient, type Prepared } from './http-client.js';
 import { percentile } from './procstat.js';
@@ -191,4 +192,66 @@ export async function repeatUntil(deadline: number, fn: (i: number) => Promise<v
   let i = 0;
   while (Date.now() < deadline) await fn(i++);
   return i;
+}
+
+/**
+ * Telemetry that compresses badly mixed into one stream: each tick a POST of a few small
+ * records and one record of 1..64 KB of random bytes in base64 (images, field examples), as
+ * one batch. Accepted = answered 201, as for TelemetryLoad.
+ */
+export class IncompressibleLoad {
+  readonly sent = new Map<string, number[]>();
+  refused = 0;
+  /** Incompressible records answered 201, and their payload bytes. */
+  large = 0;
+  largeBytes = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #inflight = new Set<Promise<void>>();
+  #i = 0;
+
+  /** `rate` records per second, of which one in `smallPerLarge + 1` is incompressible. */
+  constructor(readonly url: () => string, readonly rate: number, readonly stream = 'samples', readonly smallPerLarge = 9, readonly minBytes = 1024, readonly maxBytes = 64 * 1024) {}
+
+  start(): this {
+    const perTick = this.smallPerLarge + 1;
+    const tickMs = Math.max(10, Math.round((perTick * 1000) / this.rate));
+    this.#timer = setInterval(() => {
+      const i = this.#i++;
+      // Sizes spread evenly on a log scale between minBytes and maxBytes.
+      const bytes = Math.round(this.minBytes * (this.maxBytes / this.minBytes) ** Math.random());
+      const blob = randomBytes(Math.ceil((bytes * 3) / 4)).toString('base64').slice(0, bytes);
+      const records: { payload: unknown }[] = Array.from({ length: this.smallPerLarge }, (_, k) => ({ payload: { i, k, v: Math.sin(i + k) } }));
+      records.splice(Math.floor(Math.random() * (records.length + 1)), 0, { payload: { i, image: blob } });
+      const p = this.#post(records, bytes);
+      this.#inflight.add(p);
+      void p.finally(() => this.#inflight.delete(p));
+    }, tickMs);
+    return this;
+  }
+
+  async #post(records: unknown[], largeBytes: number): Promise<void> {
+    try {
+      const res = await fetch(`${this.url()}/v1/telemetry/${this.stream}`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records }), signal: AbortSignal.timeout(10_000),
+      });
+      if (res.status !== 201) {
+        this.refused += records.length;
+        await res.text();
+        return;
+      }
+      const body = (await res.json()) as { seqs: number[] };
+      const list = this.sent.get(this.stream) ?? [];
+      list.push(...body.seqs);
+      this.sent.set(this.stream, list);
+      this.large++;
+      this.largeBytes += largeBytes;
+    } catch {
+      this.refused += records.length;
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await Promise.all([...this.#inflight]);
+  }
 }

@@ -139,9 +139,9 @@ export class Rig {
   /**
    * The closing account, once the link had time to drain: accepted (the agent's persisted
    * counters: every 201 plus what it records itself) - delivered (distinct at the controller)
-   * - evicted by policy - still queued = lost.
+   * - evicted by policy - quarantined - still queued = lost.
    */
-  async account(drainMs = 60_000): Promise<{ accepted: number; delivered: number; evicted: number; queued: number; lost: number; duplicates: number }> {
+  async account(drainMs = 60_000): Promise<{ accepted: number; delivered: number; evicted: number; quarantined: number; queued: number; lost: number; duplicates: number }> {
     const settled = async (): Promise<boolean> => {
       const st = await this.telemetryStats();
       return st.depth === 0 && this.stored().delivered >= st.accepted - st.evicted - st.quarantined;
@@ -149,8 +149,10 @@ export class Rig {
     await waitFor(settled, { timeoutMs: drainMs, intervalMs: 200, what: 'the buffer to drain to the controller' }).catch(() => undefined);
     const st = await this.telemetryStats();
     const { delivered, duplicates } = this.stored();
-    const evicted = st.evicted + st.quarantined;
-    return { accepted: st.accepted, delivered, evicted, queued: st.depth, lost: st.accepted - delivered - evicted - st.depth, duplicates };
+    return {
+      accepted: st.accepted, delivered, evicted: st.evicted, quarantined: st.quarantined, queued: st.depth,
+      lost: st.accepted - delivered - st.evicted - st.quarantined - st.depth, duplicates,
+    };
   }
 
   async stop(): Promise<void> {
@@ -170,7 +172,7 @@ export class Rig {
 /** Fills in the Figures row from a rig's account. */
 export async function figuresOf(rig: Rig, base: Pick<Figures, 'scenario' | 'load' | 'faults'> & { p99Ms?: number; notes?: string; sent?: Map<string, number[]> }, drainMs?: number): Promise<Figures> {
   const a = await rig.account(drainMs);
-  const missing = base.sent && a.evicted === 0 ? rig.missing(base.sent) : undefined;
+  const missing = base.sent && a.evicted === 0 && a.quarantined === 0 ? rig.missing(base.sent) : undefined;
   // A negative depth means the buffer's counters disagree with its file: lost cannot be
   // computed, and the row says so instead of printing a 0 it cannot prove.
   const inconsistent = a.queued < 0;
@@ -180,7 +182,7 @@ export async function figuresOf(rig: Rig, base: Pick<Figures, 'scenario' | 'load
   const notes = [base.notes, inconsistent ? `BUFFER COUNTERS INCONSISTENT (depth ${a.queued}): lost not computable` : a.queued ? `${a.queued} still queued` : '', missing ? `${missing} answered-201 seqs missing at the controller` : '', overlap].filter(Boolean).join('; ');
   return {
     scenario: base.scenario, load: base.load, faults: base.faults,
-    accepted: a.accepted, delivered: a.delivered, evicted: a.evicted,
+    accepted: a.accepted, delivered: a.delivered, evicted: a.evicted, quarantined: a.quarantined,
     lost: inconsistent ? NaN : Math.max(a.lost, missing ?? 0), duplicates: a.duplicates, peakRssMb: rig.peakRssMb(), p99Ms: base.p99Ms, notes: notes || undefined,
   };
 }

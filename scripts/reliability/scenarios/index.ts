@@ -2,6 +2,7 @@
 import type { Figures } from '../figures.js';
 import type { ScenarioOptions } from '../rig.js';
 import { run as brokerOutage } from './broker-outage.js';
+import { run as largeRecords } from './large-records.js';
 import { run as agentCrash } from './agent-crash.js';
 import { run as brokerRestart } from './broker-restart.js';
 import { run as network } from './network.js';
@@ -16,6 +17,7 @@ export type Scenario = (opts: ScenarioOptions) => Promise<Figures | Figures[]>;
 
 export const SCENARIOS: Record<string, Scenario> = {
   'broker-outage': brokerOutage,
+  'large-records': largeRecords,
   'agent-crash': agentCrash,
   'broker-restart': brokerRestart,
   network,
