@@ -45,12 +45,14 @@ function attempt(url: string, opts: ConnectOptions, version: 4 | 5): Promise<Mqt
       reject(err);
     };
     client.once('connect', () => {
-      client.removeListener('error', fail);
+      client.removeListener('error', onError);
       client.removeListener('close', onClose);
       resolve(client);
     });
     const onClose = (): void => fail(new Error(`cannot connect to ${url}: the connection closed before the broker accepted it${opts.tls?.cert ? '' : ' (a broker that requires client certificates closes it so: pass --cert and --key)'}`));
-    client.once('error', (err) => fail(explain(url, err, opts.tls)));
+    // Named, so that it is removed once connected: a later error must not end the client.
+    const onError = (err: Error): void => fail(explain(url, err, opts.tls));
+    client.once('error', onError);
     client.once('close', onClose);
   });
 }
