@@ -115,6 +115,14 @@ function brokerTlsOptions(cmd: Command): Command {
     .option('--key <file>', 'the controller\'s private key (PEM, mode 600)');
 }
 
+/** The models of a device's reported document, whatever the database holds. */
+function reportedModels(reported: unknown): { name: string; version: string; state: string; reason?: string }[] {
+  const models = (reported as { models?: unknown } | null | undefined)?.models;
+  return Array.isArray(models)
+    ? models.filter((m): m is { name: string; version: string; state: string; reason?: string } => typeof m === 'object' && m !== null && typeof (m as { name?: unknown }).name === 'string')
+    : [];
+}
+
 export function buildFleetCli(): Command {
   const program = new Command('edge-fleet')
     .description('Reference fleet controller for edge-agent devices (MQTT, docs/protocol.md).')
@@ -196,9 +204,12 @@ export function buildFleetCli(): Command {
         state: d.state,
         version: d.status?.agentVersion ?? null,
         models: ((d.status?.models as { name: string; version: string }[] | undefined) ?? []).map((m) => `${m.name}@${m.version}`).join(' ') || null,
-        sync: ((d.reported?.models as { name: string; version: string; state: string }[] | undefined) ?? []).map((m) => `${m.name}@${m.version}:${m.state}`).join(' ') || null,
+        sync: reportedModels(d.reported).map((m) => `${m.name}@${m.version}:${m.state}`).join(' ') || null,
         uptime: d.status?.uptimeSeconds ?? null,
         lastSeen: d.lastSeen,
+        // A failed or rolled-back version with the device's own reason: why a deploy did not land.
+        problems: reportedModels(d.reported).filter((m) => m.state === 'failed' || m.state === 'rolled_back')
+          .map((m) => `${m.name}@${m.version} ${m.state}: ${m.reason ?? 'no reason given'}`).join('; ') || null,
       }));
       out(Boolean(o.json), o.json ? store.devices() : rows, () => table(rows));
       store.close();
