@@ -43,6 +43,26 @@ function typedValues(name: string, datatype: unknown, contents: Record<string, u
 
 const param = (v: string) => ({ string_param: v });
 
+/** Marks a request whose bytes are not a valid message (the handler answers INVALID_ARGUMENT). */
+const MALFORMED = Symbol('malformed');
+
+/**
+ * The service with decoding that does not throw: grpc-js answers a message it cannot decode
+ * with INTERNAL; the client's mistake is INVALID_ARGUMENT, with protobuf's reason.
+ */
+function answerMalformed(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return Object.fromEntries(Object.entries(service).map(([name, m]) => [name, {
+    ...m,
+    requestDeserialize: (bytes: Buffer) => {
+      try {
+        return m.requestDeserialize(bytes);
+      } catch (err) {
+        return { [MALFORMED]: `the request is not a valid ${name}Request message (${describe(err)})` };
+      }
+    },
+  }]));
+}
+
 export class GrpcInferenceServer implements Component {
   readonly name = 'grpc';
   readonly #ctx: AgentContext;
@@ -75,7 +95,7 @@ export class GrpcInferenceServer implements Component {
       'grpc.max_receive_message_length': cfg.maxMessageBytes,
       'grpc.max_send_message_length': cfg.maxMessageBytes,
     });
-    server.addService(pkg.inference.GRPCInferenceService.service, this.#handlers());
+    server.addService(answerMalformed(pkg.inference.GRPCInferenceService.service), this.#handlers());
     let credentials = grpc.ServerCredentials.createInsecure();
     if (cfg.cert && cfg.key) {
       checkPrivateKeyFile(cfg.key, 'grpc.key');
@@ -123,6 +143,11 @@ export class GrpcInferenceServer implements Component {
     return (call, callback) => {
       if (!this.#authorized(call.metadata)) {
         callback({ code: grpc.status.UNAUTHENTICATED, details: 'this service needs "authorization: Bearer <health.token>" metadata' });
+        return;
+      }
+      const malformed = (call.request as { [MALFORMED]?: string } | undefined)?.[MALFORMED];
+      if (malformed) {
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: malformed });
         return;
       }
       Promise.resolve().then(() => fn(call)).then((value) => callback(null, value), (err: unknown) => callback(this.#toStatus(err)));
