@@ -6,7 +6,9 @@
 // stalled mid-message past its deadline, a call without the token, TLS.
 import t from 'tap';
 import http2 from 'node:http2';
-import { digitBatch, FP32, FP32_VERSION, INT8, INT8_VERSION, startAgent } from './helpers/model-packages.js';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { copyPackage, digitBatch, FP32, FP32_VERSION, INT8, INT8_VERSION, startAgent } from './helpers/model-packages.js';
 import { compilePythonStubs, grpc, grpcClient, rawBytes, runPythonClient } from './helpers/inference-protocol.js';
 import { makePki } from './helpers/pki.js';
 import { within } from './helpers/wait.js';
@@ -190,4 +192,26 @@ t.test('TLS with the configured certificate', async (t) => {
   const plain = grpcClient(`127.0.0.1:${port}`);
   t.teardown(() => plain.close());
   await t.rejects(plain.call('ServerLive', {}, { deadlineMs: 3000 }), { code: grpc.status.UNAVAILABLE }, 'a plaintext client is not served');
+});
+
+t.test('a model whose package was refused: UNAVAILABLE over gRPC, 503 and not-ready over REST', async (t) => {
+  const broken = copyPackage(FP32, t.testdir({}));
+  writeFileSync(path.join(broken, 'model.onnx'), 'not a model'); // its sha256 no longer matches the manifest
+  const a = await startAgent({ models: [{ name: 'digits', package: FP32 }, { name: 'broken', package: broken }], grpc: { port: 0 } });
+  t.teardown(() => a.stop());
+  const c = grpcClient(`127.0.0.1:${a.agent.grpc.port}`);
+  t.teardown(() => c.close());
+  t.same(await c.call('ServerReady', {}), { ready: false }, 'ServerReady: false while a configured model is not loaded');
+  t.same(await c.call('ModelReady', { name: 'broken' }), { ready: false }, 'ModelReady: false');
+  t.same(await c.call('ModelReady', { name: 'digits' }), { ready: true }, 'the other model is ready');
+  await t.rejects(c.call('ModelInfer', { model_name: 'broken', inputs: [{ name: 'input', datatype: 'FP32', shape: batch.shape }], raw_input_contents: [rawBytes(batch.data)] }), { code: grpc.status.UNAVAILABLE, details: /model broken is not loaded: .*refused/ }, 'ModelInfer: UNAVAILABLE, saying why');
+  const res = await c.call('ModelInfer', { model_name: 'digits', inputs: [{ name: 'input', datatype: 'FP32', shape: batch.shape }], raw_input_contents: [rawBytes(batch.data)] });
+  t.same(res.outputs[0].shape, [8, 10], 'the loaded model serves');
+  const ready = await fetch(`${a.url}/v2/health/ready`);
+  t.equal(ready.status, 400, 'REST server ready: 400 (the protocol\'s "not ready")');
+  t.match(await ready.json(), { ready: false, error: /model broken failed to load/ }, 'saying why');
+  t.equal((await fetch(`${a.url}/v2/models/broken/ready`)).status, 400, 'REST model ready: 400');
+  const infer = await fetch(`${a.url}/v2/models/broken/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28], data: Array(784).fill(0) }] }) });
+  t.equal(infer.status, 503, 'REST infer: 503');
+  t.match(await infer.json(), { error: /model broken is not loaded/ }, 'in the protocol\'s error form');
 });
