@@ -103,7 +103,7 @@ export class GrpcInferenceServer implements Component {
     }
     const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
     this.#port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${host}:${cfg.port}`, credentials, (err, port) => (err ? reject(new EdgeError('EDGE_GRPC_BIND', `cannot serve gRPC on ${host}:${cfg.port}: ${err.message} (grpc.host, grpc.port)`, 500)) : resolve(port)));
+      server.bindAsync(`${host}:${cfg.port}`, credentials, (err, port) => (err ? reject(Errors.GRPC_BIND(`${host}:${cfg.port}`, err.message)) : resolve(port)));
     });
     this.#server = server;
     this.#ctx.log.info({ address: `${host}:${this.#port}`, tls: Boolean(cfg.cert) }, 'gRPC inference service listening');
