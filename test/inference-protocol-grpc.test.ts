@@ -167,6 +167,33 @@ t.test('a client stalled mid-message past its deadline gets DEADLINE_EXCEEDED; t
   t.same(res.outputs[0].shape, [8, 10], 'the next call is answered');
 });
 
+t.test('a call whose deadline passes while it waits its turn is not run', async (t) => {
+  const c = grpcClient(target);
+  t.teardown(() => c.close());
+  const big = digitBatch(0, 128);
+  const req = { model_name: 'digits-fp32', inputs: [{ name: 'input', datatype: 'FP32', shape: big.shape }], raw_input_contents: [rawBytes(big.data)] };
+  let runs = 0;
+  let serviceMs = 0;
+  running.agent.models.onInference((e) => {
+    if (e.model !== 'digits-fp32' || e.inputs.input?.shape[0] !== 128) return;
+    runs++;
+    serviceMs = e.latencyMs;
+  });
+  // One call first: the channel connects, and the service time of this request is measured.
+  await c.call('ModelInfer', req, { metadata: metadata() });
+  runs = 0;
+  const deadlineMs = Math.max(3, Math.round(serviceMs / 4));
+  // One call runs; the next waits its turn (runtime.queueLimit 1 admits it) with a deadline
+  // of a quarter of the first one's service time.
+  const ahead = c.call('ModelInfer', req, { metadata: metadata() });
+  const late = c.call('ModelInfer', req, { metadata: metadata(), deadlineMs });
+  const [first, last] = await Promise.allSettled([ahead, late]);
+  t.equal(first!.status, 'fulfilled', 'the call ahead is answered');
+  t.equal(last!.status, 'rejected', 'the late call is not answered with logits');
+  if (last!.status === 'rejected') t.equal(last!.reason.code, grpc.status.DEADLINE_EXCEEDED, `DEADLINE_EXCEEDED (${last!.reason.details})`);
+  t.equal(runs, 1, `${runs} inference ran for the 2 calls (service ${serviceMs.toFixed(1)} ms, deadline ${deadlineMs} ms): the late one was not run`);
+});
+
 t.test('per-protocol request counts and latencies are in /metrics', async (t) => {
   const text = await (await fetch(`${running.url}/metrics`, { headers: auth })).text();
   const count = (labels: string) => Number(new RegExp(`^edge_inference_requests_total\\{${labels}[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);

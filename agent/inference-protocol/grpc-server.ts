@@ -183,9 +183,11 @@ export class GrpcInferenceServer implements Component {
       const a = this.#service.runtime.admit(name);
       if (a && !a.admitted) throw new EdgeError(Errors.OVERLOADED.code, `${Errors.OVERLOADED(`model ${name}`).message} (${whyRefused(a)})`, 429);
       if (a?.admitted) release = a.release;
+      // Deadlines: a call past its deadline is not run (grpc-js has answered DEADLINE_EXCEEDED).
       const deadline = call.getDeadline();
-      const ms = deadline instanceof Date ? deadline.getTime() : Number(deadline);
-      if (Number.isFinite(ms) && ms <= Date.now()) throw Errors.DEADLINE_EXCEEDED(`model ${name}`);
+      const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+      const abandoned = (): boolean => call.cancelled || (Number.isFinite(deadlineMs) && deadlineMs <= Date.now());
+      if (abandoned()) throw Errors.DEADLINE_EXCEEDED(`model ${name}`);
       const raw: Buffer[] = req.raw_input_contents ?? [];
       const inputs: InputTensor[] = (req.inputs ?? []).map((t: any, i: number): InputTensor => {
         const typed = typedValues(t.name, t.datatype, t.contents);
@@ -204,6 +206,7 @@ export class GrpcInferenceServer implements Component {
         id: req.id || undefined,
         inputs,
         outputs: req.outputs?.length ? req.outputs.map((o: any) => o.name) : undefined,
+        abandoned,
       });
       outcome = 'success';
       const asRaw = raw.length > 0;

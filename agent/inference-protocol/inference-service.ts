@@ -29,6 +29,8 @@ export interface InferRequest {
   inputs: InputTensor[];
   /** Requested outputs by name, in the order wanted; undefined: every output. */
   outputs?: string[];
+  /** True once the client no longer waits (its deadline passed): the request is not run. */
+  abandoned?: () => boolean;
 }
 
 export interface OutputTensor {
@@ -152,7 +154,7 @@ export class InferenceService {
       }
     }
     const inputs = decodeInputs(name, specs, req.inputs, this.#opts.maxElements);
-    const result = await this.#runtime.infer(name, inputs, { version: req.version || undefined });
+    const result = await this.#runtime.infer(name, inputs, { version: req.version || undefined, abandoned: req.abandoned });
     const names = wanted?.length ? wanted : Object.keys(result.outputs);
     const parameters: Record<string, string> = { backend: result.backend };
     if (result.members) parameters.members = result.members.map((m) => `${m.model}@${m.version}:${m.backend}`).join(',');

@@ -396,9 +396,10 @@ export class ModelRuntime implements Component {
 
   /**
    * One inference. `opts.version` pins the version that must answer (the active one or an
-   * A/B candidate); without it the A/B split draws the arm.
+   * A/B candidate); without it the A/B split draws the arm. `opts.abandoned` is asked when the
+   * request's turn comes: true (its client's deadline passed) and it is not run.
    */
-  async infer(name: string, inputs: TensorMap, opts: { version?: string } = {}): Promise<InferResult> {
+  async infer(name: string, inputs: TensorMap, opts: { version?: string; abandoned?: () => boolean } = {}): Promise<InferResult> {
     const pinned = opts.version;
     if (pinned !== undefined) {
       const v = this.versions(name);
@@ -417,6 +418,7 @@ export class ModelRuntime implements Component {
     let started = 0;
     const { version, out, ms } = await slot.queue.run(async () => {
       started = performance.now();
+      if (opts.abandoned?.()) throw Errors.DEADLINE_EXCEEDED(`model ${name}`);
       // A/B: this request's arm is drawn per request (or pinned by the caller); arm B is the candidate.
       const ab = slot.ab;
       const armB = ab !== undefined && (pinned !== undefined ? ab.version.version === pinned && slot.active?.version !== pinned : Math.random() < ab.fraction);
@@ -439,7 +441,7 @@ export class ModelRuntime implements Component {
         throw Errors.INFERENCE_FAILED(`${name}@${version.version}`, describe(err));
       }
     }).catch((err: unknown) => {
-      const kind: ErrorKind = err instanceof EdgeError ? (err.statusCode === 429 ? 'overloaded' : err.statusCode === 400 ? 'bad_input' : err.statusCode === 404 ? 'not_found' : 'backend') : 'backend';
+      const kind: ErrorKind = err instanceof EdgeError ? (err.statusCode === 429 ? 'overloaded' : err.statusCode === 400 ? 'bad_input' : err.statusCode === 404 ? 'not_found' : err.statusCode === 504 ? 'deadline' : 'backend') : 'backend';
       throw this.#count(name, kind, err);
     });
     this.#metrics?.latency.observe({ model: name, version: version.version, backend: version.choice.chosen }, ms / 1000);
