@@ -21,6 +21,10 @@ import { registerTelemetryRoutes } from './api/telemetry.js';
 import { ModelRuntime } from './runtime/model-runtime.js';
 import { registerModelRoutes } from './api/models.js';
 import { DriftMonitor } from './drift/monitor.js';
+import { ProtocolMetrics } from './inference-protocol/metrics.js';
+import { InferenceService } from './inference-protocol/inference-service.js';
+import { registerV2Routes } from './inference-protocol/rest.js';
+import { GrpcInferenceServer } from './inference-protocol/grpc-server.js';
 
 export interface AgentOptions {
   log?: Logger;
@@ -45,8 +49,10 @@ export class Agent {
   readonly rollouts: ModelRollouts;
   /** Drift detection: profiles inferences against each model's reference, reports per window. */
   readonly drift: DriftMonitor;
-  /** The MQTT fleet link: status, commands, telemetry drain, model sync (last component). */
+  /** The MQTT fleet link: status, commands, telemetry drain, model sync. */
   readonly fleet: FleetLink;
+  /** The Open Inference Protocol over gRPC on its own port (grpc.port; off without it). */
+  readonly grpc: GrpcInferenceServer;
   #started: Component[] = [];
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopPromise: Promise<void> | undefined;
@@ -90,8 +96,14 @@ export class Agent {
     // Slots first: they choose which installed version the runtime loads, and watch probation.
     this.rollouts = new ModelRollouts(this.context, { runtime: () => this.models, record: (stream, payload) => this.telemetry.record(stream, payload) });
     this.components.push(this.rollouts);
-    registerModelRoutes(this.http, this.models, { maxElements: config.runtime.maxElements });
+    // The inference APIs: /v1, and the Open Inference Protocol over REST (/v2) and gRPC; one
+    // runtime, one admission, one token.
+    const protocolMetrics = new ProtocolMetrics(metrics, (name) => this.models.has(name));
+    registerModelRoutes(this.http, this.models, { maxElements: config.runtime.maxElements, metrics: protocolMetrics });
+    const inference = new InferenceService(this.models, { maxElements: config.runtime.maxElements, notReady: () => this.notReady() });
+    registerV2Routes(this.http, inference, { bodyLimitBytes: config.health.bodyLimitBytes, metrics: protocolMetrics });
     this.components.push(this.models);
+    this.grpc = new GrpcInferenceServer(this.context, inference, protocolMetrics);
     this.drift = new DriftMonitor(this.context, {
       record: (stream, payload, opts) => this.telemetry.record(stream, payload, opts),
       referenceOf: (model, version) => this.models.driftReferenceOf(model, version),
@@ -106,6 +118,8 @@ export class Agent {
     });
     this.telemetry.on('commit', () => this.fleet.kickTelemetry());
     this.components.push(this.fleet);
+    // Served last: it answers once everything it reports on has started.
+    this.components.push(this.grpc);
     // --- end components ---
     this.components.push(...(opts.components?.(this.context) ?? []));
   }

@@ -43,6 +43,11 @@ export const Errors = {
     `input for model ${model} refused: ${problem}`),
   MODEL_NOT_FOUND: define('EDGE_MODEL_NOT_FOUND', 404, (model: string, known: string[]) =>
     `no model named "${model}" (serving: ${known.length ? known.join(', ') : 'none'})`),
+  MODEL_VERSION_NOT_FOUND: define('EDGE_MODEL_VERSION_NOT_FOUND', 404, (model: string, version: string, serving: string[], held: string[]) =>
+    `model ${model} has no version "${version}" serving (serving: ${serving.length ? serving.join(', ') : 'none'}${held.length ? `; held but not serving: ${held.join(', ')}` : ''}); leave the version out to use the one the device chooses`),
+  DEADLINE_EXCEEDED: define('EDGE_DEADLINE_EXCEEDED', 504, (what: string) => `${what}: the client's deadline passed before an answer`),
+  GRPC_BIND: define('EDGE_GRPC_BIND', 500, (address: string, why: string) =>
+    `cannot serve gRPC on ${address}: ${why} (set grpc.host and grpc.port to a free address)`),
   INFERENCE_FAILED: define('EDGE_INFERENCE_FAILED', 500, (model: string, why: string) =>
     `inference of ${model} failed: ${why}`),
   KERNEL_ARGUMENT: define('EDGE_KERNEL_ARGUMENT', 400, (fn: string, problem: string) =>

@@ -4,19 +4,20 @@
 //   POST /v1/models/:name/infer     {"inputs": {NAME: TENSOR}, "outputEncoding"?: "json" | "base64"}
 // where TENSOR is nested arrays, {"shape": [...], "data": [...]} or {"shape": [...], "base64": "..."}
 // (raw little-endian). Errors name what was expected; nothing a client sends can crash the agent.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
-import { addEarlyResponder } from '../health/server.js';
+import type { FastifyInstance } from 'fastify';
+import { admitInferenceRequests, whyRefused, type Refused, type RefusalAnswer } from './http-admission.js';
 import { EdgeError, Errors } from '../errors.js';
 import type { IOSpec, Tensor, TensorMap } from '../runtime/backend.js';
 import type { ModelRuntime } from '../runtime/model-runtime.js';
-import type { Admission } from '../runtime/admission.js';
 import { TensorInputError, tensorFromJson, tensorToJson } from '../tensor/json.js';
 import { describeSpec } from '../tensor/shape.js';
+import { outcomeOf, type ProtocolMetrics } from '../inference-protocol/metrics.js';
 
 export interface ModelApiOptions {
   /** Largest element count of one input tensor. */
   maxElements: number;
+  /** Requests per protocol (this API is "v1"). */
+  metrics?: ProtocolMetrics;
 }
 
 const expected = (specs: IOSpec[]): Record<string, string> =>
@@ -35,21 +36,10 @@ function encodeOutput(t: Tensor, encoding: 'json' | 'base64'): unknown {
 
 const INFER_PATH = /^\/v1\/models\/([^/?#]+)\/infer(?:\?.*)?$/;
 
-/** How long ago the client sent the request, from its x-request-start (ms since the epoch, or t=...). */
-function requestAge(header: string | string[] | undefined): number | undefined {
-  const sent = Number(/^(?:t=)?(\d+(?:\.\d+)?)$/.exec(String(header ?? ''))?.[1]);
-  return Number.isFinite(sent) ? Date.now() - sent : undefined;
-}
-
 /** The 429 answer for a refused request: which limit, with the figures that decided it. */
-function refusal(name: string, a: Extract<Admission, { admitted: false }>): { status: number; retryAfter: string; body: string } {
-  const why = a.reason === 'queue_full'
-    ? `${a.inFlight} requests in flight (runtime.queueLimit)`
-    : a.reason === 'too_old'
-      ? 'sent too long ago by its x-request-start (runtime.maxRequestAgeMs)'
-      : `${a.inFlight} requests in flight, expected wait ${Math.round(a.expectedWaitMs)} ms over the budget (runtime.queueWaitFactor, runtime.maxQueueWaitMs)`;
+function refusal(name: string, a: Refused): RefusalAnswer {
   const e = Errors.OVERLOADED(`model ${name}`);
-  return { status: e.statusCode, retryAfter: String(a.retryAfterSeconds), body: JSON.stringify({ error: { code: e.code, message: `${e.message} (${why})` } }) };
+  return { status: e.statusCode, retryAfter: String(a.retryAfterSeconds), body: JSON.stringify({ error: { code: e.code, message: `${e.message} (${whyRefused(a)})` } }) };
 }
 
 export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime, opts: ModelApiOptions): void {
@@ -61,51 +51,20 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     return m;
   });
 
-  // Admission from the request line and headers alone, before fastify routes the request
-  // (an early responder on the health server's http.Server): under overload most requests are
-  // refused, and reading and parsing their bodies, or even routing them through fastify, on
-  // the one event loop is what slows the admitted ones. An admitted request holds its place
-  // until its response closes (answered, failed, or the client went away).
-  const admitted = new WeakSet<IncomingMessage>();
-  addEarlyResponder(app, (req, res) => {
-    if (req.method !== 'POST') return false;
-    const m = INFER_PATH.exec(req.url ?? '');
-    if (!m) return false;
-    let name: string;
-    try {
-      name = decodeURIComponent(m[1]!);
-    } catch {
-      return false; // fastify answers the malformed path
-    }
-    const a = runtime.admit(name, requestAge(req.headers['x-request-start']));
-    if (!a) return false; // not served here: the handler answers 404
-    if (a.admitted) {
-      admitted.add(req);
-      res.once('close', a.release);
-      return false;
-    }
-    const r = refusal(name, a);
-    // The body is not read (Node discards it, keeping the connection); a client still sending
-    // it learns at once and may stop.
-    res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(r.body), 'retry-after': r.retryAfter });
-    res.end(r.body);
-    return true;
+  const admission = admitInferenceRequests(app, runtime, (url) => {
+    const m = INFER_PATH.exec(url);
+    return m ? decodeURIComponent(m[1]!) : undefined;
+  }, (name, a) => {
+    opts.metrics?.observe('v1', name, 'overloaded', 0);
+    return refusal(name, a);
   });
-  // A request that reached the route without passing the early admission (a path spelled so
-  // that only fastify's router matched it) is admitted here.
-  const admission = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
-    if (admitted.has(req.raw)) return;
-    const a = runtime.admit(req.params.name, requestAge(req.headers['x-request-start']));
-    if (!a) return;
-    if (a.admitted) {
-      reply.raw.once('close', a.release);
-      return;
-    }
-    const r = refusal(req.params.name, a);
-    return reply.status(r.status).header('retry-after', r.retryAfter).type('application/json; charset=utf-8').send(r.body);
-  };
 
-  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', { onRequest: admission }, async (req, reply) => {
+  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', {
+    onRequest: admission,
+    onResponse: async (req, reply) => {
+      opts.metrics?.observe('v1', req.params.name, reply.statusCode < 400 ? 'success' : outcomeOf(reply.statusCode), reply.elapsedTime);
+    },
+  }, async (req, reply) => {
     const name = req.params.name;
     if (!runtime.has(name)) throw Errors.MODEL_NOT_FOUND(name, runtime.list().map((x) => String(x.name)));
     const specs = runtime.inputSpecs(name);

@@ -107,6 +107,13 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   if (!loopback && !config.health.token) {
     problems.push(`/health/host: binding to ${config.health.host} (not loopback) requires /health/token`);
   }
+  const grpcLoopback = ['127.0.0.1', '::1', 'localhost'].includes(config.grpc.host);
+  if (config.grpc.port !== undefined && !grpcLoopback && !config.health.token) {
+    problems.push(`/grpc/host: serving gRPC on ${config.grpc.host} (not loopback) requires /health/token`);
+  }
+  if ((config.grpc.cert === undefined) !== (config.grpc.key === undefined)) {
+    problems.push('/grpc: give both /grpc/cert and /grpc/key for TLS, or neither');
+  }
   if (config.mqtt.reconnectMaxMs < config.mqtt.reconnectMinMs) {
     problems.push('/mqtt/reconnectMaxMs: must be >= /mqtt/reconnectMinMs');
   }
@@ -129,6 +136,9 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   config.dataDir = path.resolve(baseDir, config.dataDir);
   for (const m of config.models) m.package = path.resolve(baseDir, m.package);
   for (const s of config.runtime.shadows) s.package = path.resolve(baseDir, s.package);
+  for (const k of ['cert', 'key'] as const) {
+    if (config.grpc[k]) config.grpc[k] = path.resolve(baseDir, config.grpc[k]!);
+  }
   for (const k of ['ca', 'cert', 'key'] as const) {
     if (config.mqtt[k]) config.mqtt[k] = path.resolve(baseDir, config.mqtt[k]!);
   }

@@ -132,6 +132,14 @@ export const ConfigSchema = Type.Object({
     bodyLimitBytes: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024, description: 'largest request body (bytes); larger gets 413' }),
     requestTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'a request that takes longer is cut (ms)' }),
   }, { ...Strict, default: {} }),
+  // The Open Inference Protocol over gRPC (agent/inference-protocol, docs/inference.md).
+  grpc: Type.Object({
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of the gRPC inference service (inference.GRPCInferenceService; Triton uses 8001); unset = no gRPC server; 0 picks a free port' })),
+    host: Type.String({ default: '127.0.0.1', description: 'bind address; anything but loopback requires health.token, sent by clients as "authorization: Bearer <token>" metadata' }),
+    maxMessageBytes: Type.Integer({ minimum: 1024, maximum: 256 * 1024 * 1024, default: 8 * 1024 * 1024, description: 'largest request or response message (bytes); a larger one gets RESOURCE_EXHAUSTED' }),
+    cert: Type.Optional(Type.String({ description: 'TLS server certificate file (PEM, chain included); with grpc.key the service speaks TLS only' })),
+    key: Type.Optional(Type.String({ description: 'TLS private key file (PEM); must not be readable by others' })),
+  }, { ...Strict, default: {} }),
   mqtt: Type.Object({
     url: Type.Optional(Type.String({ pattern: '^(mqtts?|wss?|tcp|ssl)://', description: 'fleet broker; without it the agent runs offline and buffers' })),
     username: Type.Optional(Type.String()),

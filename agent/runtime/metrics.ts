@@ -2,7 +2,7 @@
 import type { Registry } from 'prom-client';
 import { prom } from '../metrics.js';
 
-export type ErrorKind = 'bad_input' | 'overloaded' | 'not_found' | 'not_ready' | 'backend' | 'load';
+export type ErrorKind = 'bad_input' | 'overloaded' | 'not_found' | 'not_ready' | 'deadline' | 'backend' | 'load';
 
 export class RuntimeMetrics {
   readonly latency: InstanceType<typeof prom.Histogram<'model' | 'version' | 'backend'>>;

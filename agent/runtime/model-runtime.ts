@@ -363,7 +363,49 @@ export class ModelRuntime implements Component {
     });
   }
 
-  async infer(name: string, inputs: TensorMap): Promise<InferResult> {
+  /**
+   * The versions of `name` that answer requests now (the active one first, then an A/B
+   * candidate) and those held loaded but not serving (the previous one, a shadow); undefined
+   * for a name not served. An ensemble's one version names its members' (a@1+b@2).
+   */
+  versions(name: string): { serving: string[]; held: string[] } | undefined {
+    const e = this.#ensembles.get(name);
+    if (e) {
+      const members = e.members.map((m) => this.#slots.get(m)?.active);
+      return { serving: members.every((v) => v?.warmedUpAt !== undefined) ? [e.members.map((m, i) => `${m}@${members[i]!.version}`).join('+')] : [], held: [] };
+    }
+    const slot = this.#slots.get(name);
+    if (!slot) return undefined;
+    const serving: string[] = [];
+    if (slot.active?.warmedUpAt !== undefined) serving.push(slot.active.version);
+    if (slot.ab && !serving.includes(slot.ab.version.version)) serving.push(slot.ab.version.version);
+    const held = [slot.previous?.version, slot.shadow?.candidate.version].filter((v): v is string => v !== undefined && !serving.includes(v));
+    return { serving, held: [...new Set(held)] };
+  }
+
+  /** The declared outputs of `name` (an ensemble: its fused scores). */
+  outputSpecs(name: string): IOSpec[] {
+    const e = this.#ensembles.get(name);
+    const slot = this.#slots.get(e ? e.members[0]! : name);
+    if (!slot) throw this.#notFound(name);
+    if (!slot.active) throw this.#notLoaded(slot);
+    const outputs = slot.active.pkg.manifest.outputs;
+    if (!e) return outputs;
+    return [{ name: ENSEMBLE_OUTPUT, dtype: 'float32', shape: ['N', outputs[0]?.shape.at(-1) ?? 'C'] }];
+  }
+
+  /**
+   * One inference. `opts.version` pins the version that must answer (the active one or an
+   * A/B candidate); without it the A/B split draws the arm. `opts.abandoned` is asked when the
+   * request's turn comes: true (its client's deadline passed) and it is not run.
+   */
+  async infer(name: string, inputs: TensorMap, opts: { version?: string; abandoned?: () => boolean } = {}): Promise<InferResult> {
+    const pinned = opts.version;
+    if (pinned !== undefined) {
+      const v = this.versions(name);
+      if (!v) throw this.#count(name, 'not_found', this.#notFound(name));
+      if (!v.serving.includes(pinned)) throw this.#count(name, 'not_found', Errors.MODEL_VERSION_NOT_FOUND(name, pinned, v.serving, v.held));
+    }
     const e = this.#ensembles.get(name);
     if (e) return this.#inferEnsemble(e, inputs);
     const slot = this.#slots.get(name);
@@ -376,12 +418,18 @@ export class ModelRuntime implements Component {
     let started = 0;
     const { version, out, ms } = await slot.queue.run(async () => {
       started = performance.now();
-      // A/B: this request's arm is drawn per request; arm B is the candidate.
+      if (opts.abandoned?.()) throw Errors.DEADLINE_EXCEEDED(`model ${name}`);
+      // A/B: this request's arm is drawn per request (or pinned by the caller); arm B is the candidate.
       const ab = slot.ab;
-      const armB = ab !== undefined && Math.random() < ab.fraction;
+      const armB = ab !== undefined && (pinned !== undefined ? ab.version.version === pinned && slot.active?.version !== pinned : Math.random() < ab.fraction);
       if (ab) ab.served[armB ? 'b' : 'a']++;
       const version = armB ? ab!.version : slot.active;
       if (!version) throw this.#notLoaded(slot);
+      // A swap while this request waited may have retired the pinned version.
+      if (pinned !== undefined && version.version !== pinned) {
+        const v = this.versions(name)!;
+        throw Errors.MODEL_VERSION_NOT_FOUND(name, pinned, v.serving, v.held);
+      }
       // A swap while this request waited may have changed what the model accepts.
       const again = inputProblem(version.pkg.manifest.inputs, inputs);
       if (again) throw Errors.INPUT_INVALID(name, again);
@@ -393,7 +441,7 @@ export class ModelRuntime implements Component {
         throw Errors.INFERENCE_FAILED(`${name}@${version.version}`, describe(err));
       }
     }).catch((err: unknown) => {
-      const kind: ErrorKind = err instanceof EdgeError ? (err.statusCode === 429 ? 'overloaded' : err.statusCode === 400 ? 'bad_input' : 'backend') : 'backend';
+      const kind: ErrorKind = err instanceof EdgeError ? (err.statusCode === 429 ? 'overloaded' : err.statusCode === 400 ? 'bad_input' : err.statusCode === 404 ? 'not_found' : err.statusCode === 504 ? 'deadline' : 'backend') : 'backend';
       throw this.#count(name, kind, err);
     });
     this.#metrics?.latency.observe({ model: name, version: version.version, backend: version.choice.chosen }, ms / 1000);

@@ -94,20 +94,26 @@ export function tensorFromJson(spec: IOSpec, v: unknown, maxElements: number): T
     fill(name, spec, data, o.data, [n]);
     return { dtype: spec.dtype, shape, data };
   }
-  if (typeof o.base64 === 'string') {
-    const bytes = Buffer.from(o.base64, 'base64');
-    const want = n * DTYPE_BYTES[spec.dtype];
-    if (bytes.length !== want) {
-      throw new TensorInputError(`input "${name}": shape ${formatShape(shape)} of ${spec.dtype} needs ${want} bytes (little-endian), "base64" decodes to ${bytes.length}`);
-    }
-    const data = allocate(spec.dtype, n);
-    new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(bytes);
-    if (data instanceof Float32Array) {
-      for (let i = 0; i < n; i++) if (!Number.isFinite(data[i]!)) throw new TensorInputError(`input "${name}": element ${i} is not a finite number`);
-    }
-    return { dtype: spec.dtype, shape, data };
-  }
+  if (typeof o.base64 === 'string') return tensorFromBytes(spec, shape, Buffer.from(o.base64, 'base64'), '"base64" decodes to');
   throw new TensorInputError(`input "${name}": ${hint}`);
+}
+
+/**
+ * One tensor from raw little-endian bytes in the element type of `spec` (the caller has
+ * checked the element count against its limit). `source` words where the bytes came from.
+ */
+export function tensorFromBytes(spec: IOSpec, shape: number[], bytes: Uint8Array, source = 'got'): Tensor {
+  const n = elementCount(shape);
+  const want = n * DTYPE_BYTES[spec.dtype];
+  if (bytes.length !== want) {
+    throw new TensorInputError(`input "${spec.name}": shape ${formatShape(shape)} of ${spec.dtype} needs ${want} bytes (little-endian), ${source} ${bytes.length}`);
+  }
+  const data = allocate(spec.dtype, n);
+  new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(bytes);
+  if (data instanceof Float32Array) {
+    for (let i = 0; i < n; i++) if (!Number.isFinite(data[i]!)) throw new TensorInputError(`input "${spec.name}": element ${i} is not a finite number`);
+  }
+  return { dtype: spec.dtype, shape, data };
 }
 
 /** A tensor as JSON: shape plus flat data (int64 as numbers when safe, else strings). */

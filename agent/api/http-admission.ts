@@ -1,0 +1,80 @@
+// Admission of HTTP inference requests from the request line and headers alone, before
+// fastify routes the request (an early responder on the health server's http.Server): under
+// overload most requests are refused, and reading and parsing their bodies, or even routing
+// them through fastify, on the one event loop is what slows the admitted ones. An admitted
+// request holds its place until its response closes (answered, failed, or the client went
+// away). /v1 and the Open Inference Protocol's /v2 share it; each words its own refusal.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import { addEarlyResponder } from '../health/server.js';
+import type { Admission } from '../runtime/admission.js';
+import type { ModelRuntime } from '../runtime/model-runtime.js';
+
+export type Refused = Extract<Admission, { admitted: false }>;
+
+/** A refusal's answer: status, Retry-After and the JSON body in the API's own error form. */
+export interface RefusalAnswer { status: number; retryAfter: string; body: string }
+
+/** How long ago the client sent the request, from its x-request-start (ms since the epoch, or t=...). */
+export function requestAge(header: string | string[] | undefined): number | undefined {
+  const sent = Number(/^(?:t=)?(\d+(?:\.\d+)?)$/.exec(String(header ?? ''))?.[1]);
+  return Number.isFinite(sent) ? Date.now() - sent : undefined;
+}
+
+/** Which limit refused a request, with the figures that decided it. */
+export function whyRefused(a: Refused): string {
+  return a.reason === 'queue_full'
+    ? `${a.inFlight} requests in flight (runtime.queueLimit)`
+    : a.reason === 'too_old'
+      ? 'sent too long ago by its x-request-start (runtime.maxRequestAgeMs)'
+      : `${a.inFlight} requests in flight, expected wait ${Math.round(a.expectedWaitMs)} ms over the budget (runtime.queueWaitFactor, runtime.maxQueueWaitMs)`;
+}
+
+/**
+ * Admits POST requests whose path `modelOf` maps to a model name, early; returns the
+ * onRequest hook that admits those that reached the route without passing the early check (a
+ * path spelled so that only fastify's router matched it).
+ */
+export function admitInferenceRequests(
+  app: FastifyInstance,
+  runtime: ModelRuntime,
+  modelOf: (url: string) => string | undefined,
+  refuse: (name: string, a: Refused) => RefusalAnswer,
+): (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> {
+  const admitted = new WeakSet<IncomingMessage>();
+  addEarlyResponder(app, (req, res) => {
+    if (req.method !== 'POST') return false;
+    let name: string | undefined;
+    try {
+      name = modelOf(req.url ?? '');
+    } catch {
+      return false; // fastify answers the malformed path
+    }
+    if (name === undefined) return false;
+    const a = runtime.admit(name, requestAge(req.headers['x-request-start']));
+    if (!a) return false; // not served here: the handler answers 404
+    if (a.admitted) {
+      admitted.add(req);
+      res.once('close', a.release);
+      return false;
+    }
+    const r = refuse(name, a);
+    // The body is not read (Node discards it, keeping the connection); a client still sending
+    // it learns at once and may stop.
+    res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(r.body), 'retry-after': r.retryAfter });
+    res.end(r.body);
+    return true;
+  });
+  return async (req, reply) => {
+    if (admitted.has(req.raw)) return;
+    const name = (req.params as { name: string }).name;
+    const a = runtime.admit(name, requestAge(req.headers['x-request-start']));
+    if (!a) return;
+    if (a.admitted) {
+      reply.raw.once('close', a.release);
+      return;
+    }
+    const r = refuse(name, a);
+    return reply.status(r.status).header('retry-after', r.retryAfter).type('application/json; charset=utf-8').send(r.body);
+  };
+}
