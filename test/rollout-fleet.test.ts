@@ -76,4 +76,14 @@ t.test('canary rollout: a good version reaches 100%, a bad one halts at stage 1'
   t.same(others.map(desiredVersions), others.map(() => ['1.1.0']), `no device outside the first stage was told to run 2.0.0 (${others.join(', ')})`);
   await waitFor(() => canaries.every((c) => served.get(c.id) === '1.1.0'), { what: 'the canaries serve 1.1.0 again' });
   t.ok(others.every((d) => served.get(d) === '1.1.0'), 'the rest of the fleet kept serving 1.1.0');
+
+  // Once the canaries report 1.1.0 again, each rollout's status still says what happened to
+  // its own version on each device, with the device's reason (not the device's state now).
+  const reportedVersion = (d: string): string | undefined => ((ctl.store.device(d)?.reported as { models?: { name: string; version: string }[] } | null)?.models ?? []).find((m) => m.name === 'digits')?.version;
+  await waitFor(() => canaries.every((c) => reportedVersion(c.id) === '1.1.0'), { what: 'the canaries report 1.1.0 again' });
+  const after = loop.driver.status(r2.id).stages[0]!.devices;
+  t.ok(after.every((d) => d.version === '2.0.0'), `the halted rollout lists its own version: ${JSON.stringify(after)}`);
+  t.ok(after.some((d) => d.state === 'rolled_back' && /NaN or Infinity/.test(d.reason ?? '')), 'and the canary\'s rollback with its reason');
+  const completed = loop.driver.status(r1.id).stages.flatMap((s) => s.devices);
+  t.ok(completed.every((d) => d.version === '1.1.0' && !['rolled_back', 'failed'].includes(d.state)), `the completed rollout is not rewritten by the later one: ${JSON.stringify(completed.map((d) => d.state))}`);
 });

@@ -61,11 +61,13 @@ export class RolloutDriver {
   /** Evaluates every running rollout until none has more to do right now. */
   async tick(now = Date.now()): Promise<void> {
     for (const r of this.#store.list().filter((x) => x.state === 'halting')) {
+      this.#recordOutcomes(r, now);
       await this.#apply({ ...r, state: 'running' }, { kind: 'halt', reason: r.reason ?? 'halted by operator', evidence: { by: 'operator' } }, now);
     }
     for (const r of this.#store.running()) {
       for (let guard = 0; guard < r.stages.length * 2 + 2; guard++) {
         const current = this.#store.get(r.id)!;
+        this.#recordOutcomes(current, now);
         const assigned = new Set(this.#store.assignments(r.id).map((a) => a.deviceId));
         const d = decide(current, this.#fleet.groupMembers(current.group), assigned, this.#fleet.reports(current.model), now);
         if (d.kind === 'wait') break;
@@ -76,10 +78,26 @@ export class RolloutDriver {
     }
   }
 
+  /**
+   * What each assigned device reports about this rollout's version, kept with the rollout:
+   * after a halt the device reports its old version again, and a later deploy another one, but
+   * the rollout's status must still say what happened to it in this rollout, and why.
+   */
+  #recordOutcomes(r: Rollout, now: number): void {
+    const reports = this.#fleet.reports(r.model);
+    for (const a of this.#store.assignments(r.id)) {
+      const rep = reports.get(a.deviceId);
+      if (!rep || rep.version !== r.version) continue;
+      if (a.outcome && a.outcome.state === rep.state && a.outcome.reason === rep.reason) continue;
+      this.#store.recordOutcome(r.id, a.deviceId, { state: rep.state, reason: rep.reason, at: now });
+    }
+  }
+
   async halt(id: string, reason: string): Promise<void> {
     const r = this.#store.get(id);
     if (!r) throw new Error(`no rollout ${id}`);
     if (r.state !== 'running') return;
+    this.#recordOutcomes(r, Date.now());
     await this.#apply(r, { kind: 'halt', reason, evidence: { by: 'operator' } }, Date.now());
   }
 
@@ -122,8 +140,12 @@ export class RolloutDriver {
       stages: r.stages.map((percent, i) => ({
         percent,
         devices: assignments.filter((a) => a.stage === i).map((a) => {
+          // This rollout's version only: what the device reports now if it is about that
+          // version, else what it last reported about it, else that it was assigned.
           const rep = reports.get(a.deviceId);
-          return { id: a.deviceId, state: rep?.state ?? 'assigned', reason: rep?.reason, version: rep?.version };
+          if (rep && rep.version === r.version) return { id: a.deviceId, state: rep.state, reason: rep.reason, version: r.version };
+          if (a.outcome) return { id: a.deviceId, state: a.outcome.state, reason: a.outcome.reason, version: r.version };
+          return { id: a.deviceId, state: 'assigned', version: r.version };
         }),
       })),
       events: this.#store.events(id),

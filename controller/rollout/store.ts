@@ -9,6 +9,8 @@ export interface Assignment {
   assignedAt: number;
   /** The version the device ran before (for its rollback), when known. */
   previousVersion?: string;
+  /** The last thing the device reported about this rollout's version (kept after it moves on). */
+  outcome?: { state: string; reason?: string; at: number };
 }
 
 export class RolloutStore {
@@ -37,6 +39,9 @@ export class RolloutStore {
         stage INTEGER NOT NULL,
         assigned_at INTEGER NOT NULL,
         previous_version TEXT,
+        outcome_state TEXT,
+        outcome_reason TEXT,
+        outcome_at INTEGER,
         PRIMARY KEY (rollout_id, device_id)
       );
       CREATE TABLE IF NOT EXISTS rollout_events (
@@ -45,6 +50,11 @@ export class RolloutStore {
         kind TEXT NOT NULL,
         detail TEXT
       );`);
+    // Databases made before the outcome columns: add them.
+    const cols = new Set((db.prepare('PRAGMA table_info(rollout_devices)').all() as { name: string }[]).map((c) => c.name));
+    for (const [c, type] of [['outcome_state', 'TEXT'], ['outcome_reason', 'TEXT'], ['outcome_at', 'INTEGER']]) {
+      if (!cols.has(c!)) db.exec(`ALTER TABLE rollout_devices ADD COLUMN ${c} ${type}`);
+    }
   }
 
   create(r: Rollout): void {
@@ -84,9 +94,18 @@ export class RolloutStore {
   }
 
   assignments(id: string): Assignment[] {
-    return (this.#db.prepare('SELECT device_id, stage, assigned_at, previous_version FROM rollout_devices WHERE rollout_id = ? ORDER BY assigned_at, device_id').all(id) as
-      { device_id: string; stage: number; assigned_at: number; previous_version: string | null }[])
-      .map((r) => ({ deviceId: r.device_id, stage: r.stage, assignedAt: r.assigned_at, previousVersion: r.previous_version ?? undefined }));
+    return (this.#db.prepare('SELECT device_id, stage, assigned_at, previous_version, outcome_state, outcome_reason, outcome_at FROM rollout_devices WHERE rollout_id = ? ORDER BY assigned_at, device_id').all(id) as
+      { device_id: string; stage: number; assigned_at: number; previous_version: string | null; outcome_state: string | null; outcome_reason: string | null; outcome_at: number | null }[])
+      .map((r) => ({
+        deviceId: r.device_id, stage: r.stage, assignedAt: r.assigned_at, previousVersion: r.previous_version ?? undefined,
+        ...(r.outcome_state ? { outcome: { state: r.outcome_state, reason: r.outcome_reason ?? undefined, at: r.outcome_at ?? 0 } } : {}),
+      }));
+  }
+
+  /** Remembers what a device reported about the rollout's own version. */
+  recordOutcome(id: string, deviceId: string, outcome: { state: string; reason?: string; at: number }): void {
+    this.#db.prepare('UPDATE rollout_devices SET outcome_state = ?, outcome_reason = ?, outcome_at = ? WHERE rollout_id = ? AND device_id = ?')
+      .run(outcome.state, outcome.reason ?? null, outcome.at, id, deviceId);
   }
 
   event(id: string, kind: string, detail: unknown): void {
