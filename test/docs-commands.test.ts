@@ -82,8 +82,8 @@ async function dryProgram(make: () => Command): Promise<Command> {
   return program;
 }
 
-const NAMES = new Set(['commander.version', 'commander.helpDisplayed', 'commander.unknownOption', 'commander.unknownCommand', 'commander.excessArguments', 'commander.optionMissingArgument', 'commander.conflictingOption']);
-const WHOLE = new Set([...NAMES, 'commander.missingArgument', 'commander.missingMandatoryOptionValue']);
+const NAMES = new Set(['commander.version', 'commander.helpDisplayed', 'commander.unknownOption', 'commander.unknownCommand', 'commander.excessArguments', 'commander.conflictingOption']);
+const WHOLE = new Set([...NAMES, 'commander.optionMissingArgument', 'commander.missingArgument', 'commander.missingMandatoryOptionValue']);
 
 t.test('every documented command line parses', async (t) => {
   const all = invocations();
