@@ -93,6 +93,9 @@ t.test('a small window gets no verdict', async (t) => {
   t.equal(rep.verdict, 'insufficient');
   t.ok(rep.features.every((f) => f.verdict === 'ok'));
   t.equal(rep.window.size, 50);
+  // Nothing in the report says drift when there is no verdict (a shifted window, meanA 3).
+  t.same([rep.dataset.drifted, rep.dataset.share, rep.dataset.driftedFeatures, rep.prediction.drifted, rep.prediction.driftedFeatures], [false, 0, [], false, []]);
+  t.ok(rep.features.every((f) => f.score === 0 && /no verdict/.test(f.reasons[0] ?? '')), 'no score that ranks as an alarm; the reason is given');
 });
 
 t.test('a fixed level in the manifest overrides the calibrated one of its statistic only', async (t) => {

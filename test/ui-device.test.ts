@@ -39,8 +39,16 @@ t.test('the status page shows the device, its models, latency and drift, on a ph
   }
   await page.locator('#drift .feature canvas').first().waitFor({ timeout: 30_000 });
   t.match(await page.locator('#drift').innerText(), /digits 1\.0\.0\s+(alert|warn)/, 'the drift report of the inverted digits is shown with its verdict in words');
+  t.match(await page.locator('#drift').innerText(), /psi [\d.]+ \(warns at [\d.]+\)/, 'each statistic beside the level it warns at');
   await page.waitForFunction(() => /\d/.test(document.querySelector('#models tbody tr td:nth-child(5)')?.textContent ?? ''), undefined, { timeout: 15_000 });
   t.pass('p50 latency is shown for the model');
+  const telemetry = await page.locator('#telemetry').innerText();
+  t.match(telemetry, /waiting to send\s+\d+ records, [\d.]+ KB of [\d.]+ KB/, 'the buffer in words');
+  t.match(telemetry, /fleet broker\s+none configured: running offline/, 'the broker link in words');
+  const page_ = await page.locator('main').innerText();
+  t.notMatch(page_, /\[object Object\]/, 'no [object Object] anywhere');
+  t.notMatch(telemetry, /\b(telemetry|fleet)\.[a-z]+/i, 'no raw dotted keys');
+  t.match(await page.locator('#rollouts').innerText(), /digits: serving 1\.0\.0|no rollout yet/, 'the rollout history section');
   await page.screenshot({ path: path.join(artifactsDir, 'device-desktop.png'), fullPage: true });
 
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });

@@ -50,13 +50,74 @@
     return s;
   }
 
-  function flatten(obj, prefix, out) {
-    for (const [k, v] of Object.entries(obj || {})) {
-      const key = prefix ? prefix + '.' + k : k;
-      if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length <= 12) flatten(v, key, out);
-      else if (!Array.isArray(v)) out.push([key, v]);
+  function duration(seconds) {
+    if (typeof seconds !== 'number' || !isFinite(seconds)) return '-';
+    if (seconds < 90) return Math.round(seconds) + ' s';
+    if (seconds < 5400) return Math.round(seconds / 60) + ' min';
+    if (seconds < 172800) return (seconds / 3600).toFixed(1) + ' h';
+    return (seconds / 86400).toFixed(1) + ' days';
+  }
+
+  function kb(bytes) {
+    return typeof bytes === 'number' ? (bytes / 1024).toFixed(bytes < 10240 ? 1 : 0) + ' KB' : '-';
+  }
+
+  /** The telemetry buffer and the broker link in words, for a device owner (not a dump of keys). */
+  function telemetryFacts(t, f) {
+    const out = [];
+    if (t && typeof t === 'object') {
+      out.push(['waiting to send', `${t.depth ?? 0} records, ${kb(t.bytes)} of ${kb(t.capacityBytes ?? t.maxBytes)}` +
+        (t.depth ? `, oldest ${duration(t.oldestAgeSeconds)} old` : '')]);
+      out.push(['accepted, delivered', `${t.accepted ?? 0} accepted, ${t.delivered ?? 0} delivered to the fleet`]);
+      const lost = [];
+      if (t.evicted) lost.push(`${t.evicted} evicted (buffer full)`);
+      if (t.quarantined) lost.push(`${t.quarantined} set aside as undeliverable`);
+      out.push(['set aside', lost.length ? stateLabel(lost.join(', '), 'warn') : stateLabel('none', 'ok')]);
+      if (t.failing || t.diskFull) out.push(['storage', stateLabel(t.failing || 'disk full', 'bad')]);
+    } else {
+      out.push(['buffer', 'not configured']);
+    }
+    if (f && typeof f === 'object') {
+      const connected = f.state === 'connected';
+      out.push(['fleet broker', f.broker
+        ? stateLabel(`${f.state}${f.broker ? ' to ' + f.broker : ''}${connected && f.connectedSince ? ' since ' + new Date(f.connectedSince).toLocaleString() : ''}`, connected ? 'ok' : 'warn')
+        : 'none configured: running offline']);
+      if (!connected && f.lastError) out.push(['last broker error', f.lastError]);
+      const pending = f.commands && typeof f.commands === 'object' ? f.commands.received : undefined;
+      if (typeof pending === 'number') out.push(['fleet commands', `${pending} received`]);
     }
     return out;
+  }
+
+  const STEP_LEVEL = { committed: 'ok', shadow_passed: 'ok', probation: 'warn', shadow: 'warn', rolled_back: 'bad', failed: 'bad' };
+
+  /** Each model's slot (active, previous, candidate) and its recent rollout steps with their reasons. */
+  function renderRollouts(rollouts) {
+    const el = $('rollouts');
+    const models = rollouts && typeof rollouts === 'object' ? Object.entries(rollouts) : [];
+    if (!models.length) return;
+    el.replaceChildren();
+    for (const [name, r] of models) {
+      if (!r || typeof r !== 'object') continue;
+      const h = document.createElement('h3');
+      h.textContent = `${name}: serving ${r.active ?? '-'}` + (r.candidate ? `, trying ${r.candidate.version} (${r.candidate.phase})` : '') + (r.previous ? `, ${r.previous} kept for rollback` : '');
+      const ol = document.createElement('ol');
+      ol.className = 'history';
+      for (const e of (Array.isArray(r.events) ? r.events : []).slice().reverse()) {
+        if (!e || typeof e !== 'object') continue;
+        const li = document.createElement('li');
+        li.append(`${e.at ? new Date(e.at).toLocaleString() : ''} ${e.version ?? ''} `, stateLabel(String(e.step ?? '?').replace('_', ' '), STEP_LEVEL[e.step] || 'warn'));
+        if (e.reason) li.append(`: ${e.reason}`);
+        ol.append(li);
+      }
+      if (!ol.children.length) {
+        const li = document.createElement('li');
+        li.className = 'muted';
+        li.textContent = 'no rollout yet';
+        ol.append(li);
+      }
+      el.append(h, ol);
+    }
   }
 
   function modelRows(models) {
@@ -122,7 +183,7 @@
     }
   }
 
-  const LEVEL = { ok: 'ok', none: 'ok', warn: 'warn', warning: 'warn', drift: 'bad', alert: 'bad', drifted: 'bad' };
+  const LEVEL = { ok: 'ok', none: 'ok', warn: 'warn', warning: 'warn', drift: 'bad', alert: 'bad', drifted: 'bad', insufficient: 'muted' };
 
   function renderDrift(drift) {
     const el = $('drift');
@@ -133,12 +194,17 @@
       if (!rep || typeof rep !== 'object') continue;
       const h = document.createElement('h3');
       const verdict = String(rep.verdict ?? (rep.drifted ? 'drift' : 'ok'));
-      h.append(`${rep.model ?? rep.name ?? 'model'} ${rep.version ?? ''} `, stateLabel(verdict, LEVEL[verdict.toLowerCase()] || 'warn'));
+      const insufficient = verdict === 'insufficient';
+      h.append(`${rep.model ?? rep.name ?? 'model'} ${rep.version ?? ''} `, stateLabel(insufficient ? 'no verdict yet' : verdict, LEVEL[verdict.toLowerCase()] || 'warn'));
       const meta = document.createElement('p');
       meta.className = 'muted';
-      meta.textContent = `window of ${fmt(rep.window?.size ?? rep.size)} inferences, ended ${rep.window?.end ? new Date(rep.window.end).toLocaleString() : '-'}`;
-      el.append(h, meta);
       const features = Array.isArray(rep.features) ? rep.features : Object.entries(rep.features || {}).map(([name, f]) => ({ name, ...f }));
+      // Too few observations to judge: say so, and show no scores that would read as alarms.
+      const why = insufficient ? features.find((f) => Array.isArray(f?.reasons) && f.reasons.length)?.reasons[0] : undefined;
+      meta.textContent = `window of ${fmt(rep.window?.size ?? rep.size)} inferences, ended ${rep.window?.end ? new Date(rep.window.end).toLocaleString() : '-'}` +
+        (insufficient ? ` - too few to judge${why ? ` (${why})` : ''}` : rep.alpha?.tests ? ` - each test held to a false-alarm rate of ${fmt(rep.alpha.warn)} (warn) over ${rep.alpha.tests} tests` : '');
+      el.append(h, meta);
+      if (insufficient) continue;
       for (const f of features) el.append(featureBlock(rep, f));
     }
   }
@@ -148,9 +214,12 @@
     div.className = 'feature';
     const verdict = String(f.verdict ?? 'ok');
     const p = document.createElement('p');
-    const scores = ['psi', 'js', 'wasserstein', 'ks', 'ksPValue', 'chi2PValue']
-      .filter((k) => typeof (f.stats?.[k] ?? f[k]) === 'number')
-      .map((k) => `${k} ${fmt(f.stats?.[k] ?? f[k])}`).join(', ');
+    // Each statistic beside the level it warns at for this window's size (calibrated), else the raw value.
+    const scores = Array.isArray(f.tests) && f.tests.length
+      ? f.tests.map((x) => `${x.statistic} ${fmt(x.value)} (warns at ${fmt(x.warnAt)})`).join(', ')
+      : ['psi', 'js', 'wasserstein', 'ks']
+        .filter((k) => typeof (f.stats?.[k] ?? f[k]) === 'number')
+        .map((k) => `${k} ${fmt(f.stats?.[k] ?? f[k])}`).join(', ');
     p.append(`${f.name}: `, stateLabel(verdict, LEVEL[verdict.toLowerCase()] || 'warn'), ` ${scores}`);
     div.append(p);
     const hist = f.histogram || f.chart;
@@ -188,14 +257,12 @@
         ready.reasons?.length ? ` (${ready.reasons.join('; ')})` : '',
         ready.warnings?.length ? ` warnings: ${ready.warnings.join('; ')}` : '',
       );
-      const component = new Set(['telemetry', 'fleet', 'runtime', 'models', 'drift']);
       facts($('agent'), [
-        ['version', status.version], ['state', status.state], ['uptime', `${status.uptimeSeconds} s`],
+        ['version', status.version], ['state', status.state], ['uptime', duration(status.uptimeSeconds)],
         ['CPU features', status.cpuFeatures], ['kernel variant', status.kernelVariant ?? status.runtime?.kernelVariant ?? '-'], ['node', status.node],
       ]);
-      const tele = [];
-      for (const [name, v] of Object.entries(status)) if (component.has(name) && name !== 'runtime' && name !== 'models' && name !== 'drift') flatten(v, name, tele);
-      facts($('telemetry'), tele.length ? tele : [['buffer', 'not configured']]);
+      facts($('telemetry'), telemetryFacts(status.telemetry, status.fleet));
+      renderRollouts(status.rollouts);
       renderModels(modelRows(models ?? status.runtime ?? status.models));
       renderDrift(drift);
     } catch (err) {
