@@ -49,5 +49,12 @@ t.test('devices, their state and fleet drift update live on the dashboard', asyn
   await page.getByRole('heading', { name: 'Device pi-a' }).waitFor();
   t.match(await page.locator('#device').innerText(), /digits@1\.0\.0/, 'the device page shows its models');
   await page.screenshot({ path: path.join(artifactsDir, 'dashboard.png'), fullPage: true });
+
+  // ?live=0: one snapshot, no event stream, so the network goes idle (headless screenshots).
+  const still = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  still.on('pageerror', (e) => errors.push(e.message));
+  await still.goto(`${url}/?live=0`, { waitUntil: 'networkidle', timeout: 15_000 });
+  await still.locator('#devices tr[data-device="pi-a"]').getByText('alert').waitFor({ timeout: 15_000 });
+  t.pass('?live=0 renders from one snapshot and settles');
   t.same(errors, [], 'no script errors on the page');
 });

@@ -78,6 +78,9 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
   }, opts.pollMs ?? 1000);
   timer.unref();
 
+  // The same document once, for ?live=0 (screenshots, slow links): no open stream.
+  app.get('/api/snapshot', async () => snapshot());
+
   app.get('/api/events', (req, reply) => {
     reply.hijack();
     const res = reply.raw;

@@ -185,6 +185,12 @@
   }
   $('filter').addEventListener('input', renderDevices);
 
+  // ?live=0: one snapshot and no event stream, so the page settles (headless screenshots).
+  if (new URLSearchParams(location.search).get('live') === '0') {
+    fetch('/api/snapshot').then((r) => r.json()).then((d) => { data = d; render(); })
+      .catch((err) => $('summary').replaceChildren(label('cannot reach the controller: ' + err.message, 'bad')));
+    return;
+  }
   const events = new EventSource('/api/events');
   events.addEventListener('update', (e) => {
     data = JSON.parse(e.data);
