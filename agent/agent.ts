@@ -8,7 +8,6 @@ import type { AgentContext, Component } from './component.js';
 import { buildHealthServer } from './health/server.js';
 import { createLogger, type Logger } from './log.js';
 import { createRegistry, prom } from './metrics.js';
-import { loadNative } from './native.js';
 import { SystemdNotifier } from './systemd.js';
 import { AGENT_VERSION } from './version.js';
 import { describe } from './errors.js';
@@ -16,7 +15,7 @@ import { TelemetryBuffer } from './telemetry/buffer.js';
 import { FleetLink } from './fleet/link.js';
 import { SecurityPolicy } from './security/policy.js';
 import { ModelRollouts } from './rollout/model-rollouts.js';
-import { kernelsInfo } from './kernels/index.js';
+import { cpuFeatures, kernelVariant } from './hardware.js';
 import { registerTelemetryRoutes } from './api/telemetry.js';
 import { ModelRuntime } from './runtime/model-runtime.js';
 import { registerModelRoutes } from './api/models.js';
@@ -210,19 +209,3 @@ export class Agent {
   }
 }
 
-/** The int8 kernel variant in use (EDGE_KERNELS may force one), for /v1/status and the status page. */
-function kernelVariant(): string {
-  try {
-    return kernelsInfo().variant;
-  } catch {
-    return 'unavailable';
-  }
-}
-
-function cpuFeatures(): string {
-  try {
-    return loadNative().cpuFeatures();
-  } catch {
-    return 'unavailable';
-  }
-}

@@ -2,6 +2,7 @@
 // process) publishes "online" on connect; when it is SIGKILLed the broker publishes its Last
 // Will ("offline", connection lost); a clean SIGTERM publishes "offline" itself.
 import t from 'tap';
+import { cpuFeatures, kernelVariant } from '../agent/hardware.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { spawnAgent } from './helpers/agent.js';
 import { waitFor } from './helpers/wait.js';
@@ -22,6 +23,9 @@ t.test('Last Will and clean shutdown on the retained status topic', async (t) =>
     t.teardown(() => { if (agent.proc.exitCode === null) agent.kill('SIGKILL'); });
     const online = await waitFor(() => statuses().find((s) => s.state === 'online'), { timeoutMs: 30_000, what: `online status (agent stderr: ${agent.stderr()})` });
     t.match(online, { deviceId: 'lwt-dev', agentVersion: String, kernelVariant: String, uptimeSeconds: Number });
+    // One meaning for kernelVariant: the variant in use, as /v1/status says it (agent/hardware.ts),
+    // not the CPU's feature list (this process runs the same addon on the same CPU).
+    t.same([online.kernelVariant, (online as unknown as { cpuFeatures: string }).cpuFeatures], [kernelVariant(), cpuFeatures()], `retained status: variant ${online.kernelVariant}, features ${cpuFeatures()}`);
     const seen = w.messages.length;
     agent.kill('SIGKILL');
     await agent.exited();

@@ -8,7 +8,7 @@ import os from 'node:os';
 import type { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
 import type { AgentContext, Component } from '../component.js';
 import { describe } from '../errors.js';
-import { loadNative } from '../native.js';
+import { cpuFeatures, kernelVariant } from '../hardware.js';
 import { AGENT_VERSION } from '../version.js';
 import { prom } from '../metrics.js';
 import { Backoff } from './backoff.js';
@@ -427,6 +427,7 @@ export class FleetLink implements Component {
       ...(reason ? { reason } : {}),
       agentVersion: AGENT_VERSION,
       models,
+      cpuFeatures: cpuFeatures(),
       kernelVariant: kernelVariant(),
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       hostname: os.hostname(),
@@ -507,17 +508,6 @@ const NAME_ARG = { type: 'string', minLength: 1 } as const;
 const TIMEOUT_ARG = { type: 'integer', minimum: 100, maximum: 300_000 } as const;
 function objectOf(properties: Record<string, object>, required: string[]): object {
   return { type: 'object', properties, required };
-}
-
-let variant: string | undefined;
-function kernelVariant(): string {
-  if (variant) return variant;
-  try {
-    variant = loadNative().cpuFeatures();
-  } catch {
-    variant = 'unavailable';
-  }
-  return variant;
 }
 
 /** A response topic must be a plain topic name: no wildcards, not empty, not a $SYS topic. */
