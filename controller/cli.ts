@@ -150,7 +150,7 @@ export function buildFleetCli(): Command {
       let dashboard: Awaited<ReturnType<typeof buildDashboard>> | undefined;
       let dashboardUrl: string | undefined;
       if (o.http !== undefined) {
-        dashboard = buildDashboard({ store, rollouts: () => rollouts?.statuses() ?? [] });
+        dashboard = buildDashboard({ store, rollouts: () => rollouts?.statuses() ?? [], log });
         dashboardUrl = await dashboard.listen({ host: o.httpHost, port: o.http });
         log('dashboard', { url: dashboardUrl });
       }
