@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { decodeBatch } from '../agent/telemetry/encoding.js';
 import { encodeFrame } from '../agent/fleet/frame.js';
-import { encodeAck } from '../agent/fleet/telemetry-ack.js';
+import { batchId, encodeAck } from '../agent/fleet/telemetry-ack.js';
 import { ID_PATTERN, STREAM_PATTERN, filters, parseTopic, topics } from '../agent/fleet/topics.js';
 import { connectFleet } from './connect.js';
 import { checkDocument, type DocumentKind } from './documents.js';
@@ -133,7 +133,7 @@ export class FleetController extends EventEmitter {
         }
         // Only now, after the commit, and for duplicates too: the device deletes the batch on
         // this ack (a re-sent batch is acked so it can be deleted at last).
-        this.#ackBatch(device, t.stream!, batch.first, batch.last, res);
+        this.#ackBatch(device, t.stream!, { batch: batchId(payload), first: batch.first, last: batch.last, count: batch.count }, res);
         this.counters.batches++;
         this.counters.records += res.stored;
         this.counters.duplicates += res.duplicates;
@@ -160,11 +160,12 @@ export class FleetController extends EventEmitter {
     }
   }
 
-  #ackBatch(device: string, stream: string, first: number, last: number, res: IngestResult): void {
+  /** The ack names the message exactly (its sha256 and header range), as the device sent it. */
+  #ackBatch(device: string, stream: string, sent: { batch: string; first: number; last: number; count: number }, res: IngestResult): void {
     const c = this.#client;
     if (!c) return; // not possible once a message arrived; a missing ack only means a re-send
     this.counters.acks++;
-    c.publish(topics.telemetryAck(device, stream), encodeAck({ stream, first, last, count: res.records, stored: res.stored, duplicates: res.duplicates }), { qos: 1 }, (err) => {
+    c.publish(topics.telemetryAck(device, stream), encodeAck({ stream, ...sent, stored: res.stored, duplicates: res.duplicates }), { qos: 1 }, (err) => {
       if (err) this.opts.log?.('telemetry ack not delivered', { device, stream, err: String(err) });
     });
   }
