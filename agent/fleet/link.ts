@@ -113,7 +113,7 @@ export class FleetLink implements Component {
       runtime: () => this.deps.runtime?.(),
       // A downloaded .edgepkg is unpacked and fully loaded (schema, hashes, signature, graph)
       // before it is installed; tests and tools may swap these.
-      unpack: this.deps.unpack ?? extractArchive,
+      unpack: this.deps.unpack ?? (async (file, dest) => { await extractArchive(file, dest); }),
       verify: this.deps.verify ?? ((dir) => loadPackage(dir)),
     });
     if (!config.mqtt.url) {
