@@ -110,6 +110,8 @@ export function buildFleetCli(): Command {
   const program = new Command('edge-fleet')
     .description('Reference fleet controller for edge-agent devices (MQTT, docs/protocol.md).')
     .version(AGENT_VERSION)
+    // Program options only before the subcommand: "publish --version 1.2.0" is publish's option, not a request for edge-fleet's version.
+    .enablePositionalOptions()
     .showHelpAfterError();
 
   program.command('serve')
@@ -225,8 +227,8 @@ export function buildFleetCli(): Command {
     .description('store a model package (.edgepkg or folder) so devices can download it in chunks')
     .argument('<package>', '.edgepkg file or package folder')
     .option('--db <file>', 'controller database', DEFAULT_DB)
-    .option('--name <name>', 'model name (default: from the manifest)')
-    .option('--version <version>', 'model version (default: from the manifest)')
+    .option('--name <name>', 'model name; must be the manifest\'s (default: from the manifest)')
+    .option('--version <version>', 'model version; must be the manifest\'s (default: from the manifest)')
     .option('--chunk-size <bytes>', 'chunk size', positiveInt, 256 * 1024)
     .option('--json', 'print JSON')
     .action(async (pkg: string, o: { db: string; name?: string; version?: string; chunkSize: number; json?: boolean }) => {

@@ -12,7 +12,7 @@ export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 
 export interface PublishOptions {
   chunkSize?: number;
-  /** Override (or supply, for an artifact that is not a model package) the name and version. */
+  /** Must match the package's manifest when given (checked; a relabelled package is refused). */
   name?: string;
   version?: string;
 }
@@ -47,17 +47,20 @@ export async function publishPackage(store: FleetStore, pkg: string, opts: Publi
       archive = path.join(tmp, 'package.edgepkg');
       await packArchive(pkg, archive);
     }
-    let name = opts.name;
-    let version = opts.version;
-    if (!name || !version) {
-      // Read name and version from the package itself (and refuse what is not a package).
-      const dir = path.join(tmp, 'x');
-      await extractArchive(archive, dir);
-      const manifest = JSON.parse(readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { name?: string; version?: string };
-      name ??= manifest.name;
-      version ??= manifest.version;
-      if (!name || !version) throw new Error(`${pkg}: ${MANIFEST_FILE} has no name/version; pass --name and --version`);
+    // Name and version come from the package itself (and what is not a package is refused):
+    // a label that differs from the manifest's would make devices report a version they do
+    // not run, so it is refused here (and by the device).
+    const dir = path.join(tmp, 'x');
+    await extractArchive(archive, dir, { checkSignature: false });
+    const manifest = JSON.parse(readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { name?: string; version?: string };
+    for (const [key, given] of [['name', opts.name], ['version', opts.version]] as const) {
+      if (given !== undefined && given !== manifest[key]) {
+        throw new Error(`${pkg}: --${key} ${given} differs from the ${key} in its ${MANIFEST_FILE} (${String(manifest[key])}); a device installs and reports what the signed manifest says, so publish it as ${manifest.name}@${manifest.version} or build the package with that ${key}`);
+      }
     }
+    const name = manifest.name;
+    const version = manifest.version;
+    if (!name || !version) throw new Error(`${pkg}: ${MANIFEST_FILE} has no name/version`);
     return storeArtifact(store, readFileSync(archive), { name, version, chunkSize: opts.chunkSize });
   } finally {
     rmSync(tmp, { recursive: true, force: true });

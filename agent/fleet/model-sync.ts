@@ -11,6 +11,7 @@ import { EdgeError, describe } from '../errors.js';
 import { downloadArtifact, sha256OfFile, type ArtifactRequest } from './artifact-download.js';
 import { effectiveDesired, type DesiredDoc, type DesiredModel } from './desired.js';
 import { FleetErrors } from './errors.js';
+import { MANIFEST_FILE } from '../models/manifest.js';
 
 /** What model sync needs from the model runtime (agent/models). */
 export interface ModelActivator {
@@ -259,6 +260,14 @@ export class ModelSync {
           await this.o.verify(tmp);
         } catch (err) {
           throw FleetErrors.SIGNATURE(describe(err));
+        }
+      }
+      if (this.o.unpack && existsSync(path.join(tmp, MANIFEST_FILE))) {
+        // The label in the desired state must be the one the (signed) manifest carries: a
+        // relabelled build would be reported as a version it is not.
+        const signed = JSON.parse(await readFile(path.join(tmp, MANIFEST_FILE), 'utf8')) as { name?: unknown; version?: unknown };
+        if (signed.name !== m.name || signed.version !== m.version) {
+          throw FleetErrors.VERSION_MISMATCH(`${m.name}@${m.version}`, `${String(signed.name)}@${String(signed.version)}`);
         }
       }
       await fsyncTree(tmp);
