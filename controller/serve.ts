@@ -194,7 +194,9 @@ export class FleetController extends EventEmitter {
   /** Answers one artifact request (manifest or chunk) with a binary frame. */
   #serveArtifact(device: string, payload: Buffer, packet: IPublishPacket): void {
     const props = packet.properties;
-    const replyTopic = props?.responseTopic && !/[+#]/.test(props.responseTopic) ? props.responseTopic : topics.artifactRes(device);
+    // Always the requesting device's own artifacts/res: a response topic naming anything else
+    // (another device's desired state, say) is not published to.
+    const replyTopic = topics.artifactRes(device);
     const opts: IClientPublishOptions = { qos: 1 };
     if (props?.correlationData) opts.properties = { correlationData: props.correlationData };
     const send = (header: object, body?: Buffer): void => {
