@@ -5,7 +5,6 @@
 // where TENSOR is nested arrays, {"shape": [...], "data": [...]} or {"shape": [...], "base64": "..."}
 // (raw little-endian). Errors name what was expected; nothing a client sends can crash the agent.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
 import { addEarlyResponder } from '../health/server.js';
 import { EdgeError, Errors } from '../errors.js';
 import type { IOSpec, Tensor, TensorMap } from '../runtime/backend.js';
@@ -61,12 +60,13 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     return m;
   });
 
-  // Admission from the request line and headers alone, before fastify routes the request
-  // (an early responder on the health server's http.Server): under overload most requests are
+  // Refusal from the request line and headers alone, before fastify routes the request (an
+  // early responder on the health server's http.Server): under overload most requests are
   // refused, and reading and parsing their bodies, or even routing them through fastify, on
-  // the one event loop is what slows the admitted ones. An admitted request holds its place
-  // until its response closes (answered, failed, or the client went away).
-  const admitted = new WeakSet<IncomingMessage>();
+  // the one event loop is what slows the admitted ones. A request the gate would take is not
+  // counted yet: it takes its place once its body has arrived (the route's preHandler), and
+  // holds it until its response closes. Counted from the headers, 65 connections that send
+  // headers and never a body held every place until health.requestTimeoutMs (issue 26).
   addEarlyResponder(app, (req, res) => {
     if (req.method !== 'POST') return false;
     const m = INFER_PATH.exec(req.url ?? '');
@@ -80,8 +80,7 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     const a = runtime.admit(name, requestAge(req.headers['x-request-start']));
     if (!a) return false; // not served here: the handler answers 404
     if (a.admitted) {
-      admitted.add(req);
-      res.once('close', a.release);
+      a.release(); // would be taken: counted once the body is in (preHandler below)
       return false;
     }
     const r = refusal(name, a);
@@ -91,10 +90,10 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     res.end(r.body);
     return true;
   });
-  // A request that reached the route without passing the early admission (a path spelled so
-  // that only fastify's router matched it) is admitted here.
+  // Every request is counted here, once its body has arrived (including one that reached the
+  // route without passing the early check: a path spelled so that only fastify's router
+  // matched it).
   const admission = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
-    if (admitted.has(req.raw)) return;
     const a = runtime.admit(req.params.name, requestAge(req.headers['x-request-start']));
     if (!a) return;
     if (a.admitted) {
@@ -105,7 +104,7 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     return reply.status(r.status).header('retry-after', r.retryAfter).type('application/json; charset=utf-8').send(r.body);
   };
 
-  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', { onRequest: admission }, async (req, reply) => {
+  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', { preHandler: admission }, async (req, reply) => {
     const name = req.params.name;
     if (!runtime.has(name)) throw Errors.MODEL_NOT_FOUND(name, runtime.list().map((x) => String(x.name)));
     const specs = runtime.inputSpecs(name);

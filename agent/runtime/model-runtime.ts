@@ -7,7 +7,7 @@ import { createReadStream, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentContext, Component } from '../component.js';
 import { EdgeError, Errors, describe } from '../errors.js';
-import { crashOnLoad } from '../faults.js';
+import { crashOnLoad, holdInference } from '../faults.js';
 import { extractArchive, isArchive } from '../models/archive.js';
 import { MANIFEST_FILE } from '../models/manifest.js';
 import { loadPackage } from '../models/package.js';
@@ -364,6 +364,7 @@ export class ModelRuntime implements Component {
   }
 
   async infer(name: string, inputs: TensorMap): Promise<InferResult> {
+    await holdInference();
     const e = this.#ensembles.get(name);
     if (e) return this.#inferEnsemble(e, inputs);
     const slot = this.#slots.get(name);
