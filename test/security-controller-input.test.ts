@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { encodeBatch } from '../agent/telemetry/encoding.js';
+import { encodeBatch, encodeRawBatch } from '../agent/telemetry/encoding.js';
 import { FleetStore } from '../controller/store.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { root, spawnAgent } from './helpers/agent.js';
@@ -156,13 +156,16 @@ t.test('malformed documents through ingest and every view leave edge-fleet serve
   await dev.publishAsync('edge/v1/pi-wire/cmd/res', JSON.stringify({ id: 5, ok: 'yes' }), { qos: 1 });
   // A batch whose header names another stream than its topic.
   await dev.publishAsync('edge/v1/pi-wire/telemetry/metrics', encodeBatch('drift', [{ seq: 300, ts: Date.now(), payload: null }]), { qos: 1 });
+  // A payload nested too deeply to store (JSON.parse takes it, JSON.stringify overflows).
+  const deep = 200_000;
+  await dev.publishAsync('edge/v1/pi-wire/telemetry/events', encodeRawBatch('events', '', [{ seq: 400, ts: Date.now(), json: '['.repeat(deep) + ']'.repeat(deep) }]), { qos: 1 });
   // A good batch last: it is stored, so everything before it was handled.
   await dev.publishAsync('edge/v1/pi-wire/telemetry/metrics', encodeBatch('metrics', [{ seq: 1, ts: Date.now(), payload: { ok: 1 } }]), { qos: 1 });
 
   const store = new FleetStore(db);
   t.teardown(() => store.close());
   const rejected = (): { deviceId: string | null; topic: string; reason: string }[] => store.rejected();
-  const expected = badDrift.length + 1 + badStatus.length + badReported.length + 1 + 1 + 2; // + the agent's two
+  const expected = badDrift.length + 1 + badStatus.length + badReported.length + 1 + 1 + 1 + 2; // + the agent's two
   await waitFor(() => { alive(); return rejected().length >= expected && store.telemetry('pi-wire', { stream: 'metrics' }).length === 1 && store.device('pi-wire'); },
     { timeoutMs: 30_000, what: `${expected} rejections (have ${rejected().length})` });
   const reasons = rejected().map((r) => `${r.deviceId} ${r.topic}: ${r.reason}`);
@@ -174,6 +177,7 @@ t.test('malformed documents through ingest and every view leave edge-fleet serve
   t.ok(reasons.some((r) => /cmd\/res: command reply document is invalid/.test(r)), 'a bad command reply is refused');
   t.ok(reasons.some((r) => /header names stream "drift", the topic "metrics"/.test(r)), 'a batch whose header does not match its topic is refused');
   t.equal(rejected().filter((r) => /record 201/.test(r.reason)).length, 1, 'the bad record of a mixed batch is refused alone');
+  t.ok(rejected().some((r) => r.topic.endsWith('/telemetry/events')), 'a batch nested too deeply to store is refused (counted), not silently dropped');
   await waitFor(() => store.driftReports().some((r) => r.report.model === 'wire') && store.driftReports().some((r) => r.report.model === 'from-agent'),
     { timeoutMs: 15_000, what: 'the good drift reports stored' });
   t.equal(store.driftReports().length, 2, 'only the two good drift reports are read back (the old bad rows are skipped)');
