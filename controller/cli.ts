@@ -171,7 +171,7 @@ export function buildFleetCli(): Command {
       let dashboard: Awaited<ReturnType<typeof buildDashboard>> | undefined;
       let dashboardUrl: string | undefined;
       if (o.http !== undefined) {
-        dashboard = buildDashboard({ store, rollouts: () => rollouts?.statuses() ?? [] });
+        dashboard = buildDashboard({ store, rollouts: () => rollouts?.statuses() ?? [], log });
         dashboardUrl = await dashboard.listen({ host: o.httpHost, port: o.http });
         log('dashboard', { url: dashboardUrl });
       }
@@ -250,8 +250,8 @@ export function buildFleetCli(): Command {
     .description('store a model package (.edgepkg or folder) so devices can download it in chunks')
     .argument('<package>', '.edgepkg file or package folder')
     .option('--db <file>', 'controller database', DEFAULT_DB)
-    .option('--name <name>', 'model name (default: from the manifest)')
-    .option('--version <version>', 'the version you expect the package to be; refused when its manifest says otherwise')
+    .option('--name <name>', 'model name; must be the manifest\'s (default: from the manifest)')
+    .option('--version <version>', 'model version; must be the manifest\'s (default: from the manifest)')
     .option('--chunk-size <bytes>', 'chunk size', positiveInt, 256 * 1024)
     .option('--json', 'print JSON')
     .action(async (pkg: string, o: { db: string; name?: string; version?: string; chunkSize: number; json?: boolean }) => {

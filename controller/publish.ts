@@ -12,9 +12,8 @@ export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 
 export interface PublishOptions {
   chunkSize?: number;
-  /** Override the name; supply name and version for an artifact that is not a model package. */
+  /** Must match the package's manifest when given (checked; a relabelled package is refused). */
   name?: string;
-  /** Must equal the package's own version: a device installs and reports the manifest's. */
   version?: string;
 }
 
@@ -53,17 +52,20 @@ export async function publishPackage(store: FleetStore, pkg: string, opts: Publi
       archive = path.join(tmp, 'package.edgepkg');
       await packArchive(pkg, archive);
     }
-    // Name, version and signature from the package itself (and refuse what is not a package).
+    // Name and version come from the package itself (and what is not a package is refused):
+    // a label that differs from the manifest's would make devices report a version they do
+    // not run, so it is refused here (and by the device).
     const dir = path.join(tmp, 'x');
-    await extractArchive(archive, dir);
+    await extractArchive(archive, dir, { checkSignature: false });
     const manifest = JSON.parse(readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { name?: string; version?: string };
-    if (opts.version && manifest.version && opts.version !== manifest.version) {
-      throw new Error(`${pkg} is version ${manifest.version} (in its manifest), not ${opts.version}: a device installs and reports the manifest's version, ` +
-        `so the label would lie; pack it as ${opts.version} ("edge-model pack ... --version ${opts.version}") and sign it, or drop --version`);
+    for (const [key, given] of [['name', opts.name], ['version', opts.version]] as const) {
+      if (given !== undefined && given !== manifest[key]) {
+        throw new Error(`${pkg}: --${key} ${given} differs from the ${key} in its ${MANIFEST_FILE} (${String(manifest[key])}); a device installs and reports what the signed manifest says, so publish it as ${manifest.name}@${manifest.version} or build the package with that ${key}`);
+      }
     }
-    const name = opts.name ?? manifest.name;
-    const version = manifest.version ?? opts.version;
-    if (!name || !version) throw new Error(`${pkg}: ${MANIFEST_FILE} has no name/version; pass --name and --version`);
+    const name = manifest.name;
+    const version = manifest.version;
+    if (!name || !version) throw new Error(`${pkg}: ${MANIFEST_FILE} has no name/version`);
     const signed = existsSync(path.join(dir, SIGNATURE_FILE));
     return { ...storeArtifact(store, readFileSync(archive), { name, version, chunkSize: opts.chunkSize }), signed };
   } finally {

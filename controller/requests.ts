@@ -13,7 +13,8 @@ export interface CommandReply {
 }
 
 /**
- * Sends a command and waits for its reply: MQTT 5 response topic + correlation data, or
+ * Sends a command and waits for its reply: MQTT 5 response topic (edge/v1/{d}/cmd/res/{client})
+ * + correlation data, or
  * under MQTT 3.1.1 the device's fixed cmd/res topic matched by id.
  */
 export async function sendCommand(
@@ -25,9 +26,9 @@ export async function sendCommand(
   opts: { timeoutMs?: number; id?: string; sign?: (cmd: { id: string; name: string; args: unknown }) => object } = {},
 ): Promise<CommandReply> {
   const id = opts.id ?? randomUUID();
-  // Under the device's own cmd/res subtree: the broker's ACL lets the device write there and the
-  // controller read it (deploy/mosquitto/acl), and one level per requester keeps replies apart.
-  const replyTopic = protocolVersion === 5 ? `${topics.cmdRes(deviceId)}/${String(client.options.clientId ?? 'cli').replace(/[^A-Za-z0-9_-]/g, '_')}` : topics.cmdRes(deviceId);
+  // MQTT 5: under the device's reply prefix, named after this client (the device replies to
+  // no other response topic; the broker ACL lets a device publish only in its own subtree).
+  const replyTopic = protocolVersion === 5 ? topics.cmdReply(deviceId, client.options.clientId ?? 'edge-fleet') : topics.cmdRes(deviceId);
   const timeoutMs = opts.timeoutMs ?? 10_000;
   await client.subscribeAsync(replyTopic, { qos: 1 });
   try {

@@ -7,9 +7,10 @@ import { EventEmitter } from 'node:events';
 import type { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { decodeBatch } from '../agent/telemetry/encoding.js';
 import { encodeFrame } from '../agent/fleet/frame.js';
-import { encodeAck } from '../agent/fleet/telemetry-ack.js';
+import { batchId, encodeAck } from '../agent/fleet/telemetry-ack.js';
 import { ID_PATTERN, STREAM_PATTERN, filters, parseTopic, topics } from '../agent/fleet/topics.js';
 import { connectFleet } from './connect.js';
+import { checkDocument, type DocumentKind } from './documents.js';
 import type { FleetStore, IngestResult } from './store.js';
 
 export interface ControllerOptions {
@@ -98,7 +99,7 @@ export class FleetController extends EventEmitter {
     switch (t.kind) {
       case 'status': {
         if (payload.length === 0) return; // a cleared retained message
-        const doc = this.#json(device, topic, payload);
+        const doc = this.#json(device, topic, payload, 'status');
         if (!doc) return;
         this.counters.statuses++;
         this.store.upsertStatus(device, doc);
@@ -113,10 +114,29 @@ export class FleetController extends EventEmitter {
         } catch (err) {
           return this.#reject(device, topic, (err as Error).message, payload.length);
         }
-        const res = this.store.ingestBatch(device, t.stream!, batch.records, this.opts.clientId);
+        if (batch.stream !== t.stream) {
+          return this.#reject(device, topic, `batch header names stream "${batch.stream}", the topic "${t.stream}"`, payload.length);
+        }
+        // A drift record that is not a drift report is refused on its own (with its reason);
+        // the rest of the batch is stored and the batch acked, so the device does not resend it.
+        let records = batch.records;
+        if (t.stream === 'drift') {
+          records = records.filter((r) => {
+            const c = checkDocument('drift', r.payload);
+            if ('problem' in c) this.#reject(device, topic, `record ${r.seq}: ${c.problem}`, 0);
+            return 'doc' in c;
+          });
+        }
+        let res: IngestResult;
+        try {
+          res = this.store.ingestBatch(device, t.stream!, records, this.opts.clientId);
+        } catch (err) {
+          // Not storable (a payload nested too deeply to serialise, say): refused and not acked.
+          return this.#reject(device, topic, `batch not stored: ${(err as Error).message}`, payload.length);
+        }
         // Only now, after the commit, and for duplicates too: the device deletes the batch on
         // this ack (a re-sent batch is acked so it can be deleted at last).
-        this.#ackBatch(device, t.stream!, batch.first, batch.last, res);
+        this.#ackBatch(device, t.stream!, { batch: batchId(payload), first: batch.first, last: batch.last, count: batch.count }, res);
         this.counters.batches++;
         this.counters.records += res.stored;
         this.counters.duplicates += res.duplicates;
@@ -125,7 +145,7 @@ export class FleetController extends EventEmitter {
       }
       case 'reported': {
         if (payload.length === 0) return;
-        const doc = this.#json(device, topic, payload);
+        const doc = this.#json(device, topic, payload, 'reported');
         if (doc) {
           this.store.upsertReported(device, doc);
           this.emit('reported', device, doc);
@@ -133,8 +153,8 @@ export class FleetController extends EventEmitter {
         return;
       }
       case 'cmdRes': {
-        const doc = this.#json(device, topic, payload);
-        if (doc && typeof doc.id === 'string') this.store.commandReplied(doc.id, device, doc);
+        const doc = this.#json(device, topic, payload, 'command reply');
+        if (doc) this.store.commandReplied(doc.id as string, device, doc);
         return;
       }
       case 'artifactReq':
@@ -143,24 +163,31 @@ export class FleetController extends EventEmitter {
     }
   }
 
-  #ackBatch(device: string, stream: string, first: number, last: number, res: IngestResult): void {
+  /** The ack names the message exactly (its sha256 and header range), as the device sent it. */
+  #ackBatch(device: string, stream: string, sent: { batch: string; first: number; last: number; count: number }, res: IngestResult): void {
     const c = this.#client;
     if (!c) return; // not possible once a message arrived; a missing ack only means a re-send
     this.counters.acks++;
-    c.publish(topics.telemetryAck(device, stream), encodeAck({ stream, first, last, count: res.records, stored: res.stored, duplicates: res.duplicates }), { qos: 1 }, (err) => {
+    c.publish(topics.telemetryAck(device, stream), encodeAck({ stream, ...sent, stored: res.stored, duplicates: res.duplicates }), { qos: 1 }, (err) => {
       if (err) this.opts.log?.('telemetry ack not delivered', { device, stream, err: String(err) });
     });
   }
 
-  #json(device: string, topic: string, payload: Buffer): Record<string, unknown> | undefined {
+  /** A JSON object of the shape of `kind` (controller/documents.ts), or undefined (rejected with the reason). */
+  #json(device: string, topic: string, payload: Buffer, kind: DocumentKind): Record<string, unknown> | undefined {
     if (payload.length > MAX_JSON) {
       this.#reject(device, topic, `JSON document of ${payload.length} bytes exceeds ${MAX_JSON}`, payload.length);
       return undefined;
     }
     try {
       const doc = JSON.parse(payload.toString('utf8')) as unknown;
-      if (typeof doc === 'object' && doc !== null && !Array.isArray(doc)) return doc as Record<string, unknown>;
-      this.#reject(device, topic, 'expected a JSON object', payload.length);
+      if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+        this.#reject(device, topic, 'expected a JSON object', payload.length);
+        return undefined;
+      }
+      const c = checkDocument(kind, doc);
+      if ('doc' in c) return doc as Record<string, unknown>;
+      this.#reject(device, topic, c.problem, payload.length);
     } catch {
       this.#reject(device, topic, 'not valid JSON', payload.length);
     }
@@ -170,7 +197,9 @@ export class FleetController extends EventEmitter {
   /** Answers one artifact request (manifest or chunk) with a binary frame. */
   #serveArtifact(device: string, payload: Buffer, packet: IPublishPacket): void {
     const props = packet.properties;
-    const replyTopic = props?.responseTopic && !/[+#]/.test(props.responseTopic) ? props.responseTopic : topics.artifactRes(device);
+    // Always the requesting device's own artifacts/res: a response topic naming anything else
+    // (another device's desired state, say) is not published to.
+    const replyTopic = topics.artifactRes(device);
     const opts: IClientPublishOptions = { qos: 1 };
     if (props?.correlationData) opts.properties = { correlationData: props.correlationData };
     const send = (header: object, body?: Buffer): void => {

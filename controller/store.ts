@@ -5,6 +5,17 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { storedDocument, type DriftReportDoc } from './documents.js';
+
+/** JSON text from the database, or `fallback` when it does not parse (a damaged or hand-edited row). */
+function parseStored<T>(json: string | null | undefined, fallback: T): T {
+  if (json == null) return fallback;
+  try {
+    return JSON.parse(json) as T;
+  } catch {
+    return fallback;
+  }
+}
 
 export interface DeviceRow {
   deviceId: string;
@@ -174,9 +185,11 @@ export class FleetStore {
     return rows.map((r) => ({
       deviceId: r.device_id,
       state: r.state,
-      status: r.status_json ? JSON.parse(r.status_json) as Record<string, unknown> : null,
+      // Rows are checked as they are read: one written by an older version (or by hand) that
+      // does not have the shape the views rely on reads as absent, not as a crash.
+      status: storedDocument('status', r.status_json) ?? null,
       lastSeen: new Date(r.last_seen).toISOString(),
-      reported: r.reported_json ? JSON.parse(r.reported_json) as Record<string, unknown> : null,
+      reported: storedDocument('reported', r.reported_json) ?? null,
     }));
   }
 
@@ -187,7 +200,10 @@ export class FleetStore {
   groupMembers(group: string): string[] {
     const rows = this.db.prepare('SELECT device_id, groups_json FROM devices ORDER BY device_id').all() as { device_id: string; groups_json: string }[];
     if (group === '*' || group === 'all') return rows.map((r) => r.device_id);
-    return rows.filter((r) => (JSON.parse(r.groups_json) as string[]).includes(group)).map((r) => r.device_id);
+    return rows.filter((r) => {
+      const groups = parseStored<unknown>(r.groups_json, []);
+      return Array.isArray(groups) && groups.includes(group);
+    }).map((r) => r.device_id);
   }
 
   // --- telemetry -----------------------------------------------------------------------
@@ -230,7 +246,7 @@ export class FleetStore {
     const limit = opts.limit ?? -1;
     const rows = this.db.prepare(`SELECT device_id, stream, seq, ts, payload_json, received_at FROM telemetry WHERE ${where.join(' AND ')} ORDER BY stream, seq LIMIT ?`)
       .all(...args, limit) as { device_id: string; stream: string; seq: number; ts: number; payload_json: string; received_at: number }[];
-    return rows.map((r) => ({ deviceId: r.device_id, stream: r.stream, seq: r.seq, ts: r.ts, payload: JSON.parse(r.payload_json) as unknown, receivedAt: r.received_at }));
+    return rows.map((r) => ({ deviceId: r.device_id, stream: r.stream, seq: r.seq, ts: r.ts, payload: parseStored<unknown>(r.payload_json, null), receivedAt: r.received_at }));
   }
 
   /** Per device and stream: records stored, duplicates received, batches, highest seq. */
@@ -248,10 +264,15 @@ export class FleetStore {
     }));
   }
 
-  driftReports(limit = 100): { deviceId: string; seq: number; ts: number; report: unknown }[] {
-    return (this.db.prepare('SELECT device_id, seq, ts, report_json FROM drift ORDER BY ts DESC, id DESC LIMIT ?').all(limit) as
-      { device_id: string; seq: number; ts: number; report_json: string }[])
-      .map((r) => ({ deviceId: r.device_id, seq: r.seq, ts: r.ts, report: JSON.parse(r.report_json) as unknown }));
+  /** The newest drift reports; a stored row that is not a drift report (older versions stored anything) is skipped. */
+  driftReports(limit = 100): { deviceId: string; seq: number; ts: number; report: DriftReportDoc }[] {
+    const out: { deviceId: string; seq: number; ts: number; report: DriftReportDoc }[] = [];
+    for (const r of this.db.prepare('SELECT device_id, seq, ts, report_json FROM drift ORDER BY ts DESC, id DESC LIMIT ?').all(limit) as
+      { device_id: string; seq: number; ts: number; report_json: string }[]) {
+      const report = storedDocument('drift', r.report_json);
+      if (report) out.push({ deviceId: r.device_id, seq: r.seq, ts: r.ts, report });
+    }
+    return out;
   }
 
   // --- commands ------------------------------------------------------------------------
@@ -271,7 +292,7 @@ export class FleetStore {
   commands(deviceId?: string): { id: string; deviceId: string; name: string | null; ok: boolean | null; reply: unknown }[] {
     return (this.db.prepare(`SELECT id, device_id, name, ok, reply_json FROM commands ${deviceId ? 'WHERE device_id = ?' : ''} ORDER BY COALESCE(sent_at, replied_at)`)
       .all(...(deviceId ? [deviceId] : [])) as { id: string; device_id: string; name: string | null; ok: number | null; reply_json: string | null }[])
-      .map((r) => ({ id: r.id, deviceId: r.device_id, name: r.name, ok: r.ok === null ? null : r.ok === 1, reply: r.reply_json ? JSON.parse(r.reply_json) as unknown : null }));
+      .map((r) => ({ id: r.id, deviceId: r.device_id, name: r.name, ok: r.ok === null ? null : r.ok === 1, reply: parseStored<unknown>(r.reply_json, null) }));
   }
 
   // --- artifacts -----------------------------------------------------------------------
@@ -294,7 +315,7 @@ export class FleetStore {
     if (!row) return undefined;
     return {
       sha256: row.sha256 as string, name: row.name as string, version: row.version as string, size: row.size as number,
-      chunkSize: row.chunk_size as number, chunks: JSON.parse(row.chunks_json as string) as string[],
+      chunkSize: row.chunk_size as number, chunks: parseStored<string[]>(row.chunks_json as string, []),
       signature: (row.signature as string | null) ?? null, publishedAt: new Date(row.published_at as number).toISOString(),
     };
   }
@@ -311,7 +332,8 @@ export class FleetStore {
 
   desired(target: string): { v: 1; models: Record<string, unknown>[] } | undefined {
     const row = this.db.prepare('SELECT doc_json FROM desired WHERE target = ?').get(target) as { doc_json: string } | undefined;
-    return row ? JSON.parse(row.doc_json) as { v: 1; models: Record<string, unknown>[] } : undefined;
+    const doc = parseStored<{ v: 1; models?: unknown } | null>(row?.doc_json, null);
+    return doc && Array.isArray(doc.models) ? doc as { v: 1; models: Record<string, unknown>[] } : undefined;
   }
 
   setDesired(target: string, doc: object): void {

@@ -13,7 +13,7 @@ import { TelemetryBuffer } from '../agent/telemetry/buffer.js';
 import { telemetryConfig } from '../agent/telemetry/defaults.js';
 import { decodeBatch, type DecodedBatch } from '../agent/telemetry/encoding.js';
 import { TelemetryDrain, type DrainStats } from '../agent/fleet/drain.js';
-import { encodeAck, parseAck } from '../agent/fleet/telemetry-ack.js';
+import { batchId, encodeAck, parseAck } from '../agent/fleet/telemetry-ack.js';
 import { parseTopic, topics } from '../agent/fleet/topics.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { waitFor } from './helpers/wait.js';
@@ -42,16 +42,20 @@ function buffer(t: Test): TelemetryBuffer {
 }
 
 t.test('ack payloads: what parseAck refuses, and why', async (t) => {
-  const good = encodeAck({ stream: 'metrics', first: 4, last: 9, count: 6, stored: 5, duplicates: 1 });
-  t.same(parseAck(good, 'metrics'), { v: 1, stream: 'metrics', first: 4, last: 9, count: 6, stored: 5, duplicates: 1 }, 'a well-formed ack');
+  const batch = batchId(Buffer.from('a message'));
+  const good = encodeAck({ stream: 'metrics', batch, first: 4, last: 9, count: 6, stored: 5, duplicates: 1 });
+  t.same(parseAck(good, 'metrics'), { v: 1, stream: 'metrics', batch, first: 4, last: 9, count: 6, stored: 5, duplicates: 1 }, 'a well-formed ack');
+  const B = `"batch":"${batch}"`;
   const cases: [string, string | Buffer, RegExp][] = [
     ['not JSON', 'ack!', /not valid JSON/],
     ['an array', '[1,2]', /not a JSON object/],
     ['another version', '{"v":2,"stream":"metrics","first":1,"last":1,"count":1}', /version 2 is not 1/],
     ['the stream of another topic', '{"v":1,"stream":"events","first":1,"last":1,"count":1}', /does not match the topic's stream "metrics"/],
-    ['a seq that is not an integer', '{"v":1,"stream":"metrics","first":"1","last":2,"count":1}', /"first" and "last" must be positive integers/],
-    ['first above last', '{"v":1,"stream":"metrics","first":5,"last":2,"count":1}', /"first" 5 is above "last" 2/],
-    ['more records than the range holds', '{"v":1,"stream":"metrics","first":1,"last":2,"count":3}', /"count" must be 1..2/],
+    ['no batch id', '{"v":1,"stream":"metrics","first":1,"last":1,"count":1}', /"batch" must be the sha256/],
+    ['a batch id that is not a sha256', '{"v":1,"stream":"metrics","batch":"abc","first":1,"last":1,"count":1}', /"batch" must be the sha256/],
+    ['a seq that is not an integer', `{"v":1,"stream":"metrics",${B},"first":"1","last":2,"count":1}`, /"first" and "last" must be positive integers/],
+    ['first above last', `{"v":1,"stream":"metrics",${B},"first":5,"last":2,"count":1}`, /"first" 5 is above "last" 2/],
+    ['more records than the range holds', `{"v":1,"stream":"metrics",${B},"first":1,"last":2,"count":3}`, /"count" must be 1..2/],
     ['too large', Buffer.alloc(5000, 32), /exceeds 4096/],
   ];
   for (const [what, payload, problem] of cases) {
@@ -64,8 +68,9 @@ t.test('drain with controller acks: PUBACK keeps the batch, a timeout re-sends i
   const b = buffer(t);
   const { log, lines } = logCapture();
   const sent: DecodedBatch[] = [];
+  const raw: Buffer[] = [];
   // Every publish is PUBACKed at once: only the controller's ack may delete.
-  const drain = new TelemetryDrain(b, async (_stream, payload) => { sent.push(decodeBatch(payload)); }, {
+  const drain = new TelemetryDrain(b, async (_stream, payload) => { sent.push(decodeBatch(payload)); raw.push(payload); }, {
     inflight: 4, recordsPerSecond: 10_000, batchMaxBytes: 64 * 1024, idlePollMs: 20, ack: 'controller', ackTimeoutMs: 200, ackRetryMaxMs: 300,
   }, log);
   t.teardown(() => drain.pause());
@@ -76,9 +81,12 @@ t.test('drain with controller acks: PUBACK keeps the batch, a timeout re-sends i
   t.equal(b.stats().depth, 3, 'a PUBACK alone deletes nothing');
   t.same(sent[0]!.records.map((r) => r.seq), seqs, 'the batch holds the three records');
 
-  t.equal(drain.onAck({ stream: 'metrics', first: seqs[2]! + 1, last: seqs[2]! + 10 }), 0, 'an ack for records not out confirms nothing');
-  t.equal(drain.onAck({ stream: 'events', first: 1, last: 1000 }), 0, 'nor an ack of another stream');
-  t.equal(drain.stats().acksUnmatched, 2, 'both counted as unmatched');
+  const id0 = batchId(raw[0]!);
+  t.equal(drain.onAck({ stream: 'metrics', batch: id0, first: seqs[2]! + 1, last: seqs[2]! + 10, count: 3 }), 0, 'an ack for records not out confirms nothing');
+  t.equal(drain.onAck({ stream: 'events', batch: id0, first: seqs[0]!, last: seqs[2]!, count: 3 }), 0, 'nor an ack of another stream');
+  t.equal(drain.onAck({ stream: 'metrics', batch: id0, first: 1, last: Number.MAX_SAFE_INTEGER, count: 3 }), 0, 'nor one whose range only covers the batch');
+  t.equal(drain.onAck({ stream: 'metrics', batch: batchId(Buffer.from('other')), first: seqs[0]!, last: seqs[2]!, count: 3 }), 0, 'nor one naming another message');
+  t.equal(drain.stats().acksUnmatched, 4, 'all counted as unmatched');
   t.equal(b.stats().depth, 3, 'and ignored');
 
   await waitFor(() => sent.length >= 2, { timeoutMs: 5000, what: 'the batch sent again after the ack timeout' });
@@ -95,7 +103,7 @@ t.test('drain with controller acks: PUBACK keeps the batch, a timeout re-sends i
     'and logged with the reason and topic');
 
   await waitFor(() => drain.stats().inflight === 1, { what: 'the re-sent batch out' });
-  t.equal(drain.onAck({ stream: 'metrics', first: seqs[0]!, last: seqs[2]! }), 1, 'the ack confirms the open batch');
+  t.equal(drain.onAck({ stream: 'metrics', batch: batchId(raw[raw.length - 1]!), first: seqs[0]!, last: seqs[2]!, count: 3 }), 1, 'the ack naming the open batch confirms it');
   t.equal(b.stats().depth, 0, 'its records leave the buffer');
   t.match(drain.stats(), { batchesAcked: 1, recordsAcked: 3, inflight: 0, resendAfter: null }, 'confirmed once; no pause pending');
 });
@@ -109,7 +117,7 @@ t.test('drain with broker acks: the PUBACK deletes, controller acks are not used
   await b.flush();
   drain.resume();
   await waitFor(() => b.stats().depth === 0, { what: 'deleted on PUBACK' });
-  t.equal(drain.onAck({ stream: 'metrics', first: 1, last: 1 }), 0, 'acks are ignored in broker mode');
+  t.equal(drain.onAck({ stream: 'metrics', batch: batchId(Buffer.from('x')), first: 1, last: 1, count: 1 }), 0, 'acks are ignored in broker mode');
   t.match(drain.stats(), { ackMode: 'broker', batchesAcked: 1, ackTimeouts: 0 });
 });
 
@@ -130,7 +138,7 @@ t.test('over a real broker: no ack means re-sends one at a time, spaced; bad ack
     arrivals.push({ at: Date.now(), batch });
     if (acking) {
       void w.client.publishAsync(topics.telemetryAck('ack-dev', batch.stream),
-        encodeAck({ stream: batch.stream, first: batch.first, last: batch.last, count: batch.count, stored: batch.count, duplicates: 0 }), { qos: 1 });
+        encodeAck({ stream: batch.stream, batch: batchId(payload), first: batch.first, last: batch.last, count: batch.count, stored: batch.count, duplicates: 0 }), { qos: 1 });
     }
   });
   const stats = (): DrainStats => a.link.status().telemetry as DrainStats;
@@ -153,7 +161,7 @@ t.test('over a real broker: no ack means re-sends one at a time, spaced; bad ack
   t.equal(stats().batchesAcked, 0, 'nothing confirmed');
 
   const ackTopic = topics.telemetryAck('ack-dev', 'metrics');
-  await w.client.publishAsync(ackTopic, encodeAck({ stream: 'metrics', first: 900_000, last: 900_001, count: 2, stored: 2, duplicates: 0 }), { qos: 1 });
+  await w.client.publishAsync(ackTopic, encodeAck({ stream: 'metrics', batch: batchId(Buffer.from('unknown')), first: 900_000, last: 900_001, count: 2, stored: 2, duplicates: 0 }), { qos: 1 });
   await waitFor(() => stats().acksUnmatched >= 1, { what: 'the ack for an unknown batch counted' });
   t.equal(tel.stats().depth, 6, 'an ack for an unknown batch deletes nothing');
 

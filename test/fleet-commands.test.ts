@@ -29,13 +29,13 @@ t.test('commands with mosquitto_pub / mosquitto_sub as the client', async (t) =>
   const port = String(broker.port);
 
   await t.test('MQTT 5: reply on the response topic with the correlation data', async (t) => {
-    const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-V', 'mqttv5', '-t', 'ops/replies/42', '-C', '1', '-W', '20', '-F', '%D|%p']);
+    const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-V', 'mqttv5', '-t', 'edge/v1/cmd-dev-1/cmd/res/ops42', '-C', '1', '-W', '20', '-F', '%D|%p']);
     // mosquitto_sub subscribes in parallel: send (new ids, each acts once) until it has printed a reply.
     let n = 0;
     await waitFor(async () => {
       const pub = run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-V', 'mqttv5', '-q', '1', '-t', 'edge/v1/cmd-dev-1/cmd',
         '-m', JSON.stringify({ id: `req-${++n}`, name: 'ping' }),
-        '-D', 'publish', 'response-topic', 'ops/replies/42', '-D', 'publish', 'correlation-data', `corr-${n}`]);
+        '-D', 'publish', 'response-topic', 'edge/v1/cmd-dev-1/cmd/res/ops42', '-D', 'publish', 'correlation-data', `corr-${n}`]);
       t.equal(await pub.done, 0, `mosquitto_pub ran: ${pub.out()}`);
       return sub.out().includes('|');
     }, { timeoutMs: 20_000, intervalMs: 300, what: 'a reply seen by mosquitto_sub' });

@@ -2,7 +2,10 @@
 // under overload the excess is answered 429 before its body is read, and the admitted
 // requests do not wait behind a long queue. Against the real daemon (a child process) with
 // real sockets: requests that send their headers and then stall hold the queue full.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import t, { type Test } from 'tap';
 import { AdmissionGate } from '../agent/runtime/admission.js';
 import { spawnAgent } from './helpers/agent.js';
@@ -91,8 +94,8 @@ async function metric(url: string, re: RegExp): Promise<number> {
 }
 
 /** The daemon as a child process, serving the fp32 digits model on ONNX Runtime (one thread). */
-async function daemon(t: Test, runtime: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
-  const agent = spawnAgent({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], security: { requireSignedPackages: false }, runtime: { threads: 1, ...runtime }, ...extra });
+async function daemon(t: Test, runtime: Record<string, unknown>, extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const agent = spawnAgent({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], security: { requireSignedPackages: false }, runtime: { threads: 1, ...runtime }, ...extra }, { env });
   t.teardown(() => agent.kill('SIGKILL'));
   const url = await agent.ready();
   const token = (extra.health as { token?: string } | undefined)?.token;
@@ -100,18 +103,31 @@ async function daemon(t: Test, runtime: Record<string, unknown>, extra: Record<s
   return url;
 }
 
+/**
+ * Requests in flight on purpose: while the file exists every inference waits
+ * (EDGE_FAULT_HOLD_INFERENCE). A request counts against admission once its body is in, so
+ * "in flight" means whole requests waiting for the model, not half-sent ones.
+ */
+function holdFile(t: Test): { env: NodeJS.ProcessEnv; hold(): void; release(): void } {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'edge-hold-')), 'hold');
+  t.teardown(() => rmSync(path.dirname(file), { recursive: true, force: true }));
+  return { env: { EDGE_FAULT_HOLD_INFERENCE: file }, hold: () => writeFileSync(file, ''), release: () => rmSync(file, { force: true }) };
+}
+
 const post = (url: string): Promise<{ status: number; retryAfter: string | null; body: any }> =>
   fetch(`${url}/v1/models/digits/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY })
     .then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: await r.json() }));
 
 t.test('a full queue answers 429 from the headers, before the body; overload gives only 200 and 429', async (t) => {
-  const url = await daemon(t, { queueLimit: 2, queueWaitFactor: 0 });
+  const gate = holdFile(t);
+  const url = await daemon(t, { queueLimit: 2, queueWaitFactor: 0 }, {}, gate.env);
   const open: Socket[] = [];
   t.teardown(() => open.forEach((s) => s.destroy()));
 
-  // Three requests send their headers and a few bytes of body, then stall: one "running"
-  // place and queueLimit 2 waiting places are now taken, though no body is complete.
-  const stalled = [rawInfer(url, 10), rawInfer(url, 10), rawInfer(url, 10)];
+  // Three whole requests wait for the (held) model: one "running" place and queueLimit 2
+  // waiting places are now taken.
+  gate.hold();
+  const stalled = [rawInfer(url, BODY.length), rawInfer(url, BODY.length), rawInfer(url, BODY.length)];
   open.push(...stalled.map((r) => r.socket));
   await waitFor(async () => (await (await fetch(`${url}/v1/models/digits`)).json() as any).admission?.inFlight === 3, { what: '3 requests in flight' });
 
@@ -131,13 +147,14 @@ t.test('a full queue answers 429 from the headers, before the body; overload giv
   t.match(flood[0]!.body.error.message, /queue is full, retry later \(3 requests in flight \(runtime.queueLimit\)\)/);
   t.ok(flood.every((r) => Number(r.retryAfter) >= 1), 'each with Retry-After');
 
-  // A client that goes away frees its place; the stalled ones complete and are served.
+  // A client that goes away frees its place; the held ones complete and are served.
   stalled[0]!.socket.destroy();
   await waitFor(async () => (await (await fetch(`${url}/v1/models/digits`)).json() as any).admission?.inFlight === 2, { what: 'the aborted request released' });
   const late = rawInfer(url, 0);
   open.push(late.socket);
   late.finish();
-  for (const r of [stalled[1]!, stalled[2]!]) r.finish();
+  await waitFor(async () => (await (await fetch(`${url}/v1/models/digits`)).json() as any).admission?.inFlight === 3, { what: 'the late request admitted once its body is in' });
+  gate.release();
   const served = await Promise.all([stalled[1]!.head, stalled[2]!.head, late.head]);
   t.same(served.map((h) => h.status), [200, 200, 200], 'the stalled requests and the one admitted after the abort are served');
 
@@ -187,31 +204,36 @@ t.test('x-request-start: a request that waited unread longer than maxRequestAgeM
 });
 
 t.test('the wait budget: a fixed maxQueueWaitMs refuses once the expected wait exceeds it', async (t) => {
-  const url = await daemon(t, { queueLimit: 64, maxQueueWaitMs: 1 });
+  const gate = holdFile(t);
+  const url = await daemon(t, { queueLimit: 64, maxQueueWaitMs: 1 }, {}, gate.env);
   // Eight served requests give the gate its service time (a batch of 64 takes well over 1 ms).
   for (let i = 0; i < 8; i++) t.equal((await post(url)).status, 200, `request ${i} served`);
   const info = (await (await fetch(`${url}/v1/models/digits`)).json() as any).admission;
   t.comment(`admission after 8 requests: ${JSON.stringify(info)}`);
   t.ok(info.serviceMeanMs > 1, 'service time known');
-  // One stalled request in flight: a newcomer's expected wait is 1 x mean > 1 ms.
-  const stalled = rawInfer(url, 10);
+  // One held request in flight: a newcomer's expected wait is 1 x mean > 1 ms.
+  gate.hold();
+  const stalled = rawInfer(url, BODY.length);
   t.teardown(() => stalled.socket.destroy());
   await waitFor(async () => (await (await fetch(`${url}/v1/models/digits`)).json() as any).admission?.inFlight === 1, { what: '1 request in flight' });
   const r = await post(url);
   t.equal(r.status, 429, 'refused by the wait budget, far below queueLimit');
   t.match(r.body.error.message, /1 requests in flight, expected wait \d+ ms over the budget/);
   t.equal(await metric(url, /edge_model_admission_refused_total\{[^}]*reason="wait_budget"[^}]*\} (\d+)/), 1, 'counted with reason wait_budget');
-  stalled.finish();
+  gate.release();
   t.equal((await stalled.head).status, 200, 'the admitted one is served');
 });
 
 t.test('with an API token, overload does not answer before the token is checked', async (t) => {
   const token = 'overload-token-123456';
   const auth = { authorization: `Bearer ${token}` };
-  const url = await daemon(t, { queueLimit: 1, queueWaitFactor: 0 }, { health: { port: 0, token } });
+  const gate = holdFile(t);
+  const url = await daemon(t, { queueLimit: 1, queueWaitFactor: 0 }, { health: { port: 0, token } }, gate.env);
   const open: Socket[] = [];
   t.teardown(() => open.forEach((s) => s.destroy()));
-  const stalled = [rawInfer(url, 10, `Authorization: Bearer ${token}\r\n`), rawInfer(url, 10, `Authorization: Bearer ${token}\r\n`)];
+  gate.hold();
+  t.teardown(() => gate.release());
+  const stalled = [rawInfer(url, BODY.length, `Authorization: Bearer ${token}\r\n`), rawInfer(url, BODY.length, `Authorization: Bearer ${token}\r\n`)];
   open.push(...stalled.map((r) => r.socket));
   await waitFor(async () => (await (await fetch(`${url}/v1/models/digits`, { headers: auth })).json() as any).admission?.inFlight === 2, { what: '2 requests in flight' });
   const anonymous = await fetch(`${url}/v1/models/digits/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY });

@@ -1,11 +1,13 @@
 // Admission of HTTP inference requests from the request line and headers alone, before
 // fastify routes the request (an early responder on the health server's http.Server): under
 // overload most requests are refused, and reading and parsing their bodies, or even routing
-// them through fastify, on the one event loop is what slows the admitted ones. An admitted
-// request holds its place until its response closes (answered, failed, or the client went
-// away). /v1 and the Open Inference Protocol's /v2 share it; each words its own refusal.
+// them through fastify, on the one event loop is what slows the admitted ones. A request the
+// gate would take is not counted yet: it takes its place once its body has arrived (the
+// route's preHandler), and holds it until its response closes. Counted from the headers, 65
+// connections that send headers and never a body held every place until
+// health.requestTimeoutMs (issue 26). /v1 and the Open Inference Protocol's /v2 share it;
+// each words its own refusal.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
 import { addEarlyResponder } from '../health/server.js';
 import type { Admission } from '../runtime/admission.js';
 import type { ModelRuntime } from '../runtime/model-runtime.js';
@@ -31,9 +33,10 @@ export function whyRefused(a: Refused): string {
 }
 
 /**
- * Admits POST requests whose path `modelOf` maps to a model name, early; returns the
- * onRequest hook that admits those that reached the route without passing the early check (a
- * path spelled so that only fastify's router matched it).
+ * Refuses early the POST requests whose path `modelOf` maps to a model name and that the gate
+ * would refuse; returns the preHandler hook that counts every request once its body is in
+ * (including one that reached the route without passing the early check: a path spelled so
+ * that only fastify's router matched it).
  */
 export function admitInferenceRequests(
   app: FastifyInstance,
@@ -41,7 +44,6 @@ export function admitInferenceRequests(
   modelOf: (url: string) => string | undefined,
   refuse: (name: string, a: Refused) => RefusalAnswer,
 ): (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> {
-  const admitted = new WeakSet<IncomingMessage>();
   addEarlyResponder(app, (req, res) => {
     if (req.method !== 'POST') return false;
     let name: string | undefined;
@@ -54,8 +56,7 @@ export function admitInferenceRequests(
     const a = runtime.admit(name, requestAge(req.headers['x-request-start']));
     if (!a) return false; // not served here: the handler answers 404
     if (a.admitted) {
-      admitted.add(req);
-      res.once('close', a.release);
+      a.release(); // would be taken: counted once the body is in (the preHandler)
       return false;
     }
     const r = refuse(name, a);
@@ -66,7 +67,6 @@ export function admitInferenceRequests(
     return true;
   });
   return async (req, reply) => {
-    if (admitted.has(req.raw)) return;
     const name = (req.params as { name: string }).name;
     const a = runtime.admit(name, requestAge(req.headers['x-request-start']));
     if (!a) return;

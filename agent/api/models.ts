@@ -60,7 +60,7 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
   });
 
   app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/infer', {
-    onRequest: admission,
+    preHandler: admission,
     onResponse: async (req, reply) => {
       opts.metrics?.observe('v1', req.params.name, reply.statusCode < 400 ? 'success' : outcomeOf(reply.statusCode), reply.elapsedTime);
     },

@@ -13,7 +13,7 @@ import type { Lease, LeaseOptions } from '../telemetry/types.js';
 import type { Logger } from '../log.js';
 import { describe } from '../errors.js';
 import { Backoff } from './backoff.js';
-import type { TelemetryAck } from './telemetry-ack.js';
+import { batchId, type TelemetryAck } from './telemetry-ack.js';
 
 /** The part of TelemetryBuffer the drain uses. */
 export interface LeaseSource {
@@ -161,29 +161,30 @@ export class TelemetryDrain {
   }
 
   /**
-   * The controller's ack (already checked by parseAck): confirms every open batch of that
-   * stream whose records lie within first..last. The controller stored that whole range, so
-   * an ack for an earlier send of the same records confirms a re-send too. Returns the number
-   * of batches confirmed; an ack that matches none is counted and ignored.
+   * The controller's ack (already checked by parseAck): confirms the open batch it names
+   * exactly (stream, first, last, count and the sha256 of the message as sent). An ack that
+   * matches none (late, for a re-send, or forged) is counted and ignored: nothing is deleted.
    */
-  onAck(ack: Pick<TelemetryAck, 'stream' | 'first' | 'last'>): number {
+  onAck(ack: Pick<TelemetryAck, 'stream' | 'first' | 'last' | 'count' | 'batch'>): number {
     if (this.#ackMode !== 'controller') return 0;
-    // The controller answers: whatever made us back off is over.
-    this.#misses = 0;
-    this.#resendAt = 0;
-    this.#lastMissAt = 0;
-    this.#resend.reset();
     let n = 0;
     for (const b of [...this.#open.values()]) {
       const l = b.lease;
-      if (l.stream !== ack.stream || l.firstSeq < ack.first || l.lastSeq > ack.last) continue;
+      if (l.stream !== ack.stream || l.firstSeq !== ack.first || l.lastSeq !== ack.last || l.count !== ack.count) continue;
+      if (batchId(l.payload) !== ack.batch) continue;
       this.#confirm(b);
       n++;
     }
     if (n === 0) {
       this.#stats.acksUnmatched++;
       this.log.debug({ stream: ack.stream, first: ack.first, last: ack.last }, 'telemetry ack matches no open batch; ignored');
+      return 0;
     }
+    // The controller answers: whatever made us back off is over.
+    this.#misses = 0;
+    this.#resendAt = 0;
+    this.#lastMissAt = 0;
+    this.#resend.reset();
     this.#after();
     return n;
   }

@@ -28,5 +28,7 @@ export const FleetErrors = {
   ARTIFACT_HASH: define('EDGE_FLEET_ARTIFACT_HASH', 502, (want: string, got: string) =>
     `downloaded artifact failed its sha256 check (expected ${want}, got ${got})`),
   SIGNATURE: define('EDGE_FLEET_SIGNATURE', 403, (why: string) => `package signature refused: ${why}`),
+  VERSION_MISMATCH: define('EDGE_FLEET_VERSION_MISMATCH', 409, (desired: string, signed: string) =>
+    `the desired ${desired} is a package whose signed manifest says ${signed}; the version a device installs is the one its manifest names: publish the package under that name and version`),
   INSTALL: define('EDGE_FLEET_INSTALL', 500, (why: string) => `install failed: ${why}`),
 };

@@ -21,7 +21,7 @@ import { decodeFrame, type Frame } from './frame.js';
 import type { ArtifactResponseHeader } from './artifact-download.js';
 import { ModelSync, activeVersions, type ModelActivator, type UnpackArtifact, type VerifyPackage } from './model-sync.js';
 import { clientOptions, safeUrl } from './mqtt-options.js';
-import { addressedTo, PROTOCOL, parseTopic, topics } from './topics.js';
+import { addressedTo, PROTOCOL, parseTopic, replyTopicAllowed, topics } from './topics.js';
 import { SampleCollector, type InferenceLike } from './samples.js';
 import { extractArchive } from '../models/archive.js';
 import { loadPackage } from '../models/package.js';
@@ -113,7 +113,7 @@ export class FleetLink implements Component {
       runtime: () => this.deps.runtime?.(),
       // A downloaded .edgepkg is unpacked and fully loaded (schema, hashes, signature, graph)
       // before it is installed; tests and tools may swap these.
-      unpack: this.deps.unpack ?? extractArchive,
+      unpack: this.deps.unpack ?? (async (file, dest) => { await extractArchive(file, dest); }),
       verify: this.deps.verify ?? ((dir) => loadPackage(dir)),
     });
     if (!config.mqtt.url) {
@@ -315,9 +315,12 @@ export class FleetLink implements Component {
     const props = packet.properties;
     const opts: IClientPublishOptions = { qos: 1 };
     let topic = topics.cmdRes(this.ctx.config.deviceId);
-    if (props?.responseTopic && isPublishableTopic(props.responseTopic)) {
+    if (props?.responseTopic && replyTopicAllowed(props.responseTopic, this.ctx.config.deviceId)) {
       topic = props.responseTopic;
       if (props.correlationData) opts.properties = { correlationData: props.correlationData, contentType: 'application/json' };
+    } else if (props?.responseTopic) {
+      this.ctx.log.warn({ responseTopic: props.responseTopic.slice(0, 200), id: reply.id, allowed: `${topics.cmdRes(this.ctx.config.deviceId)}/<requester>` },
+        'command response topic outside this device\'s reply prefix; replying on cmd/res instead');
     }
     if (!this.#client?.connected) return; // the reply stays cached: a retry with the same id gets it
     await this.#publish(topic, Buffer.from(JSON.stringify(reply)), opts).catch((err) =>
@@ -510,7 +513,3 @@ function objectOf(properties: Record<string, object>, required: string[]): objec
   return { type: 'object', properties, required };
 }
 
-/** A response topic must be a plain topic name: no wildcards, not empty, not a $SYS topic. */
-function isPublishableTopic(t: string): boolean {
-  return t.length > 0 && t.length <= 1024 && !/[+#\u0000]/.test(t) && !t.startsWith('$');
-}

@@ -11,6 +11,7 @@ import { EdgeError, describe } from '../errors.js';
 import { downloadArtifact, sha256OfFile, type ArtifactRequest } from './artifact-download.js';
 import { effectiveDesired, type DesiredDoc, type DesiredModel } from './desired.js';
 import { FleetErrors } from './errors.js';
+import { MANIFEST_FILE } from '../models/manifest.js';
 
 /** What model sync needs from the model runtime (agent/models). */
 export interface ModelActivator {
@@ -69,6 +70,16 @@ function markFile(parent: string, version: string): string {
 }
 export const ARTIFACT_FILE = 'package.edgepkg';
 /** States after which a pass leaves the model alone until its desired version changes. */
+/** Failures of the link: retried (with backoff) for as long as they last. */
+const LINK_FAILURES = new Set([FleetErrors.TIMEOUT.code, FleetErrors.OFFLINE.code]);
+/**
+ * Failures of the artifact as it arrived (a refusal, a bad manifest or chunk): retried too,
+ * since one forged or damaged answer on the broker must not fail a deploy for good, but at
+ * most ARTIFACT_ATTEMPTS times per desired version; after that the failure stands.
+ */
+const ARTIFACT_FAILURES = new Set([FleetErrors.ARTIFACT.code, FleetErrors.CHUNK_HASH.code, FleetErrors.ARTIFACT_HASH.code]);
+export const ARTIFACT_ATTEMPTS = 5;
+
 const SETTLED = new Set<ModelState>(['active', 'failed', 'shadow', 'probation', 'committed', 'rolled_back']);
 
 export class ModelSync {
@@ -81,6 +92,8 @@ export class ModelSync {
   #online = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #retryDelay = 0;
+  /** Artifact failures per desired name@version#sha256 (see ARTIFACT_ATTEMPTS). */
+  readonly #artifactAttempts = new Map<string, number>();
 
   constructor(private readonly o: ModelSyncOptions) {}
 
@@ -196,8 +209,13 @@ export class ModelSync {
     } catch (err) {
       const code = err instanceof EdgeError ? err.code : FleetErrors.INSTALL.code;
       log.warn({ err: describe(err), code }, 'model sync failed; the current version stays active');
-      this.#set(m, 'failed', { reason: describe(err), code, previous });
-      if (code === FleetErrors.TIMEOUT.code || code === FleetErrors.OFFLINE.code) this.#scheduleRetry();
+      const key = `${m.name}@${m.version}#${m.sha256}`;
+      const attempts = (this.#artifactAttempts.get(key) ?? 0) + (ARTIFACT_FAILURES.has(code) ? 1 : 0);
+      if (ARTIFACT_FAILURES.has(code)) this.#artifactAttempts.set(key, attempts);
+      const retry = LINK_FAILURES.has(code) || (ARTIFACT_FAILURES.has(code) && attempts < ARTIFACT_ATTEMPTS);
+      const reason = ARTIFACT_FAILURES.has(code) && !retry ? `${describe(err)} (gave up after ${attempts} attempts)` : describe(err);
+      this.#set(m, 'failed', { reason, code, previous });
+      if (retry) this.#scheduleRetry();
     }
   }
 
@@ -216,7 +234,10 @@ export class ModelSync {
 
   #retryTransient(): void {
     for (const r of this.#reports.values()) {
-      if (r.state === 'failed' && (r.code === FleetErrors.TIMEOUT.code || r.code === FleetErrors.OFFLINE.code)) r.state = 'pending';
+      if (r.state !== 'failed' || !r.code) continue;
+      const retriable = LINK_FAILURES.has(r.code)
+        || (ARTIFACT_FAILURES.has(r.code) && (this.#artifactAttempts.get(`${r.name}@${r.version}#${r.sha256}`) ?? 0) < ARTIFACT_ATTEMPTS);
+      if (retriable) r.state = 'pending';
     }
   }
 
@@ -259,6 +280,14 @@ export class ModelSync {
           await this.o.verify(tmp);
         } catch (err) {
           throw FleetErrors.SIGNATURE(describe(err));
+        }
+      }
+      if (this.o.unpack && existsSync(path.join(tmp, MANIFEST_FILE))) {
+        // The label in the desired state must be the one the (signed) manifest carries: a
+        // relabelled build would be reported as a version it is not.
+        const signed = JSON.parse(await readFile(path.join(tmp, MANIFEST_FILE), 'utf8')) as { name?: unknown; version?: unknown };
+        if (signed.name !== m.name || signed.version !== m.version) {
+          throw FleetErrors.VERSION_MISMATCH(`${m.name}@${m.version}`, `${String(signed.name)}@${String(signed.version)}`);
         }
       }
       await fsyncTree(tmp);

@@ -11,6 +11,12 @@ export const topics = {
   status: (device: string) => `${PROTOCOL}/${device}/status`,
   cmd: (device: string) => `${PROTOCOL}/${device}/cmd`,
   cmdRes: (device: string) => `${PROTOCOL}/${device}/cmd/res`,
+  /**
+   * Where a requester asks (MQTT 5 response topic) for the replies to its commands: one level
+   * under the device's cmd/res, named after the requester. A device replies to no other
+   * response topic (see replyTopicAllowed).
+   */
+  cmdReply: (device: string, requester: string) => `${PROTOCOL}/${device}/cmd/res/${requester.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 128) || '_'}`,
   telemetry: (device: string, stream: string) => `${PROTOCOL}/${device}/telemetry/${stream}`,
   /** The controller's end-to-end acknowledgement of a stored batch (docs/protocol.md#telemetry-acknowledgements). */
   telemetryAck: (device: string, stream: string) => `${PROTOCOL}/${device}/telemetry/${stream}/ack`,
@@ -63,6 +69,17 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   if (b === 'telemetry' && parts.length === 5) return { kind: 'telemetry', device: a, stream: c };
   if (b === 'telemetry' && parts.length === 6 && d === 'ack') return { kind: 'telemetryAck', device: a, stream: c };
   return undefined;
+}
+
+/**
+ * Whether a command's response topic is one this device may reply to: only under its own
+ * reply prefix, edge/v1/{device}/cmd/res/{requester}. Anything else (its own models/reported,
+ * another device's cmd, a topic outside the fleet) is not published to; the reply goes to
+ * edge/v1/{device}/cmd/res instead.
+ */
+export function replyTopicAllowed(topic: string, deviceId: string): boolean {
+  const prefix = `${topics.cmdRes(deviceId)}/`;
+  return topic.startsWith(prefix) && /^[A-Za-z0-9_.-]{1,128}$/.test(topic.slice(prefix.length));
 }
 
 /**

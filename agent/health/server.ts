@@ -1,6 +1,6 @@
 // The local HTTP server: health, readiness, metrics and status. Later parts of the agent
 // (inference, drift, the status page) add their routes to the same instance.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Registry } from 'prom-client';
@@ -48,11 +48,6 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
   const early: EarlyResponder[] = [];
   const app = Fastify({
     schemaController: { compilersFactory: lazyCompilers() },
-    // Errors fastify raises before routing (a bad percent-escape in the URL), in our envelope.
-    frameworkErrors: (err, _req, reply) => {
-      const status = (err as FastifyError).statusCode ?? 400;
-      void (reply as unknown as { status(n: number): { send(b: unknown): unknown } }).status(status).send({ error: clientError(err as FastifyError, status, '', config.bodyLimitBytes) });
-    },
     // Our own http.Server, so early responders see a request before fastify does. Fastify
     // does not apply its timeouts to a server it did not make: set here.
     serverFactory: (handler) => {
@@ -73,6 +68,12 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.requestTimeoutMs,
     return503OnClosing: true,
+    // Errors fastify raises before routing (a bad percent-escape in the URL, say) get the
+    // agent's envelope too, not fastify's own.
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      void (reply as unknown as FastifyReply).status(status).send({ error: { code: 'EDGE_BAD_REQUEST', message: `${err.message}; check the request line (percent-escapes in the path must be %XX with hex digits)` } });
+    },
   });
 
   earlyResponders.set(app, early);

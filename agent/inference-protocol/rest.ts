@@ -137,7 +137,7 @@ export function registerV2Routes(app: FastifyInstance, service: InferenceService
     const onResponse = async (req: FastifyRequest, reply: FastifyReply) => {
       opts.metrics.observe('v2_http', (req.params as Params).name, reply.statusCode < 400 ? 'success' : outcomeOf(reply.statusCode), reply.elapsedTime);
     };
-    v2.post<{ Params: Params; Body: Buffer }>('/models/:name/infer', { onRequest: admission, onResponse }, infer);
-    v2.post<{ Params: Params; Body: Buffer }>('/models/:name/versions/:version/infer', { onRequest: admission, onResponse }, infer);
+    v2.post<{ Params: Params; Body: Buffer }>('/models/:name/infer', { preHandler: admission, onResponse }, infer);
+    v2.post<{ Params: Params; Body: Buffer }>('/models/:name/versions/:version/infer', { preHandler: admission, onResponse }, infer);
   }, { prefix: '/v2' });
 }

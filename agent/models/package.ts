@@ -1,13 +1,27 @@
 // Reading a model package from disk and refusing anything inconsistent before it can
-// serve: schema, file hashes, signature hook, ONNX parse, and agreement between the
+// serve: schema, signature hook (before any listed file is read), sizes, file hashes, ONNX parse, and agreement between the
 // manifest's inputs/outputs and the graph's. Every error names the package and the problem.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { EdgeError, Errors, describe } from '../errors.js';
 import { decodeModel, dataTypeName, valueInfoShape, valueInfoType, type ModelProto, type ValueInfoProto } from '../onnx/model.js';
 import { sha256 } from './hash.js';
 import { MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE, manifestProblems, type Manifest, type TensorSpecManifest } from './manifest.js';
 import { verifySignature, type SignatureVerdict } from './signature.js';
+import { MAX_ARCHIVE_BYTES, MAX_MANIFEST_BYTES } from './archive.js';
+
+/** sha256 of a file read in 64 KiB pieces, refusing it once more than `max` bytes came. */
+async function sha256OfFile(file: string, max: number, refuse: (p: string) => EdgeError): Promise<string> {
+  const h = createHash('sha256');
+  let n = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 64 * 1024 })) {
+    n += (chunk as Buffer).length;
+    if (n > max) throw refuse(`file ${path.basename(file)} grew beyond the ${max} bytes the manifest declares while being read`);
+    h.update(chunk as Buffer);
+  }
+  return h.digest('hex');
+}
 
 export interface ModelPackage {
   /** Absolute folder. */
@@ -32,6 +46,8 @@ export async function loadPackage(dirIn: string): Promise<ModelPackage> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw refuse('it is not a folder (expected a folder with manifest.json and model.onnx)');
   const manifestPath = path.join(dir, MANIFEST_FILE);
   if (!existsSync(manifestPath)) throw refuse(`${MANIFEST_FILE} is missing`);
+  const manifestSize = statSync(manifestPath).size;
+  if (manifestSize > MAX_MANIFEST_BYTES) throw refuse(`${MANIFEST_FILE} has ${manifestSize} bytes, at most ${MAX_MANIFEST_BYTES} are allowed`);
   const manifestBytes = readFileSync(manifestPath);
   let parsed: unknown;
   try {
@@ -45,21 +61,12 @@ export async function loadPackage(dirIn: string): Promise<ModelPackage> {
   const label = `${dir} (${manifest.name}@${manifest.version})`;
   const refuseNamed = (problem: string): EdgeError => Errors.PACKAGE_INVALID(label, problem);
 
-  if (!manifest.files[MODEL_FILE]) throw refuseNamed(`${MANIFEST_FILE} does not list ${MODEL_FILE} under "files"`);
-  let model: Uint8Array | undefined;
-  for (const [name, want] of Object.entries(manifest.files)) {
-    const file = path.join(dir, name);
-    if (!existsSync(file)) throw refuseNamed(`file ${name} is listed in the manifest but missing`);
-    const bytes = readFileSync(file);
-    if (bytes.length !== want.bytes) throw refuseNamed(`file ${name} has ${bytes.length} bytes, the manifest says ${want.bytes}`);
-    const got = sha256(bytes);
-    if (got !== want.sha256) throw refuseNamed(`file ${name} does not match its sha256 (manifest ${want.sha256.slice(0, 12)}..., file ${got.slice(0, 12)}...)`);
-    if (name === MODEL_FILE) model = bytes;
-  }
-
+  // The signature over the manifest first: until it holds, no file the manifest lists is read.
   const sigPath = path.join(dir, SIGNATURE_FILE);
   let signature: SignatureVerdict;
   try {
+    const sigSize = existsSync(sigPath) ? statSync(sigPath).size : 0;
+    if (sigSize > MAX_MANIFEST_BYTES) throw refuseNamed(`${SIGNATURE_FILE} has ${sigSize} bytes, at most ${MAX_MANIFEST_BYTES} are allowed`);
     signature = await verifySignature({
       packageDir: dir, manifestBytes, signature: existsSync(sigPath) ? readFileSync(sigPath) : undefined,
       name: manifest.name, version: manifest.version,
@@ -67,6 +74,28 @@ export async function loadPackage(dirIn: string): Promise<ModelPackage> {
   } catch (err) {
     if (err instanceof EdgeError) throw err;
     throw refuseNamed(`signature check failed: ${describe(err)}`);
+  }
+
+  if (!manifest.files[MODEL_FILE]) throw refuseNamed(`${MANIFEST_FILE} does not list ${MODEL_FILE} under "files"`);
+  const declared = Object.values(manifest.files).reduce((n, f) => n + f.bytes, 0);
+  if (declared > MAX_ARCHIVE_BYTES) throw refuseNamed(`the manifest lists ${declared} bytes of files, at most ${MAX_ARCHIVE_BYTES} are allowed`);
+  let model: Uint8Array | undefined;
+  for (const [name, want] of Object.entries(manifest.files)) {
+    const file = path.join(dir, name);
+    // The size before any byte is read: never more than the signed manifest declares.
+    const st = existsSync(file) ? lstatSync(file) : undefined;
+    if (!st) throw refuseNamed(`file ${name} is listed in the manifest but missing`);
+    if (!st.isFile()) throw refuseNamed(`file ${name} is not a plain file`);
+    if (st.size !== want.bytes) throw refuseNamed(`file ${name} has ${st.size} bytes, the manifest says ${want.bytes}`);
+    let got: string;
+    if (name === MODEL_FILE) {
+      model = readFileSync(file);
+      if (model.length !== want.bytes) throw refuseNamed(`file ${name} changed size while being read`);
+      got = sha256(model);
+    } else {
+      got = await sha256OfFile(file, want.bytes, refuseNamed);
+    }
+    if (got !== want.sha256) throw refuseNamed(`file ${name} does not match its sha256 (manifest ${want.sha256.slice(0, 12)}..., file ${got.slice(0, 12)}...)`);
   }
 
   let proto: ModelProto;

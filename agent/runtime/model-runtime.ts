@@ -3,11 +3,11 @@
 // rolls back, queues requests per model with a bound, serves ensembles and mirrors a share
 // of requests to shadow candidates. A bad package never replaces a working version.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentContext, Component } from '../component.js';
 import { EdgeError, Errors, describe } from '../errors.js';
-import { crashOnLoad } from '../faults.js';
+import { crashOnLoad, holdInference } from '../faults.js';
 import { extractArchive, isArchive } from '../models/archive.js';
 import { MANIFEST_FILE } from '../models/manifest.js';
 import { loadPackage } from '../models/package.js';
@@ -400,6 +400,7 @@ export class ModelRuntime implements Component {
    * request's turn comes: true (its client's deadline passed) and it is not run.
    */
   async infer(name: string, inputs: TensorMap, opts: { version?: string; abandoned?: () => boolean } = {}): Promise<InferResult> {
+    await holdInference();
     const pinned = opts.version;
     if (pinned !== undefined) {
       const v = this.versions(name);
@@ -504,8 +505,9 @@ export class ModelRuntime implements Component {
   async #load(slot: ModelSlot, packagePath: string, backend: BackendRequest, purpose: 'activate' | 'shadow'): Promise<ModelVersion> {
     slot.loading = packagePath;
     let version: ModelVersion | undefined;
+    let dir: string | undefined;
     try {
-      const dir = await this.#unpack(packagePath);
+      dir = await this.#unpack(packagePath);
       const pkg = await loadPackage(dir);
       crashOnLoad(pkg.manifest.name, pkg.manifest.version);
       const opened = await openBackend(pkg, backend, { threads: this.#cfg.threads, graphOptimizationLevel: this.#cfg.graphOptimizationLevel });
@@ -520,6 +522,8 @@ export class ModelRuntime implements Component {
       return version;
     } catch (err) {
       if (version) await version.dispose().catch(() => undefined);
+      // A refused archive leaves nothing behind under dataDir/packages/.
+      if (dir && dir !== packagePath && !this.#inUse(dir)) rmSync(dir, { recursive: true, force: true });
       const e = err instanceof EdgeError ? err : Errors.PACKAGE_INVALID(packagePath, describe(err));
       if (purpose === 'activate') slot.lastError = { package: packagePath, message: e.message, code: e.code, at: new Date().toISOString() };
       this.#metrics?.errors.inc({ model: slot.name, kind: 'load' });
@@ -537,17 +541,25 @@ export class ModelRuntime implements Component {
   #forgetUnpacked(v: ModelVersion): void {
     const root = path.join(this.#ctx.config.dataDir, 'packages') + path.sep;
     if (!v.pkg.dir.startsWith(root)) return;
-    for (const s of this.#slots.values()) {
-      for (const live of [s.active, s.previous, s.shadow?.candidate]) if (live && live !== v && live.pkg.dir === v.pkg.dir) return;
-    }
+    if (this.#inUse(v.pkg.dir, v)) return;
     rmSync(v.pkg.dir, { recursive: true, force: true });
+  }
+
+  /** Whether a loaded version (other than `except`) runs from this folder. */
+  #inUse(dir: string, except?: ModelVersion): boolean {
+    for (const s of this.#slots.values()) {
+      for (const live of [s.active, s.previous, s.shadow?.candidate]) if (live && live !== except && live.pkg.dir === dir) return true;
+    }
+    return false;
   }
 
   /** A package folder as is; a .edgepkg unpacked (once) under dataDir/packages/. */
   async #unpack(packagePath: string): Promise<string> {
     if (!isArchive(packagePath)) return packagePath;
     if (!existsSync(packagePath)) throw Errors.PACKAGE_INVALID(packagePath, 'the archive does not exist');
-    const digest = createHash('sha256').update(readFileSync(packagePath)).digest('hex').slice(0, 24);
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(packagePath, { highWaterMark: 64 * 1024 })) hash.update(chunk as Buffer);
+    const digest = hash.digest('hex').slice(0, 24);
     const dest = path.join(this.#ctx.config.dataDir, 'packages', `${path.basename(packagePath, '.edgepkg')}-${digest}`);
     if (!existsSync(path.join(dest, MANIFEST_FILE))) await extractArchive(packagePath, dest);
     return dest;

@@ -41,7 +41,11 @@ function fill(name: string, spec: IOSpec, out: TensorData, values: unknown[], sh
   let k = 0;
   const range = RANGES[spec.dtype];
   const put = (x: unknown): void => {
-    if (typeof x !== 'number' || !Number.isFinite(x)) throw new TensorInputError(`input "${name}": every element must be a finite number, got ${JSON.stringify(x)?.slice(0, 40)} at element ${k}`);
+    if (typeof x !== 'number' || !Number.isFinite(x)) {
+      // JSON has no Infinity: a literal such as 1e400 parses to it (and would print as null).
+      const got = typeof x === 'number' ? `${x} (a number beyond the float64 range, such as 1e400)` : JSON.stringify(x)?.slice(0, 40);
+      throw new TensorInputError(`input "${name}": every element must be a finite number, got ${got} at element ${k}`);
+    }
     if (range && (!Number.isInteger(x) || x < range[0] || x > range[1])) {
       throw new TensorInputError(`input "${name}": ${spec.dtype} elements must be whole numbers in [${range[0]}, ${range[1]}], got ${x} at element ${k}`);
     }

@@ -16,6 +16,7 @@ export interface DashboardOptions {
   rollouts?: () => RolloutStatus[];
   /** How often the event stream looks for changes (ms). */
   pollMs?: number;
+  log?: (msg: string, extra?: Record<string, unknown>) => void;
 }
 
 function uiDir(): string {
@@ -36,6 +37,13 @@ function uiDir(): string {
 
 export function buildDashboard(opts: DashboardOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
+  // A view that throws answers 500 for that request only; the process (ingest, acks, artifact
+  // serving) carries on. The views tolerate any stored row, so this is the backstop.
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) opts.log?.('dashboard route failed', { url: req.url, err: String(err) });
+    void reply.status(status).send({ error: { code: status === 500 ? 'EDGE_INTERNAL' : 'EDGE_BAD_REQUEST', message: status === 500 ? 'the view could not be built; see the controller log' : err.message } });
+  });
   const ui = uiDir();
   const files: Record<string, [string, string]> = {
     '/': [path.join(ui, 'index.html'), 'text/html; charset=utf-8'],
@@ -71,7 +79,14 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
   let last = '';
   const timer = setInterval(() => {
     if (clients.size === 0) return;
-    const data = JSON.stringify(snapshot());
+    // A timer callback that throws would end the process: a failed snapshot skips one update.
+    let data: string;
+    try {
+      data = JSON.stringify(snapshot());
+    } catch (err) {
+      opts.log?.('dashboard update failed', { err: String(err) });
+      return;
+    }
     if (data === last) return;
     last = data;
     for (const c of clients) c.write(`event: update\ndata: ${data}\n\n`);
@@ -85,7 +100,11 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    res.write(`event: update\ndata: ${JSON.stringify(snapshot())}\n\n`);
+    try {
+      res.write(`event: update\ndata: ${JSON.stringify(snapshot())}\n\n`);
+    } catch (err) {
+      opts.log?.('dashboard update failed', { err: String(err) });
+    }
     const client = { write: (s: string) => res.write(s) };
     clients.add(client);
     req.raw.on('close', () => clients.delete(client));

@@ -1,6 +1,7 @@
 // The controller's read models: the JSON that `edge-fleet ... --json` prints and the
 // dashboard's routes return. Each view returns what its page needs and no more (no raw
 // profiles, no telemetry payloads).
+import type { DriftReportDoc, StatusDoc } from '../documents.js';
 import type { FleetStore } from '../store.js';
 import type { RolloutStatus } from '../rollout/driver.js';
 
@@ -16,27 +17,16 @@ export interface DeviceSummary {
   drift: 'ok' | 'warn' | 'alert' | 'none';
 }
 
-interface StatusDoc {
-  agentVersion?: string;
-  kernelVariant?: string;
-  models?: { name: string; version: string }[];
-  groups?: string[];
-  uptimeSeconds?: number;
-}
-
-interface ReportLike {
-  model?: string;
-  version?: string;
-  verdict?: string;
-  window?: { end?: string; size?: number };
-  features?: { name: string; verdict?: string; score?: number; stats?: Record<string, unknown>; reasons?: string[]; histogram?: unknown }[];
-}
+// The store hands out only documents that passed controller/documents.ts: the views can
+// rely on those shapes and stay defensive about everything else.
+type ReportLike = DriftReportDoc;
 
 function latestDriftByDevice(store: FleetStore): Map<string, ReportLike[]> {
   const out = new Map<string, ReportLike[]>();
   const seen = new Set<string>();
   for (const r of store.driftReports(1000)) {
     const rep = r.report as ReportLike;
+    if (!rep || typeof rep !== 'object') continue;
     const key = `${r.deviceId}\0${rep.model}\0${rep.version}`;
     if (seen.has(key)) continue; // newest first: keep the latest per device and model version
     seen.add(key);
@@ -93,7 +83,7 @@ function driftBrief(r: ReportLike): Record<string, unknown> {
     verdict: r.verdict,
     windowEnd: r.window?.end,
     windowSize: r.window?.size,
-    features: (r.features ?? []).map((f) => ({ name: f.name, verdict: f.verdict, score: f.score, reasons: f.reasons, histogram: f.histogram })),
+    features: (r.features ?? []).map((f) => ({ name: f.name, verdict: f.verdict, score: f.score, reasons: f.reasons, histogram: (f as { histogram?: unknown }).histogram })),
   };
 }
 
