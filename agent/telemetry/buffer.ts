@@ -244,7 +244,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   status(): unknown {
     const s = this.stats();
     const { streams, ...rest } = s;
-    const warning = this.#failing ? `storage refusing writes: ${this.#failing}` : undefined;
+    const warning = this.#failing ? `storage refusing writes: ${this.#failing}` : evictionWarning(s.accepted, s.evicted, s.capacityBytes);
     return { ...rest, warning, streams: Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, { depth: v.depth, bytes: v.bytes, oldestAgeSeconds: v.oldestAgeSeconds }])) };
   }
 
@@ -1220,4 +1220,15 @@ function fileSize(file: string): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * A buffer that throws away a good part of what it accepts is a state an operator must see
+ * (on /readyz's warnings and the status page), not only a counter: at least 1 in 10 records
+ * evicted since the agent started.
+ */
+export function evictionWarning(accepted: number, evicted: number, capacityBytes: number): string | undefined {
+  if (evicted === 0 || evicted * 10 < accepted) return undefined;
+  return `evicting records: ${evicted} of ${accepted} accepted were dropped to stay within ${Math.round(capacityBytes / 1024)} KB ` +
+    '(raise telemetry.maxBytes, or check why the fleet link does not drain: broker, controller, drain rate)';
 }
