@@ -4,6 +4,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { heldOutDigits } from '../tools/edge-model/digits.js';
@@ -25,7 +26,8 @@ t.test('the "your own model" guide, block by block', async (t) => {
   child.stdout.on('data', (d) => { stdout += d; });
   child.stderr.on('data', (d) => { stderr += d; });
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  t.equal(code, 0, `the guide's commands succeed\n${stderr.split('\n').filter((l) => !/npm warn/.test(l)).slice(-15).join('\n')}`);
+  const agentLog = (() => { try { return readFileSync(path.join(dir, 'my-model', 'agent.log'), 'utf8').split('\n').slice(-8).join('\n'); } catch { return '(no agent.log)'; } })();
+  t.equal(code, 0, `the guide's commands succeed\n${stderr.split('\n').filter((l) => !/npm warn/.test(l)).slice(-15).join('\n')}\nagent.log:\n${agentLog}`);
   t.match(stdout, /wrote .*my-model: model\.onnx, calib\/, heldout\/, labels\.npy, digit\.npy/, 'the example export');
   t.match(stdout, /quantized: .*Conv/, 'quantized');
   t.match(stdout, /exact \(integer arithmetic without saturation\)/, 'compare measured exactly');
@@ -36,4 +38,10 @@ t.test('the "your own model" guide, block by block', async (t) => {
   const logits = (Object.values(answer.outputs ?? {})[0] as { data?: number[] } | undefined)?.data ?? [];
   const best = logits.indexOf(Math.max(...logits));
   t.equal(best, heldOutDigits().labels[0], `it reads the digit right (argmax ${best} of ${logits.length} logits)`);
+  // The guide's last step stops the agent itself (not only npx): nothing listens on its port.
+  const stillListening = await new Promise<boolean>((resolve) => {
+    const s = net.connect(8089, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+  t.equal(stillListening, false, 'the agent was stopped');
 });
