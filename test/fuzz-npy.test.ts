@@ -76,5 +76,21 @@ t.test('hostile headers: huge shapes, odd dtypes, broken dicts', async (t) => {
   b.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
   new DataView(b.buffer).setUint16(8, huge.length, true);
   b.set(huge, 10);
-  t.match(refusalOf(() => parseNpy(b), CODES), { code: 'EDGE_NPY_INVALID', message: /truncated data/ });
+  t.match(refusalOf(() => parseNpy(b), CODES), { code: 'EDGE_NPY_INVALID', message: /truncated data|more elements than can be counted/ });
 });
+
+t.test('regression (fuzz seed 1850652318): a huge dimension beside a 0 is refused, not read as 0 elements', async (t) => {
+  const header = (shape: string) => {
+    const h = new TextEncoder().encode(`{'descr': '<f4', 'fortran_order': False, 'shape': ${shape}, }\n`);
+    const b = new Uint8Array(10 + h.length);
+    b.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+    new DataView(b.buffer).setUint16(8, h.length, true);
+    b.set(h, 10);
+    return b;
+  };
+  t.match(refusalOf(() => parseNpy(header('(2147483648, 1e+300, 0)')), CODES), { code: 'EDGE_NPY_INVALID', message: /bad dimension '1e\+300'.*whole number/ });
+  t.match(refusalOf(() => parseNpy(header('(9007199254740992, 2, 0)')), CODES), { code: 'EDGE_NPY_INVALID', message: /bad dimension/ }, 'beyond 2^53');
+  t.match(refusalOf(() => parseNpy(header(`(${Array(40).fill('9007199254740991').join(', ')}, 0)`)), CODES), { code: 'EDGE_NPY_INVALID', message: /more elements than can be counted/ }, 'a product that overflows to Infinity x 0');
+  t.same(parseNpy(header('(3, 0)')).shape, [3, 0], 'an ordinary empty array still reads');
+});
+

@@ -84,11 +84,15 @@ export function parseNpy(bytes: Uint8Array, what = 'array'): NpyArray {
   if (!shapeM) throw new NpyFormatError(`${what}: .npy header has no 'shape' tuple`);
   const shape = shapeM[1].split(',').map((s) => s.trim()).filter((s) => s.length > 0).map((s) => {
     const n = Number(s.replace(/L$/, ''));
-    if (!Number.isInteger(n) || n < 0) throw new NpyFormatError(`${what}: bad dimension '${s}' in .npy shape`);
+    // A dimension is a whole number numpy could hold (2^53 at most here): 1e300 is not one.
+    if (!Number.isSafeInteger(n) || n < 0) throw new NpyFormatError(`${what}: bad dimension '${s}' in .npy shape (expected a whole number from 0 to 2^53)`);
     return n;
   });
 
   const count = shape.reduce((a, b) => a * b, 1);
+  // Huge dimensions beside a 0 would multiply to NaN (Infinity x 0): refuse any product a
+  // safe integer cannot hold.
+  if (!Number.isSafeInteger(count)) throw new NpyFormatError(`${what}: shape (${shape.join(', ')}) holds more elements than can be counted`);
   const need = count * kind.bytes;
   const have = bytes.length - dataStart;
   if (have < need) {
