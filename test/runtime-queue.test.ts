@@ -26,6 +26,30 @@ t.test('the queue runs in order, bounds the waiting, and refuses the rest', asyn
   t.equal(await q.run(async () => 'after'), 'after');
 });
 
+t.test('a request whose client went away takes no place: refused on entry, taken out while waiting', async (t) => {
+  const q = new InferenceQueue('digits', 1);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const first = q.run(async () => { await gate; return 'first'; });
+  const gone = new AbortController();
+  gone.abort();
+  await t.rejects(q.run(async () => 'never', gone.signal), { code: 'EDGE_DEADLINE_EXCEEDED' }, 'already gone: not queued');
+  t.equal(q.depth, 1, 'and it took no place');
+  const leaving = new AbortController();
+  let ran = false;
+  const waiter = q.run(async () => { ran = true; return 'left'; }, leaving.signal);
+  t.equal(q.depth, 2, 'one running, one waiting');
+  leaving.abort();
+  await t.rejects(waiter, { code: 'EDGE_DEADLINE_EXCEEDED' }, 'gone while waiting');
+  t.equal(q.depth, 1, 'its place is free again');
+  // Without the departed one in line, the one waiting place takes a new request.
+  const next = q.run(async () => 'next');
+  release();
+  t.same(await Promise.all([first, next]), ['first', 'next']);
+  t.notOk(ran, 'the departed request never ran');
+  t.equal(q.depth, 0);
+});
+
 t.test('over HTTP: a full queue answers 429, the rest are served, nothing else fails', async (t) => {
   const running = await startAgent({ models: [{ name: 'digits', package: FP32, backend: 'ort' }], runtime: { queueLimit: 1, threads: 1 } });
   t.teardown(() => running.stop());

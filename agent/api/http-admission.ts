@@ -78,3 +78,17 @@ export function admitInferenceRequests(
     return reply.status(r.status).header('retry-after', r.retryAfter).type('application/json; charset=utf-8').send(r.body);
   };
 }
+
+/**
+ * A signal that aborts when the client goes away before its answer: its request then leaves
+ * the model's queue (agent/runtime/queue.ts), as its admission place was freed.
+ */
+export function clientGone(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  const res = reply.raw;
+  if (res.destroyed && !res.writableFinished) ac.abort();
+  else res.once('close', () => {
+    if (!res.writableFinished) ac.abort();
+  });
+  return ac.signal;
+}

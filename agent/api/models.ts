@@ -5,7 +5,7 @@
 // where TENSOR is nested arrays, {"shape": [...], "data": [...]} or {"shape": [...], "base64": "..."}
 // (raw little-endian). Errors name what was expected; nothing a client sends can crash the agent.
 import type { FastifyInstance } from 'fastify';
-import { admitInferenceRequests, whyRefused, type Refused, type RefusalAnswer } from './http-admission.js';
+import { admitInferenceRequests, clientGone, whyRefused, type Refused, type RefusalAnswer } from './http-admission.js';
 import { EdgeError, Errors } from '../errors.js';
 import type { IOSpec, Tensor, TensorMap } from '../runtime/backend.js';
 import type { ModelRuntime } from '../runtime/model-runtime.js';
@@ -92,7 +92,7 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     const intakeMs = reply.elapsedTime;
     let result;
     try {
-      result = await runtime.infer(name, inputs);
+      result = await runtime.infer(name, inputs, { signal: clientGone(reply) });
     } catch (err) {
       if (err instanceof EdgeError && err.code === Errors.INPUT_INVALID.code) throw new EdgeError(err.code, err.message, 400, { expected: expected(specs) });
       throw err;

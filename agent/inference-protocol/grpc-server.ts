@@ -188,6 +188,8 @@ export class GrpcInferenceServer implements Component {
       const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
       const abandoned = (): boolean => call.cancelled || (Number.isFinite(deadlineMs) && deadlineMs <= Date.now());
       if (abandoned()) throw Errors.DEADLINE_EXCEEDED(`model ${name}`);
+      const gone = new AbortController();
+      call.once('cancelled', () => gone.abort());
       const raw: Buffer[] = req.raw_input_contents ?? [];
       const inputs: InputTensor[] = (req.inputs ?? []).map((t: any, i: number): InputTensor => {
         const typed = typedValues(t.name, t.datatype, t.contents);
@@ -207,6 +209,7 @@ export class GrpcInferenceServer implements Component {
         inputs,
         outputs: req.outputs?.length ? req.outputs.map((o: any) => o.name) : undefined,
         abandoned,
+        signal: gone.signal,
       });
       outcome = 'success';
       const asRaw = raw.length > 0;

@@ -31,6 +31,8 @@ export interface InferRequest {
   outputs?: string[];
   /** True once the client no longer waits (its deadline passed): the request is not run. */
   abandoned?: () => boolean;
+  /** Aborts when the client goes away: the request leaves the model's queue. */
+  signal?: AbortSignal;
 }
 
 export interface OutputTensor {
@@ -154,7 +156,7 @@ export class InferenceService {
       }
     }
     const inputs = decodeInputs(name, specs, req.inputs, this.#opts.maxElements);
-    const result = await this.#runtime.infer(name, inputs, { version: req.version || undefined, abandoned: req.abandoned });
+    const result = await this.#runtime.infer(name, inputs, { version: req.version || undefined, abandoned: req.abandoned, signal: req.signal });
     const names = wanted?.length ? wanted : Object.keys(result.outputs);
     const parameters: Record<string, string> = { backend: result.backend };
     if (result.members) parameters.members = result.members.map((m) => `${m.model}@${m.version}:${m.backend}`).join(',');

@@ -7,7 +7,7 @@
 // early admission (429 before the body is read) are the health server's, as for /v1.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { EdgeError, Errors } from '../errors.js';
-import { admitInferenceRequests, whyRefused, type Refused, type RefusalAnswer } from '../api/http-admission.js';
+import { admitInferenceRequests, clientGone, whyRefused, type Refused, type RefusalAnswer } from '../api/http-admission.js';
 import { tensorToJson } from '../tensor/json.js';
 import { BinaryReader, HEADER_LENGTH, joinBody, splitBody } from './binary-data.js';
 import type { InferenceService, InferRequest, InputTensor } from './inference-service.js';
@@ -121,7 +121,7 @@ export function registerV2Routes(app: FastifyInstance, service: InferenceService
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const { json, binary } = splitBody(body, req.headers[HEADER_LENGTH]);
       const { request, binaryOut } = parseInferBody(req.params, json, binary);
-      const res = await service.infer(request);
+      const res = await service.infer({ ...request, signal: clientGone(reply) });
       const parts: Buffer[] = [];
       const outputs = res.outputs.map((o) => {
         if (!binaryOut(o.name)) return { name: o.name, datatype: o.datatype, shape: o.shape, data: tensorToJson(o.tensor).data };

@@ -154,7 +154,7 @@ export class ModelRuntime implements Component {
       this.#gate(e.name);
       this.#ensembles.set(e.name, {
         name: e.name, members: e.members, fusion: e.fusion, weights: e.weights,
-        queue: new InferenceQueue(e.name, this.#cfg.queueLimit, (d) => this.#metrics?.queueDepth.set({ model: e.name }, d)),
+        queue: new InferenceQueue(e.name, this.#queuePlaces(), (d) => this.#metrics?.queueDepth.set({ model: e.name }, d)),
       });
     }
     for (const s of this.#cfg.shadows) {
@@ -397,9 +397,10 @@ export class ModelRuntime implements Component {
   /**
    * One inference. `opts.version` pins the version that must answer (the active one or an
    * A/B candidate); without it the A/B split draws the arm. `opts.abandoned` is asked when the
-   * request's turn comes: true (its client's deadline passed) and it is not run.
+   * request's turn comes: true (its client's deadline passed) and it is not run. `opts.signal`
+   * aborts when the client goes away: the request leaves the queue (queue.ts).
    */
-  async infer(name: string, inputs: TensorMap, opts: { version?: string; abandoned?: () => boolean } = {}): Promise<InferResult> {
+  async infer(name: string, inputs: TensorMap, opts: { version?: string; abandoned?: () => boolean; signal?: AbortSignal } = {}): Promise<InferResult> {
     await holdInference();
     const pinned = opts.version;
     if (pinned !== undefined) {
@@ -441,7 +442,7 @@ export class ModelRuntime implements Component {
         this.#emit({ model: name, version: version.version, backend: version.choice.chosen, inputs, latencyMs: performance.now() - started, ok: false });
         throw Errors.INFERENCE_FAILED(`${name}@${version.version}`, describe(err));
       }
-    }).catch((err: unknown) => {
+    }, opts.signal).catch((err: unknown) => {
       const kind: ErrorKind = err instanceof EdgeError ? (err.statusCode === 429 ? 'overloaded' : err.statusCode === 400 ? 'bad_input' : err.statusCode === 404 ? 'not_found' : err.statusCode === 504 ? 'deadline' : 'backend') : 'backend';
       throw this.#count(name, kind, err);
     });
@@ -568,11 +569,20 @@ export class ModelRuntime implements Component {
   #slot(name: string, backend: BackendRequest): ModelSlot {
     let slot = this.#slots.get(name);
     if (!slot) {
-      slot = new ModelSlot(name, backend, new InferenceQueue(name, this.#cfg.queueLimit, (d) => this.#metrics?.queueDepth.set({ model: name }, d)));
+      slot = new ModelSlot(name, backend, new InferenceQueue(name, this.#queuePlaces(), (d) => this.#metrics?.queueDepth.set({ model: name }, d)));
       this.#slots.set(name, slot);
       this.#gate(name);
     }
     return slot;
+  }
+
+  /**
+   * Waiting places of a model's queue: admission's queueLimit, and one more for a request
+   * admitted while the running one's client has gone (admission freed that place at once, but
+   * a running inference cannot be taken back from the backend).
+   */
+  #queuePlaces(): number {
+    return this.#cfg.queueLimit + 1;
   }
 
   #gate(name: string): void {
