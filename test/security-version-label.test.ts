@@ -2,7 +2,8 @@
 // build whose manifest says 1.0.0, published as digits@3.0.0, is refused by `edge-fleet
 // publish`; stored under that label anyway (an older controller, a hand-edited database) and
 // deployed, it is refused by the device (a real agent process, signatures required), which
-// reports the deploy failed with EDGE_FLEET_VERSION_MISMATCH and never reports 3.0.0 active.
+// reports the deploy failed with EDGE_FLEET_VERSION_MISMATCH and never reports 3.0.0 active;
+// the same bytes deployed afterwards under their true label are taken.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -63,6 +64,16 @@ t.test('a relabelled signed package is refused by edge-fleet publish and by the 
   t.match(failed.reason, /desired digits@3\.0\.0 is a package whose signed manifest says digits@1\.0\.0/, `and a clear reason: ${failed.reason}`);
   const models = (await (await fetch(`${url}/v1/models`)).json()) as { models: { name: string }[] };
   t.notOk(models.models.some((m) => m.name === 'digits'), 'nothing serves under the false label');
+
+  // The same bytes deployed again under their true label: the earlier refusal does not stick
+  // (the deploy goes into probation, as every deploy does, and serves).
+  const honestRow = storeArtifact(ctl.store, bytes, { name: 'digits', version: '1.0.0' });
+  await deploy(ctl.ctl.client!, ctl.store, { device: 'label-dev' }, honestRow);
+  const serving = new Set(['probation', 'active', 'committed']);
+  const after = await waitFor(() => { const r = reported(); return r && r.version === '1.0.0' && (r.state === 'failed' || serving.has(r.state)) ? r : undefined; },
+    { timeoutMs: 30_000, what: 'the device to settle digits@1.0.0 after the refused 3.0.0' });
+  t.ok(serving.has(after.state), `digits@1.0.0 (the same bytes, rightly labelled) is taken: ${after.state} ${after.reason ?? ''}`);
+  await waitFor(async () => ((await (await fetch(`${url}/v1/models`)).json()) as { models: { name: string }[] }).models.some((m) => m.name === 'digits'), { what: 'digits served' });
 
   t.equal(agent.proc.exitCode, null, 'the agent keeps running');
 });
