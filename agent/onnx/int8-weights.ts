@@ -94,12 +94,15 @@ export function withUint8Weights(model: ModelProto): ModelProto | undefined {
     const found = int8WeightOf(node, inits);
     if (!found) return node;
     const input = [...(node.input ?? [])];
-    input[found.slot.weight] = shifted(found.tensor);
     const zpName = input[found.slot.zeroPoint];
     const zp = zpName ? inits.get(zpName) : undefined;
-    if (zp && zp.dataType === DataType.INT8) {
+    // A zero point that is not a constant int8: leave this operator as it is (checked before
+    // any uint8 copy is made, so none is added unused).
+    if (zpName && !(zp && zp.dataType === DataType.INT8)) return node;
+    input[found.slot.weight] = shifted(found.tensor);
+    if (zp) {
       input[found.slot.zeroPoint] = shifted(zp);
-    } else if (!zpName) {
+    } else {
       // No zero point means 0: the uint8 form needs an explicit 128, shaped like the scale
       // (one per channel for per-axis weights).
       const scale = found.slot.scale === undefined ? undefined : inits.get(input[found.slot.scale] ?? '');
@@ -109,8 +112,6 @@ export function withUint8Weights(model: ModelProto): ModelProto | undefined {
       added.push(makeTensor(name, shape, new Uint8Array(n).fill(128)));
       while (input.length < found.slot.zeroPoint) input.push('');
       input[found.slot.zeroPoint] = name;
-    } else {
-      return node; // a zero point that is not a constant int8: leave this operator as it is
     }
     changed = true;
     return { ...node, input };
