@@ -7,7 +7,7 @@ import { chmodSync } from 'node:fs';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { waitFor } from './helpers/wait.js';
 import { makeAgent, startAgent, startController, tempDir } from './fleet-support.js';
-import { Backoff } from '../agent/fleet/backoff.js';
+import { Backoff, backlogDelay } from '../agent/fleet/backoff.js';
 import type { BatchEvent } from '../controller/serve.js';
 
 t.test('broker outage: every record arrives exactly once, in order per stream', async (t) => {
@@ -105,15 +105,33 @@ t.test('a backlog drains at the configured rate, not faster', async (t) => {
   t.ok(seconds >= (1500 - rate - 100 - biggest) / rate, `took ${seconds.toFixed(1)} s for 1,500 records`);
 });
 
-t.test('reconnect delays: capped exponential backoff with jitter', async (t) => {
+t.test('reconnect delays: capped exponential backoff with full jitter', async (t) => {
   const draws = [0, 1, 0.5, 0, 1, 1, 1, 1, 1];
   let k = 0;
   const b = new Backoff(100, 1000, () => draws[k++ % draws.length]);
-  const delays = Array.from({ length: 9 }, () => b.next());
-  // cap doubles 100, 200, 400, 800, 1000...; each delay is uniform in [cap/2, cap].
-  t.same(delays, [50, 200, 300, 400, 1000, 1000, 1000, 1000, 1000]);
+  const caps: number[] = [];
+  const delays = Array.from({ length: 9 }, () => { caps.push(b.capMs); return b.next(); });
+  // cap doubles 100, 200, 400, 800, 1000...; each delay is uniform in [0, cap] (at least 1 ms).
+  t.same(caps, [100, 200, 400, 800, 1000, 1000, 1000, 1000, 1000]);
+  t.same(delays, [1, 200, 200, 1, 1000, 1000, 1000, 1000, 1000]);
   b.reset();
-  t.equal(b.next(), 50, 'reset starts again from the minimum');
-  const spread = new Set(Array.from({ length: 50 }, () => new Backoff(1000, 60_000).next()));
-  t.ok(spread.size > 40, 'devices pick different delays (jitter)');
+  t.equal(b.capMs, 100, 'reset starts again from the minimum');
+  b.toCap();
+  t.equal(b.capMs, 1000, 'a busy broker: the cap jumps to the maximum at once');
+  b.next();
+  t.equal(b.capMs, 1000, 'and stays there');
+  b.reset();
+  t.equal(b.capMs, 100, 'until a lasting connection resets it');
+  // Full jitter: 1,000 devices at cap 60 s spread over the whole window, about N/cap per second.
+  const fleet = Array.from({ length: 1000 }, () => new Backoff(60_000, 60_000).next());
+  const perTenth = Array.from({ length: 10 }, (_, i) => fleet.filter((d) => d >= i * 6000 && d < (i + 1) * 6000).length);
+  t.ok(perTenth.every((n) => n > 50 && n < 150), `each tenth of the window gets about 100 of 1,000 (${perTenth.join(' ')})`);
+});
+
+t.test('the backlog after a reconnection waits a random share of its window, never more than the reconnect cap', async (t) => {
+  t.equal(backlogDelay(5000, 60_000, () => 0), 0);
+  t.equal(backlogDelay(5000, 60_000, () => 1), 5000);
+  t.equal(backlogDelay(5000, 60_000, () => 0.5), 2500);
+  t.equal(backlogDelay(5000, 500, () => 1), 500, 'at most reconnectMaxMs');
+  t.equal(backlogDelay(0, 60_000, () => 1), 0, '0 = at once');
 });

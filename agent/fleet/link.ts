@@ -11,7 +11,7 @@ import { describe } from '../errors.js';
 import { cpuFeatures, kernelVariant } from '../hardware.js';
 import { AGENT_VERSION } from '../version.js';
 import { prom } from '../metrics.js';
-import { Backoff } from './backoff.js';
+import { Backoff, BROKER_BUSY, backlogDelay } from './backoff.js';
 import { CommandRouter, type CommandReply } from './commands.js';
 import { parseDesired } from './desired.js';
 import { TelemetryDrain, type LeaseSource } from './drain.js';
@@ -55,6 +55,8 @@ export class FleetLink implements Component {
   #protocol: 4 | 5;
   #state: BrokerState = 'disabled';
   #backoff: Backoff;
+  #stableTimer?: NodeJS.Timeout;
+  #resumeTimer?: NodeJS.Timeout;
   #lastError: string | undefined;
   #connectedAt: number | undefined;
   #connects = 0;
@@ -127,6 +129,8 @@ export class FleetLink implements Component {
 
   async stop(): Promise<void> {
     this.#stopping = true;
+    clearTimeout(this.#stableTimer);
+    clearTimeout(this.#resumeTimer);
     this.#drain?.pause();
     this.#sync?.stop();
     for (const p of this.#pending.values()) {
@@ -194,11 +198,15 @@ export class FleetLink implements Component {
     this.#client = client;
     // Runs before mqtt.js schedules its reconnect, so each attempt gets a fresh jittered delay.
     client.prependListener('close', () => {
+      clearTimeout(this.#stableTimer);
       client.options.reconnectPeriod = this.#backoff.next();
     });
     client.on('connect', (connack) => {
       if (this.#client !== client) return;
-      this.#backoff.reset();
+      // The backoff starts again from the minimum only once this connection has lasted.
+      clearTimeout(this.#stableTimer);
+      this.#stableTimer = setTimeout(() => this.#backoff.reset(), config.mqtt.stableAfterMs);
+      this.#stableTimer.unref();
       this.#state = 'connected';
       this.#connects++;
       this.#connectedAt = Date.now();
@@ -216,7 +224,7 @@ export class FleetLink implements Component {
         // attempts 1, 2, 4, 8..., so a long outage stays visible without flooding the log.
         const n = this.#backoff.attempt;
         const level = (n & (n - 1)) === 0 ? 'warn' : 'debug';
-        log[level]({ broker: safeUrl(config.mqtt.url!), attempt: n, err: this.#lastError ?? 'closed before CONNACK', retryInMs: client.options.reconnectPeriod }, 'fleet broker not reachable; retrying');
+        log[level]({ broker: safeUrl(config.mqtt.url!), attempt: n, err: this.#lastError ?? 'closed before CONNACK', retryInMs: client.options.reconnectPeriod, capMs: this.#backoff.capMs }, 'fleet broker not reachable; retrying');
       }
       if (!this.#stopping) this.#state = 'reconnecting';
       this.#connectedAt = undefined;
@@ -237,6 +245,13 @@ export class FleetLink implements Component {
         client.on('error', () => undefined);
         client.end(true);
         this.#connect();
+        return;
+      }
+      const busy = typeof err.code === 'number' ? BROKER_BUSY.get(err.code) : undefined;
+      if (busy) {
+        // The broker is overloaded: every later attempt waits up to the longest delay.
+        this.#backoff.toCap();
+        log.warn({ err: err.message, reason: busy, capMs: this.#backoff.capMs }, 'fleet broker is overloaded; backing off to mqtt.reconnectMaxMs');
         return;
       }
       log.debug({ err: err.message }, 'fleet broker error');
@@ -269,9 +284,25 @@ export class FleetLink implements Component {
         this.ctx.log.error({ err: err.message }, 'fleet subscribe failed');
       }
     });
-    this.#drain?.resume();
+    this.#resumeDrain(client);
     this.#sync?.setOnline(true);
     if (this.#lastReport) void this.#publish(topics.reported(d), this.#lastReport, { qos: 1, retain: true }).catch(() => undefined);
+  }
+
+  /** The telemetry backlog goes out after a random share of mqtt.backlogSpreadMs (backoff.ts). */
+  #resumeDrain(client: MqttClient): void {
+    if (!this.#drain) return;
+    const { backlogSpreadMs, reconnectMaxMs } = this.ctx.config.mqtt;
+    const delay = backlogDelay(backlogSpreadMs, reconnectMaxMs);
+    clearTimeout(this.#resumeTimer);
+    if (delay === 0) {
+      this.#drain.resume();
+      return;
+    }
+    this.#resumeTimer = setTimeout(() => {
+      if (this.#client === client && client.connected && !this.#stopping) this.#drain?.resume();
+    }, delay);
+    this.#resumeTimer.unref();
   }
 
   #onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {

@@ -26,6 +26,10 @@ export function clientOptions(config: Config, protocolVersion: 4 | 5, will: Buff
     protocolVersion,
     keepalive: m.keepaliveSeconds,
     reconnectPeriod: m.reconnectMinMs,
+    // A broker that refuses the CONNECT (server busy, not authorized while an ACL is being
+    // fixed, ...) is tried again with the backoff; without this mqtt.js stops reconnecting
+    // for good after one refusal, and the device would stay off the fleet until restarted.
+    reconnectOnConnackError: true,
     // Covers the TCP/TLS connect and the CONNACK: an attempt that hangs is dropped and retried.
     connectTimeout: m.connectTimeoutMs,
     // The telemetry buffer is the queue of record: never let mqtt.js queue while offline.
