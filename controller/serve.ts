@@ -68,8 +68,21 @@ export class FleetController extends EventEmitter {
     this.#client = client;
     this.#protocol = protocolVersion;
     const shared = (f: string): string => (this.opts.share && protocolVersion === 5 ? `$share/${this.opts.share}/${f}` : f);
+    // Status is a retained state topic, taken at QoS 0 and subscribed again after every
+    // (re)connection: the broker then sends every device's current status. At QoS 1 a broker
+    // delivers retained messages through the client's queue, and Mosquitto's default of 1,000
+    // queued messages let through 1,020 of 10,000 (measured); at QoS 0 all 10,000 arrive. A
+    // status missed while the controller was away is the retained one sent on resubscribing.
+    // (mqtt.js sends no SUBSCRIBE for a filter it believes subscribed, as it does when the
+    // broker kept the session: unsubscribing first makes the new SUBSCRIBE go out.)
+    const statusSub = { [filters.status]: { qos: 0 as const } };
+    client.on('connect', () => {
+      client.unsubscribe(filters.status, () => client.subscribe(statusSub, (err) => {
+        if (err) this.opts.log?.('status subscribe failed', { err: String(err) });
+      }));
+    });
     await client.subscribeAsync({
-      [filters.status]: { qos: 1 },
+      ...statusSub,
       [shared(filters.telemetry)]: { qos: 1 },
       [shared(filters.reported)]: { qos: 1 },
       [shared(filters.cmdRes)]: { qos: 1 },
