@@ -7,11 +7,15 @@ import { runOne as brokerRestart } from '../scripts/reliability/scenarios/broker
 import { run as network } from '../scripts/reliability/scenarios/network.js';
 import { figuresLine } from '../scripts/reliability/figures.js';
 
+// Five scenarios of 7-9 s of faults each, plus start-up and the drain to the controller: about
+// 2-3 minutes on a loaded 2-core machine.
+t.setTimeout(480_000);
+
 const rate = 100;
 process.setMaxListeners(50); // each agent child process adds an exit hook
 
 t.test('broker outage: stopped and started repeatedly under load, every accepted record arrives', async (t) => {
-  const f = await brokerOutage({ durationMs: 8000, rate, downMs: 2000, upMs: 1500 });
+  const f = await brokerOutage({ durationMs: 8000, rate, downMs: 2000, upMs: 1500, minFaults: 2 });
   t.comment(figuresLine(f));
   t.ok(f.faults >= 2, 'the broker went away at least twice');
   t.ok(f.accepted > 0, 'records were accepted');
@@ -30,7 +34,7 @@ t.test('agent crash: SIGKILL under load, restarted by the supervisor loop; recor
 });
 
 t.test('broker restart with persistence on: nothing lost', async (t) => {
-  const f = await brokerRestart({ durationMs: 7000, rate }, true);
+  const f = await brokerRestart({ durationMs: 7000, rate, minFaults: 2 }, true);
   t.comment(figuresLine(f));
   t.ok(f.faults >= 2, 'restarted at least twice');
   t.equal(f.lost, 0, 'lost 0');
@@ -38,7 +42,7 @@ t.test('broker restart with persistence on: nothing lost', async (t) => {
 });
 
 t.test('broker restart with persistence off: nothing lost (the controller acks what it stored; the rest is sent again)', async (t) => {
-  const f = await brokerRestart({ durationMs: 7000, rate }, false);
+  const f = await brokerRestart({ durationMs: 7000, rate, minFaults: 2 }, false);
   t.comment(figuresLine(f));
   t.ok(f.faults >= 2, 'restarted at least twice');
   t.equal(f.lost, 0, 'lost 0 (including every seq answered 201)');
@@ -46,7 +50,7 @@ t.test('broker restart with persistence off: nothing lost (the controller acks w
 });
 
 t.test('a network that stalls and drops (a proxy pauses and cuts the TCP stream): nothing lost', async (t) => {
-  const f = await network({ durationMs: 9000, rate, stallMs: 2000 });
+  const f = await network({ durationMs: 9000, rate, stallMs: 2000, minFaults: 2 });
   t.comment(figuresLine(f));
   t.match(f.notes, /[1-9]\d* stalls .* [1-9]\d* cuts/, 'both stalls and cuts happened');
   t.equal(f.lost, 0, 'lost 0');

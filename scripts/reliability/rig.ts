@@ -20,6 +20,11 @@ export interface ScenarioOptions {
   durationMs: number;
   /** Telemetry records per second held by the load (inference runs at a fifth of it). */
   rate: number;
+  /**
+   * At least this many faults, however long they take: on a loaded machine one restart can
+   * take most of the duration, and a test that asks for two must get two.
+   */
+  minFaults?: number;
   /** Progress lines (the soak prints them; tests keep quiet). */
   log?: (line: string) => void;
 }

@@ -14,7 +14,7 @@ export async function run(opts: ScenarioOptions & { downMs?: number; upMs?: numb
     const down = opts.downMs ?? 3000;
     const up = opts.upMs ?? 2000;
     let outages = 0;
-    while (Date.now() + down + up <= deadline) {
+    while (Date.now() + down + up <= deadline || outages < (opts.minFaults ?? 0)) {
       await new Promise((r) => setTimeout(r, up));
       await rig.broker.stop();
       outages++;

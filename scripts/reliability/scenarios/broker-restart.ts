@@ -15,7 +15,7 @@ export async function runOne(opts: ScenarioOptions, persistence: boolean): Promi
     const inf = new InferenceLoad(() => rig.url, Math.max(1, Math.round(opts.rate / 5))).start();
     const deadline = Date.now() + opts.durationMs;
     let restarts = 0;
-    while (Date.now() + 2000 <= deadline) {
+    while (Date.now() + 2000 <= deadline || restarts < (opts.minFaults ?? 0)) {
       await new Promise((r) => setTimeout(r, 2000));
       await rig.broker.restart();
       restarts++;

@@ -21,7 +21,7 @@ export async function run(opts: ScenarioOptions & { stallMs?: number }): Promise
     const deadline = Date.now() + opts.durationMs;
     const stall = opts.stallMs ?? 3000;
     let i = 0;
-    while (Date.now() + stall + 1500 <= deadline) {
+    while (Date.now() + stall + 1500 <= deadline || i < (opts.minFaults ?? 0)) {
       await new Promise((r) => setTimeout(r, 1500));
       if (i++ % 2 === 0) {
         proxy.stall('both');
