@@ -21,7 +21,7 @@ function model(opts: { w2ZeroPointFromInput?: boolean } = {}): ModelProto {
   ];
   const input = [makeValueInfo('x', DataType.UINT8, ['N', 8])];
   if (opts.w2ZeroPointFromInput) input.push(makeValueInfo('w2_zp', DataType.INT8, []));
-  return makeModel({
+  return decodeModel(encodeModel(makeModel({
     name: 'mmi',
     node: [
       makeNode('MatMulInteger', ['x', 'w1', 'x_zp', 'w1_zp'], ['a']),
@@ -31,7 +31,7 @@ function model(opts: { w2ZeroPointFromInput?: boolean } = {}): ModelProto {
     initializer: inits,
     input,
     output: [makeValueInfo('y', DataType.INT32, ['N', 4])],
-  }, 13);
+  }, 13)));
 }
 
 async function run(m: ModelProto, feeds: Record<string, ort.Tensor>): Promise<Int32Array> {
