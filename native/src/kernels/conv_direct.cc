@@ -29,7 +29,7 @@ Variant DirectConv::variant() const { return vk_->variant; }
 
 void DirectConv::run(const uint8_t* x, int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, uint8_t* y,
                      float* scratch) const {
-  DirectConvArgs a{&s_, Mp_, w_.data(), bias_.data(), scales_.data(), x, x_zp, y_zp, lo, hi, y, scratch};
+  DirectConvArgs a{&s_, s_.out_h(), s_.out_w(), Mp_, w_.data(), bias_.data(), scales_.data(), x, x_zp, y_zp, lo, hi, y, scratch};
   vk_->direct_conv(a);
 }
 
@@ -37,7 +37,7 @@ void DirectConv::run(const uint8_t* x, int32_t x_zp, int32_t y_zp, int32_t lo, i
 // point and contributes 0), float accumulators in scratch.
 void direct_conv_scalar(const DirectConvArgs& a) {
   const ConvShape& s = *a.s;
-  const int M = s.out_channels, C = s.C, OH = s.out_h(), OW = s.out_w(), Mp = a.Mp;
+  const int M = s.out_channels, C = s.C, OH = a.OH, OW = a.OW, Mp = a.Mp;
   float* acc = a.scratch;
   for (int n = 0; n < s.batch; ++n) {
     const uint8_t* xn = a.x + static_cast<size_t>(n) * s.H * s.W * C;

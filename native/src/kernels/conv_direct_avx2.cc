@@ -54,7 +54,7 @@ inline void pixels(const ConvShape& s, int Mp, const float* w, const int32_t* bi
 template <int B>
 void run(const DirectConvArgs& a) {
   const ConvShape& s = *a.s;
-  const int M = s.out_channels, OH = s.out_h(), OW = s.out_w(), C = s.C, Mp = a.Mp;
+  const int M = s.out_channels, OH = a.OH, OW = a.OW, C = s.C, Mp = a.Mp;
   const int PH = s.H + s.pad_top + s.pad_bottom, PW = s.W + s.pad_left + s.pad_right;
   const __m256 vlo = _mm256_set1_ps(static_cast<float>(a.lo - a.y_zp)), vhi = _mm256_set1_ps(static_cast<float>(a.hi - a.y_zp));
   const __m256i vzp = _mm256_set1_epi32(a.y_zp);

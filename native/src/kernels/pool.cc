@@ -119,7 +119,7 @@ Status max_pool(const PoolShape& s, const void* x, QType type, void* y, ThreadPo
 void max_pool_2x2(const PoolShape& s, const uint8_t* x, uint8_t* y) { active_kernels().max_pool_2x2(s, x, y); }
 
 void max_pool_2x2_scalar(const PoolShape& s, const uint8_t* x, uint8_t* y) {
-  const int OH = s.out_h(), OW = s.out_w(), C = s.C;
+  const int OH = s.H / 2, OW = s.W / 2, C = s.C;  // out_h(), out_w() for this shape
   const size_t row = static_cast<size_t>(s.W) * C;
   for (int n = 0; n < s.batch; ++n) {
     const uint8_t* xn = x + static_cast<size_t>(n) * s.H * row;

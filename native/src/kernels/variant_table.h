@@ -16,6 +16,7 @@ struct PoolShape;
 // One run of the direct small-channel convolution (conv_direct.h) on a whole batch.
 struct DirectConvArgs {
   const ConvShape* s;
+  int OH, OW;            // s->out_h(), s->out_w() (ISA files call no inline header functions)
   int Mp;                // out_channels rounded up to 8
   const float* w;        // [KH][KW][C][Mp], centred weights as float
   const int32_t* bias;   // Mp values (zero past out_channels)
