@@ -6,7 +6,3 @@ target_link_libraries(edge_engine PUBLIC edge_kernels)
 find_package(Threads REQUIRED)
 target_link_libraries(edge_engine PUBLIC Threads::Threads)
 
-# Differential test of the engine's own loops (not part of the default build):
-#   cmake --build <dir> --target engine_tests && <dir>/engine_tests
-add_executable(engine_tests EXCLUDE_FROM_ALL ${CMAKE_CURRENT_LIST_DIR}/src/engine/test/direct_test.cc)
-target_link_libraries(engine_tests PRIVATE edge_engine)

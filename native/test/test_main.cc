@@ -40,6 +40,7 @@ void run_quantize_tests(Rng& rng, int cases);
 void run_gemm_tests(Rng& rng, int cases);
 void run_conv_tests(Rng& rng, int cases);
 void run_pool_eltwise_tests(Rng& rng, int cases);
+void run_small_shape_tests(Rng& rng, int cases);
 void run_api_tests(Rng& rng);
 
 }  // namespace edge::test
@@ -76,6 +77,7 @@ int main(int argc, char** argv) {
     run_gemm_tests(rng, cases);
     run_conv_tests(rng, cases);
     run_pool_eltwise_tests(rng, cases);
+    run_small_shape_tests(rng, cases);
     run_api_tests(rng);
     std::printf("variant %-10s cases=%ld failures=%ld\n", variant_name(v), counters().cases - before_cases,
                 counters().failures - before_fail);

@@ -4,7 +4,6 @@
 // tensors were shifted by 128 by the compiler, which is exact.
 #include "engine/steps.h"
 
-#include "engine/direct.h"
 
 #include <algorithm>
 #include <cmath>
@@ -122,12 +121,12 @@ class QuantizeStep : public Step {
     const float* x = static_cast<const float*>(ctx.at(in));
     uint8_t* y = static_cast<uint8_t*>(ctx.at(out));
     if (!transpose) {
-      quantize_u8_strided(x, count, scale, zp, y, 1);
+      k::quantize_u8_strided(x, count, scale, zp, y, 1);
       return k::Status::Ok();
     }
     for (int n = 0; n < N; ++n)
       for (int c = 0; c < C; ++c) {
-        quantize_u8_strided(x + (static_cast<size_t>(n) * C + c) * HW, static_cast<size_t>(HW), scale, zp,
+        k::quantize_u8_strided(x + (static_cast<size_t>(n) * C + c) * HW, static_cast<size_t>(HW), scale, zp,
                             y + static_cast<size_t>(n) * HW * C + c, static_cast<size_t>(C));
       }
     return k::Status::Ok();
@@ -196,7 +195,7 @@ class ConvStep : public Step {
  public:
   int in = 0, out = 0;
   std::unique_ptr<k::PackedConv> packed;
-  std::unique_ptr<DirectConv> direct;  // few input channels: see direct.h
+  std::unique_ptr<k::DirectConv> direct;  // few input channels: see kernels/conv_direct.h
   std::vector<int32_t> bias;
   std::vector<float> multipliers;
   int32_t in_zp = 0;
@@ -205,8 +204,7 @@ class ConvStep : public Step {
     if (direct) {
       auto* acc = static_cast<float*>(ctx.scratch->alloc(direct->scratch_floats() * sizeof(float)));
       if (!acc) return k::Status::Error("scratch arena too small for the direct convolution");
-      direct->run(static_cast<const uint8_t*>(ctx.at(in)), in_zp, bias.data(), multipliers.data(),
-                  static_cast<int>(multipliers.size()), spec.zero_point, spec.clamp_min, spec.clamp_max,
+      direct->run(static_cast<const uint8_t*>(ctx.at(in)), in_zp, spec.zero_point, spec.clamp_min, spec.clamp_max,
                   static_cast<uint8_t*>(ctx.at(out)), acc);
       return k::Status::Ok();
     }
@@ -263,9 +261,9 @@ std::unique_ptr<Step> build_conv(const Fields& f) {
   step->multipliers.assign(m.as<float>(), m.as<float>() + M);
   step->in_zp = f.zero_point("inputZeroPoint");
   step->spec = requant_spec(f, step->multipliers);
-  if (DirectConv::suits(s)) {
-    step->direct = std::make_unique<DirectConv>(s, w.as<int8_t>());
-    step->direct->set_channels(step->bias.data(), step->multipliers.data(), static_cast<int>(M));
+  if (k::DirectConv::suits(s)) {
+    step->direct = std::make_unique<k::DirectConv>(s, w.as<int8_t>(), step->bias.data(), step->multipliers.data(),
+                                                   static_cast<int>(M));
   } else {
     const k::Status st = k::pack_conv(s, w.as<int8_t>(), nullptr, 1, &step->packed);
     if (!st.ok()) f.fail(std::string("weights could not be packed: ") + st.error);
@@ -354,7 +352,7 @@ class MaxPoolStep : public Step {
   bool two_by_two = false;  // 2x2, stride 2, no padding: the classic CNN downsampling
   k::Status run(const RunContext& ctx) const override {
     if (two_by_two) {
-      max_pool_2x2(shape, static_cast<const uint8_t*>(ctx.at(in)), static_cast<uint8_t*>(ctx.at(out)));
+      k::max_pool_2x2(shape, static_cast<const uint8_t*>(ctx.at(in)), static_cast<uint8_t*>(ctx.at(out)));
       return k::Status::Ok();
     }
     return k::max_pool(shape, ctx.at(in), k::QType::U8, ctx.at(out), ctx.pool);
@@ -389,9 +387,7 @@ std::unique_ptr<Step> build_pool(const Fields& f, bool max) {
     step->in = in; step->out = out;
     step->shape = pool_shape(f, x, y, true);
     const k::PoolShape& p = step->shape;
-    step->two_by_two = k::active_variant() != k::Variant::Scalar && p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 &&
-                       p.stride_w == 2 && p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0 && p.dilation_h == 1 &&
-                       p.dilation_w == 1;
+    step->two_by_two = k::max_pool_2x2_suits(p);
     step->reads = {in}; step->writes = out;
     return step;
   }

@@ -1,5 +1,7 @@
 #include "kernels/cpu_features.h"
 
+#include "kernels/dispatch.h"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #elif defined(__aarch64__) && defined(__linux__)
@@ -12,10 +14,12 @@ namespace {
 
 CpuFeatures detect() {
   CpuFeatures f;
+  f.scalar = true;
 #if defined(__x86_64__) || defined(_M_X64)
   unsigned eax, ebx, ecx, edx;
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
   const bool osxsave = (ecx >> 27) & 1;
+  const bool fma = (ecx >> 12) & 1;  // the AVX2 files are built with -mfma (every AVX2 CPU has it)
   unsigned long long xcr0 = 0;
   if (osxsave) {
     unsigned lo, hi;
@@ -25,13 +29,13 @@ CpuFeatures detect() {
   const bool ymm_os = (xcr0 & 0x6) == 0x6;
   const bool zmm_os = (xcr0 & 0xe6) == 0xe6;
   if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
-    f.avx2 = ymm_os && ((ebx >> 5) & 1);
+    f.avx2 = ymm_os && fma && ((ebx >> 5) & 1);
     const bool avx512f = (ebx >> 16) & 1, avx512bw = (ebx >> 30) & 1, avx512vl = (ebx >> 31) & 1;
     const bool vnni = (ecx >> 11) & 1;
-    f.avx512_vnni = zmm_os && avx512f && avx512bw && avx512vl && vnni;
+    f.avx512vnni = zmm_os && avx512f && avx512bw && avx512vl && vnni;
   }
   if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) {
-    f.avx_vnni = ymm_os && f.avx2 && ((eax >> 4) & 1);
+    f.avxvnni = ymm_os && f.avx2 && ((eax >> 4) & 1);
   }
 #elif defined(__aarch64__) && defined(__linux__)
   unsigned long hw = getauxval(AT_HWCAP);
@@ -58,11 +62,10 @@ std::string cpu_features_string() {
     if (!s.empty()) s += ",";
     s += name;
   };
-  add(f.avx2, "avx2");
-  add(f.avx512_vnni, "avx512vnni");
-  add(f.avx_vnni, "avxvnni");
-  add(f.neon, "neon");
-  add(f.dotprod, "dotprod");
+#define EDGE_X(Enum, name, rank) \
+  if (Variant::Enum != Variant::Scalar) add(f.name, #name);
+  EDGE_KERNEL_VARIANTS(EDGE_X)
+#undef EDGE_X
   return s.empty() ? "none" : s;
 }
 

@@ -1,5 +1,6 @@
 #include "kernels/dispatch.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -9,20 +10,29 @@
 namespace edge::kernels {
 namespace {
 
-const char* const kNames[] = {"scalar", "avx2", "avx512vnni", "avxvnni", "neon", "dotprod"};
+#define EDGE_X(Enum, name, rank) #name,
+const char* const kNames[] = {EDGE_KERNEL_VARIANTS(EDGE_X)};
+#undef EDGE_X
+#define EDGE_X(Enum, name, rank) rank,
+const int kRanks[] = {EDGE_KERNEL_VARIANTS(EDGE_X)};
+#undef EDGE_X
+constexpr size_t kCount = static_cast<size_t>(Variant::Count);
+static_assert(sizeof(kNames) / sizeof(kNames[0]) == kCount, "one name per variant");
 
 bool cpu_has(Variant v) {
   const CpuFeatures& f = cpu_features();
   switch (v) {
-    case Variant::Scalar: return true;
-    case Variant::Avx2: return f.avx2;
-    case Variant::Avx512Vnni: return f.avx512_vnni;
-    case Variant::AvxVnni: return f.avx_vnni;
-    case Variant::Neon: return f.neon;
-    case Variant::Dotprod: return f.dotprod;
+#define EDGE_X(Enum, name, rank) \
+  case Variant::Enum: return f.name;
+    EDGE_KERNEL_VARIANTS(EDGE_X)
+#undef EDGE_X
     default: return false;
   }
 }
+
+#define EDGE_X(Enum, name, rank) " " #name
+const char kUnknownName[] = "EDGE_KERNELS names no known variant (expected one of:" EDGE_KERNEL_VARIANTS(EDGE_X) ")";
+#undef EDGE_X
 
 const char* g_forced_error = nullptr;
 
@@ -31,7 +41,7 @@ Variant initial_variant() {
   if (env != nullptr && *env != '\0') {
     Variant v;
     if (!parse_variant(env, &v)) {
-      g_forced_error = "EDGE_KERNELS names no known variant (expected scalar, avx2, avx512vnni, avxvnni, neon or dotprod)";
+      g_forced_error = kUnknownName;
     } else if (!variant_supported(v)) {
       g_forced_error = "EDGE_KERNELS names a variant this CPU or build cannot run; using the best supported one";
     } else {
@@ -50,11 +60,11 @@ Variant& active_ref() {
 
 const char* variant_name(Variant v) {
   auto i = static_cast<size_t>(v);
-  return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "unknown";
+  return i < kCount ? kNames[i] : "unknown";
 }
 
 bool parse_variant(const char* name, Variant* out) {
-  for (size_t i = 0; i < sizeof(kNames) / sizeof(kNames[0]); ++i) {
+  for (size_t i = 0; i < kCount; ++i) {
     if (std::strcmp(name, kNames[i]) == 0) {
       *out = static_cast<Variant>(i);
       return true;
@@ -65,12 +75,10 @@ bool parse_variant(const char* name, Variant* out) {
 
 const VariantKernels* variant_kernels(Variant v) {
   switch (v) {
-    case Variant::Scalar: return scalar_kernels();
-    case Variant::Avx2: return avx2_kernels();
-    case Variant::Avx512Vnni: return avx512vnni_kernels();
-    case Variant::AvxVnni: return avxvnni_kernels();
-    case Variant::Neon: return neon_kernels();
-    case Variant::Dotprod: return dotprod_kernels();
+#define EDGE_X(Enum, name, rank) \
+  case Variant::Enum: return name##_kernels();
+    EDGE_KERNEL_VARIANTS(EDGE_X)
+#undef EDGE_X
     default: return nullptr;
   }
 }
@@ -79,10 +87,11 @@ bool variant_supported(Variant v) { return cpu_has(v) && variant_kernels(v) != n
 
 std::vector<Variant> supported_variants() {
   std::vector<Variant> out;
-  // Order: scalar, then by increasing capability.
-  for (Variant v : {Variant::Scalar, Variant::Neon, Variant::Dotprod, Variant::Avx2, Variant::AvxVnni, Variant::Avx512Vnni}) {
-    if (variant_supported(v)) out.push_back(v);
+  // Order: scalar, then by increasing capability (the rank column of variants.h).
+  for (size_t i = 0; i < kCount; ++i) {
+    if (variant_supported(static_cast<Variant>(i))) out.push_back(static_cast<Variant>(i));
   }
+  std::sort(out.begin(), out.end(), [](Variant a, Variant b) { return kRanks[static_cast<size_t>(a)] < kRanks[static_cast<size_t>(b)]; });
   return out;
 }
 

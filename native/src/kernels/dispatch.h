@@ -2,16 +2,25 @@
 // Run-time choice of the instruction-set variant. Every kernel family has a scalar version
 // and optimised versions; one variant is active for the whole process, chosen once from the
 // CPU's features (cpu_features.h) or forced by the environment variable
-// EDGE_KERNELS=scalar|avx2|avx512vnni|avxvnni|neon|dotprod (tests and benchmarks).
+// EDGE_KERNELS=scalar|avx2|avx512vnni|avxvnni|neon|dotprod (tests and benchmarks; the list
+// itself is EDGE_KERNEL_VARIANTS in variants.h). Every family in the per-variant table
+// (variant_table.h: GEMM, depthwise, direct small-channel convolution, input quantization,
+// 2x2 max pooling) follows the same choice.
 // Forcing a variant the CPU lacks falls back to the best supported one and
 // variant_forced_error() says why.
 #include <vector>
 
 #include "kernels/common.h"
+#include "kernels/variants.h"
 
 namespace edge::kernels {
 
-enum class Variant : uint8_t { Scalar = 0, Avx2, Avx512Vnni, AvxVnni, Neon, Dotprod, Count };
+enum class Variant : uint8_t {
+#define EDGE_X(Enum, name, rank) Enum,
+  EDGE_KERNEL_VARIANTS(EDGE_X)
+#undef EDGE_X
+  Count
+};
 
 const char* variant_name(Variant v);
 // Parses a name as used by EDGE_KERNELS; returns false for an unknown name.

@@ -116,6 +116,31 @@ Status max_pool(const PoolShape& s, const void* x, QType type, void* y, ThreadPo
   return Status::Ok();
 }
 
+void max_pool_2x2(const PoolShape& s, const uint8_t* x, uint8_t* y) { active_kernels().max_pool_2x2(s, x, y); }
+
+void max_pool_2x2_scalar(const PoolShape& s, const uint8_t* x, uint8_t* y) {
+  const int OH = s.H / 2, OW = s.W / 2, C = s.C;  // out_h(), out_w() for this shape
+  const size_t row = static_cast<size_t>(s.W) * C;
+  for (int n = 0; n < s.batch; ++n) {
+    const uint8_t* xn = x + static_cast<size_t>(n) * s.H * row;
+    for (int oh = 0; oh < OH; ++oh) {
+      const uint8_t* r0 = xn + static_cast<size_t>(2 * oh) * row;
+      const uint8_t* r1 = r0 + row;
+      uint8_t* out = y + (static_cast<size_t>(n) * OH + oh) * OW * C;
+      for (int ow = 0; ow < OW; ++ow) {
+        const uint8_t* a = r0 + static_cast<size_t>(2 * ow) * C;
+        const uint8_t* b = r1 + static_cast<size_t>(2 * ow) * C;
+        uint8_t* o = out + static_cast<size_t>(ow) * C;
+        for (int c = 0; c < C; ++c) {
+          const uint8_t m0 = a[c] > a[c + C] ? a[c] : a[c + C];
+          const uint8_t m1 = b[c] > b[c + C] ? b[c] : b[c + C];
+          o[c] = m0 > m1 ? m0 : m1;
+        }
+      }
+    }
+  }
+}
+
 size_t avg_pool_scratch_bytes(const PoolShape& s, int threads) {
   return static_cast<size_t>(std::max(threads, 1)) * arena_bytes(sizeof(int32_t) * s.C);
 }

@@ -35,6 +35,16 @@ size_t global_avg_pool_scratch_bytes(int C, int threads);
 Status global_avg_pool(int batch, int H, int W, int C, const void* x, QType type, float x_scale, int32_t x_zp,
                        float y_scale, int32_t y_zp, void* y, Arena& arena, ThreadPool* pool = nullptr);
 
+// The classic CNN downsampling, max pooling 2x2 with stride 2, no padding or dilation, on
+// NHWC u8, on the calling thread (byte maxima over whole channel rows): the active variant's
+// max_pool_2x2 (scalar, AVX2, NEON), equal to ref::max_pool. Only for shapes that suit.
+inline bool max_pool_2x2_suits(const PoolShape& s) {
+  return s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_top == 0 && s.pad_left == 0 &&
+         s.pad_bottom == 0 && s.pad_right == 0 && s.dilation_h == 1 && s.dilation_w == 1 && s.H >= 2 && s.W >= 2 &&
+         s.C > 0 && s.batch > 0;
+}
+void max_pool_2x2(const PoolShape& s, const uint8_t* x, uint8_t* y);
+
 namespace ref {
 void max_pool(const PoolShape& s, const void* x, QType type, void* y);
 void avg_pool(const PoolShape& s, const void* x, QType type, float x_scale, int32_t x_zp, float y_scale, int32_t y_zp,

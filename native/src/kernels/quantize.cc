@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/variant_table.h"
+
 namespace edge::kernels {
 
 namespace {
@@ -30,6 +32,24 @@ namespace ref {
 uint8_t quantize_u8(float x, float scale, int32_t zp) { return static_cast<uint8_t>(quantize_one(x, scale, zp, 0, 255)); }
 int8_t quantize_s8(float x, float scale, int32_t zp) { return static_cast<int8_t>(quantize_one(x, scale, zp, -128, 127)); }
 }  // namespace ref
+
+void quantize_u8_strided(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride) {
+  active_kernels().quantize_u8(x, n, scale, zp, y, y_stride);
+}
+
+// Clamping to [0 - zp, 255 - zp] before rounding equals saturating after it (integer bounds);
+// the SIMD versions do the same operations: divide, clamp, round half to even, add zp.
+void quantize_u8_scalar(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride) {
+  const float lo = static_cast<float>(-zp), hi = static_cast<float>(255 - zp);
+  for (size_t i = 0; i < n; ++i) {
+    float v = x[i];
+    if (std::isnan(v)) v = 0;
+    v = v / scale;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    y[i * y_stride] = static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(v)) + zp);
+  }
+}
 
 Status quantize_linear(const float* x, QuantLayout layout, const float* scales, const int32_t* zero_points,
                        int scale_count, QType type, void* y) {

@@ -24,6 +24,12 @@ Status quantize_linear(const float* x, QuantLayout layout, const float* scales, 
 Status dequantize_linear(const void* x, QType type, QuantLayout layout, const float* scales,
                          const int32_t* zero_points, int scale_count, float* y);
 
+// The float graph input's quantization, optionally scattered (y_stride = C moves one NCHW
+// plane into its NHWC channel): y[i * y_stride] = saturate_u8(round_half_even(x[i] / scale) +
+// zp), NaN -> zp, n values. Bit-exact with ref::quantize_u8 in every variant (the active one's
+// quantize_u8: scalar, AVX2, NEON). scale finite and > 0, zp in [0, 255] (not checked).
+void quantize_u8_strided(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
+
 namespace ref {
 // The scalar oracle: one value at a time, straight from the definition.
 uint8_t quantize_u8(float x, float scale, int32_t zero_point);

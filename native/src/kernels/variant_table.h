@@ -10,6 +10,23 @@
 
 namespace edge::kernels {
 
+struct ConvShape;
+struct PoolShape;
+
+// One run of the direct small-channel convolution (conv_direct.h) on a whole batch.
+struct DirectConvArgs {
+  const ConvShape* s;
+  int OH, OW;            // s->out_h(), s->out_w() (ISA files call no inline header functions)
+  int Mp;                // out_channels rounded up to 8
+  const float* w;        // [KH][KW][C][Mp], centred weights as float
+  const int32_t* bias;   // Mp values (zero past out_channels)
+  const float* scales;   // Mp multipliers
+  const uint8_t* x;      // NHWC u8
+  int32_t x_zp, y_zp, lo, hi;
+  uint8_t* y;            // NHWC u8, out_channels per pixel
+  float* scratch;        // DirectConv::scratch_floats() floats
+};
+
 struct VariantKernels {
   Variant variant;
   // GEMM packing layout: panels of `nr` columns, the last one rounded up to `col_align`;
@@ -37,14 +54,19 @@ struct VariantKernels {
   // The peak-rate loop: `iters` rounds of independent chains of the micro-kernel's
   // multiply-accumulate instruction; returns the int8 operations done (2 per MAC). Null for scalar.
   uint64_t (*peak_loop)(uint64_t iters, int32_t* sink);
+  // Direct convolution for few input channels (conv_direct.h): every accumulator is an exact
+  // integer in float32, requantized like finish_row.
+  void (*direct_conv)(const DirectConvArgs& a);
+  // y[i * y_stride] = saturate_u8(round_half_even(x[i] / scale) + zp), NaN -> zp (quantize.h).
+  void (*quantize_u8)(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
+  // Max pooling 2x2, stride 2, no padding or dilation, on NHWC u8 (pool.h).
+  void (*max_pool_2x2)(const PoolShape& s, const uint8_t* x, uint8_t* y);
 };
 
-const VariantKernels* scalar_kernels();
-const VariantKernels* avx2_kernels();
-const VariantKernels* avx512vnni_kernels();
-const VariantKernels* avxvnni_kernels();
-const VariantKernels* neon_kernels();
-const VariantKernels* dotprod_kernels();
+// scalar_kernels(), avx2_kernels(), ...: one per variant (variants.h), null when not built in.
+#define EDGE_X(Enum, name, rank) const VariantKernels* name##_kernels();
+EDGE_KERNEL_VARIANTS(EDGE_X)
+#undef EDGE_X
 
 const VariantKernels* variant_kernels(Variant v);  // null when not built in
 const VariantKernels& active_kernels();
@@ -64,5 +86,17 @@ inline int32_t requantize_scalar(int32_t acc, float scale, int32_t zp, int32_t l
 void finish_row_scalar(const int32_t* raw, int n, const int32_t* colterm, const int32_t* zb, int32_t rowsum,
                        const OutputSpec& out, const float* scales, void* y);
 void dw_pixel_scalar(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t* acc);
+// The scalar references of the small-shape families (conv_direct.cc, quantize.cc, pool.cc) and
+// their SIMD versions, shared by the variants of one instruction set (the VNNI tables use the
+// AVX2+FMA ones, dot product the NEON ones). Each is defined only where its ISA is built.
+void direct_conv_scalar(const DirectConvArgs& a);
+void quantize_u8_scalar(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
+void max_pool_2x2_scalar(const PoolShape& s, const uint8_t* x, uint8_t* y);
+void direct_conv_avx2(const DirectConvArgs& a);
+void quantize_u8_avx2(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
+void max_pool_2x2_avx2(const PoolShape& s, const uint8_t* x, uint8_t* y);
+void direct_conv_neon(const DirectConvArgs& a);
+void quantize_u8_neon(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
+void max_pool_2x2_neon(const PoolShape& s, const uint8_t* x, uint8_t* y);
 
 }  // namespace edge::kernels
