@@ -5,10 +5,11 @@
 // every replica (shared subscriptions get no retained messages).
 import { EventEmitter } from 'node:events';
 import type { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
-import { decodeBatch } from '../agent/telemetry/encoding.js';
-import { encodeFrame } from '../agent/fleet/frame.js';
-import { batchId, encodeAck } from '../agent/fleet/telemetry-ack.js';
-import { ID_PATTERN, STREAM_PATTERN, filters, parseTopic, topics } from '../agent/fleet/topics.js';
+import { decodeBatch } from '../protocol/telemetry-batch.js';
+import { encodeFrame } from '../protocol/frame.js';
+import { batchId, encodeAck } from '../protocol/telemetry-ack.js';
+import { ID_PATTERN, STREAM_NAME } from '../protocol/names.js';
+import { filters, parseTopic, topics } from '../protocol/topics.js';
 import { connectFleet } from './connect.js';
 import { checkDocument, type DocumentKind } from './documents.js';
 import type { FleetStore, IngestResult } from './store.js';
@@ -107,7 +108,7 @@ export class FleetController extends EventEmitter {
         return;
       }
       case 'telemetry': {
-        if (!STREAM_PATTERN.test(t.stream!)) return this.#reject(device, topic, 'bad stream name', payload.length);
+        if (!STREAM_NAME.test(t.stream!)) return this.#reject(device, topic, 'bad stream name', payload.length);
         let batch;
         try {
           batch = decodeBatch(payload, { maxBytes: this.opts.maxBatchBytes ?? 64 * 1024 * 1024 });

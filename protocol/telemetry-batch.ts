@@ -10,7 +10,7 @@
 // The controller de-duplicates on (device, seq); `db` changes only when a corrupt database was
 // replaced (sequence numbers still keep rising across that, see docs/telemetry.md).
 import { gzipSync, gunzipSync, constants as zc } from 'node:zlib';
-import { EdgeError } from '../errors.js';
+import { EdgeError } from '../agent/errors.js';
 
 export const BATCH_VERSION = 1;
 /** For the MQTT 5 content-type property. */
