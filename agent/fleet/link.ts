@@ -16,7 +16,7 @@ import { CommandRouter, type CommandReply } from './commands.js';
 import { parseDesired } from './desired.js';
 import { TelemetryDrain, type LeaseSource } from './drain.js';
 import { parseAck } from '../../protocol/telemetry-ack.js';
-import { FleetErrors } from './errors.js';
+import { FleetErrors } from '../errors.js';
 import { decodeFrame, type Frame } from '../../protocol/frame.js';
 import type { ArtifactResponseHeader } from './artifact-download.js';
 import { ModelSync, activeVersions, type ModelActivator, type UnpackArtifact, type VerifyPackage } from './model-sync.js';
