@@ -12,10 +12,10 @@ import { inferOnce } from './api/infer-client.js';
 export const EXIT_CONFIG = 78;
 
 function fail(err: unknown): never {
-  const code = err instanceof EdgeError ? err.code : 'EDGE_FATAL';
+  const code = err instanceof EdgeError ? err.code : Errors.FATAL.code;
   process.stderr.write(`edge-agent: ${describe(err)}\n`);
   // An insecure key file is an installation problem too: restarting will not fix it.
-  process.exit(code.startsWith('EDGE_CONFIG') || code === 'EDGE_KEY_FILE_INSECURE' ? EXIT_CONFIG : 1);
+  process.exit([Errors.CONFIG_UNREADABLE.code, Errors.CONFIG_INVALID.code, Errors.KEY_FILE_INSECURE.code].includes(code) ? EXIT_CONFIG : 1);
 }
 
 export async function runDaemon(configFile: string): Promise<void> {

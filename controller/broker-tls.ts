@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { checkPrivateKeyFile } from '../agent/security/key-file.js';
-import { describe } from '../agent/errors.js';
+import { describe } from '../protocol/errors.js';
 
 export interface BrokerTls {
   ca?: Buffer;

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { ID_PATTERN } from '../agent/fleet/topics.js';
+import { ID_PATTERN } from '../protocol/names.js';
 import { AGENT_VERSION } from '../agent/version.js';
 import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetStore } from './store.js';

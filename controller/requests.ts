@@ -2,7 +2,7 @@
 // desired-state changes (retained).
 import { randomUUID } from 'node:crypto';
 import type { IClientPublishOptions, MqttClient } from 'mqtt';
-import { topics } from '../agent/fleet/topics.js';
+import { topics } from '../protocol/topics.js';
 import type { ArtifactInfo, FleetStore } from './store.js';
 
 export interface CommandReply {

@@ -5,10 +5,12 @@
 // every replica (shared subscriptions get no retained messages).
 import { EventEmitter } from 'node:events';
 import type { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
-import { decodeBatch } from '../agent/telemetry/encoding.js';
-import { encodeFrame } from '../agent/fleet/frame.js';
-import { batchId, encodeAck } from '../agent/fleet/telemetry-ack.js';
-import { ID_PATTERN, STREAM_PATTERN, filters, parseTopic, topics } from '../agent/fleet/topics.js';
+import { decodeBatch } from '../protocol/telemetry-batch.js';
+import { encodeFrame } from '../protocol/frame.js';
+import { batchId, encodeAck } from '../protocol/telemetry-ack.js';
+import { FleetErrors, type EdgeError } from '../protocol/errors.js';
+import { ID_PATTERN, STREAM_NAME } from '../protocol/names.js';
+import { filters, parseTopic, topics } from '../protocol/topics.js';
 import { connectFleet } from './connect.js';
 import { checkDocument, type DocumentKind } from './documents.js';
 import type { FleetStore, IngestResult } from './store.js';
@@ -120,7 +122,7 @@ export class FleetController extends EventEmitter {
         return;
       }
       case 'telemetry': {
-        if (!STREAM_PATTERN.test(t.stream!)) return this.#reject(device, topic, 'bad stream name', payload.length);
+        if (!STREAM_NAME.test(t.stream!)) return this.#reject(device, topic, 'bad stream name', payload.length);
         let batch;
         try {
           batch = decodeBatch(payload, { maxBytes: this.opts.maxBatchBytes ?? 64 * 1024 * 1024 });
@@ -224,23 +226,23 @@ export class FleetController extends EventEmitter {
       req = JSON.parse(payload.toString('utf8')) as typeof req;
       if (typeof req !== 'object' || req === null) throw new Error('not an object');
     } catch (err) {
-      return send({ id: null, ok: false, error: { code: 'EDGE_FLEET_BAD_REQUEST', message: `expected JSON {"id","op":"manifest"|"chunk","sha256","index"?}: ${(err as Error).message}` } });
+      return send({ id: null, ok: false, error: { code: FleetErrors.BAD_REQUEST.code, message: `expected JSON {"id","op":"manifest"|"chunk","sha256","index"?}: ${(err as Error).message}` } });
     }
     const id = typeof req.id === 'string' ? req.id : null;
-    const fail = (code: string, message: string): void => send({ id, ok: false, op: req.op, error: { code, message } });
-    if (typeof req.sha256 !== 'string') return fail('EDGE_FLEET_BAD_REQUEST', '"sha256" must be a hex string');
+    const fail = (error: (what: string) => EdgeError, what: string): void => { const e = error(what); send({ id, ok: false, op: req.op, error: { code: e.code, message: e.message } }); };
+    if (typeof req.sha256 !== 'string') return fail(FleetErrors.BAD_REQUEST, '"sha256" must be a hex string');
     const art = this.store.artifact({ sha256: req.sha256 });
-    if (!art) return fail('EDGE_FLEET_UNKNOWN_ARTIFACT', `no published artifact with sha256 ${req.sha256}; run "edge-fleet publish"`);
+    if (!art) return fail(FleetErrors.UNKNOWN_ARTIFACT, `no published artifact with sha256 ${req.sha256}; run "edge-fleet publish"`);
     if (req.op === 'manifest') {
       return send({ id, ok: true, op: 'manifest', sha256: art.sha256, manifest: { sha256: art.sha256, size: art.size, chunkSize: art.chunkSize, chunks: art.chunks } });
     }
-    if (req.op !== 'chunk') return fail('EDGE_FLEET_BAD_REQUEST', `"op" must be "manifest" or "chunk", got ${JSON.stringify(req.op)}`);
+    if (req.op !== 'chunk') return fail(FleetErrors.BAD_REQUEST, `"op" must be "manifest" or "chunk", got ${JSON.stringify(req.op)}`);
     const index = req.index;
     if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= art.chunks.length) {
-      return fail('EDGE_FLEET_BAD_REQUEST', `"index" must be an integer 0..${art.chunks.length - 1}`);
+      return fail(FleetErrors.BAD_REQUEST, `"index" must be an integer 0..${art.chunks.length - 1}`);
     }
     const data = this.store.chunk(art.sha256, index);
-    if (!data) return fail('EDGE_FLEET_UNKNOWN_ARTIFACT', `chunk ${index} of ${art.sha256} is missing from the database`);
+    if (!data) return fail(FleetErrors.UNKNOWN_ARTIFACT, `chunk ${index} of ${art.sha256} is missing from the database`);
     this.counters.chunksServed++;
     send({ id, ok: true, op: 'chunk', sha256: art.sha256, index, size: data.length }, data);
   }

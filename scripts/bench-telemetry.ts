@@ -15,7 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { pack } from 'msgpackr';
 import { TelemetryBuffer } from '../agent/telemetry/buffer.js';
 import { telemetryConfig } from '../agent/telemetry/defaults.js';
-import { decodeBatch, encodeBatch } from '../agent/telemetry/encoding.js';
+import { decodeBatch, encodeBatch } from '../protocol/telemetry-batch.js';
 
 const N = Number(process.env.BENCH_RECORDS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);

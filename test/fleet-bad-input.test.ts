@@ -4,8 +4,8 @@
 // controller refuses malformed telemetry and keeps storing good batches.
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { encodeFrame } from '../agent/fleet/frame.js';
-import { encodeBatch } from '../agent/telemetry/encoding.js';
+import { encodeFrame } from '../protocol/frame.js';
+import { encodeBatch } from '../protocol/telemetry-batch.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { waitFor } from './helpers/wait.js';
 import { startAgent, startController, watcher } from './fleet-support.js';

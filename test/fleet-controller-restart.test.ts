@@ -4,8 +4,8 @@
 import t from 'tap';
 import mqtt from 'mqtt';
 import path from 'node:path';
-import { encodeBatch } from '../agent/telemetry/encoding.js';
-import { topics } from '../agent/fleet/topics.js';
+import { encodeBatch } from '../protocol/telemetry-batch.js';
+import { topics } from '../protocol/topics.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { waitFor } from './helpers/wait.js';
 import { startController, tempDir } from './fleet-support.js';

@@ -10,7 +10,7 @@ import { spawnAgent } from './helpers/agent.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { postJson } from './helpers/model-packages.js';
 import { waitFor } from './helpers/wait.js';
-import { decodeBatch } from '../agent/telemetry/encoding.js';
+import { decodeBatch } from '../protocol/telemetry-batch.js';
 
 t.setTimeout(120_000);
 

@@ -1,9 +1,9 @@
 // The protocol's pure parts: topic parsing, artifact frames, desired-state validation and how a
 // device combines its own desired state with its groups'.
 import t from 'tap';
-import { decodeFrame, encodeFrame } from '../agent/fleet/frame.js';
+import { decodeFrame, encodeFrame } from '../protocol/frame.js';
 import { effectiveDesired, parseDesired, type DesiredDoc } from '../agent/fleet/desired.js';
-import { addressedTo, parseTopic, topics } from '../agent/fleet/topics.js';
+import { addressedTo, parseTopic, topics } from '../protocol/topics.js';
 
 const sha = (c: string): string => c.repeat(64);
 

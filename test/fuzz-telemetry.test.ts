@@ -4,7 +4,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { gzipSync } from 'node:zlib';
-import { decodeBatch, encodeBatch, type DecodedBatch } from '../agent/telemetry/encoding.js';
+import { decodeBatch, encodeBatch, type DecodedBatch } from '../protocol/telemetry-batch.js';
 import { RUNS, mutated, mutatedText, refusalOf } from './helpers/fuzz.js';
 
 const CODES = ['EDGE_TELEMETRY_BATCH_INVALID'];

@@ -11,7 +11,7 @@ import { startAgent, startController, tempDir, watcher } from './fleet-support.j
 import { generateKeyPair } from '../agent/security/signing.js';
 import { signCommand } from '../agent/security/command-signing.js';
 import { ControllerFleetPort } from '../controller/rollout/fleet-port.js';
-import { topics } from '../agent/fleet/topics.js';
+import { topics } from '../protocol/topics.js';
 
 t.test('the rollback command of a rollout is signed with the controller key', async (t) => {
   const broker = await startMosquitto();

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { encodeBatch, encodeRawBatch } from '../agent/telemetry/encoding.js';
+import { encodeBatch, encodeRawBatch } from '../protocol/telemetry-batch.js';
 import { FleetStore } from '../controller/store.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { root, spawnAgent } from './helpers/agent.js';

@@ -8,7 +8,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import { Rig, DEVICE } from '../scripts/reliability/rig.js';
-import { topics } from '../agent/fleet/topics.js';
+import { topics } from '../protocol/topics.js';
 import { waitFor } from './helpers/wait.js';
 
 t.setTimeout(120_000);

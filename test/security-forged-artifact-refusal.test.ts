@@ -7,8 +7,8 @@
 import t from 'tap';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { encodeFrame } from '../agent/fleet/frame.js';
-import { topics } from '../agent/fleet/topics.js';
+import { encodeFrame } from '../protocol/frame.js';
+import { topics } from '../protocol/topics.js';
 import { FleetController } from '../controller/serve.js';
 import { FleetStore } from '../controller/store.js';
 import { publishPackage } from '../controller/publish.js';

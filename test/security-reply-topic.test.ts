@@ -6,7 +6,7 @@
 // the controller on its own SQLite file.
 import t from 'tap';
 import mqtt from 'mqtt';
-import { topics } from '../agent/fleet/topics.js';
+import { topics } from '../protocol/topics.js';
 import { sendCommand } from '../controller/requests.js';
 import { spawnAgent } from './helpers/agent.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';

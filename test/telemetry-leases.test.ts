@@ -9,7 +9,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { TelemetryBuffer } from '../agent/telemetry/buffer.js';
 import { telemetryConfig } from '../agent/telemetry/defaults.js';
-import { decodeBatch, encodeBatch } from '../agent/telemetry/encoding.js';
+import { decodeBatch, encodeBatch } from '../protocol/telemetry-batch.js';
 import type { TelemetryConfig } from '../agent/telemetry/types.js';
 import { waitFor } from './helpers/wait.js';
 

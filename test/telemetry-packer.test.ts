@@ -4,7 +4,7 @@
 // stream's send budget allows) only decides how much goes now (issue 17).
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { decodeBatch } from '../agent/telemetry/encoding.js';
+import { decodeBatch } from '../protocol/telemetry-batch.js';
 import { packMessage, type PackBudget, type PackRow } from '../agent/telemetry/packer.js';
 
 t.setTimeout(60_000);

@@ -2,7 +2,7 @@
 // API. FILE is JSON (a whole request body, or one tensor for a single-input model) or a NumPy
 // .npy file (sent as a base64 buffer in the dtype the model declares).
 import { readFileSync } from 'node:fs';
-import { EdgeError } from '../errors.js';
+import { EdgeError, Errors } from '../errors.js';
 import type { IOSpec } from '../runtime/backend.js';
 import { parseNpy } from '../tensor/npy.js';
 
@@ -13,7 +13,7 @@ export interface InferClientOptions {
   token?: string;
 }
 
-const clientError = (msg: string) => new EdgeError('EDGE_BAD_REQUEST', msg, 400);
+const clientError = (msg: string) => Errors.BAD_REQUEST(msg);
 
 async function call(opts: InferClientOptions, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   let res: Response;
@@ -24,7 +24,7 @@ async function call(opts: InferClientOptions, path: string, body?: unknown): Pro
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
-    throw new EdgeError('EDGE_AGENT_UNREACHABLE', `no agent answers at ${opts.url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message} (is it running? use --url or --config)`, 503);
+    throw Errors.AGENT_UNREACHABLE(opts.url, (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message);
   }
   const text = await res.text();
   try {
@@ -62,13 +62,13 @@ export function requestBody(file: string, specs: IOSpec[]): unknown {
 
 export async function inferOnce(opts: InferClientOptions): Promise<unknown> {
   const info = await call(opts, `/v1/models/${encodeURIComponent(opts.model)}`);
-  if (info.status !== 200) throw new EdgeError(info.body?.error?.code ?? 'EDGE_BAD_REQUEST', info.body?.error?.message ?? `HTTP ${info.status}`, info.status);
+  if (info.status !== 200) throw new EdgeError(info.body?.error?.code ?? Errors.BAD_REQUEST.code, info.body?.error?.message ?? `HTTP ${info.status}`, info.status);
   const body = requestBody(opts.input, info.body.inputs as IOSpec[]);
   const res = await call(opts, `/v1/models/${encodeURIComponent(opts.model)}/infer`, body);
   if (res.status !== 200) {
     const e = res.body?.error;
     const expected = e?.details?.expected ? ` (expected: ${JSON.stringify(e.details.expected)})` : '';
-    throw new EdgeError(e?.code ?? 'EDGE_BAD_REQUEST', `${e?.message ?? `HTTP ${res.status}`}${expected}`, res.status);
+    throw new EdgeError(e?.code ?? Errors.BAD_REQUEST.code, `${e?.message ?? `HTTP ${res.status}`}${expected}`, res.status);
   }
   return res.body;
 }

@@ -5,10 +5,10 @@
 // buffer: from then on they survive a crash of the agent and reach the fleet at least once.
 // A batch is all or nothing: any refusal (400, 503, 507) means none of its records was stored.
 import type { FastifyInstance } from 'fastify';
+import { STREAM_NAME as STREAM } from '../../protocol/names.js';
 import { Errors } from '../errors.js';
 import type { TelemetryBuffer } from '../telemetry/buffer.js';
 
-const STREAM = /^[a-z][a-z0-9_-]{0,31}$/;
 const MAX_RECORDS = 1000;
 const USAGE = 'send {"payload": <any JSON>, "priority"?: 0..9} or {"records": [{"payload": ..., "priority"?: ...}, ...]}';
 

@@ -114,6 +114,9 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   if ((config.grpc.cert === undefined) !== (config.grpc.key === undefined)) {
     problems.push('/grpc: give both /grpc/cert and /grpc/key for TLS, or neither');
   }
+  if (config.security.commands.requireSignature && config.security.commands.controllerKeys.length === 0) {
+    problems.push('/security/commands/controllerKeys: /security/commands/requireSignature is true, so give the controller\'s public key here (or turn requireSignature off)');
+  }
   if (config.mqtt.reconnectMaxMs < config.mqtt.reconnectMinMs) {
     problems.push('/mqtt/reconnectMaxMs: must be >= /mqtt/reconnectMinMs');
   }

@@ -2,12 +2,13 @@
 // default (units beside it); unknown keys are refused. README.md's reference is written
 // from this file.
 import { Type, type Static } from '@sinclair/typebox';
+import { ID_PATTERN, MODEL_NAME, STREAM_NAME } from '../../protocol/names.js';
 import type { ValidatorSpec } from '../validation/precompiled.js';
 
 const Strict = { additionalProperties: false } as const;
 
 export const ModelEntry = Type.Object({
-  name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'name the model is served under' }),
+  name: Type.String({ pattern: MODEL_NAME.source, description: 'name the model is served under' }),
   package: Type.String({ minLength: 1, description: 'model package folder or .edgepkg archive (relative to the config file)' }),
   backend: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('native')], { default: 'auto' }),
 }, Strict);
@@ -35,7 +36,7 @@ export const TelemetrySection = Type.Object({
   leaseTimeoutSeconds: Type.Integer({ minimum: 1, default: 60, description: 'an un-acked lease returns its records to the queue after this long (s)' }),
   maxQuarantineRecords: Type.Integer({ minimum: 0, default: 1000, description: 'poison records kept for inspection; older ones are dropped' }),
   burstSeconds: Type.Integer({ minimum: 1, default: 10, description: 'how many seconds of bytesPerSecond may be saved up and sent at once' }),
-  streams: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), TelemetryStreamPolicy, { additionalProperties: false, default: {}, description: 'per-stream policy, overriding the built-in one key by key; stream names match ^[a-z][a-z0-9_-]{0,31}$' }),
+  streams: Type.Record(Type.String({ pattern: STREAM_NAME.source }), TelemetryStreamPolicy, { additionalProperties: false, default: {}, description: `per-stream policy, overriding the built-in one key by key; stream names match ${STREAM_NAME.source}` }),
 }, { ...Strict, default: {} });
 
 // Drift detection (agent/drift, docs/drift.md). Thresholds here override the model
@@ -76,7 +77,7 @@ export const RuntimeSection = Type.Object({
   warmup: Type.Integer({ minimum: 1, maximum: 100, default: 1, description: 'inferences a newly loaded version runs before it is ready and serves' }),
   maxElements: Type.Integer({ minimum: 1, default: 16 * 1024 * 1024, description: 'largest number of elements in one input tensor of a request' }),
   ensembles: Type.Array(Type.Object({
-    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'name the ensemble is served under' }),
+    name: Type.String({ pattern: MODEL_NAME.source, description: 'name the ensemble is served under' }),
     members: Type.Array(Type.String({ minLength: 1 }), { minItems: 2, description: 'names of configured models with the same inputs and number of classes' }),
     fusion: Type.Union([Type.Literal('mean'), Type.Literal('weighted'), Type.Literal('vote')], { default: 'mean', description: 'mean of scores, weighted mean of scores, or majority vote of top-1 classes' }),
     weights: Type.Optional(Type.Array(Type.Number({ minimum: 0 }), { description: 'one per member, for fusion "weighted"' })),
@@ -119,7 +120,7 @@ export const RolloutSection = Type.Object({
 }, { ...Strict, default: {} });
 
 export const ConfigSchema = Type.Object({
-  deviceId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: 'unique id of this device; used in MQTT topics' }),
+  deviceId: Type.String({ pattern: ID_PATTERN.source, description: 'unique id of this device; used in MQTT topics' }),
   dataDir: Type.String({ minLength: 1, description: 'state directory (SQLite buffer, installed models); relative to the config file' }),
   shutdownTimeoutMs: Type.Integer({ minimum: 100, default: 10_000, description: 'longest a clean shutdown may take before the agent exits anyway (ms)' }),
   log: Type.Object({

@@ -2,7 +2,7 @@
 // features to profile and, optionally, its own thresholds. `buildReference` resolves the
 // declaration against sample data (ranges, vector lengths, probabilities or logits) and
 // stores the resolved form beside the reference profile.
-import { EdgeError } from '../errors.js';
+import { Errors, type EdgeError } from '../errors.js';
 
 export interface DriftThresholds {
   /**
@@ -137,7 +137,7 @@ export function thresholdsOfLegacyReference(stored: Record<string, unknown> | un
 }
 
 export function specError(message: string): EdgeError {
-  return new EdgeError('EDGE_DRIFT_SPEC_INVALID', message, 400);
+  return Errors.DRIFT_SPEC_INVALID(message);
 }
 
 /** Parses "p90" to 0.9. */

@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
-import { FleetErrors } from './errors.js';
-import type { Frame } from './frame.js';
+import { FleetErrors } from '../errors.js';
+import type { Frame } from '../../protocol/frame.js';
 
 export interface ArtifactManifest {
   sha256: string;

@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import type { Ajv, ValidateFunction } from 'ajv';
 import { EdgeError, describe } from '../errors.js';
-import { FleetErrors } from './errors.js';
+import { FleetErrors } from '../errors.js';
 
 export interface CommandReply {
   id: string | null;

@@ -3,16 +3,17 @@
 // reported and ignored, never half-applied.
 import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
+import { MODEL_NAME, MODEL_VERSION } from '../../protocol/names.js';
 
 // Plain JSON schema, not TypeBox: this module is loaded before READY=1 and TypeBox's import
 // alone is ~150 ms of start-up CPU under --lite-mode.
-const NAME = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+const NAME = MODEL_NAME.source;
 export const DesiredModelSchema = {
   type: 'object',
   required: ['name', 'version', 'sha256', 'size'],
   properties: {
     name: { type: 'string', pattern: NAME },
-    version: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$' },
+    version: { type: 'string', pattern: MODEL_VERSION.source },
     sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
     size: { type: 'integer', minimum: 0 },
     signature: { type: 'string', maxLength: 4096 },

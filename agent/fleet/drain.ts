@@ -13,7 +13,7 @@ import type { Lease, LeaseOptions } from '../telemetry/types.js';
 import type { Logger } from '../log.js';
 import { describe } from '../errors.js';
 import { Backoff } from './backoff.js';
-import { batchId, type TelemetryAck } from './telemetry-ack.js';
+import { batchId, type TelemetryAck } from '../../protocol/telemetry-ack.js';
 
 /** The part of TelemetryBuffer the drain uses. */
 export interface LeaseSource {

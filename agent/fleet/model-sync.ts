@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { EdgeError, describe } from '../errors.js';
 import { downloadArtifact, sha256OfFile, type ArtifactRequest } from './artifact-download.js';
 import { effectiveDesired, type DesiredDoc, type DesiredModel } from './desired.js';
-import { FleetErrors } from './errors.js';
+import { FleetErrors } from '../errors.js';
 import { MANIFEST_FILE } from '../models/manifest.js';
 
 /** What model sync needs from the model runtime (agent/models). */

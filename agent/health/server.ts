@@ -72,7 +72,7 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
     // agent's envelope too, not fastify's own.
     frameworkErrors: (err, _req, reply) => {
       const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
-      void (reply as unknown as FastifyReply).status(status).send({ error: { code: 'EDGE_BAD_REQUEST', message: `${err.message}; check the request line (percent-escapes in the path must be %XX with hex digits)` } });
+      void (reply as unknown as FastifyReply).status(status).send({ error: { code: Errors.BAD_REQUEST.code, message: `${err.message}; check the request line (percent-escapes in the path must be %XX with hex digits)` } });
     },
   });
 
@@ -124,12 +124,12 @@ export function buildHealthServer(config: Config['health'], log: Logger, sources
  * what was expected: a client sees one error format whichever layer refused its request.
  */
 function clientError(err: FastifyError, status: number, url: string, bodyLimit: number): { code: string; message: string } {
-  if (status >= 500 || !err.code?.startsWith('FST_')) return { code: err.code ?? 'EDGE_INTERNAL', message: err.message };
+  if (status >= 500 || !err.code?.startsWith('FST_')) return { code: err.code ?? Errors.INTERNAL.code, message: err.message };
   const infer = /\/infer(\?|$)/.test(url);
-  const code = infer ? 'EDGE_INPUT_INVALID' : 'EDGE_BAD_REQUEST';
+  const code = infer ? Errors.INPUT_INVALID.code : Errors.BAD_REQUEST.code;
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { code: 'EDGE_BODY_TOO_LARGE', message: `request body is larger than the limit of ${bodyLimit} bytes (health.bodyLimitBytes)` };
+      return { code: Errors.BODY_TOO_LARGE.code, message: Errors.BODY_TOO_LARGE(bodyLimit).message };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return { code, message: `expected a JSON body with "content-type: application/json" (${err.message})` };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -137,7 +137,7 @@ function clientError(err: FastifyError, status: number, url: string, bodyLimit: 
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return { code, message: `the body is not valid JSON (${err.message.replace(/^Body is not valid JSON but content-type is set to 'application\/json'\s*/, '') || 'parse error'}); expected a JSON object` };
     case 'FST_ERR_BAD_URL':
-      return { code: 'EDGE_BAD_REQUEST', message: `the URL is not valid (a bad percent-escape?): ${err.message}` };
+      return { code: Errors.BAD_REQUEST.code, message: `the URL is not valid (a bad percent-escape?): ${err.message}` };
     default:
       return { code, message: err.message };
   }

@@ -2,6 +2,7 @@
 // Its validator is compiled at build time (tools/build-validators.ts); agent/models/manifest.ts
 // loads it without importing this module unless the generated one is missing or stale.
 import { Type, type Static } from '@sinclair/typebox';
+import { MODEL_NAME } from '../../protocol/names.js';
 import type { ValidatorSpec } from '../validation/precompiled.js';
 import { formats } from './formats.js';
 import { PACKAGE_FORMAT } from './package-format.js';
@@ -23,7 +24,7 @@ export const TensorSpecSchema = Type.Object({
 
 export const ManifestSchema = Type.Object({
   format: Type.Literal(PACKAGE_FORMAT, { description: 'package format version' }),
-  name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'model name' }),
+  name: Type.String({ pattern: MODEL_NAME.source, description: 'model name' }),
   version: Type.String({ pattern: SEMVER, description: 'semantic version of this build of the model' }),
   task: Type.String({ pattern: '^[a-z][a-z0-9-]{0,63}$', description: 'what the model does, e.g. image-classification' }),
   description: Type.Optional(Type.String({ maxLength: 1000 })),

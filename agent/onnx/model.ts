@@ -2,6 +2,7 @@
 // small graphs. Shared by the native engine's loader, the compression toolkit and tests.
 import { createRequire } from 'node:module';
 import type { onnx as OnnxNs } from 'onnx-proto';
+import { Errors } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 export const onnx: typeof OnnxNs = (require('onnx-proto') as { onnx: typeof OnnxNs }).onnx;
@@ -24,7 +25,7 @@ export const dataTypeName = (t: number): string =>
 export type TypedArray = Float32Array | Uint8Array | Int8Array | Int32Array | BigInt64Array | Float64Array | Uint16Array | Int16Array;
 
 export class OnnxFormatError extends Error {
-  readonly code = 'EDGE_ONNX_INVALID';
+  readonly code = Errors.ONNX_INVALID.code;
 }
 
 /** Parses a .onnx file's bytes; anything that is not an ONNX model is an OnnxFormatError. */

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentContext, Component } from '../component.js';
-import { EdgeError, describe } from '../errors.js';
+import { Errors, describe } from '../errors.js';
 import type { InferenceEvent, ModelRuntime, VersionSummary } from '../runtime/model-runtime.js';
 import type { ShadowComparison } from '../runtime/shadow.js';
 import { allFinite, MIN_LATENCY_SAMPLES, Probation, type ProbationRules } from './probation.js';
@@ -56,7 +56,7 @@ export class ModelRollouts implements Component {
   }
 
   get #slots(): SlotStore {
-    if (!this.#store) throw new EdgeError('EDGE_NOT_READY', 'rollout slots are not open', 503);
+    if (!this.#store) throw Errors.NOT_READY('rollout slots are not open');
     return this.#store;
   }
 
@@ -139,7 +139,7 @@ export class ModelRollouts implements Component {
     const version = versionOf(packageDir);
     if (version && this.#refused.has(key(name, version))) {
       const r = this.#refused.get(key(name, version))!;
-      throw new EdgeError('EDGE_VERSION_ROLLED_BACK', `model ${name} version ${version} was rolled back on this device (${r.reason}); publish a new version`, 409);
+      throw Errors.VERSION_ROLLED_BACK(`model ${name} version ${version} was rolled back on this device (${r.reason}); publish a new version`);
     }
     const shadow = this.#ctx.config.rollout.shadow;
     if (shadow.fraction > 0 && this.#activeVersion(name)) {
@@ -164,9 +164,9 @@ export class ModelRollouts implements Component {
     const other = (rt.list() as { name: string; previous?: { version: string } }[]).find((m) => m.name === name)?.previous?.version;
     const failed = other ? this.#refused.get(key(name, other)) : undefined;
     if (failed && !opts.force) {
-      throw new EdgeError('EDGE_VERSION_ROLLED_BACK',
+      throw Errors.VERSION_ROLLED_BACK(
         `model ${name}: the version to go back to, ${other}, was rolled back on this device (${failed.reason}); ` +
-        'it stays off unless you pass force: true (edge-fleet cmd DEVICE models.rollback --args \'{"name":"' + name + '","force":true}\')', 409);
+        'it stays off unless you pass force: true (edge-fleet cmd DEVICE models.rollback --args \'{"name":"' + name + '","force":true}\')');
     }
     if (failed) this.#refused.delete(key(name, other!));
     const summary = await rt.rollback(name);
@@ -294,7 +294,7 @@ export class ModelRollouts implements Component {
     const previousInRuntime = (rt.list() as { name: string; previous?: { version: string } }[]).find((m) => m.name === name)?.previous?.version;
     if (s.active && previousInRuntime === s.active.version) summary = await rt.rollback(name);
     else if (s.active) summary = await rt.activate(name, s.active.dir);
-    else throw new EdgeError('EDGE_NO_PREVIOUS_VERSION', `model ${name} has no committed version to roll back to`, 409);
+    else throw Errors.NO_PREVIOUS_VERSION(name, 'committed');
     this.#refuse(this.#slots.get(name), reason, evidence);
     return summary;
   }

@@ -2,7 +2,7 @@
 // and supports the whole graph, ONNX Runtime otherwise; the choice and its reason are kept
 // for the log and /v1/status.
 import type { ModelPackage } from '../models/package.js';
-import { describe, EdgeError } from '../errors.js';
+import { describe, Errors } from '../errors.js';
 import type { Backend, BackendKind } from './backend.js';
 import { ortCpu, ortInt8Form } from './ort-int8.js';
 import { int8Weights } from '../onnx/int8-weights.js';
@@ -74,7 +74,7 @@ export async function openBackend(pkg: ModelPackage, requested: BackendRequest, 
   if (requested === 'ort') return openOrt('configured');
   const native = await loadNativeModule();
   if (typeof native === 'string') {
-    if (requested === 'native') throw new EdgeError('EDGE_NATIVE_UNAVAILABLE', `${pkg.dir}: backend "native" requested but ${native}`, 500);
+    if (requested === 'native') throw Errors.NATIVE_UNAVAILABLE(`${pkg.dir}: backend "native" requested but ${native}`);
     return openOrt(`auto: ${native}`);
   }
   let verdict: { ok: boolean; reason: string };
@@ -85,7 +85,7 @@ export async function openBackend(pkg: ModelPackage, requested: BackendRequest, 
   }
   if (!verdict.ok) {
     if (requested === 'native') {
-      throw new EdgeError('EDGE_MODEL_UNSUPPORTED_OPS', `${pkg.dir} cannot run on the native engine: ${verdict.reason}`, 422);
+      throw Errors.MODEL_UNSUPPORTED_OPS(pkg.dir, [verdict.reason]);
     }
     return openOrt(`auto: native engine declined (${verdict.reason})`);
   }

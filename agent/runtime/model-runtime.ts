@@ -300,7 +300,7 @@ export class ModelRuntime implements Component {
     const slot = this.#slots.get(name);
     if (!slot) return Promise.reject(this.#notFound(name));
     return slot.serialize(async () => {
-      if (!slot.previous) throw new EdgeError('EDGE_NO_PREVIOUS_VERSION', `model ${name} has no previous version to roll back to`, 409);
+      if (!slot.previous) throw Errors.NO_PREVIOUS_VERSION(name, 'previous');
       [slot.active, slot.previous] = [slot.previous, slot.active];
       const summary = this.#summary(name, slot.active!);
       this.#ctx.log.warn({ ...summary, from: slot.previous?.version }, 'model rolled back');

@@ -27,9 +27,6 @@ export class SecurityPolicy implements Component {
     if (mqtt.key) checkPrivateKeyFile(mqtt.key, 'mqtt.key');
     this.#packageKeys = loadTrustedKeys(security.trustedKeys, 'security.trustedKeys');
     this.#commandKeys = loadTrustedKeys(security.commands.controllerKeys, 'security.commands.controllerKeys');
-    if (security.commands.requireSignature && this.#commandKeys.size === 0) {
-      throw new Error('security.commands.requireSignature is true but security.commands.controllerKeys is empty');
-    }
     this.#replays = new ReplayGuard(security.commands.maxSkewSeconds * 1000);
     if (security.requireSignedPackages) {
       setSignatureVerifier((input) => this.verifyPackageSignature(input));

@@ -17,10 +17,11 @@ import type { AgentContext, Component } from '../component.js';
 import { Errors, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { SendBudget, utcDay } from './budget.js';
-import { encodeRawBatch, rawLineBytes } from './encoding.js';
+import { encodeRawBatch, rawLineBytes } from '../../protocol/telemetry-batch.js';
 import { packMessage, rawLineCap } from './packer.js';
 import { registerTelemetryMetrics } from './metrics.js';
-import { STREAM_NAME, streamPolicy, type StreamPolicy } from './policy.js';
+import { STREAM_NAME } from '../../protocol/names.js';
+import { streamPolicy, type StreamPolicy } from './policy.js';
 import { isCorruption, isDiskFull, moveAside, openStore, salvage, setMaxBytes, sizeWal, type DB } from './store.js';
 import type {
   EvictReason, Lease, LeaseOptions, QuarantinedRecord, RecordOptions, StreamStats,

@@ -6,7 +6,7 @@
 //   - the budget (records the drain's rate allows now, encoded bytes the stream's send budget
 //     allows now) only says how much to send now: a record larger than it waits, or goes
 //     alone when the budget allows one record. It is never a reason to quarantine.
-import { encodeRawBatch, rawLineBytes, type RawLine } from './encoding.js';
+import { encodeRawBatch, rawLineBytes, type RawLine } from '../../protocol/telemetry-batch.js';
 
 /** The framing of a batch message beyond its record lines (header line and gzip). */
 const MESSAGE_SLACK = 256;

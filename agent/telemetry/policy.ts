@@ -19,7 +19,6 @@ const BUILT_IN: Record<string, Partial<StreamPolicy>> = {
 };
 
 export const DEFAULT_PRIORITY = 4;
-export const STREAM_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 
 export function streamPolicy(config: TelemetryConfig, stream: string): StreamPolicy {
   const b = BUILT_IN[stream] ?? {};

@@ -3,7 +3,7 @@
 // and 3 of the header; little-endian f4/f8/u1/i1/i4/i8 in C order. Anything else is
 // refused with a sentence that says what was expected, never misread.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { EdgeError } from '../errors.js';
+import { EdgeError, Errors } from '../errors.js';
 
 export type NpyDType = 'float32' | 'float64' | 'uint8' | 'int8' | 'int32' | 'int64';
 export type NpyData = Float32Array | Float64Array | Uint8Array | Int8Array | Int32Array | BigInt64Array;
@@ -17,7 +17,7 @@ export interface NpyArray {
 
 export class NpyFormatError extends EdgeError {
   constructor(message: string) {
-    super('EDGE_NPY_INVALID', message, 400);
+    super(Errors.NPY_INVALID.code, message, Errors.NPY_INVALID.statusCode);
     this.name = 'NpyFormatError';
   }
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Errors } from '../../protocol/errors.js';
 import type { FleetStore } from '../store.js';
 import type { RolloutStatus } from '../rollout/driver.js';
 import { deviceView, devicesView, fleetDriftView, rolloutsView, telemetryVolumeView } from './views.js';
@@ -42,7 +43,7 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) opts.log?.('dashboard route failed', { url: req.url, err: String(err) });
-    void reply.status(status).send({ error: { code: status === 500 ? 'EDGE_INTERNAL' : 'EDGE_BAD_REQUEST', message: status === 500 ? 'the view could not be built; see the controller log' : err.message } });
+    void reply.status(status).send({ error: { code: status === 500 ? Errors.INTERNAL.code : Errors.BAD_REQUEST.code, message: status === 500 ? 'the view could not be built; see the controller log' : err.message } });
   });
   const ui = uiDir();
   const files: Record<string, [string, string]> = {
@@ -68,7 +69,7 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
   app.get('/api/devices', async () => devicesView(opts.store));
   app.get<{ Params: { id: string } }>('/api/devices/:id', async (req, reply) => {
     const v = deviceView(opts.store, req.params.id);
-    if (!v) return reply.status(404).send({ error: { code: 'EDGE_NOT_FOUND', message: `no device "${req.params.id}"` } });
+    if (!v) return reply.status(404).send({ error: { code: Errors.NOT_FOUND.code, message: `no device "${req.params.id}"` } });
     return v;
   });
   app.get('/api/drift', async () => fleetDriftView(opts.store));

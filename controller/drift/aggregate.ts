@@ -1,6 +1,6 @@
 // What `edge-fleet drift` prints: one row per model version, the fleet verdict first, then
 // the worst devices and features (the table cuts cells at 60 characters; --json has it all).
-import { describe } from '../../agent/errors.js';
+import { describe } from '../../protocol/errors.js';
 import type { FleetStore } from '../store.js';
 import { fleetDrift } from './fleet.js';
 import { rankDrift, type StoredDriftRow } from './rank.js';

@@ -3,7 +3,7 @@
 // maximum and mean absolute difference.
 import type * as ort from 'onnxruntime-node';
 import { listNpyFiles, loadBatch, singleInput } from './dataset.js';
-import { compressError } from './errors.js';
+import { ToolErrors } from './errors.js';
 import { readModelFile } from './model-file.js';
 import { floatTensor, modelRuns, openSession, runSession } from './ort-session.js';
 import { Progress } from './progress.js';
@@ -43,7 +43,7 @@ export class OutputStats {
 
   add(ref: ArrayLike<number>, test: ArrayLike<number>, shape: readonly number[]): void {
     if (ref.length !== test.length) {
-      throw compressError('EDGE_MODEL_INVALID', `output ${this.name} has ${ref.length} values in the first model and ${test.length} in the second`);
+      throw ToolErrors.MODEL_INVALID(`output ${this.name} has ${ref.length} values in the first model and ${test.length} in the second`);
     }
     for (let i = 0; i < ref.length; i++) {
       const r = ref[i];
@@ -90,15 +90,15 @@ export async function compareModels(aFile: string, bFile: string, dataDir: strin
   const input = singleInput(a, aFile);
   const inputB = singleInput(b, bFile);
   if (input.name !== inputB.name) {
-    throw compressError('EDGE_MODEL_INVALID', `the models take different inputs (${input.name} vs ${inputB.name}); compare two versions of one model`);
+    throw ToolErrors.MODEL_INVALID(`the models take different inputs (${input.name} vs ${inputB.name}); compare two versions of one model`);
   }
-  const files = listNpyFiles(dataDir, 'data', 'EDGE_DATA_INVALID');
+  const files = listNpyFiles(dataDir, 'data', ToolErrors.DATA_INVALID);
   const ra = modelRuns(a);
   const rb = modelRuns(b);
   const sa = await openSession(ra.exact, aFile);
   const sb = await openSession(rb.exact, bFile);
   const names = sa.outputNames.filter((n) => sb.outputNames.includes(n));
-  if (names.length === 0) throw compressError('EDGE_MODEL_INVALID', `the models share no output name (${sa.outputNames.join(', ')} vs ${sb.outputNames.join(', ')})`);
+  if (names.length === 0) throw ToolErrors.MODEL_INVALID(`the models share no output name (${sa.outputNames.join(', ')} vs ${sb.outputNames.join(', ')})`);
   // Beside the exact figures: the models as plain ONNX Runtime runs them on this CPU.
   const plainA = ra.differs ? await openSession(ra.asIs, aFile) : sa;
   const plainB = rb.differs ? await openSession(rb.asIs, bFile) : sb;

@@ -4,7 +4,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NpyFormatError, readNpy, toFloat32 } from '../../agent/tensor/npy.js';
 import { DataType, valueInfoShape, valueInfoType, type ModelProto } from '../../agent/onnx/model.js';
-import { compressError, type CompressErrorCode } from './errors.js';
+import { ToolErrors, type EdgeError } from './errors.js';
 import { realInputs } from './graph.js';
 
 export interface InputSpec {
@@ -24,11 +24,11 @@ export interface Batch {
 export function singleInput(model: ModelProto, what: string): InputSpec {
   const inputs = realInputs(model.graph!);
   if (inputs.length !== 1) {
-    throw compressError('EDGE_MODEL_UNSUPPORTED', `${what} has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); data folders feed models with exactly one input`);
+    throw ToolErrors.MODEL_UNSUPPORTED(`${what} has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); data folders feed models with exactly one input`);
   }
   const inp = inputs[0];
   if (valueInfoType(inp) !== DataType.FLOAT) {
-    throw compressError('EDGE_MODEL_UNSUPPORTED', `${what}: input ${inp.name} is not float32; data folders feed float32 inputs`);
+    throw ToolErrors.MODEL_UNSUPPORTED(`${what}: input ${inp.name} is not float32; data folders feed float32 inputs`);
   }
   return { name: inp.name!, shape: valueInfoShape(inp) };
 }
@@ -36,18 +36,18 @@ export function singleInput(model: ModelProto, what: string): InputSpec {
 export const shapeText = (s: (number | string)[]) => `(${s.map((d) => (typeof d === 'string' ? d || '?' : d)).join(', ')})`;
 
 /** The .npy files of a folder in name order; an empty or missing folder is an error. */
-export function listNpyFiles(dir: string, role: 'calibration' | 'data', emptyCode: CompressErrorCode = 'EDGE_CALIB_EMPTY'): string[] {
+export function listNpyFiles(dir: string, role: 'calibration' | 'data', empty: (what: string) => EdgeError = ToolErrors.CALIB_EMPTY): string[] {
   let names: string[];
   try {
-    if (!statSync(dir).isDirectory()) throw compressError('EDGE_DATA_INVALID', `${role} folder ${dir} is a file; expected a folder of .npy files`);
+    if (!statSync(dir).isDirectory()) throw ToolErrors.DATA_INVALID(`${role} folder ${dir} is a file; expected a folder of .npy files`);
     names = readdirSync(dir);
   } catch (err) {
-    if ((err as { code?: string }).code === 'EDGE_DATA_INVALID') throw err;
-    throw compressError('EDGE_DATA_INVALID', `cannot read ${role} folder ${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (err as Error).message}`);
+    if ((err as { code?: string }).code === ToolErrors.DATA_INVALID.code) throw err;
+    throw ToolErrors.DATA_INVALID(`cannot read ${role} folder ${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (err as Error).message}`);
   }
   const files = names.filter((n) => n.endsWith('.npy')).sort().map((n) => join(dir, n));
   if (files.length === 0) {
-    throw compressError(emptyCode, `${role} folder ${dir} holds no .npy files; expected one or more float32 .npy arrays shaped like the model input (one sample or a batch each)`);
+    throw empty(`${role} folder ${dir} holds no .npy files; expected one or more float32 .npy arrays shaped like the model input (one sample or a batch each)`);
   }
   return files;
 }
@@ -58,7 +58,7 @@ export function loadBatch(file: string, input: InputSpec): Batch {
   try {
     arr = readNpy(file);
   } catch (err) {
-    if (err instanceof NpyFormatError) throw compressError('EDGE_DATA_INVALID', err.message);
+    if (err instanceof NpyFormatError) throw ToolErrors.DATA_INVALID(err.message);
     throw err;
   }
   const want = input.shape;
@@ -66,7 +66,7 @@ export function loadBatch(file: string, input: InputSpec): Batch {
   if (want.length > 0 && shape.length === want.length - 1) shape = [1, ...shape];
   const mismatch = shape.length !== want.length || want.some((d, i) => typeof d === 'number' && d > 0 && d !== shape[i]);
   if (mismatch || shape.some((d) => d === 0)) {
-    throw compressError('EDGE_CALIB_MISMATCH', `${file} has shape ${shapeText(arr.shape)}, but model input "${input.name}" expects ${shapeText(want)} (one sample without the batch dimension, or a batch)`);
+    throw ToolErrors.CALIB_MISMATCH(`${file} has shape ${shapeText(arr.shape)}, but model input "${input.name}" expects ${shapeText(want)} (one sample without the batch dimension, or a batch)`);
   }
   return { file, shape, data: toFloat32(arr) };
 }

@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { NpyFormatError, readNpy, toFloat32 } from '../../agent/tensor/npy.js';
 import { listNpyFiles, loadBatch, singleInput } from './dataset.js';
-import { compressError } from './errors.js';
+import { ToolErrors } from './errors.js';
 import { readModelFile } from './model-file.js';
 import { accuracy, auc, CLASSIFICATION, predictedClasses, precisionRecallF1, regression, type Metric } from './metrics.js';
 import { floatTensor, modelRuns, openSession, runSession } from './ort-session.js';
@@ -35,7 +35,7 @@ export function readLabels(file: string): Float64Array {
       const a = readNpy(file);
       return Float64Array.from(toFloat32(a));
     } catch (err) {
-      if (err instanceof NpyFormatError) throw compressError('EDGE_LABELS_INVALID', err.message);
+      if (err instanceof NpyFormatError) throw ToolErrors.LABELS_INVALID(err.message);
       throw err;
     }
   }
@@ -43,12 +43,12 @@ export function readLabels(file: string): Float64Array {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw compressError('EDGE_LABELS_INVALID', `cannot read labels ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw ToolErrors.LABELS_INVALID(`cannot read labels ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
   const values = lines.map((l, i) => {
     const v = Number(l);
-    if (!Number.isFinite(v)) throw compressError('EDGE_LABELS_INVALID', `${file} line ${i + 1}: "${l.slice(0, 40)}" is not a number; expected one label per line`);
+    if (!Number.isFinite(v)) throw ToolErrors.LABELS_INVALID(`${file} line ${i + 1}: "${l.slice(0, 40)}" is not a number; expected one label per line`);
     return v;
   });
   return Float64Array.from(values);
@@ -60,7 +60,7 @@ export interface RunResult { scores: Float32Array; rowWidth: number; samples: nu
 export async function runOverFolder(modelFile: string, dataDir: string, form: 'exact' | 'asIs' = 'exact'): Promise<RunResult> {
   const model = readModelFile(modelFile);
   const input = singleInput(model, modelFile);
-  const files = listNpyFiles(dataDir, 'data', 'EDGE_DATA_INVALID');
+  const files = listNpyFiles(dataDir, 'data', ToolErrors.DATA_INVALID);
   const batches = files.map((f) => loadBatch(f, input));
   const session = await openSession(modelRuns(model)[form], modelFile);
   const output = session.outputNames[0];
@@ -87,13 +87,13 @@ export async function runOverFolder(modelFile: string, dataDir: string, form: 'e
 
 export function score(run: RunResult, labels: Float64Array, metric: Metric, labelsFile = 'labels'): Record<string, number> {
   if (labels.length !== run.samples) {
-    throw compressError('EDGE_LABELS_INVALID', `${labelsFile} has ${labels.length} labels, but the data folder holds ${run.samples} samples; expected one label per sample, in file-name order`);
+    throw ToolErrors.LABELS_INVALID(`${labelsFile} has ${labels.length} labels, but the data folder holds ${run.samples} samples; expected one label per sample, in file-name order`);
   }
   if (CLASSIFICATION.has(metric)) {
     for (let i = 0; i < labels.length; i++) {
       const l = labels[i];
       if (!Number.isInteger(l) || l < 0 || (run.rowWidth > 1 && l >= run.rowWidth) || (run.rowWidth === 1 && l > 1)) {
-        throw compressError('EDGE_LABELS_INVALID', `${labelsFile}: label #${i + 1} is ${l}; ${metric} expects class indices 0..${Math.max(run.rowWidth - 1, 1)} for output ${run.output}`);
+        throw ToolErrors.LABELS_INVALID(`${labelsFile}: label #${i + 1} is ${l}; ${metric} expects class indices 0..${Math.max(run.rowWidth - 1, 1)} for output ${run.output}`);
       }
     }
     const pred = predictedClasses(run.scores, run.rowWidth);
@@ -101,7 +101,7 @@ export function score(run: RunResult, labels: Float64Array, metric: Metric, labe
     return { accuracy: accuracy(pred, labels), ...prf, auc: auc(run.scores, run.rowWidth, labels) };
   }
   if (run.rowWidth !== 1) {
-    throw compressError('EDGE_LABELS_INVALID', `${metric} compares one predicted value per sample with one label; output ${run.output} has ${run.rowWidth} values per sample`);
+    throw ToolErrors.LABELS_INVALID(`${metric} compares one predicted value per sample with one label; output ${run.output} has ${run.rowWidth} values per sample`);
   }
   return regression(run.scores, labels);
 }

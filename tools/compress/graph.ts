@@ -4,7 +4,7 @@
 import {
   attr, DataType, dims, makeNode, makeTensor, valueInfoShape, type GraphProto, type ModelProto, type NodeProto, type TensorProto,
 } from '../../agent/onnx/model.js';
-import { compressError } from './errors.js';
+import { ToolErrors } from './errors.js';
 
 export const TARGET_OPSET = 13;
 
@@ -187,7 +187,7 @@ export function upgradeToOpset13(model: ModelProto, g: GraphIndex): void {
       out.push(makeNode('Reshape', [soft, shape], [y]));
       continue;
     } else if (['Upsample', 'Resize', 'Scatter', 'TopK'].includes(op)) {
-      throw compressError('EDGE_MODEL_UNSUPPORTED', `the model uses opset ${from}, and its ${op} node (${n.name}) cannot be lifted to opset ${TARGET_OPSET} here; convert the model to opset ${TARGET_OPSET} or newer first (for example onnx.version_converter)`);
+      throw ToolErrors.MODEL_UNSUPPORTED(`the model uses opset ${from}, and its ${op} node (${n.name}) cannot be lifted to opset ${TARGET_OPSET} here; convert the model to opset ${TARGET_OPSET} or newer first (for example onnx.version_converter)`);
     }
     out.push(n);
   }

@@ -5,7 +5,7 @@ import { attr, dataTypeName, dims, encodeModel, onnx, DataType, valueInfoShape, 
 import { constantsToInitializers, GraphIndex, realInputs, opsetOf } from './graph.js';
 import { readModelFile } from './model-file.js';
 import * as ort from 'onnxruntime-node';
-import { compressError } from './errors.js';
+import { ToolErrors } from './errors.js';
 
 export interface TensorInfo { name: string; dtype: string; shape: (number | string)[] }
 
@@ -168,7 +168,7 @@ export function formatInspection(i: Inspection): string {
 export function parseShape(s: string): number[] {
   const parts = s.split(/[x,]/).map((p) => Number(p.trim()));
   if (parts.length === 0 || parts.some((p) => !Number.isInteger(p) || p <= 0)) {
-    throw compressError('EDGE_USAGE', `--shape "${s}" is not a shape; expected dimensions like 1x3x48x192`);
+    throw ToolErrors.USAGE(`--shape "${s}" is not a shape; expected dimensions like 1x3x48x192`);
   }
   return parts;
 }

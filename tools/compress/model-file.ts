@@ -1,7 +1,7 @@
 // Reading a model file with errors a user understands, and writing one back.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { decodeModel, encodeModel, OnnxFormatError, type ModelProto } from '../../agent/onnx/model.js';
-import { compressError } from './errors.js';
+import { ToolErrors } from './errors.js';
 
 export function readModelFile(file: string): ModelProto {
   let bytes: Uint8Array;
@@ -9,12 +9,12 @@ export function readModelFile(file: string): ModelProto {
     bytes = readFileSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw compressError('EDGE_MODEL_UNREADABLE', `cannot read model ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder, expected a .onnx file' : (err as Error).message}`);
+    throw ToolErrors.MODEL_UNREADABLE(`cannot read model ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder, expected a .onnx file' : (err as Error).message}`);
   }
   try {
     return decodeModel(bytes, file);
   } catch (err) {
-    if (err instanceof OnnxFormatError) throw compressError('EDGE_MODEL_INVALID', `${err.message} (expected an ONNX ModelProto, the .onnx file an exporter writes)`);
+    if (err instanceof OnnxFormatError) throw ToolErrors.MODEL_INVALID(`${err.message} (expected an ONNX ModelProto, the .onnx file an exporter writes)`);
     throw err;
   }
 }
@@ -24,7 +24,7 @@ export function writeModelFile(file: string, model: ModelProto): number {
   try {
     writeFileSync(file, bytes);
   } catch (err) {
-    throw compressError('EDGE_MODEL_UNREADABLE', `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw ToolErrors.MODEL_UNREADABLE(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return bytes.length;
 }

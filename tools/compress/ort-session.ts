@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { encodeModel, type ModelProto } from '../../agent/onnx/model.js';
 import { ortCpu, ortInt8Form } from '../../agent/runtime/ort-int8.js';
 import { ORT_SAFE_WEIGHT } from '../../agent/onnx/int8-weights.js';
-import { compressError } from './errors.js';
+import { ToolErrors } from './errors.js';
 
 export type Feeds = Record<string, ort.Tensor>;
 
@@ -12,7 +12,7 @@ export async function openSession(bytes: Uint8Array, what: string): Promise<ort.
   try {
     return await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, interOpNumThreads: 1, logSeverityLevel: 3 });
   } catch (err) {
-    throw compressError('EDGE_MODEL_INVALID', `ONNX Runtime cannot load ${what}: ${firstLine(err)}`);
+    throw ToolErrors.MODEL_INVALID(`ONNX Runtime cannot load ${what}: ${firstLine(err)}`);
   }
 }
 
@@ -21,7 +21,7 @@ export async function runSession(session: ort.InferenceSession, feeds: Feeds, wh
     return outputs ? await session.run(feeds, outputs) : await session.run(feeds);
   } catch (err) {
     const shapes = Object.entries(feeds).map(([k, v]) => `${k}: (${v.dims.join(', ')})`).join(', ');
-    throw compressError('EDGE_CALIB_MISMATCH', `${what} failed on input ${shapes}: ${firstLine(err)}`);
+    throw ToolErrors.CALIB_MISMATCH(`${what} failed on input ${shapes}: ${firstLine(err)}`);
   }
 }
 

@@ -11,7 +11,7 @@ import { manifestProblems, type Manifest } from '../../agent/models/manifest.js'
 import { packArchive } from '../../agent/models/archive.js';
 import { writePackage, type ManifestDraft } from '../../agent/models/write.js';
 import { chunks, listNpyFiles, loadBatch, singleInput } from './dataset.js';
-import { compressError } from './errors.js';
+import { EdgeError, Errors, ToolErrors } from './errors.js';
 import { evaluateModel } from './evaluate.js';
 import { realInputs } from './graph.js';
 import type { Metric } from './metrics.js';
@@ -40,7 +40,7 @@ const DTYPES: Record<string, Manifest['inputs'][number]['dtype']> = {
 function tensorSpecs(list: ReturnType<typeof realInputs>, what: string): Manifest['inputs'] {
   return list.map((v) => {
     const dtype = DTYPES[dataTypeName(valueInfoType(v))];
-    if (!dtype) throw compressError('EDGE_MODEL_UNSUPPORTED', `${what} ${v.name} is ${dataTypeName(valueInfoType(v))}; packages carry float32, uint8, int8, int32 or int64 tensors`);
+    if (!dtype) throw ToolErrors.MODEL_UNSUPPORTED(`${what} ${v.name} is ${dataTypeName(valueInfoType(v))}; packages carry float32, uint8, int8, int32 or int64 tensors`);
     const shape = valueInfoShape(v).map((d, i) => {
       if (typeof d === 'number' && d > 0) return d;
       // Symbolic names must be identifiers in the manifest (exporters write "p2o.Dim.0", "").
@@ -110,7 +110,7 @@ function readTemplate(file: string): Partial<Manifest> {
     if (typeof m !== 'object' || m === null) throw new Error('not a JSON object');
     return m;
   } catch (err) {
-    throw compressError('EDGE_PACKAGE_INVALID', `--template ${file}: expected a package manifest.json (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw Errors.PACKAGE_INVALID(`--template ${file}`, `expected a package manifest.json (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 }
 
@@ -119,7 +119,7 @@ export interface PackReport { dir: string; archive?: string; manifest: Manifest 
 export async function packModel(modelFile: string, opts: PackOptions): Promise<PackReport> {
   const model = readModelFile(modelFile);
   if (existsSync(opts.out) && readdirSync(opts.out).length > 0) {
-    throw compressError('EDGE_PACKAGE_INVALID', `${opts.out} already exists and is not empty; choose a new --out folder`);
+    throw Errors.PACKAGE_INVALID(opts.out, 'already exists and is not empty; choose a new --out folder');
   }
   const template = opts.template ? readTemplate(opts.template) : {};
   const draft: ManifestDraft = {
@@ -135,9 +135,9 @@ export async function packModel(modelFile: string, opts: PackOptions): Promise<P
   };
   // Check the caller's fields before the long steps (the file list is filled in at the end).
   const early = manifestProblems({ format: 1, ...draft, files: {} }).filter((p) => !/files/.test(p));
-  if (early.length) throw compressError('EDGE_PACKAGE_INVALID', `cannot pack ${modelFile}: ${early.join('; ')}`);
+  if (early.length) throw Errors.PACKAGE_INVALID(modelFile, `cannot pack it: ${early.join('; ')}`);
   if (opts.data || opts.labels) {
-    if (!opts.data || !opts.labels) throw compressError('EDGE_USAGE', 'evaluation needs both --data DIR and --labels FILE');
+    if (!opts.data || !opts.labels) throw ToolErrors.USAGE('evaluation needs both --data DIR and --labels FILE');
     const ev = await evaluateModel(modelFile, opts.data, opts.labels, opts.metric ?? 'accuracy');
     draft.evaluation = { dataset: opts.data, metric: ev.metric, value: ev.value, samples: ev.samples, measuredAt: new Date().toISOString(), metrics: ev.all } as Manifest['evaluation'];
   }
@@ -146,7 +146,7 @@ export async function packModel(modelFile: string, opts: PackOptions): Promise<P
   try {
     manifest = writePackage(opts.out, draft, { 'model.onnx': readFileSync(modelFile) });
   } catch (err) {
-    throw compressError('EDGE_PACKAGE_INVALID', (err as Error).message);
+    throw err instanceof EdgeError ? err : Errors.PACKAGE_INVALID(opts.out, (err as Error).message);
   }
   let archive: string | undefined;
   if (opts.archive) {

@@ -3,7 +3,7 @@
 // output channels (filters, or Gemm/MatMul output columns) with the smallest L2 norm become
 // zero, which a later pass or a sparse kernel can drop. `eval` reports what it cost.
 import { attr, DataType, dims, makeTensor, tensorData } from '../../agent/onnx/model.js';
-import { compressError } from './errors.js';
+import { ToolErrors } from './errors.js';
 import { canonicalize } from './graph.js';
 import { readModelFile, writeModelFile } from './model-file.js';
 
@@ -16,7 +16,7 @@ export interface PruneReport {
 }
 
 export function pruneFile(input: string, output: string, sparsity: number, structured: boolean): PruneReport {
-  if (!(sparsity >= 0 && sparsity < 1)) throw compressError('EDGE_USAGE', `--sparsity ${sparsity} is out of range; expected a fraction in [0, 1), e.g. 0.5`);
+  if (!(sparsity >= 0 && sparsity < 1)) throw ToolErrors.USAGE(`--sparsity ${sparsity} is out of range; expected a fraction in [0, 1), e.g. 0.5`);
   const model = readModelFile(input);
   const g = canonicalize(model);
   let layers = 0;
@@ -69,7 +69,7 @@ export function pruneFile(input: string, output: string, sparsity: number, struc
     parameters += w.length;
     zeroed += z;
   }
-  if (layers === 0) throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} has no Conv, Gemm or MatMul with float weights to prune`);
+  if (layers === 0) throw ToolErrors.MODEL_UNSUPPORTED(`${input} has no Conv, Gemm or MatMul with float weights to prune`);
   model.producerName = 'edge-model';
   const bytes = writeModelFile(output, model);
   return { layers, parameters, zeroed, sparsity: zeroed / parameters, bytes };

@@ -1,6 +1,6 @@
 // The arithmetic of quantization: int8 symmetric weights (per output channel or per tensor),
 // uint8 asymmetric activations, int32 biases at scale input_scale * weight_scale.
-import { compressError } from './errors.js';
+import { ToolErrors } from './errors.js';
 import type { Range } from './calibrate.js';
 
 export interface ActivationParams { scale: number; zeroPoint: number }
@@ -8,7 +8,7 @@ export interface ActivationParams { scale: number; zeroPoint: number }
 /** uint8 asymmetric parameters for a range; the range always contains 0 so zero is exact. */
 export function activationParams(name: string, r: Range): ActivationParams {
   if (!Number.isFinite(r.min) || !Number.isFinite(r.max)) {
-    throw compressError('EDGE_CALIB_MISMATCH', `tensor ${name} had no finite values during calibration (range [${r.min}, ${r.max}]); check the calibration data`);
+    throw ToolErrors.CALIB_MISMATCH(`tensor ${name} had no finite values during calibration (range [${r.min}, ${r.max}]); check the calibration data`);
   }
   const lo = Math.min(0, r.min);
   const hi = Math.max(0, r.max);

@@ -6,7 +6,7 @@ import { withUint8Weights } from '../../agent/onnx/int8-weights.js';
 import type { QuantTarget } from './targets.js';
 import { calibrate, type RangeMethod } from './calibrate.js';
 import { singleInput } from './dataset.js';
-import { compressError } from './errors.js';
+import { ToolErrors } from './errors.js';
 import { foldBatchNorms } from './fold-batchnorm.js';
 import { canonicalize } from './graph.js';
 import { simplify, type SimplifyReport } from './simplify.js';
@@ -59,7 +59,7 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   const model = readModelFile(input);
   const already = (model.graph?.node ?? []).filter((n) => QUANTIZED_OPS.has(n.opType ?? '')).length;
   if (already > 0) {
-    throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} is already quantized (${already} QuantizeLinear/DequantizeLinear/QLinear/Integer operators); quantize the fp32 model it was made from`);
+    throw ToolErrors.MODEL_UNSUPPORTED(`${input} is already quantized (${already} QuantizeLinear/DequantizeLinear/QLinear/Integer operators); quantize the fp32 model it was made from`);
   }
   const bytesBefore = statSync(input).size;
   const g = canonicalize(model);
@@ -69,15 +69,15 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   if (opts.dynamic) {
     const { quantized } = applyDynamic(g, opts.perChannel);
     if (Object.keys(quantized).length === 0) {
-      throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} has no MatMul or Gemm with a constant weight; dynamic quantization has nothing to do (use static quantization with --calib for CNNs)`);
+      throw ToolErrors.MODEL_UNSUPPORTED(`${input} has no MatMul or Gemm with a constant weight; dynamic quantization has nothing to do (use static quantization with --calib for CNNs)`);
     }
     report = { input, output, mode: 'dynamic', foldedBatchNorms: folded, simplified, quantized, bytesBefore };
   } else {
-    if (!opts.calib) throw compressError('EDGE_USAGE', 'static quantization needs --calib DIR (a folder of .npy inputs); or pass --dynamic');
+    if (!opts.calib) throw ToolErrors.USAGE('static quantization needs --calib DIR (a folder of .npy inputs); or pass --dynamic');
     singleInput(model, input);
     const plan = planStatic(g, new Set(opts.exclude ?? []), opts.format);
     if (plan.items.length === 0) {
-      throw compressError('EDGE_MODEL_UNSUPPORTED', `${input} has no Conv, Gemm or MatMul with constant weights to quantize`);
+      throw ToolErrors.MODEL_UNSUPPORTED(`${input} has no Conv, Gemm or MatMul with constant weights to quantize`);
     }
     const biasCorrection = opts.biasCorrection ?? true;
     const cal = await calibrate(model, plan.tensors, opts.calib, {

@@ -13,7 +13,7 @@ import { EdgeError, describe } from '../../agent/errors.js';
 import { AGENT_VERSION } from '../../agent/version.js';
 import type { RangeMethod } from '../compress/calibrate.js';
 import type { Comparison } from '../compress/compare.js';
-import { compressError } from '../compress/errors.js';
+import { Errors, ToolErrors } from '../compress/errors.js';
 import type { Metric } from '../compress/metrics.js';
 import type { QuantFormat } from '../compress/quantize-static.js';
 import { QUANT_TARGETS, type QuantTarget } from '../compress/targets.js';
@@ -67,30 +67,30 @@ function readKey(file: string, what: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw compressError('EDGE_KEY_INVALID', `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    throw ToolErrors.KEY_INVALID(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
 }
 
 /** The key given to sign must be a private ed25519 key: say so before touching the package. */
 function checkPrivateKeyPem(pem: string, file: string): void {
   if (/-----BEGIN PUBLIC KEY-----/.test(pem)) {
-    throw compressError('EDGE_KEY_INVALID', `${file} is a public key; sign with the private key of the pair (PREFIX.key from "edge-model keygen --out PREFIX"), and give the .pub to devices`);
+    throw ToolErrors.KEY_INVALID(`${file} is a public key; sign with the private key of the pair (PREFIX.key from "edge-model keygen --out PREFIX"), and give the .pub to devices`);
   }
   let key;
   try {
     key = createPrivateKey(pem);
   } catch {
-    throw compressError('EDGE_KEY_INVALID', `${file} is not a PEM private key; expected the PREFIX.key that "edge-model keygen --out PREFIX" writes`);
+    throw ToolErrors.KEY_INVALID(`${file} is not a PEM private key; expected the PREFIX.key that "edge-model keygen --out PREFIX" writes`);
   }
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw compressError('EDGE_KEY_INVALID', `${file} is a ${key.asymmetricKeyType} key; packages are signed with ed25519 keys ("edge-model keygen --out PREFIX")`);
+    throw ToolErrors.KEY_INVALID(`${file} is a ${key.asymmetricKeyType} key; packages are signed with ed25519 keys ("edge-model keygen --out PREFIX")`);
   }
 }
 
 /** Runs fn on a package folder; an .edgepkg archive is unpacked to a temporary folder first. */
 async function withPackageFolder<T>(pkg: string, fn: (dir: string) => Promise<T>, repack: boolean): Promise<T> {
   const { extractArchive, isArchive, packArchive } = await archives();
-  if (!existsSync(pkg)) throw compressError('EDGE_PACKAGE_INVALID', `${pkg}: no such package (expected a package folder or a .edgepkg file)`);
+  if (!existsSync(pkg)) throw Errors.PACKAGE_INVALID(pkg, 'no such package (expected a package folder or a .edgepkg file)');
   if (!isArchive(pkg)) return fn(pkg);
   const dir = mkdtempSync(join(tmpdir(), 'edge-model-'));
   try {
@@ -140,7 +140,7 @@ export function buildCli(): Command {
     .addOption(new Option('--target <target>', 'what runs the model: native and ort-arm store int8 weights; ort-x86 stores uint8 weights, exact in ONNX Runtime on x86 without VNNI; auto picks int8 when the native engine runs the whole graph, uint8 otherwise').choices(QUANT_TARGETS).default('auto'))
     .option('--json', 'print the report as one JSON object')
     .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; biasCorrection: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; target: QuantTarget; json?: boolean }) => {
-      if (opts.dynamic && opts.calib) throw compressError('EDGE_USAGE', '--dynamic quantizes activations at run time and takes no --calib; drop one of them');
+      if (opts.dynamic && opts.calib) throw ToolErrors.USAGE('--dynamic quantizes activations at run time and takes no --calib; drop one of them');
       const { quantizeFile } = await import('../compress/quantize.js');
       const r = await quantizeFile(input, output, {
         calib: opts.calib, dynamic: opts.dynamic, perChannel: opts.perChannel, biasCorrection: opts.biasCorrection, method: opts.method, percentile: opts.percentile, format: opts.format, target: opts.target,
@@ -250,14 +250,14 @@ export function buildCli(): Command {
     .action(action(async (opts: { out: string }) => {
       const pair = (await signing()).generateKeyPair();
       for (const f of [`${opts.out}.key`, `${opts.out}.pub`]) {
-        if (existsSync(f)) throw compressError('EDGE_KEY_INVALID', `${f} already exists; refusing to overwrite a key`);
+        if (existsSync(f)) throw ToolErrors.KEY_INVALID(`${f} already exists; refusing to overwrite a key`);
       }
       try {
         writeFileSync(`${opts.out}.key`, pair.privateKeyPem, { mode: 0o600 });
         chmodSync(`${opts.out}.key`, 0o600);
         writeFileSync(`${opts.out}.pub`, pair.publicKeyPem);
       } catch (err) {
-        throw compressError('EDGE_KEY_INVALID', `cannot write the key files: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw ToolErrors.KEY_INVALID(`cannot write the key files: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
       out(`wrote ${opts.out}.key and ${opts.out}.pub (key id ${pair.keyId})`);
     }));

@@ -48,7 +48,7 @@ function bareModel(file: string): ModelPackage {
 }
 
 export async function openModel(target: string, backend: 'ort' | 'native', opts: { threads?: number; graphOptimizationLevel?: GraphOptimizationLevel } = {}): Promise<OpenedModel> {
-  if (!existsSync(target)) throw new EdgeError('EDGE_MODEL_NOT_FOUND', `${target}: no such file or folder (expected a package folder, a .edgepkg file or a .onnx file)`, 404);
+  if (!existsSync(target)) throw Errors.NOT_FOUND(`${target}: no such file or folder (expected a package folder, a .edgepkg file or a .onnx file)`);
   let tmp: string | undefined;
   let pkg: ModelPackage;
   if (statSync(target).isDirectory()) {

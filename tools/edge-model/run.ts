@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { EdgeError, describe } from '../../agent/errors.js';
+import { Errors, describe } from '../../agent/errors.js';
 import type { IOSpec, Tensor, TensorMap } from '../../agent/runtime/backend.js';
 import { inputProblem } from '../../agent/runtime/model-runtime.js';
 import { readNpy, writeNpy, type NpyArray } from '../../agent/tensor/npy.js';
@@ -26,19 +26,19 @@ export interface RunResult {
   latencyMs: number;
 }
 
-const inputError = (msg: string) => new EdgeError('EDGE_INPUT_INVALID', msg, 400);
+const inputError = (model: string, msg: string) => Errors.INPUT_INVALID(model, msg);
 
 /** A .npy array as the input tensor a spec asks for (float64 arrays become float32: numpy's default). */
-function toInput(spec: IOSpec, arr: NpyArray, file: string): { tensor: Tensor; note?: string } {
+function toInput(model: string, spec: IOSpec, arr: NpyArray, file: string): { tensor: Tensor; note?: string } {
   if (arr.dtype === spec.dtype) return { tensor: { dtype: spec.dtype, shape: arr.shape, data: arr.data as Tensor['data'] } };
   if (arr.dtype === 'float64' && spec.dtype === 'float32') {
     return { tensor: { dtype: 'float32', shape: arr.shape, data: Float32Array.from(arr.data as Float64Array) }, note: `${file}: float64 converted to float32` };
   }
-  throw inputError(`${file}: input "${spec.name}" expects ${describeSpec(spec)}, the file holds ${arr.dtype}`);
+  throw inputError(model, `${file}: input "${spec.name}" expects ${describeSpec(spec)}, the file holds ${arr.dtype}`);
 }
 
 export async function runModel(model: string, opts: RunOptions, log: (s: string) => void = () => undefined): Promise<RunResult> {
-  if (opts.output && opts.outputDir) throw inputError('give --output or --output-dir, not both');
+  if (opts.output && opts.outputDir) throw inputError(model, 'give --output or --output-dir, not both');
   const m = await openModel(model, opts.backend, { threads: opts.threads });
   try {
     const specs = m.pkg.manifest.inputs;
@@ -48,16 +48,16 @@ export async function runModel(model: string, opts: RunOptions, log: (s: string)
       const [name, file] = eq > 0 && !arg.slice(0, eq).includes('/') ? [arg.slice(0, eq), arg.slice(eq + 1)] : [undefined, arg];
       const spec = name ? specs.find((s) => s.name === name) : specs.length === 1 ? specs[0] : undefined;
       if (!spec) {
-        throw inputError(name
+        throw inputError(model, name
           ? `the model has no input "${name}"; it takes ${specs.map((s) => `${s.name} (${describeSpec(s)})`).join(', ')}`
           : `the model takes ${specs.length} inputs: give each as NAME=FILE.npy (${specs.map((s) => s.name).join(', ')})`);
       }
-      const { tensor, note } = toInput(spec, readNpy(file), file);
+      const { tensor, note } = toInput(model, spec, readNpy(file), file);
       if (note) log(note);
       inputs[spec.name] = tensor;
     }
     const problem = inputProblem(specs, inputs);
-    if (problem) throw inputError(problem);
+    if (problem) throw inputError(model, problem);
     const t0 = performance.now();
     const out = await m.backend.run(inputs);
     const latencyMs = performance.now() - t0;
@@ -65,7 +65,7 @@ export async function runModel(model: string, opts: RunOptions, log: (s: string)
     if (opts.outputDir) mkdirSync(opts.outputDir, { recursive: true });
     const written = names.map((name) => {
       const t = out[name];
-      if (!t) throw new EdgeError('EDGE_INFERENCE_FAILED', `the backend returned no output "${name}"`, 500);
+      if (!t) throw Errors.INFERENCE_FAILED(model, `the backend returned no output "${name}"`);
       const safe = name.replace(/[^A-Za-z0-9._-]/g, '_');
       const file = opts.outputDir ? path.join(opts.outputDir, `${safe}.npy`) : opts.output ?? `${safe}.npy`;
       writeNpy(file, { dtype: t.dtype, shape: t.shape, data: t.data });

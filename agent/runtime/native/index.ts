@@ -1,6 +1,6 @@
 // The native int8 backend: compile an ONNX model into an engine plan and run it.
 import type { ModelProto } from '../../onnx/model.js';
-import { EdgeError } from '../../errors.js';
+import { EdgeError, Errors } from '../../errors.js';
 import { compileModel } from './compile.js';
 
 export { NativeBackend, type NativeBackendOptions } from './native-backend.js';
@@ -17,7 +17,7 @@ export function canRunNatively(model: ModelProto): { ok: boolean; unsupported: s
     compileModel(model);
     return { ok: true, unsupported: [] };
   } catch (err) {
-    if (err instanceof EdgeError && err.code === 'EDGE_MODEL_UNSUPPORTED_OPS') {
+    if (err instanceof EdgeError && err.code === Errors.MODEL_UNSUPPORTED_OPS.code) {
       return { ok: false, unsupported: (err.details as { unsupported: string[] }).unsupported };
     }
     return { ok: false, unsupported: [`the model could not be compiled: ${(err as Error).message}`] };

@@ -2,11 +2,6 @@
 // part of the topic so that a v2 can run beside v1 on the same broker.
 export const PROTOCOL = 'edge/v1';
 
-/** Device ids and group names: safe as one topic level (no wildcards, no slashes). */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-/** Telemetry stream names: one topic level. */
-export const STREAM_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
 export const topics = {
   status: (device: string) => `${PROTOCOL}/${device}/status`,
   cmd: (device: string) => `${PROTOCOL}/${device}/cmd`,

@@ -10,7 +10,7 @@
 // The controller de-duplicates on (device, seq); `db` changes only when a corrupt database was
 // replaced (sequence numbers still keep rising across that, see docs/telemetry.md).
 import { gzipSync, gunzipSync, constants as zc } from 'node:zlib';
-import { EdgeError } from '../errors.js';
+import { ProtocolErrors, type EdgeError } from './errors.js';
 
 export const BATCH_VERSION = 1;
 /** For the MQTT 5 content-type property. */
@@ -46,7 +46,7 @@ export interface RawLine {
 const GZIP_LEVEL = 6;
 
 export function batchError(message: string): EdgeError {
-  return new EdgeError('EDGE_TELEMETRY_BATCH_INVALID', `telemetry batch is invalid: ${message}`, 400);
+  return ProtocolErrors.TELEMETRY_BATCH_INVALID(message);
 }
 
 /** Encodes records whose payloads are JSON text already. */

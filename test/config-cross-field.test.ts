@@ -1,0 +1,23 @@
+// Cross-field config rules are the config loader's: a config that breaks one is refused before
+// anything starts, with exit status 78 (EX_CONFIG, which the systemd unit does not restart) and
+// the field path, not an exit 1 from a component's start() that systemd restarts in a loop.
+import t from 'tap';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { spawnAgentWithFile } from './helpers/agent.js';
+
+t.setTimeout(60_000);
+
+t.test('signed commands required with no controller key: exit 78 naming the fields', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'edge-crossfield-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ deviceId: 'x', dataDir: path.join(dir, 'data'), health: { port: 0 }, security: { commands: { requireSignature: true } } }));
+  const agent = spawnAgentWithFile(file, dir);
+  const { code } = await agent.exited();
+  t.equal(code, 78, 'exit status EX_CONFIG (78)');
+  t.match(agent.stderr(), /invalid config file/, 'refused as a config error');
+  t.match(agent.stderr(), /\/security\/commands\/controllerKeys: \/security\/commands\/requireSignature is true/, 'names both fields');
+  t.notOk(existsSync(path.join(dir, 'data')), 'nothing was started');
+});
