@@ -2,6 +2,7 @@
 // dashboard's routes return. Each view returns what its page needs and no more (no raw
 // profiles, no telemetry payloads).
 import { combinedVerdict, shownVerdict, type ShownVerdict } from '../../agent/drift/verdict.js';
+import { deployProblems, type DeployProblem } from '../deploy-problems.js';
 import type { DriftReportDoc, StatusDoc } from '../documents.js';
 import type { FleetStore } from '../store.js';
 import type { RolloutStatus } from '../rollout/driver.js';
@@ -17,6 +18,8 @@ export interface DeviceSummary {
   lastSeen: string;
   /** The worst verdict of the device's latest windows, as every drift screen shows it (agent/drift/verdict.ts). */
   drift: ShownVerdict;
+  /** Deploys that did not land (refused or rolled back), with the device's reason. */
+  problems: DeployProblem[];
 }
 
 // The store hands out only documents that passed controller/documents.ts: the views can
@@ -56,6 +59,7 @@ export function devicesView(store: FleetStore): DeviceSummary[] {
       groups: Array.isArray(s.groups) ? s.groups : [],
       lastSeen: d.lastSeen,
       drift: worst(drift.get(d.deviceId) ?? []),
+      problems: deployProblems(d.reported),
     };
   });
 }

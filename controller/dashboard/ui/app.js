@@ -23,6 +23,8 @@
     if (v && v.reason) s.title = v.reason;
     return s;
   };
+  // The same words as `edge-fleet devices` (controller/deploy-problems.ts problemsText).
+  const problemsText = (problems) => problems.map((p) => `${p.model}@${p.version} ${p.state}: ${p.reason}`).join('; ');
   const verdictWords = (v) => (v && v.reason && !v.scores ? `${v.verdict} (${v.reason})` : v ? v.verdict : 'none');
   const ago = (iso) => {
     const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
@@ -32,9 +34,9 @@
   function renderDevices() {
     const q = $('filter').value.trim().toLowerCase();
     const rows = data.devices
-      .filter((d) => !q || JSON.stringify([d.deviceId, d.state, d.models, d.drift.verdict, d.groups]).toLowerCase().includes(q))
+      .filter((d) => !q || JSON.stringify([d.deviceId, d.state, d.models, d.drift.verdict, d.groups, d.problems]).toLowerCase().includes(q))
       .sort((a, b) => {
-        const key = (d) => (sortKey === 'models' ? JSON.stringify(d.models) : sortKey === 'drift' ? d.drift.verdict : d[sortKey]);
+        const key = (d) => (sortKey === 'models' ? JSON.stringify(d.models) : sortKey === 'drift' ? d.drift.verdict : sortKey === 'problems' ? d.problems.length : d[sortKey]);
         const va = key(a);
         const vb = key(b);
         return (va > vb ? 1 : va < vb ? -1 : 0) * sortDir;
@@ -52,13 +54,16 @@
       tr.insertCell().textContent = d.agentVersion || '-';
       tr.insertCell().textContent = ago(d.lastSeen);
       tr.insertCell().append(verdictLabel(d.drift));
+      tr.insertCell().append(d.problems.length ? label(problemsText(d.problems), 'bad') : label('none failed', 'ok'));
       const open = () => selectDevice(d.deviceId);
       tr.addEventListener('click', open);
       tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
     }
     const online = data.devices.filter((d) => d.online).length;
+    const failing = data.devices.filter((d) => d.problems.length).length;
     $('summary').replaceChildren(`${data.devices.length} devices: `, label(`${online} online`, 'ok'), ' ',
-      label(`${data.devices.length - online} offline`, data.devices.length - online ? 'bad' : 'ok'));
+      label(`${data.devices.length - online} offline`, data.devices.length - online ? 'bad' : 'ok'),
+      ...(failing ? [' ', label(`${failing} with a failed deploy`, 'bad')] : []));
   }
 
   async function selectDevice(id) {
@@ -86,6 +91,7 @@
     add('uptime', d.uptimeSeconds != null ? `${d.uptimeSeconds} s` : '-');
     add('groups', (d.groups || []).join(', ') || '-');
     add('models', (d.models || []).map((m) => `${m.name}@${m.version}`).join(', ') || '-');
+    for (const p of d.problems || []) add(`deploy ${p.model}@${p.version}`, label(`${p.state.replace('_', ' ')}: ${p.reason}`, 'bad'));
     for (const t of d.telemetry || []) add(`telemetry ${t.stream}`, `${t.records} records, ${t.duplicates} duplicates`);
     for (const r of d.drift || []) {
       const v = document.createElement('span');
