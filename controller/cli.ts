@@ -199,7 +199,7 @@ export function buildFleetCli(): Command {
         version: d.status?.agentVersion ?? null,
         models: ((d.status?.models as { name: string; version: string }[] | undefined) ?? []).map((m) => `${m.name}@${m.version}`).join(' ') || null,
         sync: reportedModels(d.reported).map((m) => `${m.name}@${m.version}:${m.state}`).join(' ') || null,
-        uptime: d.status?.uptimeSeconds ?? null,
+        uptime: d.uptimeSeconds ?? null,
         lastSeen: d.lastSeen,
         // A failed or rolled-back version with the device's own reason: why a deploy did not land.
         problems: problemsText(deployProblems(d.reported)) || null,

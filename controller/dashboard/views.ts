@@ -71,7 +71,7 @@ export function deviceView(store: FleetStore, deviceId: string): Record<string, 
   const s = (d.status ?? {}) as StatusDoc;
   return {
     ...summary,
-    uptimeSeconds: s.uptimeSeconds,
+    uptimeSeconds: d.uptimeSeconds,
     reported: d.reported,
     telemetry: store.telemetrySummary(deviceId),
     commands: store.commands(deviceId).slice(-20).map((c) => ({ id: c.id, name: c.name, ok: c.ok })),
