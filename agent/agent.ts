@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
 import type { AgentContext, Component } from './component.js';
 import { buildHealthServer } from './health/server.js';
+import { ReadinessLog } from './health/readiness-log.js';
 import { createLogger, type Logger } from './log.js';
 import { createRegistry, prom } from './metrics.js';
 import { SystemdNotifier } from './systemd.js';
@@ -55,6 +56,7 @@ export class Agent {
   #started: Component[] = [];
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopPromise: Promise<void> | undefined;
+  readonly #readiness: ReadinessLog;
 
   constructor(config: Config, opts: AgentOptions = {}) {
     this.config = config;
@@ -68,6 +70,7 @@ export class Agent {
     }));
     this.context = { config, log: this.log, metrics, http: this.http, startedAt: Date.now() };
     this.systemd = new SystemdNotifier(this.log, opts.env);
+    this.#readiness = new ReadinessLog(this, this.log, (text) => this.systemd.notify(`STATUS=${text}`));
     new prom.Gauge({
       name: 'edge_agent_info',
       help: 'Agent version and kernel variant (always 1)',
@@ -146,8 +149,13 @@ export class Agent {
     }
     await this.http.listen({ host: this.config.health.host, port: this.config.health.port });
     this.#state = 'running';
-    this.log.info({ url: this.url, version: AGENT_VERSION }, 'edge-agent ready');
+    // Listening is not ready: models may still be warming up (or have failed to load), and
+    // /readyz says 503 until they are. READY=1 goes to systemd now, since a model that cannot
+    // load must not make systemd kill the agent that reports it; "edge-agent ready" is logged
+    // only when /readyz agrees (agent/health/readiness-log.ts).
+    this.log.info({ url: this.url, version: AGENT_VERSION }, 'edge-agent listening');
     this.systemd.ready(`serving ${this.url}`);
+    this.#readiness.start(this.url);
   }
 
   /** Stops accepting work, flushes and closes everything in reverse order. Idempotent. */
@@ -158,6 +166,7 @@ export class Agent {
 
   async #stop(): Promise<void> {
     this.#state = 'stopping';
+    this.#readiness.stop();
     this.systemd.stopping();
     try {
       await this.http.close();

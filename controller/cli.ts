@@ -11,6 +11,7 @@ import { AGENT_VERSION } from '../agent/version.js';
 import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetStore } from './store.js';
 import { table } from './table.js';
+import { deployProblems, problemsText, reportedModels } from './deploy-problems.js';
 import { readBrokerTls, type BrokerTls, type BrokerTlsFiles } from './broker-tls.js';
 
 // The MQTT client, the broker and the package tools load only in the commands that use
@@ -116,13 +117,6 @@ function brokerTlsOptions(cmd: Command): Command {
 }
 
 /** The models of a device's reported document, whatever the database holds. */
-function reportedModels(reported: unknown): { name: string; version: string; state: string; reason?: string }[] {
-  const models = (reported as { models?: unknown } | null | undefined)?.models;
-  return Array.isArray(models)
-    ? models.filter((m): m is { name: string; version: string; state: string; reason?: string } => typeof m === 'object' && m !== null && typeof (m as { name?: unknown }).name === 'string')
-    : [];
-}
-
 export function buildFleetCli(): Command {
   const program = new Command('edge-fleet')
     .description('Reference fleet controller for edge-agent devices (MQTT, docs/protocol.md).')
@@ -205,11 +199,10 @@ export function buildFleetCli(): Command {
         version: d.status?.agentVersion ?? null,
         models: ((d.status?.models as { name: string; version: string }[] | undefined) ?? []).map((m) => `${m.name}@${m.version}`).join(' ') || null,
         sync: reportedModels(d.reported).map((m) => `${m.name}@${m.version}:${m.state}`).join(' ') || null,
-        uptime: d.status?.uptimeSeconds ?? null,
+        uptime: d.uptimeSeconds ?? null,
         lastSeen: d.lastSeen,
         // A failed or rolled-back version with the device's own reason: why a deploy did not land.
-        problems: reportedModels(d.reported).filter((m) => m.state === 'failed' || m.state === 'rolled_back')
-          .map((m) => `${m.name}@${m.version} ${m.state}: ${m.reason ?? 'no reason given'}`).join('; ') || null,
+        problems: problemsText(deployProblems(d.reported)) || null,
       }));
       out(Boolean(o.json), o.json ? store.devices() : rows, () => table(rows));
       store.close();

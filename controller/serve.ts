@@ -15,6 +15,9 @@ import { connectFleet } from './connect.js';
 import { checkDocument, type DocumentKind } from './documents.js';
 import type { FleetStore, IngestResult } from './store.js';
 
+/** Topics only the device publishes to (besides its status): a message on one is the device alive. */
+const FROM_DEVICE: ReadonlySet<string> = new Set(['telemetry', 'reported', 'cmdRes', 'cmdReply', 'artifactReq']);
+
 export interface ControllerOptions {
   broker: string;
   /** For mqtts:// brokers: CA, certificate and key (controller/broker-tls.ts). */
@@ -88,6 +91,7 @@ export class FleetController extends EventEmitter {
       [shared(filters.telemetry)]: { qos: 1 },
       [shared(filters.reported)]: { qos: 1 },
       [shared(filters.cmdRes)]: { qos: 1 },
+      [shared(filters.cmdReply)]: { qos: 1 },
       [shared(filters.artifactReq)]: { qos: 1 },
     });
   }
@@ -111,6 +115,11 @@ export class FleetController extends EventEmitter {
     const t = parseTopic(topic);
     if (!t || (t.device !== undefined && !ID_PATTERN.test(t.device))) return;
     const device = t.device!;
+    // "Last seen" is any message the device itself sent just now, not only its status (which it
+    // publishes on connect and on change): telemetry, reported state, command replies, artifact
+    // requests. A retained message replayed on subscribe is old news; a status (the broker's
+    // Last Will among them) is stored with its own time by upsertStatus.
+    if (!packet.retain && payload.length > 0 && FROM_DEVICE.has(t.kind)) this.store.seen(device);
     switch (t.kind) {
       case 'status': {
         if (payload.length === 0) return; // a cleared retained message

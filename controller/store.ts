@@ -21,7 +21,14 @@ export interface DeviceRow {
   deviceId: string;
   state: string;
   status: Record<string, unknown> | null;
+  /** The last message of any kind from the device (status, telemetry, reported state, a command reply, an artifact request). */
   lastSeen: string;
+  /**
+   * Seconds the agent has been up as of lastSeen: the status's uptimeSeconds plus the time from
+   * that status to the last message (a device publishes its status only on connect and on change).
+   * Absent while the device is not online or its status has none.
+   */
+  uptimeSeconds?: number;
   reported: Record<string, unknown> | null;
 }
 
@@ -151,6 +158,9 @@ export class FleetStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    // Databases written before status_at existed: the column is added, empty until the next status.
+    const cols = this.db.prepare('PRAGMA table_info(devices)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'status_at')) this.db.exec('ALTER TABLE devices ADD COLUMN status_at INTEGER');
     this.#insertRecord = this.db.prepare('INSERT OR IGNORE INTO telemetry (device_id, stream, seq, ts, payload_json, received_at) VALUES (?, ?, ?, ?, ?, ?)');
     this.#insertBatch = this.db.prepare('INSERT INTO batches (device_id, stream, first_seq, last_seq, records, stored, duplicates, received_at, replica) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     this.#insertDrift = this.db.prepare('INSERT OR IGNORE INTO drift (device_id, seq, ts, report_json) VALUES (?, ?, ?, ?)');
@@ -167,9 +177,16 @@ export class FleetStore {
     const now = Date.now();
     const state = status ? String(status.state ?? 'unknown') : 'unknown';
     const groups = Array.isArray(status?.groups) ? JSON.stringify(status!.groups) : '[]';
-    this.db.prepare(`INSERT INTO devices (device_id, state, status_json, groups_json, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
-      ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, status_json = excluded.status_json, groups_json = excluded.groups_json, last_seen = excluded.last_seen`)
-      .run(deviceId, state, status ? JSON.stringify(status) : null, groups, now, now);
+    this.db.prepare(`INSERT INTO devices (device_id, state, status_json, groups_json, first_seen, last_seen, status_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, status_json = excluded.status_json, groups_json = excluded.groups_json,
+        last_seen = MAX(last_seen, excluded.last_seen), status_at = excluded.status_at`)
+      .run(deviceId, state, status ? JSON.stringify(status) : null, groups, now, now, now);
+  }
+
+  /** A message from the device arrived (any kind): it was alive then. A device not known yet is added as 'unknown'. */
+  seen(deviceId: string, at = Date.now()): void {
+    this.db.prepare(`INSERT INTO devices (device_id, state, first_seen, last_seen) VALUES (?, 'unknown', ?, ?)
+      ON CONFLICT (device_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)`).run(deviceId, at, at);
   }
 
   upsertReported(deviceId: string, report: Record<string, unknown>): void {
@@ -180,17 +197,25 @@ export class FleetStore {
   }
 
   devices(): DeviceRow[] {
-    const rows = this.db.prepare('SELECT device_id, state, status_json, last_seen, reported_json FROM devices ORDER BY device_id').all() as
-      { device_id: string; state: string; status_json: string | null; last_seen: number; reported_json: string | null }[];
-    return rows.map((r) => ({
-      deviceId: r.device_id,
-      state: r.state,
+    const rows = this.db.prepare('SELECT device_id, state, status_json, status_at, last_seen, reported_json FROM devices ORDER BY device_id').all() as
+      { device_id: string; state: string; status_json: string | null; status_at: number | null; last_seen: number; reported_json: string | null }[];
+    return rows.map((r) => {
       // Rows are checked as they are read: one written by an older version (or by hand) that
       // does not have the shape the views rely on reads as absent, not as a crash.
-      status: storedDocument('status', r.status_json) ?? null,
-      lastSeen: new Date(r.last_seen).toISOString(),
-      reported: storedDocument('reported', r.reported_json) ?? null,
-    }));
+      const status = storedDocument('status', r.status_json) ?? null;
+      const up = status?.uptimeSeconds;
+      const row: DeviceRow = {
+        deviceId: r.device_id,
+        state: r.state,
+        status,
+        lastSeen: new Date(r.last_seen).toISOString(),
+        reported: storedDocument('reported', r.reported_json) ?? null,
+      };
+      if (r.state === 'online' && typeof up === 'number' && Number.isFinite(up) && r.status_at !== null) {
+        row.uptimeSeconds = Math.round(up + Math.max(0, r.last_seen - r.status_at) / 1000);
+      }
+      return row;
+    });
   }
 
   device(deviceId: string): DeviceRow | undefined {

@@ -28,12 +28,14 @@ export const topics = {
 export const filters = {
   status: `${PROTOCOL}/+/status`,
   cmdRes: `${PROTOCOL}/+/cmd/res`,
+  /** MQTT 5 replies to any requester (topics.cmdReply): the controller counts them as the device seen. */
+  cmdReply: `${PROTOCOL}/+/cmd/res/+`,
   telemetry: `${PROTOCOL}/+/telemetry/+`,
   reported: `${PROTOCOL}/+/models/reported`,
   artifactReq: `${PROTOCOL}/+/artifacts/req`,
 };
 
-export type TopicKind = 'status' | 'cmd' | 'cmdRes' | 'telemetry' | 'telemetryAck' | 'desired' | 'groupDesired' | 'reported' | 'artifactReq' | 'artifactRes';
+export type TopicKind = 'status' | 'cmd' | 'cmdRes' | 'cmdReply' | 'telemetry' | 'telemetryAck' | 'desired' | 'groupDesired' | 'reported' | 'artifactReq' | 'artifactRes';
 
 export interface ParsedTopic {
   kind: TopicKind;
@@ -61,6 +63,7 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
     case 'artifacts/req': return { kind: 'artifactReq', device: a };
     case 'artifacts/res': return { kind: 'artifactRes', device: a };
   }
+  if (b === 'cmd' && c === 'res' && parts.length === 6) return { kind: 'cmdReply', device: a };
   if (b === 'telemetry' && parts.length === 5) return { kind: 'telemetry', device: a, stream: c };
   if (b === 'telemetry' && parts.length === 6 && d === 'ack') return { kind: 'telemetryAck', device: a, stream: c };
   return undefined;

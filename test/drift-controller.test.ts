@@ -83,8 +83,8 @@ t.test('store, rank, merge and judge the fleet; edge-fleet drift prints it', asy
   store.close();
 
   const cli = await run(process.execPath, ['--import', 'tsx', 'controller/cli.ts', 'drift', '--db', db], { timeout: 60_000 });
-  t.match(cli.stdout, /MODEL\s+VERSION\s+DEVICES\s+FLEET/, 'a table');
-  t.match(cli.stdout, new RegExp(`tab\\s+1\\.0\\.0\\s+3\\s+${verdict.verdict} \\(1500 rows`), 'the fleet verdict');
+  t.match(cli.stdout, /MODEL\s+VERSION\s+DEVICES\s+VERDICT\s+FLEET/, 'a table');
+  t.match(cli.stdout, new RegExp(`tab\\s+1\\.0\\.0\\s+3\\s+(ok|warn|alert)\\s+${verdict.verdict} \\(1500 rows`), 'the devices\' verdict, then the fleet verdict');
   t.match(cli.stdout, /dev-c \w+ [0-9.]+/, 'the worst device');
   const json = await run(process.execPath, ['--import', 'tsx', 'controller/cli.ts', 'drift', '--db', db, '--json'], { timeout: 60_000 });
   t.match(JSON.parse(json.stdout), [{ model: 'tab', devices: 3 }]);

@@ -109,6 +109,6 @@ t.test('inverted digits: a drift report on MQTT, stored by the controller, shown
   // The controller's view: publish the package there so the fleet verdict has its reference.
   await publishPackage(c.store, pkg);
   const cli = await run(process.execPath, ['--import', 'tsx', 'controller/cli.ts', 'drift', '--db', db], { timeout: 60_000 });
-  t.match(cli.stdout, /digits\s+1\.0\.0-int8\s+1\s+alert \(200 rows/, `edge-fleet drift shows the version and its fleet verdict:\n${cli.stdout}`);
+  t.match(cli.stdout, /digits\s+1\.0\.0-int8\s+1\s+alert\s+alert \(200 rows/, `edge-fleet drift shows the version, its verdict and its fleet verdict:\n${cli.stdout}`);
   t.match(cli.stdout, /dev-e2e alert/, 'and the drifting device');
 });

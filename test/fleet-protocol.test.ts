@@ -13,6 +13,7 @@ t.test('topics round-trip through parseTopic', async (t) => {
   t.same(parseTopic(topics.telemetry('dev-1', 'ack')), { kind: 'telemetry', device: 'dev-1', stream: 'ack' }, 'a stream named "ack" is still a stream');
   t.equal(parseTopic('edge/v1/dev-1/telemetry/metrics/nack'), undefined, 'nothing else under a stream');
   t.same(parseTopic(topics.groupDesired('lab')), { kind: 'groupDesired', group: 'lab' });
+  t.same(parseTopic(topics.cmdReply('dev-1', 'edge-fleet-cli')), { kind: 'cmdReply', device: 'dev-1' }, 'an MQTT 5 reply to one requester');
   t.same(parseTopic(topics.cmdRes('dev-1')), { kind: 'cmdRes', device: 'dev-1' });
   t.same(parseTopic(topics.artifactReq('d')), { kind: 'artifactReq', device: 'd' });
   t.equal(parseTopic('edge/v2/dev-1/status'), undefined, 'another protocol version is not ours');

@@ -7,6 +7,7 @@ export { DriftMonitor, observe, type DriftMonitorOptions, type InferenceMeta, ty
 export { compareProfiles, type Comparison, type FeatureResult, type FeatureStats } from './compare.js';
 export { Profile, NumericProfile, CategoricalProfile, type EncodedProfile } from './profile.js';
 export { alertOf, type DriftReport, type DriftAlert, type DetectorEvent, type ReportVerdict } from './report.js';
+export { shownVerdict, combinedVerdict, judgeWindow, verdictText, type DriftVerdict, type ShownVerdict } from './verdict.js';
 export { DEFAULT_THRESHOLDS, mergeThresholds, type DriftSpec, type DriftThresholds, type FeatureDecl, type ResolvedSpec } from './spec.js';
 export { Adwin, PageHinkley } from './detectors.js';
 export { FixedHistogram } from './histogram.js';

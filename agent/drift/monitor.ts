@@ -11,6 +11,7 @@ import { loadReference } from './reference.js';
 import { alertOf, type DetectorEvent, type DriftReport } from './report.js';
 import { mergeThresholds } from './spec.js';
 import { DriftWindow } from './window.js';
+import { shownVerdict } from './verdict.js';
 
 /** The telemetry buffer's record(), injected (so the monitor runs without one in tests and tools). */
 export type RecordFn = (stream: string, payload: unknown, opts?: { priority?: number; ttlSeconds?: number; durable?: 'normal' | 'full' }) => unknown;
@@ -256,7 +257,8 @@ export class DriftMonitor implements Component {
         reports = reports[model] ? { [model]: reports[model] } : {};
       }
       const out: Record<string, unknown> = {};
-      for (const [name, r] of Object.entries(reports)) out[name] = withProfile ? r : { ...r, profile: undefined };
+      // `shown`: the verdict as every screen shows it (agent/drift/verdict.ts); the device page prints it as is.
+      for (const [name, r] of Object.entries(reports)) out[name] = { ...r, profile: withProfile ? r.profile : undefined, shown: shownVerdict(r) };
       return { models: out, monitored: [...this.#all()].map((w) => ({ model: w.model, version: w.version, windowSize: w.current.rows })) };
     });
     app.post<{ Body: { model?: unknown; version?: unknown; correct?: unknown } }>('/v1/drift/feedback', async (req) => {

@@ -31,11 +31,15 @@ export interface DriftReport {
     end: string;
     /** Observations profiled (batch items). */
     size: number;
+    /** The smallest window judged (config drift.minWindowSize); smaller ones are 'insufficient'. */
+    minSize?: number;
     /** Inferences seen, sampled or not. */
     inferences: number;
     closedBy: 'count' | 'time' | 'stop' | 'request';
   };
   verdict: ReportVerdict;
+  /** Why there is no verdict (verdict 'insufficient'). */
+  reason?: string;
   dataset: { drifted: boolean; share: number; driftedFeatures: string[]; inputFeatures: number };
   prediction: { drifted: boolean; driftedFeatures: string[] };
   /** The level each statistic's p-value was held to (after the Sidak correction over `tests` tests). */

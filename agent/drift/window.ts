@@ -5,6 +5,7 @@ import type { WindowCalibration } from './calibration.js';
 import { compareProfiles } from './compare.js';
 import { Adwin, PageHinkley } from './detectors.js';
 import { FeatureExtractor } from './features.js';
+import { judgeWindow } from './verdict.js';
 import type { Profile } from './profile.js';
 import type { DetectorEvent, DriftReport } from './report.js';
 import type { DriftThresholds, ResolvedSpec } from './spec.js';
@@ -126,19 +127,21 @@ export class DriftWindow {
   close(closedBy: DriftReport['window']['closedBy'], now: number, deviceId: string): DriftReport {
     const size = this.current.rows;
     const cmp = compareProfiles(this.reference, this.current, this.#from, this.thresholds, this.calibration);
-    const insufficient = size < this.#settings.minWindowSize;
+    const judged = judgeWindow(cmp.verdict, size, this.#settings.minWindowSize);
+    const insufficient = judged.verdict === 'insufficient';
     const report: DriftReport = {
       format: 'edge-drift-report/1',
       deviceId,
       model: this.model,
       version: this.version,
-      window: { seq: ++this.seq, start: new Date(this.start).toISOString(), end: new Date(now).toISOString(), size, inferences: this.inferences, closedBy },
-      verdict: insufficient ? 'insufficient' : cmp.verdict,
+      window: { seq: ++this.seq, start: new Date(this.start).toISOString(), end: new Date(now).toISOString(), size, minSize: this.#settings.minWindowSize, inferences: this.inferences, closedBy },
+      verdict: judged.verdict,
+      ...(judged.reason ? { reason: judged.reason } : {}),
       // Too small to judge: nothing is said to have drifted anywhere in the report.
       dataset: insufficient ? { ...cmp.dataset, drifted: false, share: 0, driftedFeatures: [] } : cmp.dataset,
       prediction: insufficient ? { ...cmp.prediction, drifted: false, driftedFeatures: [] } : cmp.prediction,
       alpha: cmp.alpha,
-      features: insufficient ? cmp.features.map((f) => ({ ...f, verdict: 'ok' as const, score: 0, reasons: [`window of ${size} < minWindowSize ${this.#settings.minWindowSize}: no verdict`] })) : cmp.features,
+      features: insufficient ? cmp.features.map((f) => ({ ...f, verdict: 'ok' as const, score: 0, reasons: [judged.reason!] })) : cmp.features,
       events: this.#events,
       thresholds: this.thresholds,
       profile: this.current.encode(),

@@ -183,29 +183,31 @@
     }
   }
 
-  const LEVEL = { ok: 'ok', none: 'ok', warn: 'warn', warning: 'warn', drift: 'bad', alert: 'bad', drifted: 'bad', insufficient: 'muted' };
+  const LEVEL = { ok: 'ok', warn: 'warn', drift: 'bad', alert: 'bad' };
 
+  /**
+   * One model's drift window. The verdict, its colour and its reason come from the agent
+   * (`shown`, agent/drift/verdict.ts: the same function as the fleet dashboard and
+   * `edge-fleet drift`); this page only prints them.
+   */
   function renderDrift(drift) {
     const el = $('drift');
-    const reports = !drift ? [] : Array.isArray(drift) ? drift : Array.isArray(drift.reports) ? drift.reports : Object.values(drift.models || drift);
+    const reports = drift && drift.models && typeof drift.models === 'object' ? Object.values(drift.models) : [];
     if (!reports.length) return;
     el.replaceChildren();
     for (const rep of reports) {
       if (!rep || typeof rep !== 'object') continue;
+      const shown = rep.shown && typeof rep.shown === 'object' ? rep.shown : { verdict: 'none', level: 'muted', scores: false, reason: 'no verdict from the agent' };
       const h = document.createElement('h3');
-      const verdict = String(rep.verdict ?? (rep.drifted ? 'drift' : 'ok'));
-      const insufficient = verdict === 'insufficient';
-      h.append(`${rep.model ?? rep.name ?? 'model'} ${rep.version ?? ''} `, stateLabel(insufficient ? 'no verdict yet' : verdict, LEVEL[verdict.toLowerCase()] || 'warn'));
+      h.append(`${rep.model ?? 'model'} ${rep.version ?? ''} `, stateLabel(shown.verdict, shown.level));
       const meta = document.createElement('p');
       meta.className = 'muted';
-      const features = Array.isArray(rep.features) ? rep.features : Object.entries(rep.features || {}).map(([name, f]) => ({ name, ...f }));
-      // Too few observations to judge: say so, and show no scores that would read as alarms.
-      const why = insufficient ? features.find((f) => Array.isArray(f?.reasons) && f.reasons.length)?.reasons[0] : undefined;
-      meta.textContent = `window of ${fmt(rep.window?.size ?? rep.size)} inferences, ended ${rep.window?.end ? new Date(rep.window.end).toLocaleString() : '-'}` +
-        (insufficient ? ` - too few to judge${why ? ` (${why})` : ''}` : rep.alpha?.tests ? ` - each test held to a false-alarm rate of ${fmt(rep.alpha.warn)} (warn) over ${rep.alpha.tests} tests` : '');
+      meta.textContent = `window of ${fmt(rep.window?.size)} inferences, ended ${rep.window?.end ? new Date(rep.window.end).toLocaleString() : '-'}` +
+        (shown.reason ? ` - ${shown.reason}` : rep.alpha?.tests ? ` - each test held to a false-alarm rate of ${fmt(rep.alpha.warn)} (warn) over ${rep.alpha.tests} tests` : '');
       el.append(h, meta);
-      if (insufficient) continue;
-      for (const f of features) el.append(featureBlock(rep, f));
+      // Too few observations to judge: no scores that would read as alarms.
+      if (!shown.scores) continue;
+      for (const f of Array.isArray(rep.features) ? rep.features : []) el.append(featureBlock(rep, f));
     }
   }
 

@@ -1,6 +1,8 @@
 // The controller's read models: the JSON that `edge-fleet ... --json` prints and the
 // dashboard's routes return. Each view returns what its page needs and no more (no raw
 // profiles, no telemetry payloads).
+import { combinedVerdict, shownVerdict, type ShownVerdict } from '../../agent/drift/verdict.js';
+import { deployProblems, type DeployProblem } from '../deploy-problems.js';
 import type { DriftReportDoc, StatusDoc } from '../documents.js';
 import type { FleetStore } from '../store.js';
 import type { RolloutStatus } from '../rollout/driver.js';
@@ -14,7 +16,10 @@ export interface DeviceSummary {
   models: { name: string; version: string }[];
   groups: string[];
   lastSeen: string;
-  drift: 'ok' | 'warn' | 'alert' | 'none';
+  /** The worst verdict of the device's latest windows, as every drift screen shows it (agent/drift/verdict.ts). */
+  drift: ShownVerdict;
+  /** Deploys that did not land (refused or rolled back), with the device's reason. */
+  problems: DeployProblem[];
 }
 
 // The store hands out only documents that passed controller/documents.ts: the views can
@@ -37,11 +42,8 @@ function latestDriftByDevice(store: FleetStore): Map<string, ReportLike[]> {
   return out;
 }
 
-/** The worst verdict; windows too small to judge ('insufficient') count as no verdict. */
-const worst = (verdicts: (string | undefined)[]): DeviceSummary['drift'] => {
-  const judged = verdicts.filter((v) => v === 'ok' || v === 'warn' || v === 'alert');
-  return judged.includes('alert') ? 'alert' : judged.includes('warn') ? 'warn' : judged.length ? 'ok' : 'none';
-};
+/** The worst judged verdict; 'insufficient' (with its reason) only when no window was judged. */
+const worst = (reports: ReportLike[]): ShownVerdict => combinedVerdict(reports.map(shownVerdict));
 
 export function devicesView(store: FleetStore): DeviceSummary[] {
   const drift = latestDriftByDevice(store);
@@ -56,7 +58,8 @@ export function devicesView(store: FleetStore): DeviceSummary[] {
       models: Array.isArray(s.models) ? s.models.map((m) => ({ name: m.name, version: m.version })) : [],
       groups: Array.isArray(s.groups) ? s.groups : [],
       lastSeen: d.lastSeen,
-      drift: worst((drift.get(d.deviceId) ?? []).map((r) => r.verdict)),
+      drift: worst(drift.get(d.deviceId) ?? []),
+      problems: deployProblems(d.reported),
     };
   });
 }
@@ -68,7 +71,7 @@ export function deviceView(store: FleetStore, deviceId: string): Record<string, 
   const s = (d.status ?? {}) as StatusDoc;
   return {
     ...summary,
-    uptimeSeconds: s.uptimeSeconds,
+    uptimeSeconds: d.uptimeSeconds,
     reported: d.reported,
     telemetry: store.telemetrySummary(deviceId),
     commands: store.commands(deviceId).slice(-20).map((c) => ({ id: c.id, name: c.name, ok: c.ok })),
@@ -77,23 +80,25 @@ export function deviceView(store: FleetStore, deviceId: string): Record<string, 
 }
 
 function driftBrief(r: ReportLike): Record<string, unknown> {
+  const shown = shownVerdict(r);
   return {
     model: r.model,
     version: r.version,
-    verdict: r.verdict,
+    verdict: shown,
     windowEnd: r.window?.end,
     windowSize: r.window?.size,
-    features: (r.features ?? []).map((f) => ({ name: f.name, verdict: f.verdict, score: f.score, reasons: f.reasons, histogram: (f as { histogram?: unknown }).histogram })),
+    // A window too small to judge: no scores that would read as alarms.
+    features: !shown.scores ? [] : (r.features ?? []).map((f) => ({ name: f.name, verdict: f.verdict, score: f.score, reasons: f.reasons, histogram: (f as { histogram?: unknown }).histogram })),
   };
 }
 
 export interface FleetDriftView {
   model: string;
   version: string;
-  devices: { deviceId: string; verdict?: string; windowEnd?: string }[];
+  devices: { deviceId: string; verdict: ShownVerdict; windowEnd?: string }[];
   /** Per feature: the highest and the mean score over devices, and how many devices call it drifted. */
   features: { name: string; maxScore: number; meanScore: number; drifting: number; devices: number }[];
-  verdict: DeviceSummary['drift'];
+  verdict: ShownVerdict;
 }
 
 export function fleetDriftView(store: FleetStore): FleetDriftView[] {
@@ -109,6 +114,8 @@ export function fleetDriftView(store: FleetStore): FleetDriftView[] {
   return [...byVersion.values()].map(({ model, version, reports }) => {
     const features = new Map<string, { scores: number[]; drifting: number }>();
     for (const { rep } of reports) {
+      // Windows too small to judge add no scores (they would read as alarms).
+      if (!shownVerdict(rep).scores) continue;
       for (const f of rep.features ?? []) {
         const e = features.get(f.name) ?? { scores: [], drifting: 0 };
         e.scores.push(typeof f.score === 'number' ? f.score : 0);
@@ -119,7 +126,7 @@ export function fleetDriftView(store: FleetStore): FleetDriftView[] {
     return {
       model,
       version,
-      devices: reports.map(({ deviceId, rep }) => ({ deviceId, verdict: rep.verdict, windowEnd: rep.window?.end })),
+      devices: reports.map(({ deviceId, rep }) => ({ deviceId, verdict: shownVerdict(rep), windowEnd: rep.window?.end })),
       features: [...features.entries()].map(([name, e]) => ({
         name,
         maxScore: Math.max(...e.scores),
@@ -127,7 +134,7 @@ export function fleetDriftView(store: FleetStore): FleetDriftView[] {
         drifting: e.drifting,
         devices: e.scores.length,
       })).sort((a, b) => b.maxScore - a.maxScore),
-      verdict: worst(reports.map((r) => r.rep.verdict)),
+      verdict: worst(reports.map((r) => r.rep)),
     };
   });
 }

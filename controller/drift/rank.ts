@@ -1,5 +1,6 @@
 // Which devices and which features drift most, per model version, from the stored reports.
 import type { DriftReport } from '../../agent/drift/report.js';
+import { shownVerdict } from '../../agent/drift/verdict.js';
 
 /** A row as FleetStore.driftReports() returns it. */
 export interface StoredDriftRow {
@@ -53,7 +54,8 @@ export function rankDrift(rows: StoredDriftRow[], filter: { model?: string; vers
     const features = new Map<string, VersionRanking['features'][number]>();
     for (const [deviceId, { report, windows }] of g.latest) {
       let worst = { name: '-', score: 0 };
-      for (const f of report.features) {
+      // A window too small to judge contributes no scores (they would read as alarms).
+      for (const f of shownVerdict(report).scores ? report.features : []) {
         if (f.score > worst.score) worst = { name: f.name, score: f.score };
         const agg = features.get(f.name) ?? { name: f.name, maxScore: 0, driftingDevices: 0, worstDevice: deviceId };
         if (f.score > agg.maxScore) {

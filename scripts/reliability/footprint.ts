@@ -48,7 +48,7 @@ export async function measureFootprint(opts: FootprintOptions): Promise<Footprin
   const agent = spawnAgent(opts.config, { nodeArgs: run.nodeArgs, env: run.env });
   try {
     const url = await agent.ready(60_000);
-    // The 'edge-agent ready' line is logged in the same tick that sends READY=1.
+    // The 'edge-agent listening' line is logged in the same tick that sends READY=1.
     const readyMs = Math.round(performance.now() - t0);
     const gcsAtReady = (await heapOf(url))?.majorGcs ?? 0;
     await new Promise((r) => setTimeout(r, opts.settleMs ?? 1000)); // a measurement point (1 s after ready), not a condition

@@ -91,7 +91,8 @@ export function spawnAgentWithFile(configFile: string, dir: string, opts: SpawnO
         return undefined;
       }, { timeoutMs, what }),
     ready: async (timeoutMs = 30_000) => {
-      const line = await ap.waitForLog((l) => l.msg === 'edge-agent ready', timeoutMs, 'edge-agent ready');
+      // Listening (the URL is known); "edge-agent ready" follows once /readyz says so.
+      const line = await ap.waitForLog((l) => l.msg === 'edge-agent listening', timeoutMs, 'edge-agent listening');
       return line.url as string;
     },
     exited: () => exit,

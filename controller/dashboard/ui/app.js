@@ -16,7 +16,16 @@
     s.textContent = text;
     return s;
   }
-  const driftLevel = (d) => (d === 'alert' ? 'bad' : d === 'warn' ? 'warn' : 'ok');
+  // A drift verdict as the controller decided it (agent/drift/verdict.ts, the same function as the
+  // device page and `edge-fleet drift`): printed as given, with its reason when there is no verdict.
+  const verdictLabel = (v) => {
+    const s = label(v && v.verdict ? v.verdict : 'none', v && v.level ? v.level : 'muted');
+    if (v && v.reason) s.title = v.reason;
+    return s;
+  };
+  // The same words as `edge-fleet devices` (controller/deploy-problems.ts problemsText).
+  const problemsText = (problems) => problems.map((p) => `${p.model}@${p.version} ${p.state}: ${p.reason}`).join('; ');
+  const verdictWords = (v) => (v && v.reason && !v.scores ? `${v.verdict} (${v.reason})` : v ? v.verdict : 'none');
   const ago = (iso) => {
     const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
     return s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
@@ -25,10 +34,11 @@
   function renderDevices() {
     const q = $('filter').value.trim().toLowerCase();
     const rows = data.devices
-      .filter((d) => !q || JSON.stringify([d.deviceId, d.state, d.models, d.drift, d.groups]).toLowerCase().includes(q))
+      .filter((d) => !q || JSON.stringify([d.deviceId, d.state, d.models, d.drift.verdict, d.groups, d.problems]).toLowerCase().includes(q))
       .sort((a, b) => {
-        const va = sortKey === 'models' ? JSON.stringify(a.models) : a[sortKey];
-        const vb = sortKey === 'models' ? JSON.stringify(b.models) : b[sortKey];
+        const key = (d) => (sortKey === 'models' ? JSON.stringify(d.models) : sortKey === 'drift' ? d.drift.verdict : sortKey === 'problems' ? d.problems.length : d[sortKey]);
+        const va = key(a);
+        const vb = key(b);
         return (va > vb ? 1 : va < vb ? -1 : 0) * sortDir;
       });
     const body = $('devices').tBodies[0];
@@ -43,14 +53,17 @@
       tr.insertCell().textContent = d.models.map((m) => `${m.name}@${m.version}`).join(', ') || '-';
       tr.insertCell().textContent = d.agentVersion || '-';
       tr.insertCell().textContent = ago(d.lastSeen);
-      tr.insertCell().append(label(d.drift, d.drift === 'none' ? 'ok' : driftLevel(d.drift)));
+      tr.insertCell().append(verdictLabel(d.drift));
+      tr.insertCell().append(d.problems.length ? label(problemsText(d.problems), 'bad') : label('none failed', 'ok'));
       const open = () => selectDevice(d.deviceId);
       tr.addEventListener('click', open);
       tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
     }
     const online = data.devices.filter((d) => d.online).length;
+    const failing = data.devices.filter((d) => d.problems.length).length;
     $('summary').replaceChildren(`${data.devices.length} devices: `, label(`${online} online`, 'ok'), ' ',
-      label(`${data.devices.length - online} offline`, data.devices.length - online ? 'bad' : 'ok'));
+      label(`${data.devices.length - online} offline`, data.devices.length - online ? 'bad' : 'ok'),
+      ...(failing ? [' ', label(`${failing} with a failed deploy`, 'bad')] : []));
   }
 
   async function selectDevice(id) {
@@ -78,8 +91,13 @@
     add('uptime', d.uptimeSeconds != null ? `${d.uptimeSeconds} s` : '-');
     add('groups', (d.groups || []).join(', ') || '-');
     add('models', (d.models || []).map((m) => `${m.name}@${m.version}`).join(', ') || '-');
+    for (const p of d.problems || []) add(`deploy ${p.model}@${p.version}`, label(`${p.state.replace('_', ' ')}: ${p.reason}`, 'bad'));
     for (const t of d.telemetry || []) add(`telemetry ${t.stream}`, `${t.records} records, ${t.duplicates} duplicates`);
-    for (const r of d.drift || []) add(`drift ${r.model}@${r.version}`, label(r.verdict || 'none', driftLevel(r.verdict)));
+    for (const r of d.drift || []) {
+      const v = document.createElement('span');
+      v.append(verdictLabel(r.verdict), r.verdict && r.verdict.reason ? ` ${r.verdict.reason}` : '');
+      add(`drift ${r.model}@${r.version}`, v);
+    }
     el.append(dl);
   }
 
@@ -124,9 +142,9 @@
         box.innerHTML = '<h3></h3><p class="devices"></p><div class="chart"><canvas role="img"></canvas></div>';
         el.append(box);
       }
-      box.querySelector('h3').replaceChildren(`${key} `, label(v.verdict, v.verdict === 'none' ? 'ok' : driftLevel(v.verdict)));
+      box.querySelector('h3').replaceChildren(`${key} `, verdictLabel(v.verdict));
       box.querySelector('.devices').textContent = `${v.devices.length} device(s) reporting; ` +
-        v.devices.map((d) => `${d.deviceId}: ${d.verdict}`).join(', ');
+        v.devices.map((d) => `${d.deviceId}: ${verdictWords(d.verdict)}`).join(', ');
       const canvas = box.querySelector('canvas');
       canvas.setAttribute('aria-label', `${key}: drift score per feature, highest and mean over devices`);
       const labels = v.features.map((f) => f.name);
