@@ -5,6 +5,9 @@
 // where ONNX Runtime is exact. On an x86 CPU without VNNI (qemu's Haswell) plain ONNX Runtime
 // saturates int8 weights; --target ort-x86 writes a model it computes exactly there.
 import t from 'tap';
+// Several edge-model runs under qemu's Haswell emulation: minutes on a loaded 2-core machine (CI at
+// 9d1d4e6 saw this file pass every assertion and still hit tap's 300 s file timeout).
+t.setTimeout(600_000);
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
