@@ -1,10 +1,10 @@
 // The native int8 backend: compile an ONNX model into an engine plan and run it.
 import type { ModelProto } from '../../onnx/model.js';
 import { EdgeError, Errors } from '../../errors.js';
-import { compileModel } from './compile.js';
+import { compileModel } from './compile/index.js';
 
 export { NativeBackend, type NativeBackendOptions } from './native-backend.js';
-export { compileModel, unsupportedError, type CompiledModel } from './compile.js';
+export { compileModel, unsupportedError, type CompiledModel } from './compile/index.js';
 export { createEngine, kernelVariant, type NativeEngine, type EngineFacts } from './engine-addon.js';
 export { unsupportedOps, isSupportedOp } from './support.js';
 

@@ -3,7 +3,7 @@
 import { decodeModel, type ModelProto } from '../../onnx/model.js';
 import { Errors } from '../../errors.js';
 import type { Backend, DType, IOSpec, Tensor, TensorMap } from '../backend.js';
-import { compileModel, type CompiledModel } from './compile.js';
+import { compileModel, type CompiledModel } from './compile/index.js';
 import { createEngine, type EngineArray, type EngineFacts, type NativeEngine } from './engine-addon.js';
 
 export interface NativeBackendOptions {

@@ -1,0 +1,235 @@
+// The driver: walks the graph in order, hands each node to its op family, and holds what every
+// family shares (the plan being built, the value table, reading constants and quantization
+// parameters). A pending Conv, Gemm or Add/Mul absorbs the Relu/Clip after it into its
+// requantization clamp; the QuantizeLinear then emits one fused op through `emit`.
+import {
+  dims, tensorData, valueInfoShape, valueInfoType, DataType,
+  type ModelProto, type NodeProto,
+} from '../../../onnx/model.js';
+import type { Plan, PlanDType, PlanOp, PlanTensor, WeightBuffer } from '../plan.js';
+import { signFlipTable } from '../quant.js';
+import { opLabel } from '../support.js';
+import { emitConv, visitConv, qlinearConv } from './conv.js';
+import { emitEltwise, visitEltwise, qlinearEltwise, constOperand } from './eltwise.js';
+import { emitGemm, visitGemm, qlinearMatMul } from './gemm.js';
+import { reshape } from './layout.js';
+import { emitLut, lut, clampOrUnary, unaryOnDeq, qlinearUnary } from './lut.js';
+import { emitPool, visitPool, qlinearPool } from './pool.js';
+import { quantizeLinear, dequantizeLinear, graphOutput } from './quantize.js';
+import {
+  kindName, UnsupportedUse,
+  type CompiledModel, type Const, type ConstDeq, type Deq, type Pending, type QTensor, type Value,
+} from './values.js';
+
+export class Compiler {
+  readonly tensors: PlanTensor[] = [];
+  readonly ops: PlanOp[] = [];
+  readonly weights: WeightBuffer[] = [];
+  private readonly values = new Map<string, Value>();
+  private readonly uses = new Map<string, number>();
+  /** The node being compiled, for messages and attributes. */
+  node!: NodeProto;
+
+  constructor(private readonly model: ModelProto) {}
+
+  run(): CompiledModel {
+    const g = this.model.graph!;
+    for (const n of g.node ?? []) for (const i of n.input ?? []) if (i) this.uses.set(i, (this.uses.get(i) ?? 0) + 1);
+    for (const o of g.output ?? []) this.uses.set(o.name!, (this.uses.get(o.name!) ?? 0) + 1);
+    for (const t of g.initializer ?? []) {
+      this.values.set(t.name!, { k: 'const', c: { data: tensorData(t), shape: dims(t), dtype: t.dataType ?? 0 } });
+    }
+    const inputs: CompiledModel['inputs'] = [];
+    const planInputs: Plan['inputs'] = [];
+    for (const vi of g.input ?? []) {
+      if (this.values.has(vi.name!)) continue; // an initializer listed as an input (old exporters)
+      const onnxShape = valueInfoShape(vi);
+      const shape = onnxShape.map((d, i) => {
+        if (typeof d === 'number' && d > 0) return d;
+        if (i === 0) return 1; // symbolic batch: the plan is compiled for one sample
+        throw new UnsupportedUse(`input ${vi.name}`, `dimension ${i} is symbolic (${d}); only the batch may be`);
+      });
+      const et = valueInfoType(vi);
+      if (et === DataType.FLOAT) {
+        const t = this.tensor('f32', shape);
+        this.values.set(vi.name!, { k: 'f', tensor: t, shape });
+        inputs.push({ name: vi.name!, dtype: 'float32', shape, onnxShape });
+        planInputs.push({ name: vi.name!, tensor: t });
+      } else if (et === DataType.UINT8 || et === DataType.INT8) {
+        const signed = et === DataType.INT8;
+        const t = this.tensor(signed ? 's8' : 'u8', shape);
+        let q: QTensor = { tensor: t, shape, layout: 'plain', signed };
+        if (signed) q = lut(this, q, signFlipTable(), true);
+        this.values.set(vi.name!, { k: 'q', q });
+        inputs.push({ name: vi.name!, dtype: signed ? 'int8' : 'uint8', shape, onnxShape });
+        planInputs.push({ name: vi.name!, tensor: t });
+      } else {
+        throw new UnsupportedUse(`input ${vi.name}`, `element type ${et} (the engine takes float32, uint8 or int8 inputs)`);
+      }
+    }
+    for (const n of g.node ?? []) {
+      this.node = n;
+      this.visit(n);
+    }
+    const outputs: CompiledModel['outputs'] = [];
+    const planOutputs: Plan['outputs'] = [];
+    for (const vo of g.output ?? []) {
+      this.node = { opType: 'graph output', name: vo.name };
+      const { tensor, dtype, shape } = graphOutput(this, vo.name!, this.get(vo.name!));
+      outputs.push({ name: vo.name!, dtype, shape });
+      planOutputs.push({ name: vo.name!, tensor });
+    }
+    return {
+      plan: { tensors: this.tensors, ops: this.ops, inputs: planInputs, outputs: planOutputs },
+      weights: this.weights,
+      inputs, outputs,
+      stats: { nodes: g.node?.length ?? 0, ops: this.ops.length },
+    };
+  }
+
+  /** Each ONNX operator to its op family (named like the kernel families in native/src/kernels/). */
+  private visit(n: NodeProto): void {
+    const op = n.opType!;
+    switch (op) {
+      case 'QuantizeLinear': return quantizeLinear(this);
+      case 'DequantizeLinear': return dequantizeLinear(this);
+      case 'Conv': return visitConv(this);
+      case 'Gemm': case 'MatMul': return visitGemm(this);
+      case 'Add': case 'Mul': return visitEltwise(this);
+      case 'Relu': case 'Clip': return clampOrUnary(this);
+      case 'Sigmoid': case 'Tanh': case 'LeakyRelu': case 'HardSigmoid': case 'HardSwish':
+        return unaryOnDeq(this, op);
+      case 'MaxPool': case 'AveragePool': case 'GlobalAveragePool': return visitPool(this);
+      case 'Reshape': case 'Flatten': case 'Squeeze': case 'Unsqueeze': case 'Identity': case 'Dropout':
+        return reshape(this);
+      case 'QLinearConv': return qlinearConv(this);
+      case 'QLinearMatMul': return qlinearMatMul(this);
+      case 'QLinearAdd': case 'QLinearMul': return qlinearEltwise(this, op === 'QLinearAdd' ? 'add' : 'mul');
+      case 'QLinearGlobalAveragePool': case 'QLinearAveragePool': return qlinearPool(this);
+      case 'QLinearSigmoid': case 'QLinearLeakyRelu': return qlinearUnary(this, op === 'QLinearSigmoid' ? 'Sigmoid' : 'LeakyRelu');
+      default: throw this.bad('not implemented');
+    }
+  }
+
+  /** Emits the fused op a pending result becomes once its output scale is known. */
+  emit(p: Pending, scale: number, zp: number, signed: boolean): QTensor {
+    const saved = this.node;
+    this.node = p.node;
+    try {
+      switch (p.kind) {
+        case 'conv': return emitConv(this, p, scale, zp, signed);
+        case 'gemm': return emitGemm(this, p, scale, zp, signed);
+        case 'maxpool': case 'avgpool': return emitPool(this, p, scale, zp, signed);
+        case 'eltwise': return emitEltwise(this, p, scale, zp, signed);
+        case 'lut': return emitLut(this, p, scale, zp, signed);
+      }
+    } finally {
+      this.node = saved;
+    }
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------------
+
+  bad(why: string): UnsupportedUse {
+    const n = this.node;
+    return new UnsupportedUse(`${opLabel(n.opType ?? '?', n.domain ?? '')} '${n.name ?? ''}'`, why);
+  }
+
+  get(name: string): Value {
+    const v = this.values.get(name);
+    if (!v) throw this.bad(`input ${name} is not produced by an earlier node (graph not topologically sorted?)`);
+    return v;
+  }
+
+  input(i: number): Value | undefined {
+    const name = this.node.input?.[i];
+    return name ? this.get(name) : undefined;
+  }
+
+  set(v: Value, i = 0): void {
+    this.values.set(this.node.output![i], v);
+  }
+
+  tensor(dtype: PlanDType, shape: number[], viewOf?: number): number {
+    const base = viewOf === undefined ? undefined : (this.tensors[viewOf].viewOf ?? viewOf);
+    this.tensors.push(base === undefined ? { dtype, shape } : { dtype, shape, viewOf: base });
+    return this.tensors.length - 1;
+  }
+
+  weight(w: WeightBuffer): number {
+    this.weights.push(w);
+    return this.weights.length - 1;
+  }
+
+  constValue(i: number, what: string): Const {
+    const v = this.input(i);
+    if (!v || v.k !== 'const') throw this.bad(`${what} must be a constant initializer`);
+    return v.c;
+  }
+
+  /** A scalar constant (scale or zero point); a missing zero point is 0 of type uint8. */
+  scalar(i: number, what: string): { value: number; dtype: number } {
+    if (!this.node.input?.[i]) return { value: 0, dtype: DataType.UINT8 };
+    const c = this.constValue(i, what);
+    if (c.data.length !== 1) throw this.bad(`${what} must be a single value (per-tensor), got ${c.data.length}`);
+    return { value: Number(c.data[0]), dtype: c.dtype };
+  }
+
+  /** Scale + zero point of a quantized activation, zero point moved into the u8 domain. */
+  qparams(si: number, zi: number): { scale: number; zp: number; signed: boolean } {
+    const s = this.scalar(si, 'scale');
+    const z = this.scalar(zi, 'zero point');
+    if (z.dtype !== DataType.UINT8 && z.dtype !== DataType.INT8) throw this.bad('activations must be uint8 or int8');
+    if (!(s.value > 0) || !Number.isFinite(s.value)) throw this.bad(`scale must be a positive number, got ${s.value}`);
+    const signed = z.dtype === DataType.INT8;
+    return { scale: s.value, zp: z.value + (signed ? 128 : 0), signed };
+  }
+
+  /** A constant quantized with per-tensor or per-axis scale/zero point (weights, biases). */
+  constDeq(c: Const, si: number, zi: number, axis: number): ConstDeq {
+    const s = this.constValue(si, 'weight scale');
+    const zname = this.node.input?.[zi];
+    const z = zname ? this.constValue(zi, 'weight zero point') : undefined;
+    const scales = Array.from(s.data as Float32Array, Number);
+    const zps = z ? Array.from(z.data as Int8Array, Number) : scales.map(() => 0);
+    if (scales.length !== 1) {
+      const ax = axis < 0 ? axis + c.shape.length : axis;
+      if (c.shape[ax] !== scales.length) throw this.bad(`per-axis scale has ${scales.length} values for axis ${axis} of size ${c.shape[ax]}`);
+      axis = ax;
+    }
+    if (zps.length !== scales.length) throw this.bad('zero point and scale differ in length');
+    return { data: c.data, shape: c.shape, dtype: c.dtype, scales, zps, axis };
+  }
+
+  /** Operand i as a dequantized activation (a constant operand becomes a constant tensor). */
+  deq(i: number): Deq {
+    const v = this.input(i);
+    if (v?.k === 'dq') return v.d;
+    if (v?.k === 'cdq') return constOperand(this, v.c);
+    throw this.bad(`input ${i} must come from DequantizeLinear (got ${kindName(v)})`);
+  }
+
+  weightDeq(i: number): ConstDeq {
+    const v = this.input(i);
+    if (v?.k === 'cdq') return v.c;
+    throw this.bad(`weights (input ${i}) must be a DequantizeLinear of an int8/uint8 initializer`);
+  }
+
+  /** QOperator form: input i with its scale and zero point at inputs si and zi. */
+  qdeq(i: number, si: number, zi: number): Deq {
+    const v = this.input(i);
+    const { scale, zp } = this.qparams(si, zi);
+    if (v?.k === 'q') return { q: v.q, scale, zp };
+    if (v?.k === 'const') return constOperand(this, { ...v.c, scales: [scale], zps: [v.c.dtype === DataType.INT8 ? zp - 128 : zp], axis: 0 });
+    throw this.bad(`input ${i} must be a quantized tensor (got ${kindName(v)})`);
+  }
+
+  /** A float result that waits for its QuantizeLinear (which fixes the output scale). */
+  pending(p: Pending): void {
+    const out = this.node.output![0];
+    if ((this.uses.get(out) ?? 0) !== 1) {
+      throw this.bad(`its float output ${out} must feed exactly one QuantizeLinear (or Relu/Clip then QuantizeLinear)`);
+    }
+    this.set({ k: 'pending', p });
+  }
+}
