@@ -1,5 +1,5 @@
 # The native int8 inference engine (plan executor) on top of the kernel library.
-file(GLOB EDGE_ENGINE_SOURCES ${CMAKE_CURRENT_LIST_DIR}/src/engine/*.cc)
+file(GLOB EDGE_ENGINE_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/src/engine/*.cc)
 add_library(edge_engine STATIC ${EDGE_ENGINE_SOURCES})
 target_include_directories(edge_engine PUBLIC ${CMAKE_CURRENT_LIST_DIR}/src)
 target_link_libraries(edge_engine PUBLIC edge_kernels)

@@ -1,8 +1,8 @@
 #pragma once
-// The plan as it arrives from the compiler (agent/runtime/native/compile.ts), in plain C++
+// The plan as it arrives from the compiler (agent/runtime/native/compile/), in plain C++
 // types and not yet trusted: Engine::create() checks every index, shape and size before it
 // builds anything. Ops are kept generic (named numbers and number lists) so the Node-API glue
-// stays a mechanical conversion and every rule lives in one place (steps.cc).
+// stays a mechanical conversion and every rule lives in the step builders (steps_<family>.cc).
 #include <cstddef>
 #include <cstdint>
 #include <map>

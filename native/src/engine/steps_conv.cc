@@ -1,0 +1,85 @@
+// The conv family: a convolution with fused requantization and clamp, on the packed GEMM-based
+// kernel (kernels/conv.h) or, for few input channels, the direct one (kernels/conv_direct.h).
+#include "engine/step_builders.h"
+
+namespace edge::engine {
+namespace k = edge::kernels;
+
+namespace {
+
+class ConvStep : public Step {
+ public:
+  int in = 0, out = 0;
+  std::unique_ptr<k::PackedConv> packed;
+  std::unique_ptr<k::DirectConv> direct;  // few input channels: see kernels/conv_direct.h
+  std::vector<int32_t> bias;
+  std::vector<float> multipliers;
+  int32_t in_zp = 0;
+  k::OutputSpec spec;
+  k::Status run(const RunContext& ctx) const override {
+    if (direct) {
+      auto* acc = static_cast<float*>(ctx.scratch->alloc(direct->scratch_floats() * sizeof(float)));
+      if (!acc) return k::Status::Error("scratch arena too small for the direct convolution");
+      direct->run(static_cast<const uint8_t*>(ctx.at(in)), in_zp, spec.zero_point, spec.clamp_min, spec.clamp_max,
+                  static_cast<uint8_t*>(ctx.at(out)), acc);
+      return k::Status::Ok();
+    }
+    k::ConvArgs a;
+    a.x = ctx.at(in);
+    a.x_type = k::QType::U8;
+    a.x_zero_point = in_zp;
+    a.bias = bias.data();
+    a.y = ctx.at(out);
+    a.out = spec;
+    return k::conv(*packed, a, *ctx.scratch, ctx.pool);
+  }
+  size_t scratch_bytes(int threads) const override {
+    return direct ? k::arena_bytes(direct->scratch_floats() * sizeof(float)) : k::conv_scratch_bytes(*packed, threads);
+  }
+  size_t weight_bytes() const override {
+    return (direct ? direct->bytes() : packed->bytes()) + bias.size() * 4 + multipliers.size() * 4;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Step> build_conv(const Fields& f) {
+  auto step = std::make_unique<ConvStep>();
+  step->in = f.tensor("input");
+  step->out = f.tensor("output");
+  const TensorDesc& x = f.tensor_of(step->in, {DType::U8}, 4);
+  const TensorDesc& y = f.tensor_of(step->out, {DType::U8}, 4);
+  const std::vector<int> kernel = f.ints("kernel", 2, 1, 64), strides = f.ints("strides", 2, 1, 64);
+  const std::vector<int> pads = f.ints("pads", 4, 0, 64), dil = f.ints("dilations", 2, 1, 64);
+  k::ConvShape s;
+  s.batch = static_cast<int>(x.shape[0]); s.H = static_cast<int>(x.shape[1]); s.W = static_cast<int>(x.shape[2]); s.C = static_cast<int>(x.shape[3]);
+  s.out_channels = static_cast<int>(y.shape[3]);
+  s.kernel_h = kernel[0]; s.kernel_w = kernel[1];
+  s.stride_h = strides[0]; s.stride_w = strides[1];
+  s.pad_top = pads[0]; s.pad_left = pads[1]; s.pad_bottom = pads[2]; s.pad_right = pads[3];
+  s.dilation_h = dil[0]; s.dilation_w = dil[1];
+  s.groups = f.integer("group", 1, 1 << 16);
+  f.check(s.C % s.groups == 0 && s.out_channels % s.groups == 0, "group must divide the input and output channels");
+  if (const char* why = k::check_conv_shape(s)) f.fail(why);
+  expect_shape(f, y, {s.batch, s.out_h(), s.out_w(), s.out_channels}, "output");
+  const size_t M = static_cast<size_t>(s.out_channels);
+  const WeightDesc& w = f.weight("weights", DType::S8, M * (s.C / s.groups) * s.kernel_h * s.kernel_w);
+  const WeightDesc& b = f.weight("bias", DType::I32, M);
+  const WeightDesc& m = f.weight("multipliers", DType::F32, M);
+  step->bias.assign(b.as<int32_t>(), b.as<int32_t>() + M);
+  step->multipliers.assign(m.as<float>(), m.as<float>() + M);
+  step->in_zp = f.zero_point("inputZeroPoint");
+  step->spec = requant_spec(f, step->multipliers);
+  if (k::DirectConv::suits(s)) {
+    step->direct = std::make_unique<k::DirectConv>(s, w.as<int8_t>(), step->bias.data(), step->multipliers.data(),
+                                                   static_cast<int>(M));
+  } else {
+    const k::Status st = k::pack_conv(s, w.as<int8_t>(), nullptr, 1, &step->packed);
+    if (!st.ok()) f.fail(std::string("weights could not be packed: ") + st.error);
+  }
+  step->reads = {step->in};
+  step->writes = step->out;
+  return step;
+}
+
+}  // namespace edge::engine

@@ -1,0 +1,91 @@
+// The quantize family: float32 graph inputs to u8 and u8 outputs back to float32, with the
+// NCHW <-> NHWC move at the graph boundary folded in (kernels/quantize.h).
+#include "engine/step_builders.h"
+
+namespace edge::engine {
+namespace k = edge::kernels;
+
+namespace {
+
+class QuantizeStep : public Step {
+ public:
+  int in = 0, out = 0, N = 0, C = 0, HW = 0;
+  float scale = 1;
+  int32_t zp = 0;
+  bool transpose = false;
+  size_t count = 0;
+  k::Status run(const RunContext& ctx) const override {
+    const float* x = static_cast<const float*>(ctx.at(in));
+    uint8_t* y = static_cast<uint8_t*>(ctx.at(out));
+    if (!transpose) {
+      k::quantize_u8_strided(x, count, scale, zp, y, 1);
+      return k::Status::Ok();
+    }
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c) {
+        k::quantize_u8_strided(x + (static_cast<size_t>(n) * C + c) * HW, static_cast<size_t>(HW), scale, zp,
+                            y + static_cast<size_t>(n) * HW * C + c, static_cast<size_t>(C));
+      }
+    return k::Status::Ok();
+  }
+};
+
+class DequantizeStep : public Step {
+ public:
+  int in = 0, out = 0, N = 0, C = 0, HW = 0;
+  float scale = 1;
+  int32_t zp = 0;
+  bool transpose = false;
+  size_t count = 0;
+  k::Status run(const RunContext& ctx) const override {
+    const uint8_t* x = static_cast<const uint8_t*>(ctx.at(in));
+    float* y = static_cast<float*>(ctx.at(out));
+    if (!transpose) return k::dequantize_linear(x, k::QType::U8, k::QuantLayout{1, 1, count}, &scale, &zp, 1, y);
+    const float fz = static_cast<float>(zp);
+    for (int n = 0; n < N; ++n)
+      for (int p = 0; p < HW; ++p) {
+        const uint8_t* src = x + (static_cast<size_t>(n) * HW + p) * C;
+        float* dst = y + static_cast<size_t>(n) * C * HW + p;
+        for (int c = 0; c < C; ++c) dst[static_cast<size_t>(c) * HW] = (static_cast<float>(src[c]) - fz) * scale;
+      }
+    return k::Status::Ok();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Step> build_quantize(const Fields& f, bool quantize) {
+  const int in = f.tensor("input"), out = f.tensor("output");
+  const TensorDesc& x = f.tensor_of(in, {quantize ? DType::F32 : DType::U8});
+  const TensorDesc& y = f.tensor_of(out, {quantize ? DType::U8 : DType::F32});
+  bool transpose = f.flag(quantize ? "nchwToNhwc" : "nhwcToNchw");
+  const float scale = f.scale("scale");
+  const int zp = f.zero_point("zeroPoint");
+  int N = 0, C = 0, HW = 0;
+  if (transpose) {
+    f.tensor_of(in, {x.dtype}, 4);
+    const auto& s = x.shape;
+    // quantize: x is NCHW, y NHWC; dequantize: x is NHWC, y NCHW.
+    if (quantize) {
+      expect_shape(f, y, {s[0], s[2], s[3], s[1]}, "output");
+      N = static_cast<int>(s[0]); C = static_cast<int>(s[1]); HW = static_cast<int>(s[2] * s[3]);
+    } else {
+      expect_shape(f, y, {s[0], s[3], s[1], s[2]}, "output");
+      N = static_cast<int>(s[0]); C = static_cast<int>(s[3]); HW = static_cast<int>(s[1] * s[2]);
+    }
+  } else {
+    f.check(element_count(x) == element_count(y), "input and output differ in element count");
+  }
+  if (transpose && (C == 1 || HW == 1)) transpose = false;  // the same bytes in either order
+  auto fill = [&](auto step) {
+    step->in = in; step->out = out; step->N = N; step->C = C; step->HW = HW;
+    step->scale = scale; step->zp = zp; step->transpose = transpose;
+    step->count = static_cast<size_t>(element_count(x));
+    step->reads = {in}; step->writes = out;
+    return std::unique_ptr<Step>(std::move(step));
+  };
+  if (quantize) return fill(std::make_unique<QuantizeStep>());
+  return fill(std::make_unique<DequantizeStep>());
+}
+
+}  // namespace edge::engine
