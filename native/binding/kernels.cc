@@ -5,11 +5,10 @@
 // values first; the checks here only guard memory safety (buffer lengths and types).
 #include <napi.h>
 
-#include <atomic>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -60,25 +59,12 @@ void need(Napi::Env env, bool ok, const std::string& msg) {
   if (!ok) throw Napi::RangeError::New(env, msg);
 }
 
-// ---- the shared intra-op pool ----------------------------------------------------------
-std::mutex g_pool_mu;  // guards creation and use: one parallel_for at a time
-std::unique_ptr<ThreadPool> g_pool;
-std::atomic<int> g_threads{0};  // 0 until first use: then the core count unless set
+// ---- the shared intra-op pool (its sizing and busy rule: kernels/thread_pool.h) ----------
+SharedPool g_pool;
 
-void configure_pool_locked(int n) {
-  g_threads = n <= 0 ? ThreadPool::hardware_threads() : n;
-  g_pool = g_threads > 1 ? std::make_unique<ThreadPool>(g_threads) : nullptr;
-}
-
-// Runs fn with the pool when it is free, else on the calling thread alone.
 template <class F>
 Status with_pool(F&& fn) {
-  std::unique_lock<std::mutex> lock(g_pool_mu, std::try_to_lock);
-  if (lock.owns_lock()) {
-    if (g_threads == 0) configure_pool_locked(0);
-    if (g_pool) return fn(g_pool.get());
-  }
-  return fn(static_cast<ThreadPool*>(nullptr));
+  return g_pool.run(std::forward<F>(fn));
 }
 
 // Scratch grows once per thread and is reused (the arena itself never allocates).
@@ -181,7 +167,7 @@ Napi::Value KernelsInfo(const Napi::CallbackInfo& info) {
   for (Variant v : supported_variants()) vs.Set(n++, variant_name(v));
   o.Set("supported", vs);
   o.Set("cpu", cpu_features_string());
-  o.Set("threads", g_threads.load() == 0 ? ThreadPool::hardware_threads() : g_threads.load());
+  o.Set("threads", g_pool.threads());
   const char* forced = variant_forced_error();
   o.Set("forcedError", forced ? Napi::Value(Napi::String::New(env, forced)) : env.Null());
   return o;
@@ -200,9 +186,7 @@ Napi::Value KernelsSetVariant(const Napi::CallbackInfo& info) {
 
 Napi::Value KernelsSetThreads(const Napi::CallbackInfo& info) {
   const int n = int32(info, 0, "kernelsSetThreads", "threads");
-  std::lock_guard<std::mutex> lock(g_pool_mu);
-  configure_pool_locked(n);
-  return Napi::Number::New(info.Env(), g_threads.load());
+  return Napi::Number::New(info.Env(), g_pool.set_threads(n));
 }
 
 Napi::Value PackGemm(const Napi::CallbackInfo& info) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -66,5 +67,43 @@ inline void parallel_for(class ThreadPool* pool, int tasks, F&& f) {
   pool->parallel_for(tasks, TaskRef(f));
 }
 inline int pool_threads(const ThreadPool* pool) { return pool ? pool->threads() : 1; }
+
+// The process-wide pool for callers that each run one operation (the kernel API called from
+// JavaScript): the hardware threads unless set, created on first use, one operation at a time.
+// A caller that finds it busy runs alone on its own thread rather than wait for it, so
+// concurrent calls never queue behind each other.
+class SharedPool {
+ public:
+  // n <= 0: the number of hardware threads. Returns the count now in effect.
+  int set_threads(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    configure_locked(n);
+    return threads_.load();
+  }
+  // The count in effect, or the hardware threads before the first use.
+  int threads() const {
+    const int n = threads_.load();
+    return n == 0 ? ThreadPool::hardware_threads() : n;
+  }
+  // Runs fn(pool) with the pool when it is free, else fn(nullptr): inline on the calling thread.
+  template <class F>
+  auto run(F&& fn) -> decltype(fn(static_cast<ThreadPool*>(nullptr))) {
+    std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+    if (lock.owns_lock()) {
+      if (threads_.load() == 0) configure_locked(0);
+      if (pool_) return fn(pool_.get());
+    }
+    return fn(static_cast<ThreadPool*>(nullptr));
+  }
+
+ private:
+  void configure_locked(int n) {
+    threads_ = n <= 0 ? ThreadPool::hardware_threads() : n;
+    pool_ = threads_ > 1 ? std::make_unique<ThreadPool>(threads_) : nullptr;
+  }
+  std::mutex mu_;  // guards creation and use: one parallel_for at a time
+  std::unique_ptr<ThreadPool> pool_;
+  std::atomic<int> threads_{0};  // 0 until first use
+};
 
 }  // namespace edge::kernels
