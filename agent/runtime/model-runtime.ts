@@ -8,6 +8,7 @@
 // (activate, rollback, shadow and A/B candidates), routing.ts (one request: A/B arm, shadow
 // mirror, ensemble fusion), inference-events.ts (listeners) and runtime-status.ts (reports).
 import type { AgentContext, Component } from '../component.js';
+import { Errors } from '../errors.js';
 import { holdInference } from '../faults.js';
 import type { IOSpec, TensorMap } from './backend.js';
 import type { BackendRequest } from './choose.js';
@@ -20,7 +21,6 @@ import { listServed, notReadyReason, runtimeStatus } from './runtime-status.js';
 import { ServedModels } from './served-models.js';
 import type { RecordFn, ShadowComparison } from './shadow.js';
 import { VersionSwaps, type ABResult, type VersionSummary } from './version-swaps.js';
-import { Errors } from '../errors.js';
 
 export type { InferenceEvent } from './inference-events.js';
 export type { InferResult } from './routing.js';
