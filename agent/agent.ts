@@ -118,7 +118,6 @@ export class Agent {
       inferences: (fn) => this.models.onInference(fn),
       checkCommand: (msg) => this.security.checkCommand(msg),
     });
-    this.telemetry.on('commit', () => this.fleet.kickTelemetry());
     this.components.push(this.fleet);
     // Served last: it answers once everything it reports on has started.
     this.components.push(this.grpc);
