@@ -8,24 +8,24 @@
 // returned: committedSeq >= seq, whenCommitted(seq) resolved, or the 'commit' event reported
 // a seq at or above it. From then on a crash of the process cannot lose it; a power cut can
 // lose it only with synchronous=normal (see docs/telemetry.md).
+//
+// This file is the facade; the parts: commit.ts (group commit), database.ts (the open file
+// and its write transaction), capacity.ts (capacity and eviction), leases.ts, packer.ts (what
+// goes into a message), streams.ts (per-stream state), recovery.ts, record-check.ts, store.ts.
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentContext, Component } from '../component.js';
 import { Errors, describe } from '../errors.js';
 import type { Logger } from '../log.js';
-import { Capacity, evictBytes, evictExpired, evictionWarning, fileSize, shrinkToCapacity } from './capacity.js';
-import { GroupCommit, insertBatch } from './commit.js';
-import { chargeBudget, deleteAcked, LeaseTable, moveToQuarantine, packHead } from './leases.js';
+import { Capacity, evictExpired, evictionWarning, fileSize } from './capacity.js';
+import { GroupCommit } from './commit.js';
+import { TelemetryDatabase } from './database.js';
+import { chargeBudget, deleteAcked, LeaseTable, packHead } from './leases.js';
 import { registerTelemetryMetrics } from './metrics.js';
 import { checkRecord, type Checked } from './record-check.js';
-import { corruptionAlert, moveCorruptFileAside } from './recovery.js';
-import { isCorruption, isDiskFull, metaValue, nextFreeSeq, openStore, prepare, type DB, type Statements } from './store.js';
 import { StreamTable, streamStats, type StreamState } from './streams.js';
-import type {
-  Lease, LeaseOptions, QuarantinedRecord, RecordOptions, StreamStats,
-  TelemetryBufferOptions, TelemetryConfig, TelemetryStats,
-} from './types.js';
+import type { Lease, LeaseOptions, QuarantinedRecord, RecordOptions, StreamStats, TelemetryBufferOptions, TelemetryConfig, TelemetryStats } from './types.js';
 
 export { evictionWarning };
 
@@ -37,21 +37,16 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   readonly file: string;
   readonly config: TelemetryConfig;
   readonly #log: Logger | undefined;
-  readonly #pageCapBytes: number;
   /** Largest encoded message the link sends (mqtt.batchMaxBytes): a record that cannot fit one alone is refused. */
   readonly #messageLimit: number | undefined;
   readonly #streams: StreamTable;
   readonly #leases: LeaseTable;
   readonly #capacity: Capacity;
   readonly #commits: GroupCommit;
+  readonly #database: TelemetryDatabase;
 
-  #db: DB | undefined;
-  #dbId = '';
-  #stmts: Statements | undefined;
   #maintenance: NodeJS.Timeout | undefined;
   #lastSweep = 0;
-  #recoveries = 0;
-  #pageSize = 4096;
   #openError: string | undefined;
   #reopenTimer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -73,16 +68,14 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       this.#log = o.log?.child({ component: 'telemetry' });
       if (o.metrics) registerTelemetryMetrics(o.metrics, this);
     }
-    this.#pageCapBytes = ('pageCapBytes' in ctxOrOptions ? ctxOrOptions.pageCapBytes : undefined) ?? this.config.maxBytes;
+    const pageCapBytes = ('pageCapBytes' in ctxOrOptions ? ctxOrOptions.pageCapBytes : undefined) ?? this.config.maxBytes;
     this.#messageLimit = 'http' in ctxOrOptions ? ctxOrOptions.config.mqtt.batchMaxBytes : ctxOrOptions.messageLimit;
     this.#streams = new StreamTable(this.config);
     this.#leases = new LeaseTable(this.#streams);
-    this.#capacity = new Capacity(this.config, this.file, this.#pageCapBytes, this.#log);
+    this.#capacity = new Capacity(this.config, this.file, pageCapBytes, this.#log);
     this.#commits = new GroupCommit(this.config, this.#capacity, this.#log);
-    this.#commits.bind({
-      db: () => this.#db,
-      write: (fn) => this.#write(fn),
-      insert: (batch) => insertBatch(this.#stmts!, this.#streams, this.#capacity, this.#pageSize, batch),
+    const state = { streams: this.#streams, leases: this.#leases, capacity: this.#capacity, commits: this.#commits };
+    this.#database = new TelemetryDatabase(this.file, this.config, pageCapBytes, this.#log, state, {
       committed: (seq) => {
         // A listener's failure must not surface in record() of an already accepted record.
         try {
@@ -91,7 +84,9 @@ export class TelemetryBuffer extends EventEmitter implements Component {
           this.#log?.error({ err: describe(err) }, 'a telemetry commit listener failed');
         }
       },
+      recovered: (movedTo, error) => this.emit('recovered', { movedTo, error }),
     });
+    this.#commits.bind(this.#database);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -113,10 +108,10 @@ export class TelemetryBuffer extends EventEmitter implements Component {
 
   /** Opens the database or throws (child processes, benchmarks, tools). */
   startSync(): void {
-    if (this.#db) return;
+    if (this.#database.db()) return;
     this.#stopped = false;
     mkdirSync(path.dirname(this.file), { recursive: true });
-    this.#open();
+    this.#database.open();
     this.#openError = undefined;
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     this.#maintenance.unref();
@@ -125,7 +120,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   #scheduleReopen(ms: number): void {
     this.#reopenTimer = setTimeout(() => {
       this.#reopenTimer = undefined;
-      if (this.#stopped || this.#db) return;
+      if (this.#stopped || this.#database.db()) return;
       try {
         this.startSync();
         this.#log?.info({ file: this.file }, 'telemetry database open after retry');
@@ -148,27 +143,14 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     clearTimeout(this.#reopenTimer);
     this.#commits.stopTimers();
     this.#maintenance = this.#reopenTimer = undefined;
-    if (this.#db) {
-      this.#commits.commit();
-      if (this.#commits.pending.length) {
-        this.#log?.error({ pending: this.#commits.pending.length, why: this.#commits.failing }, 'telemetry records could not be written before stop');
-      }
-      try {
-        this.#db.pragma('wal_checkpoint(TRUNCATE)');
-      } catch (err) {
-        this.#log?.warn({ err: describe(err) }, 'checkpoint at stop failed');
-      }
-      this.#db.close();
-    }
-    this.#db = undefined;
-    this.#stmts = undefined;
+    this.#database.close();
     this.#leases.clear();
     for (const s of this.#streams.values()) s.lease = undefined;
-    this.#commits.rejectWaiters(() => Errors.TELEMETRY_CLOSED());
+    this.#commits.rejectWaiters();
   }
 
   notReady(): string | undefined {
-    if (!this.#db) return this.#openError ? `storage not open: ${this.#openError}` : 'storage not open';
+    if (!this.#database.db()) return this.#openError ? `storage not open: ${this.#openError}` : 'storage not open';
     if (this.#commits.failing) return `storage refusing writes: ${this.#commits.failing}`;
     return undefined;
   }
@@ -182,7 +164,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   }
 
   get open(): boolean {
-    return this.#db !== undefined;
+    return this.#database.db() !== undefined;
   }
 
   /** Highest sequence number whose record is committed (every lower one is too). */
@@ -197,7 +179,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
 
   /** Id of the current database (the batch header's "db"); changes only after corruption. */
   get dbId(): string {
-    return this.#dbId;
+    return this.#database.id;
   }
 
   // ---------------------------------------------------------------- recording
@@ -207,7 +189,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
    * bad stream name, options or a payload JSON cannot represent (nothing is stored then).
    */
   record(stream: string, payload: unknown, opts: RecordOptions = {}): number {
-    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    if (!this.#database.db()) throw Errors.TELEMETRY_CLOSED();
     const c = this.#check(stream, payload, opts);
     if (typeof c === 'string') throw Errors.TELEMETRY_INVALID(c);
     this.#commits.admit(1);
@@ -224,7 +206,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
    * numbers in order; throws as record() does, naming the entry ("record 2: ...").
    */
   recordBatch(stream: string, entries: readonly { payload: unknown; opts?: RecordOptions }[]): number[] {
-    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    if (!this.#database.db()) throw Errors.TELEMETRY_CLOSED();
     if (entries.length === 0) return [];
     const checked: Checked[] = [];
     for (let i = 0; i < entries.length; i++) {
@@ -244,7 +226,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   #check(stream: string, payload: unknown, opts: RecordOptions): Checked | string {
     // A record must fit the disk budget several times over, or eviction could not make room.
     const maxRecordBytes = Math.min(this.config.maxRecordBytes, Math.floor(this.config.maxBytes / 8));
-    return checkRecord(stream, payload, opts, { maxRecordBytes, messageLimit: this.#messageLimit, db: this.#dbId }, this.#streams);
+    return checkRecord(stream, payload, opts, { maxRecordBytes, messageLimit: this.#messageLimit, db: this.#database.id }, this.#streams);
   }
 
   #enqueue(s: StreamState, stream: string, c: Checked, withNext = false): number {
@@ -257,7 +239,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
 
   /** Commits everything recorded so far, now. */
   flushSync(): void {
-    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    if (!this.#database.db()) throw Errors.TELEMETRY_CLOSED();
     this.#commits.flush();
   }
 
@@ -281,7 +263,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
    * (empty, leased, or over its send budget; retryAfterMs() says when budget frees up).
    */
   lease(maxBytes: number, opts: LeaseOptions = {}): Lease | undefined {
-    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    if (!this.#database.db()) throw Errors.TELEMETRY_CLOSED();
     if (!Number.isInteger(maxBytes) || maxBytes < 1024) throw Errors.TELEMETRY_INVALID(`lease maxBytes must be an integer >= 1024, got ${maxBytes}`);
     const maxRecords = opts.maxRecords ?? Infinity;
     if (!(maxRecords >= 1)) throw Errors.TELEMETRY_INVALID(`lease maxRecords must be at least 1, got ${String(opts.maxRecords)}`);
@@ -320,18 +302,18 @@ export class TelemetryBuffer extends EventEmitter implements Component {
   #leaseStream(stream: string, s: StreamState, messageLimit: number, maxRecords: number, now: number): Lease | undefined {
     const budgetBytes = s.budget.available(now);
     if (budgetBytes <= 0) return undefined;
-    const packing = packHead(this.#stmts!, stream, this.#dbId, s, messageLimit, maxRecords, budgetBytes, now);
+    const packing = packHead(this.#database.st, stream, this.#database.id, s, messageLimit, maxRecords, budgetBytes, now);
     const { lines, payload, poison } = packing;
     if (poison.length) {
-      this.#quarantineSeqs(poison, `larger than the message limit (${messageLimit} bytes) even in a message of its own`);
+      this.#database.quarantine(poison, `larger than the message limit (${messageLimit} bytes) even in a message of its own`);
       this.#log?.warn({ stream, seqs: poison, messageLimit }, 'telemetry records too large for any message were quarantined');
     }
     s.needBytes = packing.needBytes;
     if (!payload) return undefined;
-    this.#makeDurable(lines[lines.length - 1].seq);
+    this.#database.makeDurable(lines[lines.length - 1].seq);
     s.compressRatio = packing.compressRatio;
     const lease = this.#leases.open(stream, s, lines, payload, now + this.config.leaseTimeoutSeconds * 1000);
-    chargeBudget(this.#stmts!, stream, s, payload.length, now, this.#log);
+    chargeBudget(this.#database.st, stream, s, payload.length, now, this.#log);
     return lease;
   }
 
@@ -341,7 +323,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
    * records deleted (0 for an unknown lease).
    */
   ack(leaseId: string): number {
-    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    if (!this.#database.db()) throw Errors.TELEMETRY_CLOSED();
     const live = this.#leases.live(leaseId);
     const l = live ?? this.#leases.find(leaseId);
     if (!l) return 0;
@@ -354,7 +336,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       if (s.lease.first <= last) last = Math.min(last, s.lease.first - 1);
     }
     if (last < first) return 0;
-    return this.#write(() => deleteAcked(this.#stmts!, this.#streams, l.stream, first, last)) ?? 0;
+    return this.#database.write(() => deleteAcked(this.#database.st, this.#streams, l.stream, first, last)) ?? 0;
   }
 
   /** Delivery failed: the lease's records go back to the head of their stream now. */
@@ -369,53 +351,27 @@ export class TelemetryBuffer extends EventEmitter implements Component {
    * (all its records) or sequence numbers. Returns how many records were moved.
    */
   quarantine(target: string | number[], reason: string): number {
-    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    if (!this.#database.db()) throw Errors.TELEMETRY_CLOSED();
     let seqs: number[];
     if (typeof target === 'string') {
       const l = this.#leases.find(target);
       if (!l) return 0;
       this.#leases.close(l);
-      const rows = this.#stmts!.rangeSeqs.all(l.stream, l.first, l.last) as { seq: number }[];
+      const rows = this.#database.st.rangeSeqs.all(l.stream, l.first, l.last) as { seq: number }[];
       seqs = rows.map((r) => r.seq);
     } else {
       this.#commits.commitIfWriting();
       seqs = target.filter((n) => Number.isSafeInteger(n));
     }
-    const n = this.#quarantineSeqs(seqs, reason);
+    const n = this.#database.quarantine(seqs, reason);
     if (n) this.#log?.warn({ count: n, reason }, 'telemetry records quarantined');
     return n;
   }
 
   /** The newest quarantined records (for the status page and operators). */
   quarantined(limit = 100): QuarantinedRecord[] {
-    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
-    return this.#stmts!.listQuarantine.all(limit) as QuarantinedRecord[];
-  }
-
-  #quarantineSeqs(seqs: number[], reason: string): number {
-    if (!seqs.length) return 0;
-    const now = Date.now();
-    return this.#write(() => moveToQuarantine(this.#stmts!, this.#streams, seqs, reason, now, this.config.maxQuarantineRecords)) ?? 0;
-  }
-
-  /**
-   * A record must be on stable storage before it leaves the device: with synchronous=normal a
-   * power cut can roll back the last commits, and their sequence numbers would then be given
-   * to new records, which the controller would drop as duplicates of what it already has.
-   * One fsync'd commit makes every earlier commit durable, so this costs one fsync per
-   * lease at most.
-   */
-  #makeDurable(seq: number): void {
-    if (seq <= this.#commits.durableSeq || this.config.synchronous === 'full') return;
-    const db = this.#db!;
-    const upTo = this.#commits.committedSeq;
-    db.pragma('synchronous = FULL');
-    try {
-      this.#write(() => this.#stmts!.setMeta.run('durable_seq', String(upTo)));
-    } finally {
-      if (this.#db) this.#db.pragma('synchronous = NORMAL');
-    }
-    this.#commits.durableUpTo(upTo);
+    if (!this.#database.db()) throw Errors.TELEMETRY_CLOSED();
+    return this.#database.st.listQuarantine.all(limit) as QuarantinedRecord[];
   }
 
   // ---------------------------------------------------------------- stats
@@ -428,8 +384,8 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     let oldest = 0;
     for (const [name, s] of this.#streams.entries()) {
       let oldestAgeSeconds = 0;
-      if (this.#db && s.depth > 0) {
-        const row = this.#stmts!.headTs.get(name) as { ts: number } | undefined;
+      if (this.#database.db() && s.depth > 0) {
+        const row = this.#database.st.headTs.get(name) as { ts: number } | undefined;
         if (row) oldestAgeSeconds = Math.max(0, (now - row.ts) / 1000);
       } else if (s.pendingDepth > 0) {
         const p = this.#commits.pending.find((r) => r.stream === name);
@@ -442,7 +398,7 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     }
     const totals = this.#streams.totals;
     return {
-      open: !!this.#db,
+      open: !!this.#database.db(),
       failing: this.#commits.failing ?? null,
       file: this.file,
       fileBytes: fileSize(this.file),
@@ -461,135 +417,22 @@ export class TelemetryBuffer extends EventEmitter implements Component {
       evicted: this.#streams.evicted(),
       quarantined: totals.quarantined,
       duplicates: totals.duplicates,
-      recoveries: this.#recoveries,
+      recoveries: this.#database.recoveries,
       streams,
     };
   }
 
-  // ---------------------------------------------------------------- the database
-
-  #openOptions() {
-    return { synchronous: this.config.synchronous, maxBytes: this.#pageCapBytes };
-  }
-
-  #open(): void {
-    let db: DB;
-    try {
-      db = openStore(this.file, this.#openOptions());
-    } catch (err) {
-      if (!isCorruption(err)) throw err;
-      this.#recover(err);
-      return;
-    }
-    this.#attach(db);
-  }
-
-  /** Moves a corrupt database aside, starts a fresh one and records an alert in it. */
-  #recover(err: unknown): void {
-    try {
-      this.#db?.close();
-    } catch {
-      // already unusable
-    }
-    this.#db = undefined;
-    const moved = moveCorruptFileAside(this.file, this.#streams.queuedRecords(), this.#commits.nextSeq);
-    this.#recoveries++;
-    this.#log?.error({ err: describe(err), movedTo: moved.movedTo, salvagedSeq: moved.salvagedSeq, nextSeq: moved.floor }, 'telemetry database is corrupt; moved aside and started a fresh one');
-    this.#streams.forgetQueued();
-    this.#leases.clear();
-    const db = openStore(this.file, this.#openOptions());
-    // Pending records (not yet committed) are renumbered above the floor so the sequence
-    // stays monotonic in the new file.
-    const renumber = this.#commits.renumberFrom(moved.floor);
-    this.#attach(db, moved.floor);
-    if (renumber) this.#commits.renumber();
-    const alert = corruptionAlert(describe(err), moved);
-    const alerts = this.#streams.stream('alerts');
-    this.#enqueue(alerts, 'alerts', { json: alert, bytes: Buffer.byteLength(alert), priority: alerts.policy.priority, opts: { durable: 'full' } });
-    if (!this.#stopped) this.#commits.scheduleTimer();
-    try {
-      this.emit('recovered', { movedTo: moved.movedTo, error: describe(err) });
-    } catch (e) {
-      this.#log?.error({ err: describe(e) }, 'a telemetry recovery listener failed');
-    }
-  }
-
-  #attach(db: DB, seqFloor = 0): void {
-    this.#db = db;
-    const st = this.#stmts = prepare(db);
-    this.#pageSize = db.pragma('page_size', { simple: true }) as number;
-    this.#dbId = metaValue(st, 'db_id') ?? '';
-    this.#commits.attach(Math.max(nextFreeSeq(db, st), seqFloor), seqFloor);
-    if (seqFloor > 0) st.setMeta.run('next_seq', String(this.#commits.nextSeq));
-    this.#streams.load(db, st, this.#commits.pending.length, Date.now());
-    this.#capacity.reset();
-    this.#capacity.sizeToDisk(db);
-    shrinkToCapacity(db, st, this.#pageSize, this.#capacity, this.#streams, (fn) => this.#write(fn), this.#log);
-    this.#log?.info({ file: this.file, nextSeq: this.#commits.nextSeq, queued: this.#streams.queuedBytes() }, 'telemetry buffer open');
-  }
-
-  /**
-   * One write transaction. The in-memory accounting it changed is put back when it fails
-   * (SQLITE_FULL rolls the transaction back), so memory only ever shows committed changes.
-   */
-  #txn<T>(fn: () => T): T {
-    const snapshot = this.#streams.snapshot();
-    try {
-      return this.#db!.transaction(fn)();
-    } catch (err) {
-      this.#streams.restore(snapshot);
-      throw err;
-    }
-  }
-
-  /** Runs fn in a write transaction, handling SQLITE_FULL (evict, retry) and corruption. */
-  #write<T>(fn: () => T): T | undefined {
-    for (let attempt = 0; ; attempt++) {
-      if (!this.#db) throw Errors.TELEMETRY_CLOSED();
-      try {
-        return this.#txn(fn);
-      } catch (err) {
-        // At the page cap evicting makes room. On a full filesystem it helps only when the
-        // freed pages can take the new rows, so one try; while the disk is known to be full
-        // the retries only wait for space (they must not evict the queue away bit by bit).
-        if (isDiskFull(err) && attempt < (!this.#capacity.filesystemFull() ? 20 : this.#commits.diskFull ? 0 : 1)) {
-          this.#makeRoom();
-          continue;
-        }
-        if (isCorruption(err) && attempt < 2) {
-          this.#recover(err);
-          continue;
-        }
-        throw err;
-      }
-    }
-  }
-
-  /**
-   * SQLITE_FULL: the file hit its page cap, or the filesystem is full. Free a slice of the
-   * budget. Throws (with disk: true when the filesystem is the cause) when that cannot help.
-   */
-  #makeRoom(): void {
-    const disk = this.#capacity.filesystemFull();
-    let freed: number;
-    try {
-      freed = this.#txn(() => evictBytes(this.#stmts!, this.#streams, this.#capacity.roomTarget(), 'full'));
-    } catch (err) {
-      if (!isDiskFull(err)) throw err;
-      throw Object.assign(new Error('the disk is full: not even an eviction can be written'), { code: 'SQLITE_FULL', disk: true });
-    }
-    this.#log?.warn({ freed, disk }, 'telemetry database full; evicted to make room');
-    if (freed === 0) throw Object.assign(new Error('database or disk is full and nothing is left to evict'), { code: 'SQLITE_FULL_NOTHING_TO_EVICT', disk });
-  }
+  // ---------------------------------------------------------------- maintenance
 
   /** Once a second: lapse leases, and every few seconds evict what outlived its ttl or maxAge. */
   #maintain(): void {
-    if (!this.#db) return;
+    const db = this.#database.db();
+    if (!db) return;
     const now = Date.now();
     this.#leases.lapseExpired(now, this.#log);
     // While someone else holds the disk full, the budget keeps its last size: sized to what
     // is left then, the first commit after space frees would evict most of the queue.
-    if (!this.#commits.diskFull) this.#capacity.sizeToDisk(this.#db);
+    if (!this.#commits.diskFull) this.#capacity.sizeToDisk(db);
     if (now - this.#lastSweep < SWEEP_EVERY_MS) return;
     this.#lastSweep = now;
     try {
@@ -601,8 +444,8 @@ export class TelemetryBuffer extends EventEmitter implements Component {
 
   /** Evicts records past their ttl or telemetry.maxAgeSeconds. Returns how many. Public for tests and tools. */
   sweepExpired(now = Date.now()): number {
-    if (!this.#db) throw Errors.TELEMETRY_CLOSED();
+    if (!this.#database.db()) throw Errors.TELEMETRY_CLOSED();
     this.#commits.commitIfWriting();
-    return this.#write(() => evictExpired(this.#stmts!, this.#streams, now, this.config.maxAgeSeconds)) ?? 0;
+    return this.#database.write(() => evictExpired(this.#database.st, this.#streams, now, this.config.maxAgeSeconds)) ?? 0;
   }
 }

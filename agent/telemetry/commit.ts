@@ -178,8 +178,9 @@ export class GroupCommit {
     this.#timer = this.#retryTimer = undefined;
   }
 
-  rejectWaiters(err: () => Error): void {
-    for (const w of this.#waiters.splice(0)) w.reject(err());
+  /** The buffer closed: nothing waiting will be committed by it. */
+  rejectWaiters(): void {
+    for (const w of this.#waiters.splice(0)) w.reject(Errors.TELEMETRY_CLOSED());
   }
 
   /** Writes pending records in group-commit transactions. Never throws. */
