@@ -145,7 +145,6 @@ export class TelemetryBuffer extends EventEmitter implements Component {
     this.#maintenance = this.#reopenTimer = undefined;
     this.#database.close();
     this.#leases.clear();
-    for (const s of this.#streams.values()) s.lease = undefined;
     this.#commits.rejectWaiters();
   }
 

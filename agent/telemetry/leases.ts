@@ -84,6 +84,7 @@ export class LeaseTable {
   clear(): void {
     this.#live.clear();
     this.#lapsed.clear();
+    for (const s of this.#streams.values()) s.lease = undefined;
   }
 
   #end(l: LiveLease): void {
