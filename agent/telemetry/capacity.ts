@@ -113,20 +113,25 @@ export class Capacity {
     return this.#bytes / 8;
   }
 
-  /**
-   * Bytes to evict after an insert. Two measures of "full": the rows' estimated bytes against
-   * maxBytes, and the pages the file really uses against what it may hold (rows share pages
-   * unevenly after deletes).
-   */
+  /** Bytes to evict after an insert (budgetExcess against the budget in force). */
   excess(queued: number, usedBytes: number): number {
-    const capacity = this.#bytes;
-    let excess = Math.max(0, queued - capacity * LOW_WATER);
-    if (queued <= capacity * HIGH_WATER) excess = 0;
-    if (usedBytes > capacity * HIGH_WATER) {
-      excess = Math.max(excess, (usedBytes - capacity * LOW_WATER) * (queued / usedBytes));
-    }
-    return excess;
+    return budgetExcess(this.#bytes, queued, usedBytes);
   }
+}
+
+/**
+ * Bytes to evict after an insert, given the budget, the rows' estimated bytes (queued) and the
+ * bytes of the pages the file uses. Two measures of "full": the rows' estimated bytes against
+ * the budget, and the pages the file really uses against what it may hold (rows share pages
+ * unevenly after deletes). Either above HIGH_WATER evicts down to LOW_WATER.
+ */
+export function budgetExcess(capacity: number, queued: number, usedBytes: number): number {
+  let excess = Math.max(0, queued - capacity * LOW_WATER);
+  if (queued <= capacity * HIGH_WATER) excess = 0;
+  if (usedBytes > capacity * HIGH_WATER) {
+    excess = Math.max(excess, (usedBytes - capacity * LOW_WATER) * (queued / usedBytes));
+  }
+  return excess;
 }
 
 /** Evicts lowest priority first, oldest first, skipping records out in a lease. Returns bytes freed. */
