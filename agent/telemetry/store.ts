@@ -1,6 +1,7 @@
 // Opening the buffer's SQLite file: WAL, schema migrations by user_version, an integrity check,
 // and moving a corrupt file aside. The schema only ever moves forward; each migration runs in
-// its own transaction together with the user_version bump.
+// its own transaction together with the user_version bump. The buffer's statements are
+// prepared here too (prepare()), beside the schema they query.
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -40,6 +41,65 @@ const MIGRATIONS: ((db: DB) => void)[] = [
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Every statement the buffer runs, prepared once per open database. */
+export function prepare(db: DB) {
+  return {
+    insert: db.prepare('INSERT INTO records (seq, stream, priority, ts, expires, bytes, payload) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    head: db.prepare('SELECT seq, ts, bytes, payload FROM records WHERE stream = ? ORDER BY seq'),
+    headAged: db.prepare('SELECT seq, ts, bytes FROM records WHERE stream = ? ORDER BY seq'),
+    headTs: db.prepare('SELECT ts FROM records WHERE stream = ? ORDER BY seq LIMIT 1'),
+    rangeSize: db.prepare('SELECT count(*) AS n, sum(bytes) AS b FROM records WHERE stream = ? AND seq BETWEEN ? AND ?'),
+    rangeSeqs: db.prepare('SELECT seq FROM records WHERE stream = ? AND seq BETWEEN ? AND ? ORDER BY seq'),
+    deleteRange: db.prepare('DELETE FROM records WHERE stream = ? AND seq BETWEEN ? AND ?'),
+    deleteOne: db.prepare('DELETE FROM records WHERE seq = ?'),
+    getRecord: db.prepare('SELECT stream, bytes FROM records WHERE seq = ?'),
+    evictionOrder: db.prepare('SELECT seq, stream, bytes FROM records ORDER BY priority, seq'),
+    expired: db.prepare('SELECT seq, stream, bytes FROM records WHERE expires IS NOT NULL AND expires <= ?'),
+    toQuarantine: db.prepare('INSERT OR REPLACE INTO quarantine (seq, stream, ts, payload, reason, at) SELECT seq, stream, ts, payload, ?, ? FROM records WHERE seq = ?'),
+    trimQuarantine: db.prepare('DELETE FROM quarantine WHERE seq NOT IN (SELECT seq FROM quarantine ORDER BY seq DESC LIMIT ?)'),
+    listQuarantine: db.prepare('SELECT seq, stream, ts, payload, reason, at FROM quarantine ORDER BY seq DESC LIMIT ?'),
+    addCounter: db.prepare('INSERT INTO counters (stream, name, value) VALUES (?, ?, ?) ON CONFLICT (stream, name) DO UPDATE SET value = value + excluded.value'),
+    setCounter: db.prepare('INSERT INTO counters (stream, name, value) VALUES (?, ?, ?) ON CONFLICT (stream, name) DO UPDATE SET value = excluded.value'),
+    pageCount: db.prepare('PRAGMA page_count').pluck(),
+    freelistCount: db.prepare('PRAGMA freelist_count').pluck(),
+    getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+    setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+  };
+}
+
+export type Statements = ReturnType<typeof prepare>;
+
+/** The next free sequence number of an open database: above every row it holds or has held. */
+export function nextFreeSeq(db: DB, st: Statements): number {
+  const metaSeq = Number(metaValue(st, 'next_seq') ?? 1);
+  const maxSeq = (db.prepare('SELECT max(seq) AS m FROM records').get() as { m: number | null }).m ?? 0;
+  const maxQ = (db.prepare('SELECT max(seq) AS m FROM quarantine').get() as { m: number | null }).m ?? 0;
+  return Math.max(metaSeq, maxSeq + 1, maxQ + 1, 1);
+}
+
+export function metaValue(st: Statements, key: string): string | undefined {
+  return (st.getMeta.get(key) as { value: string } | undefined)?.value;
+}
+
+/** Records queued per stream: how many and their payload bytes. */
+export function queuedByStream(db: DB): { stream: string; n: number; b: number }[] {
+  return db.prepare('SELECT stream, count(*) AS n, sum(bytes) AS b FROM records GROUP BY stream').all() as { stream: string; n: number; b: number }[];
+}
+
+/** The persisted per-stream counters (accepted, delivered, quarantined, evicted_<reason>, sent_today). */
+export function allCounters(db: DB): { stream: string; name: string; value: number }[] {
+  return db.prepare('SELECT stream, name, value FROM counters').all() as { stream: string; name: string; value: number }[];
+}
+
+export function sentToday(db: DB, stream: string): number {
+  return (db.prepare("SELECT value FROM counters WHERE stream = ? AND name = 'sent_today'").get(stream) as { value: number } | undefined)?.value ?? 0;
+}
+
+/** Pages of the file in use (not on the free list), in bytes. */
+export function usedBytes(st: Statements, pageSize: number): number {
+  return ((st.pageCount.get() as number) - (st.freelistCount.get() as number)) * pageSize;
+}
 
 /** A database that failed its integrity check or is not a database at all. */
 export class CorruptDatabaseError extends Error {
