@@ -18,13 +18,13 @@ import { TelemetryDrain, type LeaseSource } from './drain.js';
 import { parseAck } from '../../protocol/telemetry-ack.js';
 import { FleetErrors } from '../errors.js';
 import { decodeFrame, type Frame } from '../../protocol/frame.js';
-import type { ArtifactResponseHeader } from './artifact-download.js';
+import type { ArtifactResponseHeader } from '../models/download.js';
 import { ModelSync, activeVersions, type ModelActivator, type UnpackArtifact, type VerifyPackage } from './model-sync.js';
 import { clientOptions, safeUrl } from './mqtt-options.js';
 import { addressedTo, PROTOCOL, parseTopic, replyTopicAllowed, topics } from '../../protocol/topics.js';
 import { SampleCollector, type InferenceLike } from './samples.js';
-import { extractArchive } from '../models/archive.js';
-import { loadPackage } from '../models/package.js';
+import { packageSteps } from '../models/install.js';
+import { REFUSE_ALL, type SignatureVerifier } from '../models/verify.js';
 
 let mqttConnect: typeof import('mqtt').connect | undefined;
 
@@ -34,6 +34,8 @@ export interface FleetLinkDeps {
   /** Subscribes to every inference (ModelRuntime.onInference), for samples.collect. */
   inferences?: (fn: (e: InferenceLike) => void) => void;
   runtime?: () => ModelActivator | undefined;
+  /** Checks each downloaded package's signature (SecurityPolicy.packageVerifier); without one every package is refused. */
+  verifier?: SignatureVerifier;
   unpack?: UnpackArtifact;
   verify?: VerifyPackage;
   /** Throws to refuse a command before it runs (SecurityPolicy.checkCommand). */
@@ -115,8 +117,8 @@ export class FleetLink implements Component {
       runtime: () => this.deps.runtime?.(),
       // A downloaded .edgepkg is unpacked and fully loaded (schema, hashes, signature, graph)
       // before it is installed; tests and tools may swap these.
-      unpack: this.deps.unpack ?? (async (file, dest) => { await extractArchive(file, dest); }),
-      verify: this.deps.verify ?? ((dir) => loadPackage(dir)),
+      unpack: this.deps.unpack ?? packageSteps(this.deps.verifier ?? REFUSE_ALL).unpack,
+      verify: this.deps.verify ?? packageSteps(this.deps.verifier ?? REFUSE_ALL).verify,
     });
     if (!config.mqtt.url) {
       log.warn('no mqtt.url configured: running offline, telemetry stays in the buffer');

@@ -11,6 +11,7 @@ import { crashOnLoad, holdInference } from '../faults.js';
 import { extractArchive, isArchive } from '../models/archive.js';
 import { MANIFEST_FILE } from '../models/manifest.js';
 import { loadPackage } from '../models/package.js';
+import type { SignatureVerifier } from '../models/verify.js';
 import { shapeProblem, symbolicSizes } from '../tensor/shape.js';
 import type { BackendKind, IOSpec, TensorMap } from './backend.js';
 import { openBackend, type BackendRequest } from './choose.js';
@@ -51,6 +52,8 @@ export interface InferenceEvent {
 export interface RuntimeOptions {
   /** Where shadow comparisons go (the telemetry buffer's record()). */
   record?: RecordFn;
+  /** Checks each package's signature (the agent's security policy builds it). */
+  verifier: SignatureVerifier;
 }
 
 interface EnsembleEntry {
@@ -73,6 +76,7 @@ export class ModelRuntime implements Component {
   readonly name = 'models';
   readonly #ctx: AgentContext;
   #record: RecordFn | undefined;
+  readonly #verifier: SignatureVerifier;
   #metrics: RuntimeMetrics | undefined;
   readonly #slots = new Map<string, ModelSlot>();
   readonly #ensembles = new Map<string, EnsembleEntry>();
@@ -84,9 +88,10 @@ export class ModelRuntime implements Component {
   #packageSource: ((name: string, configured: string) => string[]) | undefined;
   #onRefused: ((name: string, pkg: string, err: unknown) => void) | undefined;
 
-  constructor(ctx: AgentContext, opts: RuntimeOptions = {}) {
+  constructor(ctx: AgentContext, opts: RuntimeOptions) {
     this.#ctx = ctx;
     this.#record = opts.record;
+    this.#verifier = opts.verifier;
   }
 
   /**
@@ -300,7 +305,7 @@ export class ModelRuntime implements Component {
     const slot = this.#slots.get(name);
     if (!slot) return Promise.reject(this.#notFound(name));
     return slot.serialize(async () => {
-      if (!slot.previous) throw Errors.NO_PREVIOUS_VERSION(name, 'previous');
+      if (!slot.previous) throw Errors.NO_PREVIOUS_VERSION(name);
       [slot.active, slot.previous] = [slot.previous, slot.active];
       const summary = this.#summary(name, slot.active!);
       this.#ctx.log.warn({ ...summary, from: slot.previous?.version }, 'model rolled back');
@@ -509,7 +514,7 @@ export class ModelRuntime implements Component {
     let dir: string | undefined;
     try {
       dir = await this.#unpack(packagePath);
-      const pkg = await loadPackage(dir);
+      const pkg = await loadPackage(dir, { verifier: this.#verifier });
       crashOnLoad(pkg.manifest.name, pkg.manifest.version);
       const opened = await openBackend(pkg, backend, { threads: this.#cfg.threads, graphOptimizationLevel: this.#cfg.graphOptimizationLevel });
       version = new ModelVersion(pkg, opened.backend, opened.choice);
@@ -562,7 +567,7 @@ export class ModelRuntime implements Component {
     for await (const chunk of createReadStream(packagePath, { highWaterMark: 64 * 1024 })) hash.update(chunk as Buffer);
     const digest = hash.digest('hex').slice(0, 24);
     const dest = path.join(this.#ctx.config.dataDir, 'packages', `${path.basename(packagePath, '.edgepkg')}-${digest}`);
-    if (!existsSync(path.join(dest, MANIFEST_FILE))) await extractArchive(packagePath, dest);
+    if (!existsSync(path.join(dest, MANIFEST_FILE))) await extractArchive(packagePath, dest, { verifier: this.#verifier });
     return dest;
   }
 
