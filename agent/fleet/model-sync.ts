@@ -10,9 +10,10 @@ import { InstalledVersions, type UnpackArtifact, type VerifyPackage } from '../m
 import { effectiveDesired, type DesiredDoc, type DesiredModel } from './desired.js';
 import { FleetErrors } from '../errors.js';
 
-export { ARTIFACT_FILE, type UnpackArtifact, type VerifyPackage } from '../models/install.js';
+// The fleet link builds model sync with these.
+export type { UnpackArtifact, VerifyPackage } from '../models/install.js';
 
-/** What model sync needs from the model runtime (agent/models). */
+/** What model sync needs to activate a version: the rollouts (agent/rollout), or the runtime itself. */
 export interface ModelActivator {
   activate(name: string, packageDir: string): Promise<unknown> | unknown;
   rollback(name: string, opts?: { force?: boolean }): Promise<unknown> | unknown;

@@ -1,8 +1,9 @@
-// The device side of a safe rollout: per model, a committed version and a candidate. A new version (from the fleet or a
-// command) becomes the candidate: optionally shadowed first, then served on probation while
-// it is watched; it is committed when probation passes and rolled back to the last committed
-// version when it fails, when it does not load, or when the agent keeps dying during its
-// probation (a boot counter in SQLite). Every step is recorded and reported.
+// The device side of a safe rollout: per model, a committed version and a candidate (kept in
+// rollout-store.ts). A new version (from the fleet or a command) becomes the candidate:
+// optionally shadowed first, then served on probation while it is watched; it is committed
+// when probation passes and rolled back to the last committed version when it fails, when it
+// does not load, or when the agent keeps dying during its probation (a boot counter in
+// SQLite). Every step is recorded and reported.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentContext, Component } from '../component.js';
