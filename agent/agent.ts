@@ -45,7 +45,7 @@ export class Agent {
   /** The store-and-forward buffer every part records telemetry into (first component). */
   readonly telemetry: TelemetryBuffer;
   readonly models: ModelRuntime;
-  /** Two slots per model: probation, commit, rollback (crash loops included). */
+  /** Per model a committed version and a candidate: probation, commit, rollback (crash loops included). */
   readonly rollouts: ModelRollouts;
   /** Drift detection: profiles inferences against each model's reference, reports per window. */
   readonly drift: DriftMonitor;
@@ -94,8 +94,10 @@ export class Agent {
     this.telemetry = new TelemetryBuffer(this.context);
     this.components.push(this.telemetry);
     registerTelemetryRoutes(this.http, () => this.telemetry);
-    this.models = new ModelRuntime(this.context, { record: (stream, payload) => this.telemetry.record(stream, payload) });
-    // Slots first: they choose which installed version the runtime loads, and watch probation.
+    // One signature verifier, built from this agent's security settings, for every package it reads.
+    const verifier = this.security.packageVerifier;
+    this.models = new ModelRuntime(this.context, { record: (stream, payload) => this.telemetry.record(stream, payload), verifier });
+    // Rollouts first: they choose which installed version the runtime loads, and watch probation.
     this.rollouts = new ModelRollouts(this.context, { runtime: () => this.models, record: (stream, payload) => this.telemetry.record(stream, payload) });
     this.components.push(this.rollouts);
     // The inference APIs: /v1, and the Open Inference Protocol over REST (/v2) and gRPC; one
@@ -117,6 +119,7 @@ export class Agent {
       runtime: () => this.rollouts,
       inferences: (fn) => this.models.onInference(fn),
       checkCommand: (msg) => this.security.checkCommand(msg),
+      verifier,
     });
     this.components.push(this.fleet);
     // Served last: it answers once everything it reports on has started.

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { extractArchive, packArchive } from '../agent/models/archive.js';
 import { MANIFEST_FILE, SIGNATURE_FILE } from '../agent/models/manifest.js';
+import { MANIFEST_ONLY } from '../agent/models/verify.js';
 import type { ArtifactInfo, FleetStore } from './store.js';
 
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
@@ -56,7 +57,7 @@ export async function publishPackage(store: FleetStore, pkg: string, opts: Publi
     // a label that differs from the manifest's would make devices report a version they do
     // not run, so it is refused here (and by the device).
     const dir = path.join(tmp, 'x');
-    await extractArchive(archive, dir, { checkSignature: false });
+    await extractArchive(archive, dir, { verifier: MANIFEST_ONLY });
     const manifest = JSON.parse(readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { name?: string; version?: string };
     for (const [key, given] of [['name', opts.name], ['version', opts.version]] as const) {
       if (given !== undefined && given !== manifest[key]) {

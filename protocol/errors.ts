@@ -98,8 +98,8 @@ export const Errors = {
   FATAL: define('EDGE_FATAL', 500, (what: string) => what),
   BODY_TOO_LARGE: define('EDGE_BODY_TOO_LARGE', 413, (limit: number) =>
     `request body is larger than the limit of ${limit} bytes (health.bodyLimitBytes)`),
-  NO_PREVIOUS_VERSION: define('EDGE_NO_PREVIOUS_VERSION', 409, (model: string, which: 'previous' | 'committed') =>
-    `model ${model} has no ${which} version to roll back to`),
+  NO_PREVIOUS_VERSION: define('EDGE_NO_PREVIOUS_VERSION', 409, (model: string) =>
+    `model ${model} has no previous version to roll back to (models.activate starts an installed version)`),
   VERSION_ROLLED_BACK: define('EDGE_VERSION_ROLLED_BACK', 409, (what: string) => what),
   ONNX_INVALID: define('EDGE_ONNX_INVALID', 400, (what: string) => what),
   NPY_INVALID: define('EDGE_NPY_INVALID', 400, (what: string) => what),
@@ -134,7 +134,6 @@ export const FleetErrors = {
     `chunk ${index} failed its sha256 check (expected ${want}, got ${got})`),
   ARTIFACT_HASH: define('EDGE_FLEET_ARTIFACT_HASH', 502, (want: string, got: string) =>
     `downloaded artifact failed its sha256 check (expected ${want}, got ${got})`),
-  SIGNATURE: define('EDGE_FLEET_SIGNATURE', 403, (why: string) => `package signature refused: ${why}`),
   VERSION_MISMATCH: define('EDGE_FLEET_VERSION_MISMATCH', 409, (desired: string, signed: string) =>
     `the desired ${desired} is a package whose signed manifest says ${signed}; the version a device installs is the one its manifest names: publish the package under that name and version`),
   INSTALL: define('EDGE_FLEET_INSTALL', 500, (why: string) => `install failed: ${why}`),

@@ -11,7 +11,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { downloadArtifact } from '../agent/fleet/artifact-download.js';
+import { downloadArtifact } from '../agent/models/download.js';
 import { storeArtifact } from '../controller/publish.js';
 import { destroyMosquitto, startMosquitto } from '../test/helpers/mosquitto.js';
 import { waitFor } from '../test/helpers/wait.js';

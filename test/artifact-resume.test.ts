@@ -4,7 +4,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { downloadArtifact, sha256, type ArtifactManifest, type ArtifactRequest } from '../agent/fleet/artifact-download.js';
+import { downloadArtifact, sha256, type ArtifactManifest, type ArtifactRequest } from '../agent/models/download.js';
 
 const CHUNK = 1024;
 

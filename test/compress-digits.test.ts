@@ -77,7 +77,8 @@ t.test('pack with evaluation and a drift reference from the calibration data', a
   t.same(manifest.postprocessing.labels.length, 10, 'the template carried the labels over');
   // The agent's own loader accepts what pack wrote.
   const { loadPackage } = await import('../agent/models/package.js');
-  const loaded = await loadPackage(join(dir, 'pkg8'));
+  const { ACCEPT_UNSIGNED } = await import('../agent/models/verify.js');
+  const loaded = await loadPackage(join(dir, 'pkg8'), { verifier: ACCEPT_UNSIGNED });
   t.equal(loaded.manifest.version, '1.0.0-int8');
 });
 

@@ -1,6 +1,6 @@
 // Fuzzing what a device reads from a model package before trusting it: the manifest schema
 // check, the signature file and manifest file-list parsers, the whole loader with the
-// signature verifier installed (mutated manifest.json), and .edgepkg extraction (mutated
+// a signature verifier passed in (mutated manifest.json), and .edgepkg extraction (mutated
 // archives). Every input is refused with a typed error, or accepted only when it is exactly
 // what the fleet key signed.
 import t from 'tap';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { manifestProblems } from '../agent/models/manifest.js';
 import { loadPackage } from '../agent/models/package.js';
-import { setSignatureVerifier } from '../agent/models/signature.js';
+import type { SignatureVerifier } from '../agent/models/verify.js';
 import { extractArchive, packArchive } from '../agent/models/archive.js';
 import { generateKeyPair, manifestFiles, parseSignatureFile, signPackage, trustedKeySet, verifyManifestSignature } from '../agent/security/signing.js';
 import { repoRoot } from './helpers/pki.js';
@@ -25,8 +25,7 @@ const key = generateKeyPair();
 await signPackage(pkg, key.privateKeyPem);
 const signedManifest = readFileSync(path.join(pkg, 'manifest.json'));
 const keys = trustedKeySet([key.publicKeyPem]);
-setSignatureVerifier((input) => ({ verified: true, signer: verifyManifestSignature(input.manifestBytes, input.signature, keys, input.packageDir) }));
-t.teardown(() => setSignatureVerifier(undefined));
+const verifier: SignatureVerifier = (input) => ({ verified: true, signer: verifyManifestSignature(input.manifestBytes, input.signature, keys, input.packageDir) });
 const manifestText = fc.constant(signedManifest.toString('utf8'));
 
 t.test('manifestProblems never throws and explains every problem', async (t) => {
@@ -60,14 +59,14 @@ t.test('the loader, verifier installed: a mutated manifest.json never loads', as
   let loaded = 0;
   await fc.assert(fc.asyncProperty(fc.oneof(mutated(fc.constant(new Uint8Array(signedManifest))), mutatedText(manifestText).map((s) => new Uint8Array(Buffer.from(s)))), async (bytes) => {
     writeFileSync(target, bytes);
-    const r = await asyncRefusalOf(() => loadPackage(pkg), ['EDGE_PACKAGE_INVALID', 'EDGE_PACKAGE_SIGNATURE']);
+    const r = await asyncRefusalOf(() => loadPackage(pkg, { verifier }), ['EDGE_PACKAGE_INVALID', 'EDGE_PACKAGE_SIGNATURE']);
     if (!r) {
       if (!Buffer.from(bytes).equals(signedManifest)) throw new Error('a mutated manifest loaded');
       loaded++;
     }
   }), { numRuns: Math.max(500, RUNS / 2) });
   writeFileSync(target, signedManifest);
-  t.equal((await loadPackage(pkg)).signature.verified, true, 'the untouched package still loads, verified');
+  t.equal((await loadPackage(pkg, { verifier })).signature.verified, true, 'the untouched package still loads, verified');
   t.pass(`${Math.max(500, RUNS / 2)} mutated manifests; ${loaded} were byte-identical after mutation and loaded`);
 });
 
@@ -81,8 +80,8 @@ t.test('mutated .edgepkg archives are refused or unpack to something the loader 
     const dest = path.join(work, `x${n++}`);
     writeFileSync(file, bytes);
     try {
-      const r = await asyncRefusalOf(() => extractArchive(file, dest), ['EDGE_PACKAGE_INVALID']);
-      if (!r) await asyncRefusalOf(() => loadPackage(dest), ['EDGE_PACKAGE_INVALID', 'EDGE_PACKAGE_SIGNATURE']);
+      const r = await asyncRefusalOf(() => extractArchive(file, dest, { verifier }), ['EDGE_PACKAGE_INVALID']);
+      if (!r) await asyncRefusalOf(() => loadPackage(dest, { verifier }), ['EDGE_PACKAGE_INVALID', 'EDGE_PACKAGE_SIGNATURE']);
     } finally {
       rmSync(file, { force: true });
       rmSync(dest, { recursive: true, force: true });

@@ -15,6 +15,7 @@ const CONTROLLER_MAY_IMPORT: Record<string, string> = {
   'agent/version.ts': 'edge-fleet --version prints the package version',
   'agent/models/archive.ts': 'the model package format: publish packs and reads .edgepkg archives',
   'agent/models/manifest.ts': 'the model package format: manifest and signature file names',
+  'agent/models/verify.ts': 'reads a package for its manifest with MANIFEST_ONLY: no device\'s signature policy applies',
   'agent/security/key-file.ts': 'the same private-key file checks for the controller\'s keys',
   'agent/security/command-signing.ts': 'signs commands in the format devices verify',
   'agent/drift/compare.ts': 'fleet drift compares profiles as the device does',

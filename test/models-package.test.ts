@@ -5,6 +5,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { ACCEPT_UNSIGNED } from '../agent/models/verify.js';
 import { loadPackage } from '../agent/models/package.js';
 import { waitFor } from './helpers/wait.js';
 import { extractArchive, packArchive } from '../agent/models/archive.js';
@@ -33,7 +34,7 @@ const BAD: [string, (dir: string) => void, RegExp][] = [
 
 t.test('the sample packages load and say what they are', async (t) => {
   for (const dir of [FP32, INT8]) {
-    const p = await loadPackage(dir);
+    const p = await loadPackage(dir, { verifier: ACCEPT_UNSIGNED });
     t.equal(p.manifest.name, 'digits');
     t.same(p.manifest.inputs, [{ name: 'input', dtype: 'float32', shape: ['N', 1, 28, 28] }]);
     t.ok(p.manifest.evaluation!.value > 0.9, `${path.basename(dir)} recorded its held-out accuracy (${p.manifest.evaluation!.value})`);
@@ -45,7 +46,7 @@ t.test('each bad package is refused with the package and the problem named', asy
   for (const [what, breakIt, problem] of BAD) {
     const dir = copyPackage(FP32, work);
     breakIt(dir);
-    const err = await loadPackage(dir).then(() => undefined, (e: unknown) => e as { code: string; message: string });
+    const err = await loadPackage(dir, { verifier: ACCEPT_UNSIGNED }).then(() => undefined, (e: unknown) => e as { code: string; message: string });
     t.ok(err, `${what}: refused`);
     t.equal(err?.code, 'EDGE_PACKAGE_INVALID', `${what}: code`);
     t.match(err?.message, dir, `${what}: names the package`);
@@ -96,7 +97,7 @@ t.test('a package that loads but fails its warm-up inference is refused', async 
   m.outputs = [{ name: 'y', dtype: 'float32', shape: [3] }];
   delete m.postprocessing;
   writeManifest(dir, m);
-  await loadPackage(dir); // the package itself is consistent
+  await loadPackage(dir, { verifier: ACCEPT_UNSIGNED }); // the package itself is consistent
   const running = await startAgent({ models: [{ name: 'bad', package: dir, backend: 'ort' }, { name: 'good', package: FP32, backend: 'ort' }] });
   t.teardown(() => running.stop());
   const ready = await fetch(`${running.url}/readyz`);
@@ -113,8 +114,8 @@ t.test('.edgepkg archives round-trip and the agent serves one', async (t) => {
   const file = path.join(work, 'digits.edgepkg');
   await packArchive(INT8, file);
   const dest = path.join(work, 'unpacked');
-  await extractArchive(file, dest);
-  const p = await loadPackage(dest);
+  await extractArchive(file, dest, { verifier: ACCEPT_UNSIGNED });
+  const p = await loadPackage(dest, { verifier: ACCEPT_UNSIGNED });
   t.equal(p.manifest.version, INT8_VERSION);
   t.same(readFileSync(path.join(dest, 'model.onnx')), readFileSync(path.join(INT8, 'model.onnx')), 'model bytes intact');
   const running = await startAgent({ models: [{ name: 'digits', package: file, backend: 'ort' }] });
@@ -172,15 +173,15 @@ t.test('hostile archives are refused before anything is written', async (t) => {
     const file = path.join(work, `${what.replace(/ /g, '-')}.edgepkg`);
     writeFileSync(file, bytes);
     const dest = path.join(work, `out-${what.replace(/ /g, '-')}`);
-    await t.rejects(extractArchive(file, dest), { code: 'EDGE_PACKAGE_INVALID', message: problem }, `${what}: refused`);
+    await t.rejects(extractArchive(file, dest, { verifier: ACCEPT_UNSIGNED }), { code: 'EDGE_PACKAGE_INVALID', message: problem }, `${what}: refused`);
     t.notOk(existsSync(dest), `${what}: nothing extracted`);
   }
   t.notOk(existsSync(path.join(work, 'escaped.txt')), 'nothing escaped the extraction folder');
   const garbage = path.join(work, 'garbage.edgepkg');
   writeFileSync(garbage, 'not a tar at all');
-  await t.rejects(extractArchive(garbage, path.join(work, 'out-garbage')), { code: 'EDGE_PACKAGE_INVALID', message: /not a readable .edgepkg archive/ });
+  await t.rejects(extractArchive(garbage, path.join(work, 'out-garbage'), { verifier: ACCEPT_UNSIGNED }), { code: 'EDGE_PACKAGE_INVALID', message: /not a readable .edgepkg archive/ });
   mkdirSync(path.join(work, 'full'), { recursive: true });
   writeFileSync(path.join(work, 'full', 'x'), 'x');
   await packArchive(FP32, path.join(work, 'ok.edgepkg'));
-  await t.rejects(extractArchive(path.join(work, 'ok.edgepkg'), path.join(work, 'full')), /is not empty/, 'never extracts over existing files');
+  await t.rejects(extractArchive(path.join(work, 'ok.edgepkg'), path.join(work, 'full'), { verifier: ACCEPT_UNSIGNED }), /is not empty/, 'never extracts over existing files');
 });

@@ -3,7 +3,7 @@
 // counter in SQLite sees the crash loop and the agent comes back on the committed version.
 import t from 'tap';
 import path from 'node:path';
-import { SlotStore } from '../agent/rollout/slot-store.js';
+import { RolloutStore } from '../agent/rollout/rollout-store.js';
 import { spawnAgent, writeConfig } from './helpers/agent.js';
 import { spawnAgentWithFile } from './helpers/agent.js';
 import { FP32, tempDir } from './helpers/model-packages.js';
@@ -24,7 +24,7 @@ t.test('a candidate that crashes the agent on load is rolled back after the rest
   first.kill('SIGTERM');
   t.equal((await first.exited()).code, 0);
   const crashing = variantPackage('good', '4.0.0', tempDir());
-  const store = new SlotStore(dataDir);
+  const store = new RolloutStore(dataDir);
   store.put({ model: 'digits', active: { version: '1.0.0', dir: FP32 }, candidate: { version: '4.0.0', dir: crashing, phase: 'probation', boots: 0, since: Date.now() } });
   store.close();
 

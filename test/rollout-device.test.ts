@@ -37,7 +37,7 @@ t.test('a good version passes probation and is committed', async (t) => {
   t.ok(served.every((v) => v === '1.1.0'), 'the candidate serves during probation');
   await waitFor(() => slotOf(a).active === '1.1.0' && !slotOf(a).candidate, { what: 'commit' });
   t.match(slotOf(a), { active: '1.1.0', previous: '1.0.0' }, 'committed; the old version is kept for rollback');
-  t.match(a.agent.rollouts.slotState('digits', '1.1.0'), { state: 'committed' }, 'models/reported will say committed');
+  t.match(a.agent.rollouts.rolloutState('digits', '1.1.0'), { state: 'committed' }, 'models/reported will say committed');
 });
 
 t.test('a version that outputs NaN is rolled back at its first answer; the old one serves on', async (t) => {
@@ -49,7 +49,7 @@ t.test('a version that outputs NaN is rolled back at its first answer; the old o
   await waitFor(() => !slotOf(a).candidate, { what: 'rollback' });
   const after = await serve(a, 10, 100);
   t.ok(after.every((v) => v === '1.0.0'), 'every later request is served by 1.0.0');
-  t.match(a.agent.rollouts.slotState('digits', '2.0.0-nan'), { state: 'rolled_back', reason: /NaN or Infinity/ });
+  t.match(a.agent.rollouts.rolloutState('digits', '2.0.0-nan'), { state: 'rolled_back', reason: /NaN or Infinity/ });
   t.match(slotOf(a).events.at(-1), { step: 'rolled_back', version: '2.0.0-nan' }, 'the step is recorded with its reason');
   await t.rejects(a.agent.rollouts.activate('digits', variantPackage('nan', '2.0.0-nan', tempDir())), { code: 'EDGE_VERSION_ROLLED_BACK' },
     'the same version is not tried again');
@@ -70,7 +70,7 @@ t.test('a version ten times slower is rolled back on its p99 against the previou
   await a.agent.rollouts.activate('digits', variantPackage('slow', '3.0.0-slow', tempDir()));
   for (let i = 0; i < 120 && slotOf(a).candidate; i++) await infer(a, i);
   await waitFor(() => !slotOf(a).candidate, { what: 'rollback of the slow version' });
-  t.match(a.agent.rollouts.slotState('digits', '3.0.0-slow'), { state: 'rolled_back', reason: /p99 latency .* more than 3x the previous version/ });
+  t.match(a.agent.rollouts.rolloutState('digits', '3.0.0-slow'), { state: 'rolled_back', reason: /p99 latency .* more than 3x the previous version/ });
   t.comment(JSON.stringify(slotOf(a).events.at(-1)));
   t.equal((await infer(a, 1)).body.version, '1.0.0', '1.0.0 serves again');
 });

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { allFinite, DEFAULT_PROBATION, Probation } from '../agent/rollout/probation.js';
-import { SlotStore } from '../agent/rollout/slot-store.js';
+import { RolloutStore } from '../agent/rollout/rollout-store.js';
 
 const rules = { ...DEFAULT_PROBATION, minInferences: 50, minDurationMs: 1000 };
 
@@ -55,12 +55,12 @@ t.test('allFinite looks at float outputs only', async (t) => {
 
 t.test('slot state and the boot counter survive reopening the file', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'edge-slots-'));
-  let s = new SlotStore(dir);
+  let s = new RolloutStore(dir);
   s.put({ model: 'digits', active: { version: '1.0.0', dir: '/m/1' }, candidate: { version: '2.0.0', dir: '/m/2', phase: 'probation', boots: 0, since: 5 } });
   t.same(s.countBoot().get('digits'), 1);
   s.event({ model: 'digits', version: '2.0.0', step: 'probation' });
   s.close();
-  s = new SlotStore(dir);
+  s = new RolloutStore(dir);
   t.teardown(() => s.close());
   t.same(s.countBoot().get('digits'), 2, 'the counter keeps counting across restarts');
   t.match(s.get('digits'), { active: { version: '1.0.0' }, candidate: { version: '2.0.0', boots: 2, phase: 'probation' } });

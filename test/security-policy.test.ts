@@ -1,5 +1,5 @@
 // The agent's security policy: it refuses to start with a private key others can read, the
-// model loader refuses unsigned/tampered packages once the policy is installed, commands can
+// model loader refuses unsigned/tampered packages with the agent's verifier, commands can
 // be required to carry a fresh controller signature, and secrets never reach the log.
 import t from 'tap';
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -67,37 +67,37 @@ async function digits(t: { teardown(f: () => void): void }, sign: boolean): Prom
   return dir;
 }
 
-t.test('with the policy started, the package loader verifies signatures (on by default)', async (t) => {
+t.test('with the policy started, the package loader verifies signatures with the agent\'s verifier (on by default)', async (t) => {
   const dir = tmp(t);
   writeFileSync(path.join(dir, 'fleet.pub'), fleetKey.publicKeyPem);
   const agent = agentWith(dir, { security: { trustedKeys: ['fleet.pub'] } });
   await agent.start();
   t.teardown(() => agent.stop());
 
-  const good = await loadPackage(await digits(t, true));
+  const good = await loadPackage(await digits(t, true), { verifier: agent.security.packageVerifier });
   t.same(good.signature, { verified: true, signer: fleetKey.keyId }, 'a signed package loads, verified, naming its signer');
 
-  await t.rejects(loadPackage(await digits(t, false)), { code: 'EDGE_PACKAGE_SIGNATURE', message: /not signed/ }, 'unsigned is refused');
+  await t.rejects(loadPackage(await digits(t, false), { verifier: agent.security.packageVerifier }), { code: 'EDGE_PACKAGE_SIGNATURE', message: /not signed/ }, 'unsigned is refused');
 
   const otherSigned = await digits(t, false);
   await signPackage(otherSigned, generateKeyPair().privateKeyPem);
-  await t.rejects(loadPackage(otherSigned), { code: 'EDGE_PACKAGE_SIGNATURE', message: /not among the trusted keys/ }, 'an unknown key is refused');
+  await t.rejects(loadPackage(otherSigned, { verifier: agent.security.packageVerifier }), { code: 'EDGE_PACKAGE_SIGNATURE', message: /not among the trusted keys/ }, 'an unknown key is refused');
 
   const edited = await digits(t, true);
   const m = JSON.parse(readFileSync(path.join(edited, 'manifest.json'), 'utf8'));
   m.description = 'edited after signing';
   writeFileSync(path.join(edited, 'manifest.json'), JSON.stringify(m));
-  await t.rejects(loadPackage(edited), { code: 'EDGE_PACKAGE_SIGNATURE', message: /changed after signing/ }, 'an edited manifest is refused');
+  await t.rejects(loadPackage(edited, { verifier: agent.security.packageVerifier }), { code: 'EDGE_PACKAGE_SIGNATURE', message: /changed after signing/ }, 'an edited manifest is refused');
 
   const flipped = await digits(t, true);
   const model = readFileSync(path.join(flipped, 'model.onnx'));
   model[model.length - 3] ^= 1;
   writeFileSync(path.join(flipped, 'model.onnx'), model);
-  await t.rejects(loadPackage(flipped), { message: /does not match its sha256/ }, 'a flipped byte in model.onnx is refused');
+  await t.rejects(loadPackage(flipped, { verifier: agent.security.packageVerifier }), { message: /does not match its sha256/ }, 'a flipped byte in model.onnx is refused');
 
   const missing = await digits(t, true);
   rmSync(path.join(missing, 'model.onnx'));
-  await t.rejects(loadPackage(missing), { message: /missing/ }, 'a manifest naming a missing file is refused');
+  await t.rejects(loadPackage(missing, { verifier: agent.security.packageVerifier }), { message: /missing/ }, 'a manifest naming a missing file is refused');
 
   // The signature is checked before any file is read (issue 26): the flipped byte and the
   // missing file carry good signatures (counted verified), then fail on their files.
@@ -108,7 +108,7 @@ t.test('with no trusted keys and the default policy, every package is refused', 
   const agent = agentWith(tmp(t), {});
   await agent.start();
   t.teardown(() => agent.stop());
-  await t.rejects(loadPackage(await digits(t, true)), { code: 'EDGE_PACKAGE_SIGNATURE', message: /no trusted public keys.*edge-model keygen.*edge-model sign.*security\.trustedKeys/ });
+  await t.rejects(loadPackage(await digits(t, true), { verifier: agent.security.packageVerifier }), { code: 'EDGE_PACKAGE_SIGNATURE', message: /no trusted public keys.*edge-model keygen.*edge-model sign.*security\.trustedKeys/ });
 });
 
 t.test('a bad trusted key entry is a config error at start', async (t) => {

@@ -7,7 +7,7 @@ import { FleetErrors, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeFrame, type Frame } from '../../protocol/frame.js';
 import { topics } from '../../protocol/topics.js';
-import type { ArtifactResponseHeader } from './artifact-download.js';
+import type { ArtifactResponseHeader } from '../models/download.js';
 import type { BrokerSession } from './broker-session.js';
 
 export interface ArtifactRequestBody {

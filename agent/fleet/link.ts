@@ -13,9 +13,9 @@ import type { AgentContext, Component } from '../component.js';
 import { describe, FleetErrors } from '../errors.js';
 import type { Frame } from '../../protocol/frame.js';
 import { addressedTo, parseTopic, replyTopicAllowed, topics } from '../../protocol/topics.js';
-import { extractArchive } from '../models/archive.js';
-import { loadPackage } from '../models/package.js';
-import type { ArtifactResponseHeader } from './artifact-download.js';
+import type { ArtifactResponseHeader } from '../models/download.js';
+import { packageSteps } from '../models/install.js';
+import { REFUSE_ALL, type SignatureVerifier } from '../models/verify.js';
 import { ArtifactRequests, type ArtifactRequestBody } from './artifact-requests.js';
 import { BrokerSession, type SessionEvents } from './broker-session.js';
 import { CommandRouter, type CommandReply } from './commands.js';
@@ -36,6 +36,8 @@ export interface FleetLinkDeps {
   /** Subscribes to every inference (ModelRuntime.onInference), for samples.collect. */
   inferences?: (fn: (e: InferenceLike) => void) => void;
   runtime?: () => ModelActivator | undefined;
+  /** Checks each downloaded package's signature (SecurityPolicy.packageVerifier); without one every package is refused. */
+  verifier?: SignatureVerifier;
   unpack?: UnpackArtifact;
   verify?: VerifyPackage;
   /** Throws to refuse a command before it runs (SecurityPolicy.checkCommand). */
@@ -100,8 +102,8 @@ export class FleetLink implements Component {
       runtime: () => this.#deps.runtime?.(),
       // A downloaded .edgepkg is unpacked and fully loaded (schema, hashes, signature, graph)
       // before it is installed; tests and tools may swap these.
-      unpack: this.#deps.unpack ?? (async (file, dest) => { await extractArchive(file, dest); }),
-      verify: this.#deps.verify ?? ((dir) => loadPackage(dir)),
+      unpack: this.#deps.unpack ?? packageSteps(this.#deps.verifier ?? REFUSE_ALL).unpack,
+      verify: this.#deps.verify ?? packageSteps(this.#deps.verifier ?? REFUSE_ALL).verify,
     });
     registerDeviceCommands(this.commands, {
       status: this.#status,

@@ -1,36 +1,31 @@
-// Keeps the models this device runs in line with the fleet's desired state: download over
-// the broker, verify, install beside the current version, activate, and report each step
-// on models/reported. Installs are atomic (temporary name, fsync, rename): a power cut leaves
-// either the old tree or the new one, never half of one. Earlier versions stay for rollback.
-import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+// The reconcile loop that keeps the models this device runs in line with the fleet's desired
+// state, and reports each step on models/reported. Each step lives with the models:
+// download (agent/models/download.ts) → verify and install (agent/models/install.ts, with
+// the agent's signature verifier) → activate (the rollouts, agent/rollout/model-rollouts.ts).
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { EdgeError, describe } from '../errors.js';
-import { downloadArtifact, sha256OfFile, type ArtifactRequest } from './artifact-download.js';
+import { downloadArtifact, type ArtifactRequest } from '../models/download.js';
+import { InstalledVersions, type UnpackArtifact, type VerifyPackage } from '../models/install.js';
 import { effectiveDesired, type DesiredDoc, type DesiredModel } from './desired.js';
 import { FleetErrors } from '../errors.js';
-import { MANIFEST_FILE } from '../models/manifest.js';
 
-/** What model sync needs from the model runtime (agent/models). */
+// The fleet link builds model sync with these.
+export type { UnpackArtifact, VerifyPackage } from '../models/install.js';
+
+/** What model sync needs to activate a version: the rollouts (agent/rollout), or the runtime itself. */
 export interface ModelActivator {
   activate(name: string, packageDir: string): Promise<unknown> | unknown;
   rollback(name: string, opts?: { force?: boolean }): Promise<unknown> | unknown;
   list(): unknown;
-  /** The rollout slot's word on an active version (probation, committed, rolled back), merged into the report. */
-  slotState?(name: string, version: string): Partial<ModelReport> | undefined;
-  /** Called when a slot state changes, so the report is published again. */
-  onSlotChange?(fn: () => void): void;
+  /** The rollout's word on an active version (probation, committed, rolled back), merged into the report. */
+  rolloutState?(name: string, version: string): Partial<ModelReport> | undefined;
+  /** Called when a rollout state changes, so the report is published again. */
+  onRolloutChange?(fn: () => void): void;
 }
 
-/** Turns a downloaded artifact into an installable package folder (and checks it). */
-export type UnpackArtifact = (artifactFile: string, destDir: string) => Promise<void>;
-/** Verifies a package folder's signature; throws to refuse it. */
-export type VerifyPackage = (packageDir: string) => Promise<unknown>;
-
 export type ModelState = 'pending' | 'downloading' | 'verifying' | 'installed' | 'active' | 'failed'
-  // From the rollout slots (agent/rollout): the new version serves on probation, then is committed or rolled back.
+  // From the rollouts (agent/rollout): the new version serves on probation, then is committed or rolled back.
   | 'shadow' | 'probation' | 'committed' | 'rolled_back';
 
 export interface ModelReport {
@@ -60,16 +55,11 @@ export interface ModelSyncOptions {
   /** Publishes the whole report document (retained) when connected. */
   report: (doc: { v: 1; models: ModelReport[] }) => void;
   runtime: () => ModelActivator | undefined;
+  /** The package steps of an install (agent/models/install.ts packageSteps()). */
   unpack?: UnpackArtifact;
   verify?: VerifyPackage;
 }
 
-/** The mark beside an installed version folder: `.<version>.installed.json`. */
-function markFile(parent: string, version: string): string {
-  return path.join(parent, `.${version}.installed.json`);
-}
-export const ARTIFACT_FILE = 'package.edgepkg';
-/** States after which a pass leaves the model alone until its desired version changes. */
 /** Failures of the link: retried (with backoff) for as long as they last. */
 const LINK_FAILURES = new Set([FleetErrors.TIMEOUT.code, FleetErrors.OFFLINE.code]);
 /**
@@ -80,6 +70,7 @@ const LINK_FAILURES = new Set([FleetErrors.TIMEOUT.code, FleetErrors.OFFLINE.cod
 const ARTIFACT_FAILURES = new Set([FleetErrors.ARTIFACT.code, FleetErrors.CHUNK_HASH.code, FleetErrors.ARTIFACT_HASH.code]);
 export const ARTIFACT_ATTEMPTS = 5;
 
+/** States after which a pass leaves the model alone until its desired version changes. */
 const SETTLED = new Set<ModelState>(['active', 'failed', 'shadow', 'probation', 'committed', 'rolled_back']);
 
 export class ModelSync {
@@ -87,7 +78,7 @@ export class ModelSync {
   readonly #groups = new Map<string, DesiredDoc | undefined>();
   readonly #reports = new Map<string, ModelReport>();
   #running: Promise<void> | undefined;
-  #slotListener = false;
+  #rolloutListener = false;
   #again = false;
   #online = false;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -95,14 +86,18 @@ export class ModelSync {
   /** Artifact failures per desired name@version#sha256 (see ARTIFACT_ATTEMPTS). */
   readonly #artifactAttempts = new Map<string, number>();
 
-  constructor(private readonly o: ModelSyncOptions) {}
+  readonly #installed: InstalledVersions;
+
+  constructor(private readonly o: ModelSyncOptions) {
+    this.#installed = new InstalledVersions(path.join(o.dataDir, 'models'), { unpack: o.unpack, verify: o.verify });
+  }
 
   get modelsDir(): string {
-    return path.join(this.o.dataDir, 'models');
+    return this.#installed.modelsDir;
   }
 
   versionDir(name: string, version: string): string {
-    return path.join(this.modelsDir, name, version);
+    return this.#installed.versionDir(name, version);
   }
 
   reports(): ModelReport[] {
@@ -169,7 +164,7 @@ export class ModelSync {
   }
 
   #isInstalled(m: DesiredModel): boolean {
-    return isInstalled(this.modelsDir, m.name, m.version);
+    return this.#installed.isInstalled(m.name, m.version);
   }
 
   #activeVersion(name: string): string | undefined {
@@ -180,11 +175,8 @@ export class ModelSync {
     const log = this.o.log.child({ model: m.name, version: m.version });
     const previous = this.#activeVersion(m.name);
     try {
-      const finalDir = this.versionDir(m.name, m.version);
-      if (!(await this.#installedMatches(finalDir, m.sha256))) {
-        const parent = path.join(this.modelsDir, m.name);
-        await mkdir(parent, { recursive: true });
-        const partial = path.join(parent, `.${m.version}.${m.sha256.slice(0, 12)}.partial`);
+      if (!(await this.#installed.holds(m))) {
+        const partial = await this.#installed.partialFile(m);
         this.#set(m, 'downloading');
         const result = await downloadArtifact(this.o.request, { sha256: m.sha256, size: m.size }, partial, {
           window: this.o.downloadWindow,
@@ -198,11 +190,10 @@ export class ModelSync {
         });
         log.info({ resumedFrom: result.resumedFrom, chunks: result.chunksFetched, retries: result.retries }, 'model artifact downloaded');
         this.#set(m, 'verifying');
-        await removeInstallLeftovers(parent, m.version);
-        await this.#install(partial, parent, finalDir, m);
+        await this.#installed.install(partial, m);
         this.#set(m, 'installed');
       }
-      await this.#activate(m.name, finalDir);
+      await this.#activate(m.name, m.version);
       this.#set(m, 'active', { previous });
       this.#retryDelay = 0;
       log.info({ previous }, 'model version active');
@@ -246,102 +237,33 @@ export class ModelSync {
     this.#retryTimer = undefined;
   }
 
-  async #installedMatches(dir: string, sha: string): Promise<boolean> {
-    try {
-      const mark = JSON.parse(await readFile(markFile(path.dirname(dir), path.basename(dir)), 'utf8')) as { sha256?: string };
-      return mark.sha256 === sha && existsSync(dir);
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * Unpacks and verifies into a temporary folder beside the final one, fsyncs, renames it
-   * in, then writes the "installed" mark (itself by temporary name and rename), and only then
-   * removes the download. A crash before the mark leaves a folder that the next attempt
-   * replaces, temporary folders it removes, and the download, which it resumes.
-   */
-  async #install(partial: string, parent: string, finalDir: string, m: DesiredModel): Promise<void> {
-    const tmp = path.join(parent, `.${m.version}.tmp-${randomBytes(4).toString('hex')}`);
-    try {
-      // Re-check the bytes that will be used, not the ones that were downloaded.
-      const got = await sha256OfFile(partial);
-      if (got !== m.sha256) throw FleetErrors.ARTIFACT_HASH(m.sha256, got);
-      if (this.o.unpack) {
-        // The download stays until the install is complete: a restart during verifying resumes
-        // it (every chunk kept) instead of fetching it again.
-        await this.o.unpack(partial, tmp);
-      } else {
-        await mkdir(tmp);
-        await rename(partial, path.join(tmp, ARTIFACT_FILE));
-      }
-      if (this.o.verify) {
-        try {
-          await this.o.verify(tmp);
-        } catch (err) {
-          throw FleetErrors.SIGNATURE(describe(err));
-        }
-      }
-      if (this.o.unpack && existsSync(path.join(tmp, MANIFEST_FILE))) {
-        // The label in the desired state must be the one the (signed) manifest carries: a
-        // relabelled build would be reported as a version it is not.
-        const signed = JSON.parse(await readFile(path.join(tmp, MANIFEST_FILE), 'utf8')) as { name?: unknown; version?: unknown };
-        if (signed.name !== m.name || signed.version !== m.version) {
-          throw FleetErrors.VERSION_MISMATCH(`${m.name}@${m.version}`, `${String(signed.name)}@${String(signed.version)}`);
-        }
-      }
-      await fsyncTree(tmp);
-      await rm(finalDir, { recursive: true, force: true }); // an install that never got its mark
-      await rename(tmp, finalDir);
-      await fsyncPath(parent);
-      const mark = markFile(parent, m.version);
-      await writeFile(`${mark}.tmp`, JSON.stringify({ name: m.name, version: m.version, sha256: m.sha256, installedAt: new Date().toISOString() }) + '\n');
-      await fsyncPath(`${mark}.tmp`);
-      await rename(`${mark}.tmp`, mark);
-      await fsyncPath(parent);
-      await rm(partial, { force: true });
-    } catch (err) {
-      // A refused package is not kept for the next attempt either.
-      await rm(tmp, { recursive: true, force: true });
-      await rm(partial, { force: true });
-      if (err instanceof EdgeError) throw err;
-      throw FleetErrors.INSTALL(describe(err));
-    }
-  }
-
-  async #activate(name: string, dir: string): Promise<void> {
+  async #activate(name: string, version: string): Promise<void> {
     const rt = this.o.runtime();
     if (!rt) throw FleetErrors.UNAVAILABLE('no model runtime in this agent to activate the model');
-    await rt.activate(name, this.o.unpack ? dir : path.join(dir, ARTIFACT_FILE));
+    await rt.activate(name, this.#installed.packagePath(name, version));
   }
 
   /** models.activate: an installed version, by hand. */
   async activateInstalled(name: string, version: string): Promise<{ name: string; version: string; previous?: string }> {
-    const dir = this.versionDir(name, version);
-    if (!isInstalled(this.modelsDir, name, version)) {
+    if (!this.#installed.isInstalled(name, version)) {
       throw FleetErrors.UNAVAILABLE(`model ${name} version ${version} is not installed on this device (installed: ${this.installed(name).join(', ') || 'none'})`);
     }
     const previous = this.#activeVersion(name);
-    await this.#activate(name, dir);
+    await this.#activate(name, version);
     return { name, version, previous };
   }
 
   installed(name: string): string[] {
-    const base = path.join(this.modelsDir, name);
-    try {
-      return readdirSafe(base).filter((v) => isInstalled(this.modelsDir, name, v));
-    } catch {
-      return [];
-    }
+    return this.#installed.list(name);
   }
 
-  /** Re-reads the rollout slots' states into the reports and publishes them. */
-  refreshSlotStates(): void {
+  /** Re-reads the rollout states into the reports and publishes them. */
+  refreshRolloutStates(): void {
     const rt = this.o.runtime();
     for (const r of this.#reports.values()) {
       if (!['active', 'shadow', 'probation', 'committed', 'rolled_back'].includes(r.state)) continue;
-      const slot = rt?.slotState?.(r.name, r.version);
-      if (slot) Object.assign(r, slot, { at: new Date().toISOString() });
+      const rollout = rt?.rolloutState?.(r.name, r.version);
+      if (rollout) Object.assign(r, rollout, { at: new Date().toISOString() });
     }
     this.#publish();
   }
@@ -349,14 +271,14 @@ export class ModelSync {
   #set(m: DesiredModel, state: ModelState, extra: Partial<ModelReport> = {}): void {
     if (state === 'active') {
       const rt = this.o.runtime();
-      if (rt?.onSlotChange && !this.#slotListener) {
-        this.#slotListener = true;
-        rt.onSlotChange(() => this.refreshSlotStates());
+      if (rt?.onRolloutChange && !this.#rolloutListener) {
+        this.#rolloutListener = true;
+        rt.onRolloutChange(() => this.refreshRolloutStates());
       }
-      const slot = rt?.slotState?.(m.name, m.version);
-      if (slot) {
-        state = slot.state ?? state;
-        extra = { ...extra, ...slot };
+      const rollout = rt?.rolloutState?.(m.name, m.version);
+      if (rollout) {
+        state = rollout.state ?? state;
+        extra = { ...extra, ...rollout };
       }
     }
     const prev = this.#reports.get(m.name);
@@ -379,24 +301,6 @@ export class ModelSync {
   }
 }
 
-function isInstalled(modelsDir: string, name: string, version: string): boolean {
-  const parent = path.join(modelsDir, name);
-  return existsSync(markFile(parent, version)) && existsSync(path.join(parent, version));
-}
-
-/**
- * What a killed install of `version` leaves beside the installed versions: its temporary
- * folders and an unrenamed mark. The next install of that version starts without them.
- */
-async function removeInstallLeftovers(parent: string, version: string): Promise<void> {
-  const stale = readdirSync(parent).filter((n) => n.startsWith(`.${version}.tmp-`) || n === `.${version}.installed.json.tmp`);
-  for (const n of stale) await rm(path.join(parent, n), { recursive: true, force: true });
-}
-
-function readdirSafe(dir: string): string[] {
-  return readdirSync(dir).filter((n) => !n.startsWith('.'));
-}
-
 /** name -> version from whatever the runtime's list() returns (an array or a map of entries). */
 export function activeVersions(rt: ModelActivator | undefined): Map<string, string> {
   const out = new Map<string, string>();
@@ -415,23 +319,4 @@ export function activeVersions(rt: ModelActivator | undefined): Map<string, stri
     if (typeof name === 'string' && (typeof version === 'string' || typeof version === 'number')) out.set(name, String(version));
   }
   return out;
-}
-
-async function fsyncPath(p: string): Promise<void> {
-  const fh = await open(p, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function fsyncTree(dir: string): Promise<void> {
-  const { readdir } = await import('node:fs/promises');
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) await fsyncTree(p);
-    else if (e.isFile()) await fsyncPath(p);
-  }
-  await fsyncPath(dir);
 }

@@ -18,7 +18,7 @@ import path from 'node:path';
 const loadTar = (): Promise<typeof import('tar')> => import('tar');
 import { EdgeError, Errors, describe } from '../errors.js';
 import { MANIFEST_FILE, SIGNATURE_FILE, manifestProblems, type Manifest } from './manifest.js';
-import { verifySignature, type SignatureVerdict } from './signature.js';
+import { verifySignature, type SignatureVerdict, type SignatureVerifier } from './verify.js';
 
 export const ARCHIVE_EXT = '.edgepkg';
 const PLAIN_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -100,7 +100,7 @@ export async function checkArchive(file: string): Promise<string[]> {
  * entries checked against it: exactly the listed files (plus manifest.json and manifest.sig),
  * each of the size the manifest declares. Reads no listed file.
  */
-async function verifyHead(file: string, head: ArchiveHead, checkSignature: boolean): Promise<{ manifest: Manifest; signature: SignatureVerdict }> {
+async function verifyHead(file: string, head: ArchiveHead, verifier: SignatureVerifier): Promise<{ manifest: Manifest; signature: SignatureVerdict }> {
   const refuse = (problem: string): EdgeError => Errors.PACKAGE_INVALID(file, problem);
   let parsed: unknown;
   try {
@@ -111,13 +111,9 @@ async function verifyHead(file: string, head: ArchiveHead, checkSignature: boole
   const problems = manifestProblems(parsed);
   if (problems.length) throw refuse(`${MANIFEST_FILE} is invalid: ${problems.join('; ')}`);
   const manifest = parsed as Manifest;
-  let signature: SignatureVerdict = { verified: false, note: 'signature not checked (read for its manifest only)' };
-  try {
-    if (checkSignature) signature = await verifySignature({ packageDir: file, manifestBytes: head.manifestBytes!, signature: head.signature, name: manifest.name, version: manifest.version });
-  } catch (err) {
-    if (err instanceof EdgeError) throw err;
-    throw refuse(`signature check failed: ${describe(err)}`);
-  }
+  const signature = await verifySignature(verifier, {
+    packageDir: file, manifestBytes: head.manifestBytes!, signature: head.signature, name: manifest.name, version: manifest.version,
+  }, file);
   // From here on the manifest is what its signer wrote (or the operator accepts unsigned packages).
   const label = `${file} (${manifest.name}@${manifest.version})`;
   const listed = Object.entries(manifest.files);
@@ -140,12 +136,12 @@ async function verifyHead(file: string, head: ArchiveHead, checkSignature: boole
  * Extracts an archive into destDir (created; must not exist or be empty), after checking its
  * signature and its entries against the signed manifest (see the top of this file). Nothing
  * is written for a refused archive; a failure while writing removes destDir.
- * `checkSignature: false` is for the controller and tools, which read a package for its
- * manifest and do not apply a device's signature policy (in one test process they share it).
+ * `verifier` checks the signature: the agent's comes from its security policy; the controller
+ * and the tools, which read a package for its manifest, pass MANIFEST_ONLY (agent/models/verify.ts).
  */
-export async function extractArchive(file: string, destDir: string, opts: { checkSignature?: boolean } = {}): Promise<{ manifest: Manifest; signature: SignatureVerdict }> {
+export async function extractArchive(file: string, destDir: string, opts: { verifier: SignatureVerifier }): Promise<{ manifest: Manifest; signature: SignatureVerdict }> {
   const head = await readHead(file);
-  const verified = await verifyHead(file, head, opts.checkSignature ?? true);
+  const verified = await verifyHead(file, head, opts.verifier);
   if (existsSync(destDir) && readdirSync(destDir).length) throw Errors.PACKAGE_INVALID(file, `extraction folder ${destDir} is not empty`);
   const want = new Map(Object.entries(verified.manifest.files).map(([n, f]) => [n, f.bytes]));
   mkdirSync(destDir, { recursive: true });

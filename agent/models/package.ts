@@ -1,6 +1,8 @@
 // Reading a model package from disk and refusing anything inconsistent before it can
-// serve: schema, signature hook (before any listed file is read), sizes, file hashes, ONNX parse, and agreement between the
-// manifest's inputs/outputs and the graph's. Every error names the package and the problem.
+// serve: schema, signature (by the verifier the caller passes, before any listed file is
+// read), sizes, file hashes, ONNX parse, and agreement between the manifest's inputs/outputs
+// and the graph's. Every error names the package and the problem: EDGE_PACKAGE_SIGNATURE
+// when the verifier refuses the signature, EDGE_PACKAGE_INVALID for everything else.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +10,7 @@ import { EdgeError, Errors, describe } from '../errors.js';
 import { decodeModel, dataTypeName, valueInfoShape, valueInfoType, type ModelProto, type ValueInfoProto } from '../onnx/model.js';
 import { sha256 } from './hash.js';
 import { MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE, manifestProblems, type Manifest, type TensorSpecManifest } from './manifest.js';
-import { verifySignature, type SignatureVerdict } from './signature.js';
+import { verifySignature, type SignatureVerdict, type SignatureVerifier } from './verify.js';
 import { MAX_ARCHIVE_BYTES, MAX_MANIFEST_BYTES } from './archive.js';
 
 /** sha256 of a file read in 64 KiB pieces, refusing it once more than `max` bytes came. */
@@ -40,7 +42,12 @@ const ONNX_DTYPES: Record<string, TensorSpecManifest['dtype']> = {
   float: 'float32', uint8: 'uint8', int8: 'int8', int32: 'int32', int64: 'int64',
 };
 
-export async function loadPackage(dirIn: string): Promise<ModelPackage> {
+export interface ReadOptions {
+  /** Checks manifest.sig (agent/models/verify.ts); the agent's comes from its security policy. */
+  verifier: SignatureVerifier;
+}
+
+export async function loadPackage(dirIn: string, opts: ReadOptions): Promise<ModelPackage> {
   const dir = path.resolve(dirIn);
   const refuse = (problem: string): EdgeError => Errors.PACKAGE_INVALID(dir, problem);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw refuse('it is not a folder (expected a folder with manifest.json and model.onnx)');
@@ -63,18 +70,12 @@ export async function loadPackage(dirIn: string): Promise<ModelPackage> {
 
   // The signature over the manifest first: until it holds, no file the manifest lists is read.
   const sigPath = path.join(dir, SIGNATURE_FILE);
-  let signature: SignatureVerdict;
-  try {
-    const sigSize = existsSync(sigPath) ? statSync(sigPath).size : 0;
-    if (sigSize > MAX_MANIFEST_BYTES) throw refuseNamed(`${SIGNATURE_FILE} has ${sigSize} bytes, at most ${MAX_MANIFEST_BYTES} are allowed`);
-    signature = await verifySignature({
-      packageDir: dir, manifestBytes, signature: existsSync(sigPath) ? readFileSync(sigPath) : undefined,
-      name: manifest.name, version: manifest.version,
-    });
-  } catch (err) {
-    if (err instanceof EdgeError) throw err;
-    throw refuseNamed(`signature check failed: ${describe(err)}`);
-  }
+  const sigSize = existsSync(sigPath) ? statSync(sigPath).size : 0;
+  if (sigSize > MAX_MANIFEST_BYTES) throw refuseNamed(`${SIGNATURE_FILE} has ${sigSize} bytes, at most ${MAX_MANIFEST_BYTES} are allowed`);
+  const signature = await verifySignature(opts.verifier, {
+    packageDir: dir, manifestBytes, signature: existsSync(sigPath) ? readFileSync(sigPath) : undefined,
+    name: manifest.name, version: manifest.version,
+  }, label);
 
   if (!manifest.files[MODEL_FILE]) throw refuseNamed(`${MANIFEST_FILE} does not list ${MODEL_FILE} under "files"`);
   const declared = Object.values(manifest.files).reduce((n, f) => n + f.bytes, 0);

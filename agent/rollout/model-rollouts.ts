@@ -1,8 +1,9 @@
-// The device side of a safe rollout: two slots per model. A new version (from the fleet or a
-// command) becomes the candidate: optionally shadowed first, then served on probation while
-// it is watched; it is committed when probation passes and rolled back to the last committed
-// version when it fails, when it does not load, or when the agent keeps dying during its
-// probation (a boot counter in SQLite). Every step is recorded and reported.
+// The device side of a safe rollout: per model, a committed version and a candidate (kept in
+// rollout-store.ts). A new version (from the fleet or a command) becomes the candidate:
+// optionally shadowed first, then served on probation while it is watched; it is committed
+// when probation passes and rolled back to the last committed version when it fails, when it
+// does not load, or when the agent keeps dying during its probation (a boot counter in
+// SQLite). Every step is recorded and reported.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentContext, Component } from '../component.js';
@@ -11,7 +12,7 @@ import type { InferenceEvent, ModelRuntime, VersionSummary } from '../runtime/mo
 import type { ShadowComparison } from '../runtime/shadow.js';
 import { allFinite, MIN_LATENCY_SAMPLES, Probation, type ProbationRules } from './probation.js';
 import { percentile } from './stats.js';
-import { SlotStore, type SlotRecord } from './slot-store.js';
+import { RolloutStore, type RolloutRecord, type RolloutVersion } from './rollout-store.js';
 
 export type RecordFn = (stream: string, payload: unknown, opts?: { priority?: number }) => unknown;
 
@@ -34,7 +35,7 @@ export class ModelRollouts implements Component {
   readonly name = 'rollouts';
   readonly #ctx: AgentContext;
   readonly #deps: RolloutDeps;
-  #store: SlotStore | undefined;
+  #store: RolloutStore | undefined;
   readonly #probations = new Map<string, Probation>();
   readonly #shadows = new Map<string, ShadowGate>();
   /** Recent latencies of the version each model serves, the baseline for a candidate's p99. */
@@ -55,36 +56,36 @@ export class ModelRollouts implements Component {
     return { minInferences: p.minInferences, minDurationMs: p.minSeconds * 1000, maxErrorRate: p.maxErrorRate, maxLatencyRatio: p.maxLatencyRatio, failOnNonFinite: p.failOnNonFinite };
   }
 
-  get #slots(): SlotStore {
-    if (!this.#store) throw Errors.NOT_READY('rollout slots are not open');
+  get #records(): RolloutStore {
+    if (!this.#store) throw Errors.NOT_READY('the rollout state is not open');
     return this.#store;
   }
 
   /** Runs before the model runtime: decides which version each model loads. */
   async start(): Promise<void> {
-    const store = new SlotStore(this.#ctx.config.dataDir);
+    const store = new RolloutStore(this.#ctx.config.dataDir);
     this.#store = store;
     for (const e of store.refusedVersions()) this.#refused.set(key(e.model, e.version), { reason: e.reason ?? 'rolled back', at: e.at });
     const boots = store.countBoot();
-    for (const slot of store.all()) {
-      const c = slot.candidate;
+    for (const record of store.all()) {
+      const c = record.candidate;
       if (!c) continue;
-      const n = boots.get(slot.model) ?? 0;
+      const n = boots.get(record.model) ?? 0;
       if (n > this.#ctx.config.rollout.probation.maxRestarts) {
         // The agent keeps dying while this version is on probation: a crash loop.
-        this.#refuse(slot, `crash loop: the agent restarted ${n} times during probation of ${c.version}`, { restarts: n });
+        this.#refuse(record, `crash loop: the agent restarted ${n} times during probation of ${c.version}`, { restarts: n });
       } else {
-        this.#ctx.log.warn({ model: slot.model, version: c.version, restarts: n }, 'agent restarted during probation; the candidate gets another try');
+        this.#ctx.log.warn({ model: record.model, version: c.version, restarts: n }, 'agent restarted during probation; the candidate gets another try');
       }
     }
     const rt = this.#deps.runtime();
     rt.setPackageSource(
       (name, configured) => {
-        const s = this.#slots.get(name);
+        const s = this.#records.get(name);
         return [s.candidate?.dir, s.active?.dir, configured].filter((d, i, all): d is string => !!d && all.indexOf(d) === i);
       },
       (name, pkg, err) => {
-        const s = this.#slots.get(name);
+        const s = this.#records.get(name);
         if (s.candidate && s.candidate.dir === pkg) this.#refuse(s, `the candidate did not load at start: ${describe(err)}`, {});
       },
     );
@@ -104,21 +105,21 @@ export class ModelRollouts implements Component {
 
   status(): Record<string, unknown> {
     if (!this.#store) return {};
-    return Object.fromEntries(this.#slots.all().map((s) => [s.model, this.#describe(s)]));
+    return Object.fromEntries(this.#records.all().map((s) => [s.model, this.#describe(s)]));
   }
 
-  onSlotChange(fn: () => void): void {
+  onRolloutChange(fn: () => void): void {
     this.#listeners.push(fn);
   }
 
   /** What models/reported should say about `version` of `name`. */
-  slotState(name: string, version: string): { state: 'probation' | 'shadow' | 'committed' | 'rolled_back'; reason?: string; probation?: unknown; shadow?: unknown } | undefined {
+  rolloutState(name: string, version: string): { state: 'probation' | 'shadow' | 'committed' | 'rolled_back'; reason?: string; probation?: unknown; shadow?: unknown } | undefined {
     const refused = this.#refused.get(key(name, version));
     if (refused) return { state: 'rolled_back', reason: refused.reason };
     const gate = this.#shadows.get(name);
     if (gate?.version === version) return { state: 'shadow', shadow: { agreement: gate.samples ? gate.agree / gate.samples : 0, samples: gate.samples } };
     if (!this.#store) return undefined;
-    const s = this.#slots.get(name);
+    const s = this.#records.get(name);
     if (s.candidate?.version === version) return { state: 'probation', probation: this.#probations.get(name)?.evidence() };
     if (s.active?.version === version) return { state: 'committed' };
     return undefined;
@@ -129,7 +130,7 @@ export class ModelRollouts implements Component {
   list(): unknown {
     const rt = this.#deps.runtime();
     return (rt.list() as Record<string, unknown>[]).map((m) => {
-      const s = this.#store ? this.#slots.get(String(m.name)) : undefined;
+      const s = this.#store ? this.#records.get(String(m.name)) : undefined;
       return s ? { ...m, rollout: this.#describe(s) } : m;
     });
   }
@@ -145,7 +146,7 @@ export class ModelRollouts implements Component {
     if (shadow.fraction > 0 && this.#activeVersion(name)) {
       await this.#deps.runtime().startShadow(name, packageDir, shadow.fraction);
       this.#shadows.set(name, { version: version ?? '?', dir: packageDir, agree: 0, samples: 0 });
-      this.#slots.event({ model: name, version: version ?? '?', step: 'shadow', evidence: { fraction: shadow.fraction } });
+      this.#records.event({ model: name, version: version ?? '?', step: 'shadow', evidence: { fraction: shadow.fraction } });
       this.#changed();
       return { model: name, version, state: 'shadow', fraction: shadow.fraction };
     }
@@ -158,7 +159,7 @@ export class ModelRollouts implements Component {
    * that just failed: going back to it needs `force`.
    */
   async rollback(name: string, opts: { force?: boolean } = {}): Promise<VersionSummary> {
-    const s = this.#slots.get(name);
+    const s = this.#records.get(name);
     if (s.candidate) return this.#rollbackCandidate(name, 'rolled back by command', {});
     const rt = this.#deps.runtime();
     const other = (rt.list() as { name: string; previous?: { version: string } }[]).find((m) => m.name === name)?.previous?.version;
@@ -169,9 +170,9 @@ export class ModelRollouts implements Component {
         'it stays off unless you pass force: true (edge-fleet cmd DEVICE models.rollback --args \'{"name":"' + name + '","force":true}\')');
     }
     if (failed) this.#refused.delete(key(name, other!));
-    const summary = await rt.rollback(name);
-    if (s.active && s.previous) this.#slots.put({ model: name, active: s.previous, previous: s.active });
-    this.#slots.event({ model: name, version: summary.version, step: 'rolled_back', reason: 'rolled back by command' });
+    const summary = await this.#goBack(name, undefined);
+    if (s.active && s.previous) this.#records.put({ model: name, active: s.previous, previous: s.active });
+    this.#records.event({ model: name, version: summary.version, step: 'rolled_back', reason: 'rolled back by command' });
     this.#changed();
     return summary;
   }
@@ -180,16 +181,16 @@ export class ModelRollouts implements Component {
 
   async #promote(name: string, dir: string, version: string | undefined): Promise<VersionSummary> {
     const rt = this.#deps.runtime();
-    const before = this.#slots.get(name);
+    const before = this.#records.get(name);
     // The version serving now is the one to fall back to; remember it before anything changes.
     const current = before.active ?? this.#currentFromRuntime(name);
-    this.#slots.put({ model: name, active: current, previous: before.previous, candidate: { version: version ?? '?', dir, phase: 'probation', boots: 0, since: Date.now() } });
-    this.#slots.event({ model: name, version: version ?? '?', step: 'probation' });
+    this.#records.put({ model: name, active: current, previous: before.previous, candidate: { version: version ?? '?', dir, phase: 'probation', boots: 0, since: Date.now() } });
+    this.#records.event({ model: name, version: version ?? '?', step: 'probation' });
     let summary: VersionSummary;
     try {
       summary = await rt.activate(name, dir);
     } catch (err) {
-      const s = this.#slots.get(name);
+      const s = this.#records.get(name);
       this.#refuse(s, `did not load: ${describe(err)}`, {});
       throw err;
     }
@@ -197,8 +198,8 @@ export class ModelRollouts implements Component {
     const baselineP99 = base && base.version !== summary.version && base.ms.length >= MIN_LATENCY_SAMPLES ? percentile(base.ms, 99) : undefined;
     this.#probations.set(name, new Probation(this.#rules, baselineP99));
     if (summary.version !== version) {
-      const s = this.#slots.get(name);
-      this.#slots.put({ ...s, candidate: { ...s.candidate!, version: summary.version } });
+      const s = this.#records.get(name);
+      this.#records.put({ ...s, candidate: { ...s.candidate!, version: summary.version } });
     }
     this.#changed();
     return summary;
@@ -235,12 +236,12 @@ export class ModelRollouts implements Component {
         await this.#deps.runtime().stopShadow(c.model);
         this.#shadows.delete(c.model);
         if (agreement >= cfg.minAgreement) {
-          this.#slots.event({ model: c.model, version: gate.version, step: 'shadow_passed', evidence: { agreement, samples: gate.samples } });
+          this.#records.event({ model: c.model, version: gate.version, step: 'shadow_passed', evidence: { agreement, samples: gate.samples } });
           await this.#promote(c.model, gate.dir, gate.version);
         } else {
           const reason = `shadow top-1 agreement ${agreement.toFixed(3)} < ${cfg.minAgreement} over ${gate.samples} requests`;
           this.#refused.set(key(c.model, gate.version), { reason, at: Date.now() });
-          this.#slots.event({ model: c.model, version: gate.version, step: 'rolled_back', reason, evidence: { agreement, samples: gate.samples } });
+          this.#records.event({ model: c.model, version: gate.version, step: 'rolled_back', reason, evidence: { agreement, samples: gate.samples } });
           this.#report(c.model, gate.version, 'rolled_back', reason, { agreement, samples: gate.samples });
           this.#changed();
         }
@@ -254,11 +255,11 @@ export class ModelRollouts implements Component {
 
   #evaluateAll(): void {
     if (!this.#store) return;
-    for (const slot of this.#slots.all()) {
-      if (!slot.candidate) continue;
+    for (const record of this.#records.all()) {
+      if (!record.candidate) continue;
       // A candidate that survived a restart resumes probation from zero.
-      if (!this.#probations.has(slot.model)) this.#probations.set(slot.model, new Probation(this.#rules, undefined));
-      this.#evaluate(slot.model);
+      if (!this.#probations.has(record.model)) this.#probations.set(record.model, new Probation(this.#rules, undefined));
+      this.#evaluate(record.model);
     }
   }
 
@@ -276,37 +277,44 @@ export class ModelRollouts implements Component {
   }
 
   async #commit(name: string, evidence: unknown): Promise<void> {
-    const s = this.#slots.get(name);
+    const s = this.#records.get(name);
     if (!s.candidate) return;
     const { version, dir } = s.candidate;
-    this.#slots.put({ model: name, active: { version, dir }, previous: s.active });
+    this.#records.put({ model: name, active: { version, dir }, previous: s.active });
     this.#probations.delete(name);
-    this.#slots.event({ model: name, version, step: 'committed', evidence });
+    this.#records.event({ model: name, version, step: 'committed', evidence });
     this.#report(name, version, 'committed', undefined, evidence);
     this.#ctx.log.info({ model: name, version, evidence }, 'model version committed after probation');
     this.#changed();
   }
 
   async #rollbackCandidate(name: string, reason: string, evidence: unknown): Promise<VersionSummary> {
-    const s = this.#slots.get(name);
-    const rt = this.#deps.runtime();
-    let summary: VersionSummary;
-    const previousInRuntime = (rt.list() as { name: string; previous?: { version: string } }[]).find((m) => m.name === name)?.previous?.version;
-    if (s.active && previousInRuntime === s.active.version) summary = await rt.rollback(name);
-    else if (s.active) summary = await rt.activate(name, s.active.dir);
-    else throw Errors.NO_PREVIOUS_VERSION(name, 'committed');
-    this.#refuse(this.#slots.get(name), reason, evidence);
+    const summary = await this.#goBack(name, this.#records.get(name).active);
+    this.#refuse(this.#records.get(name), reason, evidence);
     return summary;
   }
 
-  /** Marks the candidate rolled back: slots keep the committed version, the version is refused from now on. */
-  #refuse(s: SlotRecord, reason: string, evidence: unknown): void {
+  /**
+   * The one way back, for the operator's rollback and a failed candidate alike: the runtime's
+   * instant swap when `to` (the committed version) is the version it keeps loaded as previous,
+   * or when none is named; otherwise `to` is loaded again from its folder. With nothing to go
+   * back to, the runtime refuses with EDGE_NO_PREVIOUS_VERSION.
+   */
+  async #goBack(name: string, to: RolloutVersion | undefined): Promise<VersionSummary> {
+    const rt = this.#deps.runtime();
+    const previousInRuntime = (rt.list() as { name: string; previous?: { version: string } }[]).find((m) => m.name === name)?.previous?.version;
+    if (!to || previousInRuntime === to.version) return rt.rollback(name);
+    return rt.activate(name, to.dir);
+  }
+
+  /** Marks the candidate rolled back: the record keeps the committed version, the version is refused from now on. */
+  #refuse(s: RolloutRecord, reason: string, evidence: unknown): void {
     const c = s.candidate;
     if (!c) return;
-    this.#slots.put({ model: s.model, active: s.active, previous: s.previous });
+    this.#records.put({ model: s.model, active: s.active, previous: s.previous });
     this.#probations.delete(s.model);
     this.#refused.set(key(s.model, c.version), { reason, at: Date.now() });
-    this.#slots.event({ model: s.model, version: c.version, step: 'rolled_back', reason, evidence });
+    this.#records.event({ model: s.model, version: c.version, step: 'rolled_back', reason, evidence });
     this.#report(s.model, c.version, 'rolled_back', reason, evidence);
     this.#ctx.log.error({ model: s.model, version: c.version, reason, serving: s.active?.version }, 'model version rolled back');
     this.#changed();
@@ -330,13 +338,13 @@ export class ModelRollouts implements Component {
     return m?.version && m.active?.package ? { version: m.version, dir: m.active.package } : undefined;
   }
 
-  #describe(s: SlotRecord): Record<string, unknown> {
+  #describe(s: RolloutRecord): Record<string, unknown> {
     return {
       active: s.active?.version,
       previous: s.previous?.version,
       candidate: s.candidate ? { version: s.candidate.version, phase: s.candidate.phase, restarts: s.candidate.boots, probation: this.#probations.get(s.model)?.evidence() } : undefined,
       shadow: this.#shadows.get(s.model) ? { version: this.#shadows.get(s.model)!.version, samples: this.#shadows.get(s.model)!.samples } : undefined,
-      events: this.#slots.events(s.model, 10).map((e) => ({ version: e.version, step: e.step, reason: e.reason, evidence: e.evidence, at: new Date(e.at).toISOString() })),
+      events: this.#records.events(s.model, 10).map((e) => ({ version: e.version, step: e.step, reason: e.reason, evidence: e.evidence, at: new Date(e.at).toISOString() })),
     };
   }
 }

@@ -10,6 +10,7 @@
 import type { AgentContext, Component } from '../component.js';
 import { Errors } from '../errors.js';
 import { holdInference } from '../faults.js';
+import type { SignatureVerifier } from '../models/verify.js';
 import type { IOSpec, TensorMap } from './backend.js';
 import type { BackendRequest } from './choose.js';
 import type { Admission } from './admission.js';
@@ -30,6 +31,8 @@ export { inputProblem } from './inputs.js';
 export interface RuntimeOptions {
   /** Where shadow comparisons go (the telemetry buffer's record()). */
   record?: RecordFn;
+  /** Checks each package's signature (the agent's security policy builds it). */
+  verifier: SignatureVerifier;
 }
 
 export class ModelRuntime implements Component {
@@ -42,11 +45,11 @@ export class ModelRuntime implements Component {
   #packageSource: ((name: string, configured: string) => string[]) | undefined;
   #onRefused: ((name: string, pkg: string, err: unknown) => void) | undefined;
 
-  constructor(ctx: AgentContext, opts: RuntimeOptions = {}) {
+  constructor(ctx: AgentContext, opts: RuntimeOptions) {
     this.#ctx = ctx;
     const cfg = ctx.config.runtime;
     this.#served = new ServedModels(cfg);
-    this.#swaps = new VersionSwaps(this.#served, new PackageLoader(this.#served, cfg, ctx.config.dataDir, ctx.log), ctx.log);
+    this.#swaps = new VersionSwaps(this.#served, new PackageLoader(this.#served, cfg, ctx.config.dataDir, ctx.log, opts.verifier), ctx.log);
     this.#listeners = new InferenceListeners(ctx.log, opts.record);
     this.#routing = new InferenceRouting(this.#served, this.#listeners);
   }

@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { extractArchive, isArchive } from '../models/archive.js';
 import { MANIFEST_FILE } from '../models/manifest.js';
 import { loadPackage } from '../models/package.js';
+import type { SignatureVerifier } from '../models/verify.js';
 import { openBackend, type BackendRequest } from './choose.js';
 import { ModelVersion } from './model-version.js';
 import type { RuntimeConfig, ServedModels } from './served-models.js';
@@ -23,12 +24,14 @@ export class PackageLoader {
   readonly #cfg: RuntimeConfig;
   readonly #dataDir: string;
   readonly #log: Logger;
+  readonly #verifier: SignatureVerifier;
 
-  constructor(served: ServedModels, cfg: RuntimeConfig, dataDir: string, log: Logger) {
+  constructor(served: ServedModels, cfg: RuntimeConfig, dataDir: string, log: Logger, verifier: SignatureVerifier) {
     this.#served = served;
     this.#cfg = cfg;
     this.#dataDir = dataDir;
     this.#log = log;
+    this.#verifier = verifier;
   }
 
   async load(slot: ModelSlot, packagePath: string, backend: BackendRequest, purpose: LoadPurpose): Promise<ModelVersion> {
@@ -37,7 +40,7 @@ export class PackageLoader {
     let dir: string | undefined;
     try {
       dir = await this.#unpack(packagePath);
-      const pkg = await loadPackage(dir);
+      const pkg = await loadPackage(dir, { verifier: this.#verifier });
       crashOnLoad(pkg.manifest.name, pkg.manifest.version);
       const opened = await openBackend(pkg, backend, { threads: this.#cfg.threads, graphOptimizationLevel: this.#cfg.graphOptimizationLevel });
       version = new ModelVersion(pkg, opened.backend, opened.choice);
@@ -82,7 +85,7 @@ export class PackageLoader {
     for await (const chunk of createReadStream(packagePath, { highWaterMark: 64 * 1024 })) hash.update(chunk as Buffer);
     const digest = hash.digest('hex').slice(0, 24);
     const dest = path.join(this.#dataDir, 'packages', `${path.basename(packagePath, '.edgepkg')}-${digest}`);
-    if (!existsSync(path.join(dest, MANIFEST_FILE))) await extractArchive(packagePath, dest);
+    if (!existsSync(path.join(dest, MANIFEST_FILE))) await extractArchive(packagePath, dest, { verifier: this.#verifier });
     return dest;
   }
 }

@@ -66,7 +66,7 @@ export class VersionSwaps {
     const slot = this.#served.slots.get(name);
     if (!slot) return Promise.reject(this.#served.notFound(name));
     return slot.serialize(async () => {
-      if (!slot.previous) throw Errors.NO_PREVIOUS_VERSION(name, 'previous');
+      if (!slot.previous) throw Errors.NO_PREVIOUS_VERSION(name);
       [slot.active, slot.previous] = [slot.previous, slot.active];
       const summary = summaryOf(name, slot.active!);
       this.#log.warn({ ...summary, from: slot.previous?.version }, 'model rolled back');

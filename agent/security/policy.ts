@@ -1,10 +1,10 @@
 // The agent's security settings in force: checked first at start, before any other part
 // reads a key or loads a model. Refuses to start when the MQTT private key is readable by
-// others; installs the package signature verifier (on by default) into the model loader;
-// exposes the command check for the fleet link.
+// others; provides the package signature verifier (on by default) that the agent hands to
+// the runtime and to model sync; exposes the command check for the fleet link.
 import type { KeyObject } from 'node:crypto';
 import type { AgentContext, Component } from '../component.js';
-import { setSignatureVerifier, type SignatureInput, type SignatureVerdict } from '../models/signature.js';
+import { ACCEPT_UNSIGNED, type SignatureInput, type SignatureVerdict, type SignatureVerifier } from '../models/verify.js';
 import { checkPrivateKeyFile } from './key-file.js';
 import { verifyManifestSignature } from './signing.js';
 import { ReplayGuard, verifyCommand } from './command-signing.js';
@@ -28,22 +28,24 @@ export class SecurityPolicy implements Component {
     this.#packageKeys = loadTrustedKeys(security.trustedKeys, 'security.trustedKeys');
     this.#commandKeys = loadTrustedKeys(security.commands.controllerKeys, 'security.commands.controllerKeys');
     this.#replays = new ReplayGuard(security.commands.maxSkewSeconds * 1000);
-    if (security.requireSignedPackages) {
-      setSignatureVerifier((input) => this.verifyPackageSignature(input));
-      if (this.#packageKeys.size === 0) {
-        this.ctx.log.warn('security.requireSignedPackages is on and security.trustedKeys is empty: every model package will be refused');
-      }
-    } else {
+    if (!security.requireSignedPackages) {
       this.ctx.log.warn('security.requireSignedPackages is off: model packages load without a signature check');
-      setSignatureVerifier(undefined);
+    } else if (this.#packageKeys.size === 0) {
+      this.ctx.log.warn('security.requireSignedPackages is on and security.trustedKeys is empty: every model package will be refused');
     }
   }
 
-  async stop(): Promise<void> {
-    setSignatureVerifier(undefined);
-  }
+  async stop(): Promise<void> {}
 
-  /** The loader's hook: throws EDGE_PACKAGE_SIGNATURE to refuse. */
+  /**
+   * This agent's package signature verifier, for loadPackage and extractArchive: checks
+   * against security.trustedKeys, or accepts unsigned packages when requireSignedPackages is
+   * off. Before start() no key is loaded, so a signature check refuses everything.
+   */
+  readonly packageVerifier: SignatureVerifier = (input) =>
+    this.ctx.config.security.requireSignedPackages ? this.verifyPackageSignature(input) : ACCEPT_UNSIGNED(input);
+
+  /** Checks a package's signature against the trusted keys: throws EDGE_PACKAGE_SIGNATURE to refuse. */
   verifyPackageSignature(input: SignatureInput): SignatureVerdict {
     try {
       const keyId = verifyManifestSignature(input.manifestBytes, input.signature, this.#packageKeys, `${input.name}@${input.version}`);

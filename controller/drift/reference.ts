@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { extractArchive } from '../../agent/models/archive.js';
 import { MANIFEST_FILE } from '../../agent/models/manifest.js';
+import { MANIFEST_ONLY } from '../../agent/models/verify.js';
 import type { DriftReference } from '../../agent/drift/reference.js';
 import type { FleetStore } from '../store.js';
 
@@ -20,7 +21,7 @@ export async function referenceFromStore(store: FleetStore, model: string, versi
   try {
     const file = path.join(tmp, 'package.edgepkg');
     writeFileSync(file, Buffer.concat(parts));
-    await extractArchive(file, path.join(tmp, 'pkg'), { checkSignature: false });
+    await extractArchive(file, path.join(tmp, 'pkg'), { verifier: MANIFEST_ONLY });
     const manifest = JSON.parse(readFileSync(path.join(tmp, 'pkg', MANIFEST_FILE), 'utf8')) as { drift?: unknown };
     const d = manifest.drift as DriftReference | undefined;
     return d && typeof d === 'object' && d.format === 'edge-drift-reference/1' ? d : undefined;

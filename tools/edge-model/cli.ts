@@ -94,7 +94,9 @@ async function withPackageFolder<T>(pkg: string, fn: (dir: string) => Promise<T>
   if (!isArchive(pkg)) return fn(pkg);
   const dir = mkdtempSync(join(tmpdir(), 'edge-model-'));
   try {
-    await extractArchive(pkg, dir);
+    // The tool reads the package; "edge-model verify" is what checks a signature.
+    const { MANIFEST_ONLY } = await import('../../agent/models/verify.js');
+    await extractArchive(pkg, dir, { verifier: MANIFEST_ONLY });
     const result = await fn(dir);
     if (repack) await packArchive(dir, pkg);
     return result;

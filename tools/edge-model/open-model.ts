@@ -8,6 +8,7 @@ import { EdgeError, Errors } from '../../agent/errors.js';
 import { extractArchive, isArchive } from '../../agent/models/archive.js';
 import { loadPackage, type ModelPackage } from '../../agent/models/package.js';
 import type { Manifest } from '../../agent/models/manifest.js';
+import { MANIFEST_ONLY as verifier } from '../../agent/models/verify.js';
 import { decodeModel, dataTypeName, valueInfoShape, valueInfoType, type ValueInfoProto } from '../../agent/onnx/model.js';
 import type { Backend, DType, IOSpec } from '../../agent/runtime/backend.js';
 import { openBackend, type BackendChoice } from '../../agent/runtime/choose.js';
@@ -52,12 +53,12 @@ export async function openModel(target: string, backend: 'ort' | 'native', opts:
   let tmp: string | undefined;
   let pkg: ModelPackage;
   if (statSync(target).isDirectory()) {
-    pkg = await loadPackage(target);
+    pkg = await loadPackage(target, { verifier });
   } else if (isArchive(target)) {
     tmp = mkdtempSync(path.join(tmpdir(), 'edge-model-run-'));
     try {
-      await extractArchive(target, path.join(tmp, 'pkg'));
-      pkg = await loadPackage(path.join(tmp, 'pkg'));
+      await extractArchive(target, path.join(tmp, 'pkg'), { verifier });
+      pkg = await loadPackage(path.join(tmp, 'pkg'), { verifier });
     } catch (err) {
       rmSync(tmp, { recursive: true, force: true });
       throw err;

@@ -7,7 +7,7 @@
 // must be 0.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SlotStore } from '../../../agent/rollout/slot-store.js';
+import { RolloutStore } from '../../../agent/rollout/rollout-store.js';
 import { copyPackage, FP32, FP32_VERSION, startAgent, tempDir } from '../../../test/helpers/model-packages.js';
 import { variantPackage } from '../../../test/helpers/variant-models.js';
 import { spawnAgentWithFile, writeConfig } from '../../../test/helpers/agent.js';
@@ -66,7 +66,7 @@ export async function run(opts: ScenarioOptions): Promise<ModelFaultsFigures> {
   first.kill('SIGTERM');
   await first.exited();
   const crashing = variantPackage('good', '4.0.0-crash', tempDir());
-  const store = new SlotStore(path.join(dir, 'data'));
+  const store = new RolloutStore(path.join(dir, 'data'));
   store.put({ model: 'digits', active: { version: FP32_VERSION, dir: FP32 }, candidate: { version: '4.0.0-crash', dir: crashing, phase: 'probation', boots: 0, since: Date.now() } });
   store.close();
   let url = '';

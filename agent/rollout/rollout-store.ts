@@ -1,24 +1,26 @@
-// Slot state of every model, in its own small SQLite file with synchronous=FULL: which version
-// is active, which was before it, which candidate is on probation, and how many times the
-// agent has started while that candidate was on probation (the crash-loop counter).
+// The rollout state of every model, in its own small SQLite file with synchronous=FULL: which
+// version is committed (active), which was before it, which candidate is on probation, and how
+// many times the agent has started while that candidate was on probation (the crash-loop
+// counter). ("Slot" is the runtime's word, agent/runtime/slot.ts: where a model is served in
+// memory. The file and table names, slots.db and slots, stay as devices already have them.)
 import Database from 'better-sqlite3';
 import path from 'node:path';
 
-export type SlotPhase = 'shadow' | 'probation';
+export type CandidatePhase = 'shadow' | 'probation';
 
-export interface SlotVersion {
+export interface RolloutVersion {
   version: string;
   dir: string;
 }
 
-export interface SlotRecord {
+export interface RolloutRecord {
   model: string;
-  active?: SlotVersion;
-  previous?: SlotVersion;
-  candidate?: SlotVersion & { phase: SlotPhase; boots: number; since: number };
+  active?: RolloutVersion;
+  previous?: RolloutVersion;
+  candidate?: RolloutVersion & { phase: CandidatePhase; boots: number; since: number };
 }
 
-export interface SlotEvent {
+export interface RolloutEvent {
   model: string;
   version: string;
   step: string;
@@ -27,13 +29,13 @@ export interface SlotEvent {
   at: number;
 }
 
-export class SlotStore {
+export class RolloutStore {
   readonly #db: Database.Database;
 
   constructor(dataDir: string) {
     this.#db = new Database(path.join(dataDir, 'slots.db'));
     this.#db.pragma('journal_mode = WAL');
-    // A slot change is rare and must survive a power cut: fsync every commit.
+    // A rollout change is rare and must survive a power cut: fsync every commit.
     this.#db.pragma('synchronous = FULL');
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS slots (
@@ -53,16 +55,16 @@ export class SlotStore {
     this.#db.close();
   }
 
-  get(model: string): SlotRecord {
+  get(model: string): RolloutRecord {
     const r = this.#db.prepare('SELECT * FROM slots WHERE model = ?').get(model) as Row | undefined;
     return r ? fromRow(r) : { model };
   }
 
-  all(): SlotRecord[] {
+  all(): RolloutRecord[] {
     return (this.#db.prepare('SELECT * FROM slots ORDER BY model').all() as Row[]).map(fromRow);
   }
 
-  put(s: SlotRecord): void {
+  put(s: RolloutRecord): void {
     this.#db.prepare(`INSERT INTO slots (model, active_version, active_dir, previous_version, previous_dir,
         candidate_version, candidate_dir, candidate_phase, candidate_boots, candidate_since)
       VALUES (@model, @av, @ad, @pv, @pd, @cv, @cd, @cp, @cb, @cs)
@@ -94,20 +96,20 @@ export class SlotStore {
   }
 
   /** Versions rolled back on this device (newest event per version). */
-  refusedVersions(): SlotEvent[] {
+  refusedVersions(): RolloutEvent[] {
     return (this.#db.prepare("SELECT model, version, step, reason, at FROM slot_events WHERE step = 'rolled_back' ORDER BY id").all() as
       { model: string; version: string; step: string; reason: string | null; at: number }[])
       .map((r) => ({ model: r.model, version: r.version, step: r.step, reason: r.reason ?? undefined, at: r.at }));
   }
 
-  event(e: Omit<SlotEvent, 'at'>): SlotEvent {
+  event(e: Omit<RolloutEvent, 'at'>): RolloutEvent {
     const at = Date.now();
     this.#db.prepare('INSERT INTO slot_events (model, version, step, reason, evidence, at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(e.model, e.version, e.step, e.reason ?? null, e.evidence === undefined ? null : JSON.stringify(e.evidence), at);
     return { ...e, at };
   }
 
-  events(model: string, limit = 50): SlotEvent[] {
+  events(model: string, limit = 50): RolloutEvent[] {
     return (this.#db.prepare('SELECT * FROM slot_events WHERE model = ? ORDER BY id DESC LIMIT ?').all(model, limit) as
       { model: string; version: string; step: string; reason: string | null; evidence: string | null; at: number }[])
       .reverse()
@@ -117,10 +119,10 @@ export class SlotStore {
 
 interface Row {
   model: string; active_version: string | null; active_dir: string | null; previous_version: string | null; previous_dir: string | null;
-  candidate_version: string | null; candidate_dir: string | null; candidate_phase: SlotPhase | null; candidate_boots: number; candidate_since: number | null;
+  candidate_version: string | null; candidate_dir: string | null; candidate_phase: CandidatePhase | null; candidate_boots: number; candidate_since: number | null;
 }
 
-function fromRow(r: Row): SlotRecord {
+function fromRow(r: Row): RolloutRecord {
   return {
     model: r.model,
     active: r.active_version ? { version: r.active_version, dir: r.active_dir! } : undefined,
