@@ -463,6 +463,7 @@ export class FleetLink implements Component {
       models,
       cpuFeatures: cpuFeatures(),
       kernelVariant: kernelVariant(),
+      arch: process.arch,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       hostname: os.hostname(),
       groups: config.mqtt.groups,
