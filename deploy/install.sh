@@ -125,11 +125,12 @@ else
 fi
 grep -q '^edge-agent:' "$root/etc/passwd" 2>/dev/null && user_exists=1
 [ -z "$root" ] && id edge-agent >/dev/null 2>&1 && user_exists=1
-# Owners by number from the target's own user database (an image root has its own).
+# Owners by name here; by number from an image root's own user database.
 uid_of() { awk -F: -v n="$1" '$1 == n { print $3 }' "$root/etc/passwd"; }
 gid_of() { awk -F: -v n="$1" '$1 == n { print $3 }' "$root/etc/group"; }
 owned() {
   [ "$user_exists" = 1 ] || return 0
+  if [ -z "$root" ]; then chown "$@"; return; fi
   local who=$1; shift
   local u=${who%%:*} g=""
   [ "$who" != "$u" ] && g=${who#*:}

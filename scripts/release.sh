@@ -120,10 +120,13 @@ for d in "$ort"/*/*; do
 done
 find "$ort" -mindepth 1 -maxdepth 1 -type d ! -name linux -exec rm -rf {} +
 rm -rf "$stage/node_modules/onnxruntime-node/script" "$stage/node_modules/cmake-js" "$stage/node_modules/node-addon-api"
+# The target is glibc (Debian, Raspberry Pi OS, Ubuntu, JetPack): msgpackr-extract's musl builds go.
+find "$stage/node_modules/@msgpackr-extract" -name '*.musl.node' -delete 2>/dev/null || true
 find "$stage/node_modules" \( -name '*.md' -o -name '*.markdown' -o -name '*.ts' -o -name '*.map' -o -name '*.cc' -o -name '*.cpp' -o -name '*.c' -o -name '*.h' -o -name '*.hpp' -o -name '*.gyp' -o -name '*.gypi' -o -name 'CHANGELOG*' -o -name '.github' \) \
   ! -name '*.d.ts' -prune -exec rm -rf {} + 2>/dev/null || true
 find "$stage/node_modules" -name '*.d.ts' -delete
 find "$stage/node_modules" -depth -type d -empty -delete
+find "$stage/node_modules" -xtype l -delete   # .bin links to what was removed
 
 # 6. The rest: deploy files, the sample models, docs, the license.
 cp -r deploy models bin "$stage/"
