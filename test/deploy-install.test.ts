@@ -102,7 +102,7 @@ t.test('install.sh from the x64 release file into a throwaway root: placed and o
   const started = Date.now();
   const r = run('--device-id', 'dev-root');
   t.equal(r.status, 0, `install: ${r.stdout}${r.stderr}`);
-  t.comment(`installed in ${Date.now() - started} ms`);
+  t.comment(`installed in ${Date.now() - started} ms; ${path.basename(tarball)} ${statSync(tarball).size} bytes, /opt/edge-agent ${spawnSync('du', ['-sb', path.join(root, 'opt/edge-agent')], { encoding: 'utf8' }).stdout.split('\t')[0]} bytes`);
   t.notOk(existsSync(path.join(dir, 'called')), `no npm, node, compiler or downloader called (${existsSync(path.join(dir, 'called')) ? readFileSync(path.join(dir, 'called'), 'utf8') : 'none'})`);
 
   const passwd = readFileSync(path.join(root, 'etc/passwd'), 'utf8').split('\n').filter((l) => l.startsWith('edge-agent:'));
