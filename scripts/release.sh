@@ -94,6 +94,12 @@ bs="$stage/node_modules/better-sqlite3"
 bs_version=$(node -p "require('$bs/package.json').version")
 # Kept between runs, per better-sqlite3 version, Node.js version and architecture.
 bs_cached="$cache/better_sqlite3-$bs_version-node$node_version-$arch.node"
+host_bs="$root/node_modules/better-sqlite3/build/Release/better_sqlite3.node"
+if [ ! -f "$bs_cached" ] && [ "$arch" = "$(node -p process.arch)" ] && [ "$(node --version)" = "v$node_version" ] &&
+   [ -f "$host_bs" ] && [ "$(node -p 'require("./node_modules/better-sqlite3/package.json").version')" = "$bs_version" ]; then
+  # The project's own npm ci built this very version for this architecture and Node.js version.
+  cp "$host_bs" "$bs_cached"
+fi
 if [ -f "$bs_cached" ]; then
   step "better-sqlite3 $bs_version (built before: $bs_cached)"
   rm -rf "$bs/build" && mkdir -p "$bs/build/Release" && cp "$bs_cached" "$bs/build/Release/better_sqlite3.node"
