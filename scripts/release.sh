@@ -98,6 +98,7 @@ host_bs="$root/node_modules/better-sqlite3/build/Release/better_sqlite3.node"
 if [ ! -f "$bs_cached" ] && [ "$arch" = "$(node -p process.arch)" ] && [ "$(node --version)" = "v$node_version" ] &&
    [ -f "$host_bs" ] && [ "$(node -p 'require("./node_modules/better-sqlite3/package.json").version')" = "$bs_version" ]; then
   # The project's own npm ci built this very version for this architecture and Node.js version.
+  step "better-sqlite3 $bs_version: the one the project's npm ci built for $arch and Node.js $node_version"
   cp "$host_bs" "$bs_cached"
 fi
 if [ -f "$bs_cached" ]; then
