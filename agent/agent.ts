@@ -213,6 +213,7 @@ export class Agent {
       uptimeSeconds: Math.round((Date.now() - this.context.startedAt) / 1000),
       cpuFeatures: cpuFeatures(),
       kernelVariant: kernelVariant(),
+      arch: process.arch,
       node: process.version,
     };
     for (const c of this.components) if (c.status) out[c.name] = c.status();

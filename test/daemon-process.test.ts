@@ -53,7 +53,7 @@ t.test('health endpoint over real HTTP, and /metrics passes promtool', async (t)
   t.equal(ready.status, 200, '/readyz is 200 with no models configured and storage open');
   const status = (await (await fetch(`${url}/v1/status`)).json()) as Record<string, unknown>;
   t.equal(status.deviceId, 'pi-health-1');
-  t.match(status, { version: /^\d+\.\d+\.\d+/, state: 'running', uptimeSeconds: Number, kernelVariant: /^(scalar|avx2|avx512vnni|avxvnni|neon|dotprod)$/ });
+  t.match(status, { version: /^\d+\.\d+\.\d+/, state: 'running', uptimeSeconds: Number, kernelVariant: /^(scalar|avx2|avx512vnni|avxvnni|neon|dotprod)$/, arch: process.arch });
 
   const metrics = await (await fetch(`${url}/metrics`)).text();
   t.match(metrics, /edge_agent_info\{.*device="pi-health-1".*\} 1/, 'agent info gauge');

@@ -3,17 +3,18 @@
 // the agent started from that config connects to the production TLS broker.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { parseConfig } from '../agent/config/load.js';
 import { FleetLink } from '../agent/fleet/link.js';
+import { spawnAgent } from './helpers/agent.js';
 import { destroyMosquitto } from './helpers/mosquitto.js';
 import { makePki, repoRoot, startTlsBroker } from './helpers/pki.js';
 import { waitFor } from './helpers/wait.js';
 
-t.setTimeout(120_000);
+t.setTimeout(300_000);
 const install = path.join(repoRoot, 'deploy/install.sh');
 
 t.test('install.sh --config-only: the documented layout, trusted keys, and a config that connects', { skip: process.getuid?.() !== 0 ? 'install.sh runs as root (CI does)' : false }, async (t) => {
@@ -68,4 +69,120 @@ t.test('install.sh --config-only: the documented layout, trusted keys, and a con
   const link = agent.components.find((c): c is FleetLink => c instanceof FleetLink)!;
   await waitFor(() => link.state === 'connected', { timeoutMs: 20_000, what: `the installed config's link over TLS (${JSON.stringify(link.status())})` });
   t.pass('the agent connects with the installed certificates');
+});
+
+// From the x64 release file into a throwaway system root (an image being prepared): the user,
+// the code with its own Node.js, the config, the unit (running that Node.js) enabled; no npm,
+// node or compiler of the build machine is called. Then an upgrade in place keeping the state
+// and the config, and the uninstall.
+t.test('install.sh from the x64 release file into a throwaway root: placed and owned as the unit expects, upgraded, uninstalled', { skip: process.getuid?.() !== 0 ? 'install.sh runs as root (CI does)' : false }, async (t) => {
+  const version: string = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version;
+  const tarball = path.join(repoRoot, `build/release/edge-agent-${version}-linux-x64.tar.gz`);
+  if (!existsSync(tarball)) {
+    t.fail(`${tarball} is missing: build it first (npm run release -- --arch x64)`);
+    return;
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'edge-install-root-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.equal(spawnSync('tar', ['-C', dir, '-xzf', tarball]).status, 0, `unpacked ${path.basename(tarball)}`);
+  const rel = path.join(dir, `edge-agent-${version}-linux-x64`);
+  const root = path.join(dir, 'root');
+  mkdirSync(path.join(root, 'etc'), { recursive: true });
+  writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\n');
+  writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\n');
+  writeFileSync(path.join(root, 'etc/shadow'), 'root:*:20000:0:99999:7:::\n', { mode: 0o600 });
+  // Tools a release install must not need: each leaves a mark if called.
+  const fake = path.join(dir, 'fakebin');
+  mkdirSync(fake);
+  for (const tool of ['npm', 'npx', 'node', 'cc', 'gcc', 'g++', 'c++', 'make', 'cmake', 'node-gyp', 'curl', 'wget']) {
+    writeFileSync(path.join(fake, tool), `#!/bin/sh\necho ${tool} >> ${dir}/called\nexit 97\n`, { mode: 0o755 });
+  }
+  const env = { ...process.env, PATH: `${fake}:${process.env.PATH}` };
+  // And no network: in a network namespace of its own (no interface but a down loopback), where unshare works.
+  const netless = spawnSync('unshare', ['-n', 'true']).status === 0;
+  const run = (...args: string[]): { status: number | null; stdout: string; stderr: string } =>
+    spawnSync(netless ? 'unshare' : 'bash', [...(netless ? ['-n', 'bash'] : []), path.join(rel, 'deploy/install.sh'), '--root', root, ...args], { encoding: 'utf8', env });
+  t.comment(netless ? 'install.sh runs without network (unshare -n)' : 'unshare -n is not permitted here: install.sh runs with the network');
+  const started = Date.now();
+  const r = run('--device-id', 'dev-root');
+  t.equal(r.status, 0, `install: ${r.stdout}${r.stderr}`);
+  t.comment(`installed in ${Date.now() - started} ms; ${path.basename(tarball)} ${statSync(tarball).size} bytes, /opt/edge-agent ${spawnSync('du', ['-sb', path.join(root, 'opt/edge-agent')], { encoding: 'utf8' }).stdout.split('\t')[0]} bytes`);
+  t.notOk(existsSync(path.join(dir, 'called')), `no npm, node, compiler or downloader called (${existsSync(path.join(dir, 'called')) ? readFileSync(path.join(dir, 'called'), 'utf8') : 'none'})`);
+
+  const passwd = readFileSync(path.join(root, 'etc/passwd'), 'utf8').split('\n').filter((l) => l.startsWith('edge-agent:'));
+  t.equal(passwd.length, 1, 'the edge-agent user in the root');
+  const [, , uid, gid, , home, shell] = passwd[0]!.split(':');
+  t.same([home, shell], ['/var/lib/edge-agent', '/usr/sbin/nologin'], 'a system user with the state directory as home and no shell');
+  const group = readFileSync(path.join(root, 'etc/group'), 'utf8').split('\n').find((l) => l.startsWith('edge-agent:'));
+  t.equal(group?.split(':')[2], gid, 'its own group');
+
+  // The unit: what it runs, where, as whom, all present in the root.
+  const unit = readFileSync(path.join(root, 'etc/systemd/system/edge-agent.service'), 'utf8');
+  const exec = /^ExecStart=(\S+) .* (\S+cli\.js) run --config (\S+)$/m.exec(unit);
+  t.ok(exec, `ExecStart: ${/^ExecStart=.*$/m.exec(unit)?.[0]}`);
+  const [, nodeBin, cli, config] = exec!;
+  t.equal(nodeBin, '/opt/edge-agent/node/bin/node', 'the unit runs the bundled Node.js, not /usr/bin/node');
+  t.equal(/^WorkingDirectory=(.*)$/m.exec(unit)?.[1], '/opt/edge-agent');
+  t.match(unit, /^User=edge-agent$/m);
+  t.match(unit, /^Group=edge-agent$/m);
+  const inRoot = (p: string): string => path.join(root, p);
+  const nodeStat = statSync(inRoot(nodeBin!));
+  t.ok(nodeStat.isFile() && (nodeStat.mode & 0o111) === 0o111 && nodeStat.uid === 0, 'the bundled node: a root-owned executable anyone may run');
+  t.ok(statSync(inRoot(cli!)).isFile(), `${cli} present`);
+  const bundled = spawnSync(inRoot(nodeBin!), ['--version'], { encoding: 'utf8' });
+  t.equal(bundled.stdout.trim(), `v${JSON.parse(readFileSync(path.join(rel, 'RELEASE.json'), 'utf8')).node}`, 'the bundled Node.js runs and is the release\'s version');
+  t.equal(lstatSync(inRoot('etc/systemd/system/multi-user.target.wants/edge-agent.service')).isSymbolicLink(), true, 'enabled (multi-user.target.wants)');
+  // Code: root's, readable by the service user, writable by no one else.
+  const loose: string[] = [];
+  const walk = (p: string): void => {
+    const s = lstatSync(p);
+    if (s.uid !== 0 || s.gid !== 0 || (!s.isSymbolicLink() && ((s.mode & 0o022) !== 0 || (s.mode & 0o004) === 0))) loose.push(`${p} ${s.uid}:${s.gid} ${(s.mode & 0o777).toString(8)}`);
+    if (s.isDirectory()) for (const e of readdirSync(p)) walk(path.join(p, e));
+  };
+  walk(inRoot('opt/edge-agent'));
+  t.same(loose.slice(0, 5), [], 'every file under /opt/edge-agent is root:root, world-readable, writable by root only (symbolic links: root\'s)');
+  // Config: root:edge-agent 0640 in a 0750 directory; the service user can read it, no one else.
+  const cfgStat = statSync(inRoot(config!));
+  t.same([cfgStat.uid, cfgStat.gid, cfgStat.mode & 0o777], [0, Number(gid), 0o640], 'config.json root:edge-agent 0640');
+  const etcStat = statSync(inRoot('etc/edge-agent'));
+  t.same([etcStat.uid, etcStat.gid, etcStat.mode & 0o777], [0, Number(gid), 0o750], '/etc/edge-agent root:edge-agent 0750');
+  const cfg = JSON.parse(readFileSync(inRoot(config!), 'utf8'));
+  t.match(cfg, { deviceId: 'dev-root', dataDir: '/var/lib/edge-agent' }, 'the state directory is the unit\'s StateDirectory');
+  t.match(unit, /^StateDirectory=edge-agent$/m, 'the unit: StateDirectory=edge-agent (/var/lib/edge-agent)');
+
+  // The installed tree runs: its own node and cli, the sample models it carries.
+  const installed = spawnAgent({ deviceId: 'dev-root', models: [{ name: 'digits', package: inRoot('opt/edge-agent/models/digits-int8'), backend: 'native' }, { name: 'digits-fp32', package: inRoot('opt/edge-agent/models/digits-fp32'), backend: 'ort' }], security: { requireSignedPackages: false } },
+    { node: [inRoot(nodeBin!)], cli: inRoot(cli!) });
+  t.teardown(() => installed.kill('SIGKILL'));
+  const url = await installed.ready();
+  await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, { timeoutMs: 60_000, what: 'the installed agent ready' });
+  const status = await (await fetch(`${url}/v1/status`)).json() as Record<string, unknown>;
+  t.match(status, { arch: 'x64', node: bundled.stdout.trim() }, `the installed agent runs on its own Node.js: ${status.node}, kernels ${status.kernelVariant}`);
+  installed.kill('SIGTERM');
+  t.equal((await installed.exited()).code, 0, 'the installed agent stops with exit 0 on SIGTERM');
+
+  // Upgrade in place: state and config kept, the old code replaced whole, still one user.
+  mkdirSync(inRoot('var/lib/edge-agent'), { recursive: true });
+  writeFileSync(inRoot('var/lib/edge-agent/telemetry.db'), 'state');
+  writeFileSync(inRoot(config!), JSON.stringify({ ...cfg, health: { ...cfg.health, port: 8099 } }, null, 2));
+  writeFileSync(inRoot('opt/edge-agent/left-from-old-version.js'), '');
+  const again = run('--device-id', 'dev-root');
+  t.equal(again.status, 0, `re-install: ${again.stderr}`);
+  t.equal(readFileSync(inRoot('var/lib/edge-agent/telemetry.db'), 'utf8'), 'state', 'the state directory is kept');
+  t.equal(JSON.parse(readFileSync(inRoot(config!), 'utf8')).health.port, 8099, 'the edited config is kept');
+  t.notOk(existsSync(inRoot('opt/edge-agent/left-from-old-version.js')), 'the code is replaced whole');
+  t.equal(readFileSync(inRoot('etc/passwd'), 'utf8').split('\n').filter((l) => l.startsWith('edge-agent:')).length, 1, 'still one user');
+  t.ok(existsSync(inRoot(nodeBin!)), 'the bundled node in place');
+
+  // Uninstall keeps config and state; --purge removes them and the user.
+  const un = run('--uninstall');
+  t.equal(un.status, 0, `--uninstall: ${un.stdout.trim()} ${un.stderr}`);
+  t.notOk(existsSync(inRoot('etc/systemd/system/edge-agent.service')), 'unit removed');
+  t.notOk(existsSync(inRoot('etc/systemd/system/multi-user.target.wants/edge-agent.service')), 'disabled');
+  t.notOk(existsSync(inRoot('opt/edge-agent')), 'code removed');
+  t.ok(existsSync(inRoot(config!)) && existsSync(inRoot('var/lib/edge-agent/telemetry.db')), 'config and state kept');
+  const purge = run('--uninstall', '--purge');
+  t.equal(purge.status, 0, `--uninstall --purge: ${purge.stdout.trim()} ${purge.stderr}`);
+  t.notOk(existsSync(inRoot('etc/edge-agent')) || existsSync(inRoot('var/lib/edge-agent')), 'config and state purged');
+  t.notMatch(readFileSync(inRoot('etc/passwd'), 'utf8'), /^edge-agent:/m, 'user removed');
 });

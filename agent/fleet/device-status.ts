@@ -46,6 +46,7 @@ export class DeviceStatus {
       models,
       cpuFeatures: cpuFeatures(),
       kernelVariant: kernelVariant(),
+      arch: process.arch,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       hostname: os.hostname(),
       groups: config.mqtt.groups,

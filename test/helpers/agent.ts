@@ -46,6 +46,10 @@ export interface SpawnOptions {
   args?: string[];
   /** Node/V8 flags before the script (the shipped unit's, for footprint figures). */
   nodeArgs?: string[];
+  /** What runs Node (default [process.execPath]): an emulator line ending in a node binary. */
+  node?: string[];
+  /** The agent's cli.js (default: this checkout's dist/agent/cli.js; a release's for a release). */
+  cli?: string;
 }
 
 export function spawnAgent(config: Record<string, unknown>, opts: SpawnOptions = {}): AgentProcess {
@@ -54,7 +58,8 @@ export function spawnAgent(config: Record<string, unknown>, opts: SpawnOptions =
 }
 
 export function spawnAgentWithFile(configFile: string, dir: string, opts: SpawnOptions = {}): AgentProcess {
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), agentCli, ...(opts.args ?? ['run', '--config', configFile])], {
+  const [command, ...launch] = opts.node ?? [process.execPath];
+  const proc = spawn(command!, [...launch, ...(opts.nodeArgs ?? []), opts.cli ?? agentCli, ...(opts.args ?? ['run', '--config', configFile])], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
