@@ -3,7 +3,8 @@
 # runs them under qemu twice: as a Cortex-A72 (Raspberry Pi 4: NEON, no dot product) and as
 # `-cpu max` (dot product), so both the NEON and the SDOT/UDOT kernels pass the same tests.
 # Needs Debian's g++-aarch64-linux-gnu and qemu-user. Extra arguments go to kernel_tests
-# (e.g. --seed 42); EDGE_TEST_CASES raises the random case count.
+# (e.g. --seed 42); EDGE_TEST_CASES raises the random case count. Then the whole agent from the
+# arm64 release file under qemu as both CPUs (test/arm64-system.arm.ts; needs proot too).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build/kernel-tests-aarch64"
@@ -36,4 +37,13 @@ for cpu in cortex-a72 max; do
     echo "test-arm: -cpu $cpu claims $refuse, which a Cortex-A72 lacks" >&2; status=1
   fi
 done
+
+# The whole agent on arm64: the release file's daemon under qemu as both CPUs
+# (test/arm64-system.arm.ts; the release is built first when it is missing).
+version="$(node -p "require('$root/package.json').version")"
+if [ ! -f "$root/build/release/edge-agent-$version-linux-arm64.tar.gz" ]; then
+  bash "$root/scripts/release.sh" --arch arm64 || status=1
+fi
+echo "== the arm64 release under qemu-aarch64 (test/arm64-system.arm.ts)"
+(cd "$root" && npx tap test/arm64-system.arm.ts) || status=1
 exit $status

@@ -8,6 +8,10 @@
 // drains it over MQTT to a real Mosquitto and the controller running natively on the host,
 // acked; SIGTERM stops it with STOPPING=1 and exit 0.
 //
+// Not part of `npm test` (it needs the cross toolchain, qemu and proot, and minutes of
+// emulation): `npm run test:arm` builds the arm64 release when it is missing and runs this file
+// after the kernels' differential tests under qemu.
+//
 // qemu-user shows the program the host's /proc/cpuinfo, on which onnxruntime's arm64 build
 // crashes while loading; proot binds an ARM cpuinfo over it (-b FILE:/proc/cpuinfo).
 import t, { type Test } from 'tap';
