@@ -22,6 +22,7 @@ import path from 'node:path';
 import { root, spawnAgent, type AgentProcess } from './helpers/agent.js';
 import { digitBatch } from './helpers/model-packages.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
+import { notifySocket } from './helpers/notify.js';
 import { waitFor } from './helpers/wait.js';
 import { startController } from './fleet-support.js';
 
@@ -72,23 +73,6 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-/** A socket like systemd's NOTIFY_SOCKET, collecting the daemon's sd_notify messages. */
-async function notifySocket(t: Test, dir: string): Promise<{ path: string; messages: string[] }> {
-  const sock = path.join(dir, 'notify.sock');
-  const listener = spawn('python3', [path.join(root, 'test/fixtures/notify-listener.py'), sock], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => listener.kill('SIGKILL'));
-  const messages: string[] = [];
-  let listening = false;
-  listener.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    for (const line of d.split('\n').filter(Boolean)) {
-      const m = JSON.parse(line) as { msg?: string; listening?: string };
-      if (m.listening) listening = true;
-      if (m.msg) messages.push(m.msg);
-    }
-  });
-  await waitFor(() => listening, { what: 'notify socket bound' });
-  return { path: sock, messages };
-}
 
 t.test('the arm64 release under qemu-aarch64: NEON and dot product', async (t) => {
   if (missing.length) {

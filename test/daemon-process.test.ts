@@ -7,23 +7,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { root, spawnAgent, spawnAgentWithFile } from './helpers/agent.js';
 import { canConnect, freePort } from './helpers/ports.js';
+import { notifySocket } from './helpers/notify.js';
 import { waitFor } from './helpers/wait.js';
 
 t.test('sd_notify: READY=1, then WATCHDOG=1, then STOPPING=1 after SIGTERM, exit 0', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'edge-notify-'));
-  const sock = path.join(dir, 'notify.sock');
-  const listener = spawn('python3', [path.join(root, 'test/fixtures/notify-listener.py'), sock], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => listener.kill('SIGKILL'));
-  const messages: string[] = [];
-  let listening = false;
-  listener.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    for (const line of d.split('\n').filter(Boolean)) {
-      const m = JSON.parse(line) as { msg?: string; listening?: string };
-      if (m.listening) listening = true;
-      if (m.msg) messages.push(m.msg);
-    }
-  });
-  await waitFor(() => listening, { what: 'notify socket bound' });
+  const { path: sock, messages } = await notifySocket(t, dir);
 
   // WATCHDOG_USEC=300ms: the agent must ping every 150 ms.
   const agent = spawnAgent({}, { env: { NOTIFY_SOCKET: sock, WATCHDOG_USEC: '300000' } });
