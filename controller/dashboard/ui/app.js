@@ -283,9 +283,12 @@
     }
   }
 
+  let pageRequested = false;
   function render() {
     renderCounts();
-    loadPage();
+    // The first snapshot needs no second request for the table: it was asked for at once.
+    if (pageRequested) loadPage();
+    pageRequested = true;
     renderRollouts();
     renderDrift();
     renderVolume();
@@ -307,6 +310,11 @@
   $('version').addEventListener('change', () => { setQuery({ version: $('version').value }); renderCounts(); });
   $('prev').addEventListener('click', () => setQuery({ offset: Math.max(0, query.offset - query.limit) }));
   $('next').addEventListener('click', () => setQuery({ offset: query.offset + query.limit }));
+
+  // The table's page is asked for at once, in parallel with the counts and the charts; Chart.js
+  // loads after this script, and the charts are drawn when it has.
+  loadPage();
+  window.addEventListener('load', () => { renderDrift(); renderVolume(); });
 
   // ?live=0: one snapshot and no event stream, so the page settles (headless screenshots).
   if (new URLSearchParams(location.search).get('live') === '0') {
