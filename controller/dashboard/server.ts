@@ -9,7 +9,7 @@ import { Errors } from '../../protocol/errors.js';
 import type { FleetStore } from '../store.js';
 import type { RolloutStatus } from '../rollout/driver.js';
 import { parseDeviceQuery } from '../device-query.js';
-import { deviceView, devicesView, fleetDriftView, rolloutsView, telemetryVolumeView } from './views.js';
+import { deviceView, devicesView, fleetDriftView, rolloutsSummaryView, telemetryVolumeView } from './views.js';
 
 const require = createRequire(import.meta.url);
 
@@ -59,7 +59,7 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
     app.get(route, async (_req, reply) => reply.type(type).header('cache-control', 'no-cache').send(readFileSync(file)));
   }
 
-  const rollouts = (): Record<string, unknown>[] => rolloutsView(opts.rollouts?.() ?? []);
+  const rollouts = (): Record<string, unknown>[] => rolloutsSummaryView(opts.rollouts?.() ?? []);
   // No device list here: the counts, and the most recently seen device as a marker that some
   // device changed, so the page fetches its own page of the table again (/api/device-page).
   const snapshot = (): Record<string, unknown> => ({

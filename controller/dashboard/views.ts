@@ -178,3 +178,19 @@ export function rolloutsView(statuses: RolloutStatus[]): Record<string, unknown>
     gates: s.rollout.gates,
   }));
 }
+
+/**
+ * The rollouts for the dashboard's live stream: each stage's devices as counts by what they
+ * report, not one entry per device (a rollout to 10,000 devices would send them all every
+ * update). `edge-fleet rollout status` keeps the device list (rolloutsView).
+ */
+export function rolloutsSummaryView(statuses: RolloutStatus[]): Record<string, unknown>[] {
+  return rolloutsView(statuses).map((r) => ({
+    ...r,
+    stages: (r.stages as { percent: number; current: boolean; devices: { state: string }[] }[]).map((s) => {
+      const counts: Record<string, number> = {};
+      for (const d of s.devices) counts[d.state] = (counts[d.state] ?? 0) + 1;
+      return { percent: s.percent, current: s.current, total: s.devices.length, counts };
+    }),
+  }));
+}

@@ -215,10 +215,9 @@
       r.stages.forEach((s, i) => {
         const div = document.createElement('div');
         div.className = 'stage' + (s.current ? ' current' : '');
-        const counts = {};
-        for (const d of s.devices) counts[d.state] = (counts[d.state] || 0) + 1;
+        // Counts by what the stage's devices report (the controller counts; no device lists).
         div.textContent = `stage ${i + 1} (${s.percent}%)${s.current ? ' [current]' : ''}: ` +
-          (s.devices.length ? Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') : 'not started');
+          (s.total ? Object.entries(s.counts).map(([k, v]) => `${v} ${k}`).join(', ') : 'not started');
         el.append(div);
       });
     }
