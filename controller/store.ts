@@ -82,6 +82,9 @@ CREATE TABLE IF NOT EXISTS device_models (
   model TEXT NOT NULL,
   version TEXT NOT NULL,
   state TEXT NOT NULL,
+  pos INTEGER NOT NULL DEFAULT 0,
+  reason TEXT,
+  shadow_json TEXT,
   PRIMARY KEY (device_id, model, version)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS device_models_version ON device_models (model, version, state, device_id);
@@ -235,9 +238,32 @@ export class FleetStore {
 
   #setModels(deviceId: string, reported: unknown): void {
     this.db.prepare('DELETE FROM device_models WHERE device_id = ?').run(deviceId);
-    const ins = this.db.prepare(`INSERT INTO device_models (device_id, model, version, state) VALUES (?, ?, ?, ?)
-      ON CONFLICT (device_id, model, version) DO UPDATE SET state = excluded.state`);
-    for (const m of reportedModels(reported)) ins.run(deviceId, m.name, String(m.version), String(m.state));
+    // A version named twice keeps its first entry (the one a reader of the document finds first).
+    const ins = this.db.prepare('INSERT OR IGNORE INTO device_models (device_id, model, version, state, pos, reason, shadow_json) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    reportedModels(reported).forEach((m, i) => {
+      const shadow = (m as { shadow?: unknown }).shadow;
+      ins.run(deviceId, m.name, String(m.version), String(m.state), i, typeof m.reason === 'string' ? m.reason : null, shadow && typeof shadow === 'object' ? JSON.stringify(shadow) : null);
+    });
+  }
+
+  /**
+   * What each device's reported state says about one model (its first entry for it), from
+   * device_models: the rollout driver's reports without reading every device's documents.
+   */
+  modelReports(model: string): { deviceId: string; version: string; state: string; reason?: string; shadow?: { agreement?: unknown; samples?: unknown } }[] {
+    const out: ReturnType<FleetStore['modelReports']> = [];
+    let last = '';
+    for (const r of this.db.prepare('SELECT device_id, version, state, reason, shadow_json FROM device_models WHERE model = ? ORDER BY device_id, pos').all(model) as
+      { device_id: string; version: string; state: string; reason: string | null; shadow_json: string | null }[]) {
+      if (r.device_id === last) continue;
+      last = r.device_id;
+      const rep: (typeof out)[number] = { deviceId: r.device_id, version: r.version, state: r.state };
+      if (r.reason !== null) rep.reason = r.reason;
+      const shadow = parseStored<unknown>(r.shadow_json, null);
+      if (shadow && typeof shadow === 'object') rep.shadow = shadow as { agreement?: unknown; samples?: unknown };
+      out.push(rep);
+    }
+    return out;
   }
 
   // --- devices -------------------------------------------------------------------------
