@@ -98,6 +98,14 @@ t.test('devicePage and deviceCounts over 2,000 devices, in SQL', async (t) => {
   t.match(plan('SELECT device_id FROM devices d ORDER BY d.last_seen DESC, d.device_id DESC LIMIT 50'), /USING (COVERING )?INDEX devices_last_seen/);
   t.match(plan("SELECT COUNT(*) FROM device_models WHERE model = ? AND version = ? AND state IN ('active')", 'digits', '1.0.0'), /USING (COVERING )?INDEX device_models_version/);
 
+  // The rollout driver's reports: the first entry per device for the model, with reason and shadow.
+  const reports = new Map(store.modelReports('digits').map((r) => [r.deviceId, r]));
+  t.equal(reports.size, facts.ids.filter((_, i) => i % 20 !== 0).length, 'every device that reported digits');
+  t.same(reports.get(deviceName(9)), { deviceId: deviceName(9), version: '1.1.0', state: 'active' }, 'the first entry (1.1.0 kept, 1.2.0 failed after it)');
+  store.upsertReported(deviceName(3), { models: [{ name: 'digits', version: '1.3.0', state: 'shadow', shadow: { agreement: 0.97, samples: 500 } }, { name: 'kws', version: '2.0.0', state: 'failed', reason: 'bad <b>' }] });
+  t.same(store.modelReports('digits').find((r) => r.deviceId === deviceName(3)), { deviceId: deviceName(3), version: '1.3.0', state: 'shadow', shadow: { agreement: 0.97, samples: 500 } });
+  t.same(store.modelReports('kws').find((r) => r.deviceId === deviceName(3)), { deviceId: deviceName(3), version: '2.0.0', state: 'failed', reason: 'bad <b>' });
+
   // The reported state replaced: its rows follow.
   store.upsertReported(deviceName(2), { models: [{ name: 'digits', version: '1.2.0', state: 'active' }] });
   t.equal(store.deviceCounts().byVersion['digits@1.2.0'], 1);
