@@ -8,6 +8,7 @@ import path from 'node:path';
 import { storedDocument, type DriftReportDoc } from './documents.js';
 import { deviceQuerySql, SERVING_STATES, type DeviceCounts, type DevicePage, type DeviceQuery } from './device-query.js';
 import { reportedModels } from './deploy-problems.js';
+import { DEVICE_COLUMNS, deviceRow, type StoredDevice } from './device-rows.js';
 
 /** JSON text from the database, or `fallback` when it does not parse (a damaged or hand-edited row). */
 function parseStored<T>(json: string | null | undefined, fallback: T): T {
@@ -167,27 +168,6 @@ CREATE TABLE IF NOT EXISTS desired (
   updated_at INTEGER NOT NULL
 );
 `;
-
-const DEVICE_COLUMNS = 'device_id, state, status_json, status_at, last_seen, reported_json';
-interface StoredDevice { device_id: string; state: string; status_json: string | null; status_at: number | null; last_seen: number; reported_json: string | null }
-
-function deviceRow(r: StoredDevice): DeviceRow {
-  // Rows are checked as they are read: one written by an older version (or by hand) that
-  // does not have the shape the views rely on reads as absent, not as a crash.
-  const status = storedDocument('status', r.status_json) ?? null;
-  const up = status?.uptimeSeconds;
-  const row: DeviceRow = {
-    deviceId: r.device_id,
-    state: r.state,
-    status,
-    lastSeen: new Date(r.last_seen).toISOString(),
-    reported: storedDocument('reported', r.reported_json) ?? null,
-  };
-  if (r.state === 'online' && typeof up === 'number' && Number.isFinite(up) && r.status_at !== null) {
-    row.uptimeSeconds = Math.round(up + Math.max(0, r.last_seen - r.status_at) / 1000);
-  }
-  return row;
-}
 
 export class FleetStore {
   readonly db: Database.Database;
