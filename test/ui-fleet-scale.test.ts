@@ -112,6 +112,10 @@ t.test('10,000 devices: the first page in under a second, then paging, filters a
   await direct.goto(`${url}/?state=unknown&offset=50&live=0`);
   await direct.locator('#page-info').getByText(new RegExp(`^51-100 of ${facts.byState.unknown} matching`)).waitFor({ timeout: 10_000 });
   t.equal(await direct.locator('#devices tbody tr').first().getAttribute('data-device'), deviceName(1000), 'the 51st unknown device');
+  // A bad address: the controller's reason on the page, no table.
+  await direct.goto(`${url}/?sort=name&live=0`);
+  await direct.locator('#page-info').getByText(/sort must be one of deviceId, lastSeen, state, got "name"/).waitFor({ timeout: 10_000 });
+  t.pass('a bad sort in the address shows the reason');
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(artifactsDir, 'fleet-dashboard-10k.png'), fullPage: false });
   t.same(errors, [], 'no script errors on the page');

@@ -158,6 +158,8 @@
     el.replaceChildren(states, versions);
     for (const id of ['state', 'version']) {
       const known = id === 'state' ? c.byState : c.byVersion;
+      // A state or version no device has any more leaves the list (unless it is the filter).
+      for (const o of [...$(id).options]) if (o.value && !(o.value in known) && o.value !== query[id]) o.remove();
       if (query[id] && !(query[id] in known)) option($(id), query[id], `${query[id]} (0)`);
       $(id).value = query[id];
     }
