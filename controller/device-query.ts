@@ -25,6 +25,11 @@ export interface DeviceCounts {
   byState: Record<string, number>;
   /** Key "model@version" from the reported state: devices serving that version (active, probation, committed). */
   byVersion: Record<string, number>;
+  /**
+   * Devices with a deploy that did not land: a version their reported state calls failed or
+   * rolled_back. Optional (a store may leave it out; the dashboard then says nothing).
+   */
+  failedDeploys?: number;
 }
 
 /** Reported model states that mean the device serves that version: they count in byVersion and match the model/version filter. */

@@ -4,7 +4,8 @@ import { deviceQueryParams, type DeviceCounts, type DevicePage, type DeviceQuery
 export function countsText(c: DeviceCounts): string {
   const states = Object.entries(c.byState).map(([k, n]) => `${n} ${k}`).join(', ');
   const versions = Object.entries(c.byVersion).map(([k, n]) => `${k}: ${n}`).join(', ');
-  return `${c.total} device${c.total === 1 ? '' : 's'}${states ? `: ${states}` : ''}\nserving: ${versions || 'no model reported'}\n`;
+  const failed = c.failedDeploys ? `; ${c.failedDeploys} with a failed deploy` : '';
+  return `${c.total} device${c.total === 1 ? '' : 's'}${states ? `: ${states}` : ''}${failed}\nserving: ${versions || 'no model reported'}\n`;
 }
 
 /** "devices 51-100 of 10000 matching; next page: --offset 100". */

@@ -297,7 +297,7 @@ export class FleetStore {
     return { total, offset: q.offset, limit: q.limit, rows: rows.map(deviceRow) };
   }
 
-  /** Devices by state, and by model@version they serve per their reported state. */
+  /** Devices by state, by model@version they serve per their reported state, and those with a failed deploy. */
   deviceCounts(): DeviceCounts {
     const byState: Record<string, number> = {};
     let total = 0;
@@ -310,7 +310,8 @@ export class FleetStore {
       GROUP BY model, version ORDER BY model, version`).all(...SERVING_STATES) as { model: string; version: string; n: number }[]) {
       byVersion[`${r.model}@${r.version}`] = r.n;
     }
-    return { total, byState, byVersion };
+    const failedDeploys = (this.db.prepare("SELECT COUNT(DISTINCT device_id) AS n FROM device_models WHERE state IN ('failed', 'rolled_back')").get() as { n: number }).n;
+    return { total, byState, byVersion, failedDeploys };
   }
 
   groupMembers(group: string): string[] {

@@ -55,7 +55,7 @@ t.test('devicePage and deviceCounts over 2,000 devices, in SQL', async (t) => {
   t.teardown(() => store.close());
   const facts = fillFleet(store, 2000);
   const counts = store.deviceCounts();
-  t.same(counts, { total: 2000, byState: facts.byState, byVersion: facts.byVersion }, 'counts by state and served version (a failed 1.2.0 is not served)');
+  t.same(counts, { total: 2000, byState: facts.byState, byVersion: facts.byVersion, failedDeploys: facts.failedDeploys }, 'counts by state and served version (a failed 1.2.0 is not served)');
   t.notOk('digits@1.2.0' in counts.byVersion);
 
   const first = store.devicePage(q());
@@ -127,7 +127,7 @@ t.test('a database written before device_models and device_groups is filled when
   old.close();
   const store = new FleetStore(file);
   t.teardown(() => store.close());
-  t.same(store.deviceCounts(), { total: 3, byState: { offline: 1, online: 2 }, byVersion: { 'digits@1.0.0': 1, 'digits@1.1.0': 1 } }, 'counted from the stored documents; a damaged one counts for nothing');
+  t.same(store.deviceCounts(), { total: 3, byState: { offline: 1, online: 2 }, byVersion: { 'digits@1.0.0': 1, 'digits@1.1.0': 1 }, failedDeploys: 0 }, 'counted from the stored documents; a damaged one counts for nothing');
   t.same(store.groupMembers('lab'), ['pi-a', 'pi-b']);
   t.same(store.devicePage(q({ model: 'digits', version: '1.1.0' })).rows.map((r) => r.deviceId), ['pi-b']);
 });
@@ -144,7 +144,7 @@ t.test('the dashboard routes: a page, the counts, and 400 with the reason on bad
   const offline = facts.ids.filter((_, i) => i % 4 === 1 && i % 20 !== 0).reverse();
   t.same({ total: body.total, offset: body.offset, limit: body.limit }, { total: offline.length, offset: 10, limit: 10 });
   t.same(body.rows.map((r) => r.deviceId), offline.slice(10, 20));
-  t.same((await app.inject('/api/device-counts')).json(), { total: 300, byState: facts.byState, byVersion: facts.byVersion });
+  t.same((await app.inject('/api/device-counts')).json(), { total: 300, byState: facts.byState, byVersion: facts.byVersion, failedDeploys: facts.failedDeploys });
   const legacy = await app.inject('/api/devices');
   t.equal((legacy.json() as unknown[]).length, 50, '/api/devices: the rows of the first page');
   t.equal(legacy.headers['x-total-count'], '300');
@@ -174,7 +174,7 @@ t.test('edge-fleet devices: --limit --offset --state --search --sort, counts, an
   const fleet = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'bin/edge-fleet.js'), 'devices', '--db', db, ...args], { encoding: 'utf8', timeout: 30_000 });
   const plain = fleet();
   t.equal(plain.status, 0, plain.stderr);
-  t.match(plain.stdout, new RegExp(`^120 devices: ${facts.byState.offline} offline, ${facts.byState.online} online, ${facts.byState.unknown} unknown\\n`), 'counts by state first');
+  t.match(plain.stdout, new RegExp(`^120 devices: ${facts.byState.offline} offline, ${facts.byState.online} online, ${facts.byState.unknown} unknown; ${facts.failedDeploys} with a failed deploy\\n`), 'counts by state first');
   t.match(plain.stdout, new RegExp(`serving: digits@1\\.0\\.0: ${facts.byVersion['digits@1.0.0']}, digits@1\\.1\\.0: ${facts.byVersion['digits@1.1.0']}, kws@2\\.0\\.0: ${facts.byVersion['kws@2.0.0']}`), 'and by version');
   t.match(plain.stdout, /devices 1-50 of 120; next page: --offset 50\n$/, 'where the page is, and how to get the next');
   t.equal(plain.stdout.split('\n').filter((l) => /^pi-\d{5} /.test(l)).length, 50, '50 rows by default');
@@ -185,7 +185,7 @@ t.test('edge-fleet devices: --limit --offset --state --search --sort, counts, an
   t.same((JSON.parse(json.stdout) as { deviceId: string }[]).map((d) => d.deviceId), offline.slice(5, 10), '--json: the page\'s devices');
   const search = fleet('--search', 'pi-0011', '--sort', 'lastSeen');
   t.match(search.stdout, /devices 1-10 of 10 matching\n$/);
-  t.same(JSON.parse(fleet('--counts', '--json').stdout), { total: 120, byState: facts.byState, byVersion: facts.byVersion }, '--counts --json');
+  t.same(JSON.parse(fleet('--counts', '--json').stdout), { total: 120, byState: facts.byState, byVersion: facts.byVersion, failedDeploys: facts.failedDeploys }, '--counts --json');
   for (const [args, msg] of [
     [['--limit', '0'], /--limit must be a whole number from 1 to 500, got "0"/],
     [['--sort', 'name'], /--sort must be one of deviceId, lastSeen, state/],

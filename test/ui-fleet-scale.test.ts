@@ -32,7 +32,7 @@ t.test('10,000 devices: the first page in under a second, then paging, filters a
 
   const snap = await (await fetch(`${url}/api/snapshot`)).text();
   t.ok(snap.length < 50_000, `the live snapshot carries counts, not the fleet (${snap.length} bytes)`);
-  t.same(JSON.parse(snap).counts, { total: N, byState: facts.byState, byVersion: facts.byVersion }, 'counts by state and version');
+  t.same(JSON.parse(snap).counts, { total: N, byState: facts.byState, byVersion: facts.byVersion, failedDeploys: facts.failedDeploys }, 'counts by state and version');
 
   const browser = await launchBrowser();
   t.teardown(() => browser.close());
@@ -55,6 +55,7 @@ t.test('10,000 devices: the first page in under a second, then paging, filters a
   t.equal(await rows.count(), 50, 'one page of 50 rows');
   t.match(await info.innerText(), /^1-50 of 10000 \(page 1 of 200\)/, 'where the page is');
   t.match(await page.locator('#summary').innerText(), new RegExp(`${N} devices: ${facts.byState.online} online`), 'the summary counts the whole fleet');
+  t.match(await page.locator('#summary').innerText(), new RegExp(`${facts.failedDeploys} with a failed deploy`), 'and the devices with a failed deploy');
   t.match(await page.locator('#counts').innerText(), new RegExp(`offline: ${facts.byState.offline}.*digits@1\\.1\\.0: ${facts.byVersion['digits@1.1.0']}`, 's'), 'counts by state and version on the page');
   t.equal(await rows.first().getAttribute('data-device'), deviceName(0));
 

@@ -8,6 +8,7 @@ export interface FleetFacts {
   ids: string[];
   byState: Record<string, number>;
   byVersion: Record<string, number>;
+  failedDeploys: number;
   lastSeen: Map<string, number>;
   groups: Map<string, string[]>;
 }
@@ -15,7 +16,7 @@ export interface FleetFacts {
 export const deviceName = (i: number): string => `pi-${String(i).padStart(5, '0')}`;
 
 export function fillFleet(store: FleetStore, n: number, now = Date.now()): FleetFacts {
-  const facts: FleetFacts = { ids: [], byState: {}, byVersion: {}, lastSeen: new Map(), groups: new Map() };
+  const facts: FleetFacts = { ids: [], byState: {}, byVersion: {}, failedDeploys: 0, lastSeen: new Map(), groups: new Map() };
   const count = (rec: Record<string, number>, k: string): void => { rec[k] = (rec[k] ?? 0) + 1; };
   const setSeen = store.db.prepare('UPDATE devices SET last_seen = ? WHERE device_id = ?');
   store.db.transaction(() => {
@@ -43,6 +44,7 @@ export function fillFleet(store: FleetStore, n: number, now = Date.now()): Fleet
         const models = [...digits, ...(i % 5 === 0 ? [{ name: 'kws', version: '2.0.0', state: 'committed' }] : [])];
         store.upsertReported(id, { models });
         for (const m of models) if (m.state !== 'failed') count(facts.byVersion, `${m.name}@${m.version}`);
+        if (version === '1.2.0') facts.failedDeploys++;
       }
       // Seen over the last day, in an order unlike the ids' (so sorting by it is visible).
       const at = now - ((i * 7919) % 86_400) * 1000;

@@ -139,7 +139,8 @@
     const c = data.counts || { total: 0, byState: {}, byVersion: {} };
     const online = c.byState.online || 0;
     $('summary').replaceChildren(`${c.total} devices: `, label(`${online} online`, 'ok'), ' ',
-      label(`${c.total - online} offline`, c.total - online ? 'bad' : 'ok'));
+      label(`${c.total - online} offline`, c.total - online ? 'bad' : 'ok'),
+      ...(c.failedDeploys ? [' ', label(`${c.failedDeploys} with a failed deploy`, 'bad')] : []));
     const el = $('counts');
     const toggle = (id, value) => () => { $(id).value = query[id] === value ? '' : value; setQuery({ [id]: $(id).value }); renderCounts(); };
     const states = document.createElement('p');
