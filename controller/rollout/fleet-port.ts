@@ -9,14 +9,6 @@ import type { FleetPort } from './driver.js';
 /** Signs a command for one device (devices with `security.commands.requireSignature`). */
 export type CommandSigner = (cmd: { id: string; name: string; args: unknown }, deviceId: string) => object;
 
-interface ReportedModel {
-  name?: string;
-  version?: string;
-  state?: string;
-  reason?: string;
-  shadow?: { agreement?: number; samples?: number };
-}
-
 export class ControllerFleetPort implements FleetPort {
   constructor(
     private readonly store: FleetStore,
