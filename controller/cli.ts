@@ -11,6 +11,8 @@ import { AGENT_VERSION } from '../agent/version.js';
 import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetStore } from './store.js';
 import { table } from './table.js';
+import { countsText, pageText } from './device-text.js';
+import { DEFAULT_LIMIT, DeviceQueryError, MAX_LIMIT, parseDeviceQuery, SORTS } from './device-query.js';
 import { deployProblems, problemsText, reportedModels } from './deploy-problems.js';
 import { readBrokerTls, type BrokerTls, type BrokerTlsFiles } from './broker-tls.js';
 
@@ -188,12 +190,38 @@ export function buildFleetCli(): Command {
     });
 
   program.command('devices')
-    .description('every device seen, its state and models')
+    .description('devices, a page at a time (filtered and sorted by the database), with counts by state and model version')
     .option('--db <file>', 'controller database', DEFAULT_DB)
-    .option('--json', 'print JSON')
-    .action((o: { db: string; json?: boolean }) => {
+    .option('--limit <n>', `at most this many devices (1 to ${MAX_LIMIT})`, String(DEFAULT_LIMIT))
+    .option('--offset <n>', 'skip this many devices first', '0')
+    .option('--state <state>', 'only devices in this state (online, offline, unknown)')
+    .option('--search <text>', 'only devices whose id contains this text')
+    .option('--model <name>', 'only devices serving this model (per their reported state)')
+    .option('--version <version>', 'with --model, or as NAME@VERSION: only devices serving this version')
+    .option('--group <group>', 'only devices in this group')
+    .option('--sort <key>', `sort by ${SORTS.join(', ')}`, 'deviceId')
+    .option('--order <order>', 'asc or desc', 'asc')
+    .option('--json', 'print the page\'s devices as JSON (--counts: the counts)')
+    .option('--counts', 'print only the counts by state and by model version')
+    .action((o: { db: string; json?: boolean; counts?: boolean } & Record<string, string | undefined>) => {
+      let q;
+      try {
+        const { db: _db, json: _json, counts: _counts, ...params } = o;
+        q = parseDeviceQuery(params);
+      } catch (err) {
+        if (err instanceof DeviceQueryError) throw new InvalidArgumentError(err.message.replace(/^(\w+)/, '--$1'));
+        throw err;
+      }
       const store = openStore(o.db);
-      const rows = store.devices().map((d) => ({
+      const counts = store.deviceCounts();
+      if (o.counts) {
+        out(Boolean(o.json), counts, () => countsText(counts));
+        store.close();
+        return;
+      }
+      const page = store.devicePage(q);
+      store.close();
+      const rows = page.rows.map((d) => ({
         device: d.deviceId,
         state: d.state,
         version: d.status?.agentVersion ?? null,
@@ -204,8 +232,7 @@ export function buildFleetCli(): Command {
         // A failed or rolled-back version with the device's own reason: why a deploy did not land.
         problems: problemsText(deployProblems(d.reported)) || null,
       }));
-      out(Boolean(o.json), o.json ? store.devices() : rows, () => table(rows));
-      store.close();
+      out(Boolean(o.json), page.rows, () => countsText(counts) + '\n' + table(rows) + pageText(page, q));
     });
 
   brokerTlsOptions(program.command('cmd'))

@@ -6,6 +6,9 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { storedDocument, type DriftReportDoc } from './documents.js';
+import { deviceQuerySql, SERVING_STATES, type DeviceCounts, type DevicePage, type DeviceQuery } from './device-query.js';
+import { reportedModels } from './deploy-problems.js';
+import { DEVICE_COLUMNS, deviceRow, type StoredDevice } from './device-rows.js';
 
 /** JSON text from the database, or `fallback` when it does not parse (a damaged or hand-edited row). */
 function parseStored<T>(json: string | null | undefined, fallback: T): T {
@@ -71,6 +74,28 @@ CREATE TABLE IF NOT EXISTS devices (
   reported_json TEXT,
   reported_at INTEGER
 );
+CREATE INDEX IF NOT EXISTS devices_state ON devices (state, device_id);
+CREATE INDEX IF NOT EXISTS devices_last_seen ON devices (last_seen, device_id);
+-- The models of each device's reported state, one row per model version (kept with
+-- reported_json): counts by version and the version filter without reading every document.
+CREATE TABLE IF NOT EXISTS device_models (
+  device_id TEXT NOT NULL,
+  model TEXT NOT NULL,
+  version TEXT NOT NULL,
+  state TEXT NOT NULL,
+  pos INTEGER NOT NULL DEFAULT 0,
+  reason TEXT,
+  shadow_json TEXT,
+  PRIMARY KEY (device_id, model, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS device_models_version ON device_models (model, version, state, device_id);
+-- The groups of each device's status (kept with groups_json): group members by index.
+CREATE TABLE IF NOT EXISTS device_groups (
+  grp TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  PRIMARY KEY (grp, device_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS device_groups_device ON device_groups (device_id);
 CREATE TABLE IF NOT EXISTS telemetry (
   device_id TEXT NOT NULL,
   stream TEXT NOT NULL,
@@ -92,6 +117,8 @@ CREATE TABLE IF NOT EXISTS batches (
   received_at INTEGER NOT NULL,
   replica TEXT NOT NULL
 );
+-- The dashboard's telemetry chart reads the last hour of batches on every update.
+CREATE INDEX IF NOT EXISTS batches_received ON batches (received_at);
 CREATE TABLE IF NOT EXISTS rejected (
   id INTEGER PRIMARY KEY,
   device_id TEXT,
@@ -157,7 +184,10 @@ export class FleetStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    const had = new Set((this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
     this.db.exec(SCHEMA);
+    // Databases written before device_models/device_groups existed: filled once from the stored documents.
+    if (had.has('devices') && (!had.has('device_models') || !had.has('device_groups'))) this.#backfillDeviceIndex();
     // Databases written before status_at existed: the column is added, empty until the next status.
     const cols = this.db.prepare('PRAGMA table_info(devices)').all() as { name: string }[];
     if (!cols.some((c) => c.name === 'status_at')) this.db.exec('ALTER TABLE devices ADD COLUMN status_at INTEGER');
@@ -171,16 +201,66 @@ export class FleetStore {
     this.db.close();
   }
 
+  #backfillDeviceIndex(): void {
+    this.db.transaction(() => {
+      const rows = this.db.prepare('SELECT device_id, groups_json, reported_json FROM devices').all() as { device_id: string; groups_json: string; reported_json: string | null }[];
+      for (const r of rows) {
+        this.#setGroups(r.device_id, parseStored<unknown>(r.groups_json, []));
+        this.#setModels(r.device_id, storedDocument('reported', r.reported_json) ?? null);
+      }
+    })();
+  }
+
+  #setGroups(deviceId: string, groups: unknown): void {
+    this.db.prepare('DELETE FROM device_groups WHERE device_id = ?').run(deviceId);
+    if (!Array.isArray(groups)) return;
+    const ins = this.db.prepare('INSERT OR IGNORE INTO device_groups (grp, device_id) VALUES (?, ?)');
+    for (const g of groups) if (typeof g === 'string') ins.run(g, deviceId);
+  }
+
+  #setModels(deviceId: string, reported: unknown): void {
+    this.db.prepare('DELETE FROM device_models WHERE device_id = ?').run(deviceId);
+    // A version named twice keeps its first entry (the one a reader of the document finds first).
+    const ins = this.db.prepare('INSERT OR IGNORE INTO device_models (device_id, model, version, state, pos, reason, shadow_json) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    reportedModels(reported).forEach((m, i) => {
+      const shadow = (m as { shadow?: unknown }).shadow;
+      ins.run(deviceId, m.name, String(m.version), String(m.state), i, typeof m.reason === 'string' ? m.reason : null, shadow && typeof shadow === 'object' ? JSON.stringify(shadow) : null);
+    });
+  }
+
+  /**
+   * What each device's reported state says about one model (its first entry for it), from
+   * device_models: the rollout driver's reports without reading every device's documents.
+   */
+  modelReports(model: string): { deviceId: string; version: string; state: string; reason?: string; shadow?: { agreement?: unknown; samples?: unknown } }[] {
+    const out: ReturnType<FleetStore['modelReports']> = [];
+    let last = '';
+    for (const r of this.db.prepare('SELECT device_id, version, state, reason, shadow_json FROM device_models WHERE model = ? ORDER BY device_id, pos').all(model) as
+      { device_id: string; version: string; state: string; reason: string | null; shadow_json: string | null }[]) {
+      if (r.device_id === last) continue;
+      last = r.device_id;
+      const rep: (typeof out)[number] = { deviceId: r.device_id, version: r.version, state: r.state };
+      if (r.reason !== null) rep.reason = r.reason;
+      const shadow = parseStored<unknown>(r.shadow_json, null);
+      if (shadow && typeof shadow === 'object') rep.shadow = shadow as { agreement?: unknown; samples?: unknown };
+      out.push(rep);
+    }
+    return out;
+  }
+
   // --- devices -------------------------------------------------------------------------
 
   upsertStatus(deviceId: string, status: Record<string, unknown> | null): void {
     const now = Date.now();
     const state = status ? String(status.state ?? 'unknown') : 'unknown';
     const groups = Array.isArray(status?.groups) ? JSON.stringify(status!.groups) : '[]';
-    this.db.prepare(`INSERT INTO devices (device_id, state, status_json, groups_json, first_seen, last_seen, status_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+    this.db.transaction(() => {
+      this.#setGroups(deviceId, status?.groups);
+      this.db.prepare(`INSERT INTO devices (device_id, state, status_json, groups_json, first_seen, last_seen, status_at) VALUES (?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, status_json = excluded.status_json, groups_json = excluded.groups_json,
         last_seen = MAX(last_seen, excluded.last_seen), status_at = excluded.status_at`)
       .run(deviceId, state, status ? JSON.stringify(status) : null, groups, now, now, now);
+    })();
   }
 
   /** A message from the device arrived (any kind): it was alive then. A device not known yet is added as 'unknown'. */
@@ -191,44 +271,54 @@ export class FleetStore {
 
   upsertReported(deviceId: string, report: Record<string, unknown>): void {
     const now = Date.now();
-    this.db.prepare(`INSERT INTO devices (device_id, state, first_seen, last_seen, reported_json, reported_at) VALUES (?, 'unknown', ?, ?, ?, ?)
-      ON CONFLICT (device_id) DO UPDATE SET reported_json = excluded.reported_json, reported_at = excluded.reported_at`)
-      .run(deviceId, now, now, JSON.stringify(report), now);
+    this.db.transaction(() => {
+      this.db.prepare(`INSERT INTO devices (device_id, state, first_seen, last_seen, reported_json, reported_at) VALUES (?, 'unknown', ?, ?, ?, ?)
+        ON CONFLICT (device_id) DO UPDATE SET reported_json = excluded.reported_json, reported_at = excluded.reported_at`)
+        .run(deviceId, now, now, JSON.stringify(report), now);
+      this.#setModels(deviceId, report);
+    })();
   }
 
   devices(): DeviceRow[] {
-    const rows = this.db.prepare('SELECT device_id, state, status_json, status_at, last_seen, reported_json FROM devices ORDER BY device_id').all() as
-      { device_id: string; state: string; status_json: string | null; status_at: number | null; last_seen: number; reported_json: string | null }[];
-    return rows.map((r) => {
-      // Rows are checked as they are read: one written by an older version (or by hand) that
-      // does not have the shape the views rely on reads as absent, not as a crash.
-      const status = storedDocument('status', r.status_json) ?? null;
-      const up = status?.uptimeSeconds;
-      const row: DeviceRow = {
-        deviceId: r.device_id,
-        state: r.state,
-        status,
-        lastSeen: new Date(r.last_seen).toISOString(),
-        reported: storedDocument('reported', r.reported_json) ?? null,
-      };
-      if (r.state === 'online' && typeof up === 'number' && Number.isFinite(up) && r.status_at !== null) {
-        row.uptimeSeconds = Math.round(up + Math.max(0, r.last_seen - r.status_at) / 1000);
-      }
-      return row;
-    });
+    return (this.db.prepare(`SELECT ${DEVICE_COLUMNS} FROM devices ORDER BY device_id`).all() as StoredDevice[]).map(deviceRow);
   }
 
   device(deviceId: string): DeviceRow | undefined {
-    return this.devices().find((d) => d.deviceId === deviceId);
+    const r = this.db.prepare(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ?`).get(deviceId) as StoredDevice | undefined;
+    return r && deviceRow(r);
+  }
+
+  /** One page of devices, filtered and sorted in SQL (controller/device-query.ts). */
+  devicePage(q: DeviceQuery): DevicePage {
+    const { where, args, orderBy } = deviceQuerySql(q);
+    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM devices d ${where}`).get(...args) as { n: number }).n;
+    const rows = this.db.prepare(`SELECT ${DEVICE_COLUMNS.split(', ').map((c) => `d.${c}`).join(', ')} FROM devices d ${where} ${orderBy} LIMIT ? OFFSET ?`)
+      .all(...args, q.limit, q.offset) as StoredDevice[];
+    return { total, offset: q.offset, limit: q.limit, rows: rows.map(deviceRow) };
+  }
+
+  /** Devices by state, by model@version they serve per their reported state, and those with a failed deploy. */
+  deviceCounts(): DeviceCounts {
+    const byState: Record<string, number> = {};
+    let total = 0;
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM devices GROUP BY state ORDER BY state').all() as { state: string; n: number }[]) {
+      byState[r.state] = r.n;
+      total += r.n;
+    }
+    const byVersion: Record<string, number> = {};
+    for (const r of this.db.prepare(`SELECT model, version, COUNT(*) AS n FROM device_models WHERE state IN (${SERVING_STATES.map(() => '?').join(', ')})
+      GROUP BY model, version ORDER BY model, version`).all(...SERVING_STATES) as { model: string; version: string; n: number }[]) {
+      byVersion[`${r.model}@${r.version}`] = r.n;
+    }
+    const failedDeploys = (this.db.prepare("SELECT COUNT(DISTINCT device_id) AS n FROM device_models WHERE state IN ('failed', 'rolled_back')").get() as { n: number }).n;
+    return { total, byState, byVersion, failedDeploys };
   }
 
   groupMembers(group: string): string[] {
-    const rows = this.db.prepare('SELECT device_id, groups_json FROM devices ORDER BY device_id').all() as { device_id: string; groups_json: string }[];
-    if (group === '*' || group === 'all') return rows.map((r) => r.device_id);
-    return rows.filter((r) => {
-      const groups = parseStored<unknown>(r.groups_json, []);
-      return Array.isArray(groups) && groups.includes(group);
-    }).map((r) => r.device_id);
+    const rows = group === '*' || group === 'all'
+      ? this.db.prepare('SELECT device_id FROM devices ORDER BY device_id').all()
+      : this.db.prepare('SELECT device_id FROM device_groups WHERE grp = ? ORDER BY device_id').all(group);
+    return (rows as { device_id: string }[]).map((r) => r.device_id);
   }
 
   // --- telemetry -----------------------------------------------------------------------

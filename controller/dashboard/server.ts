@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { Errors } from '../../protocol/errors.js';
 import type { FleetStore } from '../store.js';
 import type { RolloutStatus } from '../rollout/driver.js';
-import { deviceView, devicesView, fleetDriftView, rolloutsView, telemetryVolumeView } from './views.js';
+import { parseDeviceQuery } from '../device-query.js';
+import { deviceView, devicesView, fleetDriftView, rolloutsSummaryView, telemetryVolumeView } from './views.js';
 
 const require = createRequire(import.meta.url);
 
@@ -58,15 +59,26 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
     app.get(route, async (_req, reply) => reply.type(type).header('cache-control', 'no-cache').send(readFileSync(file)));
   }
 
-  const rollouts = (): Record<string, unknown>[] => rolloutsView(opts.rollouts?.() ?? []);
+  const rollouts = (): Record<string, unknown>[] => rolloutsSummaryView(opts.rollouts?.() ?? []);
+  // No device list here: the counts, and the most recently seen device as a marker that some
+  // device changed, so the page fetches its own page of the table again (/api/device-page).
   const snapshot = (): Record<string, unknown> => ({
-    devices: devicesView(opts.store),
+    counts: opts.store.deviceCounts(),
+    changed: opts.store.devicePage({ offset: 0, limit: 1, sort: 'lastSeen', order: 'desc' }).rows[0] ?? null,
     drift: fleetDriftView(opts.store),
     rollouts: rollouts(),
     telemetry: telemetryVolumeView(opts.store),
   });
 
-  app.get('/api/devices', async () => devicesView(opts.store));
+  // A page of devices: ?offset&limit&search&state&model&version&group&sort&order (400 on bad ones).
+  app.get('/api/device-page', async (req) => devicesView(opts.store, parseDeviceQuery(req.query as Record<string, unknown>)));
+  app.get('/api/device-counts', async () => opts.store.deviceCounts());
+  // The rows of that page alone (the first 50 by default), the total in x-total-count.
+  app.get('/api/devices', async (req, reply) => {
+    const page = devicesView(opts.store, parseDeviceQuery(req.query as Record<string, unknown>));
+    void reply.header('x-total-count', String(page.total));
+    return page.rows;
+  });
   app.get<{ Params: { id: string } }>('/api/devices/:id', async (req, reply) => {
     const v = deviceView(opts.store, req.params.id);
     if (!v) return reply.status(404).send({ error: { code: Errors.NOT_FOUND.code, message: `no device "${req.params.id}"` } });

@@ -4,7 +4,8 @@
 import { combinedVerdict, shownVerdict, type ShownVerdict } from '../../agent/drift/verdict.js';
 import { deployProblems, type DeployProblem } from '../deploy-problems.js';
 import type { DriftReportDoc, StatusDoc } from '../documents.js';
-import type { FleetStore } from '../store.js';
+import type { DeviceRow, FleetStore } from '../store.js';
+import type { DeviceQuery } from '../device-query.js';
 import type { RolloutStatus } from '../rollout/driver.js';
 
 export interface DeviceSummary {
@@ -45,37 +46,40 @@ function latestDriftByDevice(store: FleetStore): Map<string, ReportLike[]> {
 /** The worst judged verdict; 'insufficient' (with its reason) only when no window was judged. */
 const worst = (reports: ReportLike[]): ShownVerdict => combinedVerdict(reports.map(shownVerdict));
 
-export function devicesView(store: FleetStore): DeviceSummary[] {
-  const drift = latestDriftByDevice(store);
-  return store.devices().map((d) => {
-    const s = (d.status ?? {}) as StatusDoc;
-    return {
-      deviceId: d.deviceId,
-      online: d.state === 'online',
-      state: d.state,
-      agentVersion: s.agentVersion,
-      kernelVariant: s.kernelVariant,
-      models: Array.isArray(s.models) ? s.models.map((m) => ({ name: m.name, version: m.version })) : [],
-      groups: Array.isArray(s.groups) ? s.groups : [],
-      lastSeen: d.lastSeen,
-      drift: worst(drift.get(d.deviceId) ?? []),
-      problems: deployProblems(d.reported),
-    };
-  });
+function summarize(d: DeviceRow, drift: Map<string, ReportLike[]>): DeviceSummary {
+  const s = (d.status ?? {}) as StatusDoc;
+  return {
+    deviceId: d.deviceId,
+    online: d.state === 'online',
+    state: d.state,
+    agentVersion: s.agentVersion,
+    kernelVariant: s.kernelVariant,
+    models: Array.isArray(s.models) ? s.models.map((m) => ({ name: m.name, version: m.version })) : [],
+    groups: Array.isArray(s.groups) ? s.groups : [],
+    lastSeen: d.lastSeen,
+    drift: worst(drift.get(d.deviceId) ?? []),
+    problems: deployProblems(d.reported),
+  };
+}
+
+/** One page of the device table: the store pages, filters and sorts (controller/device-query.ts). */
+export function devicesView(store: FleetStore, q: DeviceQuery): { total: number; offset: number; limit: number; rows: DeviceSummary[] } {
+  const page = store.devicePage(q);
+  const drift = page.rows.length ? latestDriftByDevice(store) : new Map<string, ReportLike[]>();
+  return { total: page.total, offset: page.offset, limit: page.limit, rows: page.rows.map((d) => summarize(d, drift)) };
 }
 
 export function deviceView(store: FleetStore, deviceId: string): Record<string, unknown> | undefined {
   const d = store.device(deviceId);
   if (!d) return undefined;
-  const summary = devicesView(store).find((x) => x.deviceId === deviceId)!;
-  const s = (d.status ?? {}) as StatusDoc;
+  const drift = latestDriftByDevice(store);
   return {
-    ...summary,
+    ...summarize(d, drift),
     uptimeSeconds: d.uptimeSeconds,
     reported: d.reported,
     telemetry: store.telemetrySummary(deviceId),
     commands: store.commands(deviceId).slice(-20).map((c) => ({ id: c.id, name: c.name, ok: c.ok })),
-    drift: (latestDriftByDevice(store).get(deviceId) ?? []).map(driftBrief),
+    drift: (drift.get(deviceId) ?? []).map(driftBrief),
   };
 }
 
@@ -172,5 +176,21 @@ export function rolloutsView(statuses: RolloutStatus[]): Record<string, unknown>
       devices: st.devices.map((d) => ({ id: d.id, state: d.state, version: d.version, reason: d.reason })),
     })),
     gates: s.rollout.gates,
+  }));
+}
+
+/**
+ * The rollouts for the dashboard's live stream: each stage's devices as counts by what they
+ * report, not one entry per device (a rollout to 10,000 devices would send them all every
+ * update). `edge-fleet rollout status` keeps the device list (rolloutsView).
+ */
+export function rolloutsSummaryView(statuses: RolloutStatus[]): Record<string, unknown>[] {
+  return rolloutsView(statuses).map((r) => ({
+    ...r,
+    stages: (r.stages as { percent: number; current: boolean; devices: { state: string }[] }[]).map((s) => {
+      const counts: Record<string, number> = {};
+      for (const d of s.devices) counts[d.state] = (counts[d.state] ?? 0) + 1;
+      return { percent: s.percent, current: s.current, total: s.devices.length, counts };
+    }),
   }));
 }

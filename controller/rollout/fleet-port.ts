@@ -9,14 +9,6 @@ import type { FleetPort } from './driver.js';
 /** Signs a command for one device (devices with `security.commands.requireSignature`). */
 export type CommandSigner = (cmd: { id: string; name: string; args: unknown }, deviceId: string) => object;
 
-interface ReportedModel {
-  name?: string;
-  version?: string;
-  state?: string;
-  reason?: string;
-  shadow?: { agreement?: number; samples?: number };
-}
-
 export class ControllerFleetPort implements FleetPort {
   constructor(
     private readonly store: FleetStore,
@@ -33,16 +25,16 @@ export class ControllerFleetPort implements FleetPort {
   reports(model: string): Map<string, DeviceReport> {
     const out = new Map<string, DeviceReport>();
     const drift = this.#driftVerdicts(model);
-    for (const d of this.store.devices()) {
-      const m = ((d.reported?.models as ReportedModel[] | undefined) ?? []).find((x) => x.name === model);
-      if (!m || typeof m.state !== 'string') continue;
+    // device_models by index: no device's whole documents are read (a dashboard with
+    // rollouts asks for this every update).
+    for (const m of this.store.modelReports(model)) {
       const rep: DeviceReport = { version: m.version, state: m.state, reason: m.reason };
       if (m.shadow && typeof m.shadow.agreement === 'number' && typeof m.shadow.samples === 'number') {
         rep.shadow = { agreement: m.shadow.agreement, samples: m.shadow.samples };
       }
-      const v = drift.get(`${d.deviceId}@${m.version}`);
+      const v = drift.get(`${m.deviceId}@${m.version}`);
       if (v) rep.driftVerdict = v;
-      out.set(d.deviceId, rep);
+      out.set(m.deviceId, rep);
     }
     return out;
   }

@@ -3,9 +3,7 @@
 'use strict';
 (function () {
   const $ = (id) => document.getElementById(id);
-  let data = { devices: [], drift: [], rollouts: [], telemetry: { minutes: [], streams: {} } };
-  let sortKey = 'deviceId';
-  let sortDir = 1;
+  let data = { counts: null, drift: [], rollouts: [], telemetry: { minutes: [], streams: {} } };
   let selected = null;
   let volumeChart;
   const driftCharts = new Map();
@@ -31,19 +29,12 @@
     return s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
   };
 
-  function renderDevices() {
-    const q = $('filter').value.trim().toLowerCase();
-    const rows = data.devices
-      .filter((d) => !q || JSON.stringify([d.deviceId, d.state, d.models, d.drift.verdict, d.groups, d.problems]).toLowerCase().includes(q))
-      .sort((a, b) => {
-        const key = (d) => (sortKey === 'models' ? JSON.stringify(d.models) : sortKey === 'drift' ? d.drift.verdict : sortKey === 'problems' ? d.problems.length : d[sortKey]);
-        const va = key(a);
-        const vb = key(b);
-        return (va > vb ? 1 : va < vb ? -1 : 0) * sortDir;
-      });
+  // The device table is one page from the controller (/api/device-page): it pages, filters
+  // and sorts, so the page never holds the whole fleet. The query lives in the address bar.
+  function renderDevices(page) {
     const body = $('devices').tBodies[0];
     body.replaceChildren();
-    for (const d of rows) {
+    for (const d of page.rows) {
       const tr = body.insertRow();
       tr.className = 'selectable' + (d.deviceId === selected ? ' selected' : '');
       tr.dataset.device = d.deviceId;
@@ -59,16 +50,125 @@
       tr.addEventListener('click', open);
       tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
     }
-    const online = data.devices.filter((d) => d.online).length;
-    const failing = data.devices.filter((d) => d.problems.length).length;
-    $('summary').replaceChildren(`${data.devices.length} devices: `, label(`${online} online`, 'ok'), ' ',
-      label(`${data.devices.length - online} offline`, data.devices.length - online ? 'bad' : 'ok'),
-      ...(failing ? [' ', label(`${failing} with a failed deploy`, 'bad')] : []));
+    const first = page.total ? page.offset + 1 : 0;
+    const last = page.offset + page.rows.length;
+    const pages = Math.max(1, Math.ceil(page.total / page.limit));
+    const filtered = query.search || query.state || query.version;
+    $('page-info').textContent = page.rows.length
+      ? `${first}-${last} of ${page.total}${filtered ? ' matching' : ''} (page ${Math.floor(page.offset / page.limit) + 1} of ${pages})`
+      : `no devices${filtered ? ' match' : ''}`;
+    $('prev').disabled = page.offset === 0;
+    $('next').disabled = page.offset + page.limit >= page.total;
+    for (const b of document.querySelectorAll('th button')) {
+      if (b.dataset.sort === query.sort) b.setAttribute('aria-sort', query.order === 'asc' ? 'ascending' : 'descending');
+      else b.removeAttribute('aria-sort');
+    }
+    if (!performance.getEntriesByName('devices-rendered').length) performance.mark('devices-rendered');
+  }
+
+  const query = { offset: 0, limit: 50, search: '', state: '', version: '', sort: 'deviceId', order: 'asc' };
+  const here = new URLSearchParams(location.search);
+  for (const k of Object.keys(query)) {
+    const v = here.get(k);
+    if (v === null) continue;
+    query[k] = typeof query[k] === 'number' ? Math.max(0, Math.floor(Number(v)) || 0) : v;
+  }
+  if (!query.limit) query.limit = 50;
+  $('filter').value = query.search;
+
+  function queryParams() {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== '') p.set(k, String(v));
+    return p;
+  }
+  let pageSeq = 0;
+  let loading = null;
+  let again = false;
+  function loadPage() {
+    if (loading) { again = true; return loading; }
+    const seq = ++pageSeq;
+    loading = (async () => {
+      try {
+        const res = await fetch('/api/device-page?' + queryParams());
+        const body = await res.json();
+        if (seq !== pageSeq) return;
+        if (!res.ok) {
+          $('page-info').replaceChildren(label((body.error && body.error.message) || `HTTP ${res.status}`, 'bad'));
+          return;
+        }
+        if (body.rows.length === 0 && body.offset > 0 && body.total > 0) {
+          // Past the end (the fleet shrank, or a hand-made address): the last page instead.
+          query.offset = Math.floor((body.total - 1) / body.limit) * body.limit;
+          again = true;
+          return;
+        }
+        renderDevices(body);
+      } catch (err) {
+        $('page-info').replaceChildren(label('cannot reach the controller: ' + err.message, 'bad'));
+      } finally {
+        loading = null;
+        if (again) { again = false; loadPage(); }
+      }
+    })();
+    return loading;
+  }
+  function setQuery(change) {
+    Object.assign(query, { offset: 0 }, change);
+    const p = queryParams();
+    if (here.get('live') === '0') p.set('live', '0');
+    history.replaceState(null, '', '?' + p);
+    pageSeq++;
+    loadPage();
+  }
+
+  function option(select, value, text) {
+    let o = [...select.options].find((x) => x.value === value);
+    if (!o) { o = document.createElement('option'); o.value = value; select.append(o); }
+    o.textContent = text;
+  }
+  function chip(text, pressed, onclick) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = text;
+    b.setAttribute('aria-pressed', String(pressed));
+    b.addEventListener('click', onclick);
+    return b;
+  }
+  // Counts by state and by served model version; each is a filter (click again to clear it).
+  function renderCounts() {
+    const c = data.counts || { total: 0, byState: {}, byVersion: {} };
+    const online = c.byState.online || 0;
+    $('summary').replaceChildren(`${c.total} devices: `, label(`${online} online`, 'ok'), ' ',
+      label(`${c.total - online} offline`, c.total - online ? 'bad' : 'ok'),
+      ...(c.failedDeploys ? [' ', label(`${c.failedDeploys} with a failed deploy`, 'bad')] : []));
+    const el = $('counts');
+    const toggle = (id, value) => () => { $(id).value = query[id] === value ? '' : value; setQuery({ [id]: $(id).value }); renderCounts(); };
+    const states = document.createElement('p');
+    states.append('By state: ');
+    for (const [s, n] of Object.entries(c.byState)) {
+      states.append(chip(`${s}: ${n}`, query.state === s, toggle('state', s)));
+      option($('state'), s, `${s} (${n})`);
+    }
+    const versions = document.createElement('p');
+    versions.append('By version: ');
+    if (!Object.keys(c.byVersion).length) versions.append('no model reported');
+    for (const [v, n] of Object.entries(c.byVersion)) {
+      versions.append(chip(`${v}: ${n}`, query.version === v, toggle('version', v)));
+      option($('version'), v, `${v} (${n})`);
+    }
+    el.replaceChildren(states, versions);
+    for (const id of ['state', 'version']) {
+      const known = id === 'state' ? c.byState : c.byVersion;
+      // A state or version no device has any more leaves the list (unless it is the filter).
+      for (const o of [...$(id).options]) if (o.value && !(o.value in known) && o.value !== query[id]) o.remove();
+      if (query[id] && !(query[id] in known)) option($(id), query[id], `${query[id]} (0)`);
+      $(id).value = query[id];
+    }
   }
 
   async function selectDevice(id) {
     selected = id;
-    renderDevices();
+    for (const tr of $('devices').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.device === id);
     const res = await fetch('/api/devices/' + encodeURIComponent(id));
     if (!res.ok) return;
     const d = await res.json();
@@ -118,10 +218,9 @@
       r.stages.forEach((s, i) => {
         const div = document.createElement('div');
         div.className = 'stage' + (s.current ? ' current' : '');
-        const counts = {};
-        for (const d of s.devices) counts[d.state] = (counts[d.state] || 0) + 1;
+        // Counts by what the stage's devices report (the controller counts; no device lists).
         div.textContent = `stage ${i + 1} (${s.percent}%)${s.current ? ' [current]' : ''}: ` +
-          (s.devices.length ? Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') : 'not started');
+          (s.total ? Object.entries(s.counts).map(([k, v]) => `${v} ${k}`).join(', ') : 'not started');
         el.append(div);
       });
     }
@@ -186,8 +285,12 @@
     }
   }
 
+  let pageRequested = false;
   function render() {
-    renderDevices();
+    renderCounts();
+    // The first snapshot needs no second request for the table: it was asked for at once.
+    if (pageRequested) loadPage();
+    pageRequested = true;
     renderRollouts();
     renderDrift();
     renderVolume();
@@ -196,12 +299,24 @@
 
   for (const b of document.querySelectorAll('th button')) {
     b.addEventListener('click', () => {
-      sortDir = sortKey === b.dataset.sort ? -sortDir : 1;
-      sortKey = b.dataset.sort;
-      renderDevices();
+      const same = query.sort === b.dataset.sort;
+      setQuery({ sort: b.dataset.sort, order: same && query.order === 'asc' ? 'desc' : 'asc' });
     });
   }
-  $('filter').addEventListener('input', renderDevices);
+  let typing;
+  $('filter').addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => setQuery({ search: $('filter').value.trim() }), 200);
+  });
+  $('state').addEventListener('change', () => { setQuery({ state: $('state').value }); renderCounts(); });
+  $('version').addEventListener('change', () => { setQuery({ version: $('version').value }); renderCounts(); });
+  $('prev').addEventListener('click', () => setQuery({ offset: Math.max(0, query.offset - query.limit) }));
+  $('next').addEventListener('click', () => setQuery({ offset: query.offset + query.limit }));
+
+  // The table's page is asked for at once, in parallel with the counts and the charts; Chart.js
+  // loads after this script, and the charts are drawn when it has.
+  loadPage();
+  window.addEventListener('load', () => { renderDrift(); renderVolume(); });
 
   // ?live=0: one snapshot and no event stream, so the page settles (headless screenshots).
   if (new URLSearchParams(location.search).get('live') === '0') {
