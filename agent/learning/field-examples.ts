@@ -104,16 +104,19 @@ export class FieldExamples {
       kept: false, labelled: false,
     };
     // Inputs are held only where they could be kept: a policy, and small enough for it.
-    if (policy && tensorBytes(e.inputs) + tensorBytes(e.outputs) <= policy.maxBytesPerExample) {
+    const fits = policy !== undefined && tensorBytes(e.inputs) + tensorBytes(e.outputs) <= policy.maxBytesPerExample;
+    if (fits) {
       a.inputs = e.inputs;
       a.outputs = e.outputs;
     }
     this.#window.set(a.id, a);
     while (this.#window.size > this.#o.windowEntries) this.#forget(this.#window.keys().next().value!);
     this.stats.window = this.#window.size;
-    if (!policy || !a.inputs) return;
+    if (!policy) return;
     const reason = this.#reason(policy, a);
-    if (reason) this.#keep(a, policy, reason);
+    if (!reason) return;
+    if (fits) this.#keep(a, policy, reason);
+    else this.stats.refused.tooLarge++;
   }
 
   /** A shadow comparison of answer `id` (ModelRuntime.onShadowResult). */
