@@ -2,7 +2,7 @@
 // gradients against central finite differences (linear and MLP heads, label and tempered soft
 // targets, L2), the seeded validation split, and the head splice (the old head spliced back
 // gives the model's own outputs bit for bit in ONNX Runtime).
-import t from 'tap';
+import t, { type Test } from 'tap';
 t.setTimeout(60_000);
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -35,7 +35,7 @@ function problem(n: number, dim: number, k: number, seed: number, temperature: n
   };
 }
 
-function gradientCheck(t: Tap.Test, head: Head, p: Problem, l2: number): void {
+function gradientCheck(t: Test, head: Head, p: Problem, l2: number): void {
   const samples = Array.from({ length: p.features.length / p.dim }, (_, i) => i);
   const f = forward(head, p.features, samples.length);
   const { grad } = crossEntropy(f.logits, samples.length, p.classes, p.terms(samples));
