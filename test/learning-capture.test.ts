@@ -179,3 +179,23 @@ t.test('feedback labels a kept example, keeps one in the window, and refuses bad
   fx.observe(event('digits', 0.9));
   t.throws(() => fx.feedback('digits', { id: late.id, label: 1 }), /no answer with id/, 'an answer out of the window cannot be labelled');
 });
+
+t.test('the config: capture is off unless set, defaults filled when set, bad keys refused', async (t) => {
+  const { parseConfig } = await import('../agent/config/load.js');
+  const base = { deviceId: 'x', dataDir: '/tmp/unused' };
+  const off = parseConfig({ ...base, models: [{ name: 'digits', package: 'p' }] });
+  t.equal(off.models[0]!.capture, undefined, 'no capture key, no policy');
+  t.same(off.feedback, { windowSeconds: 300, windowEntries: 1000 });
+  const on = parseConfig({ ...base, models: [{ name: 'digits', package: 'p', capture: { randomRate: 0.01 } }] });
+  t.same(on.models[0]!.capture, { confidenceBelow: 0, shadowDisagreement: false, whileDrifting: false, randomRate: 0.01, maxBytesPerDay: 1048576, maxBytesPerExample: 65536 });
+  const refused: [unknown, RegExp][] = [
+    [{ randomRate: 2 }, /capture\/randomRate/],
+    [{ confidenceBelow: -0.1 }, /capture\/confidenceBelow/],
+    [{ everything: true }, /capture/],
+    [{ maxBytesPerExample: 10 }, /capture\/maxBytesPerExample/],
+    [{ maxBytesPerExample: 1024 * 1024 }, /maxBytesPerExample: 1048576 is more than \/telemetry\/maxRecordBytes/],
+  ];
+  for (const [capture, message] of refused) {
+    t.throws(() => parseConfig({ ...base, models: [{ name: 'digits', package: 'p', capture }] }), message, JSON.stringify(capture));
+  }
+});
