@@ -3,14 +3,16 @@
 //   strokes) from 3,000 inverted training digits, and the held-out inverted digits (never
 //   trained on) gain at least 10 points; the result goes through quantize/compare/pack;
 // - distill gives a pruned digits model (80% of its weights zero) back accuracy it lost, with
-//   the fp32 model as the teacher, measured on the held-out digits.
+//   the fp32 model as the teacher, measured on the held-out digits, and keeps the head's zeros.
 import t from 'tap';
 // A few edge-model runs (ONNX Runtime over 5,000 digits each, training in TypeScript): about a
 // minute on a loaded 2-core machine.
 t.setTimeout(240_000);
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tensorData } from '../agent/onnx/model.js';
 import { writeNpy } from '../agent/tensor/npy.js';
+import { readModelFile } from '../tools/compress/model-file.js';
 import { DIGIT_PIXELS, heldOutDigits, trainingDigits, type DigitSet } from '../tools/edge-model/digits.js';
 import { edgeModel, ensureBuilt, ROOT, scratchDir } from './helpers/edge-model-cli.js';
 
@@ -93,6 +95,15 @@ t.test('distill: a pruned digits model gets back accuracy it lost, with the fp32
   t.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   t.ok(report.studentAfter > report.studentBefore, `validation: student ${report.studentBefore} -> ${report.studentAfter}, teacher ${report.teacher}`);
+  // The pruning stays: every zero of the pruned head is still zero in the distilled one.
+  const zerosOf = (file: string) => {
+    const m = readModelFile(file);
+    const gemm = m.graph!.node!.find((n) => n.opType === 'Gemm')!;
+    const w = tensorData(m.graph!.initializer!.find((i) => i.name === gemm.input![1])!) as Float32Array;
+    return w.reduce((n, v) => n + (v === 0 ? 1 : 0), 0);
+  };
+  t.equal(report.zerosKept, zerosOf(pruned), `the head's ${report.zerosKept} pruned weights were kept at zero`);
+  t.ok(zerosOf(out) >= zerosOf(pruned), `the distilled head has ${zerosOf(out)} zero weights of ${report.headWeights}`);
   const [teacher, before, after] = [accuracy(fp32, plainHeld), accuracy(pruned, plainHeld), accuracy(out, plainHeld)];
   t.comment(`held-out digits: teacher ${(100 * teacher).toFixed(2)}%, pruned student ${(100 * before).toFixed(2)}% before, ${(100 * after).toFixed(2)}% after distill`);
   t.ok(teacher - before >= 0.1, 'pruning cost at least 10 points');

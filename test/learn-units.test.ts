@@ -98,6 +98,10 @@ t.test('training lowers the loss on a learnable problem, and stops early when va
   const best = Math.min(...r.history.map((e) => e.val));
   t.equal(r.history[r.bestEpoch - 1]!.val, best, 'the head returned is the best validation epoch\'s');
   t.ok(r.stoppedEarly && r.history.length === r.bestEpoch + 3, `stopped at epoch ${r.history.length}, 3 (the patience) after the best, ${r.bestEpoch}`);
+  const mask = Uint8Array.from([1, 0, 0, 1]);
+  const masked = train(start, p, split, { epochs: 3, lr: 0.05, batch: 32, schedule: 'cosine', l2: 0, patience: 0, seed: 1, optimizer: 'adam', frozenZeros: [mask] });
+  t.same([masked.head.layers[0]!.w[0], masked.head.layers[0]!.w[3]], [0, 0], 'frozen weights stay zero');
+  t.ok(masked.head.layers[0]!.w[1] !== start.layers[0]!.w[1], 'the others train');
   for (const opt of ['sgd', 'adam'] as const) {
     const again = train(start, p, split, { epochs: 5, lr: 0.05, batch: 32, schedule: 'step', l2: 1e-3, patience: 0, seed: 1, optimizer: opt });
     t.same(again.history, train(start, p, split, { epochs: 5, lr: 0.05, batch: 32, schedule: 'step', l2: 1e-3, patience: 0, seed: 1, optimizer: opt }).history, `${opt}: seeded runs are identical`);

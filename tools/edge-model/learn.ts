@@ -98,16 +98,18 @@ export function register(program: Command): void {
     .requiredOption('--data <dir>', 'folder of .npy inputs both models take')
     .option('--labels <file>', 'labels for --data (without them, the teacher\'s soft targets alone)')
     .option('--temperature <t>', 'softmax temperature of the soft targets', num('a temperature'), 4)
-    .option('--alpha <a>', 'weight of the soft targets against the labels', num('a weight'), 0.7))
-    .action(run(async (output: string, o: CommonOpts & { teacher: string; student: string; data: string; labels?: string; temperature: number; alpha: number }) => {
+    .option('--alpha <a>', 'weight of the soft targets against the labels', num('a weight'), 0.7)
+    .option('--no-keep-zeros', 'let the zero weights of the student\'s head (pruned) take values again'))
+    .action(run(async (output: string, o: CommonOpts & { teacher: string; student: string; data: string; labels?: string; temperature: number; alpha: number; keepZeros: boolean }) => {
       const { distillFiles } = await import('../learn/distill.js');
-      const r = await distillFiles(o.teacher, o.student, output, o.data, { ...headOptions(o), temperature: o.temperature, alpha: o.alpha, labels: o.labels }, progress(o.json));
+      const r = await distillFiles(o.teacher, o.student, output, o.data, { ...headOptions(o), temperature: o.temperature, alpha: o.alpha, labels: o.labels, keepZeros: o.keepZeros }, progress(o.json));
       if (o.json) return void process.stdout.write(`${JSON.stringify(r)}\n`);
       const what = r.against === 'labels' ? 'accuracy' : 'top-1 agreement with the teacher';
       process.stdout.write([
         `wrote ${output} (${r.bytes} bytes)`,
         `  validation ${what} (${r.samples.validation} samples): teacher ${pct(r.teacher)}, student ${pct(r.studentBefore)} before, ${pct(r.studentAfter)} after`,
         `  best epoch ${r.bestEpoch} of ${r.history.length}${r.stoppedEarly ? ' (stopped early)' : ''}`,
+        ...(r.zerosKept ? [`  head: ${r.zerosKept} of ${r.headWeights} weights kept at zero (the student's pruning)`] : []),
         ...(r.curve ? [`  loss curve: ${r.curve}`] : []),
         '',
       ].join('\n'));

@@ -153,7 +153,11 @@ export class Optimizer {
   private v: Float64Array[];
   private t = 0;
 
-  constructor(private readonly head: Head, private readonly kind: OptimizerName, private readonly l2: number) {
+  /**
+   * `frozenZeros[l]` marks weights of layer l that stay exactly zero (a pruned head keeps its
+   * sparsity while it is trained).
+   */
+  constructor(private readonly head: Head, private readonly kind: OptimizerName, private readonly l2: number, private readonly frozenZeros?: (Uint8Array | undefined)[]) {
     const params = this.params();
     this.m = params.map((p) => new Float64Array(p.length));
     this.v = params.map((p) => new Float64Array(p.length));
@@ -190,6 +194,11 @@ export class Optimizer {
         v[i] = b2 * v[i]! + (1 - b2) * gr[i]! * gr[i]!;
         p[i] -= (lr * (m[i]! / c1)) / (Math.sqrt(v[i]! / c2) + eps);
       }
+    });
+    this.frozenZeros?.forEach((mask, l) => {
+      if (!mask) return;
+      const w = this.head.layers[l]!.w;
+      for (let i = 0; i < mask.length; i++) if (mask[i]) w[i] = 0;
     });
   }
 }

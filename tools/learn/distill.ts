@@ -17,6 +17,8 @@ export interface DistillOptions extends HeadOptions {
   temperature: number;
   alpha: number;
   labels?: string;
+  /** Keep the zero weights of the student's own head at zero (default true). */
+  keepZeros?: boolean;
 }
 
 export interface DistillReport {
@@ -30,6 +32,9 @@ export interface DistillReport {
   history: Epoch[];
   bestEpoch: number;
   stoppedEarly: boolean;
+  /** Head weights kept at zero (the student's own zeros, unless --no-keep-zeros). */
+  zerosKept: number;
+  headWeights: number;
   curve?: string;
   bytes: number;
 }
@@ -75,7 +80,10 @@ export async function distillFiles(teacherFile: string, studentFile: string, out
   const start = o.hidden === 0 && own && own.layers[0]!.inDim === s.dim && own.layers[0]!.outDim === classes
     ? own : initHead([s.dim, ...(o.hidden > 0 ? [o.hidden] : []), classes], o.seed);
   const truth = labels ?? Float64Array.from({ length: s.samples }, (_, i) => argmax(teacherLogits, classes, i));
-  const r = train(start, sliceProblem(s, classes, terms), split, o, onEpoch);
+  // A pruned student keeps its head's zeros: distillation must not undo the pruning.
+  const frozenZeros = start === own && o.keepZeros !== false ? [Uint8Array.from(own.layers[0]!.w, (w) => (w === 0 ? 1 : 0))] : undefined;
+  const zeros = frozenZeros ? frozenZeros[0]!.reduce((a, b) => a + b, 0) : 0;
+  const r = train(start, sliceProblem(s, classes, terms), split, { ...o, frozenZeros }, onEpoch);
   const bytes = writeModelFile(output, spliceHead(student, sCut, r.head, s.rank));
   const curve = writeCurve(o.curve, r.history, `edge-model distill ${output}`);
   return {
@@ -83,7 +91,8 @@ export async function distillFiles(teacherFile: string, studentFile: string, out
     teacher: argmaxAccuracy(teacherLogits, classes, truth, split.val),
     studentBefore: s.width === classes ? argmaxAccuracy(s.outputs, s.width, truth, split.val) : NaN,
     studentAfter: headAccuracy(r.head, s, truth, split.val),
-    history: r.history, bestEpoch: r.bestEpoch, stoppedEarly: r.stoppedEarly, ...(curve ? { curve } : {}), bytes,
+    history: r.history, bestEpoch: r.bestEpoch, stoppedEarly: r.stoppedEarly, zerosKept: zeros,
+    headWeights: r.head.layers.reduce((n, d) => n + d.w.length, 0), ...(curve ? { curve } : {}), bytes,
   };
 }
 

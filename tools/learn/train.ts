@@ -16,6 +16,8 @@ export interface TrainOptions {
   patience: number;
   seed: number;
   optimizer: OptimizerName;
+  /** Weights that stay zero, per layer (distillation of a pruned head). */
+  frozenZeros?: (Uint8Array | undefined)[];
 }
 
 export interface Epoch { epoch: number; lr: number; train: number; val: number }
@@ -64,7 +66,7 @@ export interface TrainResult { head: Head; history: Epoch[]; bestEpoch: number; 
 
 export function train(initial: Head, p: Problem, split: Split, o: TrainOptions, onEpoch: (e: Epoch) => void = () => {}): TrainResult {
   const head = cloneHead(initial);
-  const opt = new Optimizer(head, o.optimizer, o.l2);
+  const opt = new Optimizer(head, o.optimizer, o.l2, o.frozenZeros);
   const rand = mulberry32(o.seed);
   const order = [...split.train];
   const history: Epoch[] = [];
