@@ -11,6 +11,7 @@ const agentP = startAgent({
   models: [
     { name: 'plain', package: FP32, backend: 'ort' },
     { name: 'capturing', package: FP32, backend: 'ort', capture: { confidenceBelow: 0 } },
+    { name: 'sampled', package: FP32, backend: 'ort', capture: { randomRate: 1, maxBytesPerDay: 3 * 8000 } },
   ],
   runtime: { threads: 1 },
 });
@@ -80,4 +81,21 @@ t.test('a label is taken once: with the prediction (no policy), with the example
   const stats = await (await fetch(await url('/v1/learning'))).json() as { kept: Record<string, number>; feedback: { accepted: number; withExample: number } };
   t.equal(stats.kept.feedback, 1);
   t.same(stats.feedback, { accepted: 2, withExample: 1 });
+});
+
+t.test('a capture policy keeps served inferences within its day budget; feedback labels a kept one', async (t) => {
+  const before = await stream('examples');
+  const answers = [];
+  for (let i = 0; i < 5; i++) answers.push(await answer('sampled'));
+  const kept = (await stream('examples')) - before;
+  // One digit's example is ~4.5 kB of JSON (784 float32 in base64 and 10 logits): 24000 bytes a day hold 5.
+  t.equal(kept, 5, `${kept} examples kept`);
+  for (let i = 0; i < 3; i++) await answer('sampled');
+  const stats = await (await fetch(await url('/v1/learning'))).json() as { kept: Record<string, number>; bytesToday: Record<string, number>; refused: { dayBudget: number } };
+  t.ok(stats.bytesToday.sampled! <= 24000, `${stats.bytesToday.sampled} bytes kept today <= 24000`);
+  t.equal(stats.kept.random + stats.refused.dayBudget, 8, 'every inference kept or refused for the day budget');
+  t.ok(stats.refused.dayBudget >= 1, 'the day budget refused some');
+  const r = await feedback('sampled', { id: answers[0].id, label: answers[0].labels[0] });
+  t.equal(r.body.example, true, 'the label attaches to the kept example');
+  t.equal((await stream('examples')) - before, stats.kept.random, 'no second copy of the example');
 });
