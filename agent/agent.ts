@@ -122,6 +122,7 @@ export class Agent {
       record: (stream, payload) => this.telemetry.record(stream, payload),
       windowSeconds: config.feedback.windowSeconds,
       windowEntries: config.feedback.windowEntries,
+      maxHeldBytes: config.feedback.maxHeldBytes,
       driftAlert: (model) => this.drift.latest()[model]?.verdict === 'alert',
       onLabel: (model, version, correct) => this.drift.feedback(model, version, correct),
     });

@@ -180,12 +180,22 @@ t.test('feedback labels a kept example, keeps one in the window, and refuses bad
   t.throws(() => fx.feedback('digits', { id: late.id, label: 1 }), /no answer with id/, 'an answer out of the window cannot be labelled');
 });
 
+t.test('the window holds inputs within maxHeldBytes: the oldest are let go, still labelled, not kept', async (t) => {
+  const { fx, rows } = setup(t, { maxHeldBytes: 10 * 3176, policies: new Map([['digits', policy({})]]) });
+  const events = Array.from({ length: 15 }, () => event('digits', 0.9));
+  for (const e of events) fx.observe(e);
+  t.equal(fx.stats.heldBytes, 10 * 3176, 'ten answers of 3176 bytes (784 inputs + 10 outputs, float32) held');
+  t.same(fx.feedback('digits', { id: events[0]!.id, label: 3 }), { id: events[0]!.id, example: false, correct: true }, 'an old answer is labelled without its inputs');
+  t.same(fx.feedback('digits', { id: events[14]!.id, label: 3 }), { id: events[14]!.id, example: true, correct: true }, 'a recent one is kept');
+  t.same(rows('examples').map((r) => r.id), [events[14]!.id]);
+});
+
 t.test('the config: capture is off unless set, defaults filled when set, bad keys refused', async (t) => {
   const { parseConfig } = await import('../agent/config/load.js');
   const base = { deviceId: 'x', dataDir: '/tmp/unused' };
   const off = parseConfig({ ...base, models: [{ name: 'digits', package: 'p' }] });
   t.equal(off.models[0]!.capture, undefined, 'no capture key, no policy');
-  t.same(off.feedback, { windowSeconds: 300, windowEntries: 1000 });
+  t.same(off.feedback, { windowSeconds: 300, windowEntries: 1000, maxHeldBytes: 8 * 1024 * 1024 });
   const on = parseConfig({ ...base, models: [{ name: 'digits', package: 'p', capture: { randomRate: 0.01 } }] });
   t.same(on.models[0]!.capture, { confidenceBelow: 0, shadowDisagreement: false, whileDrifting: false, randomRate: 0.01, maxBytesPerDay: 1048576, maxBytesPerExample: 65536 });
   const refused: [unknown, RegExp][] = [

@@ -29,6 +29,7 @@ export const ModelEntry = Type.Object({
 export const FeedbackSection = Type.Object({
   windowSeconds: Type.Integer({ minimum: 1, default: 300, description: 'an answer can be labelled (and its example kept) this long after it was given (s)' }),
   windowEntries: Type.Integer({ minimum: 1, default: 1000, description: 'answers remembered at most for feedback; the oldest are forgotten first' }),
+  maxHeldBytes: Type.Integer({ minimum: 0, default: 8 * 1024 * 1024, description: 'memory for the inputs and outputs of answers in the window of models with a capture policy (bytes); beyond it the oldest answers can still be labelled but no longer kept as examples' }),
 }, { ...Strict, default: {} });
 
 // The telemetry buffer (agent/telemetry, docs/telemetry.md). Per-stream policy keys have no

@@ -27,6 +27,8 @@ export interface FieldExamplesOptions {
   record: (stream: string, payload: unknown) => unknown;
   windowSeconds: number;
   windowEntries: number;
+  /** Bytes of inputs and outputs held in the window at most (default: unbounded). */
+  maxHeldBytes?: number;
   /** Whether the model's latest drift verdict is an alert. */
   driftAlert?: (model: string) => boolean;
   /** Labelled feedback for the drift monitor's accuracy detector. */
@@ -46,6 +48,7 @@ interface Answer {
   /** Held only for a model with a capture policy, until the answer leaves the window. */
   inputs?: TensorMap;
   outputs?: TensorMap;
+  heldBytes: number;
   kept: boolean;
   labelled: boolean;
 }
@@ -58,6 +61,8 @@ export interface CaptureStats {
   refused: { dayBudget: number; tooLarge: number; recordFailed: number };
   feedback: { accepted: number; withExample: number };
   window: number;
+  /** Bytes of inputs and outputs held in memory for answers in the window. */
+  heldBytes: number;
 }
 
 const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -88,6 +93,7 @@ export class FieldExamples {
       refused: { dayBudget: 0, tooLarge: 0, recordFailed: 0 },
       feedback: { accepted: 0, withExample: 0 },
       window: 0,
+      heldBytes: 0,
     };
   }
 
@@ -101,17 +107,21 @@ export class FieldExamples {
     const a: Answer = {
       id: e.id, model: e.model, version: e.version, at: this.#now(), predictions: e.predictions,
       classes: classOut ? classOut.shape[classOut.shape.length - 1] : undefined, labels: post?.labels,
-      kept: false, labelled: false,
+      kept: false, labelled: false, heldBytes: 0,
     };
     // Inputs are held only where they could be kept: a policy, and small enough for it.
-    const fits = policy !== undefined && tensorBytes(e.inputs) + tensorBytes(e.outputs) <= policy.maxBytesPerExample;
+    const size = tensorBytes(e.inputs) + tensorBytes(e.outputs);
+    const fits = policy !== undefined && size <= policy.maxBytesPerExample;
     if (fits) {
       a.inputs = e.inputs;
       a.outputs = e.outputs;
+      a.heldBytes = size;
+      this.stats.heldBytes += size;
     }
     this.#window.set(a.id, a);
     while (this.#window.size > this.#o.windowEntries) this.#forget(this.#window.keys().next().value!);
     this.stats.window = this.#window.size;
+    this.#releaseOldest();
     if (!policy) return;
     const reason = this.#reason(policy, a);
     if (!reason) return;
@@ -235,12 +245,29 @@ export class FieldExamples {
     this.stats.window = this.#window.size;
   }
 
+  /** Over the memory bound: the oldest answers let go of their tensors (they can still be labelled). */
+  #releaseOldest(): void {
+    const max = this.#o.maxHeldBytes ?? Infinity;
+    for (const a of this.#window.values()) {
+      if (this.stats.heldBytes <= max) break;
+      this.#release(a);
+    }
+  }
+
+  #release(a: Answer): void {
+    this.stats.heldBytes -= a.heldBytes;
+    a.heldBytes = 0;
+    a.inputs = undefined;
+    a.outputs = undefined;
+  }
+
   #forget(id: string): void {
     const a = this.#window.get(id)!;
     this.#window.delete(id);
+    this.#release(a);
     if (a.kept && !a.labelled) {
       // The example is in the buffer: its label may still come. Its inputs are not held any more.
-      this.#keptEarlier.set(id, { ...a, inputs: undefined, outputs: undefined });
+      this.#keptEarlier.set(id, a);
       while (this.#keptEarlier.size > this.#o.windowEntries) this.#keptEarlier.delete(this.#keptEarlier.keys().next().value!);
     }
   }
