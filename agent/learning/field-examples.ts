@@ -178,6 +178,8 @@ export class FieldExamples {
     this.stats.bytesToday[a.model] = today + bytes;
     this.stats.kept[reason]++;
     a.kept = true;
+    // The example is in the buffer now: the window needs its tensors no more.
+    this.#release(a);
     return true;
   }
 
@@ -204,6 +206,7 @@ export class FieldExamples {
       label, predictions: a.predictions ?? null, correct, example,
     });
     a.labelled = true;
+    this.#release(a);
     this.stats.feedback.accepted++;
     if (example) this.stats.feedback.withExample++;
     if (correct !== null) {
