@@ -25,6 +25,8 @@ import { ProtocolMetrics } from './inference-protocol/metrics.js';
 import { InferenceService } from './inference-protocol/inference-service.js';
 import { registerV2Routes } from './inference-protocol/rest.js';
 import { GrpcInferenceServer } from './inference-protocol/grpc-server.js';
+import { registerFeedbackRoutes } from './api/feedback.js';
+import { FieldExamples } from './learning/field-examples.js';
 
 export interface AgentOptions {
   log?: Logger;
@@ -114,6 +116,19 @@ export class Agent {
     });
     this.models.onInference((e) => this.drift.observe(e.model, e.version, e.inputs, e.outputs ?? {}, { latencyMs: e.latencyMs, failed: !e.ok }));
     this.components.push(this.drift);
+    // Field examples and feedback (docs/learning.md): answers remembered for labels, inputs kept per capture policy.
+    const examples = new FieldExamples({
+      policies: new Map(config.models.flatMap((m) => (m.capture ? [[m.name, m.capture] as const] : []))),
+      record: (stream, payload) => this.telemetry.record(stream, payload),
+      windowSeconds: config.feedback.windowSeconds,
+      windowEntries: config.feedback.windowEntries,
+      maxHeldBytes: config.feedback.maxHeldBytes,
+      driftAlert: (model) => this.drift.latest()[model]?.verdict === 'alert',
+      onLabel: (model, version, correct) => this.drift.feedback(model, version, correct),
+    });
+    this.models.onInference((e) => examples.observe(e));
+    this.models.onShadowResult((c, id) => examples.shadowResult(c, id));
+    registerFeedbackRoutes(this.http, this.models, () => examples);
     this.fleet = new FleetLink(this.context, {
       telemetry: () => this.telemetry,
       runtime: () => this.rollouts,

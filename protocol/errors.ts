@@ -104,6 +104,10 @@ export const Errors = {
   ONNX_INVALID: define('EDGE_ONNX_INVALID', 400, (what: string) => what),
   NPY_INVALID: define('EDGE_NPY_INVALID', 400, (what: string) => what),
   DRIFT_SPEC_INVALID: define('EDGE_DRIFT_SPEC_INVALID', 400, (what: string) => what),
+  FEEDBACK_INVALID: define('EDGE_FEEDBACK_INVALID', 400, (model: string, problem: string) => `feedback for model ${model} refused: ${problem}`),
+  ANSWER_NOT_FOUND: define('EDGE_ANSWER_NOT_FOUND', 404, (model: string, id: string, windowSeconds: number) =>
+    `model ${model} gave no answer with id ${id} in the last ${windowSeconds} s that can still be labelled (an id comes from an inference answer of this model; answers are remembered for feedback.windowSeconds)`),
+  FEEDBACK_DUPLICATE: define('EDGE_FEEDBACK_DUPLICATE', 409, (model: string, id: string) => `answer ${id} of model ${model} is already labelled; a label is taken once`),
   AGENT_UNREACHABLE: define('EDGE_AGENT_UNREACHABLE', 503, (url: string, why: string) =>
     `no agent answers at ${url}: ${why} (is it running? use --url or --config)`),
 };

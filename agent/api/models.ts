@@ -2,6 +2,7 @@
 //   GET  /v1/models                 what is served (versions, backends, inputs, readiness)
 //   GET  /v1/models/:name           one model
 //   POST /v1/models/:name/infer     {"inputs": {NAME: TENSOR}, "outputEncoding"?: "json" | "base64"}
+//                                   (the answer's "id" names it for POST /v1/models/:name/feedback, api/feedback.ts)
 // where TENSOR is nested arrays, {"shape": [...], "data": [...]} or {"shape": [...], "base64": "..."}
 // (raw little-endian). Errors name what was expected; nothing a client sends can crash the agent.
 import type { FastifyInstance } from 'fastify';
@@ -101,6 +102,7 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     // the body, queue wait, backend; what a client sees beyond "total" is network and itself.
     reply.header('server-timing', `intake;dur=${intakeMs.toFixed(3)}, queue;dur=${result.queueMs}, backend;dur=${result.latencyMs}, total;dur=${reply.elapsedTime.toFixed(3)}`);
     return {
+      id: result.id,
       model: result.model,
       version: result.version,
       backend: result.backend,

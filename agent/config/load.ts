@@ -124,6 +124,9 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   config.models.forEach((m, i) => {
     if (names.has(m.name)) problems.push(`/models/${i}/name: duplicate model name "${m.name}"`);
     names.add(m.name);
+    // An example larger than the buffer takes would never be kept: say so at start.
+    const perExample = m.capture?.maxBytesPerExample ?? 0;
+    if (perExample > config.telemetry.maxRecordBytes) problems.push(`/models/${i}/capture/maxBytesPerExample: ${perExample} is more than /telemetry/maxRecordBytes (${config.telemetry.maxRecordBytes}), the largest record the buffer takes`);
   });
   config.runtime.ensembles.forEach((e, i) => {
     if (names.has(e.name)) problems.push(`/runtime/ensembles/${i}/name: "${e.name}" is already a model name`);

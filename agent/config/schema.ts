@@ -7,15 +7,34 @@ import type { ValidatorSpec } from '../validation/precompiled.js';
 
 const Strict = { additionalProperties: false } as const;
 
+// Field examples (agent/learning, docs/learning.md): which inferences' inputs and outputs a
+// device keeps for retraining. Absent = nothing is kept (feedback labels still are).
+export const CapturePolicy = Type.Object({
+  confidenceBelow: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'keep an inference whose top-1 score is below this (0 = never)' }),
+  shadowDisagreement: Type.Boolean({ default: false, description: 'keep an inference the shadow candidate answered with another top-1 class' }),
+  whileDrifting: Type.Boolean({ default: false, description: 'keep inferences while the model\'s latest drift verdict is "alert"' }),
+  randomRate: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'keep this share of all inferences at random' }),
+  maxBytesPerDay: Type.Integer({ minimum: 0, default: 1024 * 1024, description: 'examples kept per UTC day, in bytes of their records; beyond it none until the next day' }),
+  maxBytesPerExample: Type.Integer({ minimum: 256, default: 64 * 1024, description: 'an example whose record is larger is not kept' }),
+}, Strict);
+
 export const ModelEntry = Type.Object({
   name: Type.String({ pattern: MODEL_NAME.source, description: 'name the model is served under' }),
   package: Type.String({ minLength: 1, description: 'model package folder or .edgepkg archive (relative to the config file)' }),
   backend: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('native')], { default: 'auto' }),
+  capture: Type.Optional(CapturePolicy),
 }, Strict);
+
+// Feedback on answers (POST /v1/models/:name/feedback): how long an answer can still be labelled.
+export const FeedbackSection = Type.Object({
+  windowSeconds: Type.Integer({ minimum: 1, default: 300, description: 'an answer can be labelled (and its example kept) this long after it was given (s)' }),
+  windowEntries: Type.Integer({ minimum: 1, default: 1000, description: 'answers remembered at most for feedback; the oldest are forgotten first' }),
+  maxHeldBytes: Type.Integer({ minimum: 0, default: 8 * 1024 * 1024, description: 'memory for the inputs and outputs of answers in the window of models with a capture policy (bytes); beyond it the oldest answers can still be labelled but no longer kept as examples' }),
+}, { ...Strict, default: {} });
 
 // The telemetry buffer (agent/telemetry, docs/telemetry.md). Per-stream policy keys have no
 // schema default on purpose: a stream named here overrides only the keys it sets, the rest
-// come from the built-in policy (alerts 9/full/exempt, events 6, drift 5, metrics 3, samples 1).
+// come from the built-in policy (alerts 9/full/exempt, events 6, drift 5, metrics 3, feedback 2, samples 1, examples 0).
 export const TelemetryStreamPolicy = Type.Object({
   priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 9, description: 'eviction and send order, 0..9: lowest is evicted first, highest sent first (default: built-in per stream, 4 for unknown streams)' })),
   durable: Type.Optional(Type.Union([Type.Literal('normal'), Type.Literal('full')], { description: 'full = every commit holding a record of this stream is fsynced (survives a power cut); default: full for alerts, else telemetry.synchronous' })),
@@ -172,10 +191,12 @@ export const ConfigSchema = Type.Object({
   security: SecuritySection,
   drift: DriftSection,
   rollout: RolloutSection,
+  feedback: FeedbackSection,
 }, Strict);
 
 export type Config = Static<typeof ConfigSchema>;
 export type ModelConfig = Static<typeof ModelEntry>;
+export type CaptureConfig = Static<typeof CapturePolicy>;
 
 /** The config validator: compiled at build time (tools/build-validators.ts), loaded by load.ts. */
 export const ConfigValidation: ValidatorSpec = { schema: ConfigSchema, options: { allErrors: true, useDefaults: true, strict: false } };

@@ -3,11 +3,15 @@
 // telemetry sink shadow comparisons are recorded into.
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { Manifest } from '../models/manifest.js';
 import type { BackendKind, TensorMap } from './backend.js';
+import type { Prediction } from './scores.js';
 import type { RecordFn, ShadowComparison } from './shadow.js';
 
 /** One served (or failed) inference of a single model, for the rollout probation and drift. */
 export interface InferenceEvent {
+  /** The id the answer carries (feedback names it); absent for a failed inference. */
+  id?: string;
   model: string;
   version: string;
   backend: BackendKind;
@@ -16,6 +20,10 @@ export interface InferenceEvent {
   outputs?: TensorMap;
   latencyMs: number;
   ok: boolean;
+  /** Top-1 per batch row, as the manifest's postprocessing reads the output (served inferences). */
+  predictions?: Prediction[];
+  /** The version's postprocessing (which output holds the classes, their labels). */
+  postprocessing?: Manifest['postprocessing'];
 }
 
 export class InferenceListeners {
@@ -23,7 +31,7 @@ export class InferenceListeners {
   record: RecordFn | undefined;
   readonly #log: Logger;
   readonly #inference: ((e: InferenceEvent) => void)[] = [];
-  readonly #shadow: ((c: ShadowComparison) => void)[] = [];
+  readonly #shadow: ((c: ShadowComparison, id?: string) => void)[] = [];
 
   constructor(log: Logger, record: RecordFn | undefined) {
     this.#log = log;
@@ -34,7 +42,8 @@ export class InferenceListeners {
     this.#inference.push(fn);
   }
 
-  onShadowResult(fn: (c: ShadowComparison) => void): void {
+  /** `id` is the answer the comparison mirrored (field examples keep a disagreement). */
+  onShadowResult(fn: (c: ShadowComparison, id?: string) => void): void {
     this.#shadow.push(fn);
   }
 
@@ -54,7 +63,7 @@ export class InferenceListeners {
     }
   }
 
-  shadowResult(c: ShadowComparison): void {
-    for (const fn of this.#shadow) fn(c);
+  shadowResult(c: ShadowComparison, id?: string): void {
+    for (const fn of this.#shadow) fn(c, id);
   }
 }

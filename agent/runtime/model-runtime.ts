@@ -73,8 +73,8 @@ export class ModelRuntime implements Component {
     this.#listeners.onInference(fn);
   }
 
-  /** Called with every shadow comparison (the rollout gate listens here). */
-  onShadowResult(fn: (c: ShadowComparison) => void): void {
+  /** Called with every shadow comparison and the id of the answer mirrored (the rollout gate, field examples). */
+  onShadowResult(fn: (c: ShadowComparison, id?: string) => void): void {
     this.#listeners.onShadowResult(fn);
   }
 

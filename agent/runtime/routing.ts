@@ -1,6 +1,7 @@
 // How one request is answered once admitted: by the active version, or by an A/B candidate
 // for the arm drawn; a served request may then be mirrored to a shadow candidate (after the
 // answer, never on its path). An ensemble runs every member and fuses their answers.
+import { randomUUID } from 'node:crypto';
 import { EdgeError, Errors, describe } from '../errors.js';
 import type { BackendKind, TensorMap } from './backend.js';
 import { ENSEMBLE_OUTPUT, fuse } from './ensemble.js';
@@ -11,6 +12,8 @@ import { predictions, type Prediction } from './scores.js';
 import type { EnsembleEntry, ServedModels } from './served-models.js';
 
 export interface InferResult {
+  /** Names this answer for feedback (POST /v1/models/:name/feedback). */
+  id: string;
   model: string;
   version: string;
   backend: BackendKind | 'ensemble';
@@ -81,22 +84,26 @@ export class InferenceRouting {
     metrics?.latency.observe({ model: name, version: version.version, backend: version.choice.chosen }, ms / 1000);
     slot.noteLatency(ms);
     this.#served.gates.get(name)?.noteService(ms, alone);
-    if (this.#listeners.listening) this.#listeners.inference({ model: name, version: version.version, backend: version.choice.chosen, inputs, outputs: out, latencyMs: ms, ok: true });
+    const id = randomUUID();
+    const post = version.pkg.manifest.postprocessing;
+    const top = predictions(post, out);
+    if (this.#listeners.listening) this.#listeners.inference({ id, model: name, version: version.version, backend: version.choice.chosen, inputs, outputs: out, latencyMs: ms, ok: true, predictions: top, postprocessing: post });
     const shadow = slot.shadow;
     if (shadow?.take()) {
       setImmediate(() => void shadow.mirror(name, version, inputs, out, ms, this.#listeners.record, (c) => {
         this.#served.metrics?.shadowAgreement.inc({ model: name, candidate: c.candidate, agree: c.top1Agreement === 1 ? 'yes' : 'no' });
-        this.#listeners.shadowResult(c);
+        this.#listeners.shadowResult(c, id);
       }));
     }
     return {
+      id,
       model: name,
       version: version.version,
       backend: version.choice.chosen,
       latencyMs: round(ms),
       queueMs: round(started - queued),
       outputs: out,
-      predictions: predictions(version.pkg.manifest.postprocessing, out),
+      predictions: top,
     };
   }
 
@@ -125,6 +132,7 @@ export class InferenceRouting {
     this.#served.gates.get(e.name)?.noteService(ms, alone);
     const outputs = { [ENSEMBLE_OUTPUT]: result.fused };
     return {
+      id: randomUUID(),
       model: e.name,
       version: result.answers.map((a) => `${a.model}@${a.version}`).join('+'),
       backend: 'ensemble',

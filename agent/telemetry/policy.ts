@@ -16,6 +16,10 @@ const BUILT_IN: Record<string, Partial<StreamPolicy>> = {
   drift: { priority: 5 },
   metrics: { priority: 3 },
   samples: { priority: 1 },
+  // Field examples (agent/learning): the first to go when the disk budget is short. Feedback
+  // labels (small; field accuracy is measured by them) rank between metrics and samples.
+  feedback: { priority: 2 },
+  examples: { priority: 0 },
 };
 
 export const DEFAULT_PRIORITY = 4;

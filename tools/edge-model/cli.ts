@@ -292,9 +292,9 @@ export function buildCli(): Command {
   return program;
 }
 
-/** Adds the subcommands other parts keep in their own files (tools/edge-model/run.ts, bench.ts). */
+/** Adds the subcommands other parts keep in their own files (tools/edge-model/run.ts, bench.ts, learn.ts). */
 export async function registerExtensions(program: Command): Promise<void> {
-  for (const name of ['run', 'bench']) {
+  for (const name of ['run', 'bench', 'learn']) {
     const here = fileURLToPath(new URL(`./${name}`, import.meta.url));
     if (!existsSync(`${here}.js`) && !existsSync(`${here}.ts`)) continue;
     const mod = (await import(`./${name}.js`)) as { register?: (p: Command) => void };
