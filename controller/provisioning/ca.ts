@@ -90,7 +90,7 @@ export async function issueClientCert(ca: FleetCa, cn: string, publicKey: x509.P
   const sn = serial();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: sn,
-    subject: new x509.Name([[{ '2.5.4.3': [cn] }]]).toString(),
+    subject: `CN=${cn}`, // cn is a device or claim id (ID_PATTERN): nothing to escape
     issuer: ca.cert.subject,
     notBefore,
     notAfter,

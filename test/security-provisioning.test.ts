@@ -1,0 +1,225 @@
+// Provisioning by claim, rotation and revocation (issue 23, docs/provisioning.md) against the
+// shipped Mosquitto production config (mutual TLS, require_certificate, CN as username, ACL
+// file) plus the CRL, the controller's provisioning service, and in-process agents that hold
+// only the batch's claim credential.
+import 'reflect-metadata';
+import t, { type Test } from 'tap';
+import { X509Certificate, webcrypto } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as x509 from '@peculiar/x509';
+import type { MqttClient } from 'mqtt';
+import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
+import { makePki, productionListener, tryConnect } from './helpers/pki.js';
+import { waitFor } from './helpers/wait.js';
+import { makeAgent, tempDir, type TestAgent } from './fleet-support.js';
+import { ProvisioningService } from '../controller/provisioning/service.js';
+import { addClaim, initProvisioning, revokeDevice } from '../controller/provisioning/admin.js';
+import { ProvisioningStore } from '../controller/provisioning/state.js';
+import { FleetErrors } from '../protocol/errors.js';
+
+t.setTimeout(240_000);
+x509.cryptoProvider.set(webcrypto as never);
+
+const pki = makePki([]);
+t.teardown(() => pki.remove());
+const listener = productionListener(pki); // installs ca/broker/acl into broker-etc
+const etc = path.join(pki.dir, 'broker-etc');
+const work = tempDir('edge-prov-');
+t.teardown(() => work.remove());
+const provDir = path.join(work.dir, 'provisioning');
+const pidFile = path.join(work.dir, 'mosquitto.pid');
+await initProvisioning(provDir, {
+  caCert: pki.file('ca.crt'), caKey: pki.file('ca.key'), aclBase: pki.file('acl'),
+  aclFile: path.join(etc, 'acl'), crlFile: path.join(etc, 'crl.pem'),
+  reload: ['sh', '-c', `kill -HUP "$(cat '${pidFile}')"`],
+});
+const broker = await startMosquitto({ listenerConf: (port) => `${listener(port)}\ncrlfile ${etc}/crl.pem\n` });
+writeFileSync(pidFile, String(broker.proc.pid));
+t.teardown(() => destroyMosquitto(broker));
+const url = `mqtts://127.0.0.1:${broker.port}`;
+const ca = pki.file('ca.crt');
+
+const service = new ProvisioningService(provDir, { broker: url, clientId: 'edge-controller-test', tls: pki.tls('controller') as { ca: Buffer; cert: Buffer; key: Buffer } });
+await service.start();
+t.teardown(() => service.stop());
+
+const claims = path.join(work.dir, 'image');
+await addClaim(provDir, 'claim-lab', { pattern: 'pi-[0-9]+', groups: ['lab'], lifetimeSeconds: 3600, perHour: 50, claimLifetimeSeconds: 86_400, out: claims });
+await addClaim(provDir, 'claim-short', { pattern: 'pi-5[0-9]', lifetimeSeconds: 24, perHour: 50, claimLifetimeSeconds: 86_400, out: claims });
+const claimTls = (name: string) => ({ ca: readFileSync(ca), cert: readFileSync(path.join(claims, `${name}.crt`)), key: readFileSync(path.join(claims, `${name}.key`)) });
+
+/** The broker has re-read the ACL with the claim in it: a claim client may publish its request. */
+async function claimClient(t: Test, name = 'claim-lab'): Promise<MqttClient> {
+  const o = await tryConnect(url, { ...claimTls(name), clientId: `${name}-probe-${Math.random().toString(36).slice(2, 6)}` });
+  if (!o.ok) throw new Error(`${name} could not connect: ${o.error}\n${broker.output()}`);
+  t.teardown(() => o.client.endAsync());
+  return o.client;
+}
+
+async function publishCode(c: MqttClient, topic: string, payload: string | Buffer): Promise<number> {
+  try {
+    await c.publishAsync(topic, payload, { qos: 1 });
+    return 0;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'number') return code;
+    throw err;
+  }
+}
+
+function provisionedAgent(t: Test, id: string, claim = 'claim-lab', extra: Record<string, unknown> = {}): TestAgent {
+  const a = makeAgent(url, id, {
+    mqtt: { ca, groups: ['lab'], reconnectMinMs: 50, reconnectMaxMs: 300, connectTimeoutMs: 5000 },
+    provisioning: { claimCert: path.join(claims, `${claim}.crt`), claimKey: path.join(claims, `${claim}.key`), retryMs: 300, requestTimeoutMs: 5000, ...extra },
+  });
+  t.teardown(() => a.stop());
+  return a;
+}
+const identity = (a: TestAgent) => a.link.status().identity as { provisioned: boolean; serial: string | null; renewals: number; lastError: string | null };
+/** What each enrolled device holds (what a thief of the device would hold). */
+const held = new Map<string, { ca: Buffer; cert: Buffer; key: Buffer }>();
+const aclText = (): string => readFileSync(path.join(etc, 'acl'), 'utf8');
+
+async function csrFor(cn: string): Promise<string> {
+  const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${cn}`, keys: keys as never, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as never });
+  return csr.toString('pem');
+}
+
+/** Sends one request with a claim client and returns the controller's answer. */
+async function ask(c: MqttClient, claim: string, topicDevice: string, body: string | Buffer): Promise<{ ok: boolean; certificate?: string; error?: { code: string; message: string } }> {
+  const res = `edge/provision/v1/${claim}/${topicDevice}/res`;
+  const got = new Promise<Buffer>((resolve) => c.on('message', (topic, payload) => { if (topic === res) resolve(payload); }));
+  await c.subscribeAsync(res, { qos: 1 });
+  t.equal(await publishCode(c, `edge/provision/v1/${claim}/${topicDevice}/req`, body), 0, 'the claim may publish its own request');
+  return JSON.parse((await Promise.race([got, new Promise<never>((_, r) => setTimeout(() => r(new Error('no answer in 10 s')), 10_000))])).toString());
+}
+
+t.test('three agents holding only the claim credential end up connected with their own certificates', async (t) => {
+  const agents = ['pi-1', 'pi-2', 'pi-3'].map((id) => provisionedAgent(t, id));
+  for (const a of agents) await a.agent.start();
+  for (const a of agents) {
+    const id = a.agent.config.deviceId;
+    await waitFor(() => a.link.state === 'connected' && identity(a).provisioned, { timeoutMs: 60_000, what: `${id} enrolled and connected (${JSON.stringify(a.link.status())})` });
+    const dir = path.join(a.agent.config.dataDir, 'identity', 'current');
+    t.equal(statSync(path.join(dir, 'device.key')).mode & 0o777, 0o600, `${id}: its private key is mode 600 in the state directory`);
+    const cert = new X509Certificate(readFileSync(path.join(dir, 'device.crt')));
+    t.match(cert.subject, new RegExp(`CN=${id}$`), `${id}: the certificate is for its own id`);
+    t.ok(cert.verify(new X509Certificate(readFileSync(ca)).publicKey), `${id}: signed by the fleet CA`);
+    held.set(id, { ca: readFileSync(ca), cert: readFileSync(path.join(dir, 'device.crt')), key: readFileSync(path.join(dir, 'device.key')) });
+  }
+  const state = new ProvisioningStore(provDir).read();
+  t.same(Object.keys(state.devices).sort(), ['pi-1', 'pi-2', 'pi-3'], 'the controller recorded the three devices');
+  t.match(aclText(), /user pi-2\ntopic read edge\/v1\/groups\/lab\/models\/desired/, 'the ACL grants each its claim\'s groups');
+  // The device's connection is its own identity: a device-only topic works.
+  const ctl = await tryConnect(url, pki.tls('controller'));
+  if (!ctl.ok) throw new Error(ctl.error);
+  t.teardown(() => ctl.client.endAsync());
+  const seen = new Set<string>();
+  ctl.client.on('message', (topic, payload) => { if (/"online"|online/.test(payload.toString())) seen.add(topic.split('/')[2]!); });
+  await ctl.client.subscribeAsync('edge/v1/+/status', { qos: 0 });
+  await waitFor(() => seen.size >= 3, { timeoutMs: 15_000, what: `online status of the three devices (${[...seen].join(',')})` });
+});
+
+t.test('the claim credential can do nothing but ask for a certificate under its own name', async (t) => {
+  const c = await claimClient(t);
+  const got: string[] = [];
+  c.on('message', (topic) => got.push(topic));
+  for (const f of ['#', 'edge/v1/#', 'edge/provision/v1/#']) await c.subscribeAsync(f, { qos: 1 });
+  for (const topic of ['edge/v1/pi-1/status', 'edge/v1/claim-lab/status', 'edge/v1/pi-1/cert/req', 'edge/v1/groups/lab/models/desired',
+    'edge/provision/v1/claim-short/pi-55/req', 'edge/provision/v1/claim-lab/pi-9/res', 'anything/else']) {
+    t.equal(await publishCode(c, topic, '{}'), 135, `the broker refuses the claim's publish to ${topic}`);
+  }
+  const ctl = await tryConnect(url, pki.tls('controller'));
+  if (!ctl.ok) throw new Error(ctl.error);
+  t.teardown(() => ctl.client.endAsync());
+  await ctl.client.publishAsync('edge/v1/pi-1/cmd', JSON.stringify({ id: 'x', name: 'ping' }), { qos: 1 });
+  await ctl.client.publishAsync('edge/provision/v1/claim-short/pi-55/res', '{"id":null,"ok":false}', { qos: 1 });
+  const a = await ask(c, 'claim-lab', 'pi-9', '{}');
+  t.equal(a.error?.code, FleetErrors.ENROLL_BAD_REQUEST.code, 'its own request is answered (here: refused as malformed)');
+  t.same([...new Set(got)], ['edge/provision/v1/claim-lab/pi-9/res'], 'it received nothing but its own answer, through every filter');
+});
+
+t.test('a device whose id the policy refuses gets a clear refusal and no certificate', async (t) => {
+  const before = aclText();
+  const a = provisionedAgent(t, 'cam-1');
+  await a.agent.start();
+  await waitFor(() => /EDGE_ENROLL_REFUSED/.test(identity(a).lastError ?? ''), { timeoutMs: 30_000, what: `the refusal (${JSON.stringify(identity(a))})` });
+  t.match(identity(a).lastError, /claim "claim-lab" allows only ids matching pi-\[0-9\]\+/, 'the reason names the policy');
+  t.not(a.link.state, 'connected');
+  t.notOk(existsSync(path.join(a.agent.config.dataDir, 'identity', 'current')), 'no certificate on the device');
+  t.notOk(new ProvisioningStore(provDir).read().devices['cam-1'], 'none issued by the controller');
+  t.equal(aclText(), before, 'the ACL is unchanged');
+});
+
+t.test('bad input at the enrollment entry point is refused with a clear message and changes nothing', async (t) => {
+  const c = await claimClient(t);
+  const before = { acl: aclText(), devices: JSON.stringify(new ProvisioningStore(provDir).read().devices) };
+  const cases: Array<[string, string, string | Buffer, string, RegExp]> = [
+    ['not JSON', 'pi-20', 'not json', FleetErrors.ENROLL_BAD_REQUEST.code, /not valid JSON/],
+    ['malformed CSR', 'pi-21', JSON.stringify({ id: 'r1', deviceId: 'pi-21', csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n' }), FleetErrors.ENROLL_BAD_CSR.code, /not a PKCS#10 request/],
+    ['CSR for another device id', 'pi-22', JSON.stringify({ id: 'r2', deviceId: 'pi-22', csr: await csrFor('pi-1') }), FleetErrors.ENROLL_BAD_CSR.code, /subject CN is "pi-1", not the device id "pi-22"/],
+    ['body for another device than the topic', 'pi-23', JSON.stringify({ id: 'r3', deviceId: 'pi-24', csr: await csrFor('pi-24') }), FleetErrors.ENROLL_BAD_REQUEST.code, /sent on the topic of "pi-23"/],
+    ['oversized request', 'pi-25', Buffer.alloc(9000, 0x20), FleetErrors.ENROLL_TOO_LARGE.code, /9000 bytes is larger than the limit of 8192/],
+    ['a CSR whose signature does not verify', 'pi-26', JSON.stringify({ id: 'r4', deviceId: 'pi-26', csr: (await csrFor('pi-26')).replace(/(\n[A-Za-z0-9+/]{10})[A-Za-z0-9+/]/, (m, p: string) => p + (m.endsWith('A') ? 'B' : 'A')) }), FleetErrors.ENROLL_BAD_CSR.code, /./],
+    ['a revoked-or-reserved id: the claim\'s own name', 'claim-lab', JSON.stringify({ id: 'r5', deviceId: 'claim-lab', csr: await csrFor('claim-lab') }), FleetErrors.ENROLL_REFUSED.code, /reserved/],
+  ];
+  for (const [what, device, body, code, message] of cases) {
+    const a = await ask(c, 'claim-lab', device, body);
+    t.equal(a.ok, false, `${what}: refused`);
+    t.equal(a.error?.code, code, `${what}: ${a.error?.message}`);
+    t.match(a.error?.message, message);
+    t.notOk(a.certificate, `${what}: no certificate`);
+  }
+  // A claim the controller does not know (here asked directly: the broker lets no unknown claim publish).
+  await t.rejects(service.enroll('claim', 'claim-nope', { id: 'r6', deviceId: 'pi-30', csr: await csrFor('pi-30') }), { code: FleetErrors.ENROLL_UNKNOWN_CLAIM.code }, 'an unknown claim is refused');
+  // A claim certificate from another CA cannot even connect.
+  const rogue = makePki([]);
+  t.teardown(() => rogue.remove());
+  const o = await tryConnect(url, { ca: readFileSync(ca), cert: rogue.read('controller.crt'), key: rogue.read('controller.key') });
+  t.equal(o.ok, false, 'a credential from another CA is refused by the broker');
+  t.equal(aclText(), before.acl, 'the ACL is unchanged');
+  t.equal(JSON.stringify(new ProvisioningStore(provDir).read().devices), before.devices, 'no device was added or changed');
+});
+
+t.test('a short-lived certificate is renewed before expiry with one reconnect, and the old one kept until the new works', async (t) => {
+  const a = provisionedAgent(t, 'pi-50', 'claim-short', { renewAt: 0.4, renewJitter: 0.05 });
+  await a.agent.start();
+  await waitFor(() => a.link.state === 'connected' && identity(a).provisioned, { timeoutMs: 60_000, what: 'pi-50 enrolled' });
+  const first = identity(a).serial;
+  const connects0 = a.link.status().connects as number;
+  await waitFor(() => identity(a).renewals >= 1 && a.link.state === 'connected', { timeoutMs: 60_000, what: `a renewal (${JSON.stringify(a.link.status())})` });
+  t.not(identity(a).serial, first, 'the device now uses a new certificate');
+  t.equal(a.link.status().connects, connects0 + 1, 'exactly one reconnect for the renewal');
+  const gens = readdirSync(path.join(a.agent.config.dataDir, 'identity')).filter((e) => e.startsWith('gen-'));
+  t.equal(gens.length, 1, 'the old key and certificate are removed once the new one works');
+  const issued = new ProvisioningStore(provDir).read().devices['pi-50']!.certs;
+  t.equal(issued.length, 2, 'the controller issued two certificates');
+  t.equal(issued.at(-1)!.serial.toLowerCase(), String(identity(a).serial).toLowerCase(), 'the device holds the newest');
+});
+
+t.test('a revoked device is refused by the broker and its re-enrollment refused', async (t) => {
+  const creds = held.get('pi-3');
+  if (!creds) throw new Error('pi-3 was not enrolled by the first test');
+  // pi-3's agent stopped with its test; its key and certificate are what a thief would hold.
+  const before = await tryConnect(url, { ...creds, clientId: 'pi-3' });
+  t.ok(before.ok, 'before revocation the broker accepts pi-3');
+  if (before.ok) await before.client.endAsync();
+  await revokeDevice(provDir, 'pi-3');
+  t.match(aclText(), /user pi-3\ntopic deny #/, 'its ACL block denies everything');
+  t.match(readFileSync(path.join(etc, 'crl.pem'), 'utf8'), /BEGIN X509 CRL/, 'the CRL is rewritten');
+  await waitFor(async () => {
+    const o = await tryConnect(url, { ...creds, clientId: 'pi-3' });
+    if (o.ok) await o.client.endAsync();
+    return !o.ok;
+  }, { timeoutMs: 15_000, what: 'the broker refusing pi-3\'s certificate after the reload' });
+  t.pass('the broker refuses the revoked certificate at the TLS handshake');
+  const other = await tryConnect(url, { ...held.get('pi-1')!, clientId: 'pi-1-probe' });
+  t.ok(other.ok, 'a device that is not revoked still connects');
+  if (other.ok) await other.client.endAsync();
+  const c = await claimClient(t);
+  const a = await ask(c, 'claim-lab', 'pi-3', JSON.stringify({ id: 'again', deviceId: 'pi-3', csr: await csrFor('pi-3') }));
+  t.equal(a.error?.code, FleetErrors.ENROLL_REVOKED.code, `re-enrollment through the claim is refused: ${a.error?.message}`);
+  await t.rejects(service.enroll('renewal', undefined, { id: 'r', deviceId: 'pi-3', csr: await csrFor('pi-3') }), { code: FleetErrors.ENROLL_REVOKED.code }, 'renewal is refused');
+});
