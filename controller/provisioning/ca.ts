@@ -84,8 +84,9 @@ export interface Issued {
 /** A client certificate (CN = `cn`, clientAuth) for `publicKey`, signed by the fleet CA. */
 export async function issueClientCert(ca: FleetCa, cn: string, publicKey: x509.PublicKey | CryptoKey, lifetimeSeconds: number): Promise<Issued> {
   const now = Date.now();
-  // A minute back-dated: a device whose clock is slightly behind can use it at once.
-  const notBefore = new Date(now - 60_000);
+  // Back-dated (a minute, at most a tenth of the lifetime): a device whose clock is slightly
+  // behind can use it at once, and a short lifetime is still renewed at its planned share.
+  const notBefore = new Date(now - Math.min(60_000, lifetimeSeconds * 100));
   const notAfter = new Date(now + lifetimeSeconds * 1000);
   const sn = serial();
   const cert = await x509.X509CertificateGenerator.create({
@@ -125,5 +126,6 @@ export async function makeCrl(ca: FleetCa, serials: Array<{ serial: string; at: 
     signingAlgorithm: SIGN,
     signingKey: ca.key as never,
   });
-  return crl.toString('pem');
+  // OpenSSL (Mosquitto's crlfile) reads only the "X509 CRL" label.
+  return x509.PemConverter.encode(crl.rawData, 'X509 CRL');
 }
