@@ -93,7 +93,8 @@ async function ask(c: MqttClient, claim: string, topicDevice: string, body: stri
   const res = `edge/provision/v1/${claim}/${topicDevice}/res`;
   const got = new Promise<Buffer>((resolve) => c.on('message', (topic, payload) => { if (topic === res) resolve(payload); }));
   await c.subscribeAsync(res, { qos: 1 });
-  t.equal(await publishCode(c, `edge/provision/v1/${claim}/${topicDevice}/req`, body), 0, 'the claim may publish its own request');
+  const code = await publishCode(c, `edge/provision/v1/${claim}/${topicDevice}/req`, body);
+  if (code !== 0) throw new Error(`the broker refused the claim's own request (${code})`);
   return JSON.parse((await Promise.race([got, new Promise<never>((_, r) => setTimeout(() => r(new Error('no answer in 10 s')), 10_000))])).toString());
 }
 
@@ -218,8 +219,8 @@ t.test('a revoked device is refused by the broker and its re-enrollment refused'
     if (o.ok) await o.client.endAsync();
     return o.ok ? undefined : o.error;
   }, { timeoutMs: 15_000, what: 'the broker refusing pi-3\'s certificate after the reload' });
-  t.match(refusal, /revoked|alert|ECONNRESET|closed|socket/i, `the broker refuses the revoked certificate at the TLS handshake: ${refusal}`);
-  t.match(broker.output(), /certificate revoked|revoked/i, `Mosquitto says why: ${broker.output().split('\n').filter((l) => /revoked/i.test(l)).slice(-1)[0] ?? ''}`);
+  // Mosquitto 2.0.11 re-reads crlfile on SIGHUP: no restart is needed.
+  t.match(refusal, /certificate revoked/i, `the broker refuses the revoked certificate at the TLS handshake: ${refusal}`);
   const other = await tryConnect(url, { ...held.get('pi-1')!, clientId: 'pi-1-probe' });
   t.ok(other.ok, 'a device that is not revoked still connects');
   if (other.ok) await other.client.endAsync();
