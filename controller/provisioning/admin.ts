@@ -43,7 +43,7 @@ export interface ClaimOptions {
 }
 
 export async function addClaim(dir: string, name: string, o: ClaimOptions): Promise<{ cert: string; key: string; ca: string }> {
-  if (!ID_PATTERN.test(name)) throw new Error(`a claim name is one topic level: [A-Za-z0-9][A-Za-z0-9_-]{0,63}, got "${name}"`);
+  if (!ID_PATTERN.test(name)) throw new Error(`a claim name is one topic level (letters, digits, _ and -, up to 64), got "${name}"`);
   try {
     new RegExp(o.pattern);
   } catch (err) {

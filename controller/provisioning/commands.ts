@@ -55,7 +55,7 @@ export function registerProvisioningCommands(program: Command): void {
     .argument('<name>', 'claim name (its certificate CN and MQTT username)', id)
     .option('--dir <dir>', 'provisioning state directory', DEFAULT_DIR)
     .requiredOption('--out <dir>', 'where NAME.crt, NAME.key and ca.crt for the image are written')
-    .option('--pattern <regex>', 'device ids this claim may enroll (whole-id match)', '[A-Za-z0-9][A-Za-z0-9_-]{0,63}')
+    .option('--pattern <regex>', 'device ids this claim may enroll (whole-id match; default: any device id)', ID_PATTERN.source.slice(1, -1))
     .option('--allow <ids>', 'only these device ids (comma-separated), on top of --pattern', list)
     .option('--groups <names>', 'groups whose desired state its devices may read (comma-separated)', list)
     .option('--lifetime <duration>', 'lifetime of the device certificates it gets (90d, 12h, 600s)', seconds, 90 * 86_400)
