@@ -174,6 +174,17 @@ t.test('bad input at the enrollment entry point is refused with a clear message 
     t.match(a.error?.message, message);
     t.notOk(a.certificate, `${what}: no certificate`);
   }
+  // The claim's hourly limit: the second enrollment within the hour is refused.
+  await addClaim(provDir, 'claim-one', { pattern: 'pi-9[0-9]', lifetimeSeconds: 3600, perHour: 1, claimLifetimeSeconds: 86_400, out: claims });
+  const one = await claimClient(t, 'claim-one');
+  t.ok((await ask(one, 'claim-one', 'pi-90', JSON.stringify({ id: 'q1', deviceId: 'pi-90', csr: await csrFor('pi-90') }))).ok, 'the first enrollment of claim-one is answered with a certificate');
+  const stateAfterOne = { acl: aclText(), devices: JSON.stringify(new ProvisioningStore(provDir).read().devices) };
+  const limited = await ask(one, 'claim-one', 'pi-91', JSON.stringify({ id: 'q2', deviceId: 'pi-91', csr: await csrFor('pi-91') }));
+  t.equal(limited.error?.code, FleetErrors.ENROLL_RATE_LIMITED.code, `the second within the hour is refused: ${limited.error?.message}`);
+  t.equal(aclText(), stateAfterOne.acl, 'the ACL is unchanged by the refused one');
+  t.equal(JSON.stringify(new ProvisioningStore(provDir).read().devices), stateAfterOne.devices, 'no device added by the refused one');
+  before.acl = stateAfterOne.acl;
+  before.devices = stateAfterOne.devices;
   // A claim the controller does not know (here asked directly: the broker lets no unknown claim publish).
   await t.rejects(service.enroll('claim', 'claim-nope', { id: 'r6', deviceId: 'pi-30', csr: await csrFor('pi-30') }), { code: FleetErrors.ENROLL_UNKNOWN_CLAIM.code }, 'an unknown claim is refused');
   // A claim certificate from another CA cannot even connect.
@@ -186,9 +197,16 @@ t.test('bad input at the enrollment entry point is refused with a clear message 
 });
 
 t.test('a short-lived certificate is renewed before expiry with one reconnect, and the old one kept until the new works', async (t) => {
+  const ctl = await tryConnect(url, pki.tls('controller'));
+  if (!ctl.ok) throw new Error(ctl.error);
+  t.teardown(() => ctl.client.endAsync());
+  const statuses: string[] = [];
+  ctl.client.on('message', (_topic, payload) => statuses.push(String((JSON.parse(payload.toString()) as { state?: unknown }).state)));
+  await ctl.client.subscribeAsync('edge/v1/pi-50/status', { qos: 1 });
   const a = provisionedAgent(t, 'pi-50', 'claim-short', { renewAt: 0.4, renewJitter: 0.05 });
   await a.agent.start();
   await waitFor(() => a.link.state === 'connected' && identity(a).provisioned, { timeoutMs: 60_000, what: 'pi-50 enrolled' });
+  await waitFor(() => statuses.includes('online'), { timeoutMs: 10_000, what: 'pi-50 online at the controller' });
   const first = identity(a).serial;
   const connects0 = a.link.status().connects as number;
   const renewAt = Date.parse(String((a.link.status().identity as { renewAt: string }).renewAt));
@@ -202,6 +220,8 @@ t.test('a short-lived certificate is renewed before expiry with one reconnect, a
   const issued = new ProvisioningStore(provDir).read().devices['pi-50']!.certs;
   t.equal(issued.length, 2, 'the controller issued two certificates');
   t.equal(issued.at(-1)!.serial.toLowerCase(), String(identity(a).serial).toLowerCase(), 'the device holds the newest');
+  await waitFor(() => statuses.filter((s) => s === 'online').length >= 2, { timeoutMs: 10_000, what: `the status after the reconnect (${statuses.join(',')})` });
+  t.notOk(statuses.includes('offline'), `the controller never saw the device offline (no Last Will on the renewal reconnect): ${statuses.join(',')}`);
 });
 
 t.test('a revoked device is refused by the broker and its re-enrollment refused', async (t) => {
