@@ -87,6 +87,7 @@ export class ProvisioningStore {
 
   /** Runs `change` on the current state under the lock; writes it when `change` returns true. */
   async update<T>(change: (s: ProvisioningState) => Promise<{ write: boolean; value: T }> | { write: boolean; value: T }): Promise<T> {
+    this.read(); // a clear error when there is no state, before any lock file
     await this.#acquire();
     try {
       const s = this.read();
