@@ -14,7 +14,7 @@ import { makePki, productionListener, tryConnect } from './helpers/pki.js';
 import { waitFor } from './helpers/wait.js';
 import { makeAgent, tempDir, type TestAgent } from './fleet-support.js';
 import { ProvisioningService } from '../controller/provisioning/service.js';
-import { addClaim, initProvisioning, revokeDevice } from '../controller/provisioning/admin.js';
+import { addClaim, disconnectDevice, initProvisioning, revokeDevice } from '../controller/provisioning/admin.js';
 import { ProvisioningStore } from '../controller/provisioning/state.js';
 import { FleetErrors } from '../protocol/errors.js';
 
@@ -248,4 +248,16 @@ t.test('a revoked device is refused by the broker and its re-enrollment refused'
   const a = await ask(c, 'claim-lab', 'pi-3', JSON.stringify({ id: 'again', deviceId: 'pi-3', csr: await csrFor('pi-3') }));
   t.equal(a.error?.code, FleetErrors.ENROLL_REVOKED.code, `re-enrollment through the claim is refused: ${a.error?.message}`);
   await t.rejects(service.enroll('renewal', undefined, { id: 'r', deviceId: 'pi-3', csr: await csrFor('pi-3') }), { code: FleetErrors.ENROLL_REVOKED.code }, 'renewal is refused');
+});
+
+t.test('a device revoked while connected is cut off and cannot come back', async (t) => {
+  const a = provisionedAgent(t, 'pi-4');
+  await a.agent.start();
+  await waitFor(() => a.link.state === 'connected' && identity(a).provisioned, { timeoutMs: 60_000, what: 'pi-4 enrolled and connected' });
+  await revokeDevice(provDir, 'pi-4');
+  await disconnectDevice(url, pki.tls('controller') as { ca: Buffer; cert: Buffer; key: Buffer }, 'pi-4');
+  await waitFor(() => a.link.state !== 'connected', { timeoutMs: 15_000, what: 'pi-4 disconnected' });
+  await waitFor(() => /certificate revoked/i.test(String(a.link.status().lastError ?? '')) && (a.link.status().reconnectAttempt as number) >= 2,
+    { timeoutMs: 20_000, what: `pi-4's reconnects refused as revoked (${JSON.stringify(a.link.status())})` });
+  t.not(a.link.state, 'connected', 'the revoked device stays off the broker');
 });

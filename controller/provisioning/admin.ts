@@ -7,6 +7,7 @@ import { ID_PATTERN } from '../../protocol/names.js';
 import { applyBrokerFiles } from './broker-files.js';
 import { issueClaimCert, loadCa } from './ca.js';
 import { ProvisioningStore, type BrokerFiles, type ClaimPolicy, type DeviceRecord } from './state.js';
+import type { BrokerTls } from '../broker-tls.js';
 
 export interface InitOptions extends BrokerFiles {
   caCert: string;
@@ -95,6 +96,18 @@ export async function revokeDevice(dir: string, id: string): Promise<DeviceRecor
     await applyBrokerFiles(s, await loadCa(s.ca.cert, s.ca.key));
     return { write: true, value: d };
   });
+}
+
+/**
+ * Ends a revoked device's open connection: Mosquitto's reload keeps connections that are
+ * already open (the ACL then denies them every topic, the CRL refuses them only at their next
+ * handshake). Connecting once with the device's client id and a clean start takes its session
+ * over, so the broker closes the device's connection; its reconnect then fails the handshake.
+ */
+export async function disconnectDevice(broker: string, tls: BrokerTls | undefined, id: string): Promise<void> {
+  const { connectFleet } = await import('../connect.js');
+  const { client } = await connectFleet(broker, { clientId: id, clean: true, tls, timeoutMs: 10_000 });
+  await client.endAsync();
 }
 
 /** Allows a revoked device to enroll again through its claim (its old certificates stay revoked). */

@@ -4,7 +4,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ID_PATTERN } from '../../protocol/names.js';
 import { table } from '../table.js';
-import { addClaim, disableClaim, initProvisioning, revokeDevice, unrevokeDevice } from './admin.js';
+import { addClaim, disableClaim, disconnectDevice, initProvisioning, revokeDevice, unrevokeDevice } from './admin.js';
+import { readBrokerTls, type BrokerTlsFiles } from '../broker-tls.js';
 import { ProvisioningStore } from './state.js';
 
 const DEFAULT_DIR = process.env.EDGE_FLEET_PROVISIONING ?? 'provisioning';
@@ -97,8 +98,17 @@ export function registerProvisioningCommands(program: Command): void {
     .description('revoke a device: its certificates go on the CRL, the broker ACL denies it everything, its re-enrollment is refused')
     .argument('<device>', 'device id', id)
     .option('--dir <dir>', 'provisioning state directory', DEFAULT_DIR)
-    .action((device: string, o: { dir: string }) => run(async () => {
+    .option('--broker <url>', 'also end the device\'s open connection at this broker (a reload keeps open connections)')
+    .option('--ca <file>', 'CA certificate (PEM) for an mqtts:// --broker')
+    .option('--cert <file>', 'the controller\'s client certificate (PEM)')
+    .option('--key <file>', 'the controller\'s private key (PEM, mode 600)')
+    .action((device: string, o: { dir: string; broker?: string } & BrokerTlsFiles) => run(async () => {
+      const tls = o.broker ? readBrokerTls(o) : undefined;
       const d = await revokeDevice(o.dir, device);
       process.stdout.write(`revoked ${device} (${d.certs.length} certificate(s) on the CRL); the broker was reloaded\n`);
+      if (o.broker) {
+        await disconnectDevice(o.broker, tls, device);
+        process.stdout.write(`ended ${device}'s connection at ${o.broker}\n`);
+      }
     }));
 }
