@@ -21,3 +21,16 @@ t.test('signed commands required with no controller key: exit 78 naming the fiel
   t.match(agent.stderr(), /\/security\/commands\/controllerKeys: \/security\/commands\/requireSignature is true/, 'names both fields');
   t.notOk(existsSync(path.join(dir, 'data')), 'nothing was started');
 });
+
+t.test('provisioning: the identity comes from it, so mqtt.cert/key with it, or no mqtt.ca, is refused', async (t) => {
+  const { parseConfig } = await import('../agent/config/load.js');
+  const base = { deviceId: 'pi-1', dataDir: 'data', provisioning: { claimCert: 'claim.crt', claimKey: 'claim.key' } };
+  t.throws(() => parseConfig({ ...base, mqtt: { url: 'mqtts://b:8883', ca: 'ca.crt', cert: 'd.crt', key: 'd.key' } }),
+    /\/provisioning: the device certificate comes from provisioning \(dataDir\/identity\); leave out \/mqtt\/cert and \/mqtt\/key/);
+  t.throws(() => parseConfig({ ...base, mqtt: { url: 'mqtts://b:8883' } }), /\/provisioning: needs \/mqtt\/url and \/mqtt\/ca/);
+  t.throws(() => parseConfig({ ...base, mqtt: { url: 'mqtts://b:8883', ca: 'ca.crt' }, provisioning: { ...base.provisioning, renewAt: 1.5 } }), /renewAt/);
+  t.throws(() => parseConfig({ ...base, mqtt: { url: 'mqtts://b:8883', ca: 'ca.crt' }, provisioning: { claimCert: 'claim.crt' } }), /claimKey/);
+  const ok = parseConfig({ ...base, mqtt: { url: 'mqtts://b:8883', ca: 'ca.crt' } }, 'test', '/etc/edge-agent');
+  t.equal(ok.provisioning!.claimCert, '/etc/edge-agent/claim.crt', 'claim paths are relative to the config file');
+  t.equal(ok.provisioning!.renewAt, 0.66, 'defaults filled in');
+});
