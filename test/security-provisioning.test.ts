@@ -16,6 +16,8 @@ import { makeAgent, tempDir, type TestAgent } from './fleet-support.js';
 import { ProvisioningService } from '../controller/provisioning/service.js';
 import { addClaim, disconnectDevice, initProvisioning, revokeDevice } from '../controller/provisioning/admin.js';
 import { ProvisioningStore } from '../controller/provisioning/state.js';
+import { checkCsr, issueClientCert, loadCa } from '../controller/provisioning/ca.js';
+import { applyBrokerFiles } from '../controller/provisioning/broker-files.js';
 import { FleetErrors } from '../protocol/errors.js';
 
 t.setTimeout(240_000);
@@ -222,6 +224,45 @@ t.test('a short-lived certificate is renewed before expiry with one reconnect, a
   t.equal(issued.at(-1)!.serial.toLowerCase(), String(identity(a).serial).toLowerCase(), 'the device holds the newest');
   await waitFor(() => statuses.filter((s) => s === 'online').length >= 2, { timeoutMs: 10_000, what: `the status after the reconnect (${statuses.join(',')})` });
   t.notOk(statuses.includes('offline'), `the controller never saw the device offline (no Last Will on the renewal reconnect): ${statuses.join(',')}`);
+});
+
+t.test('a renewed certificate the broker refuses is dropped: the agent reconnects with the old one', async (t) => {
+  const a = provisionedAgent(t, 'pi-51', 'claim-short', { renewAt: 0.4, renewJitter: 0.05 });
+  await a.agent.start();
+  await waitFor(() => a.link.state === 'connected' && identity(a).provisioned, { timeoutMs: 60_000, what: 'pi-51 enrolled' });
+  const first = identity(a).serial;
+  const connects0 = a.link.status().connects as number;
+  // The real service steps aside; a stand-in answers the renewal with a certificate that is
+  // signed by the fleet CA but already on the CRL, so only the broker can tell it is bad.
+  await service.stop();
+  t.teardown(() => service.start());
+  const ctl = await tryConnect(url, pki.tls('controller'));
+  if (!ctl.ok) throw new Error(ctl.error);
+  t.teardown(() => ctl.client.endAsync());
+  const ca = await loadCa(pki.file('ca.crt'), pki.file('ca.key'));
+  let answered = false;
+  ctl.client.on('message', (_topic, payload) => void (async () => {
+    const req = JSON.parse(payload.toString()) as { id: string; csr: string };
+    const csr = await checkCsr(req.csr, 'pi-51');
+    const issued = await issueClientCert(ca, 'pi-51', csr.publicKey, 3600);
+    await new ProvisioningStore(provDir).update(async (s) => {
+      s.revokedSerials.push({ serial: issued.serial, at: new Date().toISOString() });
+      await applyBrokerFiles(s, ca);
+      return { write: true, value: undefined };
+    });
+    await ctl.client.publishAsync('edge/v1/pi-51/cert/res', JSON.stringify({ id: req.id, ok: true, certificate: issued.pem, notAfter: issued.notAfter }), { qos: 1 });
+    answered = true;
+  })());
+  await ctl.client.subscribeAsync('edge/v1/pi-51/cert/req', { qos: 1 });
+  await waitFor(() => answered, { timeoutMs: 30_000, what: 'the renewal request answered by the stand-in' });
+  await waitFor(() => /did not accept the renewed certificate/.test(identity(a).lastError ?? '') && a.link.state === 'connected',
+    { timeoutMs: 40_000, what: `the agent back on its old certificate (${JSON.stringify(a.link.status())})` });
+  t.equal(identity(a).serial, first, 'it still uses its first certificate');
+  t.equal(identity(a).renewals, 0, 'no renewal counted');
+  t.ok((a.link.status().connects as number) >= connects0 + 1, 'connected again with the old certificate');
+  const gens = readdirSync(path.join(a.agent.config.dataDir, 'identity')).filter((e) => e.startsWith('gen-'));
+  t.equal(gens.length, 1, 'the refused key and certificate were removed');
+  await a.stop();
 });
 
 t.test('a revoked device is refused by the broker and its re-enrollment refused', async (t) => {

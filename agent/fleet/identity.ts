@@ -78,6 +78,11 @@ export class DeviceIdentity {
   #check(cert: Buffer, key: Buffer): X509Certificate {
     const c = new X509Certificate(cert);
     if (cnOf(c) !== this.config.deviceId) throw new Error(`the certificate is for "${cnOf(c)}", not "${this.config.deviceId}"`);
+    // Signed by the fleet CA the broker's certificate is checked against (mqtt.ca, maybe a bundle).
+    const cas = readFileSync(this.config.mqtt.ca!, 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    if (!cas.some((pem) => { try { return c.verify(new X509Certificate(pem).publicKey); } catch { return false; } })) {
+      throw new Error('the certificate is not signed by the fleet CA (mqtt.ca)');
+    }
     const mine = createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'der' });
     if (!c.publicKey.export({ type: 'spki', format: 'der' }).equals(mine)) throw new Error('the certificate is not for the device\'s key');
     return c;
