@@ -28,6 +28,7 @@ const lazy = {
 };
 import { buildDashboard } from './dashboard/server.js';
 import { registerRolloutCommands } from './rollout/commands.js';
+import { registerProvisioningCommands } from './provisioning/commands.js';
 import { RolloutLoop } from './rollout/loop.js';
 import type { CommandSigner } from './rollout/fleet-port.js';
 import { checkPrivateKeyFile } from '../agent/security/key-file.js';
@@ -139,7 +140,8 @@ export function buildFleetCli(): Command {
     .option('--http-host <host>', 'address of the dashboard', '127.0.0.1')
     .option('--no-rollouts', 'do not carry out rollout plans in this replica')
     .option('--command-key <file>', 'sign the commands rollouts send (ed25519 private key, PEM), for devices with security.commands.requireSignature')
-    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string } & BrokerTlsFiles) => {
+    .option('--provisioning <dir>', 'answer device enrollments with the provisioning state in this directory ("edge-fleet enroll init")')
+    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string; provisioning?: string } & BrokerTlsFiles) => {
       const tls = readBrokerTls(o);
       const commandKey = o.commandKey ? readCommandKey(o.commandKey) : undefined;
       let embedded: EmbeddedBroker | undefined;
@@ -156,6 +158,8 @@ export function buildFleetCli(): Command {
       };
       const ctl = new FleetController(store, { broker: url, tls, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
       await ctl.start();
+      const provisioning = o.provisioning ? new (await import('./provisioning/service.js')).ProvisioningService(o.provisioning, { broker: url, clientId: o.id, tls, log }) : undefined;
+      await provisioning?.start();
       // Rollout plans are carried out here (one replica should do it: --no-rollouts on the others).
       let sign: CommandSigner | undefined;
       if (commandKey) {
@@ -180,6 +184,7 @@ export function buildFleetCli(): Command {
         stopping = true;
         rollouts?.stop();
         await dashboard?.close();
+        await provisioning?.stop();
         await ctl.stop();
         await embedded?.close();
         store.close();
@@ -346,6 +351,7 @@ export function buildFleetCli(): Command {
     });
 
   registerRolloutCommands(program, { openStore: (f) => openStore(f), defaultDb: DEFAULT_DB });
+  registerProvisioningCommands(program);
 
   return program;
 }

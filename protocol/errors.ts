@@ -145,6 +145,21 @@ export const FleetErrors = {
   BAD_REQUEST: define('EDGE_FLEET_BAD_REQUEST', 400, (what: string) => what),
   /** The controller's artifact service: no such artifact or chunk. */
   UNKNOWN_ARTIFACT: define('EDGE_FLEET_UNKNOWN_ARTIFACT', 404, (what: string) => what),
+  // Provisioning (docs/provisioning.md): the controller's answers to an enrollment, and the agent's own failure.
+  ENROLL_BAD_REQUEST: define('EDGE_ENROLL_BAD_REQUEST', 400, (what: string) =>
+    `enrollment request refused: ${what}; expected JSON {"id", "deviceId", "csr": PKCS#10 PEM}`),
+  ENROLL_BAD_CSR: define('EDGE_ENROLL_BAD_CSR', 400, (what: string) => `certificate signing request refused: ${what}`),
+  ENROLL_TOO_LARGE: define('EDGE_ENROLL_TOO_LARGE', 413, (size: number, limit: number) =>
+    `enrollment request of ${size} bytes is larger than the limit of ${limit} bytes`),
+  ENROLL_UNKNOWN_CLAIM: define('EDGE_ENROLL_UNKNOWN_CLAIM', 403, (claim: string) =>
+    `claim "${claim}" is not enrolled or disabled ("edge-fleet enroll claims" lists them)`),
+  ENROLL_REFUSED: define('EDGE_ENROLL_REFUSED', 403, (device: string, why: string) =>
+    `enrollment of ${device} refused: ${why}`),
+  ENROLL_REVOKED: define('EDGE_ENROLL_REVOKED', 403, (device: string) =>
+    `device ${device} is revoked; it gets no certificate ("edge-fleet enroll unrevoke" would allow it again)`),
+  ENROLL_RATE_LIMITED: define('EDGE_ENROLL_RATE_LIMITED', 429, (claim: string, limit: number) =>
+    `claim "${claim}" reached its limit of ${limit} enrollments per hour; retry later`),
+  ENROLL_FAILED: define('EDGE_ENROLL_FAILED', 503, (what: string) => `enrollment failed: ${what}`),
 };
 
 // ---- The tools (edge-model): the CLI prints the message alone and exits non-zero ----

@@ -22,6 +22,22 @@ export const topics = {
   reported: (device: string) => `${PROTOCOL}/${device}/models/reported`,
   artifactReq: (device: string) => `${PROTOCOL}/${device}/artifacts/req`,
   artifactRes: (device: string) => `${PROTOCOL}/${device}/artifacts/res`,
+  /** Re-enrollment (certificate rotation) with the device's current certificate (docs/provisioning.md). */
+  certReq: (device: string) => `${PROTOCOL}/${device}/cert/req`,
+  certRes: (device: string) => `${PROTOCOL}/${device}/cert/res`,
+};
+
+/**
+ * First enrollment by claim (docs/provisioning.md): outside edge/v1 so that no device pattern
+ * of the ACL reaches it. A claim credential (certificate CN = the claim's name) may publish
+ * only to its own .../req and read only its own .../res; nothing else.
+ */
+export const PROVISION = 'edge/provision/v1';
+export const provisionTopics = {
+  req: (claim: string, device: string) => `${PROVISION}/${claim}/${device}/req`,
+  res: (claim: string, device: string) => `${PROVISION}/${claim}/${device}/res`,
+  /** What the controller subscribes to: every claim's requests. */
+  reqFilter: `${PROVISION}/+/+/req`,
 };
 
 /** Subscription filters the controller uses (any device). */
@@ -33,9 +49,10 @@ export const filters = {
   telemetry: `${PROTOCOL}/+/telemetry/+`,
   reported: `${PROTOCOL}/+/models/reported`,
   artifactReq: `${PROTOCOL}/+/artifacts/req`,
+  certReq: `${PROTOCOL}/+/cert/req`,
 };
 
-export type TopicKind = 'status' | 'cmd' | 'cmdRes' | 'cmdReply' | 'telemetry' | 'telemetryAck' | 'desired' | 'groupDesired' | 'reported' | 'artifactReq' | 'artifactRes';
+export type TopicKind = 'status' | 'cmd' | 'cmdRes' | 'cmdReply' | 'telemetry' | 'telemetryAck' | 'desired' | 'groupDesired' | 'reported' | 'artifactReq' | 'artifactRes' | 'certReq' | 'certRes';
 
 export interface ParsedTopic {
   kind: TopicKind;
@@ -62,6 +79,8 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
     case 'models/reported': return { kind: 'reported', device: a };
     case 'artifacts/req': return { kind: 'artifactReq', device: a };
     case 'artifacts/res': return { kind: 'artifactRes', device: a };
+    case 'cert/req': return { kind: 'certReq', device: a };
+    case 'cert/res': return { kind: 'certRes', device: a };
   }
   if (b === 'cmd' && c === 'res' && parts.length === 6) return { kind: 'cmdReply', device: a };
   if (b === 'telemetry' && parts.length === 5) return { kind: 'telemetry', device: a, stream: c };

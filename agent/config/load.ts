@@ -120,6 +120,12 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   if (config.mqtt.reconnectMaxMs < config.mqtt.reconnectMinMs) {
     problems.push('/mqtt/reconnectMaxMs: must be >= /mqtt/reconnectMinMs');
   }
+  if (config.provisioning && (config.mqtt.cert || config.mqtt.key)) {
+    problems.push('/provisioning: the device certificate comes from provisioning (dataDir/identity); leave out /mqtt/cert and /mqtt/key');
+  }
+  if (config.provisioning && (!config.mqtt.ca || !config.mqtt.url)) {
+    problems.push('/provisioning: needs /mqtt/url and /mqtt/ca (the fleet CA the broker\'s certificate is checked against)');
+  }
   const names = new Set<string>();
   config.models.forEach((m, i) => {
     if (names.has(m.name)) problems.push(`/models/${i}/name: duplicate model name "${m.name}"`);
@@ -147,6 +153,10 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   }
   for (const k of ['ca', 'cert', 'key'] as const) {
     if (config.mqtt[k]) config.mqtt[k] = path.resolve(baseDir, config.mqtt[k]!);
+  }
+  if (config.provisioning) {
+    config.provisioning.claimCert = path.resolve(baseDir, config.provisioning.claimCert);
+    config.provisioning.claimKey = path.resolve(baseDir, config.provisioning.claimKey);
   }
   // Key entries are PEM text or a file path (agent/security/trusted-keys.ts).
   const keyPath = (e: string): string => (e.trimStart().startsWith('-----BEGIN') ? e : path.resolve(baseDir, e));

@@ -19,7 +19,9 @@ export function preflight(config: Config): string[] {
   };
   const { mqtt, security } = config;
   if (mqtt.key) check(() => checkPrivateKeyFile(mqtt.key!, 'mqtt.key'));
-  for (const [key, file] of [['mqtt.ca', mqtt.ca], ['mqtt.cert', mqtt.cert]] as const) {
+  const prov = config.provisioning;
+  if (prov) check(() => checkPrivateKeyFile(prov.claimKey, 'provisioning.claimKey'));
+  for (const [key, file] of [['mqtt.ca', mqtt.ca], ['mqtt.cert', mqtt.cert], ['provisioning.claimCert', prov?.claimCert]] as const) {
     if (!file) continue;
     let text: string;
     try {

@@ -138,6 +138,16 @@ export const RolloutSection = Type.Object({
   }, { ...Strict, default: {} }),
 }, { ...Strict, default: {} });
 
+// Provisioning by claim and certificate rotation (agent/fleet/identity.ts, docs/provisioning.md).
+export const ProvisioningSection = Type.Object({
+  claimCert: Type.String({ minLength: 1, description: 'the batch\'s claim certificate (PEM) from "edge-fleet enroll claim"; it may only ask for a device certificate' }),
+  claimKey: Type.String({ minLength: 1, description: 'the claim\'s private key (PEM); must not be readable by others' }),
+  requestTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'how long to wait for the controller\'s answer to an enrollment or renewal before asking again (ms)' }),
+  retryMs: Type.Integer({ minimum: 100, default: 60_000, description: 'pause before enrolling again after a refusal or a failed attempt (ms)' }),
+  renewAt: Type.Number({ minimum: 0.1, maximum: 0.95, default: 0.66, description: 'renew the device certificate when this share of its lifetime has passed' }),
+  renewJitter: Type.Number({ minimum: 0, maximum: 0.5, default: 0.1, description: 'renew up to this share of the lifetime earlier, at random, so a batch does not renew at once' }),
+}, { ...Strict, description: 'when set, the device gets its own certificate from the controller (in dataDir/identity) instead of mqtt.cert/mqtt.key' });
+
 export const ConfigSchema = Type.Object({
   deviceId: Type.String({ pattern: ID_PATTERN.source, description: 'unique id of this device; used in MQTT topics' }),
   dataDir: Type.String({ minLength: 1, description: 'state directory (SQLite buffer, installed models); relative to the config file' }),
@@ -192,6 +202,7 @@ export const ConfigSchema = Type.Object({
   drift: DriftSection,
   rollout: RolloutSection,
   feedback: FeedbackSection,
+  provisioning: Type.Optional(ProvisioningSection),
 }, Strict);
 
 export type Config = Static<typeof ConfigSchema>;

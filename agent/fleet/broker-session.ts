@@ -41,6 +41,8 @@ export class BrokerSession {
   #fellBack = false;
   #stopping = false;
   #mConnected: prom.Gauge | undefined;
+  /** The device's own certificate and key when provisioning gives them (agent/fleet/identity.ts). */
+  #identity: (() => { cert: Buffer; key: Buffer } | undefined) | undefined;
 
   constructor(config: Config, log: Logger, events: SessionEvents, lastWill: () => Buffer) {
     this.#config = config;
@@ -96,6 +98,42 @@ export class BrokerSession {
     this.#mConnected.set(0);
   }
 
+  /** Every later connection uses the certificate and key `identity` gives (instead of mqtt.cert/mqtt.key). */
+  useIdentity(identity: () => { cert: Buffer; key: Buffer } | undefined): void {
+    this.#identity = identity;
+  }
+
+  /**
+   * Connects again at once, with the identity useIdentity now gives (a renewed certificate):
+   * the old connection ends with a DISCONNECT (no Last Will), then one new connection is
+   * made. Resolves true when the broker accepted it within timeoutMs, false otherwise (the
+   * session keeps retrying it with the backoff until told otherwise).
+   */
+  async reconnectNow(timeoutMs: number): Promise<boolean> {
+    if (this.#stopping || !mqttConnect) return false;
+    const old = this.#client;
+    this.#client = undefined;
+    clearTimeout(this.#stableTimer);
+    if (old) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => { old.end(true); resolve(); }, 2000);
+        old.end(false, {}, () => { clearTimeout(t); resolve(); });
+      });
+      this.#mConnected?.set(0);
+      this.#connectedAt = undefined;
+      this.#events.lost();
+    }
+    if (this.#stopping) return false;
+    this.#connect();
+    const client = this.#client as MqttClient | undefined;
+    if (!client) return false;
+    return new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => { client.removeListener('connect', ok); resolve(false); }, timeoutMs);
+      const ok = (): void => { clearTimeout(t); resolve(this.#client === client); };
+      client.once('connect', ok);
+    });
+  }
+
   async connect(): Promise<void> {
     // Loaded only when there is a broker to connect to (~90 ms of start-up CPU otherwise).
     mqttConnect ??= (await import('mqtt')).default.connect;
@@ -137,6 +175,8 @@ export class BrokerSession {
   #connect(): void {
     const config = this.#config, log = this.#log;
     const opts = clientOptions(config, this.#protocol, this.#lastWill(), topics.status(config.deviceId));
+    const identity = this.#identity?.();
+    if (identity) Object.assign(opts, { cert: identity.cert, key: identity.key, rejectUnauthorized: true });
     this.#state = 'connecting';
     const client = mqttConnect!(config.mqtt.url!, opts);
     this.#client = client;

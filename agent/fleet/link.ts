@@ -18,6 +18,7 @@ import { packageSteps } from '../models/install.js';
 import { REFUSE_ALL, type SignatureVerifier } from '../models/verify.js';
 import { ArtifactRequests, type ArtifactRequestBody } from './artifact-requests.js';
 import { BrokerSession, type SessionEvents } from './broker-session.js';
+import { DeviceIdentity } from './identity.js';
 import { CommandRouter, type CommandReply } from './commands.js';
 import { parseDesired } from './desired.js';
 import { registerDeviceCommands } from './device-commands.js';
@@ -56,6 +57,8 @@ export class FleetLink implements Component {
   readonly #artifacts: ArtifactRequests;
   #uplink: TelemetryUplink | undefined;
   #sync: ModelSync | undefined;
+  /** The device's provisioned certificate (provisioning in the config), else undefined. */
+  readonly #identity: DeviceIdentity | undefined;
 
   constructor(ctx: AgentContext, deps: FleetLinkDeps = {}) {
     this.#ctx = ctx;
@@ -69,6 +72,7 @@ export class FleetLink implements Component {
     this.#session = new BrokerSession(ctx.config, ctx.log, events, () => this.#status.payload('offline', 'connection lost'));
     this.#status = new DeviceStatus(ctx, this.#session, () => deps.runtime?.(), deps.statusExtra);
     this.#artifacts = new ArtifactRequests(this.#session, ctx.config.deviceId, ctx.log);
+    if (ctx.config.provisioning) this.#identity = new DeviceIdentity(ctx.config, ctx.log.child({ component: 'identity' }), this.#session);
   }
 
   get state(): BrokerState {
@@ -117,10 +121,22 @@ export class FleetLink implements Component {
       log.warn('no mqtt.url configured: running offline, telemetry stays in the buffer');
       return;
     }
+    const identity = this.#identity;
+    if (identity && !identity.load()) {
+      // First start: enroll in the background (the agent serves locally meanwhile), then connect.
+      void identity.enrollByClaim().then(async (ok) => {
+        if (!ok) return;
+        await this.#session.connect();
+        identity.scheduleRenewal();
+      }).catch((err) => log.error({ err: describe(err) }, 'enrollment stopped'));
+      return;
+    }
     await this.#session.connect();
+    identity?.scheduleRenewal();
   }
 
   async stop(): Promise<void> {
+    this.#identity?.stop();
     this.#session.halt();
     this.#uplink?.stop();
     this.#sync?.stop();
@@ -143,6 +159,7 @@ export class FleetLink implements Component {
       models: this.#sync?.reports() ?? [],
       desired: this.#sync?.desired().effective ?? [],
     };
+    if (this.#identity) out.identity = this.#identity.info();
     if (!url) out.warning = 'no broker configured (mqtt.url): running offline';
     else if (session.state !== 'connected' && session.state !== 'stopped') out.warning = `broker ${safeUrl(url)} unreachable (${session.lastError ?? session.state}); buffering telemetry`;
     return out;
@@ -176,6 +193,7 @@ export class FleetLink implements Component {
       [topics.artifactRes(d)]: { qos: 1 },
     };
     for (const g of this.#ctx.config.mqtt.groups) subs[topics.groupDesired(g)] = { qos: 1 };
+    if (this.#identity) subs[topics.certRes(d)] = { qos: 1 };
     // Subscribed before the drain resumes: the broker handles the SUBSCRIBE before the first
     // batch, so no ack can come before the subscription exists.
     if (this.#uplink?.drain.ackMode === 'controller') subs[topics.telemetryAcks(d)] = { qos: 1 };
@@ -222,6 +240,9 @@ export class FleetLink implements Component {
       }
       case 'artifactRes':
         this.#artifacts.response(payload, packet);
+        return;
+      case 'certRes':
+        this.#identity?.onRenewalAnswer(payload);
         return;
       case 'telemetryAck':
         if (!this.#uplink || t.device !== this.#ctx.config.deviceId) return;

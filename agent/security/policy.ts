@@ -25,6 +25,7 @@ export class SecurityPolicy implements Component {
   async start(): Promise<void> {
     const { mqtt, security } = this.ctx.config;
     if (mqtt.key) checkPrivateKeyFile(mqtt.key, 'mqtt.key');
+    if (this.ctx.config.provisioning) checkPrivateKeyFile(this.ctx.config.provisioning.claimKey, 'provisioning.claimKey');
     this.#packageKeys = loadTrustedKeys(security.trustedKeys, 'security.trustedKeys');
     this.#commandKeys = loadTrustedKeys(security.commands.controllerKeys, 'security.commands.controllerKeys');
     this.#replays = new ReplayGuard(security.commands.maxSkewSeconds * 1000);
