@@ -25,6 +25,7 @@ import { ProtocolMetrics } from './inference-protocol/metrics.js';
 import { InferenceService } from './inference-protocol/inference-service.js';
 import { registerV2Routes } from './inference-protocol/rest.js';
 import { GrpcInferenceServer } from './inference-protocol/grpc-server.js';
+import { SelfUpdate } from './update/component.js';
 
 export interface AgentOptions {
   log?: Logger;
@@ -53,6 +54,8 @@ export class Agent {
   readonly fleet: FleetLink;
   /** The Open Inference Protocol over gRPC on its own port (grpc.port; off without it). */
   readonly grpc: GrpcInferenceServer;
+  /** Self-update (only with update.root). */
+  readonly update: SelfUpdate | undefined;
   #started: Component[] = [];
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopPromise: Promise<void> | undefined;
@@ -124,6 +127,15 @@ export class Agent {
     this.components.push(this.fleet);
     // Served last: it answers once everything it reports on has started.
     this.components.push(this.grpc);
+    // Self-update (update.root): the data format at start, then the health gate of a new release.
+    if (config.update.root) {
+      this.update = new SelfUpdate(this.context, {
+        notReady: () => this.notReady().filter((r) => !r.startsWith('update:')),
+        connected: () => !config.mqtt.url || (this.fleet.status() as { state?: string }).state === 'connected',
+        exit: (code) => void this.stop().finally(() => process.exit(code)),
+      });
+      this.components.push(this.update);
+    }
     // --- end components ---
     this.components.push(...(opts.components?.(this.context) ?? []));
   }
