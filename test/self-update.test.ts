@@ -85,6 +85,7 @@ const dataSurvived = (t: Test, site: UpdateSite): void => {
 const v1 = makeRelease({ version: '1.0.0' }, key);
 const v2 = makeRelease({ version: '2.0.0', dataFormat: 2 }, key);
 const v3crash = makeRelease({ version: '3.0.0', crash: true }, key);
+const v2same = makeRelease({ version: '2.0.0' }, key); // the data format of 1.0.0
 
 t.test('a good release is installed, passes the gate and is committed; the data directory survives and migrates forward', async (t) => {
   const { site, sup } = await started(t, [await v1]);
@@ -94,7 +95,8 @@ t.test('a good release is installed, passes the gate and is committed; the data 
   t.equal(current(site), '2.0.0', 'current is 2.0.0');
   t.same(readdirSync(path.join(site.root, 'releases')).filter((n) => !n.startsWith('.')).sort(), ['1.0.0', '2.0.0'], 'the previous release stays beside it');
   t.equal(JSON.parse(readFileSync(path.join(site.dataDir, 'DATA_FORMAT'), 'utf8')).format, 2, 'the data format migrated to 2');
-  t.ok(sup.logs.some((l) => l.msg === 'self-update committed' && l.version === '2.0.0'), 'the new agent logged the commit');
+  await sup.waitForLog((l) => l.msg === 'self-update committed' && l.version === '2.0.0', 20_000, 'the commit logged');
+  t.pass('the new agent logged the commit');
   dataSurvived(t, site);
 });
 
@@ -168,7 +170,7 @@ t.test('SIGKILL after each step of an update leaves a running, verified release'
     t.equal(stateOf(site).last?.outcome, 'rollback-refused');
     t.match(stateOf(site).last?.reason, /no previous release/);
     await serving(site, sup, '1.0.0');
-    await installAndRestart(t, site, await v2);
+    await installAndRestart(t, site, await v2same);
     await waitFor(() => stateOf(site).last?.version === '2.0.0', { timeoutMs: 40_000, what: '2.0.0 settled' });
     t.equal(stateOf(site).last?.outcome, 'rolled-back', 'killed in the gate at every start: rolled back');
     t.match(stateOf(site).last?.reason, /crash loop/);

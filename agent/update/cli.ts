@@ -138,7 +138,7 @@ async function releaseVersionOf(file: string): Promise<string> {
   await tar.t({
     file,
     onReadEntry: (e) => {
-      if (e.path === 'RELEASE.json' && e.size < 64 * 1024) e.on('data', (d: Buffer) => { text += d.toString('utf8'); });
+      if (e.path.replace(/^\.\//, '') === 'RELEASE.json' && e.size < 64 * 1024) e.on('data', (d: Buffer) => { text += d.toString('utf8'); });
       else e.resume();
     },
   });
