@@ -123,6 +123,7 @@ export class Agent {
       inferences: (fn) => this.models.onInference(fn),
       checkCommand: (msg) => this.security.checkCommand(msg),
       verifier,
+      agentRelease: () => this.update?.fleetHandler(),
     });
     this.components.push(this.fleet);
     // Served last: it answers once everything it reports on has started.

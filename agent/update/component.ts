@@ -9,9 +9,12 @@ import { readKeyEntries } from '../security/trusted-keys.js';
 import type { AgentContext, Component } from '../component.js';
 import { describe } from '../errors.js';
 import { killAtUpdateStep } from '../faults.js';
-import { commit, prepareDataDir, rollBack, runningRelease, type UpdatePaths } from './apply.js';
+import { agentReleaseArch } from '../../protocol/agent-release.js';
+import { UpdateErrors } from '../errors.js';
+import type { AgentReleaseHandler } from '../fleet/model-sync.js';
+import { applyRelease, commit, prepareDataDir, rollBack, runningRelease, type UpdatePaths } from './apply.js';
 import { currentVersion, readState, EXIT_RESTART, type ReleaseInfo } from './layout.js';
-import type { ReleaseCheck } from './release.js';
+import { partialFile, type ReleaseCheck } from './release.js';
 
 export interface UpdateHooks {
   /** Why the agent is not ready (empty when it is), without this component. */
@@ -90,6 +93,38 @@ export class SelfUpdate implements Component {
   async stop(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  /**
+   * Agent releases in the desired state, for model sync: the entry for this machine's arch is
+   * downloaded like a model, then installed here; the report says committed once the gate of
+   * that version passed, rolled_back (with the reason) when it did not. The desired state is
+   * the fleet's explicit choice: an older version is accepted (a rollout's rollback), still
+   * only signed, for this arch, and able to read the data directory.
+   */
+  fleetHandler(): AgentReleaseHandler {
+    return {
+      settled: (m) => {
+        const arch = agentReleaseArch(m.name);
+        if (arch !== process.arch) {
+          return { state: 'failed', code: UpdateErrors.RELEASE_REFUSED.code, reason: UpdateErrors.RELEASE_REFUSED(`${m.version}`, `it is built for ${String(arch)}, this machine is ${process.arch}`).message };
+        }
+        if (!this.release) return { state: 'failed', code: UpdateErrors.NO_RELEASE.code, reason: 'this agent was not started from a release under update.root (EDGE_AGENT_RELEASE_DIR): it cannot update itself' };
+        const state = readState(this.paths.dataDir);
+        if (this.release.version === m.version) return state.pending?.to === m.version ? { state: 'probation' } : { state: 'committed' };
+        const last = state.last;
+        if (last?.version === m.version && (last.outcome === 'rolled-back' || last.outcome === 'rollback-refused')) {
+          return { state: 'rolled_back', reason: `${last.outcome}: ${last.reason ?? ''}`, previous: this.release.version };
+        }
+        return undefined;
+      },
+      partialFile: (m) => partialFile(this.paths.root, { version: m.version, sha256: m.sha256 }),
+      apply: async (partial, m) => {
+        const info = await applyRelease(this.paths, partial, { version: m.version, sha256: m.sha256 }, this.releaseCheck(true));
+        this.#ctx.log.info({ version: info.version, from: this.release?.version }, 'self-update: release installed and current switched; restarting');
+        this.#hooks.exit(EXIT_RESTART);
+      },
+    };
   }
 
   status(): Record<string, unknown> {
