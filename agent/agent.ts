@@ -134,6 +134,7 @@ export class Agent {
         notReady: () => this.notReady().filter((r) => !r.startsWith('update:')),
         connected: () => !config.mqtt.url || (this.fleet.status() as { state?: string }).state === 'connected',
         exit: (code) => void this.stop().finally(() => process.exit(code)),
+        committed: () => void this.fleet.modelSync?.reconcile(),
       });
       this.components.push(this.update);
     }

@@ -161,12 +161,13 @@ export class ModelSync {
   async #pass(): Promise<void> {
     const want = effectiveDesired(this.#device, this.o.groups.map((g) => this.#groups.get(g)));
     for (const m of want.values()) {
-      const r = this.#reports.get(m.name);
-      if (r && r.version === m.version && r.sha256 === m.sha256 && SETTLED.has(r.state)) continue;
+      // An agent release is looked at on every pass: its gate settles in another process (the new release).
       if (agentReleaseArch(m.name) !== undefined && this.o.agentRelease) {
         await this.#syncRelease(m, this.o.agentRelease);
         continue;
       }
+      const r = this.#reports.get(m.name);
+      if (r && r.version === m.version && r.sha256 === m.sha256 && SETTLED.has(r.state)) continue;
       if (this.#activeVersion(m.name) === m.version && this.#isInstalled(m)) {
         this.#set(m, 'active');
         continue;
@@ -212,10 +213,12 @@ export class ModelSync {
   /** An agent release: downloaded and checked like a model, then installed by the self-updater, which restarts the agent. */
   async #syncRelease(m: DesiredModel, h: AgentReleaseHandler): Promise<void> {
     const settled = h.settled(m);
+    const r = this.#reports.get(m.name);
     if (settled) {
-      this.#set(m, settled.state, settled);
+      if (!(r && r.version === m.version && r.sha256 === m.sha256 && r.state === settled.state)) this.#set(m, settled.state, settled);
       return;
     }
+    if (r && r.version === m.version && r.sha256 === m.sha256 && SETTLED.has(r.state)) return;
     if (!this.#online) {
       this.#set(m, 'pending');
       return;

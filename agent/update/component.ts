@@ -23,6 +23,8 @@ export interface UpdateHooks {
   connected: () => boolean;
   /** Stops the agent and exits with this status. */
   exit: (code: number) => void;
+  /** The gate passed: the fleet report is made again (model sync). */
+  committed?: () => void;
 }
 
 export class SelfUpdate implements Component {
@@ -67,7 +69,10 @@ export class SelfUpdate implements Component {
       if (why.length === 0) {
         this.#gate = 'passed';
         commit(this.paths, this.release!.version).then(
-          () => this.#ctx.log.info({ version: this.release!.version, from: pending.from }, 'self-update committed'),
+          () => {
+            this.#ctx.log.info({ version: this.release!.version, from: pending.from }, 'self-update committed');
+            this.#hooks.committed?.();
+          },
           (err) => this.#ctx.log.error({ err: describe(err) }, 'self-update: commit failed'),
         );
         return;
