@@ -16,7 +16,7 @@ import { verifyRelease } from '../agent/update/release.js';
 import type { UpdateState } from '../agent/update/layout.js';
 import { execFileSync } from 'node:child_process';
 
-t.setTimeout(240_000);
+t.setTimeout(480_000); // about 3-4 minutes on a shared 2-core machine: a dozen supervised agents started and stopped
 
 const key = releaseKeys();
 const stateOf = (s: UpdateSite): UpdateState => {
@@ -207,4 +207,26 @@ t.test('a tampered release, one for another architecture and one signed by anoth
   const older = await updateCli(site, ['install', '--file', (await makeRelease({ version: '0.9.0' }, key)).file]);
   t.match(older.stderr, /not newer than the running 1\.0\.0/, 'an older release needs --force');
   t.equal(snapshot(), before);
+});
+
+t.test('a release that starts but never gets ready (no broker) is rolled back when update.gateTimeoutMs passes', async (t) => {
+  // A broker that is not there: no release can pass the gate's "connected".
+  const site = updateSite(key, { mqtt: { url: 'mqtt://127.0.0.1:1', reconnectMinMs: 50, reconnectMaxMs: 200 } });
+  const cfg = JSON.parse(readFileSync(site.configFile, 'utf8'));
+  cfg.update = { root: site.root, gateTimeoutMs: 1500, maxStarts: 3, trustedKeys: [path.join(site.dir, 'release.pub')] };
+  writeFileSync(site.configFile, JSON.stringify(cfg));
+  t.equal((await updateCli(site, ['install', '--file', (await v1).file])).code, 0);
+  const sup = supervise(site);
+  t.teardown(async () => { const gone = sup.exited(); sup.kill('SIGTERM'); await gone; });
+  await waitFor(() => stateOf(site).last?.version === '1.0.0', { timeoutMs: 30_000, what: 'the first install settled' });
+  t.equal(stateOf(site).last?.outcome, 'rollback-refused', 'the first install has nothing to go back to, and runs on');
+  await waitFor(() => supervisorOf(site)?.childPid, { timeoutMs: 20_000, what: '1.0.0 running' });
+  await installAndRestart(t, site, await v2same);
+  await waitFor(() => stateOf(site).last?.version === '2.0.0', { timeoutMs: 30_000, what: '2.0.0 settled' });
+  t.equal(stateOf(site).last?.outcome, 'rolled-back');
+  t.match(stateOf(site).last?.reason, /health gate: not ready within 1500 ms \(not connected to the fleet broker\)/);
+  await waitFor(() => supervisorOf(site)?.version === '1.0.0' && supervisorOf(site)?.childPid, { timeoutMs: 20_000, what: '1.0.0 started again' });
+  t.equal(current(site), '1.0.0');
+  await sup.waitForLog((l) => l.msg === 'self-update: health gate failed' && l.version === '2.0.0', 10_000, 'the gate failure logged');
+  t.pass('the new release logged the gate failure and exited');
 });
