@@ -16,6 +16,10 @@ import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { makeRelease, releaseKeys, updateCli, updateSite } from './helpers/releases.js';
 import { waitFor } from './helpers/wait.js';
 import { startController } from './fleet-support.js';
+import { RolloutDriver } from '../controller/rollout/driver.js';
+import { RolloutStore } from '../controller/rollout/store.js';
+import { ControllerFleetPort } from '../controller/rollout/fleet-port.js';
+import { parseGates } from '../controller/rollout/plan.js';
 
 t.setTimeout(150_000);
 
@@ -46,7 +50,11 @@ t.test('a release published to the controller is downloaded, installed, gated an
   const art = await publishRelease(c.store, v2.file, { chunkSize: 4096 });
   t.equal(art.name, agentReleaseName(process.arch), `published as ${art.name}`);
   t.ok(art.signed, 'signed');
-  await deploy(c.ctl.client!, c.store, { device: 'pi-update-1' }, art);
+  // Rolled out by the rollout engine (what "edge-fleet rollout agent@2.0.0 --arch ARCH" plans and "serve" carries out).
+  const driver = new RolloutDriver(new RolloutStore(c.store.db), new ControllerFleetPort(c.store, () => c.ctl.client, () => 5));
+  const plan = await driver.start({ model: art.name, version: '2.0.0', group: 'all', stages: [100], gates: parseGates(['committed>=1', 'failure<=0', 'timeout=60']) });
+  await waitFor(async () => { await driver.tick(); return driver.status(plan.id).rollout.state === 'completed'; }, { timeoutMs: 60_000, intervalMs: 250, what: 'the agent rollout completed' });
+  t.pass('the rollout of agent@2.0.0 completed (the device reported committed)');
   await waitFor(() => state().last?.outcome === 'committed' && state().last?.version === '2.0.0', { timeoutMs: 60_000, what: '2.0.0 committed' })
     .catch((err) => { t.comment(JSON.stringify(sup.logs.filter((l) => /sync|release|update|desired/i.test(JSON.stringify(l))).slice(-15)), sup.stderr().slice(-2000), JSON.stringify(c.store.device('pi-update-1')?.reported)); throw err; });
   t.equal(path.basename(realpathSync(path.join(site.root, 'current'))), '2.0.0', 'current is 2.0.0');
