@@ -95,7 +95,8 @@ export async function verifyRelease(dir: string, check: ReleaseCheck, label = di
   try {
     manifestBytes = (await verifyPackage(dir, check.trustedKeysPem)).manifestBytes;
   } catch (err) {
-    throw UpdateErrors.RELEASE_REFUSED(label, describe(err));
+    // The signing module words it for a model package in a temporary folder: the reason is what counts.
+    throw UpdateErrors.RELEASE_REFUSED(label, describe(err).replace(/^model package .*? refused: /, ''));
   }
   const m = JSON.parse(manifestBytes.toString('utf8')) as Partial<ReleaseInfo>;
   const info = JSON.parse(await readFile(path.join(dir, RELEASE_INFO), 'utf8').catch(() => '{}')) as Partial<ReleaseInfo>;
