@@ -6,7 +6,8 @@
 // models/reported, which the rollout driver reads. A release for another architecture is
 // reported failed with the reason, and nothing changes.
 import t from 'tap';
-import { readFileSync, realpathSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { agentReleaseName } from '../protocol/agent-release.js';
 import { deploy } from '../controller/requests.js';
@@ -20,6 +21,7 @@ import { RolloutDriver } from '../controller/rollout/driver.js';
 import { RolloutStore } from '../controller/rollout/store.js';
 import { ControllerFleetPort } from '../controller/rollout/fleet-port.js';
 import { parseGates } from '../controller/rollout/plan.js';
+import { buildFleetCli } from '../controller/cli.js';
 
 t.setTimeout(150_000);
 
@@ -27,7 +29,8 @@ t.test('a release published to the controller is downloaded, installed, gated an
   const key = releaseKeys();
   const broker = await startMosquitto();
   t.teardown(() => destroyMosquitto(broker));
-  const c = await startController(broker.url);
+  const db = path.join(mkdtempSync(path.join(tmpdir(), 'edge-upd-ctl-')), 'fleet.db');
+  const c = await startController(broker.url, { db });
   t.teardown(() => c.stop());
   const site = updateSite(key, { mqtt: { url: broker.url, reconnectMinMs: 50, reconnectMaxMs: 500 } });
   const state = (): { last?: { outcome: string; version: string; reason?: string }; pending?: unknown } => {
@@ -70,4 +73,15 @@ t.test('a release published to the controller is downloaded, installed, gated an
   await waitFor(() => reported(art3.name)?.state === 'failed', { timeoutMs: 30_000, what: 'the other arch refused' });
   t.match(reported(art3.name)?.reason, new RegExp(`built for ${otherArch}, this machine is ${process.arch}`), String(reported(art3.name)?.reason));
   t.equal(path.basename(realpathSync(path.join(site.root, 'current'))), '2.0.0', 'nothing changed');
+
+  // The CLI plans the same rollout for "agent@VERSION --arch ARCH".
+  const write = process.stdout.write;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  try {
+    await buildFleetCli().exitOverride().parseAsync(['node', 'edge-fleet', 'rollout', 'agent@3.0.0', '--arch', otherArch, '--db', db, '--stages', '100']);
+  } finally {
+    process.stdout.write = write;
+  }
+  const planned = new RolloutStore(c.store.db).list().find((r) => r.version === '3.0.0');
+  t.equal(planned?.model, agentReleaseName(otherArch), 'edge-fleet rollout agent@3.0.0 --arch plans the release entry of that architecture');
 });
