@@ -7,6 +7,7 @@
 // stopTimeoutMs) and then the supervisor.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { UpdateErrors } from '../errors.js';
 import { bootGuard, type UpdatePaths } from './apply.js';
@@ -107,7 +108,6 @@ export class Supervisor {
   }
 
   async #save(): Promise<void> {
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(updateDir(this.#o.dataDir), { recursive: true });
     await writeFileAtomic(path.join(updateDir(this.#o.dataDir), 'supervisor.json'), JSON.stringify(this.status) + '\n');
   }
