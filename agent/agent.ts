@@ -27,6 +27,7 @@ import { registerV2Routes } from './inference-protocol/rest.js';
 import { GrpcInferenceServer } from './inference-protocol/grpc-server.js';
 import { registerFeedbackRoutes } from './api/feedback.js';
 import { FieldExamples } from './learning/field-examples.js';
+import { SelfUpdate } from './update/component.js';
 
 export interface AgentOptions {
   log?: Logger;
@@ -55,6 +56,8 @@ export class Agent {
   readonly fleet: FleetLink;
   /** The Open Inference Protocol over gRPC on its own port (grpc.port; off without it). */
   readonly grpc: GrpcInferenceServer;
+  /** Self-update (only with update.root). */
+  readonly update: SelfUpdate | undefined;
   #started: Component[] = [];
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopPromise: Promise<void> | undefined;
@@ -135,10 +138,21 @@ export class Agent {
       inferences: (fn) => this.models.onInference(fn),
       checkCommand: (msg) => this.security.checkCommand(msg),
       verifier,
+      agentRelease: () => this.update?.fleetHandler(),
     });
     this.components.push(this.fleet);
     // Served last: it answers once everything it reports on has started.
     this.components.push(this.grpc);
+    // Self-update (update.root): the data format at start, then the health gate of a new release.
+    if (config.update.root) {
+      this.update = new SelfUpdate(this.context, {
+        notReady: () => this.notReady().filter((r) => !r.startsWith('update:')),
+        connected: () => !config.mqtt.url || (this.fleet.status() as { state?: string }).state === 'connected',
+        exit: (code) => void this.stop().finally(() => process.exit(code)),
+        committed: () => void this.fleet.modelSync?.reconcile(),
+      });
+      this.components.push(this.update);
+    }
     // --- end components ---
     this.components.push(...(opts.components?.(this.context) ?? []));
   }

@@ -7,6 +7,7 @@ import { preflight } from './config/preflight.js';
 import { EdgeError, Errors, describe } from './errors.js';
 import { AGENT_VERSION } from './version.js';
 import { inferOnce } from './api/infer-client.js';
+import { registerUpdateCommands } from './update/cli.js';
 
 /** sysexits(3) EX_CONFIG: the unit file tells systemd not to restart on it. */
 export const EXIT_CONFIG = 78;
@@ -107,6 +108,7 @@ export function buildCli(): Command {
         process.exitCode = 1;
       }
     });
+  registerUpdateCommands(program, fail);
   return program;
 }
 

@@ -292,6 +292,25 @@ export function buildFleetCli(): Command {
       out(Boolean(o.json), art, () => table([row]) + `\nnext: edge-fleet deploy ${art.name}@${art.version} --device <id> | --group <g>\n`);
     });
 
+  program.command('publish-release')
+    .description('store an agent release (made by "edge-agent release pack") so devices can update themselves; roll it out with "edge-fleet rollout agent@VERSION --arch ARCH"')
+    .argument('<file>', 'release artifact (.tar.gz)')
+    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--chunk-size <bytes>', 'chunk size', positiveInt, 256 * 1024)
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { db: string; chunkSize: number; json?: boolean }) => {
+      const { publishRelease } = await import('./publish-release.js');
+      const store = openStore(o.db, false);
+      try {
+        const art = await publishRelease(store, file, { chunkSize: o.chunkSize });
+        if (!art.signed) process.stderr.write(`edge-fleet: warning: ${file} is not signed: every device will refuse it\n`);
+        out(Boolean(o.json), art, () => table([{ name: art.name, version: art.version, arch: art.arch, sha256: art.sha256, size: art.size, chunks: art.chunks.length, signed: art.signed ? 'yes' : 'NO' }]) +
+          `\nnext: edge-fleet rollout agent@${art.version} --arch ${art.arch} --group <g>\n`);
+      } finally {
+        store.close();
+      }
+    });
+
   brokerTlsOptions(program.command('deploy'))
     .description('set the desired version of a model for a device or a group (retained)')
     .argument('<model>', 'NAME@VERSION of a published package')

@@ -162,6 +162,19 @@ export const FleetErrors = {
   ENROLL_FAILED: define('EDGE_ENROLL_FAILED', 503, (what: string) => `enrollment failed: ${what}`),
 };
 
+// ---- Self-update (agent/update, docs/self-update.md): a release refused, a data format a
+// release cannot read, an update or rollback that cannot be done ----
+export const UpdateErrors = {
+  /** A release artifact refused before anything changed: signature, hashes, arch, version. */
+  RELEASE_REFUSED: define('EDGE_UPDATE_RELEASE_REFUSED', 422, (release: string, why: string) =>
+    `agent release ${release} refused: ${why}; nothing was changed`),
+  /** The data directory's format is newer than a release can read (a rollback refuses). */
+  DATA_FORMAT: define('EDGE_UPDATE_DATA_FORMAT', 409, (release: string, why: string) =>
+    `agent release ${release} cannot use this data directory: ${why}`),
+  /** The install root has no such release, or no current link. */
+  NO_RELEASE: define('EDGE_UPDATE_NO_RELEASE', 409, (what: string) => what),
+};
+
 // ---- The tools (edge-model): the CLI prints the message alone and exits non-zero ----
 // EDGE_PACKAGE_INVALID is the agent's (422) above: a package the tools refuse is the same error.
 export const ToolErrors = {

@@ -6,7 +6,7 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { catalogCodes, Errors, FleetErrors, ProtocolErrors, ToolErrors, statusOf } from '../protocol/errors.js';
+import { catalogCodes, Errors, FleetErrors, ProtocolErrors, ToolErrors, UpdateErrors, statusOf } from '../protocol/errors.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CATALOG = 'protocol/errors.ts';
@@ -44,7 +44,7 @@ t.test('no error code is made outside the catalog', async (t) => {
 t.test('each code once, with one status', async (t) => {
   const codes = catalogCodes();
   t.equal(new Set(codes).size, codes.length, 'no code twice');
-  const sections = [Errors, FleetErrors, ProtocolErrors, ToolErrors].flatMap((s) => Object.values(s));
+  const sections = [Errors, FleetErrors, ProtocolErrors, UpdateErrors, ToolErrors].flatMap((s) => Object.values(s));
   t.equal(sections.length, codes.length, 'every code is in a section');
   for (const f of sections) {
     t.match(f.code, /^EDGE_[A-Z0-9_]+$/);

@@ -162,6 +162,8 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   const keyPath = (e: string): string => (e.trimStart().startsWith('-----BEGIN') ? e : path.resolve(baseDir, e));
   config.security.trustedKeys = config.security.trustedKeys.map(keyPath);
   config.security.commands.controllerKeys = config.security.commands.controllerKeys.map(keyPath);
+  config.update.trustedKeys = config.update.trustedKeys.map(keyPath);
+  if (config.update.root) config.update.root = path.resolve(baseDir, config.update.root);
   return deepFreeze(config);
 }
 

@@ -170,6 +170,12 @@ export const ConfigSchema = Type.Object({
     cert: Type.Optional(Type.String({ description: 'TLS server certificate file (PEM, chain included); with grpc.key the service speaks TLS only' })),
     key: Type.Optional(Type.String({ description: 'TLS private key file (PEM); must not be readable by others' })),
   }, { ...Strict, default: {} }),
+  update: Type.Object({
+    root: Type.Optional(Type.String({ minLength: 1, description: 'install root of a self-updating agent (releases/ and the current link, docs/self-update.md), e.g. /opt/edge-agent; without it the agent does not update itself' })),
+    gateTimeoutMs: Type.Integer({ minimum: 1000, default: 120_000, description: 'a new release must be ready (models served, broker connected when mqtt.url is set) this soon after its start, or it is rolled back (ms)' }),
+    maxStarts: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'starts of a new release without passing the health gate before the boot guard rolls back (crash loop)' }),
+    trustedKeys: KeyList('ed25519 public keys an agent release must be signed by (PEM text or file); when empty, security.trustedKeys'),
+  }, { ...Strict, default: {} }),
   mqtt: Type.Object({
     url: Type.Optional(Type.String({ pattern: '^(mqtts?|wss?|tcp|ssl)://', description: 'fleet broker; without it the agent runs offline and buffers' })),
     username: Type.Optional(Type.String()),

@@ -23,7 +23,7 @@ import { CommandRouter, type CommandReply } from './commands.js';
 import { parseDesired } from './desired.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { DeviceStatus } from './device-status.js';
-import { ModelSync, type ModelActivator, type UnpackArtifact, type VerifyPackage } from './model-sync.js';
+import { ModelSync, type AgentReleaseHandler, type ModelActivator, type UnpackArtifact, type VerifyPackage } from './model-sync.js';
 import { safeUrl } from './mqtt-options.js';
 import type { InferenceLike } from './samples.js';
 import { TelemetryUplink, type TelemetrySource } from './telemetry-uplink.js';
@@ -40,6 +40,8 @@ export interface FleetLinkDeps {
   /** Checks each downloaded package's signature (SecurityPolicy.packageVerifier); without one every package is refused. */
   verifier?: SignatureVerifier;
   unpack?: UnpackArtifact;
+  /** Self-update: agent releases in the desired state (agent/update/component.ts). */
+  agentRelease?: () => AgentReleaseHandler | undefined;
   verify?: VerifyPackage;
   /** Throws to refuse a command before it runs (SecurityPolicy.checkCommand). */
   checkCommand?: (msg: Record<string, unknown>) => void;
@@ -108,6 +110,7 @@ export class FleetLink implements Component {
       // before it is installed; tests and tools may swap these.
       unpack: this.#deps.unpack ?? packageSteps(this.#deps.verifier ?? REFUSE_ALL).unpack,
       verify: this.#deps.verify ?? packageSteps(this.#deps.verifier ?? REFUSE_ALL).verify,
+      agentRelease: this.#deps.agentRelease?.(),
     });
     registerDeviceCommands(this.commands, {
       status: this.#status,

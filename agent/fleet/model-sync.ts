@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { EdgeError, describe } from '../errors.js';
 import { downloadArtifact, type ArtifactRequest } from '../models/download.js';
 import { InstalledVersions, type UnpackArtifact, type VerifyPackage } from '../models/install.js';
+import { agentReleaseArch } from '../../protocol/agent-release.js';
 import { effectiveDesired, type DesiredDoc, type DesiredModel } from './desired.js';
 import { FleetErrors } from '../errors.js';
 
@@ -58,6 +59,17 @@ export interface ModelSyncOptions {
   /** The package steps of an install (agent/models/install.ts packageSteps()). */
   unpack?: UnpackArtifact;
   verify?: VerifyPackage;
+  /** Self-update (agent/update/component.ts): desired entries named edge-agent-linux-ARCH are agent releases. */
+  agentRelease?: AgentReleaseHandler;
+}
+
+/** How an agent release in the desired state is carried out: downloaded here like a model, then handed over. */
+export interface AgentReleaseHandler {
+  /** The report without a download (the running release, a settled outcome, another arch), or undefined to go ahead. */
+  settled(m: DesiredModel): (Partial<ModelReport> & { state: ModelState }) | undefined;
+  partialFile(m: DesiredModel): Promise<string>;
+  /** Verifies, installs and switches to the release, then restarts the agent. */
+  apply(partial: string, m: DesiredModel): Promise<void>;
 }
 
 /** Failures of the link: retried (with backoff) for as long as they last. */
@@ -149,6 +161,11 @@ export class ModelSync {
   async #pass(): Promise<void> {
     const want = effectiveDesired(this.#device, this.o.groups.map((g) => this.#groups.get(g)));
     for (const m of want.values()) {
+      // An agent release is looked at on every pass: its gate settles in another process (the new release).
+      if (agentReleaseArch(m.name) !== undefined && this.o.agentRelease) {
+        await this.#syncRelease(m, this.o.agentRelease);
+        continue;
+      }
       const r = this.#reports.get(m.name);
       if (r && r.version === m.version && r.sha256 === m.sha256 && SETTLED.has(r.state)) continue;
       if (this.#activeVersion(m.name) === m.version && this.#isInstalled(m)) {
@@ -178,16 +195,7 @@ export class ModelSync {
       if (!(await this.#installed.holds(m))) {
         const partial = await this.#installed.partialFile(m);
         this.#set(m, 'downloading');
-        const result = await downloadArtifact(this.o.request, { sha256: m.sha256, size: m.size }, partial, {
-          window: this.o.downloadWindow,
-          timeoutMs: this.o.requestTimeoutMs ?? 15_000,
-          attempts: 3,
-          onProgress: (p) => {
-            const r = this.#reports.get(m.name);
-            if (r) r.progress = p;
-            if (p.done === p.total || p.done % 16 === 0) this.#publish();
-          },
-        });
+        const result = await this.#download(m, partial);
         log.info({ resumedFrom: result.resumedFrom, chunks: result.chunksFetched, retries: result.retries }, 'model artifact downloaded');
         this.#set(m, 'verifying');
         await this.#installed.install(partial, m);
@@ -198,16 +206,60 @@ export class ModelSync {
       this.#retryDelay = 0;
       log.info({ previous }, 'model version active');
     } catch (err) {
-      const code = err instanceof EdgeError ? err.code : FleetErrors.INSTALL.code;
-      log.warn({ err: describe(err), code }, 'model sync failed; the current version stays active');
-      const key = `${m.name}@${m.version}#${m.sha256}`;
-      const attempts = (this.#artifactAttempts.get(key) ?? 0) + (ARTIFACT_FAILURES.has(code) ? 1 : 0);
-      if (ARTIFACT_FAILURES.has(code)) this.#artifactAttempts.set(key, attempts);
-      const retry = LINK_FAILURES.has(code) || (ARTIFACT_FAILURES.has(code) && attempts < ARTIFACT_ATTEMPTS);
-      const reason = ARTIFACT_FAILURES.has(code) && !retry ? `${describe(err)} (gave up after ${attempts} attempts)` : describe(err);
-      this.#set(m, 'failed', { reason, code, previous });
-      if (retry) this.#scheduleRetry();
+      this.#failed(m, err, previous, log);
     }
+  }
+
+  /** An agent release: downloaded and checked like a model, then installed by the self-updater, which restarts the agent. */
+  async #syncRelease(m: DesiredModel, h: AgentReleaseHandler): Promise<void> {
+    const settled = h.settled(m);
+    const r = this.#reports.get(m.name);
+    if (settled) {
+      if (!(r && r.version === m.version && r.sha256 === m.sha256 && r.state === settled.state)) this.#set(m, settled.state, settled);
+      return;
+    }
+    if (r && r.version === m.version && r.sha256 === m.sha256 && SETTLED.has(r.state)) return;
+    if (!this.#online) {
+      this.#set(m, 'pending');
+      return;
+    }
+    const log = this.o.log.child({ release: m.name, version: m.version });
+    try {
+      const partial = await h.partialFile(m);
+      this.#set(m, 'downloading');
+      await this.#download(m, partial);
+      this.#set(m, 'verifying');
+      await h.apply(partial, m);
+      this.#set(m, 'probation');
+      log.info('agent release installed; restarting into it');
+    } catch (err) {
+      this.#failed(m, err, undefined, log);
+    }
+  }
+
+  #download(m: DesiredModel, partial: string): ReturnType<typeof downloadArtifact> {
+    return downloadArtifact(this.o.request, { sha256: m.sha256, size: m.size }, partial, {
+      window: this.o.downloadWindow,
+      timeoutMs: this.o.requestTimeoutMs ?? 15_000,
+      attempts: 3,
+      onProgress: (p) => {
+        const r = this.#reports.get(m.name);
+        if (r) r.progress = p;
+        if (p.done === p.total || p.done % 16 === 0) this.#publish();
+      },
+    });
+  }
+
+  #failed(m: DesiredModel, err: unknown, previous: string | undefined, log: Logger): void {
+    const code = err instanceof EdgeError ? err.code : FleetErrors.INSTALL.code;
+    log.warn({ err: describe(err), code }, 'model sync failed; the current version stays active');
+    const key = `${m.name}@${m.version}#${m.sha256}`;
+    const attempts = (this.#artifactAttempts.get(key) ?? 0) + (ARTIFACT_FAILURES.has(code) ? 1 : 0);
+    if (ARTIFACT_FAILURES.has(code)) this.#artifactAttempts.set(key, attempts);
+    const retry = LINK_FAILURES.has(code) || (ARTIFACT_FAILURES.has(code) && attempts < ARTIFACT_ATTEMPTS);
+    const reason = ARTIFACT_FAILURES.has(code) && !retry ? `${describe(err)} (gave up after ${attempts} attempts)` : describe(err);
+    this.#set(m, 'failed', { reason, code, previous });
+    if (retry) this.#scheduleRetry();
   }
 
   /** A download that failed on the link is tried again later; it resumes where it stopped. */

@@ -45,7 +45,7 @@ export class InstalledVersions {
    * `unpack` and `verify` are the package steps (packageSteps()); without `unpack` an artifact
    * is installed as is, as ARTIFACT_FILE in its version folder.
    */
-  constructor(readonly modelsDir: string, private readonly steps: { unpack?: UnpackArtifact; verify?: VerifyPackage } = {}) {}
+  constructor(readonly modelsDir: string, private readonly steps: { unpack?: UnpackArtifact; verify?: VerifyPackage; signedName?: string } = {}) {}
 
   versionDir(name: string, version: string): string {
     return path.join(this.modelsDir, name, version);
@@ -124,8 +124,10 @@ export class InstalledVersions {
         // The label in the desired state must be the one the (signed) manifest carries: a
         // relabelled build would be reported as a version it is not.
         const signed = JSON.parse(await readFile(path.join(tmp, MANIFEST_FILE), 'utf8')) as { name?: unknown; version?: unknown };
-        if (signed.name !== m.name || signed.version !== m.version) {
-          throw FleetErrors.VERSION_MISMATCH(`${m.name}@${m.version}`, `${String(signed.name)}@${String(signed.version)}`);
+        // (An agent release is installed under releases/ and signed as "edge-agent": signedName.)
+        const name = this.steps.signedName ?? m.name;
+        if (signed.name !== name || signed.version !== m.version) {
+          throw FleetErrors.VERSION_MISMATCH(`${name}@${m.version}`, `${String(signed.name)}@${String(signed.version)}`);
         }
       }
       await fsyncTree(tmp);

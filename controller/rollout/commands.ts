@@ -8,6 +8,7 @@ import { planRollout, RolloutDriver, type FleetPort } from './driver.js';
 import { parseGates } from './plan.js';
 import { parseStages } from './stages.js';
 import { RolloutStore } from './store.js';
+import { agentReleaseName } from '../../protocol/agent-release.js';
 import { ControllerFleetPort } from './fleet-port.js';
 
 export interface RolloutCliDeps {
@@ -35,25 +36,28 @@ function dbOf(o: { db: string }, cmd: Command, deps: RolloutCliDeps): string {
 export function registerRolloutCommands(program: Command, deps: RolloutCliDeps): void {
   const rollout = program.command('rollout')
     .description('staged (canary) rollouts with gates and fleet-wide rollback; "edge-fleet serve" carries them out')
-    .argument('[model]', 'NAME@VERSION of a published package')
+    .argument('[model]', 'NAME@VERSION of a published package, or agent@VERSION for an agent release (with --arch)')
+    .option('--arch <arch>', 'agent@VERSION: the architecture of the release (x64, arm64); one rollout per architecture', 'arm64')
     .option('--group <group>', 'devices of this group ("all" for every device)', 'all')
     .option('--stages <list>', 'percent of the group at each stage, ending at 100', '1,10,50,100')
     .option('--gate <rule...>', 'failure<=F committed>=F shadow>=F samples>=N drift<=F soak=S timeout=S')
     .option('--db <file>', 'controller database', deps.defaultDb)
     .option('--json', 'print JSON')
-    .action((model: string | undefined, o: { group: string; stages: string; gate?: string[]; db: string; json?: boolean }) => {
+    .action((model: string | undefined, o: { group: string; stages: string; gate?: string[]; db: string; json?: boolean; arch: string }) => {
       if (!model) {
         rollout.help();
         return;
       }
       const m = /^([^@]+)@(.+)$/.exec(model);
       if (!m) throw new InvalidArgumentError(`expected NAME@VERSION, got "${model}"`);
+      // An agent release is rolled out as the desired entry edge-agent-linux-ARCH (protocol/agent-release.ts), same plan, gates and halt.
+      if (m[1] === 'agent') m[1] = agentReleaseName(o.arch);
       const stages = parseStages(o.stages);
       const gates = parseGates(o.gate ?? []);
       const store = deps.openStore(o.db);
       try {
         if (!store.artifact({ name: m[1]!, version: m[2]! })) {
-          throw new Error(`${model} is not published; run "edge-fleet publish PACKAGE" first`);
+          throw new Error(`${m[1]}@${m[2]} is not published; run "edge-fleet publish PACKAGE" (a model) or "edge-fleet publish-release FILE" (an agent release) first`);
         }
         const members = store.groupMembers(o.group);
         if (members.length === 0) throw new Error(`group "${o.group}" has no known devices`);
