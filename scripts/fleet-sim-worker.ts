@@ -49,6 +49,8 @@ export interface WorkerCounters {
   recordsAcked: number;
   duplicatesAcked: number;
   openBatches: number;
+  /** The earliest last-CONNACK time over the devices (ms epoch); 0 while any is not connected. */
+  minLastConnectAt: number;
   /** First-send time of the oldest batch still waiting for its ack (ms epoch), 0 = none. */
   oldestOpenSentAt: number;
   drift: number;
@@ -66,6 +68,7 @@ class SimDevice {
   readonly open = new Map<string, Open>();
   holdUntil = 0;
   everConnected = false;
+  lastConnectAt = 0;
   dropped = false;
   stableTimer?: NodeJS.Timeout;
   constructor(readonly id: string, readonly w: Worker) {
@@ -98,6 +101,7 @@ class SimDevice {
       c.connects++;
       if (this.everConnected) c.reconnects++;
       this.everConnected = true;
+      this.lastConnectAt = Date.now();
       const sec = String(Math.floor(Date.now() / 1000));
       c.connectsPerSecond[sec] = (c.connectsPerSecond[sec] ?? 0) + 1;
       clearTimeout(this.stableTimer);
@@ -188,7 +192,7 @@ class Worker {
   opts!: SimOptions;
   readonly devices = new Map<string, SimDevice>();
   readonly counters: WorkerCounters = { devices: 0, connected: 0, everConnected: 0, connects: 0, reconnects: 0, busy: 0, batchesSent: 0, resends: 0, batchesAcked: 0,
-    recordsMade: 0, recordsAcked: 0, duplicatesAcked: 0, openBatches: 0, oldestOpenSentAt: 0, drift: 0, cmdReplies: 0, connectsPerSecond: {} };
+    recordsMade: 0, recordsAcked: 0, duplicatesAcked: 0, openBatches: 0, minLastConnectAt: 0, oldestOpenSentAt: 0, drift: 0, cmdReplies: 0, connectsPerSecond: {} };
 
   start(ids: string[], opts: SimOptions): void {
     this.opts = opts;
@@ -214,9 +218,12 @@ class Worker {
   }
 
   report(): void {
-    let connected = 0, ever = 0, open = 0, oldest = 0;
+    let connected = 0, ever = 0, open = 0, oldest = 0, minLast = Number.MAX_SAFE_INTEGER;
     for (const d of this.devices.values()) {
-      if (d.client?.connected) connected++;
+      if (d.client?.connected) {
+        connected++;
+        minLast = Math.min(minLast, d.lastConnectAt);
+      } else if (!d.dropped) minLast = 0;
       if (d.everConnected) ever++;
       for (const b of d.open.values()) {
         open++;
@@ -224,7 +231,7 @@ class Worker {
       }
       for (const p of d.pending.values()) if (p.queued.length && !oldest) oldest = Number.MAX_SAFE_INTEGER;
     }
-    Object.assign(this.counters, { connected, everConnected: ever, openBatches: open, oldestOpenSentAt: oldest === Number.MAX_SAFE_INTEGER ? 0 : oldest });
+    Object.assign(this.counters, { connected, everConnected: ever, openBatches: open, minLastConnectAt: minLast === Number.MAX_SAFE_INTEGER ? 0 : minLast, oldestOpenSentAt: oldest === Number.MAX_SAFE_INTEGER ? 0 : oldest });
     process.send!({ type: 'counters', counters: this.counters });
     this.counters.connectsPerSecond = {};
   }

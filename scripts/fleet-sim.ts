@@ -13,7 +13,7 @@ import type { SimOptions, ToWorker, WorkerCounters } from './fleet-sim-worker.js
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-export type Totals = Omit<WorkerCounters, 'connectsPerSecond' | 'oldestOpenSentAt'> & { oldestOpenSentAt: number };
+export type Totals = Omit<WorkerCounters, 'connectsPerSecond'>;
 
 export interface FleetSimOptions extends Partial<SimOptions> {
   url: string;
@@ -28,9 +28,11 @@ export const SIM_DEFAULTS: Omit<SimOptions, 'url'> = {
   connectTimeoutMs: 30_000, keepaliveSeconds: 60, batchRecords: 50, steady: { everyMs: 0, records: 0 }, rampMs: 0,
 };
 
+interface SimWorker { proc: ChildProcess; ids: string[]; counters?: WorkerCounters }
+
 export class FleetSim {
   readonly ids: string[];
-  readonly #workers: { proc: ChildProcess; ids: string[]; counters?: WorkerCounters }[] = [];
+  readonly #workers: SimWorker[] = [];
   /** Epoch second -> CONNACKs the whole fleet got in that second. */
   readonly connectsPerSecond = new Map<number, number>();
   #exited = '';
@@ -47,7 +49,7 @@ export class FleetSim {
     for (let w = 0; w < n; w++) {
       const ids = this.ids.filter((_, i) => i % n === w);
       const proc = fork(path.join(here, 'fleet-sim-worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      const entry: (typeof this.#workers)[number] = { proc, ids };
+      const entry: SimWorker = { proc, ids };
       this.#workers.push(entry);
       proc.on('exit', (code, sig) => { if (code !== 0) this.#exited ||= `simulator worker ${w} exited (${code ?? sig})`; });
       ready.push(new Promise((resolve) => {
@@ -72,13 +74,15 @@ export class FleetSim {
   /** The fleet's counters (summed over the workers' latest reports). */
   totals(): Totals {
     const t: Totals = { devices: 0, connected: 0, everConnected: 0, connects: 0, reconnects: 0, busy: 0, batchesSent: 0, resends: 0, batchesAcked: 0,
-      recordsMade: 0, recordsAcked: 0, duplicatesAcked: 0, openBatches: 0, oldestOpenSentAt: 0, drift: 0, cmdReplies: 0 };
+      recordsMade: 0, recordsAcked: 0, duplicatesAcked: 0, openBatches: 0, minLastConnectAt: 0, oldestOpenSentAt: 0, drift: 0, cmdReplies: 0 };
     for (const w of this.#workers) {
       const c = w.counters;
       if (!c) continue;
       for (const k of Object.keys(t) as (keyof Totals)[]) {
         if (k === 'oldestOpenSentAt') {
           if (c.oldestOpenSentAt && (!t.oldestOpenSentAt || c.oldestOpenSentAt < t.oldestOpenSentAt)) t.oldestOpenSentAt = c.oldestOpenSentAt;
+        } else if (k === 'minLastConnectAt') {
+          t.minLastConnectAt = w === this.#workers[0] ? c.minLastConnectAt : (c.minLastConnectAt && t.minLastConnectAt ? Math.min(t.minLastConnectAt, c.minLastConnectAt) : 0);
         } else t[k] += c[k];
       }
     }
