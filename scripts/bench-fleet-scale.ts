@@ -103,13 +103,15 @@ async function main(): Promise<void> {
     sim.record(o.records);
     await waitFor(() => { const t = sim.totals(); return t.recordsMade >= made0 + N * o.records && t.recordsAcked === t.recordsMade; }, { timeoutMs: 600_000, intervalMs: 250, what: 'the ingest backlog acked' });
     const ingestS = (Date.now() - tI) / 1000;
+    await new Promise((r) => setTimeout(r, 1200)); // a stats line from every replica after the last commit
     const dB = ctlSum('batches') - before.b, dR = ctlSum('records') - before.r;
     row(`ingest: records/s committed (${fmt(N)} devices, ${o.replicas} replica(s), ${o.db})`, `${fmt(dR / ingestS)} records/s`, `${fmt(dR)} records in ${ingestS.toFixed(1)} s`);
     row('ingest: batches/s committed', `${fmt(dB / ingestS)} batches/s`, `${fmt(dB)} batches of <= 50 records`);
 
     // ---- 3. broker kill -9 + restart, with a backlog waiting on every device ----
+    const made1 = sim.totals().recordsMade;
     sim.record(20);
-    await waitFor(() => sim.totals().openBatches > N / 2, { timeoutMs: 60_000, intervalMs: 100, what: 'batches in flight before the broker kill' });
+    await waitFor(() => sim.totals().recordsMade >= made1 + 20 * N, { timeoutMs: 60_000, intervalMs: 50, what: 'a backlog on every device before the broker kill' });
     for (const c of ctls) c.mark();
     const exited = new Promise((r) => broker.proc.once('exit', r));
     const tKill = Date.now();
@@ -137,8 +139,9 @@ async function main(): Promise<void> {
     // ---- 4. a replica SIGKILLed while every device has a batch in flight ----
     if (ctls.length > 1) {
       const victim = ctls[ctls.length - 1];
-      sim.record(20);
-      await waitFor(() => sim.totals().openBatches > N / 2, { timeoutMs: 60_000, intervalMs: 100, what: 'batches in flight before the replica kill' });
+      const acked = sim.totals().recordsAcked;
+      sim.record(100);
+      await waitFor(() => sim.totals().recordsAcked >= acked + 10 * N, { timeoutMs: 120_000, intervalMs: 50, what: 'the replicas busy with a backlog before the kill' });
       const tK = Date.now();
       victim.kill();
       await waitFor(() => { const t = sim.totals(); return t.openBatches === 0 || t.oldestOpenSentAt > tK; }, { timeoutMs: 600_000, intervalMs: 100, what: 'every batch in flight at the kill acked' });
