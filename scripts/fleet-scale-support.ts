@@ -28,12 +28,15 @@ export interface ControllerProcOptions {
   rollouts?: boolean;
   share?: string;
   statsMs?: number;
+  /** Run controller/cli.ts through tsx (tests: no build needed) instead of dist/. */
+  fromSource?: boolean;
 }
 
 export async function startControllerProcess(root: string, o: ControllerProcOptions): Promise<ControllerProc> {
-  const args = [path.join(root, 'dist/controller/cli.js'), 'serve', '--broker', o.broker, '--db', o.db, '--id', o.id, '--share', o.share ?? 'edge-fleet', '--stats', String(o.statsMs ?? 500)];
+  const entry = o.fromSource ? ['--import', 'tsx', path.join(root, 'controller/cli.ts')] : [path.join(root, 'dist/controller/cli.js')];
+  const args = [...entry, 'serve', '--broker', o.broker, '--db', o.db, '--id', o.id, '--share', o.share ?? 'edge-fleet', '--stats', String(o.statsMs ?? 500)];
   if (o.rollouts === false) args.push('--no-rollouts');
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EDGE_FLEET_CLI: '1' } });
   let out = '', err = '', ready = false, last: Stats | undefined, markAt = Infinity;
   const window: Stats[] = [];
   let buf = '';
