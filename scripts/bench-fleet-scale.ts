@@ -131,6 +131,7 @@ async function main(): Promise<void> {
     row('broker kill -9 -> restarted (same port)', `${secs(tUp - tKill)} s`);
     row('broker restart: 100% reconnected after', `${reconnectS.toFixed(1)} s`, `target <= cap + 10 s = ${secs(o.cap + 10_000)} s: ${reconnectS <= (o.cap + 10_000) / 1000 ? 'PASS' : 'FAIL'}`);
     row('broker restart: peak CONNACKs/s (simulator histogram, first second skipped)', `${fmt(peak)}/s at +${at ? at - Math.floor(tUp / 1000) : 0} s`, `N/cap = ${fmt(rate)}/s; ${(peak / rate).toFixed(2)}x; target <= 2x: ${peak <= 2 * rate ? 'PASS' : 'FAIL'}`);
+    row('broker restart: CONNACKs in each second from the restart', sim.connectHistogram(tUp, Math.ceil(reconnectS) + 1).join(' '));
     row('broker restart: backlog and every status stored after', `${secs(tDrained - tUp)} s`);
     const rec = ctls.map((c) => c.sinceMark());
     row('controller event-loop lag p99 during recovery (worst replica, worst second)', `${Math.max(...rec.map((x) => x.lagP99)).toFixed(1)} ms`, `max ${Math.max(...rec.map((x) => x.lagMax)).toFixed(1)} ms`);

@@ -25,7 +25,7 @@ export interface FleetSimOptions extends Partial<SimOptions> {
 
 export const SIM_DEFAULTS: Omit<SimOptions, 'url'> = {
   minMs: 1000, capMs: 10_000, stableAfterMs: 10_000, backlogSpreadMs: 5000, ackTimeoutMs: 15_000,
-  connectTimeoutMs: 30_000, keepaliveSeconds: 60, batchRecords: 50, steady: { everyMs: 0, records: 0 }, rampMs: 0,
+  connectTimeoutMs: 15_000, keepaliveSeconds: 30, batchRecords: 50, steady: { everyMs: 0, records: 0 }, rampMs: 0,
 };
 
 interface SimWorker { proc: ChildProcess; ids: string[]; counters?: WorkerCounters }
@@ -124,6 +124,12 @@ export class FleetSim {
     let peak = 0, at = 0;
     for (const [s, k] of this.connectsPerSecond) if (s >= first && k > peak) { peak = k; at = s; }
     return { peak, at };
+  }
+
+  /** CONNACKs in each second from `fromMs` for `seconds` seconds. */
+  connectHistogram(fromMs: number, seconds: number): number[] {
+    const first = Math.floor(fromMs / 1000);
+    return Array.from({ length: seconds }, (_, i) => this.connectsPerSecond.get(first + i) ?? 0);
   }
 
   async stop(): Promise<void> {
