@@ -17,6 +17,8 @@ export interface ControllerProc {
   /** The worst lag p99, lag max and RSS of the stats lines since mark(). */
   sinceMark(): { lagP99: number; lagMax: number; rssMb: number };
   output(): string;
+  /** When this replica logged that it took over a dead replica's session (ms epoch), 0 = not yet. */
+  tookOverAt(): number;
   kill(): void;
   stop(): Promise<void>;
 }
@@ -54,7 +56,12 @@ export async function startControllerProcess(root: string, o: ControllerProcOpti
     }
   });
   // stderr is the controller's log: kept (the last 64 KB) for failures, not printed.
-  proc.stderr!.on('data', (d: Buffer) => { err = (err + d.toString('utf8')).slice(-65536); });
+  let tookOver = 0;
+  proc.stderr!.on('data', (d: Buffer) => {
+    const text = d.toString('utf8');
+    if (!tookOver && text.includes('took over the session')) tookOver = Date.now();
+    err = (err + text).slice(-65536);
+  });
   await waitFor(() => {
     if (proc.exitCode !== null) throw new WaitAbort(`edge-fleet serve exited with ${proc.exitCode}: ${err}`);
     return ready;
@@ -70,6 +77,7 @@ export async function startControllerProcess(root: string, o: ControllerProcOpti
       rssMb: Math.max(0, ...window.map((s) => s.rssMb)),
     }),
     output: () => out + err,
+    tookOverAt: () => tookOver,
     kill: () => { if (!exited()) proc.kill('SIGKILL'); },
     stop: async () => {
       if (exited()) return;
