@@ -78,7 +78,7 @@ export class Takeover {
     this.#adopted.set(id, 'connecting');
     try {
       const { client } = await connectFleet(this.opts.broker, {
-        clientId: id, clean: false, reconnect: false, tls: this.opts.tls,
+        clientId: id, clean: false, reconnect: false, tls: this.opts.tls, timeoutMs: 30_000,
         onMessage: (topic, payload, packet) => this.opts.handle(topic, payload, packet),
       });
       if (this.#adopted.get(id) !== 'connecting' || this.#stopped) { client.end(true); return; }
@@ -93,7 +93,10 @@ export class Takeover {
       });
     } catch (err) {
       this.#adopted.delete(id);
-      this.opts.log?.('could not take over the session of a replica that went away', { replica: id, err: String(err) });
+      this.opts.log?.('could not take over the session of a replica that went away; trying again', { replica: id, err: String(err) });
+      // A broker busy with a reconnect storm may not answer in time: try again while the
+      // replica is still away and this one is still the first living replica.
+      setTimeout(() => this.#review(), 2000).unref();
     }
   }
 

@@ -145,8 +145,9 @@ async function main(): Promise<void> {
       await waitFor(() => sim.totals().recordsAcked >= acked + 10 * N, { timeoutMs: 120_000, intervalMs: 50, what: 'the replicas busy with a backlog before the kill' });
       const tK = Date.now();
       victim.kill();
-      await waitFor(() => ctls.some((c) => c.tookOverAt() > 0), { timeoutMs: 120_000, intervalMs: 20, what: 'a surviving replica taking over the dead one\'s session' });
-      const ownedS = (Math.max(...ctls.map((c) => c.tookOverAt())) - tK) / 1000;
+      const took = await waitFor(() => ctls.some((c) => c.tookOverAt() > 0), { timeoutMs: 120_000, intervalMs: 20, what: 'a surviving replica taking over the dead one\'s session' })
+        .catch(() => { log(`no takeover; survivor's log:\n${ctls[0].output().slice(-4000)}`); return false; });
+      const ownedS = took ? (Math.max(...ctls.map((c) => c.tookOverAt())) - tK) / 1000 : Infinity;
       row('replica SIGKILL: its session (its share) taken over by a survivor', `${ownedS.toFixed(1)} s`, `target <= 15 s: ${ownedS <= 15 ? 'PASS' : 'FAIL'}`);
       await waitFor(() => { const t = sim.totals(); return t.openBatches === 0 || t.oldestOpenSentAt > tK; }, { timeoutMs: 600_000, intervalMs: 100, what: 'every batch in flight at the kill acked' });
       const drainedS = (Date.now() - tK) / 1000;
