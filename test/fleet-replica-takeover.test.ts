@@ -51,9 +51,9 @@ t.test('a SIGKILLed replica\'s share is taken over by the survivor and given bac
   };
   t.ok((byReplica(0).get('rep-b') ?? 0) > 0, 'both replicas share the work before the kill');
 
+  const tKill = Date.now();
   b.kill();
   await waitFor(() => b.proc.signalCode !== null, { what: 'replica b killed' });
-  const tKill = Date.now();
   // Batches sent now go, by the broker's round robin, partly into b's session.
   sim.record(20);
   await waitFor(() => { const s = totals(); return s.recordsMade === N * 21 && s.recordsAcked === s.recordsMade; },
