@@ -96,7 +96,7 @@ export class FleetController extends EventEmitter {
       [shared(filters.cmdReply)]: { qos: 1 },
       [shared(filters.artifactReq)]: { qos: 1 },
     });
-    this.#takeover?.attach(client);
+    await this.#takeover?.attach(client);
   }
 
   #handle(topic: string, payload: Buffer, packet: IPublishPacket): void {

@@ -35,17 +35,30 @@ export class Takeover {
   readonly #states = new Map<string, 'online' | 'offline'>();
   readonly #adopted = new Map<string, MqttClient | 'connecting'>();
   #stopped = false;
+  #watch: MqttClient | undefined;
 
   constructor(readonly opts: TakeoverOptions) {}
 
-  /** Announces this replica and watches the others (call after each (re)connection too). */
-  attach(client: MqttClient): void {
+  /**
+   * Announces this replica on its main connection (which carries the Last Will) and watches
+   * the others on a connection of its own: on the main one a Last Will would wait behind the
+   * replica's telemetry backlog (measured: 33 s at 10,000 devices after a storm).
+   */
+  async attach(client: MqttClient): Promise<void> {
     const announce = (): void => {
       client.publish(presenceTopic(this.opts.clientId), presence(this.opts.clientId, 'online'), { qos: 1, retain: true });
-      client.subscribe({ [PRESENCE_FILTER]: { qos: 1 } }, () => undefined);
     };
     client.on('connect', announce);
     announce();
+    const { client: watch } = await connectFleet(this.opts.broker, {
+      clientId: `${this.opts.clientId}-watch`, clean: true, reconnect: true, tls: this.opts.tls,
+      onMessage: (topic, payload) => this.onPresence(topic, payload),
+    });
+    this.#watch = watch;
+    // A clean session: subscribed again after every connection (the retained presences come again).
+    const subscribe = (): void => void watch.subscribe({ [PRESENCE_FILTER]: { qos: 1 } }, () => undefined);
+    watch.on('connect', subscribe);
+    subscribe();
   }
 
   /** A presence message (the controller passes on every message of PRESENCE_FILTER). */
@@ -116,6 +129,7 @@ export class Takeover {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#watch?.end(true);
     for (const id of [...this.#adopted.keys()]) this.#release(id, 'stopping');
   }
 }
