@@ -141,7 +141,8 @@ export function buildFleetCli(): Command {
     .option('--no-rollouts', 'do not carry out rollout plans in this replica')
     .option('--command-key <file>', 'sign the commands rollouts send (ed25519 private key, PEM), for devices with security.commands.requireSignature')
     .option('--provisioning <dir>', 'answer device enrollments with the provisioning state in this directory ("edge-fleet enroll init")')
-    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string; provisioning?: string } & BrokerTlsFiles) => {
+    .option('--stats <ms>', 'print a JSON line of RSS, event-loop lag and counters on stdout every <ms>', positiveInt)
+    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string; provisioning?: string; stats?: number } & BrokerTlsFiles) => {
       const tls = readBrokerTls(o);
       const commandKey = o.commandKey ? readCommandKey(o.commandKey) : undefined;
       let embedded: EmbeddedBroker | undefined;
@@ -178,6 +179,7 @@ export function buildFleetCli(): Command {
       log(`serving`, { broker: url, embedded: Boolean(embedded), db: path.resolve(o.db), protocolVersion: ctl.protocolVersion, clientId: o.id });
       // The embedded broker's URL on stdout, for scripts that start it on port 0.
       process.stdout.write(JSON.stringify({ ready: true, broker: url, db: path.resolve(o.db), dashboard: dashboardUrl }) + '\n');
+      if (o.stats) (await import('./process-stats.js')).startStatsLines(o.stats, () => ({ ...ctl.counters }), (l) => process.stdout.write(l));
       let stopping = false;
       const stop = async (): Promise<void> => {
         if (stopping) process.exit(130);

@@ -18,6 +18,8 @@ export interface ConnectOptions {
   reconnect?: boolean;
   /** For mqtts:// brokers: the CA to trust and the controller's certificate and key. */
   tls?: BrokerTls;
+  /** The Last Will (a replica's presence, controller/takeover.ts). */
+  will?: IClientOptions['will'];
   /**
    * Attached before the connection is made: a resumed session's queued messages arrive right
    * after CONNACK, and mqtt.js acknowledges each one whether anything listens or not.
@@ -33,6 +35,7 @@ function attempt(url: string, opts: ConnectOptions, version: 4 | 5): Promise<Mqt
     reconnectPeriod: 0,
     connectTimeout: opts.timeoutMs ?? 10_000,
   };
+  if (opts.will) o.will = opts.will;
   if (version === 5 && !opts.clean) o.properties = { sessionExpiryInterval: 7 * 24 * 3600 };
   if (opts.tls) Object.assign(o, { ...opts.tls, rejectUnauthorized: true });
   return new Promise((resolve, reject) => {

@@ -14,6 +14,7 @@ import { filters, parseTopic, topics } from '../protocol/topics.js';
 import { connectFleet } from './connect.js';
 import { checkDocument, type DocumentKind } from './documents.js';
 import type { FleetStore, IngestResult } from './store.js';
+import { Takeover, presence, presenceTopic } from './takeover.js';
 
 /** Topics only the device publishes to (besides its status): a message on one is the device alive. */
 const FROM_DEVICE: ReadonlySet<string> = new Set(['telemetry', 'reported', 'cmdRes', 'cmdReply', 'artifactReq']);
@@ -40,6 +41,7 @@ const MAX_JSON = 1024 * 1024;
 export class FleetController extends EventEmitter {
   #client: MqttClient | undefined;
   #protocol: 4 | 5 = 5;
+  #takeover: Takeover | undefined;
   readonly counters = { batches: 0, records: 0, duplicates: 0, rejected: 0, chunksServed: 0, statuses: 0, acks: 0 };
 
   constructor(readonly store: FleetStore, readonly opts: ControllerOptions) {
@@ -55,23 +57,23 @@ export class FleetController extends EventEmitter {
   }
 
   async start(): Promise<void> {
+    // Replicas (a shared subscription) take over the session of one that dies (takeover.ts).
+    if (this.opts.share) this.#takeover = new Takeover({ broker: this.opts.broker, tls: this.opts.tls, clientId: this.opts.clientId, handle: (t, p, k) => this.#handle(t, p, k), log: this.opts.log });
     // The handler is attached before CONNACK: a resumed session's backlog arrives at once.
     const { client, protocolVersion } = await connectFleet(this.opts.broker, {
       clientId: this.opts.clientId,
       clean: false,
       reconnect: true,
       tls: this.opts.tls,
+      will: this.#takeover ? { topic: presenceTopic(this.opts.clientId), payload: presence(this.opts.clientId, 'offline'), qos: 1, retain: true } : undefined,
       onMessage: (topic, payload, packet, c) => {
         this.#client ??= c;
-        try {
-          this.#onMessage(topic, payload, packet);
-        } catch (err) {
-          this.opts.log?.('message handling failed', { topic, err: String(err) });
-        }
+        this.#handle(topic, payload, packet);
       },
     });
     this.#client = client;
     this.#protocol = protocolVersion;
+    if (protocolVersion !== 5) this.#takeover = undefined;
     const shared = (f: string): string => (this.opts.share && protocolVersion === 5 ? `$share/${this.opts.share}/${f}` : f);
     // Status is a retained state topic, taken at QoS 0 and subscribed again after every
     // (re)connection: the broker then sends every device's current status. At QoS 1 a broker
@@ -94,9 +96,20 @@ export class FleetController extends EventEmitter {
       [shared(filters.cmdReply)]: { qos: 1 },
       [shared(filters.artifactReq)]: { qos: 1 },
     });
+    await this.#takeover?.attach(client);
+  }
+
+  #handle(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    try {
+      if (this.#takeover?.onPresence(topic, payload)) return;
+      this.#onMessage(topic, payload, packet);
+    } catch (err) {
+      this.opts.log?.('message handling failed', { topic, err: String(err) });
+    }
   }
 
   async stop(): Promise<void> {
+    await this.#takeover?.stop();
     const c = this.#client;
     if (!c) return;
     await new Promise<void>((resolve) => {
