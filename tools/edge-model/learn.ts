@@ -18,6 +18,7 @@ const int = (v: string): number => {
 interface CommonOpts {
   from?: string; head?: boolean; classes?: number; hidden: number; epochs: number; lr: number; batch: number;
   schedule: 'cosine' | 'step' | 'constant'; l2: number; patience: number; seed: number; optimizer: 'adam' | 'sgd'; val: number; curve?: string; json?: boolean;
+  folds?: number;
 }
 
 function common(cmd: Command): Command {
@@ -75,7 +76,8 @@ export function register(program: Command): void {
     .argument('<in>', 'fp32 ONNX model')
     .argument('<out>', 'fine-tuned fp32 ONNX model to write')
     .requiredOption('--data <dir>', 'folder of .npy inputs (samples in file-name order)')
-    .requiredOption('--labels <file>', '.npy array or text file with one class index per sample'))
+    .requiredOption('--labels <file>', '.npy array or text file with one class index per sample')
+    .option('--folds <k>', 'k-fold cross-validation first: train on k-1 folds, score the held-out one, k times (seeded folds)', (v) => Number(v)))
     .action(run(async (input: string, output: string, o: CommonOpts & { data: string; labels: string }) => {
       const { finetuneFile } = await import('../learn/finetune.js');
       const r = await finetuneFile(input, output, o.data, o.labels, headOptions(o), progress(o.json));
@@ -83,6 +85,10 @@ export function register(program: Command): void {
       process.stdout.write([
         `wrote ${output} (${r.bytes} bytes): a new head on ${r.feature} (${r.featureDim} features) -> ${r.classes} classes`,
         `  samples: ${r.samples.train} train, ${r.samples.validation} validation; best epoch ${r.bestEpoch} of ${r.history.length}${r.stoppedEarly ? ' (stopped early)' : ''}`,
+        ...(r.crossValidation ? [
+          `  ${r.crossValidation.folds}-fold cross-validation: ${r.crossValidation.perFold.map((p) => `fold ${p.fold} ${pct(p.accuracy)} (${p.samples})`).join(', ')}`,
+          `  cross-validated accuracy: ${pct(r.crossValidation.mean)} ± ${pct(r.crossValidation.sd)} (mean ± sd over the folds)`,
+        ] : []),
         `  validation accuracy: ${pct(r.validationAccuracy.before)} before, ${pct(r.validationAccuracy.after)} after`,
         ...(r.curve ? [`  loss curve: ${r.curve}`] : []),
         '',
