@@ -96,6 +96,26 @@ export function register(program: Command): void {
     }));
 
   common(program
+    .command('stack')
+    .description('train the combiner of a stacked ensemble (fusion "stacked") on its members\' concatenated scores over labelled data')
+    .argument('<out>', 'combiner ONNX model to write')
+    .requiredOption('--members <models...>', 'the ensemble\'s members, in the order of the config\'s "members" (.onnx files or package folders)')
+    .requiredOption('--data <dir>', 'folder of .npy inputs the members take (a validation set none of them trained on)')
+    .requiredOption('--labels <file>', '.npy array or text file with one class index per sample'))
+    .action(run(async (output: string, o: CommonOpts & { members: string[]; data: string; labels: string }) => {
+      const { stackFiles } = await import('../learn/stack.js');
+      const r = await stackFiles(o.members, output, o.data, o.labels, headOptions(o), progress(o.json));
+      if (o.json) return void process.stdout.write(`${JSON.stringify(r)}\n`);
+      process.stdout.write([
+        `wrote ${output} (${r.bytes} bytes): a combiner of ${r.members.length} members (${r.featureDim} scores) -> ${r.classes} classes`,
+        `  samples: ${r.samples.train} train, ${r.samples.validation} validation; best epoch ${r.bestEpoch} of ${r.history.length}${r.stoppedEarly ? ' (stopped early)' : ''}`,
+        `  validation accuracy: ${r.members.map((m, i) => `${m} ${pct(r.validationAccuracy.members[i]!)}`).join(', ')}; mean fusion ${pct(r.validationAccuracy.mean)}; stacked ${pct(r.validationAccuracy.stacked)}`,
+        ...(r.curve ? [`  loss curve: ${r.curve}`] : []),
+        '',
+      ].join('\n'));
+    }));
+
+  common(program
     .command('distill')
     .description('distillation: train the student\'s head on the teacher\'s soft targets (and the labels when given)')
     .argument('<out>', 'student ONNX model to write')
