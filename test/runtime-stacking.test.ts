@@ -77,6 +77,7 @@ t.test('a stacked ensemble beats mean fusion through the agent, and matches its 
     runtime: { ensembles: [
       { name: 'stacked', members: ['plain', 'rotated'], fusion: 'stacked', combiner },
       { name: 'mean', members: ['plain', 'rotated'], fusion: 'mean' },
+      { name: 'broken', members: ['plain', 'rotated'], fusion: 'stacked', combiner: join(dir, 'no-such-combiner.onnx') },
     ] },
   });
   t.teardown(() => agent.stop());
@@ -103,4 +104,11 @@ t.test('a stacked ensemble beats mean fusion through the agent, and matches its 
   t.same(one.body.outputs.scores.shape, [1, 10]);
   t.ok(Math.abs(one.body.outputs.scores.data.reduce((a: number, v: number) => a + v, 0) - 1) < 1e-5, 'the answer is a probability row');
   t.equal(one.body.predictions[0].index, argmax(one.body.outputs.scores.data));
+  const broken = await postJson(`${agent.url}/v1/models/broken/infer`, { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(test.data.subarray(0, DIGIT_PIXELS)) } } });
+  t.equal(broken.status, 500, 'a missing combiner fails the request');
+  t.match(JSON.stringify(broken.body), /no-such-combiner\.onnx/, 'and names the file');
+
+  const lone = edgeModel(['stack', join(dir, 'c2.onnx'), '--members', FP32, '--data', data, '--labels', join(dir, 'fit-labels.txt')]);
+  t.equal(lone.code, 1);
+  t.match(lone.stderr, /--members: a stacked ensemble fuses 2 or more models; got 1/);
 });
