@@ -25,7 +25,7 @@ import { ProtocolMetrics } from './inference-protocol/metrics.js';
 import { InferenceService } from './inference-protocol/inference-service.js';
 import { registerV2Routes } from './inference-protocol/rest.js';
 import { GrpcInferenceServer } from './inference-protocol/grpc-server.js';
-import { registerFeedbackRoutes } from './api/feedback.js';
+import { giveFeedback, registerFeedbackRoutes } from './api/feedback.js';
 import { FieldExamples } from './learning/field-examples.js';
 import { SelfUpdate } from './update/component.js';
 
@@ -136,6 +136,7 @@ export class Agent {
       telemetry: () => this.telemetry,
       runtime: () => this.rollouts,
       inferences: (fn) => this.models.onInference(fn),
+      feedback: (model, body) => giveFeedback(this.models, examples, model, body),
       checkCommand: (msg) => this.security.checkCommand(msg),
       verifier,
       agentRelease: () => this.update?.fleetHandler(),

@@ -245,7 +245,7 @@ export function buildFleetCli(): Command {
   brokerTlsOptions(program.command('cmd'))
     .description('send a command to a device and print its reply')
     .argument('<device>', 'device id', deviceId)
-    .argument('<name>', 'command: ping, status, models.list, models.activate, models.rollback, telemetry.flush, samples.collect')
+    .argument('<name>', 'command: ping, status, models.list, models.activate, models.rollback, telemetry.flush, samples.collect, feedback')
     .option('--args <json>', 'arguments (JSON object)', parseJsonArg, {})
     .option('--broker <url>', 'broker URL', DEFAULT_BROKER)
     .option('--db <file>', 'record the command and reply in this database (when it exists)', DEFAULT_DB)

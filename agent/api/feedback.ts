@@ -8,11 +8,13 @@ import { Errors } from '../errors.js';
 import type { FieldExamples } from '../learning/field-examples.js';
 import type { ModelRuntime } from '../runtime/model-runtime.js';
 
+/** Feedback for a served model: the route's and the fleet command's one path. */
+export function giveFeedback(runtime: ModelRuntime, examples: FieldExamples, name: string, body: unknown): ReturnType<FieldExamples['feedback']> {
+  if (!runtime.has(name)) throw Errors.MODEL_NOT_FOUND(name, runtime.list().map((x) => String(x.name)));
+  return examples.feedback(name, body);
+}
+
 export function registerFeedbackRoutes(app: FastifyInstance, runtime: ModelRuntime, examples: () => FieldExamples): void {
-  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/feedback', async (req) => {
-    const name = req.params.name;
-    if (!runtime.has(name)) throw Errors.MODEL_NOT_FOUND(name, runtime.list().map((x) => String(x.name)));
-    return examples().feedback(name, req.body);
-  });
+  app.post<{ Params: { name: string }; Body: unknown }>('/v1/models/:name/feedback', async (req) => giveFeedback(runtime, examples(), req.params.name, req.body));
   app.get('/v1/learning', async () => examples().stats);
 }

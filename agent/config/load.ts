@@ -139,6 +139,8 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
     names.add(e.name);
     for (const m of e.members) if (!config.models.some((x) => x.name === m)) problems.push(`/runtime/ensembles/${i}/members: "${m}" is not a configured model`);
     if (e.fusion === 'weighted' && e.weights?.length !== e.members.length) problems.push(`/runtime/ensembles/${i}/weights: fusion "weighted" needs one weight per member (${e.members.length})`);
+    if (e.fusion === 'stacked' && !e.combiner) problems.push(`/runtime/ensembles/${i}/combiner: fusion "stacked" needs a combiner (an ONNX file, e.g. from "edge-model stack")`);
+    if (e.fusion !== 'stacked' && e.combiner) problems.push(`/runtime/ensembles/${i}/combiner: a combiner is for fusion "stacked" only (this ensemble's fusion is "${e.fusion}")`);
   });
   config.runtime.shadows.forEach((s, i) => {
     if (!config.models.some((x) => x.name === s.model)) problems.push(`/runtime/shadows/${i}/model: "${s.model}" is not a configured model`);
@@ -148,6 +150,7 @@ export function parseConfig(raw: unknown, source = '(inline)', baseDir = process
   config.dataDir = path.resolve(baseDir, config.dataDir);
   for (const m of config.models) m.package = path.resolve(baseDir, m.package);
   for (const s of config.runtime.shadows) s.package = path.resolve(baseDir, s.package);
+  for (const e of config.runtime.ensembles) if (e.combiner) e.combiner = path.resolve(baseDir, e.combiner);
   for (const k of ['cert', 'key'] as const) {
     if (config.grpc[k]) config.grpc[k] = path.resolve(baseDir, config.grpc[k]!);
   }

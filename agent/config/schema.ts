@@ -98,8 +98,9 @@ export const RuntimeSection = Type.Object({
   ensembles: Type.Array(Type.Object({
     name: Type.String({ pattern: MODEL_NAME.source, description: 'name the ensemble is served under' }),
     members: Type.Array(Type.String({ minLength: 1 }), { minItems: 2, description: 'names of configured models with the same inputs and number of classes' }),
-    fusion: Type.Union([Type.Literal('mean'), Type.Literal('weighted'), Type.Literal('vote')], { default: 'mean', description: 'mean of scores, weighted mean of scores, or majority vote of top-1 classes' }),
+    fusion: Type.Union([Type.Literal('mean'), Type.Literal('weighted'), Type.Literal('vote'), Type.Literal('stacked')], { default: 'mean', description: 'mean of scores, weighted mean of scores, majority vote of top-1 classes, or stacked: a learned combiner over the members\' concatenated scores' }),
     weights: Type.Optional(Type.Array(Type.Number({ minimum: 0 }), { description: 'one per member, for fusion "weighted"' })),
+    combiner: Type.Optional(Type.String({ minLength: 1, description: 'for fusion "stacked" (and only then): ONNX file (relative to the config file) mapping the members\' concatenated scores [N, members x classes] to class logits [N, classes], e.g. from "edge-model stack"' })),
   }, Strict), { default: [], description: 'models served as the fusion of other models' }),
   shadows: Type.Array(Type.Object({
     model: Type.String({ minLength: 1, description: 'configured model whose requests are mirrored' }),

@@ -1,5 +1,5 @@
 // The commands a device answers (docs/protocol.md): ping, status, models.list,
-// models.activate, models.rollback, telemetry.flush and samples.collect. Each gets what it
+// models.activate, models.rollback, telemetry.flush, samples.collect and feedback. Each gets what it
 // works on as a parameter of registerDeviceCommands.
 import { FleetErrors } from '../errors.js';
 import type { CommandRouter } from './commands.js';
@@ -17,6 +17,8 @@ export interface DeviceCommandTargets {
   telemetry: TelemetrySource | undefined;
   /** Subscribes to every inference (ModelRuntime.onInference), for samples.collect. */
   inferences: ((fn: (e: InferenceLike) => void) => void) | undefined;
+  /** feedback: the same as POST /v1/models/:name/feedback (FieldExamples.feedback, the model checked). */
+  feedback?: (model: string, body: { id: string; label: unknown }) => unknown;
 }
 
 export function registerDeviceCommands(r: CommandRouter, t: DeviceCommandTargets): void {
@@ -74,6 +76,14 @@ export function registerDeviceCommands(r: CommandRouter, t: DeviceCommandTargets
       if (!samples) throw FleetErrors.UNAVAILABLE('this agent has no telemetry buffer or model runtime to collect samples from');
       if (!activeVersions(t.runtime()).has(a.model)) throw FleetErrors.UNAVAILABLE(`no active model "${a.model}" on this device`);
       return samples.collect(a.model, a.count ?? 10, a.timeoutMs ?? 30_000);
+    },
+  });
+  r.register<{ model: string; id: string; label: unknown }>('feedback', {
+    description: 'the right answer for an inference answer ID of MODEL (as POST /v1/models/MODEL/feedback {id, label}); answers {id, example, correct}',
+    args: objectOf({ model: NAME_ARG, id: NAME_ARG, label: {} }, ['model', 'id', 'label']),
+    run: (a) => {
+      if (!t.feedback) throw FleetErrors.UNAVAILABLE('this agent takes no feedback (no model runtime)');
+      return t.feedback(a.model, { id: a.id, label: a.label });
     },
   });
 }

@@ -45,6 +45,8 @@ export interface FleetLinkDeps {
   verify?: VerifyPackage;
   /** Throws to refuse a command before it runs (SecurityPolicy.checkCommand). */
   checkCommand?: (msg: Record<string, unknown>) => void;
+  /** The feedback command: labels an answer (FieldExamples.feedback behind a model check). */
+  feedback?: (model: string, body: { id: string; label: unknown }) => unknown;
   /** Extra status fields for the retained status message (for example the drift summary). */
   statusExtra?: () => Record<string, unknown>;
 }
@@ -119,6 +121,7 @@ export class FleetLink implements Component {
       flush: (timeoutMs) => this.flushTelemetry(timeoutMs),
       telemetry: buffer,
       inferences: this.#deps.inferences,
+      feedback: this.#deps.feedback,
     });
     if (!config.mqtt.url) {
       log.warn('no mqtt.url configured: running offline, telemetry stays in the buffer');

@@ -6,7 +6,8 @@ import type { Tensor, TensorMap } from './backend.js';
 import { argmax, scoreRows } from './scores.js';
 import type { Manifest } from '../models/manifest.js';
 
-export type Fusion = 'mean' | 'weighted' | 'vote';
+/** 'stacked' is fused by a learned combiner (stacking.ts), not by fuse(). */
+export type Fusion = 'mean' | 'weighted' | 'vote' | 'stacked';
 
 export interface MemberAnswer {
   outputs: TensorMap;

@@ -107,8 +107,9 @@ export class ModelRuntime implements Component {
     }
   }
 
-  stop(): Promise<void> {
-    return this.#swaps.unloadAll();
+  async stop(): Promise<void> {
+    await this.#swaps.unloadAll();
+    await Promise.all([...this.#served.ensembles.values()].map((e) => e.combiner?.close()));
   }
 
   notReady(): string | undefined {

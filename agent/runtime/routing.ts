@@ -118,9 +118,10 @@ export class InferenceRouting {
       const manifests = e.members.map((m) => this.#served.slots.get(m)!.active!.pkg.manifest);
       let fused;
       try {
-        fused = fuse(e.fusion, e.weights, answers.map((a, i) => ({ outputs: a.outputs, manifest: manifests[i]! })));
+        const memberAnswers = answers.map((a, i) => ({ outputs: a.outputs, manifest: manifests[i]! }));
+        fused = e.combiner ? await e.combiner.fuse(memberAnswers) : fuse(e.fusion, e.weights, memberAnswers);
       } catch (err) {
-        throw Errors.INFERENCE_FAILED(e.name, `members disagree in shape: ${describe(err)}`);
+        throw Errors.INFERENCE_FAILED(e.name, e.combiner ? `the combiner ${e.combiner.file} failed on the members' scores: ${describe(err)}` : `members disagree in shape: ${describe(err)}`);
       }
       const labels = manifests[0]!.postprocessing?.labels;
       return { answers, fused, labels };

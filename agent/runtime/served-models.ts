@@ -10,6 +10,7 @@ import { AdmissionGate } from './admission.js';
 import type { RuntimeMetrics } from './metrics.js';
 import type { ModelVersion } from './model-version.js';
 import { InferenceQueue } from './queue.js';
+import { Combiner } from './stacking.js';
 import { ModelSlot } from './slot.js';
 
 export type RuntimeConfig = Config['runtime'];
@@ -19,6 +20,8 @@ export interface EnsembleEntry {
   members: string[];
   fusion: Fusion;
   weights?: number[];
+  /** Fusion "stacked": the learned model that fuses the members' concatenated scores. */
+  combiner?: Combiner;
   queue: InferenceQueue;
 }
 
@@ -46,9 +49,10 @@ export class ServedModels {
     return slot;
   }
 
-  addEnsemble(e: { name: string; members: string[]; fusion: Fusion; weights?: number[] }): void {
+  addEnsemble(e: { name: string; members: string[]; fusion: Fusion; weights?: number[]; combiner?: string }): void {
     this.#gate(e.name);
-    this.ensembles.set(e.name, { name: e.name, members: e.members, fusion: e.fusion, weights: e.weights, queue: this.#queue(e.name) });
+    const combiner = e.fusion === 'stacked' && e.combiner ? new Combiner(e.combiner) : undefined;
+    this.ensembles.set(e.name, { name: e.name, members: e.members, fusion: e.fusion, weights: e.weights, ...(combiner ? { combiner } : {}), queue: this.#queue(e.name) });
   }
 
   has(name: string): boolean {

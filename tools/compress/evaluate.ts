@@ -12,6 +12,7 @@ import { readModelFile } from './model-file.js';
 import { accuracy, auc, CLASSIFICATION, predictedClasses, precisionRecallF1, regression, type Metric } from './metrics.js';
 import { floatTensor, modelRuns, openSession, runSession } from './ort-session.js';
 import { Progress } from './progress.js';
+import { calibration, confusionMatrix, readSlices, sliceMetrics, type Calibration, type Confusion, type Slices } from './diagnostics.js';
 
 export interface Evaluation {
   model: string;
@@ -26,6 +27,18 @@ export interface Evaluation {
   /** The metric as plain ONNX Runtime gives it on this CPU (value is exact integer arithmetic). */
   ortOnThisCpu: { value: number; why: string; sameAsExact: boolean };
   warning?: string;
+  /** Classification only: the confusion matrix and the calibration (ECE, reliability table). */
+  confusion?: Confusion;
+  calibration?: Calibration;
+  /** With a slices file: accuracy and macro-F1 per group, and the largest gap. */
+  slices?: Slices;
+}
+
+export interface EvalOptions {
+  /** One group name per sample (a text file), for per-slice metrics. */
+  slices?: string;
+  /** Equal-width confidence bins of the calibration (default 10). */
+  bins?: number;
 }
 
 /** Labels: a .npy array (ints for classes, floats for regression) or a text file, one per line. */
@@ -106,10 +119,24 @@ export function score(run: RunResult, labels: Float64Array, metric: Metric, labe
   return regression(run.scores, labels);
 }
 
-export async function evaluateModel(modelFile: string, dataDir: string, labelsFile: string, metric: Metric): Promise<Evaluation> {
+export async function evaluateModel(modelFile: string, dataDir: string, labelsFile: string, metric: Metric, o: EvalOptions = {}): Promise<Evaluation> {
+  const bins = o.bins ?? 10;
+  if (!Number.isInteger(bins) || bins < 1 || bins > 1000) throw ToolErrors.USAGE(`--bins ${bins}: expected a whole number of calibration bins in 1..1000`);
   const labels = readLabels(labelsFile);
   const run = await runOverFolder(modelFile, dataDir);
   const all = score(run, labels, metric, labelsFile);
+  const names = o.slices ? readSlices(o.slices, run.samples) : undefined;
+  let extra: Pick<Evaluation, 'confusion' | 'calibration' | 'slices'> = {};
+  if (CLASSIFICATION.has(metric)) {
+    const pred = predictedClasses(run.scores, run.rowWidth);
+    extra = {
+      confusion: confusionMatrix(pred, labels, Math.max(run.rowWidth, 2)),
+      calibration: calibration(run.scores, run.rowWidth, labels, bins),
+      ...(names ? { slices: sliceMetrics(pred, labels, names) } : {}),
+    };
+  } else if (names) {
+    throw ToolErrors.USAGE(`--slices reports accuracy and macro-F1 per group: give a classification --metric (${[...CLASSIFICATION].join(', ')}), not ${metric}`);
+  }
   const bytes = statSync(modelFile).size;
   const runs = modelRuns(readModelFile(modelFile));
   let ortOnThisCpu = { value: all[metric], why: runs.why, sameAsExact: true };
@@ -123,6 +150,6 @@ export async function evaluateModel(modelFile: string, dataDir: string, labelsFi
   }
   return {
     model: modelFile, metric, value: all[metric], samples: run.samples, output: run.output,
-    bytes, gzipBytes: gzipSync(readFileSync(modelFile)).length, all, ortOnThisCpu, ...(warning ? { warning } : {}),
+    bytes, gzipBytes: gzipSync(readFileSync(modelFile)).length, all, ortOnThisCpu, ...(warning ? { warning } : {}), ...extra,
   };
 }

@@ -179,21 +179,42 @@ export function buildCli(): Command {
 
   program
     .command('eval')
-    .description('score a model on a held-out set')
+    .description('score a model on a held-out set; classification adds a confusion matrix and calibration (ECE), --slices per-group metrics, --saliency an occlusion map')
     .argument('<model>', 'ONNX model')
     .requiredOption('--data <dir>', 'folder of .npy inputs (samples in file-name order)')
-    .requiredOption('--labels <file>', '.npy array or text file with one label per sample')
+    .option('--labels <file>', '.npy array or text file with one label per sample (required but with --saliency)')
     .addOption(new Option('--metric <metric>', 'metric').choices(METRICS).default('accuracy'))
+    .option('--slices <file>', 'text file, one group name per sample: accuracy and macro-F1 per group and the largest gap')
+    .option('--bins <n>', 'equal-width confidence bins of the calibration', (v) => Number(v), 10)
+    .option('--saliency <index>', 'write an occlusion saliency map of sample INDEX (0-based, file-name order) to --out', (v) => Number(v))
+    .option('--out <file.png>', 'where --saliency writes its PNG')
+    .option('--patch <px>', '--saliency: side of the occluding patch (default: a seventh of the image side)', (v) => Number(v))
+    .option('--stride <px>', '--saliency: step of the patch (default: half the patch)', (v) => Number(v))
+    .option('--fill <value>', '--saliency: value of the occluded pixels', (v) => Number(v), 0)
     .option('--json', 'print one JSON object')
-    .action(action(async (model: string, opts: { data: string; labels: string; metric: Metric; json?: boolean }) => {
+    .action(action(async (model: string, opts: { data: string; labels?: string; metric: Metric; slices?: string; bins: number; saliency?: number; out?: string; patch?: number; stride?: number; fill: number; json?: boolean }) => {
+      if (opts.saliency !== undefined) {
+        if (!opts.out) throw ToolErrors.USAGE('--saliency INDEX writes a PNG: give --out FILE.png');
+        const { occlusionSaliency } = await import('../compress/saliency.js');
+        const s = await occlusionSaliency(model, opts.data, { index: opts.saliency, out: opts.out, patch: opts.patch, stride: opts.stride, fill: opts.fill });
+        if (opts.json) return out(JSON.stringify(s.height * s.width <= 4096 ? s : { ...s, map: undefined }));
+        out(`wrote ${s.out} (${s.width}x${s.height}): occlusion saliency of sample ${s.index}, predicted class ${s.predicted} (p = ${s.probability.toFixed(4)})`);
+        out(`  ${s.positions} positions of a ${s.patch}x${s.patch} patch, stride ${s.stride}; largest mean drop ${s.maxDrop.toFixed(4)} at row ${s.hottest.row}, column ${s.hottest.col}`);
+        return;
+      }
+      if (!opts.labels) throw ToolErrors.USAGE('eval scores against labels: give --labels FILE');
       const { evaluateModel } = await import('../compress/evaluate.js');
-      const e = await evaluateModel(model, opts.data, opts.labels, opts.metric);
+      const e = await evaluateModel(model, opts.data, opts.labels, opts.metric, { slices: opts.slices, bins: opts.bins });
       if (opts.json) return out(JSON.stringify(e));
       out(`${e.metric}: ${fmt(e.value)} on ${e.samples} samples (output ${e.output}; exact integer arithmetic)`);
       out(`ONNX Runtime on this CPU: ${e.ortOnThisCpu.sameAsExact ? 'the same' : fmt(e.ortOnThisCpu.value)} (${e.ortOnThisCpu.why})`);
       if (e.warning) warn(e.warning);
       out(`size: ${e.bytes} bytes (${e.gzipBytes} gzipped)`);
       out(`all: ${Object.entries(e.all).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
+      const d = await import('../compress/diagnostics.js');
+      if (e.confusion) out((e.confusion.classes <= 20 ? d.formatConfusion(e.confusion) : [`confusion matrix: ${e.confusion.classes} classes, in --json`]).join('\n'));
+      if (e.calibration) out(d.formatCalibration(e.calibration).join('\n'));
+      if (e.slices) out(d.formatSlices(e.slices).join('\n'));
     }));
 
   program

@@ -18,6 +18,7 @@ const int = (v: string): number => {
 interface CommonOpts {
   from?: string; head?: boolean; classes?: number; hidden: number; epochs: number; lr: number; batch: number;
   schedule: 'cosine' | 'step' | 'constant'; l2: number; patience: number; seed: number; optimizer: 'adam' | 'sgd'; val: number; curve?: string; json?: boolean;
+  folds?: number;
 }
 
 function common(cmd: Command): Command {
@@ -75,7 +76,8 @@ export function register(program: Command): void {
     .argument('<in>', 'fp32 ONNX model')
     .argument('<out>', 'fine-tuned fp32 ONNX model to write')
     .requiredOption('--data <dir>', 'folder of .npy inputs (samples in file-name order)')
-    .requiredOption('--labels <file>', '.npy array or text file with one class index per sample'))
+    .requiredOption('--labels <file>', '.npy array or text file with one class index per sample')
+    .option('--folds <k>', 'k-fold cross-validation first: train on k-1 folds, score the held-out one, k times (seeded folds)', (v) => Number(v)))
     .action(run(async (input: string, output: string, o: CommonOpts & { data: string; labels: string }) => {
       const { finetuneFile } = await import('../learn/finetune.js');
       const r = await finetuneFile(input, output, o.data, o.labels, headOptions(o), progress(o.json));
@@ -83,7 +85,31 @@ export function register(program: Command): void {
       process.stdout.write([
         `wrote ${output} (${r.bytes} bytes): a new head on ${r.feature} (${r.featureDim} features) -> ${r.classes} classes`,
         `  samples: ${r.samples.train} train, ${r.samples.validation} validation; best epoch ${r.bestEpoch} of ${r.history.length}${r.stoppedEarly ? ' (stopped early)' : ''}`,
+        ...(r.crossValidation ? [
+          `  ${r.crossValidation.folds}-fold cross-validation: ${r.crossValidation.perFold.map((p) => `fold ${p.fold} ${pct(p.accuracy)} (${p.samples})`).join(', ')}`,
+          `  cross-validated accuracy: ${pct(r.crossValidation.mean)} ± ${pct(r.crossValidation.sd)} (mean ± sd over the folds)`,
+        ] : []),
         `  validation accuracy: ${pct(r.validationAccuracy.before)} before, ${pct(r.validationAccuracy.after)} after`,
+        ...(r.curve ? [`  loss curve: ${r.curve}`] : []),
+        '',
+      ].join('\n'));
+    }));
+
+  common(program
+    .command('stack')
+    .description('train the combiner of a stacked ensemble (fusion "stacked") on its members\' concatenated scores over labelled data')
+    .argument('<out>', 'combiner ONNX model to write')
+    .requiredOption('--members <models...>', 'the ensemble\'s members, in the order of the config\'s "members" (.onnx files or package folders)')
+    .requiredOption('--data <dir>', 'folder of .npy inputs the members take (a validation set none of them trained on)')
+    .requiredOption('--labels <file>', '.npy array or text file with one class index per sample'))
+    .action(run(async (output: string, o: CommonOpts & { members: string[]; data: string; labels: string }) => {
+      const { stackFiles } = await import('../learn/stack.js');
+      const r = await stackFiles(o.members, output, o.data, o.labels, headOptions(o), progress(o.json));
+      if (o.json) return void process.stdout.write(`${JSON.stringify(r)}\n`);
+      process.stdout.write([
+        `wrote ${output} (${r.bytes} bytes): a combiner of ${r.members.length} members (${r.featureDim} scores) -> ${r.classes} classes`,
+        `  samples: ${r.samples.train} train, ${r.samples.validation} validation; best epoch ${r.bestEpoch} of ${r.history.length}${r.stoppedEarly ? ' (stopped early)' : ''}`,
+        `  validation accuracy: ${r.members.map((m, i) => `${m} ${pct(r.validationAccuracy.members[i]!)}`).join(', ')}; mean fusion ${pct(r.validationAccuracy.mean)}; stacked ${pct(r.validationAccuracy.stacked)}`,
         ...(r.curve ? [`  loss curve: ${r.curve}`] : []),
         '',
       ].join('\n'));

@@ -6,7 +6,7 @@ import { ToolErrors } from '../compress/errors.js';
 import { readModelFile, writeModelFile } from '../compress/model-file.js';
 import { forward, initHead, type Head, type LossTerm } from './dense.js';
 import { computeFeatures, findCut, spliceHead, type Features } from './head-graph.js';
-import { splitIndices, train, lossCurveSvg, type Epoch, type Problem, type TrainOptions } from './train.js';
+import { foldIndices, splitIndices, train, lossCurveSvg, type Epoch, type Problem, type TrainOptions } from './train.js';
 
 export interface HeadOptions extends TrainOptions {
   from?: string;
@@ -16,6 +16,17 @@ export interface HeadOptions extends TrainOptions {
   valFraction: number;
   /** Where to write the loss curve (SVG). */
   curve?: string;
+  /** K-fold cross-validation before the final training (finetune only). */
+  folds?: number;
+}
+
+export interface CrossValidation {
+  folds: number;
+  /** Per fold: its size, the best epoch and the validation accuracy of the head trained on the other folds. */
+  perFold: { fold: number; samples: number; bestEpoch: number; accuracy: number }[];
+  mean: number;
+  /** Sample standard deviation (n - 1) of the fold accuracies. */
+  sd: number;
 }
 
 export interface FinetuneReport {
@@ -31,6 +42,7 @@ export interface FinetuneReport {
   validationAccuracy: { before: number | null; after: number };
   curve?: string;
   bytes: number;
+  crossValidation?: CrossValidation;
 }
 
 export function checkLabels(labels: Float64Array, samples: number, classes: number, file: string): void {
@@ -90,6 +102,7 @@ export async function finetuneFile(input: string, output: string, dataDir: strin
   const ones = new Float64Array(f.samples).fill(1);
   const problem = sliceProblem(f, classes, [{ targets, temperature: 1, weights: ones, scale: 1 }]);
   const dimsOf = [f.dim, ...(o.hidden > 0 ? [o.hidden] : []), classes];
+  const crossValidation = o.folds === undefined ? undefined : crossValidate(f, labels, problem, dimsOf, o);
   const r = train(initHead(dimsOf, o.seed), problem, split, o, onEpoch);
   const spliced = spliceHead(model, cut, r.head, f.rank);
   const bytes = writeModelFile(output, spliced);
@@ -98,8 +111,24 @@ export async function finetuneFile(input: string, output: string, dataDir: strin
     output, feature: cut.feature, featureDim: f.dim, classes, samples: { train: split.train.length, validation: split.val.length },
     history: r.history, bestEpoch: r.bestEpoch, stoppedEarly: r.stoppedEarly,
     validationAccuracy: { before: f.width === classes ? argmaxAccuracy(f.outputs, f.width, labels, split.val) : null, after: headAccuracy(r.head, f, labels, split.val) },
-    ...(curve ? { curve } : {}), bytes,
+    ...(curve ? { curve } : {}), bytes, ...(crossValidation ? { crossValidation } : {}),
   };
+}
+
+/** Trains the head K times, each fold held out once (early stopping on it), and scores it there. */
+export function crossValidate(f: Features, labels: Float64Array, problem: Problem, dims: number[], o: HeadOptions): CrossValidation {
+  const k = o.folds!;
+  if (!Number.isInteger(k) || k < 2 || k > f.samples) throw ToolErrors.USAGE(`--folds ${k}: expected a whole number of folds in 2..${f.samples} (the number of samples)`);
+  const folds = foldIndices(f.samples, k, o.seed);
+  const perFold = folds.map((val, i) => {
+    const train_ = folds.flatMap((g, j) => (j === i ? [] : g));
+    const r = train(initHead(dims, o.seed), problem, { train: train_, val }, o);
+    return { fold: i + 1, samples: val.length, bestEpoch: r.bestEpoch, accuracy: headAccuracy(r.head, f, labels, val) };
+  });
+  const accs = perFold.map((p) => p.accuracy);
+  const mean = accs.reduce((a, b) => a + b, 0) / k;
+  const sd = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / (k - 1));
+  return { folds: k, perFold, mean, sd };
 }
 
 /** A Problem whose loss terms are the given per-sample terms restricted to a subset. */

@@ -36,6 +36,22 @@ export function splitIndices(n: number, fraction: number, seed: number): Split {
   return { val: idx.slice(0, nVal).sort((a, b) => a - b), train: idx.slice(nVal) };
 }
 
+/**
+ * K folds for cross-validation: the same seeded shuffle as splitIndices, the sample at shuffled
+ * position i in fold i mod K (fold sizes differ by at most one); each fold's indices ascending.
+ */
+export function foldIndices(n: number, k: number, seed: number): number[][] {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  const rand = mulberry32(seed ^ 0x5eed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
+  const folds = Array.from({ length: k }, () => [] as number[]);
+  idx.forEach((s, i) => folds[i % k]!.push(s));
+  return folds.map((f) => f.sort((a, b) => a - b));
+}
+
 /** The training problem: features (n x dim) and a loss over a subset of samples. */
 export interface Problem {
   features: Float64Array;
