@@ -60,6 +60,31 @@ export interface ArtifactInfo {
   publishedAt: string;
 }
 
+/** The columns of a device row as stored (both databases select these names). */
+export const DEVICE_COLUMNS = 'device_id, state, status_json, status_at, last_seen, reported_json';
+export interface StoredDevice { device_id: string; state: string; status_json: string | null; status_at: number | null; last_seen: number; reported_json: string | null }
+
+/**
+ * A stored device as the views show it. Rows are checked as they are read: one written by an
+ * older version (or by hand) that does not have the shape the views rely on reads as absent,
+ * not as a crash.
+ */
+export function toDeviceRow(r: StoredDevice): DeviceRow {
+  const status = storedDocument('status', r.status_json) ?? null;
+  const up = status?.uptimeSeconds;
+  const row: DeviceRow = {
+    deviceId: r.device_id,
+    state: r.state,
+    status,
+    lastSeen: new Date(r.last_seen).toISOString(),
+    reported: storedDocument('reported', r.reported_json) ?? null,
+  };
+  if (r.state === 'online' && typeof up === 'number' && Number.isFinite(up) && r.status_at !== null) {
+    row.uptimeSeconds = Math.round(up + Math.max(0, r.last_seen - r.status_at) / 1000);
+  }
+  return row;
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS devices (
   device_id TEXT PRIMARY KEY,
@@ -197,29 +222,12 @@ export class FleetStore {
   }
 
   devices(): DeviceRow[] {
-    const rows = this.db.prepare('SELECT device_id, state, status_json, status_at, last_seen, reported_json FROM devices ORDER BY device_id').all() as
-      { device_id: string; state: string; status_json: string | null; status_at: number | null; last_seen: number; reported_json: string | null }[];
-    return rows.map((r) => {
-      // Rows are checked as they are read: one written by an older version (or by hand) that
-      // does not have the shape the views rely on reads as absent, not as a crash.
-      const status = storedDocument('status', r.status_json) ?? null;
-      const up = status?.uptimeSeconds;
-      const row: DeviceRow = {
-        deviceId: r.device_id,
-        state: r.state,
-        status,
-        lastSeen: new Date(r.last_seen).toISOString(),
-        reported: storedDocument('reported', r.reported_json) ?? null,
-      };
-      if (r.state === 'online' && typeof up === 'number' && Number.isFinite(up) && r.status_at !== null) {
-        row.uptimeSeconds = Math.round(up + Math.max(0, r.last_seen - r.status_at) / 1000);
-      }
-      return row;
-    });
+    return (this.db.prepare(`SELECT ${DEVICE_COLUMNS} FROM devices ORDER BY device_id`).all() as StoredDevice[]).map(toDeviceRow);
   }
 
   device(deviceId: string): DeviceRow | undefined {
-    return this.devices().find((d) => d.deviceId === deviceId);
+    const row = this.db.prepare(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ?`).get(deviceId) as StoredDevice | undefined;
+    return row && toDeviceRow(row);
   }
 
   groupMembers(group: string): string[] {
