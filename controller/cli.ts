@@ -10,6 +10,8 @@ import { ID_PATTERN } from '../protocol/names.js';
 import { AGENT_VERSION } from '../agent/version.js';
 import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetStore } from './store.js';
+import { isPostgresUrl } from './store/postgres.js';
+import { servePostgres } from './serve-postgres.js';
 import { table } from './table.js';
 import { deployProblems, problemsText, reportedModels } from './deploy-problems.js';
 import { readBrokerTls, type BrokerTls, type BrokerTlsFiles } from './broker-tls.js';
@@ -130,14 +132,15 @@ export function buildFleetCli(): Command {
     .description('subscribe to the fleet and keep the database current; serve model artifacts')
     .option('--broker <url|embedded>', 'broker URL, or "embedded" to run one in this process (MQTT 3.1.1)', DEFAULT_BROKER)
     .option('--port <n>', 'port of the embedded broker', positiveInt, 1883)
-    .option('--db <file>', 'controller database (SQLite)', DEFAULT_DB)
+    .option('--db <file|url>', 'controller database: a SQLite file, or postgres://user@host:port/database (replicas share one)', DEFAULT_DB)
+    .option('--retention-days <n>', 'PostgreSQL: drop telemetry older than this many days (by day partition)', positiveInt)
     .option('--id <name>', 'MQTT client id (persistent session; one per replica)', `edge-fleet-${hostname()}`)
     .option('--share <group>', 'MQTT 5 shared-subscription group for replicas ("none" to disable)', 'edge-fleet')
     .option('--http <port>', 'serve the fleet dashboard on this port (0 picks one)', (v) => (v === '0' ? 0 : positiveInt(v)))
     .option('--http-host <host>', 'address of the dashboard', '127.0.0.1')
     .option('--no-rollouts', 'do not carry out rollout plans in this replica')
     .option('--command-key <file>', 'sign the commands rollouts send (ed25519 private key, PEM), for devices with security.commands.requireSignature')
-    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string } & BrokerTlsFiles) => {
+    .action(async (o: { broker: string; port: number; db: string; retentionDays?: number; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string } & BrokerTlsFiles) => {
       const tls = readBrokerTls(o);
       const commandKey = o.commandKey ? readCommandKey(o.commandKey) : undefined;
       let embedded: EmbeddedBroker | undefined;
@@ -148,10 +151,11 @@ export function buildFleetCli(): Command {
         embedded = await startEmbeddedBroker({ port: o.port });
         url = embedded.url;
       }
-      const store = openStore(o.db, false);
       const log = (msg: string, extra?: Record<string, unknown>): void => {
         process.stderr.write(`edge-fleet: ${msg}${extra ? ' ' + JSON.stringify(extra) : ''}\n`);
       };
+      if (isPostgresUrl(o.db)) return servePostgres(o, url, tls, log, () => embedded?.close());
+      const store = openStore(o.db, false);
       const ctl = new FleetController(store, { broker: url, tls, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
       await ctl.start();
       // Rollout plans are carried out here (one replica should do it: --no-rollouts on the others).
