@@ -9,7 +9,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { topics } from '../protocol/topics.js';
-import { FleetErrors } from '../protocol/errors.js';
 import { FleetController } from '../controller/serve.js';
 import { PostgresControllerStore } from '../controller/store/postgres.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
@@ -57,7 +56,6 @@ t.test('a bad or unreachable --db URL is a clear error', async (t) => {
   const down = spawnServe(['--db', 'postgres://postgres:pw@127.0.0.1:1/fleet', '--broker', 'mqtt://127.0.0.1:1', '--no-rollouts']);
   t.equal(await exitOf(down), 1, 'an unreachable database exits 1');
   t.match(down.err(), /cannot reach the controller database at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/fleet/, 'naming the database, not its password');
-  t.equal(FleetErrors.DATABASE_UNREACHABLE.code.length > 0, true);
 });
 
 t.test('edge-fleet serve on PostgreSQL: telemetry stored once and acked; the picture survives a restart without retained statuses', async (t) => {

@@ -247,3 +247,13 @@ t.test('postgres: migrations, partitions, retention and bad URLs', async (t) => 
   await t.rejects(PostgresControllerStore.open(`postgres://postgres@127.0.0.1:1/x`), { code: FleetErrors.DATABASE_UNREACHABLE.code, message: /cannot reach the controller database at postgres:\/\/postgres@127\.0\.0\.1:1\/x/ }, 'an unreachable server');
   await t.rejects(PostgresControllerStore.open('postgres://u:secret@127.0.0.1:1/x'), { message: /\*\*\*/ }, 'the password is not in the message');
 });
+
+t.test('postgres: replicas opening one new database at once migrate and partition it once', async (t) => {
+  server ??= await startPostgres();
+  const url = await server.createDatabase('race');
+  const stores = await Promise.all([1, 2, 3].map(() => PostgresControllerStore.open(url)));
+  t.teardown(() => Promise.all(stores.map((s) => s.close())));
+  const versions = (await stores[0]!.pool.query('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version as number);
+  t.same(versions, [1, 2, 3], 'each migration applied once');
+  t.equal((await partitions(stores[0]!.pool)).length, 5, 'yesterday to three days ahead, once');
+});

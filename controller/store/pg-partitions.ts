@@ -13,28 +13,44 @@ function dayStartOf(ms: number): number {
   return Math.floor(ms / DAY_MS) * DAY_MS;
 }
 
+/** Key of the advisory lock held while making partitions (replicas starting together). */
+const PARTITION_LOCK = 0x65646766;
+
 /** Makes the partitions from `daysBack` days before `now` to `daysAhead` after (those missing). */
 export async function ensurePartitions(pool: pg.Pool, now = Date.now(), daysBack = 1, daysAhead = 3): Promise<string[]> {
   const made: string[] = [];
-  const existing = new Set(await partitions(pool));
-  for (let d = -daysBack; d <= daysAhead; d++) {
-    const start = dayStartOf(now) + d * DAY_MS;
-    const name = partitionName(start);
-    if (existing.has(name)) continue;
-    // A day whose rows already went to the default partition cannot be attached: such a day
-    // (a device clock far off) keeps its rows in the default partition.
-    try {
-      await pool.query(`CREATE TABLE IF NOT EXISTS ${name} PARTITION OF telemetry FOR VALUES FROM (${start}) TO (${start + DAY_MS})`);
-      made.push(name);
-    } catch (err) {
-      if (!/default partition/.test((err as Error).message)) throw err;
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK]);
+    const existing = new Set(await partitions(c));
+    for (let d = -daysBack; d <= daysAhead; d++) {
+      const start = dayStartOf(now) + d * DAY_MS;
+      const name = partitionName(start);
+      if (existing.has(name)) continue;
+      // A day whose rows already went to the default partition cannot be attached: such a day
+      // (a device clock far off) keeps its rows in the default partition.
+      await c.query('SAVEPOINT day');
+      try {
+        await c.query(`CREATE TABLE ${name} PARTITION OF telemetry FOR VALUES FROM (${start}) TO (${start + DAY_MS})`);
+        made.push(name);
+      } catch (err) {
+        await c.query('ROLLBACK TO SAVEPOINT day');
+        if (!/default partition/.test((err as Error).message)) throw err;
+      }
     }
+    await c.query('COMMIT');
+    return made;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    c.release();
   }
-  return made;
 }
 
 /** The day partitions of telemetry, oldest first. */
-export async function partitions(pool: pg.Pool): Promise<string[]> {
+export async function partitions(pool: pg.Pool | pg.PoolClient): Promise<string[]> {
   const res = await pool.query<{ name: string }>(`SELECT c.relname AS name FROM pg_inherits i
     JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
     WHERE p.relname = 'telemetry' AND c.relname LIKE 'telemetry_p%' ORDER BY c.relname`);
