@@ -10,7 +10,9 @@ import { ID_PATTERN } from '../protocol/names.js';
 import { AGENT_VERSION } from '../agent/version.js';
 import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetStore } from './store.js';
-import { isPostgresUrl } from './store/postgres.js';
+import { isPostgresUrl, PostgresControllerStore } from './store/postgres.js';
+import { SqliteControllerStore } from './store/sqlite.js';
+import type { ControllerStore } from './store/types.js';
 import { servePostgres } from './serve-postgres.js';
 import { table } from './table.js';
 import { deployProblems, problemsText, reportedModels } from './deploy-problems.js';
@@ -57,6 +59,12 @@ function readCommandKey(file: string): string {
 function openStore(file: string, mustExist = true): FleetStore {
   if (mustExist && !existsSync(file)) throw new Error(`no controller database at ${file}; start "edge-fleet serve --db ${file}" first or pass --db`);
   return new FleetStore(file);
+}
+
+/** The database for the read-only commands: a SQLite file that must exist, or a postgres:// URL. */
+async function openReadStore(db: string): Promise<ControllerStore> {
+  if (isPostgresUrl(db)) return PostgresControllerStore.open(db);
+  return new SqliteControllerStore(openStore(db));
 }
 
 function parseJsonArg(value: string): unknown {
@@ -193,11 +201,12 @@ export function buildFleetCli(): Command {
 
   program.command('devices')
     .description('every device seen, its state and models')
-    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--db <file|url>', 'controller database (SQLite file or postgres:// URL)', DEFAULT_DB)
     .option('--json', 'print JSON')
-    .action((o: { db: string; json?: boolean }) => {
-      const store = openStore(o.db);
-      const rows = store.devices().map((d) => ({
+    .action(async (o: { db: string; json?: boolean }) => {
+      const store = await openReadStore(o.db);
+      const devices = await store.devices();
+      const rows = devices.map((d) => ({
         device: d.deviceId,
         state: d.state,
         version: d.status?.agentVersion ?? null,
@@ -208,8 +217,8 @@ export function buildFleetCli(): Command {
         // A failed or rolled-back version with the device's own reason: why a deploy did not land.
         problems: problemsText(deployProblems(d.reported)) || null,
       }));
-      out(Boolean(o.json), o.json ? store.devices() : rows, () => table(rows));
-      store.close();
+      out(Boolean(o.json), o.json ? devices : rows, () => table(rows));
+      await store.close();
     });
 
   brokerTlsOptions(program.command('cmd'))
@@ -294,20 +303,20 @@ export function buildFleetCli(): Command {
   program.command('telemetry')
     .description("a device's stored telemetry: per-stream summary, or the records of one stream")
     .argument('<device>', 'device id', deviceId)
-    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--db <file|url>', 'controller database (SQLite file or postgres:// URL)', DEFAULT_DB)
     .option('--stream <name>', 'print the records of this stream')
     .option('--limit <n>', 'at most this many records', positiveInt, 50)
     .option('--json', 'print JSON')
-    .action((device: string, o: { db: string; stream?: string; limit: number; json?: boolean }) => {
-      const store = openStore(o.db);
+    .action(async (device: string, o: { db: string; stream?: string; limit: number; json?: boolean }) => {
+      const store = await openReadStore(o.db);
       if (o.stream) {
-        const rows = store.telemetry(device, { stream: o.stream }).slice(-o.limit);
+        const rows = (await store.telemetry(device, { stream: o.stream })).slice(-o.limit);
         out(Boolean(o.json), rows, () => table(rows.map((r) => ({ seq: r.seq, time: new Date(r.ts).toISOString(), payload: r.payload }))));
       } else {
-        const rows = store.telemetrySummary(device);
+        const rows = await store.telemetrySummary(device);
         out(Boolean(o.json), rows, () => table(rows));
       }
-      store.close();
+      await store.close();
     });
 
   program.command('drift')

@@ -4,7 +4,7 @@
 // restart the fleet's picture comes from the database, not from retained statuses; two
 // replicas on one database store each record once.
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
@@ -96,6 +96,10 @@ t.test('edge-fleet serve on PostgreSQL: telemetry stored once and acked; the pic
   t.same((await db.telemetry('pg-dev-1', { stream: 'metrics' })).map((r) => r.seq), seqs, 'all 400 records, each once');
   serve.proc.kill('SIGTERM');
   t.equal(await exitOf(serve), 0, 'and stops again');
+  const list = execFileSync(process.execPath, [cli, 'devices', '--db', url, '--json'], { encoding: 'utf8' });
+  t.match(JSON.parse(list), [{ deviceId: 'pg-dev-1', state: 'online' }], 'edge-fleet devices --db postgres://... lists it');
+  const sum = JSON.parse(execFileSync(process.execPath, [cli, 'telemetry', 'pg-dev-1', '--db', url, '--json'], { encoding: 'utf8' })) as { records: number }[];
+  t.equal(sum.reduce((n, r) => n + r.records, 0), 400, 'edge-fleet telemetry --db postgres://... counts the 400 records');
 });
 
 t.test('two replicas on one PostgreSQL store every record once', async (t) => {

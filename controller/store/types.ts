@@ -45,14 +45,15 @@ export interface TelemetryRecord {
   payload: unknown;
 }
 
-export interface TelemetrySummaryRow {
+// A type, not an interface: rows go to table() as Record<string, unknown>.
+export type TelemetrySummaryRow = {
   deviceId: string;
   stream: string;
   records: number;
   duplicates: number;
   batches: number;
   lastSeq: number;
-}
+};
 
 export interface BatchRow {
   deviceId: string;
