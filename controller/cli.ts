@@ -166,7 +166,8 @@ export function buildFleetCli(): Command {
       const store = openStore(o.db, false);
       const ctl = new FleetController(store, { broker: url, tls, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
       await ctl.start();
-      // Rollout plans are carried out here (one replica should do it: --no-rollouts on the others).
+      // Rollout plans are carried out here; replicas sharing the database take a lease per rollout
+      // (RolloutLoop.leaseMs), so each step is done by one of them and a dead one is replaced.
       let sign: CommandSigner | undefined;
       if (commandKey) {
         const { signCommand } = await lazy.signing();

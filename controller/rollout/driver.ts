@@ -41,15 +41,23 @@ export function planRollout(store: RolloutStore, spec: StartRollout, now = Date.
   return r;
 }
 
+/**
+ * Takes or renews this replica's lease on a rollout: true when this replica may carry it out
+ * now. With replicas on one database only the lease holder acts, so each step is done once.
+ */
+export type RolloutLease = (rolloutId: string) => boolean | Promise<boolean>;
+
 export class RolloutDriver {
   readonly #store: RolloutStore;
   readonly #fleet: FleetPort;
   readonly #onEvent: (r: Rollout, d: Decision) => void;
+  readonly #lease: RolloutLease;
 
-  constructor(store: RolloutStore, fleet: FleetPort, onEvent: (r: Rollout, d: Decision) => void = () => undefined) {
+  constructor(store: RolloutStore, fleet: FleetPort, onEvent: (r: Rollout, d: Decision) => void = () => undefined, lease: RolloutLease = () => true) {
     this.#store = store;
     this.#fleet = fleet;
     this.#onEvent = onEvent;
+    this.#lease = lease;
   }
 
   async start(spec: StartRollout, now = Date.now()): Promise<Rollout> {
@@ -61,10 +69,12 @@ export class RolloutDriver {
   /** Evaluates every running rollout until none has more to do right now. */
   async tick(now = Date.now()): Promise<void> {
     for (const r of this.#store.list().filter((x) => x.state === 'halting')) {
+      if (!(await this.#lease(r.id))) continue;
       this.#recordOutcomes(r, now);
       await this.#apply({ ...r, state: 'running' }, { kind: 'halt', reason: r.reason ?? 'halted by operator', evidence: { by: 'operator' } }, now);
     }
     for (const r of this.#store.running()) {
+      if (!(await this.#lease(r.id))) continue;
       for (let guard = 0; guard < r.stages.length * 2 + 2; guard++) {
         const current = this.#store.get(r.id)!;
         this.#recordOutcomes(current, now);
