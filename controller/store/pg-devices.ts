@@ -40,9 +40,17 @@ export class DeviceWrites {
     if (statuses.size === 0 && seen.size === 0) return;
     this.#statuses = new Map();
     this.#seen = new Map();
-    // Sorted by device id: two replicas flushing overlapping devices lock rows in one order (no deadlock).
-    if (statuses.size) await this.#writeStatuses([...statuses].sort(([a], [b]) => (a < b ? -1 : 1)));
-    if (seen.size) await this.#writeSeen([...seen].sort(([a], [b]) => (a < b ? -1 : 1)));
+    try {
+      // Sorted by device id: two replicas flushing overlapping devices lock rows in one order (no deadlock).
+      if (statuses.size) await this.#writeStatuses([...statuses].sort(([a], [b]) => (a < b ? -1 : 1)));
+      statuses.clear();
+      if (seen.size) await this.#writeSeen([...seen].sort(([a], [b]) => (a < b ? -1 : 1)));
+    } catch (err) {
+      // The database is away: what was not written waits for the next flush (newer news wins).
+      for (const [d, s] of statuses) if (!this.#statuses.has(d)) this.#statuses.set(d, s);
+      for (const [d, at] of seen) this.seen(d, at);
+      throw err;
+    }
   }
 
   async #writeStatuses(rows: [string, { status: Record<string, unknown> | null; at: number }][]): Promise<void> {
