@@ -162,7 +162,10 @@ export function buildFleetCli(): Command {
       const log = (msg: string, extra?: Record<string, unknown>): void => {
         process.stderr.write(`edge-fleet: ${msg}${extra ? ' ' + JSON.stringify(extra) : ''}\n`);
       };
-      if (isPostgresUrl(o.db)) return servePostgres(o, url, tls, log, () => embedded?.close());
+      if (isPostgresUrl(o.db)) {
+        const { signCommand } = await lazy.signing();
+        return servePostgres(o, url, tls, log, () => embedded?.close(), commandKey ? (cmd, device) => signCommand(cmd, device, commandKey) : undefined);
+      }
       const store = openStore(o.db, false);
       const ctl = new FleetController(store, { broker: url, tls, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
       await ctl.start();
