@@ -4,13 +4,37 @@
 // file (the lease itself is also in the store contract, on SQLite and PostgreSQL).
 import t from 'tap';
 import path from 'node:path';
-import { planRollout, RolloutDriver, type FleetPort } from '../controller/rollout/driver.js';
+import { RolloutDriver, type FleetPort, type RolloutBook } from '../controller/rollout/driver.js';
 import { DEFAULT_GATES, type DeviceReport } from '../controller/rollout/plan.js';
 import { RolloutStore } from '../controller/rollout/store.js';
 import { SqliteControllerStore } from '../controller/store/sqlite.js';
+import { PostgresControllerStore } from '../controller/store/postgres.js';
+import type { ControllerStore } from '../controller/store/types.js';
+import { startPostgres, type Postgres } from './helpers/postgres.js';
+import type { Test } from 'tap';
 import { waitFor } from './helpers/wait.js';
 
-t.setTimeout(30_000);
+t.setTimeout(60_000);
+
+let pg: Postgres | undefined;
+t.teardown(() => pg?.stop());
+
+/** Two replicas' stores on one database, and the rollout books their drivers use. */
+async function replicas(t: Test, backend: 'sqlite' | 'postgres'): Promise<{ a: ControllerStore; b: ControllerStore; bookA: RolloutBook; bookB: RolloutBook }> {
+  if (backend === 'sqlite') {
+    const file = path.join(t.testdir(), 'fleet.db');
+    const a = SqliteControllerStore.open(file);
+    const b = SqliteControllerStore.open(file);
+    t.teardown(() => { a.sync.close(); b.sync.close(); });
+    return { a, b, bookA: new RolloutStore(a.sync.db), bookB: new RolloutStore(b.sync.db) };
+  }
+  pg ??= await startPostgres();
+  const url = await pg.createDatabase('lease');
+  const a = await PostgresControllerStore.open(url);
+  const b = await PostgresControllerStore.open(url);
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  return { a, b, bookA: a.rollouts, bookB: b.rollouts };
+}
 
 /** A fleet of device reports; records every desired-state write and who made it. */
 class CountingFleet implements FleetPort {
@@ -30,18 +54,16 @@ class CountingFleet implements FleetPort {
   }
 }
 
-t.test('two replicas: each step once, and the survivor takes a dead replica\'s rollout over', async (t) => {
-  const file = path.join(t.testdir(), 'fleet.db');
-  const a = SqliteControllerStore.open(file);
-  const b = SqliteControllerStore.open(file);
-  t.teardown(() => { a.sync.close(); b.sync.close(); });
+for (const backend of ['sqlite', 'postgres'] as const) t.test(`${backend}: two replicas: each step once, and the survivor takes a dead replica's rollout over`, async (t) => {
+  const { a, b, bookA, bookB } = await replicas(t, backend);
   const fleet = new CountingFleet();
   const leaseMs = 300;
   let aAlive = true;
   let aRenewed = 0;
-  const driverA = new RolloutDriver(new RolloutStore(a.sync.db), fleet.port('a'), undefined, (id) => { if (!aAlive) return false; aRenewed = Date.now(); return a.rollouts.lease(id, 'a', leaseMs); });
-  const driverB = new RolloutDriver(new RolloutStore(b.sync.db), fleet.port('b'), undefined, (id) => b.rollouts.lease(id, 'b', leaseMs));
-  const r = planRollout(new RolloutStore(a.sync.db), { model: 'digits', version: '2.0.0', group: 'all', stages: [10, 50, 100], gates: DEFAULT_GATES });
+  const driverA = new RolloutDriver(bookA, fleet.port('a'), undefined, (id) => { if (!aAlive) return false; aRenewed = Date.now(); return a.rollouts.lease(id, 'a', leaseMs); });
+  const driverB = new RolloutDriver(bookB, fleet.port('b'), undefined, (id) => b.rollouts.lease(id, 'b', leaseMs));
+  const r = { id: 'ro-lease', model: 'digits', version: '2.0.0', group: 'all', stages: [10, 50, 100], gates: DEFAULT_GATES, stageIndex: 0, stageStartedAt: Date.now(), state: 'running' as const, createdAt: Date.now() };
+  await a.rollouts.create(r);
 
   // Each replica's loop runs one pass at a time (RolloutLoop.kick); the two replicas run at once.
   await Promise.all([driverA.tick(), driverB.tick()]);
@@ -56,7 +78,7 @@ t.test('two replicas: each step once, and the survivor takes a dead replica\'s r
   fleet.settle('2.0.0');
   await driverB.tick();
   t.equal(fleet.writes.length, first.length, 'while a\'s lease runs, b does nothing');
-  await waitFor(async () => { fleet.settle('2.0.0'); await driverB.tick(); return new RolloutStore(b.sync.db).get(r.id)!.state === 'completed'; },
+  await waitFor(async () => { fleet.settle('2.0.0'); await driverB.tick(); return (await b.rollouts.get(r.id))!.state === 'completed'; },
     { timeoutMs: 10_000, what: 'replica b to complete the rollout' });
   const took = Date.now() - aRenewed;
   t.ok(took >= leaseMs, `taken over after the lease expired (${took} ms after a's last renewal, lease ${leaseMs} ms)`);
