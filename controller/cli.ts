@@ -259,16 +259,16 @@ export function buildFleetCli(): Command {
   program.command('publish')
     .description('store a model package (.edgepkg or folder) so devices can download it in chunks')
     .argument('<package>', '.edgepkg file or package folder')
-    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--db <file|url>', 'controller database (SQLite file or postgres:// URL)', DEFAULT_DB)
     .option('--name <name>', 'model name; must be the manifest\'s (default: from the manifest)')
     .option('--version <version>', 'model version; must be the manifest\'s (default: from the manifest)')
     .option('--chunk-size <bytes>', 'chunk size', positiveInt, 256 * 1024)
     .option('--json', 'print JSON')
     .action(async (pkg: string, o: { db: string; name?: string; version?: string; chunkSize: number; json?: boolean }) => {
       const { publishPackage } = await lazy.publish();
-      const store = openStore(o.db, false);
+      const store = isPostgresUrl(o.db) ? await PostgresControllerStore.open(o.db) : openStore(o.db, false);
       const art = await publishPackage(store, pkg, { name: o.name, version: o.version, chunkSize: o.chunkSize });
-      store.close();
+      await store.close();
       const row = { name: art.name, version: art.version, sha256: art.sha256, size: art.size, chunks: art.chunks.length, signed: art.signed ? 'yes' : 'NO' };
       if (!art.signed) {
         process.stderr.write(`edge-fleet: warning: ${pkg} is not signed: devices with security.requireSignedPackages (the default) will refuse it; ` +
