@@ -57,7 +57,8 @@ class CountingFleet implements FleetPort {
 for (const backend of ['sqlite', 'postgres'] as const) t.test(`${backend}: two replicas: each step once, and the survivor takes a dead replica's rollout over`, async (t) => {
   const { a, b, bookA, bookB } = await replicas(t, backend);
   const fleet = new CountingFleet();
-  const leaseMs = 300;
+  // Long enough that no pass of a loaded machine outlasts it before the "kill" below.
+  const leaseMs = 2000;
   let aAlive = true;
   let aRenewed = 0;
   const driverA = new RolloutDriver(bookA, fleet.port('a'), undefined, (id) => { if (!aAlive) return false; aRenewed = Date.now(); return a.rollouts.lease(id, 'a', leaseMs); });
