@@ -10,6 +10,10 @@ import { ID_PATTERN } from '../protocol/names.js';
 import { AGENT_VERSION } from '../agent/version.js';
 import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetStore } from './store.js';
+import { isPostgresUrl, PostgresControllerStore } from './store/postgres.js';
+import { SqliteControllerStore } from './store/sqlite.js';
+import type { ControllerStore } from './store/types.js';
+import { servePostgres } from './serve-postgres.js';
 import { table } from './table.js';
 import { countsText, pageText } from './device-text.js';
 import { DEFAULT_LIMIT, DeviceQueryError, MAX_LIMIT, parseDeviceQuery, SORTS } from './device-query.js';
@@ -58,6 +62,12 @@ function readCommandKey(file: string): string {
 function openStore(file: string, mustExist = true): FleetStore {
   if (mustExist && !existsSync(file)) throw new Error(`no controller database at ${file}; start "edge-fleet serve --db ${file}" first or pass --db`);
   return new FleetStore(file);
+}
+
+/** The database for the read-only commands: a SQLite file that must exist, or a postgres:// URL. */
+async function openReadStore(db: string): Promise<ControllerStore> {
+  if (isPostgresUrl(db)) return PostgresControllerStore.open(db);
+  return new SqliteControllerStore(openStore(db));
 }
 
 function parseJsonArg(value: string): unknown {
@@ -133,7 +143,8 @@ export function buildFleetCli(): Command {
     .description('subscribe to the fleet and keep the database current; serve model artifacts')
     .option('--broker <url|embedded>', 'broker URL, or "embedded" to run one in this process (MQTT 3.1.1)', DEFAULT_BROKER)
     .option('--port <n>', 'port of the embedded broker', positiveInt, 1883)
-    .option('--db <file>', 'controller database (SQLite)', DEFAULT_DB)
+    .option('--db <file|url>', 'controller database: a SQLite file, or postgres://user@host:port/database (replicas share one)', DEFAULT_DB)
+    .option('--retention-days <n>', 'PostgreSQL: drop telemetry older than this many days (by day partition)', positiveInt)
     .option('--id <name>', 'MQTT client id (persistent session; one per replica)', `edge-fleet-${hostname()}`)
     .option('--share <group>', 'MQTT 5 shared-subscription group for replicas ("none" to disable)', 'edge-fleet')
     .option('--http <port>', 'serve the fleet dashboard on this port (0 picks one)', (v) => (v === '0' ? 0 : positiveInt(v)))
@@ -142,7 +153,7 @@ export function buildFleetCli(): Command {
     .option('--command-key <file>', 'sign the commands rollouts send (ed25519 private key, PEM), for devices with security.commands.requireSignature')
     .option('--provisioning <dir>', 'answer device enrollments with the provisioning state in this directory ("edge-fleet enroll init")')
     .option('--stats <ms>', 'print a JSON line of RSS, event-loop lag and counters on stdout every <ms>', positiveInt)
-    .action(async (o: { broker: string; port: number; db: string; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string; provisioning?: string; stats?: number } & BrokerTlsFiles) => {
+    .action(async (o: { broker: string; port: number; db: string; retentionDays?: number; id: string; share: string; http?: number; httpHost: string; rollouts: boolean; commandKey?: string; provisioning?: string; stats?: number } & BrokerTlsFiles) => {
       const tls = readBrokerTls(o);
       const commandKey = o.commandKey ? readCommandKey(o.commandKey) : undefined;
       let embedded: EmbeddedBroker | undefined;
@@ -153,15 +164,20 @@ export function buildFleetCli(): Command {
         embedded = await startEmbeddedBroker({ port: o.port });
         url = embedded.url;
       }
-      const store = openStore(o.db, false);
       const log = (msg: string, extra?: Record<string, unknown>): void => {
         process.stderr.write(`edge-fleet: ${msg}${extra ? ' ' + JSON.stringify(extra) : ''}\n`);
       };
+      if (isPostgresUrl(o.db)) {
+        const { signCommand } = await lazy.signing();
+        return servePostgres(o, url, tls, log, () => embedded?.close(), commandKey ? (cmd, device) => signCommand(cmd, device, commandKey) : undefined);
+      }
+      const store = openStore(o.db, false);
       const ctl = new FleetController(store, { broker: url, tls, clientId: o.id, share: o.share === 'none' ? undefined : o.share, log });
       await ctl.start();
       const provisioning = o.provisioning ? new (await import('./provisioning/service.js')).ProvisioningService(o.provisioning, { broker: url, clientId: o.id, tls, log }) : undefined;
       await provisioning?.start();
-      // Rollout plans are carried out here (one replica should do it: --no-rollouts on the others).
+      // Rollout plans are carried out here; replicas sharing the database take a lease per rollout
+      // (RolloutLoop.leaseMs), so each step is done by one of them and a dead one is replaced.
       let sign: CommandSigner | undefined;
       if (commandKey) {
         const { signCommand } = await lazy.signing();
@@ -198,7 +214,7 @@ export function buildFleetCli(): Command {
 
   program.command('devices')
     .description('devices, a page at a time (filtered and sorted by the database), with counts by state and model version')
-    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--db <file|url>', 'controller database (SQLite file or postgres:// URL)', DEFAULT_DB)
     .option('--limit <n>', `at most this many devices (1 to ${MAX_LIMIT})`, String(DEFAULT_LIMIT))
     .option('--offset <n>', 'skip this many devices first', '0')
     .option('--state <state>', 'only devices in this state (online, offline, unknown)')
@@ -210,7 +226,7 @@ export function buildFleetCli(): Command {
     .option('--order <order>', 'asc or desc', 'asc')
     .option('--json', 'print the page\'s devices as JSON (--counts: the counts)')
     .option('--counts', 'print only the counts by state and by model version')
-    .action((o: { db: string; json?: boolean; counts?: boolean } & Record<string, string | undefined>) => {
+    .action(async (o: { db: string; json?: boolean; counts?: boolean } & Record<string, string | undefined>) => {
       let q;
       try {
         const { db: _db, json: _json, counts: _counts, ...params } = o;
@@ -219,15 +235,12 @@ export function buildFleetCli(): Command {
         if (err instanceof DeviceQueryError) throw new InvalidArgumentError(err.message.replace(/^(\w+)/, '--$1'));
         throw err;
       }
-      const store = openStore(o.db);
-      const counts = store.deviceCounts();
-      if (o.counts) {
+      const store = await openReadStore(o.db);
+      const [counts, page] = await Promise.all([store.deviceCounts(), o.counts ? undefined : store.devicePage(q)]).finally(() => store.close());
+      if (!page) {
         out(Boolean(o.json), counts, () => countsText(counts));
-        store.close();
         return;
       }
-      const page = store.devicePage(q);
-      store.close();
       const rows = page.rows.map((d) => ({
         device: d.deviceId,
         state: d.state,
@@ -276,16 +289,16 @@ export function buildFleetCli(): Command {
   program.command('publish')
     .description('store a model package (.edgepkg or folder) so devices can download it in chunks')
     .argument('<package>', '.edgepkg file or package folder')
-    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--db <file|url>', 'controller database (SQLite file or postgres:// URL)', DEFAULT_DB)
     .option('--name <name>', 'model name; must be the manifest\'s (default: from the manifest)')
     .option('--version <version>', 'model version; must be the manifest\'s (default: from the manifest)')
     .option('--chunk-size <bytes>', 'chunk size', positiveInt, 256 * 1024)
     .option('--json', 'print JSON')
     .action(async (pkg: string, o: { db: string; name?: string; version?: string; chunkSize: number; json?: boolean }) => {
       const { publishPackage } = await lazy.publish();
-      const store = openStore(o.db, false);
+      const store = isPostgresUrl(o.db) ? await PostgresControllerStore.open(o.db) : openStore(o.db, false);
       const art = await publishPackage(store, pkg, { name: o.name, version: o.version, chunkSize: o.chunkSize });
-      store.close();
+      await store.close();
       const row = { name: art.name, version: art.version, sha256: art.sha256, size: art.size, chunks: art.chunks.length, signed: art.signed ? 'yes' : 'NO' };
       if (!art.signed) {
         process.stderr.write(`edge-fleet: warning: ${pkg} is not signed: devices with security.requireSignedPackages (the default) will refuse it; ` +
@@ -343,20 +356,20 @@ export function buildFleetCli(): Command {
   program.command('telemetry')
     .description("a device's stored telemetry: per-stream summary, or the records of one stream")
     .argument('<device>', 'device id', deviceId)
-    .option('--db <file>', 'controller database', DEFAULT_DB)
+    .option('--db <file|url>', 'controller database (SQLite file or postgres:// URL)', DEFAULT_DB)
     .option('--stream <name>', 'print the records of this stream')
     .option('--limit <n>', 'at most this many records', positiveInt, 50)
     .option('--json', 'print JSON')
-    .action((device: string, o: { db: string; stream?: string; limit: number; json?: boolean }) => {
-      const store = openStore(o.db);
+    .action(async (device: string, o: { db: string; stream?: string; limit: number; json?: boolean }) => {
+      const store = await openReadStore(o.db);
       if (o.stream) {
-        const rows = store.telemetry(device, { stream: o.stream }).slice(-o.limit);
+        const rows = (await store.telemetry(device, { stream: o.stream })).slice(-o.limit);
         out(Boolean(o.json), rows, () => table(rows.map((r) => ({ seq: r.seq, time: new Date(r.ts).toISOString(), payload: r.payload }))));
       } else {
-        const rows = store.telemetrySummary(device);
+        const rows = await store.telemetrySummary(device);
         out(Boolean(o.json), rows, () => table(rows));
       }
-      store.close();
+      await store.close();
     });
 
   program.command('drift')

@@ -1,4 +1,5 @@
-// A row of the SQLite devices table as the views read it (FleetStore.devices, device, devicePage).
+// A row of the devices table as the views read it (FleetStore.devices, device, devicePage, and
+// the PostgreSQL store's reads, which select the same column names).
 import { storedDocument } from './documents.js';
 import type { DeviceRow } from './store.js';
 

@@ -8,6 +8,7 @@ import { extractArchive, packArchive } from '../agent/models/archive.js';
 import { MANIFEST_FILE, SIGNATURE_FILE } from '../agent/models/manifest.js';
 import { MANIFEST_ONLY } from '../agent/models/verify.js';
 import type { ArtifactInfo, FleetStore } from './store.js';
+import type { ControllerStore } from './store/types.js';
 
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 
@@ -24,7 +25,10 @@ export interface Published extends ArtifactInfo {
 }
 
 /** Stores bytes as an artifact; returns what `deploy` puts in the desired state. */
-export function storeArtifact(store: FleetStore, bytes: Buffer, meta: { name: string; version: string; chunkSize?: number; signature?: string | null }): ArtifactInfo {
+type ArtifactMeta = { name: string; version: string; chunkSize?: number; signature?: string | null };
+
+/** An artifact's row and its chunks, from its bytes. */
+function chunked(bytes: Buffer, meta: ArtifactMeta): { info: Omit<ArtifactInfo, 'publishedAt'>; part: (i: number) => Buffer } {
   const chunkSize = meta.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < 1024 || chunkSize > 16 * 1024 * 1024) {
     throw new Error(`chunk size must be 1 KiB..16 MiB, got ${chunkSize}`);
@@ -41,11 +45,23 @@ export function storeArtifact(store: FleetStore, bytes: Buffer, meta: { name: st
     chunks,
     signature: meta.signature ?? null,
   };
+  return { info, part };
+}
+
+export function storeArtifact(store: FleetStore, bytes: Buffer, meta: ArtifactMeta): ArtifactInfo {
+  const { info, part } = chunked(bytes, meta);
   store.putArtifact(info, part);
   return store.artifact({ sha256: info.sha256 })!;
 }
 
-export async function publishPackage(store: FleetStore, pkg: string, opts: PublishOptions = {}): Promise<Published> {
+/** storeArtifact for either store (the SQLite FleetStore or a ControllerStore such as PostgreSQL). */
+async function storeArtifactIn(store: FleetStore | ControllerStore, bytes: Buffer, meta: ArtifactMeta): Promise<ArtifactInfo> {
+  const { info, part } = chunked(bytes, meta);
+  await store.putArtifact(info, part);
+  return (await store.artifact({ sha256: info.sha256 }))!;
+}
+
+export async function publishPackage(store: FleetStore | ControllerStore, pkg: string, opts: PublishOptions = {}): Promise<Published> {
   const tmp = mkdtempSync(path.join(tmpdir(), 'edge-fleet-pub-'));
   try {
     let archive = pkg;
@@ -68,7 +84,7 @@ export async function publishPackage(store: FleetStore, pkg: string, opts: Publi
     const version = manifest.version;
     if (!name || !version) throw new Error(`${pkg}: ${MANIFEST_FILE} has no name/version`);
     const signed = existsSync(path.join(dir, SIGNATURE_FILE));
-    return { ...storeArtifact(store, readFileSync(archive), { name, version, chunkSize: opts.chunkSize }), signed };
+    return { ...(await storeArtifactIn(store, readFileSync(archive), { name, version, chunkSize: opts.chunkSize })), signed };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

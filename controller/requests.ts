@@ -77,20 +77,30 @@ export function targetTopic(t: DeployTarget): string {
   return 'device' in t ? topics.desired(t.device) : topics.groupDesired(t.group);
 }
 
-/** The new desired document for a target with one model set to an artifact. */
-export function desiredWith(store: FleetStore, target: DeployTarget, art: ArtifactInfo): { v: 1; models: Record<string, unknown>[]; updatedAt: string } {
-  const current = store.desired(targetKey(target))?.models ?? [];
+/** What deploy needs of a store: the desired documents (the SQLite FleetStore or any ControllerStore). */
+export interface DesiredBook {
+  desired(target: string): { models: Record<string, unknown>[] } | undefined | Promise<{ models: Record<string, unknown>[] } | undefined>;
+  setDesired(target: string, doc: object): void | Promise<void>;
+}
+
+/** The desired document `current` with one model set to an artifact. */
+function withArtifact(current: Record<string, unknown>[], art: ArtifactInfo): { v: 1; models: Record<string, unknown>[]; updatedAt: string } {
   const entry: Record<string, unknown> = { name: art.name, version: art.version, sha256: art.sha256, size: art.size };
   if (art.signature) entry.signature = art.signature;
   const models = current.filter((m) => m.name !== art.name).concat(entry);
   return { v: 1, models, updatedAt: new Date().toISOString() };
 }
 
+/** The new desired document for a target with one model set to an artifact. */
+export function desiredWith(store: FleetStore, target: DeployTarget, art: ArtifactInfo): { v: 1; models: Record<string, unknown>[]; updatedAt: string } {
+  return withArtifact(store.desired(targetKey(target))?.models ?? [], art);
+}
+
 /** Publishes a target's desired state (retained, QoS 1) and records it. */
-export async function deploy(client: MqttClient, store: FleetStore, target: DeployTarget, art: ArtifactInfo): Promise<{ topic: string; doc: object }> {
-  const doc = desiredWith(store, target, art);
+export async function deploy(client: MqttClient, store: DesiredBook, target: DeployTarget, art: ArtifactInfo): Promise<{ topic: string; doc: object }> {
+  const doc = withArtifact((await store.desired(targetKey(target)))?.models ?? [], art);
   const topic = targetTopic(target);
   await client.publishAsync(topic, JSON.stringify(doc), { qos: 1, retain: true });
-  store.setDesired(targetKey(target), doc);
+  await store.setDesired(targetKey(target), doc);
   return { topic, doc };
 }

@@ -13,7 +13,9 @@ import { ID_PATTERN, STREAM_NAME } from '../protocol/names.js';
 import { filters, parseTopic, topics } from '../protocol/topics.js';
 import { connectFleet } from './connect.js';
 import { checkDocument, type DocumentKind } from './documents.js';
-import type { FleetStore, IngestResult } from './store.js';
+import { FleetStore, type IngestResult } from './store.js';
+import { SqliteControllerStore } from './store/sqlite.js';
+import type { ControllerStore } from './store/types.js';
 import { Takeover, presence, presenceTopic } from './takeover.js';
 
 /** Topics only the device publishes to (besides its status): a message on one is the device alive. */
@@ -38,14 +40,33 @@ export interface BatchEvent extends IngestResult {
 
 const MAX_JSON = 1024 * 1024;
 
-export class FleetController extends EventEmitter {
+/**
+ * The controller's message handling. `store` is the database as given: the synchronous SQLite
+ * FleetStore (tests and scripts read it directly) or any ControllerStore (PostgreSQL); the
+ * controller itself writes through the async interface. Messages of one device are handled in
+ * order, one at a time; different devices' messages overlap (PostgreSQL takes them in parallel).
+ */
+export class FleetController<S extends FleetStore | ControllerStore = FleetStore> extends EventEmitter {
   #client: MqttClient | undefined;
+  readonly #db: ControllerStore;
+  readonly #queues = new Map<string, Promise<void>>();
   #protocol: 4 | 5 = 5;
   #takeover: Takeover | undefined;
   readonly counters = { batches: 0, records: 0, duplicates: 0, rejected: 0, chunksServed: 0, statuses: 0, acks: 0 };
 
-  constructor(readonly store: FleetStore, readonly opts: ControllerOptions) {
+  constructor(readonly store: S, readonly opts: ControllerOptions) {
     super();
+    this.#db = store instanceof FleetStore ? new SqliteControllerStore(store) : store as ControllerStore;
+  }
+
+  /** The database through the async interface the controller writes with. */
+  get db(): ControllerStore {
+    return this.#db;
+  }
+
+  /** Resolves once every message received so far has been handled. */
+  async idle(): Promise<void> {
+    while (this.#queues.size) await Promise.all([...this.#queues.values()]);
   }
 
   get protocolVersion(): 4 | 5 {
@@ -99,13 +120,15 @@ export class FleetController extends EventEmitter {
     await this.#takeover?.attach(client);
   }
 
+  /** A replica's presence goes to the takeover; every other message in its device's queue. */
   #handle(topic: string, payload: Buffer, packet: IPublishPacket): void {
     try {
       if (this.#takeover?.onPresence(topic, payload)) return;
-      this.#onMessage(topic, payload, packet);
     } catch (err) {
       this.opts.log?.('message handling failed', { topic, err: String(err) });
+      return;
     }
+    this.#enqueue(topic, payload, packet);
   }
 
   async stop(): Promise<void> {
@@ -118,13 +141,28 @@ export class FleetController extends EventEmitter {
     });
   }
 
+  /** Handles the message after the same device's earlier ones (topics name the device second). */
+  #enqueue(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const key = topic.split('/')[2] ?? '';
+    const run = async (): Promise<void> => {
+      try {
+        await this.#onMessage(topic, payload, packet);
+      } catch (err) {
+        this.opts.log?.('message handling failed', { topic, err: String(err) });
+      }
+    };
+    const next = (this.#queues.get(key) ?? Promise.resolve()).then(run);
+    this.#queues.set(key, next);
+    void next.then(() => { if (this.#queues.get(key) === next) this.#queues.delete(key); });
+  }
+
   #reject(device: string | undefined, topic: string, reason: string, bytes: number): void {
     this.counters.rejected++;
-    this.store.reject(device, topic, reason, bytes);
+    this.#db.reject(device, topic, reason, bytes).catch((err: Error) => this.opts.log?.('rejection not stored', { topic, err: String(err) }));
     this.opts.log?.('rejected a message', { topic, reason });
   }
 
-  #onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+  async #onMessage(topic: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
     const t = parseTopic(topic);
     if (!t || (t.device !== undefined && !ID_PATTERN.test(t.device))) return;
     const device = t.device!;
@@ -132,14 +170,14 @@ export class FleetController extends EventEmitter {
     // publishes on connect and on change): telemetry, reported state, command replies, artifact
     // requests. A retained message replayed on subscribe is old news; a status (the broker's
     // Last Will among them) is stored with its own time by upsertStatus.
-    if (!packet.retain && payload.length > 0 && FROM_DEVICE.has(t.kind)) this.store.seen(device);
+    if (!packet.retain && payload.length > 0 && FROM_DEVICE.has(t.kind)) this.#db.seen(device);
     switch (t.kind) {
       case 'status': {
         if (payload.length === 0) return; // a cleared retained message
         const doc = this.#json(device, topic, payload, 'status');
         if (!doc) return;
         this.counters.statuses++;
-        this.store.upsertStatus(device, doc);
+        await this.#db.upsertStatus(device, doc);
         this.emit('status', device, doc);
         return;
       }
@@ -166,7 +204,7 @@ export class FleetController extends EventEmitter {
         }
         let res: IngestResult;
         try {
-          res = this.store.ingestBatch(device, t.stream!, records, this.opts.clientId);
+          res = await this.#db.ingestBatch(device, t.stream!, records, this.opts.clientId);
         } catch (err) {
           // Not storable (a payload nested too deeply to serialise, say): refused and not acked.
           return this.#reject(device, topic, `batch not stored: ${(err as Error).message}`, payload.length);
@@ -184,19 +222,18 @@ export class FleetController extends EventEmitter {
         if (payload.length === 0) return;
         const doc = this.#json(device, topic, payload, 'reported');
         if (doc) {
-          this.store.upsertReported(device, doc);
+          await this.#db.upsertReported(device, doc);
           this.emit('reported', device, doc);
         }
         return;
       }
       case 'cmdRes': {
         const doc = this.#json(device, topic, payload, 'command reply');
-        if (doc) this.store.commandReplied(doc.id as string, device, doc);
+        if (doc) await this.#db.commandReplied(doc.id as string, device, doc);
         return;
       }
       case 'artifactReq':
-        this.#serveArtifact(device, payload, packet);
-        return;
+        return this.#serveArtifact(device, payload, packet);
     }
   }
 
@@ -232,7 +269,7 @@ export class FleetController extends EventEmitter {
   }
 
   /** Answers one artifact request (manifest or chunk) with a binary frame. */
-  #serveArtifact(device: string, payload: Buffer, packet: IPublishPacket): void {
+  async #serveArtifact(device: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
     const props = packet.properties;
     // Always the requesting device's own artifacts/res: a response topic naming anything else
     // (another device's desired state, say) is not published to.
@@ -253,7 +290,7 @@ export class FleetController extends EventEmitter {
     const id = typeof req.id === 'string' ? req.id : null;
     const fail = (error: (what: string) => EdgeError, what: string): void => { const e = error(what); send({ id, ok: false, op: req.op, error: { code: e.code, message: e.message } }); };
     if (typeof req.sha256 !== 'string') return fail(FleetErrors.BAD_REQUEST, '"sha256" must be a hex string');
-    const art = this.store.artifact({ sha256: req.sha256 });
+    const art = await this.#db.artifact({ sha256: req.sha256 });
     if (!art) return fail(FleetErrors.UNKNOWN_ARTIFACT, `no published artifact with sha256 ${req.sha256}; run "edge-fleet publish"`);
     if (req.op === 'manifest') {
       return send({ id, ok: true, op: 'manifest', sha256: art.sha256, manifest: { sha256: art.sha256, size: art.size, chunkSize: art.chunkSize, chunks: art.chunks } });
@@ -263,7 +300,7 @@ export class FleetController extends EventEmitter {
     if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= art.chunks.length) {
       return fail(FleetErrors.BAD_REQUEST, `"index" must be an integer 0..${art.chunks.length - 1}`);
     }
-    const data = this.store.chunk(art.sha256, index);
+    const data = await this.#db.chunk(art.sha256, index);
     if (!data) return fail(FleetErrors.UNKNOWN_ARTIFACT, `chunk ${index} of ${art.sha256} is missing from the database`);
     this.counters.chunksServed++;
     send({ id, ok: true, op: 'chunk', sha256: art.sha256, index, size: data.length }, data);

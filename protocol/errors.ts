@@ -145,6 +145,12 @@ export const FleetErrors = {
   BAD_REQUEST: define('EDGE_FLEET_BAD_REQUEST', 400, (what: string) => what),
   /** The controller's artifact service: no such artifact or chunk. */
   UNKNOWN_ARTIFACT: define('EDGE_FLEET_UNKNOWN_ARTIFACT', 404, (what: string) => what),
+  /** The controller's --db: neither a file path nor a postgres:// URL it can use. */
+  BAD_DATABASE: define('EDGE_FLEET_BAD_DATABASE', 400, (db: string, why: string) =>
+    `--db ${db}: ${why}; expected a SQLite file path or postgres://user@host:port/database`),
+  /** The controller's PostgreSQL does not answer or refuses the connection. */
+  DATABASE_UNREACHABLE: define('EDGE_FLEET_DATABASE_UNREACHABLE', 503, (where: string, why: string) =>
+    `cannot reach the controller database at ${where}: ${why} (is PostgreSQL running and the URL right?)`),
   // Provisioning (docs/provisioning.md): the controller's answers to an enrollment, and the agent's own failure.
   ENROLL_BAD_REQUEST: define('EDGE_ENROLL_BAD_REQUEST', 400, (what: string) =>
     `enrollment request refused: ${what}; expected JSON {"id", "deviceId", "csr": PKCS#10 PEM}`),

@@ -3,16 +3,22 @@
 // state is in the RolloutStore, so a restarted controller carries on where it stopped.
 import { randomUUID } from 'node:crypto';
 import { decide, type Decision, type DeviceReport, type Gates, type Rollout } from './plan.js';
-import type { RolloutStore } from './store.js';
+import { RolloutStore } from './store.js';
+import type { RolloutRecords } from '../store/types.js';
+
+type Awaitable<T> = T | Promise<T>;
+type Book<T> = { [K in keyof T]: T[K] extends (...a: infer A) => Promise<infer R> ? (...a: A) => Awaitable<R> : never };
+/** The rollout records the driver reads and writes: the SQLite RolloutStore or the async RolloutRecords (PostgreSQL). */
+export type RolloutBook = Omit<Book<RolloutRecords>, 'lease' | 'create'>;
 
 /** What the driver needs from the fleet controller. */
 export interface FleetPort {
   /** Devices that belong to a group ('*' or 'all': every known device). */
-  groupMembers(group: string): string[];
+  groupMembers(group: string): Awaitable<string[]>;
   /** Each device's last report about a model. */
-  reports(model: string): Map<string, DeviceReport>;
+  reports(model: string): Awaitable<Map<string, DeviceReport>>;
   /** The version a device runs now (before the rollout touches it). */
-  currentVersion(deviceId: string, model: string): string | undefined;
+  currentVersion(deviceId: string, model: string): Awaitable<string | undefined>;
   /** Publishes a device's desired version of a model (retained). */
   setDesired(deviceId: string, model: string, version: string): Promise<void>;
 }
@@ -41,35 +47,45 @@ export function planRollout(store: RolloutStore, spec: StartRollout, now = Date.
   return r;
 }
 
+/**
+ * Takes or renews this replica's lease on a rollout: true when this replica may carry it out
+ * now. With replicas on one database only the lease holder acts, so each step is done once.
+ */
+export type RolloutLease = (rolloutId: string) => boolean | Promise<boolean>;
+
 export class RolloutDriver {
-  readonly #store: RolloutStore;
+  readonly #store: RolloutBook;
   readonly #fleet: FleetPort;
   readonly #onEvent: (r: Rollout, d: Decision) => void;
+  readonly #lease: RolloutLease;
 
-  constructor(store: RolloutStore, fleet: FleetPort, onEvent: (r: Rollout, d: Decision) => void = () => undefined) {
+  constructor(store: RolloutBook, fleet: FleetPort, onEvent: (r: Rollout, d: Decision) => void = () => undefined, lease: RolloutLease = () => true) {
     this.#store = store;
     this.#fleet = fleet;
     this.#onEvent = onEvent;
+    this.#lease = lease;
   }
 
   async start(spec: StartRollout, now = Date.now()): Promise<Rollout> {
-    const r = planRollout(this.#store, spec, now);
+    const r = planRollout(this.#sync(), spec, now);
     await this.tick(now);
-    return this.#store.get(r.id)!;
+    return (await this.#store.get(r.id))!;
   }
 
   /** Evaluates every running rollout until none has more to do right now. */
   async tick(now = Date.now()): Promise<void> {
-    for (const r of this.#store.list().filter((x) => x.state === 'halting')) {
-      this.#recordOutcomes(r, now);
+    for (const r of (await this.#store.list()).filter((x) => x.state === 'halting')) {
+      if (!(await this.#lease(r.id))) continue;
+      await this.#recordOutcomes(r, now);
       await this.#apply({ ...r, state: 'running' }, { kind: 'halt', reason: r.reason ?? 'halted by operator', evidence: { by: 'operator' } }, now);
     }
-    for (const r of this.#store.running()) {
+    for (const r of await this.#store.running()) {
+      if (!(await this.#lease(r.id))) continue;
       for (let guard = 0; guard < r.stages.length * 2 + 2; guard++) {
-        const current = this.#store.get(r.id)!;
-        this.#recordOutcomes(current, now);
-        const assigned = new Set(this.#store.assignments(r.id).map((a) => a.deviceId));
-        const d = decide(current, this.#fleet.groupMembers(current.group), assigned, this.#fleet.reports(current.model), now);
+        const current = (await this.#store.get(r.id))!;
+        await this.#recordOutcomes(current, now);
+        const assigned = new Set((await this.#store.assignments(r.id)).map((a) => a.deviceId));
+        const d = decide(current, await this.#fleet.groupMembers(current.group), assigned, await this.#fleet.reports(current.model), now);
         if (d.kind === 'wait') break;
         this.#onEvent(current, d);
         await this.#apply(current, d, now);
@@ -83,21 +99,21 @@ export class RolloutDriver {
    * after a halt the device reports its old version again, and a later deploy another one, but
    * the rollout's status must still say what happened to it in this rollout, and why.
    */
-  #recordOutcomes(r: Rollout, now: number): void {
-    const reports = this.#fleet.reports(r.model);
-    for (const a of this.#store.assignments(r.id)) {
+  async #recordOutcomes(r: Rollout, now: number): Promise<void> {
+    const reports = await this.#fleet.reports(r.model);
+    for (const a of await this.#store.assignments(r.id)) {
       const rep = reports.get(a.deviceId);
       if (!rep || rep.version !== r.version) continue;
       if (a.outcome && a.outcome.state === rep.state && a.outcome.reason === rep.reason) continue;
-      this.#store.recordOutcome(r.id, a.deviceId, { state: rep.state, reason: rep.reason, at: now });
+      await this.#store.recordOutcome(r.id, a.deviceId, { state: rep.state, reason: rep.reason, at: now });
     }
   }
 
   async halt(id: string, reason: string): Promise<void> {
-    const r = this.#store.get(id);
+    const r = await this.#store.get(id);
     if (!r) throw new Error(`no rollout ${id}`);
     if (r.state !== 'running') return;
-    this.#recordOutcomes(r, Date.now());
+    await this.#recordOutcomes(r, Date.now());
     await this.#apply(r, { kind: 'halt', reason, evidence: { by: 'operator' } }, Date.now());
   }
 
@@ -105,36 +121,45 @@ export class RolloutDriver {
     switch (d.kind) {
       case 'assign':
         for (const id of d.devices) {
-          this.#store.assign(r.id, { deviceId: id, stage: d.stage, assignedAt: now, previousVersion: this.#fleet.currentVersion(id, r.model) });
+          await this.#store.assign(r.id, { deviceId: id, stage: d.stage, assignedAt: now, previousVersion: await this.#fleet.currentVersion(id, r.model) });
           await this.#fleet.setDesired(id, r.model, r.version);
         }
-        this.#store.event(r.id, 'assigned', { stage: d.stage, devices: d.devices });
+        await this.#store.event(r.id, 'assigned', { stage: d.stage, devices: d.devices });
         return;
       case 'advance':
-        this.#store.setStage(r.id, d.stage, now);
+        await this.#store.setStage(r.id, d.stage, now);
         return;
       case 'complete':
-        this.#store.setState(r.id, 'completed');
+        await this.#store.setState(r.id, 'completed');
         return;
       case 'halt':
-        this.#store.setState(r.id, 'halted', d.reason, d.evidence);
+        await this.#store.setState(r.id, 'halted', d.reason, d.evidence);
         // Fleet-wide rollback: every device the rollout touched goes back to what it ran.
-        for (const a of this.#store.assignments(r.id)) {
+        for (const a of await this.#store.assignments(r.id)) {
           const back = a.previousVersion ?? r.previousVersion;
           if (back) await this.#fleet.setDesired(a.deviceId, r.model, back);
         }
-        this.#store.event(r.id, 'rolled_back', { devices: this.#store.assignments(r.id).map((a) => a.deviceId) });
+        await this.#store.event(r.id, 'rolled_back', { devices: (await this.#store.assignments(r.id)).map((a) => a.deviceId) });
         return;
       case 'wait':
         return;
     }
   }
 
+  /** The SQLite RolloutStore: planning and the synchronous status() read it directly. */
+  #sync(): RolloutStore {
+    if (!(this.#store instanceof RolloutStore)) throw new Error('this needs the SQLite rollout store (the PostgreSQL store has no synchronous reads)');
+    return this.#store;
+  }
+
+  /** A rollout's stages and events (SQLite store and a synchronous fleet port: the dashboard and the CLI). */
   status(id: string): RolloutStatus {
-    const r = this.#store.get(id);
+    const store = this.#sync();
+    const r = store.get(id);
     if (!r) throw new Error(`no rollout ${id}`);
     const reports = this.#fleet.reports(r.model);
-    const assignments = this.#store.assignments(id);
+    if (reports instanceof Promise) throw new Error('status() needs a synchronous fleet port');
+    const assignments = store.assignments(id);
     return {
       rollout: r,
       stages: r.stages.map((percent, i) => ({
@@ -148,7 +173,7 @@ export class RolloutDriver {
           return { id: a.deviceId, state: 'assigned', version: r.version };
         }),
       })),
-      events: this.#store.events(id),
+      events: store.events(id),
     };
   }
 }

@@ -6,6 +6,11 @@ import { ControllerFleetPort, type CommandSigner } from './fleet-port.js';
 import { RolloutStore } from './store.js';
 
 export class RolloutLoop {
+  /**
+   * How long a replica's lease on a rollout lasts without renewal (every pass renews it): a
+   * replica that dies is replaced within leaseMs + intervalMs.
+   */
+  readonly leaseMs: number;
   readonly store: RolloutStore;
   readonly driver: RolloutDriver;
   #timer: NodeJS.Timeout | undefined;
@@ -20,10 +25,12 @@ export class RolloutLoop {
     sign?: CommandSigner,
   ) {
     this.store = new RolloutStore(ctl.store.db);
+    this.leaseMs = intervalMs * 5;
+    const owner = ctl.opts.clientId;
     const port = new ControllerFleetPort(ctl.store, () => ctl.client, () => ctl.protocolVersion, log, sign);
     this.driver = new RolloutDriver(this.store, port, (r, d) => {
       if (d.kind !== 'wait') log(`rollout ${r.id} ${r.model}@${r.version}: ${d.kind}`, d.kind === 'halt' ? { reason: d.reason } : d.kind === 'assign' ? { stage: d.stage + 1, devices: d.devices } : undefined);
-    });
+    }, (id) => ctl.db.rollouts.lease(id, owner, this.leaseMs));
     ctl.on('reported', () => this.kick());
     ctl.on('status', () => this.kick());
   }
