@@ -198,9 +198,14 @@ for (const b of backends) {
       t.equal((await s.devicePage({ ...base, model: 'digits', version: '2.0.0', state: 'offline', group: 'even' })).total, 3, 'filters combine');
       t.same((await s.devicePage({ ...base, sort: 'state', limit: 1 })).rows[0]!.state, 'offline', 'by state');
       const counts = await s.deviceCounts();
-      t.same(counts, { total: 30, byState: { offline: 10, online: 20 }, byVersion: { 'digits@1.0.0': 10, 'digits@2.0.0': 20, 'kws@0.1.0': 6 } }, 'counts by state and version');
+      t.same(counts, { total: 30, byState: { offline: 10, online: 20 }, byVersion: { 'digits@1.0.0': 10, 'digits@2.0.0': 20, 'kws@0.1.0': 6 }, failedDeploys: 0 }, 'counts by state and version');
       await s.upsertReported('dev-000', reported([{ name: 'digits', version: '2.0.0' }]));
       t.same((await s.deviceCounts()).byVersion, { 'digits@1.0.0': 9, 'digits@2.0.0': 21, 'kws@0.1.0': 5 }, 'a new report replaces the models');
+      // A version a device failed to install is not one it serves: not counted, not matched, but counted as a failed deploy.
+      await s.upsertReported('dev-001', reported([{ name: 'digits', version: '1.0.0' }, { name: 'kws', version: '0.2.0', state: 'failed' }]));
+      const after = await s.deviceCounts();
+      t.same([after.byVersion['kws@0.2.0'], after.failedDeploys], [undefined, 1], 'a failed version is a failed deploy, not a served version');
+      t.equal((await s.devicePage({ ...base, model: 'kws', version: '0.2.0' })).total, 0, 'the version filter takes served versions only');
     });
 
     t.test('the database reopens with its data (migrations are idempotent)', async (t) => {
@@ -228,7 +233,7 @@ t.test('postgres: migrations, partitions, retention and bad URLs', async (t) => 
   await c.connect();
   t.teardown(() => c.end());
   const versions = (await c.query('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version as number);
-  t.same(versions, [1, 2, 3], 'each migration recorded once after two opens');
+  t.same(versions, [1, 2, 3, 4], 'each migration recorded once after two opens');
 
   const day = 86_400_000;
   const now = Date.now();
@@ -254,6 +259,6 @@ t.test('postgres: replicas opening one new database at once migrate and partitio
   const stores = await Promise.all([1, 2, 3].map(() => PostgresControllerStore.open(url)));
   t.teardown(() => Promise.all(stores.map((s) => s.close())));
   const versions = (await stores[0]!.pool.query('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version as number);
-  t.same(versions, [1, 2, 3], 'each migration applied once');
+  t.same(versions, [1, 2, 3, 4], 'each migration applied once');
   t.equal((await partitions(stores[0]!.pool)).length, 5, 'yesterday to three days ahead, once');
 });
