@@ -102,9 +102,9 @@ export function registerModelRoutes(app: FastifyInstance, runtime: ModelRuntime,
     // the body, queue wait, backend; what a client sees beyond "total" is network and itself.
     reply.header('server-timing', `intake;dur=${intakeMs.toFixed(3)}, queue;dur=${result.queueMs}, backend;dur=${result.latencyMs}, total;dur=${reply.elapsedTime.toFixed(3)}`);
     return {
-      id: result.id,
       model: result.model,
       version: result.version,
+      id: result.id,
       backend: result.backend,
       latencyMs: result.latencyMs,
       queueMs: result.queueMs,

@@ -4,7 +4,7 @@
 // them to the ensemble's class logits; the ensemble answers their softmax. The combiner takes
 // one float input [N, members x classes] and its first output is [N, classes].
 import { readFileSync } from 'node:fs';
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import type { Tensor } from './backend.js';
 import { fusedOutputName, type MemberAnswer } from './ensemble.js';
 import { scoreRows, softmax } from './scores.js';
@@ -26,15 +26,20 @@ export function stackedFeatures(answers: MemberAnswer[]): { data: Float32Array; 
   return { data, rows, width };
 }
 
+// ONNX Runtime is imported when a combiner first opens: an agent serving only native models
+// never maps it (test/reliability-footprint.test.ts).
+const loadOrt = (): Promise<typeof Ort> => import('onnxruntime-node');
+
 export class Combiner {
-  #session: Promise<ort.InferenceSession> | undefined;
+  #session: Promise<Ort.InferenceSession> | undefined;
 
   constructor(readonly file: string) {}
 
   /** Opens the combiner (once); a missing or broken file fails here, with the file named. */
-  open(): Promise<ort.InferenceSession> {
+  open(): Promise<Ort.InferenceSession> {
     this.#session ??= (async () => {
       const bytes = readFileSync(this.file);
+      const ort = await loadOrt();
       return ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' });
     })();
     this.#session.catch(() => { this.#session = undefined; });
@@ -45,6 +50,7 @@ export class Combiner {
     const f = stackedFeatures(answers);
     const session = await this.open();
     const input = session.inputNames[0]!;
+    const ort = await loadOrt();
     const out = (await session.run({ [input]: new ort.Tensor('float32', f.data, [f.rows, f.width]) }))[session.outputNames[0]!]!;
     const classes = out.dims[out.dims.length - 1]!;
     const logits = out.data as Float32Array;
