@@ -157,12 +157,12 @@ if [ "$config_only" = 0 ]; then
   chmod -R u+rwX,go+rX,go-w "$top"
   # The service user owns the code: the self-updater (running as it) adds releases and switches
   # the current link. Nobody else may write there.
-  owned -R edge-agent:edge-agent "$top"
+  owned edge-agent:edge-agent -R "$top"
   rm -rf "$rels/.$version.old"
   [ -e "$rels/$version" ] && mv "$rels/$version" "$rels/.$version.old"
   mv "$new" "$rels/$version"
   ln -sfn "releases/$version" "$top/.current.new"
-  owned -h edge-agent:edge-agent "$top/.current.new"
+  owned edge-agent:edge-agent -h "$top/.current.new"
   mv -T "$top/.current.new" "$top/current"
   rm -rf "$rels/.$version.old" "$top.flat"
   cli="$top/current/dist/agent/cli.js"
