@@ -162,7 +162,7 @@ t.test('install.sh from the x64 release file into a throwaway root: placed and o
   t.match(unit, /^StateDirectory=edge-agent$/m, 'the unit: StateDirectory=edge-agent (/var/lib/edge-agent)');
 
   // The installed tree runs: its own node and cli, the sample models it carries.
-  const installed = spawnAgent({ deviceId: 'dev-root', models: [{ name: 'digits', package: inRoot('opt/edge-agent/models/digits-int8'), backend: 'native' }, { name: 'digits-fp32', package: inRoot('opt/edge-agent/models/digits-fp32'), backend: 'ort' }], security: { requireSignedPackages: false } },
+  const installed = spawnAgent({ deviceId: 'dev-root', models: [{ name: 'digits', package: inRoot('opt/edge-agent/current/models/digits-int8'), backend: 'native' }, { name: 'digits-fp32', package: inRoot('opt/edge-agent/current/models/digits-fp32'), backend: 'ort' }], security: { requireSignedPackages: false } },
     { node: [inRoot(nodeBin!)], cli: inRoot(cli!) });
   t.teardown(() => installed.kill('SIGKILL'));
   const url = await installed.ready();
