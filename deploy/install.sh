@@ -200,18 +200,19 @@ if [ ! -f "$etc_dir/config.json" ]; then
   ' "$device_id" "$mqtt_url" "$ca" "$cert" "${groups[*]:-}" "${keys[*]:-}" "$update_root" > "$etc_dir/config.json"
   chmod 0640 "$etc_dir/config.json"
   owned root:edge-agent "$etc_dir/config.json"
-elif [ -n "$update_root" ] && ! grep -q '"update"' "$etc_dir/config.json"; then
+elif [ -n "$update_root" ] && { [ -n "$node" ] || ! grep -q '"root"' "$etc_dir/config.json"; }; then
   # A config from a flat install: the one setting self-update needs is added (the rest is kept).
   [ -n "$node" ] || { echo "install.sh: cannot run $src/node/bin/node here to add update.root to $etc_dir/config.json: add \"update\": { \"root\": \"$prefix\" } by hand" >&2; exit 1; }
   "$node" -e '
     const fs = require("fs"), [file, updateRoot] = process.argv.slice(1);
     const c = JSON.parse(fs.readFileSync(file, "utf8"));
+    if (c.update && c.update.root) process.exit(0);
     c.update = { ...(c.update || {}), root: updateRoot };
     fs.writeFileSync(file + ".tmp", JSON.stringify(c, null, 2) + "\n", { mode: 0o640 });
     fs.renameSync(file + ".tmp", file);
+    console.log(`install.sh: set update.root = ${updateRoot} in ${file}`);
   ' "$etc_dir/config.json" "$update_root"
   owned root:edge-agent "$etc_dir/config.json"
-  echo "install.sh: set update.root = $prefix in $etc_dir/config.json"
 fi
 [ -z "$node" ] || "$node" "$cli" check-config --config "$etc_dir/config.json" >/dev/null
 [ "$config_only" = 1 ] && { echo "edge-agent config written: $etc_dir/config.json"; exit 0; }
