@@ -75,7 +75,7 @@ if [ "$release" = 1 ]; then
   fi
   node="$src/node/bin/node"
   "$node" --version >/dev/null 2>&1 || node=""   # an image root for another architecture: no check-config here
-  unit_node="$prefix/node/bin/node"
+  unit_node="$prefix/current/node/bin/node"
 else
   node_help="install Node.js 20.17 or newer from nodejs.org or NodeSource (Debian bookworm's and Raspberry Pi OS's own nodejs package is 18), or install from a release file, which carries its own"
   command -v node >/dev/null || { echo "install.sh: Node.js is not installed: $node_help" >&2; exit 1; }
@@ -98,33 +98,6 @@ if [ "${#trusted[@]}" = 0 ]; then
 fi
 
 user_exists=0
-if [ "$config_only" = 0 ]; then
-  # A system user with no shell and no home of its own.
-  if ! grep -q '^edge-agent:' "$root/etc/passwd" 2>/dev/null && { [ -n "$root" ] || ! id edge-agent >/dev/null 2>&1; }; then
-    useradd ${root:+--root "$root"} --system --user-group --no-create-home --home-dir "$state" --shell /usr/sbin/nologin edge-agent
-  fi
-  mkdir -p "$(dirname "$root$prefix")"
-  rm -rf "$root$prefix.new" "$root$prefix.old"
-  if [ "$release" = 1 ]; then
-    # Code: the release as it is, swapped in whole (an upgrade leaves no file of the old version).
-    cp -a "$src" "$root$prefix.new"
-  else
-    # Code: copy the package and build it in place (native addon and TypeScript).
-    mkdir -p "$root$prefix.new"
-    tar -C "$src" --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./var --exclude=./.git -cf - . | tar -C "$root$prefix.new" -xf -
-    (cd "$root$prefix.new" && npm ci --no-audit --no-fund && npm prune --omit=dev)
-  fi
-  chown -R root:root "$root$prefix.new"
-  chmod -R u+rwX,go+rX,go-w "$root$prefix.new"
-  [ -e "$root$prefix" ] && mv "$root$prefix" "$root$prefix.old"
-  mv "$root$prefix.new" "$root$prefix"
-  rm -rf "$root$prefix.old"
-  cli="$root$prefix/dist/agent/cli.js"
-else
-  cli="$src/dist/agent/cli.js"
-fi
-grep -q '^edge-agent:' "$root/etc/passwd" 2>/dev/null && user_exists=1
-[ -z "$root" ] && id edge-agent >/dev/null 2>&1 && user_exists=1
 # Owners by name here; by number from an image root's own user database.
 uid_of() { awk -F: -v n="$1" '$1 == n { print $3 }' "$root/etc/passwd"; }
 gid_of() { awk -F: -v n="$1" '$1 == n { print $3 }' "$root/etc/group"; }
@@ -138,7 +111,69 @@ owned() {
   spec="$(uid_of "$u")${g:+:$(gid_of "$g")}"
   chown "$spec" "$@"
 }
+user_check() {
+  grep -q '^edge-agent:' "$root/etc/passwd" 2>/dev/null && user_exists=1
+  [ -z "$root" ] && id edge-agent >/dev/null 2>&1 && user_exists=1
+  return 0
+}
+if [ "$config_only" = 0 ]; then
+  # A system user with no shell and no home of its own.
+  if ! grep -q '^edge-agent:' "$root/etc/passwd" 2>/dev/null && { [ -n "$root" ] || ! id edge-agent >/dev/null 2>&1; }; then
+    useradd ${root:+--root "$root"} --system --user-group --no-create-home --home-dir "$state" --shell /usr/sbin/nologin edge-agent
+  fi
+  user_check
+  # Self-updating layout (docs/self-update.md): <prefix>/releases/VERSION, <prefix>/current -> it.
+  if [ "$release" = 1 ]; then
+    version=$(sed -n 's/.*"version":"\([^"]*\)".*/\1/p' "$src/RELEASE.json")
+  else
+    version=$(node -p 'require(process.argv[1]).version' "$src/package.json")
+  fi
+  [ -n "$version" ] || { echo "install.sh: no version in $src/RELEASE.json" >&2; exit 1; }
+  top="$root$prefix"
+  rels="$top/releases"
+  if [ -e "$top" ] && [ ! -d "$rels" ]; then
+    if [ -d "$top/dist" ] && [ ! -L "$top" ]; then
+      # A flat install (before self-update: <prefix>/dist, <prefix>/node): its code goes once the
+      # new layout is in place; config and state are kept.
+      echo "install.sh: migrating the flat install in $prefix to $prefix/releases/$version"
+      rm -rf "$top.flat" && mv "$top" "$top.flat"
+    else
+      echo "install.sh: $top exists and is neither an edge-agent install (releases/) nor a flat one (dist/): move it away or give --prefix" >&2; exit 1
+    fi
+  fi
+  mkdir -p "$rels"
+  new="$rels/.$version.new"
+  rm -rf "$new"
+  if [ "$release" = 1 ]; then
+    # Code: the release as it is (re-installing a version replaces it whole).
+    cp -a "$src" "$new"
+  else
+    # Code: copy the package and build it in place (native addon and TypeScript).
+    mkdir -p "$new"
+    tar -C "$src" --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./var --exclude=./.git -cf - . | tar -C "$new" -xf -
+    (cd "$new" && npm ci --no-audit --no-fund && npm prune --omit=dev)
+    printf '{"name":"edge-agent","version":"%s","arch":"%s"}\n' "$version" "$(node -p process.arch)" > "$new/RELEASE.json"
+  fi
+  chmod -R u+rwX,go+rX,go-w "$top"
+  # The service user owns the code: the self-updater (running as it) adds releases and switches
+  # the current link. Nobody else may write there.
+  owned edge-agent:edge-agent -R "$top"
+  rm -rf "$rels/.$version.old"
+  [ -e "$rels/$version" ] && mv "$rels/$version" "$rels/.$version.old"
+  mv "$new" "$rels/$version"
+  ln -sfn "releases/$version" "$top/.current.new"
+  owned edge-agent:edge-agent -h "$top/.current.new"
+  mv -T "$top/.current.new" "$top/current"
+  rm -rf "$rels/.$version.old" "$top.flat"
+  cli="$top/current/dist/agent/cli.js"
+else
+  cli="$src/dist/agent/cli.js"
+fi
+user_check
 
+# The code's root for the self-updater (update.root); none for --config-only.
+update_root=""
+[ "$config_only" = 1 ] || update_root=$prefix
 # Config and identity: written once, never overwritten (paths relative to the config file).
 etc_dir="$root$etc"
 install -d -m 0750 "$etc_dir" "$etc_dir/tls"
@@ -151,8 +186,9 @@ for k in "${trusted[@]}"; do install -m 0644 "$k" "$etc_dir/$(basename "$k")"; k
 if [ ! -f "$etc_dir/config.json" ]; then
   [ -n "$node" ] || { echo "install.sh: cannot run $src/node/bin/node here to write $etc_dir/config.json" >&2; exit 1; }
   "$node" -e '
-    const [deviceId, mqttUrl, ca, cert, groups, keys] = process.argv.slice(1);
+    const [deviceId, mqttUrl, ca, cert, groups, keys, updateRoot] = process.argv.slice(1);
     const c = { deviceId, dataDir: "/var/lib/edge-agent", health: { host: "127.0.0.1", port: 8080 }, models: [] };
+    if (updateRoot) c.update = { root: updateRoot };
     if (mqttUrl) {
       c.mqtt = { url: mqttUrl };
       if (ca) c.mqtt.ca = "tls/ca.crt";
@@ -161,8 +197,21 @@ if [ ! -f "$etc_dir/config.json" ]; then
     }
     if (keys) c.security = { trustedKeys: keys.split(" ") };
     process.stdout.write(JSON.stringify(c, null, 2) + "\n");
-  ' "$device_id" "$mqtt_url" "$ca" "$cert" "${groups[*]:-}" "${keys[*]:-}" > "$etc_dir/config.json"
+  ' "$device_id" "$mqtt_url" "$ca" "$cert" "${groups[*]:-}" "${keys[*]:-}" "$update_root" > "$etc_dir/config.json"
   chmod 0640 "$etc_dir/config.json"
+  owned root:edge-agent "$etc_dir/config.json"
+elif [ -n "$update_root" ] && { [ -n "$node" ] || ! grep -q '"root"' "$etc_dir/config.json"; }; then
+  # A config from a flat install: the one setting self-update needs is added (the rest is kept).
+  [ -n "$node" ] || { echo "install.sh: cannot run $src/node/bin/node here to add update.root to $etc_dir/config.json: add \"update\": { \"root\": \"$prefix\" } by hand" >&2; exit 1; }
+  "$node" -e '
+    const fs = require("fs"), [file, updateRoot] = process.argv.slice(1);
+    const c = JSON.parse(fs.readFileSync(file, "utf8"));
+    if (c.update && c.update.root) process.exit(0);
+    c.update = { ...(c.update || {}), root: updateRoot };
+    fs.writeFileSync(file + ".tmp", JSON.stringify(c, null, 2) + "\n", { mode: 0o640 });
+    fs.renameSync(file + ".tmp", file);
+    console.log(`install.sh: set update.root = ${updateRoot} in ${file}`);
+  ' "$etc_dir/config.json" "$update_root"
   owned root:edge-agent "$etc_dir/config.json"
 fi
 [ -z "$node" ] || "$node" "$cli" check-config --config "$etc_dir/config.json" >/dev/null
@@ -170,7 +219,7 @@ fi
 
 # The unit runs the bundled Node.js of a release (the system's for a clone install).
 mkdir -p "$(dirname "$unit")"
-sed -e "s#/opt/edge-agent#$prefix#g" -e "s#^ExecStart=/usr/bin/node #ExecStart=$unit_node #" "$src/deploy/edge-agent.service" > "$unit"
+sed -e "s#/opt/edge-agent#$prefix#g" -e "s#$prefix/current/node/bin/node #$unit_node #g" "$src/deploy/edge-agent.service" > "$unit"
 if [ "$live" = 1 ]; then
   systemctl daemon-reload
   systemctl enable edge-agent.service

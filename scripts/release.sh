@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds one self-contained release file for a CPU architecture, on an x86-64 build machine:
-#   npm run release -- --arch arm64|x64      (default: this machine's)
-# -> build/release/edge-agent-VERSION-linux-ARCH.tar.gz, holding
+#   npm run release -- --arch arm64|x64 [--key release.key]     (default: this machine's)
+# -> build/release/edge-agent-VERSION-linux-ARCH.tar.gz (the installer's release file), and with
+#    --key (or RELEASE_KEY=file) also edge-agent-VERSION-linux-ARCH.release.tar.gz, the same folder
+#    signed by `edge-agent release pack` for `edge-agent update install` and the fleet
+#    (docs/self-update.md); without a key (CI) nothing is signed. The file holds
 #   dist/                      the compiled agent, controller and tools
 #   build/native/Release/      the native addon, compiled for ARCH
 #   node_modules/              production dependencies, every native part built for ARCH
@@ -19,11 +22,14 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) arch=unknown ;; esac
+key=${RELEASE_KEY:-}
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
     --arch=*) arch=${1#--arch=}; shift ;;
-    *) echo "release: unknown option $1 (expected --arch arm64|x64)" >&2; exit 2 ;;
+    --key) key=$2; shift 2 ;;
+    --key=*) key=${1#--key=}; shift ;;
+    *) echo "release: unknown option $1 (expected --arch arm64|x64, --key FILE)" >&2; exit 2 ;;
   esac
 done
 case "$arch" in
@@ -133,7 +139,12 @@ find "$stage/node_modules" \( -name '*.md' -o -name '*.markdown' -o -name '*.ts'
   ! -name '*.d.ts' -prune -exec rm -rf {} + 2>/dev/null || true
 find "$stage/node_modules" -name '*.d.ts' -delete
 find "$stage/node_modules" -depth -type d -empty -delete
-find "$stage/node_modules" -xtype l -delete   # .bin links to what was removed
+# No symbolic links: node_modules/.bin (nothing runs them at run time) goes, and the signed
+# release format (edge-agent release pack, docs/self-update.md) refuses any other.
+rm -rf "$stage/node_modules/.bin"
+find "$stage/node_modules" -name .bin -type d -prune -exec rm -rf {} +
+links=$(find "$stage" -type l | head -3)
+[ -z "$links" ] || { echo "release: symbolic links in the release (the self-updater refuses them): $links" >&2; exit 1; }
 
 # 6. The rest: deploy files, the sample models, docs, the license.
 cp -r deploy models bin "$stage/"
@@ -168,4 +179,12 @@ tarball="$out/$name.tar.gz"
 tar -C "$work" --owner=0 --group=0 --numeric-owner -czf "$tarball.tmp" "$name"
 mv "$tarball.tmp" "$tarball"
 unpacked=$(du -sb "$stage" | cut -f1)
+if [ -n "$key" ]; then
+  [ -r "$key" ] || { echo "release: cannot read the signing key $key" >&2; exit 2; }
+  step "sign (edge-agent release pack)"
+  signed="$out/$name.release.tar.gz"
+  node dist/agent/cli.js release pack --dir "$stage" --key "$key" --out "$signed.tmp" >/dev/null
+  mv "$signed.tmp" "$signed"
+  echo "release: $signed (signed self-update release)"
+fi
 echo "release: $tarball $(stat -c %s "$tarball") bytes, $unpacked bytes unpacked, $count ELF files, $(( SECONDS - started )) s"

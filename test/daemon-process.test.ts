@@ -2,7 +2,7 @@
 // Prometheus exposition, refusing a bad config before anything starts.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { root, spawnAgent, spawnAgentWithFile } from './helpers/agent.js';
@@ -84,7 +84,21 @@ t.test('a token is required on every route but /healthz when set', async (t) => 
 });
 
 t.test('the systemd unit passes systemd-analyze verify', async (t) => {
-  const r = spawnSync('systemd-analyze', ['verify', path.join(root, 'deploy/edge-agent.service')], { encoding: 'utf8' });
+  // The unit starts <prefix>/current/node/bin/node (deploy/install.sh puts it there); verify
+  // checks that the command exists: the unit as installed into a scratch prefix whose current
+  // release's node is this one.
+  const prefix = mkdtempSync(path.join(tmpdir(), 'edge-unit-'));
+  t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
+  mkdirSync(path.join(prefix, 'releases/0.0.0/node/bin'), { recursive: true });
+  symlinkSync(process.execPath, path.join(prefix, 'releases/0.0.0/node/bin/node'));
+  symlinkSync('releases/0.0.0', path.join(prefix, 'current'));
+  const text = readFileSync(path.join(root, 'deploy/edge-agent.service'), 'utf8');
+  t.match(text, /^ExecStartPre=\/opt\/edge-agent\/current\/node\/bin\/node \S+ update guard --config /m, 'the boot guard before each start');
+  t.match(text, /^ReadWritePaths=\/opt\/edge-agent$/m, 'the updater may write its releases');
+  t.match(text, /^Restart=on-failure$/m);
+  const unit = path.join(prefix, 'edge-agent.service');
+  writeFileSync(unit, text.replaceAll('/opt/edge-agent', prefix));
+  const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
   t.equal(r.status, 0, r.stderr);
   t.notMatch(r.stderr, /Unknown key|ignoring|Invalid/, `no warnings: ${r.stderr}`);
 });

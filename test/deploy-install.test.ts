@@ -3,7 +3,7 @@
 // the agent started from that config connects to the production TLS broker.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent } from '../agent/agent.js';
@@ -122,17 +122,23 @@ t.test('install.sh from the x64 release file into a throwaway root: placed and o
   t.equal(group?.split(':')[2], gid, 'its own group');
 
   // The unit: what it runs, where, as whom, all present in the root.
+  const inRoot = (p: string): string => path.join(root, p);
   const unit = readFileSync(path.join(root, 'etc/systemd/system/edge-agent.service'), 'utf8');
   const exec = /^ExecStart=(\S+) .* (\S+cli\.js) run --config (\S+)$/m.exec(unit);
   t.ok(exec, `ExecStart: ${/^ExecStart=.*$/m.exec(unit)?.[0]}`);
   const [, nodeBin, cli, config] = exec!;
-  t.equal(nodeBin, '/opt/edge-agent/node/bin/node', 'the unit runs the bundled Node.js, not /usr/bin/node');
-  t.equal(/^WorkingDirectory=(.*)$/m.exec(unit)?.[1], '/opt/edge-agent');
+  t.equal(nodeBin, '/opt/edge-agent/current/node/bin/node', 'the unit runs the current release\'s bundled Node.js, not /usr/bin/node');
+  t.equal(/^WorkingDirectory=(.*)$/m.exec(unit)?.[1], '/opt/edge-agent/current');
+  t.match(unit, /^ExecStartPre=\/opt\/edge-agent\/current\/node\/bin\/node \/opt\/edge-agent\/current\/dist\/agent\/cli\.js update guard --config \/etc\/edge-agent\/config\.json$/m, 'the boot guard before each start');
+  t.match(unit, /^ReadWritePaths=\/opt\/edge-agent$/m, 'the updater may write its releases');
+  // The self-updating layout: releases/VERSION and the current link to it.
+  t.equal(readlinkSync(inRoot('opt/edge-agent/current')), `releases/${version}`, 'current -> releases/VERSION');
+  t.ok(existsSync(inRoot(`opt/edge-agent/releases/${version}/RELEASE.json`)), 'the release in releases/VERSION');
+  t.notOk(existsSync(inRoot('opt/edge-agent/dist')), 'no flat layout');
   t.match(unit, /^User=edge-agent$/m);
   t.match(unit, /^Group=edge-agent$/m);
-  const inRoot = (p: string): string => path.join(root, p);
   const nodeStat = statSync(inRoot(nodeBin!));
-  t.ok(nodeStat.isFile() && (nodeStat.mode & 0o111) === 0o111 && nodeStat.uid === 0, 'the bundled node: a root-owned executable anyone may run');
+  t.ok(nodeStat.isFile() && (nodeStat.mode & 0o111) === 0o111 && nodeStat.uid === Number(uid), 'the bundled node: an executable anyone may run, the service user\'s (the self-updater replaces it)');
   t.ok(statSync(inRoot(cli!)).isFile(), `${cli} present`);
   const bundled = spawnSync(inRoot(nodeBin!), ['--version'], { encoding: 'utf8' });
   t.equal(bundled.stdout.trim(), `v${JSON.parse(readFileSync(path.join(rel, 'RELEASE.json'), 'utf8')).node}`, 'the bundled Node.js runs and is the release\'s version');
@@ -141,22 +147,22 @@ t.test('install.sh from the x64 release file into a throwaway root: placed and o
   const loose: string[] = [];
   const walk = (p: string): void => {
     const s = lstatSync(p);
-    if (s.uid !== 0 || s.gid !== 0 || (!s.isSymbolicLink() && ((s.mode & 0o022) !== 0 || (s.mode & 0o004) === 0))) loose.push(`${p} ${s.uid}:${s.gid} ${(s.mode & 0o777).toString(8)}`);
+    if (s.uid !== Number(uid) || s.gid !== Number(gid) || (!s.isSymbolicLink() && ((s.mode & 0o022) !== 0 || (s.mode & 0o004) === 0))) loose.push(`${p} ${s.uid}:${s.gid} ${(s.mode & 0o777).toString(8)}`);
     if (s.isDirectory()) for (const e of readdirSync(p)) walk(path.join(p, e));
   };
   walk(inRoot('opt/edge-agent'));
-  t.same(loose.slice(0, 5), [], 'every file under /opt/edge-agent is root:root, world-readable, writable by root only (symbolic links: root\'s)');
+  t.same(loose.slice(0, 5), [], 'every file under /opt/edge-agent is edge-agent:edge-agent (the self-updater writes releases there), world-readable, writable by its owner only');
   // Config: root:edge-agent 0640 in a 0750 directory; the service user can read it, no one else.
   const cfgStat = statSync(inRoot(config!));
   t.same([cfgStat.uid, cfgStat.gid, cfgStat.mode & 0o777], [0, Number(gid), 0o640], 'config.json root:edge-agent 0640');
   const etcStat = statSync(inRoot('etc/edge-agent'));
   t.same([etcStat.uid, etcStat.gid, etcStat.mode & 0o777], [0, Number(gid), 0o750], '/etc/edge-agent root:edge-agent 0750');
   const cfg = JSON.parse(readFileSync(inRoot(config!), 'utf8'));
-  t.match(cfg, { deviceId: 'dev-root', dataDir: '/var/lib/edge-agent' }, 'the state directory is the unit\'s StateDirectory');
+  t.match(cfg, { deviceId: 'dev-root', dataDir: '/var/lib/edge-agent', update: { root: '/opt/edge-agent' } }, 'the state directory is the unit\'s StateDirectory; update.root the install prefix');
   t.match(unit, /^StateDirectory=edge-agent$/m, 'the unit: StateDirectory=edge-agent (/var/lib/edge-agent)');
 
   // The installed tree runs: its own node and cli, the sample models it carries.
-  const installed = spawnAgent({ deviceId: 'dev-root', models: [{ name: 'digits', package: inRoot('opt/edge-agent/models/digits-int8'), backend: 'native' }, { name: 'digits-fp32', package: inRoot('opt/edge-agent/models/digits-fp32'), backend: 'ort' }], security: { requireSignedPackages: false } },
+  const installed = spawnAgent({ deviceId: 'dev-root', models: [{ name: 'digits', package: inRoot('opt/edge-agent/current/models/digits-int8'), backend: 'native' }, { name: 'digits-fp32', package: inRoot('opt/edge-agent/current/models/digits-fp32'), backend: 'ort' }], security: { requireSignedPackages: false } },
     { node: [inRoot(nodeBin!)], cli: inRoot(cli!) });
   t.teardown(() => installed.kill('SIGKILL'));
   const url = await installed.ready();
@@ -170,14 +176,40 @@ t.test('install.sh from the x64 release file into a throwaway root: placed and o
   mkdirSync(inRoot('var/lib/edge-agent'), { recursive: true });
   writeFileSync(inRoot('var/lib/edge-agent/telemetry.db'), 'state');
   writeFileSync(inRoot(config!), JSON.stringify({ ...cfg, health: { ...cfg.health, port: 8099 } }, null, 2));
-  writeFileSync(inRoot('opt/edge-agent/left-from-old-version.js'), '');
+  writeFileSync(inRoot('opt/edge-agent/current/left-from-old-version.js'), '');
   const again = run('--device-id', 'dev-root');
   t.equal(again.status, 0, `re-install: ${again.stderr}`);
   t.equal(readFileSync(inRoot('var/lib/edge-agent/telemetry.db'), 'utf8'), 'state', 'the state directory is kept');
   t.equal(JSON.parse(readFileSync(inRoot(config!), 'utf8')).health.port, 8099, 'the edited config is kept');
-  t.notOk(existsSync(inRoot('opt/edge-agent/left-from-old-version.js')), 'the code is replaced whole');
+  t.notOk(existsSync(inRoot('opt/edge-agent/current/left-from-old-version.js')), 'the code is replaced whole');
   t.equal(readFileSync(inRoot('etc/passwd'), 'utf8').split('\n').filter((l) => l.startsWith('edge-agent:')).length, 1, 'still one user');
   t.ok(existsSync(inRoot(nodeBin!)), 'the bundled node in place');
+
+  // An install over the flat layout of before (code in /opt/edge-agent/dist, no update.root):
+  // migrated, the old code gone, the config kept with update.root added.
+  rmSync(inRoot('opt/edge-agent'), { recursive: true });
+  mkdirSync(inRoot('opt/edge-agent/dist/agent'), { recursive: true });
+  writeFileSync(inRoot('opt/edge-agent/dist/agent/cli.js'), '// the flat install');
+  const { update: _dropped, ...flatCfg } = JSON.parse(readFileSync(inRoot(config!), 'utf8'));
+  writeFileSync(inRoot(config!), JSON.stringify(flatCfg, null, 2));
+  const migrated = run('--device-id', 'dev-root');
+  t.equal(migrated.status, 0, `over a flat install: ${migrated.stderr}`);
+  t.match(migrated.stdout, /migrating the flat install/);
+  t.notOk(existsSync(inRoot('opt/edge-agent/dist')), 'the flat code removed');
+  t.equal(readlinkSync(inRoot('opt/edge-agent/current')), `releases/${version}`, 'migrated: current -> releases/VERSION');
+  t.match(JSON.parse(readFileSync(inRoot(config!), 'utf8')), { health: { port: 8099 }, update: { root: '/opt/edge-agent' } }, 'the config kept, update.root added');
+  // Something else at the prefix is refused, untouched.
+  const other = path.join(dir, 'other');
+  mkdirSync(path.join(other, 'opt/edge-agent'), { recursive: true });
+  mkdirSync(path.join(other, 'etc'));
+  writeFileSync(path.join(other, 'opt/edge-agent/notes.txt'), 'mine');
+  writeFileSync(path.join(other, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\n');
+  writeFileSync(path.join(other, 'etc/group'), 'root:x:0:\n');
+  writeFileSync(path.join(other, 'etc/shadow'), 'root:*:20000:0:99999:7:::\n', { mode: 0o600 });
+  const refusedInstall = spawnSync('bash', [path.join(rel, 'deploy/install.sh'), '--root', other, '--device-id', 'dev-other'], { encoding: 'utf8', env });
+  t.equal(refusedInstall.status, 1, 'an unknown folder at the prefix: refused');
+  t.match(refusedInstall.stderr, /neither an edge-agent install \(releases\/\) nor a flat one/);
+  t.equal(readFileSync(path.join(other, 'opt/edge-agent/notes.txt'), 'utf8'), 'mine', 'and left as it was');
 
   // Uninstall keeps config and state; --purge removes them and the user.
   const un = run('--uninstall');

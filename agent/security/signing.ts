@@ -20,10 +20,14 @@ export interface VerifyOptions {
    * listed files, so it passes true. A freshly built package is checked strictly.
    */
   allowUnlisted?: boolean;
+  /** Largest manifest.json read (default MAX_MANIFEST_BYTES; an agent release lists thousands of files: MAX_RELEASE_MANIFEST_BYTES). */
+  maxManifestBytes?: number;
 }
 
 /** A manifest larger than this is not a manifest (it is read whole, before anything is trusted). */
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
+/** The same bound for an agent release (about 7,500 files, a 1.3 MB manifest, for 0.1.0). */
+export const MAX_RELEASE_MANIFEST_BYTES = 8 * 1024 * 1024;
 const MAX_SIGNATURE_BYTES = 16 * 1024;
 
 /** Why a package was refused; stable words for `models/reported` and for tests. */
@@ -244,7 +248,7 @@ async function checkFiles(dir: string, pkg: string, files: ManifestFileEntry[], 
  * Signs a package folder with an ed25519 private key (PEM): checks that the manifest matches
  * the files, then writes signature.json. Refuses to sign a package whose files do not match.
  */
-export async function signPackage(dir: string, privateKeyPem: string): Promise<{ keyId: string }> {
+export async function signPackage(dir: string, privateKeyPem: string, maxManifestBytes = MAX_MANIFEST_BYTES): Promise<{ keyId: string }> {
   const pkg = dir;
   let key: KeyObject;
   try {
@@ -253,7 +257,7 @@ export async function signPackage(dir: string, privateKeyPem: string): Promise<{
     throw refuse(pkg, 'bad-trusted-key', `the signing key is not a PEM private key (${(err as Error).message})`);
   }
   if (key.asymmetricKeyType !== 'ed25519') throw refuse(pkg, 'bad-trusted-key', `the signing key is ${key.asymmetricKeyType}, expected ed25519`);
-  const manifestBytes = await readManifest(dir, pkg);
+  const manifestBytes = await readManifest(dir, pkg, maxManifestBytes);
   const files = manifestFiles(manifestBytes, pkg);
   await checkFiles(dir, pkg, files);
   const keyId = keyIdOf(createPublicKey(key));
@@ -267,10 +271,10 @@ export async function signPackage(dir: string, privateKeyPem: string): Promise<{
   return { keyId };
 }
 
-async function readManifest(dir: string, pkg: string): Promise<Buffer> {
+async function readManifest(dir: string, pkg: string, limit: number): Promise<Buffer> {
   let bytes: Buffer | undefined;
   try {
-    bytes = await readBounded(path.join(dir, MANIFEST_FILE), MAX_MANIFEST_BYTES);
+    bytes = await readBounded(path.join(dir, MANIFEST_FILE), limit);
   } catch (err) {
     throw refuse(pkg, 'bad-manifest', `cannot read ${MANIFEST_FILE}: ${(err as Error).message}`);
   }
@@ -314,7 +318,7 @@ export async function verifyPackage(dir: string, trustedPublicKeysPem: readonly 
     throw refuse(pkg, 'bad-signature-file', `cannot read ${SIGNATURE_FILE}: ${(err as Error).message}`);
   }
   if (keys.size === 0 || !sigBytes) verifyManifestSignature(Buffer.alloc(0), sigBytes, keys, pkg); // throws the reason
-  const manifestBytes = await readManifest(dir, pkg);
+  const manifestBytes = await readManifest(dir, pkg, opts.maxManifestBytes ?? MAX_MANIFEST_BYTES);
   const keyId = verifyManifestSignature(manifestBytes, sigBytes, keys, pkg);
   const files = manifestFiles(manifestBytes, pkg);
   await checkFiles(dir, pkg, files, opts.allowUnlisted);

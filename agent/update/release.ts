@@ -8,7 +8,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgeError, UpdateErrors, describe } from '../errors.js';
 import { InstalledVersions, type InstallTarget } from '../models/install.js';
-import { MANIFEST_FILE, SIGNATURE_FILE, hashPackageFiles, signPackage, verifyPackage } from '../security/signing.js';
+import { MANIFEST_FILE, MAX_RELEASE_MANIFEST_BYTES, SIGNATURE_FILE, hashPackageFiles, signPackage, verifyPackage } from '../security/signing.js';
 import { RELEASE_INFO, RELEASES_DIR, type ReleaseInfo } from './layout.js';
 
 const loadTar = (): Promise<typeof import('tar')> => import('tar');
@@ -53,7 +53,7 @@ export async function packRelease(dir: string, privateKeyPem: string, outFile: s
   const files = await hashPackageFiles(dir);
   const manifest = { name: 'edge-agent', version: info.version, arch: info.arch, dataFormat: info.dataFormat ?? 1, maxDataFormat: info.maxDataFormat ?? info.dataFormat ?? 1, files };
   await writeFile(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
-  await signPackage(dir, privateKeyPem);
+  await signPackage(dir, privateKeyPem, MAX_RELEASE_MANIFEST_BYTES);
   const tar = await loadTar();
   await tar.c({ gzip: true, file: outFile, cwd: dir, portable: true }, [MANIFEST_FILE, SIGNATURE_FILE, ...files.map((f) => f.path)]);
   return { ...info, name: 'edge-agent' };
@@ -93,7 +93,7 @@ export async function unpackRelease(file: string, dest: string): Promise<void> {
 export async function verifyRelease(dir: string, check: ReleaseCheck, label = dir): Promise<ReleaseInfo> {
   let manifestBytes: Buffer;
   try {
-    manifestBytes = (await verifyPackage(dir, check.trustedKeysPem)).manifestBytes;
+    manifestBytes = (await verifyPackage(dir, check.trustedKeysPem, { maxManifestBytes: MAX_RELEASE_MANIFEST_BYTES })).manifestBytes;
   } catch (err) {
     // The signing module words it for a model package in a temporary folder: the reason is what counts.
     throw UpdateErrors.RELEASE_REFUSED(label, describe(err).replace(/^model package .*? refused: /, ''));
