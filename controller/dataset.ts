@@ -77,6 +77,8 @@ export function joinRecords(rows: TelemetryRow[], q: DatasetQuery): DatasetExamp
       });
     }
   }
+  const filters = `${q.since !== undefined ? ` since ${new Date(q.since).toISOString()}` : ''}${q.devices?.length ? ` from ${q.devices.join(', ')}` : ''}`;
+  if (filters && !versions.get(q.model)?.has(q.version)) throw FleetErrors.DATASET(`${q.model}@${q.version}: no examples or labels${filters}`);
   if (!versions.has(q.model)) {
     const known = [...versions.keys()].sort();
     throw FleetErrors.DATASET(`no examples or labels of model ${q.model} arrived${known.length ? `; models with examples or labels: ${known.join(', ')}` : ' (no device has sent any: is a capture policy on? see docs/learning.md)'}`);
@@ -98,7 +100,7 @@ export function joinRecords(rows: TelemetryRow[], q: DatasetQuery): DatasetExamp
     out.push(ex);
   }
   if (!out.length) {
-    throw FleetErrors.DATASET(`${q.model}@${q.version}: no ${q.labelled ? 'labelled ' : ''}examples${q.since !== undefined ? ` since ${new Date(q.since).toISOString()}` : ''}${q.devices?.length ? ` from ${q.devices.join(', ')}` : ''} (${examples.size} examples, ${labels.size} labels of this version in all)`);
+    throw FleetErrors.DATASET(`${q.model}@${q.version}: no ${q.labelled ? 'labelled ' : ''}examples${filters} (${examples.size} examples, ${labels.size} labels of this version in all)`);
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
