@@ -137,6 +137,8 @@ export function exportDataset(examples: DatasetExample[], dir: string, ratios: S
     if (!statSync(dir).isDirectory()) throw FleetErrors.DATASET(`--out ${dir} is a file; give a new or empty folder`);
     if (readdirSync(dir).length) throw FleetErrors.DATASET(`--out ${dir} is not empty; give a new or empty folder (an export never mixes with an earlier one)`);
   }
+  // Every input converted before anything is written: a refused example leaves no half export.
+  const arrays = new Map(examples.map((e) => [e.id, toNpy(e)]));
   const groups = new Map<string, DatasetExample[]>();
   for (const e of examples) {
     const g = e.labels ? splitOf(e.id, ratios) : 'unlabelled';
@@ -153,7 +155,7 @@ export function exportDataset(examples: DatasetExample[], dir: string, ratios: S
       mkdirSync(sub, { recursive: true });
       const lines: string[] = [];
       list.forEach((e, i) => {
-        const arr = toNpy(e);
+        const arr = arrays.get(e.id)!;
         if (e.labels) {
           for (const l of e.labels) {
             lines.push(String(l));

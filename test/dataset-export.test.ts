@@ -14,7 +14,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataType, encodeModel, makeModel, makeNode, makeTensor, makeValueInfo } from '../agent/onnx/model.js';
 import { readNpy } from '../agent/tensor/npy.js';
-import { splitOf, SPLITS } from '../controller/dataset.js';
+import { exportDataset, joinRecords, splitOf, SPLITS } from '../controller/dataset.js';
 import { SqliteControllerStore } from '../controller/store/sqlite.js';
 import { edgeModel, ensureBuilt, ROOT, scratchDir } from './helpers/edge-model-cli.js';
 
@@ -164,4 +164,22 @@ t.test('bad input: a clear message, nothing written', async (t) => {
   t.same(readdirSync(used), ['x'], 'left as it was');
   const nodb = fleet('id3', '--version', '1.0.0', '--out', join(dir, 'nodb'), '--db', join(dir, 'none.db'));
   t.match(nodb.stderr, /no controller database at/, 'no database');
+});
+
+t.test('class names map to indices through the predictions; what cannot be exported is refused', async (t) => {
+  const x = { dtype: 'float32', shape: [1, 2], base64: Buffer.from(new Float32Array([1, 2]).buffer).toString('base64') };
+  const row = (stream: string, seq: number, payload: Record<string, unknown>) => ({ deviceId: 'd', stream, seq, ts: seq, receivedAt: seq, payload: { model: 'm', version: '1', ...payload } });
+  const rows = [
+    row('examples', 1, { id: 'a', inputs: { x }, predictions: [{ index: 2, label: 'cat', score: 0.4 }] }),
+    row('examples', 2, { id: 'b', inputs: { x }, label: 'cat' }),
+    row('feedback', 1, { id: 'a', label: 'cat' }),
+  ];
+  t.same(joinRecords(rows, { model: 'm', version: '1' }).map((e) => [e.id, e.labels]), [['a', [2]], ['b', [2]]], 'a name seen in a prediction; a label kept with the example');
+  t.throws(() => joinRecords([...rows, row('feedback', 2, { id: 'b', label: 'dog' })].reverse(), { model: 'm', version: '1' }), { message: /label "dog" is neither a class index nor a class name seen/ }, 'an unknown class name');
+  const two = [row('examples', 1, { id: 'c', inputs: { x, y: x } })];
+  const out = join(dir, 'two-inputs');
+  t.throws(() => exportDataset(joinRecords(two, { model: 'm', version: '1' }), out), { message: /has 2 inputs \(x, y\); the export writes single-input models/ });
+  t.throws(() => readdirSync(out), 'nothing written');
+  const odd = [row('examples', 1, { id: 'e', inputs: { x: { ...x, dtype: 'float16' } } })];
+  t.throws(() => exportDataset(joinRecords(odd, { model: 'm', version: '1' }), join(dir, 'f16')), { message: /input dtype float16 has no \.npy form here/ });
 });
