@@ -2,7 +2,7 @@
 // controller/dataset.ts exports the examples and labels that arrived for one model version.
 import type { Command } from 'commander';
 import { FleetErrors } from '../protocol/errors.js';
-import { buildDataset, exportDataset } from './dataset.js';
+import { buildDataset, exportDataset, type SplitRatios } from './dataset.js';
 import type { ControllerStore } from './store/types.js';
 import { table } from './table.js';
 
@@ -15,9 +15,11 @@ export function registerDatasetCommand(program: Command, o: { defaultDb: string;
     .option('--since <iso>', 'only examples recorded at or after this time (ISO 8601)')
     .option('--devices <ids>', 'only these devices (comma-separated)')
     .option('--labelled', 'only examples with a label')
+    .option('--split <train,validation,test>', 'percentages of the split (keep them the same across exports: the split of an id depends on them)', '80,10,10')
     .option('--db <file|url>', 'controller database (SQLite file or postgres:// URL)', o.defaultDb)
     .option('--json', 'print JSON')
-    .action(async (model: string, a: { version: string; out: string; since?: string; devices?: string; labelled?: boolean; db: string; json?: boolean }) => {
+    .action(async (model: string, a: { version: string; out: string; since?: string; devices?: string; labelled?: boolean; split: string; db: string; json?: boolean }) => {
+      const ratios = parseSplit(a.split);
       let since: number | undefined;
       if (a.since !== undefined) {
         since = Date.parse(a.since);
@@ -27,7 +29,7 @@ export function registerDatasetCommand(program: Command, o: { defaultDb: string;
       const store = await o.openReadStore(a.db);
       try {
         const examples = await buildDataset(store, { model, version: a.version, since, devices, labelled: a.labelled });
-        const counts = exportDataset(examples, a.out);
+        const counts = exportDataset(examples, a.out, ratios);
         if (a.json) {
           process.stdout.write(JSON.stringify({ out: a.out, counts }, null, 2) + '\n');
         } else {
@@ -39,4 +41,14 @@ export function registerDatasetCommand(program: Command, o: { defaultDb: string;
         await store.close();
       }
     });
+}
+
+/** "80,10,10" -> { train: 0.8, validation: 0.1 }: three whole percentages that add up to 100. */
+export function parseSplit(text: string): SplitRatios {
+  const parts = text.split(',').map((p) => p.trim());
+  const n = parts.map(Number);
+  if (parts.length !== 3 || n.some((v, i) => !/^\d+$/.test(parts[i]!) || v > 100) || n[0]! + n[1]! + n[2]! !== 100) {
+    throw FleetErrors.DATASET(`--split ${JSON.stringify(text)}: expected three whole percentages for train, validation and test that add up to 100, such as 80,10,10`);
+  }
+  return { train: n[0]! / 100, validation: n[1]! / 100 };
 }

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { DataType, encodeModel, makeModel, makeNode, makeTensor, makeValueInfo } from '../agent/onnx/model.js';
 import { readNpy } from '../agent/tensor/npy.js';
 import { exportDataset, joinRecords, splitOf, SPLITS } from '../controller/dataset.js';
+import { parseSplit } from '../controller/dataset-cli.js';
 import { SqliteControllerStore } from '../controller/store/sqlite.js';
 import { edgeModel, ensureBuilt, ROOT, scratchDir } from './helpers/edge-model-cli.js';
 
@@ -182,4 +183,20 @@ t.test('class names map to indices through the predictions; what cannot be expor
   t.throws(() => readdirSync(out), 'nothing written');
   const odd = [row('examples', 1, { id: 'e', inputs: { x: { ...x, dtype: 'float16' } } })];
   t.throws(() => exportDataset(joinRecords(odd, { model: 'm', version: '1' }), join(dir, 'f16')), { message: /input dtype float16 has no \.npy form here/ });
+});
+
+t.test('--split', async (t) => {
+  t.same(parseSplit('70,20,10'), { train: 0.7, validation: 0.2 });
+  t.same(parseSplit('100,0,0'), { train: 1, validation: 0 });
+  for (const bad of ['80,10', '80,10,20', 'a,b,c', '80.5,9.5,10', '-10,60,50']) t.throws(() => parseSplit(bad), { message: /expected three whole percentages/ }, bad);
+  const db = join(dir, 'split.db');
+  await fill(db, 0, 200);
+  const r = fleet('id3', '--version', '1.0.0', '--split', '50,0,50', '--labelled', '--out', join(dir, 'split-out'), '--db', db, '--json');
+  t.equal(r.status, 0, r.stderr);
+  const e = exported(join(dir, 'split-out'));
+  t.same(e.validation, [], 'no validation share, no validation examples');
+  t.same(e.test, Array.from({ length: 200 }, (_, n) => n).filter((n) => labelled(n) && splitOf(uuid(n), { train: 0.5, validation: 0 }) === 'test').map(uuid).sort(), 'test: the ids past 50 %');
+  const bad = fleet('id3', '--version', '1.0.0', '--split', '90,20,0', '--out', join(dir, 'split-bad'), '--db', db);
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /--split "90,20,0": expected three whole percentages/);
 });
