@@ -34,6 +34,7 @@ import { buildDashboard } from './dashboard/server.js';
 import { registerRolloutCommands } from './rollout/commands.js';
 import { registerProvisioningCommands } from './provisioning/commands.js';
 import { RolloutLoop } from './rollout/loop.js';
+import { registerDatasetCommand } from './dataset-cli.js';
 import type { CommandSigner } from './rollout/fleet-port.js';
 import { checkPrivateKeyFile } from '../agent/security/key-file.js';
 import { createPrivateKey } from 'node:crypto';
@@ -386,6 +387,7 @@ export function buildFleetCli(): Command {
 
   registerRolloutCommands(program, { openStore: (f) => openStore(f), defaultDb: DEFAULT_DB });
   registerProvisioningCommands(program);
+  registerDatasetCommand(program, { defaultDb: DEFAULT_DB, openReadStore });
 
   return program;
 }

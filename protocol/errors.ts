@@ -148,6 +148,8 @@ export const FleetErrors = {
   /** The controller's --db: neither a file path nor a postgres:// URL it can use. */
   BAD_DATABASE: define('EDGE_FLEET_BAD_DATABASE', 400, (db: string, why: string) =>
     `--db ${db}: ${why}; expected a SQLite file path or postgres://user@host:port/database`),
+  /** edge-fleet dataset: an unknown model or version, nothing to export, a bad --since, a used --out. */
+  DATASET: define('EDGE_FLEET_DATASET', 400, (what: string) => what),
   /** The controller's PostgreSQL does not answer or refuses the connection. */
   DATABASE_UNREACHABLE: define('EDGE_FLEET_DATABASE_UNREACHABLE', 503, (where: string, why: string) =>
     `cannot reach the controller database at ${where}: ${why} (is PostgreSQL running and the URL right?)`),

@@ -9,6 +9,7 @@ import { PostgresControllerStore } from '../controller/store/postgres.js';
 import { partitions, partitionName, ensurePartitions } from '../controller/store/pg-partitions.js';
 import type { ControllerStore } from '../controller/store/types.js';
 import { FleetErrors } from '../protocol/errors.js';
+import { buildDataset } from '../controller/dataset.js';
 
 t.setTimeout(120_000);
 
@@ -206,6 +207,35 @@ for (const b of backends) {
       const after = await s.deviceCounts();
       t.same([after.byVersion['kws@0.2.0'], after.failedDeploys], [undefined, 1], 'a failed version is a failed deploy, not a served version');
       t.equal((await s.devicePage({ ...base, model: 'kws', version: '0.2.0' })).total, 0, 'the version filter takes served versions only');
+    });
+
+    t.test('examples and labels of several streams across devices, joined into a dataset', async (t) => {
+      const s = await open(t);
+      const t0 = Date.now() - 60_000;
+      const input = (v: number) => ({ x: { dtype: 'float32', shape: [1, 2], base64: Buffer.from(new Float32Array([v, v]).buffer).toString('base64') } });
+      const ex = (id: string, version = '1.0.0') => ({ id, model: 'digits', version, reason: 'random', inputs: input(1), outputs: input(0) });
+      const fb = (id: string, label: unknown, version = '1.0.0') => ({ id, model: 'digits', version, label, correct: true, example: true });
+      const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+      await s.ingestBatch('dev-1', 'examples', [{ seq: 1, ts: t0, payload: ex(id(1)) }, { seq: 2, ts: t0 + 1000, payload: ex(id(2)) }, { seq: 3, ts: t0 + 2000, payload: ex(id(9), '2.0.0') }]);
+      await s.ingestBatch('dev-1', 'feedback', [{ seq: 1, ts: t0 + 3000, payload: fb(id(1), 3) }]);
+      await s.ingestBatch('dev-2', 'examples', [{ seq: 1, ts: t0 + 4000, payload: ex(id(3)) }]);
+      await s.ingestBatch('dev-2', 'feedback', [{ seq: 1, ts: t0 + 5000, payload: fb(id(3), 7) }]);
+      await s.ingestBatch('dev-2', 'inference', [{ seq: 1, ts: t0, payload: { id: id(4), model: 'digits', version: '1.0.0' } }]);
+      const all = await s.streamRecords(['examples', 'feedback']);
+      t.same(all.map((r) => [r.deviceId, r.stream, r.seq]), [['dev-1', 'examples', 1], ['dev-1', 'examples', 2], ['dev-1', 'examples', 3], ['dev-1', 'feedback', 1], ['dev-2', 'examples', 1], ['dev-2', 'feedback', 1]], 'both streams, no other, by device, stream and seq');
+      t.same(all[3]!.payload, fb(id(1), 3), 'payload round-trips');
+      t.equal(all[0]!.ts, t0, 'the device timestamp');
+      t.same((await s.streamRecords(['examples'], { devices: ['dev-2'] })).map((r) => r.deviceId), ['dev-2'], 'only the devices asked for');
+      t.same((await s.streamRecords(['examples', 'feedback'], { since: t0 + 3000 })).map((r) => r.ts), [t0 + 3000, t0 + 4000, t0 + 5000], 'since, inclusive');
+      t.same(await s.streamRecords([]), [], 'no streams, no records');
+      const ds = await buildDataset(s, { model: 'digits', version: '1.0.0' });
+      t.same(ds.map((e) => [e.id, e.deviceId, e.labels]), [[id(1), 'dev-1', [3]], [id(2), 'dev-1', undefined], [id(3), 'dev-2', [7]]], 'examples joined with their labels by answer id');
+      t.same((await buildDataset(s, { model: 'digits', version: '1.0.0', labelled: true })).map((e) => e.id), [id(1), id(3)], '--labelled');
+      t.same((await buildDataset(s, { model: 'digits', version: '1.0.0', devices: ['dev-2'] })).map((e) => e.id), [id(3)], '--devices');
+      await t.rejects(buildDataset(s, { model: 'nope', version: '1.0.0' }), { code: FleetErrors.DATASET.code, message: /no examples or labels of model nope arrived; models with examples or labels: digits/ }, 'an unknown model');
+      await t.rejects(buildDataset(s, { model: 'digits', version: '3.0.0' }), { message: /versions seen: 1\.0\.0, 2\.0\.0/ }, 'an unknown version');
+      await t.rejects(buildDataset(s, { model: 'digits', version: '1.0.0', since: t0 + 60_000 }), { message: /digits@1\.0\.0: no examples or labels since/ }, 'nothing left after --since');
+      await t.rejects(buildDataset(s, { model: 'digits', version: '2.0.0', labelled: true }), { message: /digits@2\.0\.0: no labelled examples \(1 examples, 0 labels/ }, 'nothing labelled');
     });
 
     t.test('the database reopens with its data (migrations are idempotent)', async (t) => {

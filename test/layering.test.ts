@@ -22,6 +22,7 @@ const CONTROLLER_MAY_IMPORT: Record<string, string> = {
   'agent/drift/profile.ts': 'fleet drift merges device profiles',
   'agent/drift/reference.ts': 'fleet drift reads the reference a package carries',
   'agent/drift/report.ts': 'the drift report document devices send',
+  'agent/tensor/npy.ts': 'edge-fleet dataset writes .npy inputs as edge-model eval/finetune read them',
   'agent/drift/verdict.ts': 'one drift verdict for every screen: the device page, the dashboard and edge-fleet drift',
   'agent/ui/style.css': 'the dashboard serves the agent UI\'s stylesheet',
 };

@@ -23,6 +23,10 @@ t.test('devices, their state and fleet drift update live on the dashboard', asyn
   t.same(api.map((d) => [d.deviceId, d.online]), [['pi-a', true], ['pi-b', true]], 'the JSON view lists both devices online');
   t.equal((await fetch(`${url}/api/devices/nope`)).status, 404);
 
+  // Field examples and labels arrived before the page opens: its first render shows them.
+  store.ingestBatch('pi-a', 'examples', [1, 2, 3].map((i) => ({ seq: i, ts: Date.now(), payload: { id: `e${i}`, model: 'digits', version: '1.0.0', inputs: {} } })));
+  store.ingestBatch('pi-a', 'feedback', [1, 2].map((i) => ({ seq: i, ts: Date.now(), payload: { id: `e${i}`, model: 'digits', version: '1.0.0', label: 7 } })));
+
   const browser = await launchBrowser();
   t.teardown(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -32,6 +36,9 @@ t.test('devices, their state and fleet drift update live on the dashboard', asyn
   const row = (id: string) => page.locator(`#devices tr[data-device="${id}"]`);
   await row('pi-b').getByText('online').waitFor({ timeout: 15_000 });
   t.pass('both devices show as online');
+  const learning = page.locator('#learning-table tr[data-model="digits@1.0.0"]');
+  await learning.waitFor({ timeout: 15_000 });
+  t.equal((await learning.innerText()).replace(/\s+/g, ' ').trim(), 'digits 1.0.0 3 2 7: 2', 'the learning table: examples, labels, labels per class');
 
   store.upsertStatus('pi-b', { state: 'offline', agentVersion: '0.1.0', models: [], groups: ['lab'] });
   await row('pi-b').getByText('offline').waitFor({ timeout: 15_000 });

@@ -9,6 +9,7 @@ import { Errors } from '../../protocol/errors.js';
 import type { FleetStore } from '../store.js';
 import type { RolloutStatus } from '../rollout/driver.js';
 import { parseDeviceQuery } from '../device-query.js';
+import { learningView } from './learning-view.js';
 import { deviceView, devicesView, fleetDriftView, rolloutsSummaryView, telemetryVolumeView } from './views.js';
 
 const require = createRequire(import.meta.url);
@@ -87,6 +88,7 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
   app.get('/api/drift', async () => fleetDriftView(opts.store));
   app.get('/api/rollouts', async () => rollouts());
   app.get('/api/telemetry/volume', async () => telemetryVolumeView(opts.store));
+  app.get('/api/learning', async () => learningView(opts.store));
 
   const clients = new Set<{ write(s: string): void }>();
   let last = '';

@@ -8,6 +8,7 @@ import type { ArtifactInfo } from '../store.js';
 import { migrate } from './pg-migrations.js';
 import { dropPartitionsBefore, ensurePartitions } from './pg-partitions.js';
 import { DeviceWrites, deviceCounts, devicePage, devices, groupMembers, upsertReported } from './pg-devices.js';
+import { pgStreamRecords } from './stream-records.js';
 import { batches, driftReports, ingestBatch, telemetry, telemetrySummary } from './pg-telemetry.js';
 import { pgRollouts } from './pg-rollouts.js';
 import type { CommandRow, ControllerStore, DesiredDoc, DeviceQuery, RolloutRecords, TelemetryRecord } from './types.js';
@@ -142,6 +143,7 @@ export class PostgresControllerStore implements ControllerStore {
   telemetrySummary = (deviceId?: string) => telemetrySummary(this.pool, deviceId);
   batches = () => batches(this.pool);
   driftReports = (limit?: number) => driftReports(this.pool, limit);
+  streamRecords: ControllerStore['streamRecords'] = (streams, q) => pgStreamRecords(this.pool, streams, q);
 
   async commandSent(id: string, deviceId: string, name: string, args: unknown): Promise<void> {
     await this.pool.query(`INSERT INTO commands (id, device_id, name, args_json, sent_at) VALUES ($1, $2, $3, $4, $5)

@@ -3,6 +3,7 @@
 // and callers that read `sync` directly (the tests, the rollout loop) see the same database.
 import { FleetStore } from '../store.js';
 import { RolloutStore } from '../rollout/store.js';
+import { sqliteStreamRecords } from './stream-records.js';
 import type { ControllerStore, DeviceQuery, RolloutRecords } from './types.js';
 
 /** Runs a synchronous call as a promise: a throw becomes a rejection. */
@@ -71,6 +72,7 @@ export class SqliteControllerStore implements ControllerStore {
   telemetrySummary = (d?: string) => later(() => this.sync.telemetrySummary(d));
   batches = () => later(() => this.sync.batches());
   driftReports = (limit?: number) => later(() => this.sync.driftReports(limit));
+  streamRecords: ControllerStore['streamRecords'] = (streams, q) => later(() => sqliteStreamRecords(this.sync.db, streams, q));
   commandSent: ControllerStore['commandSent'] = (id, d, n, a) => later(() => this.sync.commandSent(id, d, n, a));
   commandReplied: ControllerStore['commandReplied'] = (id, d, r) => later(() => this.sync.commandReplied(id, d, r));
   commands = (d?: string) => later(() => this.sync.commands(d));

@@ -14,6 +14,9 @@ export type { ArtifactInfo, DeviceRow, IngestResult, TelemetryRow };
 import type { DeviceCounts, DevicePage, DeviceQuery } from '../device-query.js';
 export type { DeviceCounts, DevicePage, DeviceQuery };
 
+import type { StreamRecordsQuery } from './stream-records.js';
+export type { StreamRecordsQuery };
+
 export interface TelemetryRecord {
   seq: number;
   ts: number;
@@ -109,6 +112,8 @@ export interface ControllerStore {
   telemetrySummary(deviceId?: string): Promise<TelemetrySummaryRow[]>;
   batches(): Promise<BatchRow[]>;
   driftReports(limit?: number): Promise<StoredDriftReport[]>;
+  /** Every stored record of these streams across devices, by device, stream and seq (datasets: controller/dataset.ts). */
+  streamRecords(streams: string[], q?: StreamRecordsQuery): Promise<TelemetryRow[]>;
 
   // commands
   commandSent(id: string, deviceId: string, name: string, args: unknown): Promise<void>;

@@ -285,8 +285,34 @@
     }
   }
 
+  // Per model version: examples and labels that arrived, labels per class (/api/learning).
+  let learningAt = 0;
+  function renderLearning() {
+    if (Date.now() - learningAt < 5000) return;
+    learningAt = Date.now();
+    fetch('/api/learning').then((r) => r.json()).then((rows) => {
+      if (!Array.isArray(rows) || !rows.length) return;
+      const table = document.createElement('table');
+      table.id = 'learning-table';
+      table.innerHTML = '<thead><tr><th>model</th><th>version</th><th>examples</th><th>labels</th><th>labels per class</th></tr></thead><tbody></tbody>';
+      for (const r of rows) {
+        const tr = document.createElement('tr');
+        tr.dataset.model = `${r.model}@${r.version}`;
+        const classes = Object.entries(r.perClass).sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }));
+        for (const v of [r.model, r.version, r.examples, r.labels, classes.map(([k, n]) => `${k}: ${n}`).join(', ') || '-']) {
+          const td = document.createElement('td');
+          td.textContent = String(v);
+          tr.append(td);
+        }
+        table.tBodies[0].append(tr);
+      }
+      $('learning').replaceChildren(table);
+    }).catch(() => undefined);
+  }
+
   let pageRequested = false;
   function render() {
+    renderLearning();
     renderCounts();
     // The first snapshot needs no second request for the table: it was asked for at once.
     if (pageRequested) loadPage();
