@@ -4,34 +4,17 @@
 // stores it, so PostgreSQL holds every record once. The time from the kill until every
 // record is acked is printed.
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PostgresControllerStore } from '../controller/store/postgres.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { startPostgres } from './helpers/postgres.js';
-import { killOnExit } from './helpers/cleanup.js';
-import { WaitAbort, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
+import { startServe } from './helpers/fleet-serve.js';
 import { startAgent } from './fleet-support.js';
 
 t.setTimeout(120_000);
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = path.join(root, 'dist/controller/cli.js');
 
-async function serve(args: string[]): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [cli, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  killOnExit(() => proc.kill('SIGKILL'));
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await waitFor(() => {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new WaitAbort(`serve exited: ${err.slice(-2000)}`);
-    return out.includes('"ready":true');
-  }, { timeoutMs: 30_000, what: 'edge-fleet serve ready' });
-  return proc;
-}
+const serve = startServe;
 
 t.test('a replica killed with SIGKILL: the survivor stores what it did not, each record once', async (t) => {
   const pg = await startPostgres();

@@ -4,7 +4,7 @@
 // restart the fleet's picture comes from the database, not from retained statuses; two
 // replicas on one database store each record once.
 import t from 'tap';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
@@ -13,33 +13,14 @@ import { FleetController } from '../controller/serve.js';
 import { PostgresControllerStore } from '../controller/store/postgres.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { startPostgres } from './helpers/postgres.js';
-import { killOnExit } from './helpers/cleanup.js';
-import { WaitAbort, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
+import { serveReady, spawnServe, type Serve } from './helpers/fleet-serve.js';
 import { startAgent } from './fleet-support.js';
 
 t.setTimeout(150_000);
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'dist/controller/cli.js');
-
-interface Serve { proc: ChildProcess; out(): string; err(): string }
-
-function spawnServe(args: string[]): Serve {
-  const proc = spawn(process.execPath, [cli, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  killOnExit(() => proc.kill('SIGKILL'));
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  return { proc, out: () => out, err: () => err };
-}
-
-async function serveReady(s: Serve): Promise<void> {
-  await waitFor(() => {
-    if (s.proc.exitCode !== null || s.proc.signalCode !== null) throw new WaitAbort(`edge-fleet serve exited (${s.proc.exitCode ?? s.proc.signalCode}): ${s.err().slice(-2000)}`);
-    return s.out().includes('"ready":true');
-  }, { timeoutMs: 30_000, what: 'edge-fleet serve ready' });
-}
 
 async function exitOf(s: Serve): Promise<number | null> {
   if (s.proc.exitCode !== null) return s.proc.exitCode;

@@ -2,37 +2,21 @@
 // PostgreSQL, with real agents on a real Mosquitto: the rollout completes, and each device is
 // assigned once (the replica holding the rollout's lease acts; the other waits).
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { publishPackage } from '../controller/publish.js';
 import { DEFAULT_GATES } from '../controller/rollout/plan.js';
 import { PostgresControllerStore } from '../controller/store/postgres.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { startPostgres } from './helpers/postgres.js';
-import { killOnExit } from './helpers/cleanup.js';
 import { digitBatch, FP32, tempDir } from './helpers/model-packages.js';
 import { variantPackage } from './helpers/variant-models.js';
-import { WaitAbort, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
+import { startServe } from './helpers/fleet-serve.js';
 import { startAgent, type TestAgent } from './fleet-support.js';
 
 t.setTimeout(150_000);
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-async function serve(args: string[]): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [path.join(root, 'dist/controller/cli.js'), 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  killOnExit(() => proc.kill('SIGKILL'));
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await waitFor(() => {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new WaitAbort(`serve exited: ${err.slice(-2000)}`);
-    return out.includes('"ready":true');
-  }, { timeoutMs: 30_000, what: 'edge-fleet serve ready' });
-  return proc;
-}
+const serve = startServe;
 
 t.test('two PostgreSQL replicas carry a rollout out once', async (t) => {
   const pg = await startPostgres();
