@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { DEVICE_COLUMNS, deviceRow, type StoredDevice } from '../device-rows.js';
 import { SERVING_STATES } from '../device-query.js';
 import type { DeviceCounts, DevicePage, DeviceQuery, DeviceRow } from './types.js';
+import { inTransaction } from './pg-transaction.js';
 
 const SELECT_DEVICE = `SELECT ${DEVICE_COLUMNS.replace('status_json', 'status_json::text AS status_json').replace('reported_json', 'reported_json::text AS reported_json')} FROM devices`;
 
@@ -84,9 +85,7 @@ function reportedModels(report: Record<string, unknown>): { model: string; versi
 export async function upsertReported(pool: pg.Pool, deviceId: string, report: Record<string, unknown>): Promise<void> {
   const now = Date.now();
   const models = reportedModels(report);
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
+  await inTransaction(pool, async (c) => {
     await c.query(`INSERT INTO devices (device_id, state, first_seen, last_seen, reported_json, reported_at) VALUES ($1, 'unknown', $2, $2, $3::jsonb, $2)
       ON CONFLICT (device_id) DO UPDATE SET reported_json = excluded.reported_json, reported_at = excluded.reported_at`, [deviceId, now, JSON.stringify(report)]);
     await c.query('DELETE FROM device_models WHERE device_id = $1', [deviceId]);
@@ -94,13 +93,7 @@ export async function upsertReported(pool: pg.Pool, deviceId: string, report: Re
       await c.query(`INSERT INTO device_models (device_id, model, version, state) SELECT $1, m, v, s FROM unnest($2::text[], $3::text[], $4::text[]) AS u(m, v, s) ON CONFLICT DO NOTHING`,
         [deviceId, models.map((m) => m.model), models.map((m) => m.version), models.map((m) => m.state)]);
     }
-    await c.query('COMMIT');
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    c.release();
-  }
+  });
 }
 
 export async function devices(pool: pg.Pool, deviceId?: string): Promise<DeviceRow[]> {

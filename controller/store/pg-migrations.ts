@@ -2,6 +2,7 @@
 // transaction, recorded in schema_migrations; replicas starting together serialise on an
 // advisory lock, so a migration is never applied twice.
 import type pg from 'pg';
+import { inTransaction } from './pg-transaction.js';
 
 /** Key of the advisory lock held while migrating (any constant; "edge" in ASCII). */
 const MIGRATION_LOCK = 0x65646765;
@@ -152,9 +153,7 @@ export const MIGRATIONS: readonly string[] = [
 
 /** Applies the migrations this database has not had; returns the versions applied now. */
 export async function migrate(pool: pg.Pool): Promise<number[]> {
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
+  return inTransaction(pool, async (c) => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
     const have = new Set((await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
@@ -166,12 +165,6 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
       await c.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version]);
       applied.push(version);
     }
-    await c.query('COMMIT');
     return applied;
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    c.release();
-  }
+  });
 }

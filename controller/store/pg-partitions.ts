@@ -1,6 +1,7 @@
 // Telemetry partitions by day (UTC, on the record's ts in ms): made ahead of time, and dropped
 // whole once older than the retention, which is far cheaper than deleting rows.
 import type pg from 'pg';
+import { inTransaction } from './pg-transaction.js';
 
 const DAY_MS = 86_400_000;
 
@@ -19,9 +20,7 @@ const PARTITION_LOCK = 0x65646766;
 /** Makes the partitions from `daysBack` days before `now` to `daysAhead` after (those missing). */
 export async function ensurePartitions(pool: pg.Pool, now = Date.now(), daysBack = 1, daysAhead = 3): Promise<string[]> {
   const made: string[] = [];
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
+  return inTransaction(pool, async (c) => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK]);
     const existing = new Set(await partitions(c));
     for (let d = -daysBack; d <= daysAhead; d++) {
@@ -39,14 +38,8 @@ export async function ensurePartitions(pool: pg.Pool, now = Date.now(), daysBack
         if (!/default partition/.test((err as Error).message)) throw err;
       }
     }
-    await c.query('COMMIT');
     return made;
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    c.release();
-  }
+  });
 }
 
 /** The day partitions of telemetry, oldest first. */

@@ -5,13 +5,12 @@
 import type pg from 'pg';
 import { storedDocument } from '../documents.js';
 import type { BatchRow, IngestResult, StoredDriftReport, TelemetryRecord, TelemetryRow, TelemetrySummaryRow } from './types.js';
+import { inTransaction } from './pg-transaction.js';
 
 export async function ingestBatch(pool: pg.Pool, deviceId: string, stream: string, records: TelemetryRecord[], replica = ''): Promise<IngestResult> {
   const now = Date.now();
   const payloads = records.map((r) => JSON.stringify(r.payload ?? null));
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
+  return inTransaction(pool, async (c) => {
     const ins = await c.query<{ seq: number }>(`INSERT INTO telemetry (device_id, stream, seq, ts, payload_json, received_at)
       SELECT $1, $2, s, t, p::json, $6 FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS u(s, t, p)
       ON CONFLICT DO NOTHING RETURNING seq`, [deviceId, stream, records.map((r) => r.seq), records.map((r) => r.ts), payloads, now]);
@@ -28,14 +27,8 @@ export async function ingestBatch(pool: pg.Pool, deviceId: string, stream: strin
     await c.query(`INSERT INTO batches (device_id, stream, first_seq, last_seq, records, stored, duplicates, received_at, replica)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [deviceId, stream, records[0]?.seq ?? 0, records[records.length - 1]?.seq ?? 0,
       records.length, stored, records.length - stored, now, replica]);
-    await c.query('COMMIT');
     return { records: records.length, stored, duplicates: records.length - stored, storedSeqs };
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    c.release();
-  }
+  });
 }
 
 export async function telemetry(pool: pg.Pool, deviceId: string, opts: { stream?: string; limit?: number; afterSeq?: number } = {}): Promise<TelemetryRow[]> {

@@ -12,6 +12,7 @@ import { pgStreamRecords } from './stream-records.js';
 import { batches, driftReports, ingestBatch, telemetry, telemetrySummary } from './pg-telemetry.js';
 import { pgRollouts } from './pg-rollouts.js';
 import type { CommandRow, ControllerStore, DesiredDoc, DeviceQuery, RolloutRecords, TelemetryRecord } from './types.js';
+import { inTransaction } from './pg-transaction.js';
 
 export interface PostgresStoreOptions {
   /** How often coalesced device writes are flushed (ms). */
@@ -162,21 +163,13 @@ export class PostgresControllerStore implements ControllerStore {
   }
 
   async putArtifact(info: Omit<ArtifactInfo, 'publishedAt'>, chunk: (i: number) => Buffer): Promise<void> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
+    await inTransaction(this.pool, async (c) => {
       await c.query('DELETE FROM chunks WHERE sha256 = $1', [info.sha256]);
       await c.query('DELETE FROM artifacts WHERE sha256 = $1 OR (name = $2 AND version = $3)', [info.sha256, info.name, info.version]);
       await c.query('INSERT INTO artifacts (sha256, name, version, size, chunk_size, chunks_json, signature, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
         [info.sha256, info.name, info.version, info.size, info.chunkSize, JSON.stringify(info.chunks), info.signature, Date.now()]);
       for (let i = 0; i < info.chunks.length; i++) await c.query('INSERT INTO chunks (sha256, idx, data) VALUES ($1, $2, $3)', [info.sha256, i, chunk(i)]);
-      await c.query('COMMIT');
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      c.release();
-    }
+    });
   }
 
   async artifact(key: { sha256: string } | { name: string; version: string }): Promise<ArtifactInfo | undefined> {
