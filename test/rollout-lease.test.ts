@@ -59,31 +59,42 @@ for (const backend of ['sqlite', 'postgres'] as const) t.test(`${backend}: two r
   const fleet = new CountingFleet();
   // Long enough that no pass of a loaded machine outlasts it before the "kill" below.
   const leaseMs = 2000;
-  let aAlive = true;
-  let aRenewed = 0;
-  const driverA = new RolloutDriver(bookA, fleet.port('a'), undefined, (id) => { if (!aAlive) return false; aRenewed = Date.now(); return a.rollouts.lease(id, 'a', leaseMs); });
-  const driverB = new RolloutDriver(bookB, fleet.port('b'), undefined, (id) => b.rollouts.lease(id, 'b', leaseMs));
+  const stores = { a, b };
+  const alive = { a: true, b: true };
+  const renewed = { a: 0, b: 0 };
+  const leaseOf = (name: 'a' | 'b') => (id: string) => {
+    if (!alive[name]) return false;
+    renewed[name] = Date.now();
+    return stores[name].rollouts.lease(id, name, leaseMs);
+  };
+  const drivers = {
+    a: new RolloutDriver(bookA, fleet.port('a'), undefined, leaseOf('a')),
+    b: new RolloutDriver(bookB, fleet.port('b'), undefined, leaseOf('b')),
+  };
   const r = { id: 'ro-lease', model: 'digits', version: '2.0.0', group: 'all', stages: [10, 50, 100], gates: DEFAULT_GATES, stageIndex: 0, stageStartedAt: Date.now(), state: 'running' as const, createdAt: Date.now() };
   await a.rollouts.create(r);
 
-  // Each replica's loop runs one pass at a time (RolloutLoop.kick); the two replicas run at once.
-  await Promise.all([driverA.tick(), driverB.tick()]);
-  await Promise.all([driverB.tick(), driverA.tick()]);
+  // Each replica's loop runs one pass at a time (RolloutLoop.kick); the two replicas run at
+  // once and race for the lease: either may win, and only the winner acts.
+  await Promise.all([drivers.a.tick(), drivers.b.tick()]);
+  await Promise.all([drivers.b.tick(), drivers.a.tick()]);
   const first = fleet.writes.map((w) => w.device);
   t.ok(first.length >= 1, `the first stage was assigned (${first.length} devices)`);
-  t.same(new Set(fleet.writes.map((w) => w.replica)), new Set(['a']), 'by the replica that took the lease only');
+  const holder = fleet.writes[0]!.replica as 'a' | 'b';
+  const survivor = holder === 'a' ? 'b' : 'a';
+  t.same(new Set(fleet.writes.map((w) => w.replica)), new Set([holder]), `by the replica that took the lease (${holder}) only`);
   t.equal(new Set(first).size, first.length, 'each device told once');
 
-  // Replica a dies: it stops renewing. b takes over once the lease has expired, not before.
-  aAlive = false;
+  // The holder dies: it stops renewing. The survivor takes over once the lease has expired, not before.
+  alive[holder] = false;
   fleet.settle('2.0.0');
-  await driverB.tick();
-  t.equal(fleet.writes.length, first.length, 'while a\'s lease runs, b does nothing');
-  await waitFor(async () => { fleet.settle('2.0.0'); await driverB.tick(); return (await b.rollouts.get(r.id))!.state === 'completed'; },
-    { timeoutMs: 10_000, what: 'replica b to complete the rollout' });
-  const took = Date.now() - aRenewed;
-  t.ok(took >= leaseMs, `taken over after the lease expired (${took} ms after a's last renewal, lease ${leaseMs} ms)`);
-  t.same(new Set(fleet.writes.filter((w) => !first.includes(w.device)).map((w) => w.replica)), new Set(['b']), 'the later stages by b');
+  await drivers[survivor].tick();
+  t.equal(fleet.writes.length, first.length, 'while the holder\'s lease runs, the other replica does nothing');
+  await waitFor(async () => { fleet.settle('2.0.0'); await drivers[survivor].tick(); return (await stores[survivor].rollouts.get(r.id))!.state === 'completed'; },
+    { timeoutMs: 10_000, what: `replica ${survivor} to complete the rollout` });
+  const took = Date.now() - renewed[holder];
+  t.ok(took >= leaseMs, `taken over after the lease expired (${took} ms after the holder's last renewal, lease ${leaseMs} ms)`);
+  t.same(new Set(fleet.writes.filter((w) => !first.includes(w.device)).map((w) => w.replica)), new Set([survivor]), 'the later stages by the survivor');
   const devices = fleet.writes.map((w) => w.device);
   t.equal(devices.length, 20, 'every device told to run 2.0.0');
   t.equal(new Set(devices).size, 20, 'each exactly once across the two replicas');
