@@ -4,36 +4,21 @@
 // answer, then again once enrolled: it never ends up with a half identity, and enrolls once.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
-import { makePki, productionListener, repoRoot } from './helpers/pki.js';
+import { makePki, repoRoot } from './helpers/pki.js';
 import { spawnAgentWithFile, writeConfig } from './helpers/agent.js';
 import { killOnExit } from './helpers/cleanup.js';
 import { waitFor } from './helpers/wait.js';
-import { tempDir } from './fleet-support.js';
-import { addClaim, initProvisioning } from '../controller/provisioning/admin.js';
+import { startProvisioningBroker } from './helpers/provisioning-broker.js';
+import { addClaim } from '../controller/provisioning/admin.js';
 
 t.setTimeout(180_000);
 
 t.test('a real agent enrolls through a real controller, survives SIGKILL mid-enrollment, and keeps its identity across restarts', async (t) => {
   const pki = makePki([]);
   t.teardown(() => pki.remove());
-  const listener = productionListener(pki);
-  const etc = path.join(pki.dir, 'broker-etc');
-  const work = tempDir('edge-prov-proc-');
-  t.teardown(() => work.remove());
-  const provDir = path.join(work.dir, 'provisioning');
-  const pidFile = path.join(work.dir, 'mosquitto.pid');
-  await initProvisioning(provDir, {
-    caCert: pki.file('ca.crt'), caKey: pki.file('ca.key'), aclBase: pki.file('acl'),
-    aclFile: path.join(etc, 'acl'), crlFile: path.join(etc, 'crl.pem'),
-    reload: ['sh', '-c', `if [ -f '${pidFile}' ]; then kill -HUP "$(cat '${pidFile}')"; fi`],
-  });
-  const broker = await startMosquitto({ listenerConf: (port) => `${listener(port)}\ncrlfile ${etc}/crl.pem\n` });
-  writeFileSync(pidFile, String(broker.proc.pid));
-  t.teardown(() => destroyMosquitto(broker));
-  const url = `mqtts://127.0.0.1:${broker.port}`;
+  const { url, work, provDir } = await startProvisioningBroker(pki, 'edge-prov-proc-', (f) => t.teardown(f));
   const image = path.join(work.dir, 'image');
   await addClaim(provDir, 'claim-batch', { pattern: 'pi-[0-9]+', lifetimeSeconds: 3600, perHour: 20, claimLifetimeSeconds: 86_400, out: image });
 

@@ -5,16 +5,16 @@
 import 'reflect-metadata';
 import t, { type Test } from 'tap';
 import { X509Certificate, webcrypto } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import type { MqttClient } from 'mqtt';
-import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
-import { makePki, productionListener, tryConnect } from './helpers/pki.js';
+import { makePki, tryConnect } from './helpers/pki.js';
 import { waitFor } from './helpers/wait.js';
-import { makeAgent, tempDir, type TestAgent } from './fleet-support.js';
+import { startProvisioningBroker } from './helpers/provisioning-broker.js';
+import { makeAgent, type TestAgent } from './fleet-support.js';
 import { ProvisioningService } from '../controller/provisioning/service.js';
-import { addClaim, disconnectDevice, initProvisioning, revokeDevice } from '../controller/provisioning/admin.js';
+import { addClaim, disconnectDevice, revokeDevice } from '../controller/provisioning/admin.js';
 import { ProvisioningStore } from '../controller/provisioning/state.js';
 import { checkCsr, issueClientCert, loadCa } from '../controller/provisioning/ca.js';
 import { applyBrokerFiles } from '../controller/provisioning/broker-files.js';
@@ -25,22 +25,7 @@ x509.cryptoProvider.set(webcrypto as never);
 
 const pki = makePki([]);
 t.teardown(() => pki.remove());
-const listener = productionListener(pki); // installs ca/broker/acl into broker-etc
-const etc = path.join(pki.dir, 'broker-etc');
-const work = tempDir('edge-prov-');
-t.teardown(() => work.remove());
-const provDir = path.join(work.dir, 'provisioning');
-const pidFile = path.join(work.dir, 'mosquitto.pid');
-await initProvisioning(provDir, {
-  caCert: pki.file('ca.crt'), caKey: pki.file('ca.key'), aclBase: pki.file('acl'),
-  aclFile: path.join(etc, 'acl'), crlFile: path.join(etc, 'crl.pem'),
-  // The broker is not running yet at init: the reload waits for its pid file.
-  reload: ['sh', '-c', `if [ -f '${pidFile}' ]; then kill -HUP "$(cat '${pidFile}')"; fi`],
-});
-const broker = await startMosquitto({ listenerConf: (port) => `${listener(port)}\ncrlfile ${etc}/crl.pem\n` });
-writeFileSync(pidFile, String(broker.proc.pid));
-t.teardown(() => destroyMosquitto(broker));
-const url = `mqtts://127.0.0.1:${broker.port}`;
+const { broker, url, etc, work, provDir } = await startProvisioningBroker(pki, 'edge-prov-', (f) => t.teardown(f));
 const ca = pki.file('ca.crt');
 
 const service = new ProvisioningService(provDir, { broker: url, clientId: 'edge-controller-test', tls: pki.tls('controller') as { ca: Buffer; cert: Buffer; key: Buffer } });
