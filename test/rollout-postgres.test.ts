@@ -9,14 +9,17 @@ import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { startPostgres } from './helpers/postgres.js';
 import { digitBatch, FP32, tempDir } from './helpers/model-packages.js';
 import { variantPackage } from './helpers/variant-models.js';
-import { waitFor } from './helpers/wait.js';
-import { startServe } from './helpers/fleet-serve.js';
+import { WaitAbort, waitFor } from './helpers/wait.js';
+import { serveReady, spawnServe, type Serve } from './helpers/fleet-serve.js';
 import { startAgent, type TestAgent } from './fleet-support.js';
 
-t.setTimeout(150_000);
+t.setTimeout(300_000);
 
-
-const serve = startServe;
+async function serve(args: string[]): Promise<Serve> {
+  const s = spawnServe(args);
+  await serveReady(s);
+  return s;
+}
 
 t.test('two PostgreSQL replicas carry a rollout out once', async (t) => {
   const pg = await startPostgres();
@@ -26,7 +29,7 @@ t.test('two PostgreSQL replicas carry a rollout out once', async (t) => {
   t.teardown(() => destroyMosquitto(broker));
   const common = ['--db', url, '--broker', broker.url, '--share', 'edge-fleet'];
   const replicas = [await serve([...common, '--id', 'ro-r1']), await serve([...common, '--id', 'ro-r2'])];
-  t.teardown(() => { for (const r of replicas) r.kill('SIGKILL'); });
+  t.teardown(() => { for (const r of replicas) r.proc.kill('SIGKILL'); });
   const db = await PostgresControllerStore.open(url);
   t.teardown(() => db.close());
 
@@ -59,7 +62,21 @@ t.test('two PostgreSQL replicas carry a rollout out once', async (t) => {
   await publishPackage(db, variantPackage('good', '1.1.0', tempDir()), {});
   const now = Date.now();
   await db.rollouts.create({ id: 'pg-ro-1', model: 'digits', version: '1.1.0', group: 'lab', stages: [34, 100], gates: DEFAULT_GATES, stageIndex: 0, stageStartedAt: now, state: 'running', createdAt: now });
-  await waitFor(async () => (await db.rollouts.get('pg-ro-1'))?.state === 'completed', { timeoutMs: 90_000, what: 'the rollout completed' });
+  // What the rollout, the devices and the replicas said, for a failure to explain itself.
+  const story = async (): Promise<string> => {
+    const r = await db.rollouts.get('pg-ro-1');
+    const events = (await db.rollouts.events('pg-ro-1')).map((e) => `${e.kind} ${JSON.stringify(e.detail)}`);
+    const reports = (await db.devices()).map((d) => `${d.deviceId} ${d.state}: ${JSON.stringify((d.reported?.models as unknown[] | undefined) ?? [])}`);
+    const logs = replicas.map((x, i) => `replica ${i + 1} stderr (tail): ${x.err().slice(-1500)}`);
+    return [`state ${r?.state} stage ${r?.stageIndex} reason ${r?.reason ?? '-'}`, ...events, ...reports, ...logs].join('\n');
+  };
+  await waitFor(async () => {
+    const state = (await db.rollouts.get('pg-ro-1'))?.state;
+    if (state === 'halted') throw new WaitAbort(`the rollout halted:\n${await story()}`);
+    return state === 'completed';
+  }, { timeoutMs: 180_000, what: 'the rollout completed' }).catch(async (err: Error) => {
+    throw new Error(`${err.message}\n${await story()}`);
+  });
   await waitFor(() => agents.every((a) => served.get(a.agent.config.deviceId) === '1.1.0'), { timeoutMs: 30_000, what: 'every device serves 1.1.0' });
   t.pass('the rollout completed and every device serves 1.1.0');
   const assigned = (await db.rollouts.events('pg-ro-1')).filter((e) => e.kind === 'assigned').flatMap((e) => (e.detail as { devices: string[] }).devices);
