@@ -53,6 +53,8 @@ export class PartitionedBackend implements Backend {
   static async load(model: Uint8Array | ModelProto, options: PartitionedOptions = {}): Promise<PartitionedBackend> {
     const name = options.name ?? 'model';
     const proto = withConstantsAsInitializers(model instanceof Uint8Array ? decodeModel(model, name) : model);
+    const quantized = (proto.graph!.node ?? []).some((n) => n.opType === 'QuantizeLinear' || n.opType?.startsWith('QLinear'));
+    if (!quantized) throw Errors.MODEL_UNSUPPORTED_OPS(name, ['the graph has no quantized tensors to cut at (the engine runs int8 models)']);
     const shapes = fixedInputShapes(proto, options.inputShapes);
     const facts = await probeTensors(proto, shapes);
     // The engine checks each plan again; what it refuses goes to ONNX Runtime.
