@@ -3,3 +3,4 @@ export { PartitionedBackend, type PartitionedOptions } from './partitioned-backe
 export { partitionModel, type Partition, type PlannedSegment, type NodePlacement } from './partitioner.js';
 export { cutSegments, type Segment, type Side } from './segments.js';
 export { fixedInputShapes, probeTensors, withConstantsAsInitializers } from './submodel.js';
+export { describePartition, type PartitionReport } from './describe.js';
