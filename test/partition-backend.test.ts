@@ -4,7 +4,7 @@
 // this CPU: the int8-weight form ortReference picks) within one quantization step. A use of a
 // supported operator the compiler refuses moves that node only. `edge-model inspect` prints the
 // partition. Which operators are unsupported is read from support.ts, never assumed.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeModel, makeNode, DataType, type ModelProto } from '../agent/onnx/model.js';
@@ -35,14 +35,14 @@ function erfNet(seed: number): { bytes: Uint8Array; out: Q; g: QdqGraph } {
 }
 
 /** Runs both on `batch` random samples; the worst difference in output quantization steps. */
-async function compare(b: PartitionedBackend, bytes: Uint8Array, g: QdqGraph, out: Q, batch: number): Promise<{ worst: number; levels: number }> {
+async function compare(tt: Test, b: PartitionedBackend, bytes: Uint8Array, g: QdqGraph, out: Q, batch: number): Promise<{ worst: number; levels: number }> {
   const ref = await ortReference(bytes);
   try {
     const shape = [batch, ...IN.slice(1)];
     const data = randomInput(g.rand, shape, 0.02, 128);
     const want = (await ref.exact.run({ x: new ort.Tensor('float32', data, shape) })).y.data as Float32Array;
     const got = await b.run({ x: { dtype: 'float32', shape, data } });
-    t.same(got.y.shape, [batch, 10], `output shape at batch ${batch}`);
+    tt.same(got.y.shape, [batch, 10], `output shape at batch ${batch}`);
     return { worst: worstSteps(want, got.y.data as Float32Array, out.scale), levels: new Set(Array.from(want, (v) => Math.round(v / out.scale))).size };
   } finally {
     await ref.release();
@@ -78,7 +78,7 @@ t.test('an Erf in the middle runs on ONNX Runtime, the rest natively, within 1 s
     t.ok(types.every((ty) => ty === DataType.UINT8 || ty === DataType.INT8), `segment ${k} (${s.side}) exchanges int8/uint8 tensors only: ${[...inner(s.inputs), ...inner(s.outputs)].join(', ')}`);
   }
   for (const batch of [1, 3]) {
-    const { worst, levels } = await compare(b, bytes, g, out, batch);
+    const { worst, levels } = await compare(t, b, bytes, g, out, batch);
     t.ok(worst <= 1.001, `batch ${batch}: worst difference ${worst.toFixed(3)} steps (at most 1)`);
     t.ok(levels > 5, `batch ${batch}: the output takes ${levels} levels (not constant)`);
   }
@@ -106,7 +106,7 @@ t.test('a use the compiler refuses moves that node (and only what must follow it
     t.ok(b.partition.refused.length > 0, 'refusals are listed');
   }
   t.ok(b.partition.nodes.some((n) => n.side === 'native' && n.op === 'Gemm'), 'the Gemm after it still runs natively');
-  const { worst } = await compare(b, bytes, g, out, 2);
+  const { worst } = await compare(t, b, bytes, g, out, 2);
   t.ok(worst <= 1.001, `worst difference ${worst.toFixed(3)} steps (at most 1)`);
 });
 
