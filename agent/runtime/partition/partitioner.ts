@@ -82,7 +82,7 @@ export function partitionModel(model: ModelProto, facts: Map<string, TensorFacts
           verify?.(c);
         } catch (err) {
           if (!(err instanceof UnsupportedUse) && !(verify && err instanceof EdgeError)) throw err;
-          let blamed = err instanceof UnsupportedUse ? culprits(compiler.node, seg, nodes, index, producer).filter((i) => !why.has(i)) : [];
+          let blamed = err instanceof UnsupportedUse ? culprits(err.label.startsWith('input ') ? err.label.slice(6) : compiler.node, seg, nodes, index, producer).filter((i) => !why.has(i)) : [];
           // Blaming a node already on ONNX Runtime would change nothing: the whole segment goes.
           if (!blamed.length) blamed = seg.nodes.filter((i) => !why.has(i));
           for (const i of blamed) why.set(i, `the engine refused it: ${err.message}`);
@@ -111,12 +111,17 @@ export function partitionModel(model: ModelProto, facts: Map<string, TensorFacts
 /**
  * The nodes to move to ONNX Runtime when the compiler stopped at `at` in a native segment. A
  * QuantizeLinear moves with the node that feeds it, a graph output with the node that makes
- * it; a DequantizeLinear that travels with its readers moves them; an input the compiler could
- * not take moves the whole segment.
+ * it; a DequantizeLinear that travels with its readers moves them, and so does a segment input
+ * the engine cannot take; anything else moves the whole segment.
  */
-function culprits(at: NodeProto | undefined, seg: Segment, nodes: readonly NodeProto[], index: Map<NodeProto, number>, producer: Map<string, number>): number[] {
+function culprits(at: NodeProto | string | undefined, seg: Segment, nodes: readonly NodeProto[], index: Map<NodeProto, number>, producer: Map<string, number>): number[] {
   const inSeg = new Set(seg.nodes);
   const all = seg.nodes.filter((i) => nodes[i].opType !== 'DequantizeLinear' || !isAttached(i, seg, nodes));
+  if (typeof at === 'string') {
+    // A segment input the engine cannot take (an int64 shape from ONNX Runtime): its readers move.
+    const readers = seg.nodes.filter((j) => (nodes[j].input ?? []).includes(at)).flatMap((j) => upstream(j, nodes, producer, inSeg));
+    return readers.length ? readers : all;
+  }
   if (!at) return all;
   let i = index.get(at);
   if (i === undefined) {
