@@ -86,8 +86,10 @@ export function partitionModel(model: ModelProto, facts: Map<string, TensorFacts
           // Blaming a node already on ONNX Runtime would change nothing: the whole segment goes.
           if (!blamed.length) blamed = seg.nodes.filter((i) => !why.has(i));
           for (const i of blamed) why.set(i, `the engine refused it: ${err.message}`);
+          // The other native segments are still tried in this round: one cut per round of
+          // refusals, not one per refusal.
           moved = true;
-          break;
+          continue;
         }
         compiled.set(key, c);
       }
