@@ -110,7 +110,7 @@ for (const c of cases) {
       // Each native segment on ONNX Runtime's own values of its inputs: int8 outputs within 1 step.
       for (const [k, s] of p.segments.entries()) {
         if (s.side !== 'native') continue;
-        const seg = NativeBackend.load(s.model, { name: `${c.name} segment ${k}` });
+        const seg = NativeBackend.fromCompiled(s.compiled!, { name: `${c.name} segment ${k}` });
         try {
           const feeds: TensorMap = {};
           for (const n of s.inputs) feeds[n] = value(n);

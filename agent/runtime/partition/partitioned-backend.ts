@@ -66,7 +66,7 @@ export class PartitionedBackend implements Backend {
     try {
       for (const seg of partition.segments) {
         if (seg.side === 'native') {
-          runners.push({ side: 'native', inputs: seg.inputs, outputs: seg.outputs, backend: NativeBackend.load(seg.model, { name: `${name} (native segment)`, threads: options.threads || 1 }) });
+          runners.push({ side: 'native', inputs: seg.inputs, outputs: seg.outputs, backend: NativeBackend.fromCompiled(seg.compiled!, { name: `${name} (native segment)`, threads: options.threads || 1 }) });
         } else {
           const bytes = encodeModel(seg.model);
           const form = ortInt8Form(seg.model, bytes);

@@ -38,11 +38,13 @@ export interface Partition {
 /**
  * The compiler, refusing at the node that makes it what the engine would refuse for the whole
  * plan (engine.cc: tensors of rank 1 to 6 with every dimension at least 1), so that only that
- * node moves.
+ * node moves. A scalar (rank 0, a constant operand such as the 0.5 of x * 0.5) is stored as
+ * one element of rank 1: the same bytes, and a shape the engine takes.
  */
 class SegmentCompiler extends Compiler {
   override tensor(dtype: PlanDType, shape: number[], viewOf?: number): number {
-    if (shape.length < 1 || shape.length > 6) throw this.bad(`the engine takes tensors of rank 1 to 6, this one is [${shape.join(', ')}]`);
+    if (shape.length === 0) shape = [1];
+    if (shape.length > 6) throw this.bad(`the engine takes tensors of rank 1 to 6, this one is [${shape.join(', ')}]`);
     if (shape.some((d) => !(d >= 1))) throw this.bad(`the engine takes no empty tensors, this one is [${shape.join(', ')}]`);
     return super.tensor(dtype, shape, viewOf);
   }
