@@ -18,10 +18,14 @@ export const CapturePolicy = Type.Object({
   maxBytesPerExample: Type.Integer({ minimum: 256, default: 64 * 1024, description: 'an example whose record is larger is not kept' }),
 }, Strict);
 
+// Which backend runs a model: 'partitioned' runs what the native engine supports natively and
+// the rest on ONNX Runtime; 'auto' picks by support and, for a partial graph, by timing at warm-up.
+const BackendChoiceSchema = Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('native'), Type.Literal('partitioned')], { default: 'auto', description: 'auto, ort, native, or partitioned (native segments plus ONNX Runtime for the operators the engine lacks)' });
+
 export const ModelEntry = Type.Object({
   name: Type.String({ pattern: MODEL_NAME.source, description: 'name the model is served under' }),
   package: Type.String({ minLength: 1, description: 'model package folder or .edgepkg archive (relative to the config file)' }),
-  backend: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('native')], { default: 'auto' }),
+  backend: BackendChoiceSchema,
   capture: Type.Optional(CapturePolicy),
 }, Strict);
 
@@ -106,7 +110,7 @@ export const RuntimeSection = Type.Object({
     model: Type.String({ minLength: 1, description: 'configured model whose requests are mirrored' }),
     package: Type.String({ minLength: 1, description: 'candidate package folder or .edgepkg (relative to the config file)' }),
     fraction: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'share of requests also run on the candidate, off the request path' }),
-    backend: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('native')], { default: 'auto' }),
+    backend: BackendChoiceSchema,
   }, Strict), { default: [], description: 'candidate versions compared with the active one; agreement goes to telemetry stream "shadow"' }),
 }, { ...Strict, default: {} });
 

@@ -21,7 +21,7 @@ export interface IOSpec {
   shape: (number | string)[];
 }
 
-export type BackendKind = 'ort' | 'native';
+export type BackendKind = 'ort' | 'native' | 'partitioned';
 
 export interface Backend {
   readonly kind: BackendKind;

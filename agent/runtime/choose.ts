@@ -1,6 +1,8 @@
 // Which backend runs a model version. 'auto' takes the native int8 engine when it is built
-// and supports the whole graph, ONNX Runtime otherwise; the choice and its reason are kept
-// for the log and /v1/status.
+// and supports the whole graph (without loading ONNX Runtime at all); when the engine runs
+// only part of it, 'auto' opens both the partitioned backend and ONNX Runtime, times each at
+// warm-up and keeps the faster (partition.ts); ONNX Runtime otherwise. The choice and its
+// reason are kept for the log and /v1/status.
 import type { ModelPackage } from '../models/package.js';
 import { describe, Errors } from '../errors.js';
 import type { Backend, BackendKind } from './backend.js';
@@ -9,6 +11,7 @@ import { int8Weights } from '../onnx/int8-weights.js';
 // ONNX Runtime is imported only when a model needs it: a native-only device never maps its
 // shared library (about 20-30 MB of RSS; docs/reliability.md, footprint).
 import type { OrtOptions } from './ort-backend.js';
+import { fastestOf, openPartitioned } from './partition-choice.js';
 
 export type BackendRequest = 'auto' | BackendKind;
 
@@ -72,6 +75,7 @@ export async function openBackend(pkg: ModelPackage, requested: BackendRequest, 
     return { backend, choice: { requested, chosen: 'ort', reason: form.note ? `${reason}; ${form.note}` : reason, ...(form.exact ? {} : { warning: form.note }) } };
   };
   if (requested === 'ort') return openOrt('configured');
+  if (requested === 'partitioned') return openPartitioned(pkg, ort);
   const native = await loadNativeModule();
   if (typeof native === 'string') {
     if (requested === 'native') throw Errors.NATIVE_UNAVAILABLE(`${pkg.dir}: backend "native" requested but ${native}`);
@@ -87,7 +91,7 @@ export async function openBackend(pkg: ModelPackage, requested: BackendRequest, 
     if (requested === 'native') {
       throw Errors.MODEL_UNSUPPORTED_OPS(pkg.dir, [verdict.reason]);
     }
-    return openOrt(`auto: native engine declined (${verdict.reason})`);
+    return fastestOf(pkg, `auto: native engine declined (${verdict.reason})`, openOrt, ort);
   }
   try {
     // threads 0 ("auto") runs the engine on the libuv worker alone: for models this small a

@@ -6,6 +6,7 @@ import { constantsToInitializers, GraphIndex, realInputs, opsetOf } from './grap
 import { readModelFile } from './model-file.js';
 import * as ort from 'onnxruntime-node';
 import { ToolErrors } from './errors.js';
+import type { PartitionReport } from '../../agent/runtime/partition/index.js';
 
 export interface TensorInfo { name: string; dtype: string; shape: (number | string)[] }
 
@@ -25,6 +26,11 @@ export interface Inspection {
   macs: number | null;
   macsNote?: string;
   backends: { ort: boolean | string; native: boolean | string };
+  /**
+   * For a quantized model the native engine runs only in part: how the partitioned backend
+   * cuts it (which nodes go native, which to ONNX Runtime and why), or why it cannot.
+   */
+  partition?: PartitionReport | string;
 }
 
 const MAC_OPS: Record<string, { weight: number }> = {
@@ -78,11 +84,29 @@ export async function inspectModel(file: string, shapeOverride?: number[]): Prom
   }
   backends.native = await nativeVerdict(model);
 
+  const partition = backends.ort === true && backends.native !== true ? await partitionOf(model, inputs, shapeOverride) : undefined;
   const { macs, note } = backends.ort === true ? await countMacs(model, inputs, inits, shapeOverride) : { macs: null, note: 'ONNX Runtime cannot load the model' };
   return {
     file, bytes: statSync(file).size, opset: opsetOf(model), producer: model.producerName ?? '',
     inputs, outputs, operators, parameters, int8Parameters, zeroParameters, macs, macsNote: note, backends,
+    ...(partition === undefined ? {} : { partition }),
   };
+}
+
+/** The partitioned backend's cut of a quantized model (undefined for a float model: nothing to cut at). */
+async function partitionOf(model: ModelProto, inputs: TensorInfo[], shapeOverride?: number[]): Promise<PartitionReport | string | undefined> {
+  if (!model.graph!.node!.some((n) => n.opType === 'QuantizeLinear' || n.opType?.startsWith('QLinear'))) return undefined;
+  let part: { describePartition: (m: ModelProto, shapes?: Record<string, number[]>) => Promise<PartitionReport> };
+  try {
+    part = await import('../../agent/runtime/partition/index.js');
+  } catch {
+    return 'unknown: the partitioner is not part of this build';
+  }
+  try {
+    return await part.describePartition(model, shapeOverride && inputs[0] ? { [inputs[0].name]: shapeOverride } : undefined);
+  } catch (err) {
+    return `no: ${(err as Error).message.split('\n')[0]}`;
+  }
 }
 
 /** Asks the native engine's own compiler (when that part of the project is present). */
@@ -161,8 +185,21 @@ export function formatInspection(i: Inspection): string {
     `parameters ${i.parameters} (${i.int8Parameters} 8-bit, ${i.zeroParameters} zero)`,
     `MACs       ${i.macs === null ? `unknown (${i.macsNote})` : `${i.macs} per inference`}`,
     `backends   ort: ${i.backends.ort === true ? 'yes' : i.backends.ort}; native: ${i.backends.native === true ? 'yes' : i.backends.native}`,
+    ...formatPartition(i.partition),
   ];
   return lines.join('\n');
+}
+
+function formatPartition(p: Inspection['partition']): string[] {
+  if (p === undefined) return [];
+  if (typeof p === 'string') return [`partition  ${p}`];
+  const ops = (o: Record<string, number>) => Object.entries(o).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+  return [
+    `partition  ${p.nativeNodes} nodes native, ${p.ortNodes} on ONNX Runtime, in ${p.segments.length} segments`,
+    ...p.segments.map((s, k) => `  ${String(k).padStart(2)} ${s.side.padEnd(6)} ${String(s.nodes).padStart(4)} nodes  ${ops(s.operators)}`),
+    `  unsupported operators: ${p.unsupported.join(', ') || 'none'}`,
+    ...p.refused.map((r) => `  refused by the engine: ${r}`),
+  ];
 }
 
 export function parseShape(s: string): number[] {

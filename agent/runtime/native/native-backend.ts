@@ -60,6 +60,12 @@ export class NativeBackend implements Backend {
     return new NativeBackend(compiled, engine, name, options);
   }
 
+  /** Loads a model compiled already (the partitioner compiles each native segment once). */
+  static fromCompiled(compiled: CompiledModel, options: NativeBackendOptions = {}): NativeBackend {
+    const engine = createEngine(compiled.plan, compiled.weights, { threads: options.threads ?? 1 });
+    return new NativeBackend(compiled, engine, options.name ?? 'model', options);
+  }
+
   async run(inputs: TensorMap): Promise<TensorMap> {
     const engine = this.live();
     const batch = this.checkInputs(inputs);
