@@ -8,6 +8,10 @@
 // Conv with weights 0..15), dist2bbox against the anchor grid, and Sigmoid class scores:
 // output0 is [1, 84, 2100] (cx, cy, w, h in pixels, then 80 class scores), like YOLOv8's.
 // About 2.2 GFLOP a run, ~3.2 M parameters; the weights are meaningless, the cost is real.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { sha256 } from '../../agent/models/hash.js';
+import { PACKAGE_FORMAT } from '../../agent/models/package-format.js';
 import { DataType, encodeModel, makeModel, makeNode, makeTensor, makeValueInfo, type NodeProto, type TensorProto } from '../../agent/onnx/model.js';
 
 export const YOLO_LIKE_INPUT = { name: 'images', shape: [1, 3, 320, 320] as const };
@@ -190,4 +194,25 @@ export function buildYoloLike(seed = 8): Uint8Array {
     output: [makeValueInfo(YOLO_LIKE_OUTPUT.name, DataType.FLOAT, [...YOLO_LIKE_OUTPUT.shape])],
   };
   return encodeModel(makeModel(graph, 13, 'edge-agent scripts/zoo/yolo-like.ts'));
+}
+
+/** A model package folder (model.onnx + manifest.json, unsigned) serving the detector; returns the folder. */
+export function writeYoloLikePackage(dir: string, name = 'detector', version = '1.0.0'): string {
+  const model = buildYoloLike();
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'model.onnx'), model);
+  const manifest = {
+    format: PACKAGE_FORMAT,
+    name,
+    version,
+    task: 'object-detection',
+    description: 'YOLOv8n-like detector at 320x320 with random weights (scripts/zoo/yolo-like.ts): the cost of a real one, no meaningful boxes',
+    inputs: [{ name: YOLO_LIKE_INPUT.name, dtype: 'float32', shape: [...YOLO_LIKE_INPUT.shape] }],
+    outputs: [{ name: YOLO_LIKE_OUTPUT.name, dtype: 'float32', shape: [...YOLO_LIKE_OUTPUT.shape] }],
+    preprocessing: { layout: 'NCHW', colorSpace: 'rgb', scale: 1 / 255, mean: [0], std: [1] },
+    quantization: { scheme: 'none', precision: 'float32' },
+    files: { 'model.onnx': { sha256: sha256(model), bytes: model.length } },
+  };
+  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  return dir;
 }
