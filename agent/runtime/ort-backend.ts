@@ -21,6 +21,8 @@ export interface OrtOptions {
    * nothing measured (tools that run a model once).
    */
   offThreadAboveMs?: number;
+  /** Niceness of a worker thread serving a model (0-19; 0 = the process's). */
+  offThreadNice?: number;
   /** Shown in errors and thread names ("digits@1.0.0"). */
   name?: string;
 }
@@ -78,7 +80,7 @@ export class OrtBackend implements Backend {
       return new OrtBackend({ session: await createSession(model, opts) }, inputs, outputs, opts, { thread: 'main', reason: 'runtime.offThreadAboveMs is not set' });
     }
     // Measured where a costly model will run, so loading and probing it never blocks the loop.
-    const thread = await OrtThreadSession.start(model, { name: opts.name ?? 'model', threads: opts.threads, graphOptimizationLevel: opts.graphOptimizationLevel });
+    const thread = await OrtThreadSession.start(model, { name: opts.name ?? 'model', threads: opts.threads, graphOptimizationLevel: opts.graphOptimizationLevel, nice: opts.offThreadNice });
     let runMs: number;
     try {
       const probe = probeInputs(inputs);
@@ -135,7 +137,7 @@ export class OrtBackend implements Backend {
       thread: this.placement.thread,
       threadReason: this.placement.reason,
       warmupRunMs: this.placement.runMs === undefined ? undefined : Math.round(this.placement.runMs * 100) / 100,
-      ...(this.#thread ? { threadRestarts: this.#thread.restarts, lastThreadCrash: this.#thread.lastCrash } : {}),
+      ...(this.#thread ? { threadNice: this.#opts.offThreadNice ?? 0, threadRestarts: this.#thread.restarts, lastThreadCrash: this.#thread.lastCrash } : {}),
     };
   }
 }

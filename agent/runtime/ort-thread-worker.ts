@@ -1,6 +1,7 @@
 // The worker thread that owns one ONNX Runtime session (started by ort-thread.ts). onnxruntime-node
 // runs an inference synchronously on the thread that calls it, so a costly model runs here and
 // the agent's event loop only posts the inputs and receives the outputs: one message each way.
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { FromThread, ThreadInit, ToThread, WireTensor } from './ort-thread.js';
@@ -25,6 +26,16 @@ function post(msg: FromThread, transfer: ArrayBuffer[] = []): void {
   } catch {
     // A buffer the runtime does not let go of (an external one) is copied instead.
     port.postMessage(msg);
+  }
+}
+
+// Niceness is per thread on Linux, and ONNX Runtime's pool threads (created with the session)
+// inherit it: under load the event loop's thread is scheduled ahead of the inference.
+if (init.nice > 0) {
+  try {
+    setPriority(init.nice);
+  } catch {
+    // Not permitted (or not Linux): the thread keeps the process's priority.
   }
 }
 

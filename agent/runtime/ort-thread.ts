@@ -22,6 +22,8 @@ export interface ThreadInit {
   model: Uint8Array;
   threads: number;
   graphOptimizationLevel: GraphOptimizationLevel;
+  /** Niceness of the thread and of ONNX Runtime's pool threads (0 = the process's). */
+  nice: number;
 }
 export type ToThread = { type: 'run'; id: number; inputs: WireTensor[] } | { type: 'close' };
 export type FromThread =
@@ -50,6 +52,8 @@ export interface OrtThreadOptions {
   name: string;
   threads: number;
   graphOptimizationLevel: GraphOptimizationLevel;
+  /** Raises the thread's niceness (Linux: per thread), so the event loop wins the CPU under load; 0 = unchanged. */
+  nice?: number;
 }
 
 export class OrtThreadSession {
@@ -83,7 +87,7 @@ export class OrtThreadSession {
   }
 
   #spawn(): Promise<Worker> {
-    const init: ThreadInit = { model: this.#model, threads: this.#opts.threads, graphOptimizationLevel: this.#opts.graphOptimizationLevel };
+    const init: ThreadInit = { model: this.#model, threads: this.#opts.threads, graphOptimizationLevel: this.#opts.graphOptimizationLevel, nice: this.#opts.nice ?? 0 };
     const worker = new Worker(WORKER_FILE, { workerData: init, name: `ort:${this.#opts.name}` });
     this.#worker = worker;
     let uncaught: Error | undefined;

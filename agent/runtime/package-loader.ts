@@ -44,7 +44,7 @@ export class PackageLoader {
       crashOnLoad(pkg.manifest.name, pkg.manifest.version);
       const opened = await openBackend(pkg, backend, {
         threads: this.#cfg.threads, graphOptimizationLevel: this.#cfg.graphOptimizationLevel,
-        offThreadAboveMs: this.#cfg.offThreadAboveMs, name: `${pkg.manifest.name}@${pkg.manifest.version}`,
+        offThreadAboveMs: this.#cfg.offThreadAboveMs, offThreadNice: this.#cfg.offThreadNice, name: `${pkg.manifest.name}@${pkg.manifest.version}`,
       });
       version = new ModelVersion(pkg, opened.backend, opened.choice);
       this.#log.info({ model: slot.name, version: pkg.manifest.version, backend: opened.choice.chosen, requested: opened.choice.requested, reason: opened.choice.reason, purpose, details: opened.backend.describe() }, 'backend chosen');

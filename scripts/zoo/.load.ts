@@ -1,0 +1,22 @@
+import { spawnAgent } from '../../test/helpers/agent.ts';
+import { driveDetector, lagBetween, lagBuckets } from '../../test/helpers/detector-load.ts';
+import { readFileSync, readdirSync } from 'node:fs';
+const off = process.argv[2] ?? '2';
+const threads = Number(process.argv[3] ?? 0);
+const agent = spawnAgent({ security: { requireSignedPackages: false }, runtime: { offThreadAboveMs: Number(off), threads }, models: [{ name: 'detector', package: '/tmp/yolo-dbg/detector', backend: 'ort' }] }, { nodeArgs: process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/yolo-prof'] : [] });
+const url = await agent.ready(60000);
+while ((await fetch(`${url}/readyz`)).status !== 200) await new Promise(r => setTimeout(r, 100));
+const pid = agent.proc.pid!;
+const cpu = () => Object.fromEntries(readdirSync(`/proc/${pid}/task`).map((tid) => { const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'); const name = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return [`${tid}:${name}`, (Number(f[11]) + Number(f[12])) * 10]; }));
+const i0 = await lagBuckets(url);
+await new Promise(r => setTimeout(r, 4000));
+const idle = lagBetween(i0, await lagBuckets(url));
+console.log('idle p99 ms', (idle.quantile(0.99) * 1000).toFixed(1), 'p50', (idle.quantile(0.5) * 1000).toFixed(1), 'count', idle.count);
+const c0 = cpu();
+const before = await lagBuckets(url);
+const load = await driveDetector(url, 'detector', { clients: 3, seconds: 6 });
+const lag = lagBetween(before, await lagBuckets(url));
+const c1 = cpu();
+console.log('requests', load.requests, 'p99 ms', (lag.quantile(0.99) * 1000).toFixed(1), 'p50', (lag.quantile(0.5) * 1000).toFixed(1), 'count', lag.count);
+for (const k of Object.keys(c1)) { const d = c1[k] - (c0[k] ?? 0); if (d > 0) console.log(k, d, 'ms cpu', (d / load.requests).toFixed(1), 'ms/req'); }
+agent.kill();
