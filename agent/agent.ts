@@ -9,6 +9,7 @@ import { buildHealthServer } from './health/server.js';
 import { ReadinessLog } from './health/readiness-log.js';
 import { createLogger, type Logger } from './log.js';
 import { createRegistry, prom } from './metrics.js';
+import { EventLoopLag } from './health/event-loop-lag.js';
 import { SystemdNotifier } from './systemd.js';
 import { AGENT_VERSION } from './version.js';
 import { describe } from './errors.js';
@@ -94,6 +95,7 @@ export class Agent {
     // Built-in components, in data-path order: storage, models, drift, fleet link.
     // (Each part of the agent adds its own line here; they start in this order, stop in reverse.)
     // --- components ---
+    this.components.push(new EventLoopLag(this.context));
     this.security = new SecurityPolicy(this.context);
     this.components.push(this.security);
     this.telemetry = new TelemetryBuffer(this.context);

@@ -42,9 +42,12 @@ export class PackageLoader {
       dir = await this.#unpack(packagePath);
       const pkg = await loadPackage(dir, { verifier: this.#verifier });
       crashOnLoad(pkg.manifest.name, pkg.manifest.version);
-      const opened = await openBackend(pkg, backend, { threads: this.#cfg.threads, graphOptimizationLevel: this.#cfg.graphOptimizationLevel });
+      const opened = await openBackend(pkg, backend, {
+        threads: this.#cfg.threads, graphOptimizationLevel: this.#cfg.graphOptimizationLevel,
+        offThreadAboveMs: this.#cfg.offThreadAboveMs, offThreadNice: this.#cfg.offThreadNice, name: `${pkg.manifest.name}@${pkg.manifest.version}`,
+      });
       version = new ModelVersion(pkg, opened.backend, opened.choice);
-      this.#log.info({ model: slot.name, version: pkg.manifest.version, backend: opened.choice.chosen, requested: opened.choice.requested, reason: opened.choice.reason, purpose }, 'backend chosen');
+      this.#log.info({ model: slot.name, version: pkg.manifest.version, backend: opened.choice.chosen, requested: opened.choice.requested, reason: opened.choice.reason, purpose, details: opened.backend.describe() }, 'backend chosen');
       if (opened.choice.warning) this.#log.warn({ model: slot.name, version: pkg.manifest.version, reason: opened.choice.warning }, 'the backend computes this model inexactly on this CPU');
       try {
         await version.warmUp(this.#cfg.warmup);

@@ -20,7 +20,7 @@ export function runtimeStatus(served: ServedModels, cfg: RuntimeConfig): Record<
   return {
     models: listServed(served),
     runtime: {
-      threads: cfg.threads || 'auto', graphOptimizationLevel: cfg.graphOptimizationLevel, warmup: cfg.warmup,
+      threads: cfg.threads || 'auto', graphOptimizationLevel: cfg.graphOptimizationLevel, offThreadAboveMs: cfg.offThreadAboveMs, offThreadNice: cfg.offThreadNice, warmup: cfg.warmup,
       queueLimit: cfg.queueLimit, queueWaitFactor: cfg.queueWaitFactor, maxQueueWaitMs: cfg.maxQueueWaitMs, maxRequestAgeMs: cfg.maxRequestAgeMs,
     },
     warning: failed.length ? `last package refused for ${failed.map((s) => s.name).join(', ')}` : undefined,
