@@ -96,9 +96,11 @@ t.test('a crashed thread fails its run and is replaced', async (t) => {
   t.not(thread.worker, first, 'a different thread');
 });
 
-t.test('a model ONNX Runtime refuses fails to load with its reason, leaving no thread', async (t) => {
+t.test('a model ONNX Runtime refuses fails to load with its reason, before any thread', async (t) => {
+  // The session is opened and timed on the calling thread first: a model that does not load
+  // never gets as far as a worker thread.
   await t.rejects(OrtBackend.create(new Uint8Array([8, 7, 18, 3, 1, 2, 3]), digitsIn, digitsOut, opts(0)), {
-    message: /ONNX Runtime could not load test-model on its thread: /,
+    message: /No graph was found in the protobuf/,
   });
 });
 
