@@ -131,20 +131,25 @@ async function bench(z: ZooEntry): Promise<void> {
     const outputs = new Map<string, Float32Array>();
     for (const s of subjects) for (let i = 0; i < 5; i++) outputs.set(s.label, Float32Array.from(await s.run())); // warm-up
     const times = subjects.map(() => [] as number[]);
+    const cpu = subjects.map(() => [] as number[]);
     for (let i = 0; i < RUNS; i++) {
       for (let j = 0; j < subjects.length; j++) {
         const k = (i + j) % subjects.length;
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         await subjects[k].run();
         times[k].push(performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        cpu[k].push((c.user + c.system) / 1000);
       }
     }
     const p50 = (kind: string, t: number): number => pct(times[subjects.findIndex((s) => s.kind === kind && s.threads === t)], 50);
     const ref = outputs.get('ORT fp32, 1 thread')!;
     console.log(`\n${z.name} ${z.inputShape.join('x')}: ${fp32.length} bytes fp32 -> ${int8.length} bytes int8 (quantized in ${(quantMs / 1000).toFixed(1)} s, ${CALIBRATION} calibration inputs); ${RUNS} runs each, interleaved`);
     // min beside p50: on a shared machine the fastest run is the closest to an idle machine.
-    console.log(`  ${'subject'.padEnd(26)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'min'.padStart(10)}`);
-    subjects.forEach((s, i) => console.log(`  ${s.label.padEnd(26)}${ms(pct(times[i], 50))}${ms(pct(times[i], 90))}${ms(pct(times[i], 0))}`));
+    // cpu: the process's CPU time per run (all its threads), which other processes inflate less than wall time.
+    console.log(`  ${'subject'.padEnd(26)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'min'.padStart(10)}${'cpu p50'.padStart(10)}`);
+    subjects.forEach((s, i) => console.log(`  ${s.label.padEnd(26)}${ms(pct(times[i], 50))}${ms(pct(times[i], 90))}${ms(pct(times[i], 0))}${ms(pct(cpu[i], 50))}`));
     for (const t of threadCounts) {
       const a = p50('native', t) / p50('ortInt8', t), b = p50('native', t) / p50('ortFp32', t);
       console.log(`  ${t} thread${t > 1 ? 's' : ' '}: native/ORT int8 ${a.toFixed(3)} (target <= 1.0: ${a <= 1 ? 'met' : 'NOT met'}), ` +

@@ -87,7 +87,7 @@ export const DriftSection = Type.Object({
 // The inference runtime (agent/runtime, docs/model-package.md): ONNX Runtime session options,
 // per-model queues, warm-up, ensembles and shadow runs.
 export const RuntimeSection = Type.Object({
-  threads: Type.Integer({ minimum: 0, maximum: 64, default: 0, description: 'intra-op threads per ONNX Runtime session; 0 = one per core' }),
+  threads: Type.Integer({ minimum: 0, maximum: 64, default: 0, description: 'intra-op threads of one inference (an ONNX Runtime session or the native engine); 0 = one per core' }),
   graphOptimizationLevel: Type.Union([Type.Literal('disabled'), Type.Literal('basic'), Type.Literal('extended'), Type.Literal('all')], { default: 'all', description: 'ONNX Runtime graph optimisation level' }),
   queueLimit: Type.Integer({ minimum: 1, maximum: 100_000, default: 64, description: 'requests waiting per model (in flight besides the running one, counted from their headers); beyond this the API answers 429 before reading the body' }),
   queueWaitFactor: Type.Number({ minimum: 0, maximum: 1000, default: 0, description: 'latency-aware admission (off by default): a request is answered 429 (before its body is read) when its expected wait, requests in flight x the model\'s recent mean service time (ms), exceeds this multiple of its recent p99 service time; admitted latency then stays within about (1 + factor) x the unloaded latency (1 keeps it near 2x); 0 = only queueLimit applies' }),

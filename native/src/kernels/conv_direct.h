@@ -17,6 +17,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/dispatch.h"
+#include "kernels/thread_pool.h"
 
 namespace edge::kernels {
 
@@ -36,9 +37,19 @@ class DirectConv {
   // y = clamp(requantize(sum (x - x_zp) * w + bias), lo, hi) for the whole batch.
   // scratch: scratch_floats() floats.
   void run(const uint8_t* x, int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, uint8_t* y, float* scratch) const;
+  // The same split across `pool` in bands of output rows: each band runs the variant on the
+  // input rows it reads (a sub-shape with its own padding), so every output byte is computed
+  // exactly as in the one-thread run. scratch: scratch_floats(pool_threads(pool)) floats.
+  void run(const uint8_t* x, int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, uint8_t* y, float* scratch,
+           ThreadPool* pool) const;
   // The padded float copy of one input image (SIMD variants) or the accumulators (scalar).
   size_t scratch_floats() const {
     return static_cast<size_t>(s_.H + s_.pad_top + s_.pad_bottom) * (s_.W + s_.pad_left + s_.pad_right) * s_.C + Mp_ + 8;
+  }
+  // Scratch for a run on `threads` threads (one band's copy per thread).
+  size_t scratch_floats(int threads) const {
+    if (!banded(threads)) return scratch_floats();
+    return static_cast<size_t>(threads) * band_floats();
   }
   // The float weights (the caller counts its own bias and multipliers).
   size_t bytes() const { return w_.size() * sizeof(float); }
@@ -46,6 +57,13 @@ class DirectConv {
   Variant variant() const;
 
  private:
+  // Bands need every band's window to touch a real input row (padding no taller than the kernel).
+  bool banded(int threads) const {
+    const int extent = (s_.kernel_h - 1) * s_.dilation_h;
+    return threads > 1 && s_.out_h() > 1 && s_.pad_top <= extent && s_.pad_bottom <= extent;
+  }
+  int band_rows() const;
+  size_t band_floats() const;  // one band's scratch, rounded up to 16 floats (64 bytes)
   ConvShape s_;
   int Mp_ = 0;                 // out_channels rounded up to 8
   const VariantKernels* vk_;   // the variant chosen at construction
