@@ -2,9 +2,9 @@
 // one run: each fp32 model is quantized as `edge-model quantize` does it (static, per-channel,
 // QDQ, calibrated on generated inputs), then batch-1 p50 latency of native int8, ORT int8 and
 // ORT fp32 at 1 thread and at N threads (engine threads / ORT intraOpNumThreads), the ratios the
-// targets name, two-thread scaling, and int8 SQNR against fp32. Calls interleave one by one so
-// load from other processes hits every subject alike.
-//   npm run bench:zoo [-- --runs 40 --threads 2 --only mobilenet-v2 --profile]
+// targets name, two-thread scaling, and int8 SQNR against fp32. Subjects take turns in short
+// blocks so load from other processes hits every subject alike.
+//   npm run bench:zoo [-- --runs 40 --block 10 --threads 2 --only mobilenet-v2 --profile]
 // --profile adds the engine's per-step profile (thread CPU time, summed by step kind) beside
 // ONNX Runtime's per-node profile (its session profiling option, summed by op type).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
@@ -23,6 +23,7 @@ const arg = (name: string, d: number): number => {
   return i > 0 ? Number(process.argv[i + 1]) : d;
 };
 const RUNS = arg('runs', 40);
+const BLOCK = arg('block', 10);
 const N = arg('threads', os.availableParallelism());
 const CALIBRATION = arg('calib', 8);
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
@@ -130,24 +131,31 @@ async function bench(z: ZooEntry): Promise<void> {
     }
     const outputs = new Map<string, Float32Array>();
     for (const s of subjects) for (let i = 0; i < 5; i++) outputs.set(s.label, Float32Array.from(await s.run())); // warm-up
+    // Blocks of BLOCK runs per subject, the order rotating each round, the first run of each
+    // block not counted: ONNX Runtime's pool threads spin for a while after a run, and call by
+    // call interleaving would bill that spinning (on 2 cores, a whole core) to the next subject.
     const times = subjects.map(() => [] as number[]);
     const cpu = subjects.map(() => [] as number[]);
-    for (let i = 0; i < RUNS; i++) {
+    for (let round = 0; round * BLOCK < RUNS; round++) {
       for (let j = 0; j < subjects.length; j++) {
-        const k = (i + j) % subjects.length;
-        const c0 = process.cpuUsage();
-        const t0 = performance.now();
+        const k = (round + j) % subjects.length;
         await subjects[k].run();
-        times[k].push(performance.now() - t0);
-        const c = process.cpuUsage(c0);
-        cpu[k].push((c.user + c.system) / 1000);
+        for (let i = 0; i < BLOCK; i++) {
+          const c0 = process.cpuUsage();
+          const t0 = performance.now();
+          await subjects[k].run();
+          times[k].push(performance.now() - t0);
+          const c = process.cpuUsage(c0);
+          cpu[k].push((c.user + c.system) / 1000);
+        }
       }
     }
     const p50 = (kind: string, t: number): number => pct(times[subjects.findIndex((s) => s.kind === kind && s.threads === t)], 50);
     const ref = outputs.get('ORT fp32, 1 thread')!;
-    console.log(`\n${z.name} ${z.inputShape.join('x')}: ${fp32.length} bytes fp32 -> ${int8.length} bytes int8 (quantized in ${(quantMs / 1000).toFixed(1)} s, ${CALIBRATION} calibration inputs); ${RUNS} runs each, interleaved`);
+    console.log(`\n${z.name} ${z.inputShape.join('x')}: ${fp32.length} bytes fp32 -> ${int8.length} bytes int8 (quantized in ${(quantMs / 1000).toFixed(1)} s, ${CALIBRATION} calibration inputs); ${times[0].length} runs each, in blocks of ${BLOCK} rotating`);
     // min beside p50: on a shared machine the fastest run is the closest to an idle machine.
-    // cpu: the process's CPU time per run (all its threads), which other processes inflate less than wall time.
+    // cpu: the process's CPU time per run (all its threads, ORT's spinning included), which
+    // other processes inflate less than wall time.
     console.log(`  ${'subject'.padEnd(26)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'min'.padStart(10)}${'cpu p50'.padStart(10)}`);
     subjects.forEach((s, i) => console.log(`  ${s.label.padEnd(26)}${ms(pct(times[i], 50))}${ms(pct(times[i], 90))}${ms(pct(times[i], 0))}${ms(pct(cpu[i], 50))}`));
     for (const t of threadCounts) {
