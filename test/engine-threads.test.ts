@@ -18,9 +18,9 @@ t.setTimeout(120_000);
 // plus a residual add and a fully connected layer; 66x66 makes the direct conv's last band short.
 function model(): { bytes: Uint8Array; shape: number[]; inputs: Float32Array[] } {
   const g = new QdqGraph(181);
-  const shape = [1, 3, 66, 66];
+  const shape = [1, 2, 66, 66];
   const x = g.input('x', shape, 0.02, 128);
-  let y = g.conv(x, 16, 3, { stride: 2, pad: 1, act: 'relu6', perChannel: true }); // direct (3 input channels)
+  let y = g.conv(x, 16, 3, { stride: 2, pad: 1, act: 'relu6', perChannel: true }); // direct (2 input channels)
   const e = g.conv(y, 64, 1, { act: 'relu6', perChannel: true });                  // pointwise GEMM
   let d = g.conv(e, 64, 3, { pad: 1, group: 64, act: 'relu6', perChannel: true }); // depthwise
   d = g.conv(d, 16, 1, { perChannel: true });
@@ -29,7 +29,7 @@ function model(): { bytes: Uint8Array; shape: number[]; inputs: Float32Array[] }
   y = g.conv(y, 48, 3, { pad: 1, group: 4, act: 'relu', perChannel: true });        // grouped im2col
   y = g.conv(y, 8, 3, { stride: 2, pad: 1, act: 'relu', perChannel: true });        // 8x9x9
   y = g.gemm(g.flatten(y), 600, { perChannel: true });                               // 648 x 600: split by the pool
-  const bytes = g.model('x', ['N', 3, 66, 66], y);
+  const bytes = g.model('x', ['N', 2, 66, 66], y);
   const inputs = Array.from({ length: 4 }, () => randomInput(g.rand, shape, 0.02, 128));
   return { bytes, shape, inputs };
 }

@@ -73,7 +73,7 @@ std::unique_ptr<Step> build_conv(const Fields& f) {
   step->multipliers.assign(m.as<float>(), m.as<float>() + M);
   step->in_zp = f.zero_point("inputZeroPoint");
   step->spec = requant_spec(f, step->multipliers);
-  if (k::DirectConv::suits(s)) {
+  if (k::DirectConv::wins(s)) {
     step->direct = std::make_unique<k::DirectConv>(s, w.as<int8_t>(), step->bias.data(), step->multipliers.data(),
                                                    static_cast<int>(M));
   } else {

@@ -3,7 +3,8 @@
 // C <= 4), where im2col + GEMM spends its time building rows of 1-4 bytes per tap rather than
 // multiplying. Measured per step (bench:engine --profile) on the digits model: the direct loop
 // wins for C = 1 (about 11 us vs 25-30 us), the im2col convolution for C = 8 (about 8 us vs
-// 13-16 us), so the cut is at 4.
+// 13-16 us) and, on 224x224 RGB, for C = 3 (see wins()): the engine takes it up to C = 2; the
+// kernel itself runs up to C = 4.
 //
 // groups == 1, NHWC u8 input, int8 weights already centred (zero point 0), u8 output. The
 // weights are held as float32: every product and partial sum is an integer below 2^24
@@ -30,6 +31,10 @@ class DirectConv {
   static bool suits(const ConvShape& s) {
     return s.groups == 1 && s.C * s.kernel_h * s.kernel_w <= kMaxTaps && s.C <= 4 && s.out_channels <= 32;
   }
+  // Where it is also faster than im2col: 1 or 2 input channels. At 3 (the RGB first layer of
+  // MobileNetV2, 224x224x3 -> 112x112x32 3x3 s2) im2col + GEMM measured 353 vs 575 us with the
+  // AVX-512 VNNI kernels and 508 vs 642 us with AVX2 (bench:zoo --profile).
+  static bool wins(const ConvShape& s) { return suits(s) && s.C <= 2; }
   // s must be valid (check_conv_shape) and suit(). w: [M][C][KH][KW] int8 (ONNX layout);
   // bias: M values or null; scales: 1 or M output multipliers. Nothing is kept borrowed.
   // Runs with the variant active now (like packed weights, see gemm.h).
