@@ -50,7 +50,7 @@ const char* check_conv_shape(const ConvShape& s) {
 }
 
 size_t PackedConv::bytes() const {
-  size_t b = dw_w_.size() * sizeof(int16_t) + dw_wsum_.size() * sizeof(int32_t);
+  size_t b = dw_w_.size() * sizeof(int16_t) + dw_wsum_.size() * sizeof(int32_t) + dw_q8_.size();
   for (const auto& w : group_w_) b += w->bytes();
   return b;
 }
@@ -79,6 +79,24 @@ Status pack_conv(const ConvShape& s, const int8_t* w, const int32_t* w_zps, int 
         pc->dw_w_[(static_cast<size_t>(t / 2) * s.C + c) * 2 + t % 2] = v;
         pc->dw_wsum_[c] += v;
       }
+    }
+    const VariantKernels* vk = variant_kernels(variant);
+    bool fits8 = true;
+    for (int c = 0; c < s.C && fits8; ++c)
+      for (int t = 0; t < taps; ++t) {
+        const int32_t v = w[c * taps + t] - zp_of(c);
+        if (v < -128 || v > 127) { fits8 = false; break; }
+      }
+    if (vk != nullptr && vk->dw_pixel_q8 != nullptr && fits8) {
+      const int quads = (taps + 3) / 4, blocks = (s.C + 63) / 64;
+      pc->dw_q8_.assign(static_cast<size_t>(quads) * blocks * 256, 0);
+      for (int c = 0; c < s.C; ++c) {
+        const int b = c / 64, L = (c % 64) / 16, sub = (c % 16) / 4, j = c % 4;
+        for (int t = 0; t < taps; ++t)
+          pc->dw_q8_[((static_cast<size_t>(t / 4) * blocks + b) * 4 + sub) * 64 + L * 16 + j * 4 + t % 4] =
+              static_cast<int8_t>(w[c * taps + t] - zp_of(c));
+      }
+      std::vector<int16_t>().swap(pc->dw_w_);  // the tap pairs are not used then
     }
     *out = std::move(pc);
     return Status::Ok();
@@ -118,7 +136,7 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
     case PackedConv::Algo::Depthwise:
       // zero-point row, then per thread: accumulators and the tap pointers.
       return arena_bytes(s.C) + arena_bytes(sizeof(int32_t) * s.C) +
-             threads * (arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (s.kernel_h * s.kernel_w + 1)));
+             threads * (arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (s.kernel_h * s.kernel_w + 4)));
     case PackedConv::Algo::Pointwise:
       return gemm_scratch_bytes(*pc.group_weights()[0], s.batch * s.H * s.W, threads);
     case PackedConv::Algo::Im2col: {
@@ -171,8 +189,10 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   }
 
   if (pc.algo() == PackedConv::Algo::Depthwise) {
-    const int taps = s.kernel_h * s.kernel_w, taps_even = (taps + 1) / 2 * 2;
-    const size_t stride = arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * taps_even);
+    const int taps = s.kernel_h * s.kernel_w, taps_even = (taps + 1) / 2 * 2, quads = (taps + 3) / 4;
+    const bool q8 = !pc.dw_q8_weights().empty();
+    const int slots = q8 ? quads * 4 : taps_even;
+    const size_t stride = arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (taps + 4));
     auto* zrow = static_cast<uint8_t*>(arena.alloc(s.C));
     auto* zeros = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * s.C));
     auto* scratch = static_cast<uint8_t*>(arena.alloc(stride * threads));
@@ -186,6 +206,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
     std::memset(zrow, static_cast<uint8_t>(args.x_zero_point), s.C);
     const int32_t* colterm = zeros;
     const int16_t* wdw = pc.dw_weights().data();
+    const int8_t* w8 = pc.dw_q8_weights().data();
     auto task = [&](int row, int thread) {
       const int n = row / OH, oh = row % OH;
       int32_t* acc = reinterpret_cast<int32_t*>(scratch + thread * stride);
@@ -197,7 +218,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
       const uint8_t* const image = x + static_cast<size_t>(n) * H * W * C;
       uint8_t* out = y + (static_cast<size_t>(n) * OH + oh) * OW * s.out_channels * esize;
       const size_t out_step = static_cast<size_t>(s.out_channels) * esize;
-      if (taps_even != taps) ptrs[taps] = zrow;
+      for (int t = taps; t < slots; ++t) ptrs[t] = zrow;
       for (int ow = 0; ow < OW; ++ow, out += out_step) {
         const int iw0 = ow * sw - pl;
         if (rows_inside && iw0 >= 0 && iw0 + (kw - 1) * dw < W) {
@@ -214,7 +235,8 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
             }
           }
         }
-        vk.dw_pixel(ptrs, taps_even, wdw, C, x_xor, acc);
+        if (q8) vk.dw_pixel_q8(ptrs, quads, w8, C, x_xor, acc);
+        else vk.dw_pixel(ptrs, taps_even, wdw, C, x_xor, acc);
         vk.finish_row(acc, C, colterm, nullptr, 0, args.out, args.out.scales, out);
       }
     };
