@@ -28,6 +28,8 @@ function model(): { bytes: Uint8Array; shape: number[]; inputs: Float32Array[] }
   y = g.conv(y, 48, 3, { stride: 2, pad: 1, act: 'relu', perChannel: true });       // im2col
   y = g.conv(y, 48, 3, { pad: 1, group: 4, act: 'relu', perChannel: true });        // grouped im2col
   y = g.conv(y, 8, 3, { stride: 2, pad: 1, act: 'relu', perChannel: true });        // 8x9x9
+  y = g.conv(y, 160, 3, { pad: 1, act: 'relu', perChannel: true });                 // one im2col tile: split by columns
+  y = g.conv(y, 8, 1, { perChannel: true });
   y = g.gemm(g.flatten(y), 600, { perChannel: true });                               // 648 x 600: split by the pool
   const bytes = g.model('x', ['N', 2, 66, 66], y);
   const inputs = Array.from({ length: 4 }, () => randomInput(g.rand, shape, 0.02, 128));

@@ -11,7 +11,9 @@ namespace edge::kernels {
 
 namespace {
 size_t out_elem_bytes(const OutputSpec& o) { return o.kind == OutputSpec::Kind::Int32 ? 4 : 1; }
-int im2col_tile_rows(int Kg) { return std::clamp(65536 / std::max(Kg, 1), 8, kGemmTileRows); }
+// Up to 256 KB of im2col rows per tile (L2): each tile streams the whole packed weights once,
+// so deep layers (ResNet's 3x3x512, K = 4608) want few, tall tiles.
+int im2col_tile_rows(int Kg) { return std::clamp(262144 / std::max(Kg, 1), 8, kGemmTileRows); }
 // Small copies (a few channels per tap) as plain loops: a library call per tap costs more.
 inline void copy_bytes(uint8_t* dst, const uint8_t* src, int n) {
   if (n >= 64) {
@@ -260,12 +262,20 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   const bool contiguous_taps = s.groups == 1 && s.dilation_w == 1;
   const int span = s.kernel_w * Cg;
   const int tiles = (pixels + T - 1) / T;
+  // Few tiles (small images, deep layers): split the columns too, as gemm() does, so every
+  // thread has work; each column chunk builds its tile's rows itself.
+  const int panels = (w0.Np() + vk.nr - 1) / vk.nr;
+  int nchunks = 1;
+  if (threads > 1 && tiles < 2 * threads) nchunks = std::min(panels, (2 * threads + tiles - 1) / tiles);
+  const int per_chunk = (panels + nchunks - 1) / nchunks;
+  nchunks = (panels + per_chunk - 1) / per_chunk;
   const uint8_t pad_byte = static_cast<uint8_t>(args.x_zero_point);
   for (int g = 0; g < s.groups; ++g) {
     const PackedWeights& w = *pc.group_weights()[g];
     gemm_column_terms(w, vk, zx, args.bias ? args.bias + g * OCg : nullptr, colterm);
     const OutputSpec spec = group_spec(args.out, g * OCg);
-    auto task = [&](int tile, int thread) {
+    auto task = [&](int t, int thread) {
+      const int tile = t / nchunks, nc = t % nchunks;
       const int p0 = tile * T, rows = std::min(T, pixels - p0);
       uint8_t* a = cols + thread * cols_stride;
       // Locals, not s.*: byte stores may alias anything, so fields would be reloaded per byte.
@@ -302,12 +312,13 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
           if (++oh == OHl) oh = 0, ++n;
         }
       }
-      gemm_block(w, vk, a, Kg, rows, x_xor, colterm, 0, w.Np(), spec,
+      const int n0 = nc * per_chunk * vk.nr, n1 = std::min(w.Np(), (nc + 1) * per_chunk * vk.nr);
+      gemm_block(w, vk, a, Kg, rows, x_xor, colterm, n0, n1, spec,
                  y + (static_cast<size_t>(p0) * s.out_channels + g * OCg) * esize, s.out_channels,
                  reinterpret_cast<int32_t*>(rowsums + thread * rs_stride),
                  reinterpret_cast<int32_t*>(rowsums + thread * rs_stride + arena_bytes(sizeof(int32_t) * T)));
     };
-    parallel_for(pool, tiles, task);
+    parallel_for(pool, tiles * nchunks, task);
   }
   arena.release_to(mark);
   return Status::Ok();
