@@ -5,14 +5,17 @@
 // targets name, two-thread scaling, and int8 SQNR against fp32. Subjects take turns in short
 // blocks so load from other processes hits every subject alike.
 //   npm run bench:zoo [-- --runs 40 --block 10 --threads 2 --only mobilenet-v2 --profile]
-// --profile adds the engine's per-step profile (thread CPU time, summed by step kind) beside
-// ONNX Runtime's per-node profile (its session profiling option, summed by op type).
+// --profile adds the engine's per-step profile (thread CPU time, by layer kind, and the slowest
+// layers with their shapes) beside ONNX Runtime's per-node profile (its session profiling
+// option; wall time per node, so it grows with the machine's load where thread CPU time does not).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { kernelsInfo } from '../agent/kernels/index.js';
+import { decodeModel } from '../agent/onnx/model.js';
+import { compileModel } from '../agent/runtime/native/compile/index.js';
 import { NativeBackend } from '../agent/runtime/native/index.js';
 import { writeNpy } from '../agent/tensor/npy.js';
 import { quantizeFile } from '../tools/compress/quantize.js';
@@ -72,40 +75,59 @@ function nativeSubject(bytes: Uint8Array, threads: number, input: Float32Array, 
   return { backend, run: async () => Object.values(await backend.run(tensors))[0].data as Float32Array };
 }
 
-/** Engine steps summed by kind ("conv #3" -> "conv"), in microseconds of thread CPU time. */
-function nativeProfile(backend: NativeBackend, input: Float32Array): Map<string, { us: number; count: number }> {
-  const live = (backend as unknown as { live(): { profile(i: Float32Array[], n: number): { step: string; ns: number }[] } }).live();
-  const by = new Map<string, { us: number; count: number }>();
-  for (const p of live.profile([input], 20)) {
-    const kind = p.step.replace(/ #\d+$/, '');
-    const e = by.get(kind) ?? { us: 0, count: 0 };
-    e.us += p.ns / 1000; e.count++;
-    by.set(kind, e);
-  }
-  return by;
+interface Prof { kinds: Map<string, { us: number; count: number }>; top: { label: string; us: number }[] }
+
+function addKind(by: Map<string, { us: number; count: number }>, kind: string, us: number): void {
+  const e = by.get(kind) ?? { us: 0, count: 0 };
+  e.us += us; e.count++;
+  by.set(kind, e);
 }
 
-/** ORT's profile file summed by op type, per run, in microseconds. */
-function ortProfile(file: string, runs: number): Map<string, { us: number; count: number }> {
+/** The engine's steps (thread CPU time), labelled with the layer's shape: by kind and the slowest. */
+function nativeProfile(int8: Uint8Array, backend: NativeBackend, input: Float32Array): Prof {
+  const live = (backend as unknown as { live(): { profile(i: Float32Array[], n: number): { step: string; ns: number }[] } }).live();
+  const plan = compileModel(decodeModel(int8)).plan;
+  const kinds = new Map<string, { us: number; count: number }>();
+  const top: { label: string; us: number }[] = [];
+  live.profile([input], 20).forEach((p, i) => {
+    const op = plan.ops[i];
+    let kind = p.step.replace(/ #\d+$/, ''), label = p.step;
+    if (op?.op === 'conv') {
+      const x = plan.tensors[op.input].shape, y = plan.tensors[op.output].shape;
+      kind = op.group > 1 && op.group === x[3] ? 'conv depthwise' : op.kernel[0] * op.kernel[1] === 1 ? 'conv 1x1' : `conv ${op.kernel.join('x')}`;
+      const macs = y[1] * y[2] * y[3] * (x[3] / op.group) * op.kernel[0] * op.kernel[1];
+      label = `${p.step} ${kind} ${x.slice(1).join('x')} -> ${y.slice(1).join('x')} s${op.strides[0]} (${(macs / p.ns).toFixed(0)} GMAC/s)`;
+    }
+    addKind(kinds, kind, p.ns / 1000);
+    top.push({ label, us: p.ns / 1000 });
+  });
+  return { kinds, top };
+}
+
+/** ORT's profile file (per-node kernel times, per run): by op type and the slowest nodes. */
+function ortProfile(file: string, runs: number): Prof {
   const events = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
-  const by = new Map<string, { us: number; count: number }>();
+  const kinds = new Map<string, { us: number; count: number }>();
+  const nodes = new Map<string, number>();
   for (const ev of events) {
     if (ev.cat !== 'Node' || !ev.name.endsWith('_kernel_time')) continue;
     const kind = ev.args?.op_name ?? '?';
-    const e = by.get(kind) ?? { us: 0, count: 0 };
-    e.us += ev.dur / runs; e.count++;
-    by.set(kind, e);
+    addKind(kinds, kind, ev.dur / runs);
+    const label = `${ev.name.replace(/_kernel_time$/, '')} (${kind})`;
+    nodes.set(label, (nodes.get(label) ?? 0) + ev.dur / runs);
   }
-  for (const e of by.values()) e.count = Math.round(e.count / runs);
-  return by;
+  for (const e of kinds.values()) e.count = Math.round(e.count / runs);
+  return { kinds, top: [...nodes].map(([label, us]) => ({ label, us })) };
 }
 
-function printProfile(title: string, by: Map<string, { us: number; count: number }>): void {
-  const total = [...by.values()].reduce((s, e) => s + e.us, 0);
+function printProfile(title: string, p: Prof): void {
+  const total = [...p.kinds.values()].reduce((s, e) => s + e.us, 0);
   console.log(`  ${title}: ${(total / 1000).toFixed(2)} ms per run`);
-  for (const [k, e] of [...by.entries()].sort((a, b) => b[1].us - a[1].us).slice(0, 10)) {
+  for (const [k, e] of [...p.kinds.entries()].sort((a, b) => b[1].us - a[1].us).slice(0, 8)) {
     console.log(`    ${k.padEnd(24)}${String(e.count).padStart(4)} x ${(e.us / 1000).toFixed(2).padStart(7)} ms  ${((100 * e.us) / total).toFixed(1).padStart(5)}%`);
   }
+  console.log('    slowest:');
+  for (const e of [...p.top].sort((a, b) => b.us - a.us).slice(0, 6)) console.log(`      ${(e.us / 1000).toFixed(3).padStart(7)} ms  ${e.label}`);
 }
 
 async function bench(z: ZooEntry): Promise<void> {
@@ -177,7 +199,7 @@ async function bench(z: ZooEntry): Promise<void> {
       `native ${N} threads ${same ? 'bit-identical to' : 'DIFFERS from'} 1 thread`);
     if (PROFILE) {
       const backend = NativeBackend.load(int8, { threads: 1, name: 'zoo-profile' });
-      printProfile('native int8 steps, 1 thread (thread CPU time)', nativeProfile(backend, input));
+      printProfile('native int8 steps, 1 thread (thread CPU time)', nativeProfile(int8, backend, input));
       await backend.dispose();
       const pdir = join(dir, 'profile');
       mkdirSync(pdir);
