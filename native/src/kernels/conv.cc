@@ -237,9 +237,12 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
             }
           }
         }
-        if (q8) vk.dw_pixel_q8(ptrs, quads, w8, C, x_xor, acc);
-        else vk.dw_pixel(ptrs, taps_even, wdw, C, x_xor, acc);
-        vk.finish_row(acc, C, colterm, nullptr, 0, args.out, args.out.scales, out);
+        if (q8) {
+          vk.dw_pixel_q8(ptrs, quads, w8, C, x_xor, colterm, args.out, out);
+        } else {
+          vk.dw_pixel(ptrs, taps_even, wdw, C, x_xor, acc);
+          vk.finish_row(acc, C, colterm, nullptr, 0, args.out, args.out.scales, out);
+        }
       }
     };
     parallel_for(pool, s.batch * OH, task);

@@ -157,8 +157,15 @@ void dw_pixel_avx512(const uint8_t* const* x, int taps, const int16_t* w, int C,
 // Depthwise with vpdpbusd: four taps of 64 channels are four loads, four byte and four word
 // unpacks, and four dot products (the weights are packed in the unpacked order), where the
 // tap-pair kernel above widens to 16 bits and needs eight times the instructions.
-void dw_pixel_q8_avx512(const uint8_t* const* x, int quads, const int8_t* w, int C, uint8_t x_xor, int32_t* acc) {
+void dw_pixel_q8_avx512(const uint8_t* const* x, int quads, const int8_t* w, int C, uint8_t x_xor,
+                        const int32_t* colterm, const OutputSpec& out, void* y) {
   const __m512i xr = _mm512_set1_epi8(static_cast<char>(x_xor));
+  // The finish of finish_row_avx512, on the sums still in registers.
+  const bool pc = out.scale_count > 1, int32_out = out.kind == OutputSpec::Kind::Int32;
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
+  const __m512 hi = _mm512_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
+  const __m512i zp = _mm512_set1_epi32(out.zero_point);
+  const __m512 s1 = _mm512_set1_ps(out.scales ? out.scales[0] : 0.0f);
   const int blocks = (C + 63) / 64;
   for (int b = 0; b < blocks; ++b) {
     const int c0 = b * 64, left = C - c0;
@@ -182,13 +189,21 @@ void dw_pixel_q8_avx512(const uint8_t* const* x, int quads, const int8_t* w, int
     // a_s lane L holds channels 16L + 4s .. +3: a 4x4 transpose of 128-bit lanes restores order.
     const __m512i t0 = _mm512_shuffle_i32x4(a0, a1, 0x44), t1 = _mm512_shuffle_i32x4(a2, a3, 0x44);
     const __m512i t2 = _mm512_shuffle_i32x4(a0, a1, 0xEE), t3 = _mm512_shuffle_i32x4(a2, a3, 0xEE);
-    const __m512i out[4] = {_mm512_shuffle_i32x4(t0, t1, 0x88), _mm512_shuffle_i32x4(t0, t1, 0xDD),
-                            _mm512_shuffle_i32x4(t2, t3, 0x88), _mm512_shuffle_i32x4(t2, t3, 0xDD)};
+    const __m512i sums[4] = {_mm512_shuffle_i32x4(t0, t1, 0x88), _mm512_shuffle_i32x4(t0, t1, 0xDD),
+                             _mm512_shuffle_i32x4(t2, t3, 0x88), _mm512_shuffle_i32x4(t2, t3, 0xDD)};
     for (int k = 0; k < 4; ++k) {
-      const int rem = left - 16 * k;
+      const int rem = left - 16 * k, c = c0 + 16 * k;
       if (rem <= 0) break;
       const __mmask16 mk = rem >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1);
-      _mm512_mask_storeu_epi32(acc + c0 + 16 * k, mk, out[k]);
+      const __m512i v = _mm512_add_epi32(sums[k], _mm512_maskz_loadu_epi32(mk, colterm + c));
+      if (int32_out) {
+        _mm512_mask_storeu_epi32(static_cast<int32_t*>(y) + c, mk, v);
+        continue;
+      }
+      const __m512 sc = pc ? _mm512_maskz_loadu_ps(mk, out.scales + c) : s1;
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), sc);
+      f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+      _mm512_mask_cvtepi32_storeu_epi8(static_cast<uint8_t*>(y) + c, mk, _mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
     }
   }
 }
