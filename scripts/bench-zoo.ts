@@ -223,4 +223,9 @@ async function bench(z: ZooEntry): Promise<void> {
 const info = kernelsInfo();
 console.log(`bench:zoo: native int8 engine vs ONNX Runtime ${ort.env.versions.common}; cpu: ${info.cpu}; ` +
   `kernel variant ${info.variant}; ${os.availableParallelism()} hardware threads; threads measured: 1 and ${N}; load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+if (os.loadavg()[0] > os.availableParallelism()) {
+  console.log(`note: the load (${os.loadavg()[0].toFixed(1)}) exceeds the ${os.availableParallelism()} hardware threads: wall-clock p50s and ` +
+    'thread scaling then measure the scheduler as much as the code (threads that sleep between steps are favoured over ' +
+    'busy ones); the cpu column, the process CPU time per run, is the steadier comparison at 1 thread');
+}
 for (const z of ZOO) if (!only || only.includes(z.name)) await bench(z);
