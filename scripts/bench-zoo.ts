@@ -192,6 +192,20 @@ async function bench(z: ZooEntry): Promise<void> {
       };
       console.log(`  ${N} threads vs 1: native ${scale('native')}, ORT int8 ${scale('ortInt8')}, ORT fp32 ${scale('ortFp32')}`);
     }
+    if (N > 1) {
+      // The engine's own view, which the load does not distort: the calling thread's CPU time
+      // per run (it takes part in every split step, and takes more tasks when a worker lags).
+      const calling = (threads: number): number => {
+        const b = NativeBackend.load(int8, { threads, name: 'zoo-split' });
+        const live = (b as unknown as { live(): { profile(i: Float32Array[], n: number): { ns: number }[] } }).live();
+        const ns = live.profile([input], 20).reduce((sum, p) => sum + p.ns, 0);
+        void b.dispose();
+        return ns / 1e6;
+      };
+      const one = calling(1), many = calling(N);
+      console.log(`  engine work split: the calling thread spends ${many.toFixed(2)} ms per run at ${N} threads, ${one.toFixed(2)} ms at 1 ` +
+        `(${(one / many).toFixed(2)}x: the ${N}-thread speed-up on an idle machine, less the hand-offs)`);
+    }
     const nat1 = outputs.get('native int8, 1 thread')!;
     const natN = outputs.get(`native int8, ${N} threads`) ?? nat1;
     const same = nat1.every((v, i) => v === natN[i]);
