@@ -91,7 +91,7 @@ export const DriftSection = Type.Object({
 // The inference runtime (agent/runtime, docs/model-package.md): ONNX Runtime session options,
 // per-model queues, warm-up, ensembles and shadow runs.
 export const RuntimeSection = Type.Object({
-  threads: Type.Integer({ minimum: 0, maximum: 64, default: 0, description: 'intra-op threads per ONNX Runtime session; 0 = one per core' }),
+  threads: Type.Integer({ minimum: 0, maximum: 64, default: 0, description: 'intra-op threads of one inference (an ONNX Runtime session or the native engine); 0 = one per core' }),
   graphOptimizationLevel: Type.Union([Type.Literal('disabled'), Type.Literal('basic'), Type.Literal('extended'), Type.Literal('all')], { default: 'all', description: 'ONNX Runtime graph optimisation level' }),
   offThreadAboveMs: Type.Number({ minimum: 0, maximum: 60_000, default: 2, description: 'an ONNX Runtime model whose warm-up run (timed at load) takes longer than this (ms) is served from a worker thread of its own, so its inferences never hold the event loop; cheaper ones run on the main thread, where a thread hop would cost more; 0 = every ONNX Runtime model on a worker thread' }),
   offThreadNice: Type.Integer({ minimum: 0, maximum: 19, default: 10, description: 'niceness of those worker threads and of ONNX Runtime\'s threads under them (Linux sets it per thread): under full load the event loop (health checks, MQTT keepalives, telemetry intake) gets the CPU first; 0 = the process\'s priority' }),

@@ -94,9 +94,9 @@ export async function openBackend(pkg: ModelPackage, requested: BackendRequest, 
     return fastestOf(pkg, `auto: native engine declined (${verdict.reason})`, openOrt, ort);
   }
   try {
-    // threads 0 ("auto") runs the engine on the libuv worker alone: for models this small a
-    // second thread costs more in hand-offs than it gains.
-    const backend = native.NativeBackend.load(pkg.proto, { threads: ort.threads || 1, name: `${pkg.manifest.name}@${pkg.manifest.version}` });
+    // runtime.threads reaches the engine as is: 0 = every core. The engine splits only the
+    // convolutions and GEMMs big enough to pay for waking its pool, so small models stay on one.
+    const backend = native.NativeBackend.load(pkg.proto, { threads: ort.threads, name: `${pkg.manifest.name}@${pkg.manifest.version}` });
     return { backend, choice: { requested, chosen: 'native', reason: requested === 'native' ? 'configured' : `auto: ${verdict.reason}${ortNote(pkg)}` } };
   } catch (err) {
     if (requested === 'native') throw err;

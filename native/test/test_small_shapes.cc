@@ -66,12 +66,16 @@ void run_direct_case(Rng& rng, const ConvShape& s) {
   o.clamp_min = lo;
   o.clamp_max = hi;
   ref::conv(s, x.as(), QType::U8, xzp, w.as<int8_t>(), nullptr, 1, b, o, yr.as());
+  // The same conv split in bands of output rows across three threads.
+  static ThreadPool pool(3);
+  GuardedBuffer yt(yn), scratch_t(dc->scratch_floats(pool.threads()) * sizeof(float));
+  dc->run(x.as(), xzp, yzp, lo, hi, yt.as(), scratch_t.as<float>(), &pool);
   size_t bad = yn;
   for (size_t i = 0; i < yn && bad == yn; ++i)
-    if (y.as()[i] != yr.as()[i] || ys.as()[i] != yr.as()[i]) bad = i;
+    if (y.as()[i] != yr.as()[i] || ys.as()[i] != yr.as()[i] || yt.as()[i] != yr.as()[i]) bad = i;
   expect(bad == yn, bad == yn ? what
-                              : what + fmt(": at %zu got %d, scalar variant %d, ref %d", bad, y.as()[bad], ys.as()[bad],
-                                           yr.as()[bad]));
+                              : what + fmt(": at %zu got %d, scalar variant %d, 3 threads %d, ref %d", bad, y.as()[bad],
+                                           ys.as()[bad], yt.as()[bad], yr.as()[bad]));
 }
 
 void run_direct_tests(Rng& rng, int cases) {

@@ -9,7 +9,7 @@ import { createEngine, type EngineArray, type EngineFacts, type NativeEngine } f
 export interface NativeBackendOptions {
   /** Shown in errors ("model digits@1.2.0"). */
   name?: string;
-  /** Intra-op threads of the engine's own pool; 1 runs on the libuv worker alone. */
+  /** Intra-op threads of the engine's own pool (default 1: the calling or libuv worker thread alone; 0 = every core). */
   threads?: number;
   /**
    * Where run() executes. 'worker': always on the libuv pool (addon's async path). 'inline':

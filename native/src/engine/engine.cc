@@ -31,6 +31,14 @@ bool parse_dtype(const std::string& s, DType* out) {
 
 namespace {
 
+// Below this many multiply-accumulates a conv or GEMM runs on the calling thread alone: waking
+// the pool costs a few microseconds, about what the whole step takes (digits-sized layers).
+constexpr int64_t kSplitMinWork = int64_t(1) << 18;
+bool worth_splitting(const Step& s) {
+  const int64_t w = s.work();
+  return w < 0 || w >= kSplitMinWork;
+}
+
 // Upper bound for one tensor and for the arena: a plan for an edge model that needs more is
 // almost certainly malformed, and refusing beats an allocation failure at load.
 constexpr int64_t kMaxTensorBytes = int64_t(1) << 30;
@@ -72,7 +80,8 @@ std::unique_ptr<Engine> Engine::create(const PlanDesc& plan, const std::vector<W
                                        std::string* error) {
   try {
     std::unique_ptr<Engine> e(new Engine());
-    e->threads_ = std::max(1, std::min(threads, 64));
+    // threads <= 0: every hardware thread.
+    e->threads_ = std::max(1, std::min(threads <= 0 ? kernels::ThreadPool::hardware_threads() : threads, 64));
     e->variant_ = kernels::active_variant();
     check_tensors(plan, weights);
     const int nt = static_cast<int>(plan.tensors.size());
@@ -170,9 +179,10 @@ const char* Engine::run(const void* const* inputs, void* const* outputs, std::st
   }
   kernels::Arena scratch(arena_ + tensor_bytes_, scratch_bytes_);
   RunContext ctx{arena_, &offsets_, &scratch, pool_.get()};
+  RunContext inline_ctx{arena_, &offsets_, &scratch, nullptr};
   for (const auto& step : steps_) {
     scratch.reset();
-    const kernels::Status st = step->run(ctx);
+    const kernels::Status st = step->run(worth_splitting(*step) ? ctx : inline_ctx);
     if (!st.ok()) {
       *error = step->name + ": " + st.error;
       return error->c_str();
@@ -191,6 +201,7 @@ std::vector<double> Engine::profile(const void* const* inputs, int runs, std::st
   std::vector<double> ns(steps_.size(), 0);
   kernels::Arena scratch(arena_ + tensor_bytes_, scratch_bytes_);
   RunContext ctx{arena_, &offsets_, &scratch, pool_.get()};
+  RunContext inline_ctx{arena_, &offsets_, &scratch, nullptr};
   for (int r = 0; r < runs; ++r) {
     // Inputs share arena bytes with later tensors, so they are copied in every run, as in run().
     for (size_t i = 0; i < input_tensors_.size(); ++i) {
@@ -201,7 +212,7 @@ std::vector<double> Engine::profile(const void* const* inputs, int runs, std::st
       // Thread CPU time: on a shared machine wall time mostly measures other processes.
       timespec t0{}, t1{};
       clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-      const kernels::Status st = steps_[s]->run(ctx);
+      const kernels::Status st = steps_[s]->run(worth_splitting(*steps_[s]) ? ctx : inline_ctx);
       clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
       ns[s] += (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
       if (!st.ok()) {

@@ -36,6 +36,9 @@ class Step {
   virtual size_t scratch_bytes(int threads) const { (void)threads; return 0; }
   // Bytes of packed weights and tables this step holds.
   virtual size_t weight_bytes() const { return 0; }
+  // Multiply-accumulates per run, for steps whose threads pay only above some size; -1: the
+  // step always takes the pool (its kernel splits only what is worth splitting).
+  virtual int64_t work() const { return -1; }
   std::string name;         // "conv #3", for errors
   std::vector<int> reads;   // tensor indices
   int writes = -1;

@@ -15,13 +15,15 @@ class ConvStep : public Step {
   std::vector<int32_t> bias;
   std::vector<float> multipliers;
   int32_t in_zp = 0;
+  int64_t macs = 0;
   k::OutputSpec spec;
+  int64_t work() const override { return macs; }
   k::Status run(const RunContext& ctx) const override {
     if (direct) {
-      auto* acc = static_cast<float*>(ctx.scratch->alloc(direct->scratch_floats() * sizeof(float)));
+      auto* acc = static_cast<float*>(ctx.scratch->alloc(direct->scratch_floats(k::pool_threads(ctx.pool)) * sizeof(float)));
       if (!acc) return k::Status::Error("scratch arena too small for the direct convolution");
       direct->run(static_cast<const uint8_t*>(ctx.at(in)), in_zp, spec.zero_point, spec.clamp_min, spec.clamp_max,
-                  static_cast<uint8_t*>(ctx.at(out)), acc);
+                  static_cast<uint8_t*>(ctx.at(out)), acc, ctx.pool);
       return k::Status::Ok();
     }
     k::ConvArgs a;
@@ -34,7 +36,7 @@ class ConvStep : public Step {
     return k::conv(*packed, a, *ctx.scratch, ctx.pool);
   }
   size_t scratch_bytes(int threads) const override {
-    return direct ? k::arena_bytes(direct->scratch_floats() * sizeof(float)) : k::conv_scratch_bytes(*packed, threads);
+    return direct ? k::arena_bytes(direct->scratch_floats(threads) * sizeof(float)) : k::conv_scratch_bytes(*packed, threads);
   }
   size_t weight_bytes() const override {
     return (direct ? direct->bytes() : packed->bytes()) + bias.size() * 4 + multipliers.size() * 4;
@@ -63,6 +65,7 @@ std::unique_ptr<Step> build_conv(const Fields& f) {
   if (const char* why = k::check_conv_shape(s)) f.fail(why);
   expect_shape(f, y, {s.batch, s.out_h(), s.out_w(), s.out_channels}, "output");
   const size_t M = static_cast<size_t>(s.out_channels);
+  step->macs = static_cast<int64_t>(s.batch) * s.out_h() * s.out_w() * s.out_channels * (s.C / s.groups) * s.kernel_h * s.kernel_w;
   const WeightDesc& w = f.weight("weights", DType::S8, M * (s.C / s.groups) * s.kernel_h * s.kernel_w);
   const WeightDesc& b = f.weight("bias", DType::I32, M);
   const WeightDesc& m = f.weight("multipliers", DType::F32, M);
@@ -70,7 +73,7 @@ std::unique_ptr<Step> build_conv(const Fields& f) {
   step->multipliers.assign(m.as<float>(), m.as<float>() + M);
   step->in_zp = f.zero_point("inputZeroPoint");
   step->spec = requant_spec(f, step->multipliers);
-  if (k::DirectConv::suits(s)) {
+  if (k::DirectConv::wins(s)) {
     step->direct = std::make_unique<k::DirectConv>(s, w.as<int8_t>(), step->bias.data(), step->multipliers.data(),
                                                    static_cast<int>(M));
   } else {

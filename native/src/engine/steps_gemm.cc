@@ -9,6 +9,8 @@ namespace {
 class GemmStep : public Step {
  public:
   int in = 0, out = 0, M = 0;
+  int64_t macs = 0;
+  int64_t work() const override { return macs; }
   std::unique_ptr<k::PackedWeights> packed;
   std::vector<int32_t> bias;
   std::vector<float> multipliers;
@@ -45,6 +47,7 @@ std::unique_ptr<Step> build_gemm(const Fields& f) {
   const WeightDesc& b = f.weight("bias", DType::I32, static_cast<size_t>(N));
   const WeightDesc& m = f.weight("multipliers", DType::F32, static_cast<size_t>(N));
   step->M = static_cast<int>(M);
+  step->macs = M * K * N;
   step->bias.assign(b.as<int32_t>(), b.as<int32_t>() + N);
   step->multipliers.assign(m.as<float>(), m.as<float>() + N);
   step->in_zp = f.zero_point("inputZeroPoint");

@@ -11,7 +11,9 @@ namespace edge::kernels {
 
 namespace {
 size_t out_elem_bytes(const OutputSpec& o) { return o.kind == OutputSpec::Kind::Int32 ? 4 : 1; }
-int im2col_tile_rows(int Kg) { return std::clamp(65536 / std::max(Kg, 1), 8, kGemmTileRows); }
+// Up to 256 KB of im2col rows per tile (L2): each tile streams the whole packed weights once,
+// so deep layers (ResNet's 3x3x512, K = 4608) want few, tall tiles.
+int im2col_tile_rows(int Kg) { return std::clamp(262144 / std::max(Kg, 1), 8, kGemmTileRows); }
 // Small copies (a few channels per tap) as plain loops: a library call per tap costs more.
 inline void copy_bytes(uint8_t* dst, const uint8_t* src, int n) {
   if (n >= 64) {
@@ -50,7 +52,7 @@ const char* check_conv_shape(const ConvShape& s) {
 }
 
 size_t PackedConv::bytes() const {
-  size_t b = dw_w_.size() * sizeof(int16_t) + dw_wsum_.size() * sizeof(int32_t);
+  size_t b = dw_w_.size() * sizeof(int16_t) + dw_wsum_.size() * sizeof(int32_t) + dw_q8_.size();
   for (const auto& w : group_w_) b += w->bytes();
   return b;
 }
@@ -79,6 +81,24 @@ Status pack_conv(const ConvShape& s, const int8_t* w, const int32_t* w_zps, int 
         pc->dw_w_[(static_cast<size_t>(t / 2) * s.C + c) * 2 + t % 2] = v;
         pc->dw_wsum_[c] += v;
       }
+    }
+    const VariantKernels* vk = variant_kernels(variant);
+    bool fits8 = true;
+    for (int c = 0; c < s.C && fits8; ++c)
+      for (int t = 0; t < taps; ++t) {
+        const int32_t v = w[c * taps + t] - zp_of(c);
+        if (v < -128 || v > 127) { fits8 = false; break; }
+      }
+    if (vk != nullptr && vk->dw_pixel_q8 != nullptr && fits8) {
+      const int quads = (taps + 3) / 4, blocks = (s.C + 63) / 64;
+      pc->dw_q8_.assign(static_cast<size_t>(quads) * blocks * 256, 0);
+      for (int c = 0; c < s.C; ++c) {
+        const int b = c / 64, L = (c % 64) / 16, sub = (c % 16) / 4, j = c % 4;
+        for (int t = 0; t < taps; ++t)
+          pc->dw_q8_[((static_cast<size_t>(t / 4) * blocks + b) * 4 + sub) * 64 + L * 16 + j * 4 + t % 4] =
+              static_cast<int8_t>(w[c * taps + t] - zp_of(c));
+      }
+      std::vector<int16_t>().swap(pc->dw_w_);  // the tap pairs are not used then
     }
     *out = std::move(pc);
     return Status::Ok();
@@ -118,7 +138,7 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
     case PackedConv::Algo::Depthwise:
       // zero-point row, then per thread: accumulators and the tap pointers.
       return arena_bytes(s.C) + arena_bytes(sizeof(int32_t) * s.C) +
-             threads * (arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (s.kernel_h * s.kernel_w + 1)));
+             threads * (arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (s.kernel_h * s.kernel_w + 4)));
     case PackedConv::Algo::Pointwise:
       return gemm_scratch_bytes(*pc.group_weights()[0], s.batch * s.H * s.W, threads);
     case PackedConv::Algo::Im2col: {
@@ -171,8 +191,10 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   }
 
   if (pc.algo() == PackedConv::Algo::Depthwise) {
-    const int taps = s.kernel_h * s.kernel_w, taps_even = (taps + 1) / 2 * 2;
-    const size_t stride = arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * taps_even);
+    const int taps = s.kernel_h * s.kernel_w, taps_even = (taps + 1) / 2 * 2, quads = (taps + 3) / 4;
+    const bool q8 = !pc.dw_q8_weights().empty();
+    const int slots = q8 ? quads * 4 : taps_even;
+    const size_t stride = arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (taps + 4));
     auto* zrow = static_cast<uint8_t*>(arena.alloc(s.C));
     auto* zeros = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * s.C));
     auto* scratch = static_cast<uint8_t*>(arena.alloc(stride * threads));
@@ -186,6 +208,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
     std::memset(zrow, static_cast<uint8_t>(args.x_zero_point), s.C);
     const int32_t* colterm = zeros;
     const int16_t* wdw = pc.dw_weights().data();
+    const int8_t* w8 = pc.dw_q8_weights().data();
     auto task = [&](int row, int thread) {
       const int n = row / OH, oh = row % OH;
       int32_t* acc = reinterpret_cast<int32_t*>(scratch + thread * stride);
@@ -197,7 +220,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
       const uint8_t* const image = x + static_cast<size_t>(n) * H * W * C;
       uint8_t* out = y + (static_cast<size_t>(n) * OH + oh) * OW * s.out_channels * esize;
       const size_t out_step = static_cast<size_t>(s.out_channels) * esize;
-      if (taps_even != taps) ptrs[taps] = zrow;
+      for (int t = taps; t < slots; ++t) ptrs[t] = zrow;
       for (int ow = 0; ow < OW; ++ow, out += out_step) {
         const int iw0 = ow * sw - pl;
         if (rows_inside && iw0 >= 0 && iw0 + (kw - 1) * dw < W) {
@@ -214,8 +237,12 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
             }
           }
         }
-        vk.dw_pixel(ptrs, taps_even, wdw, C, x_xor, acc);
-        vk.finish_row(acc, C, colterm, nullptr, 0, args.out, args.out.scales, out);
+        if (q8) {
+          vk.dw_pixel_q8(ptrs, quads, w8, C, x_xor, colterm, args.out, out);
+        } else {
+          vk.dw_pixel(ptrs, taps_even, wdw, C, x_xor, acc);
+          vk.finish_row(acc, C, colterm, nullptr, 0, args.out, args.out.scales, out);
+        }
       }
     };
     parallel_for(pool, s.batch * OH, task);
@@ -238,12 +265,20 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   const bool contiguous_taps = s.groups == 1 && s.dilation_w == 1;
   const int span = s.kernel_w * Cg;
   const int tiles = (pixels + T - 1) / T;
+  // Few tiles (small images, deep layers): split the columns too, as gemm() does, so every
+  // thread has work; each column chunk builds its tile's rows itself.
+  const int panels = (w0.Np() + vk.nr - 1) / vk.nr;
+  int nchunks = 1;
+  if (threads > 1 && tiles < 2 * threads) nchunks = std::min(panels, (2 * threads + tiles - 1) / tiles);
+  const int per_chunk = (panels + nchunks - 1) / nchunks;
+  nchunks = (panels + per_chunk - 1) / per_chunk;
   const uint8_t pad_byte = static_cast<uint8_t>(args.x_zero_point);
   for (int g = 0; g < s.groups; ++g) {
     const PackedWeights& w = *pc.group_weights()[g];
     gemm_column_terms(w, vk, zx, args.bias ? args.bias + g * OCg : nullptr, colterm);
     const OutputSpec spec = group_spec(args.out, g * OCg);
-    auto task = [&](int tile, int thread) {
+    auto task = [&](int t, int thread) {
+      const int tile = t / nchunks, nc = t % nchunks;
       const int p0 = tile * T, rows = std::min(T, pixels - p0);
       uint8_t* a = cols + thread * cols_stride;
       // Locals, not s.*: byte stores may alias anything, so fields would be reloaded per byte.
@@ -280,12 +315,13 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
           if (++oh == OHl) oh = 0, ++n;
         }
       }
-      gemm_block(w, vk, a, Kg, rows, x_xor, colterm, 0, w.Np(), spec,
+      const int n0 = nc * per_chunk * vk.nr, n1 = std::min(w.Np(), (nc + 1) * per_chunk * vk.nr);
+      gemm_block(w, vk, a, Kg, rows, x_xor, colterm, n0, n1, spec,
                  y + (static_cast<size_t>(p0) * s.out_channels + g * OCg) * esize, s.out_channels,
                  reinterpret_cast<int32_t*>(rowsums + thread * rs_stride),
                  reinterpret_cast<int32_t*>(rowsums + thread * rs_stride + arena_bytes(sizeof(int32_t) * T)));
     };
-    parallel_for(pool, tiles, task);
+    parallel_for(pool, tiles * nchunks, task);
   }
   arena.release_to(mark);
   return Status::Ok();

@@ -46,6 +46,9 @@ class PackedConv {
   // Depthwise weights minus their zero point, in tap pairs: [(taps+1)/2][C][2] (the odd tap is 0).
   const std::vector<int16_t>& dw_weights() const { return dw_w_; }
   const std::vector<int32_t>& dw_weight_sums() const { return dw_wsum_; }  // sum over taps, per channel
+  // The same weights as int8 tap quads for the variant's dw_pixel_q8 (variant_table.h); empty
+  // when the variant has none or a centred weight leaves [-128, 127].
+  const std::vector<int8_t>& dw_q8_weights() const { return dw_q8_; }
   size_t bytes() const;
 
  private:
@@ -56,6 +59,7 @@ class PackedConv {
   std::vector<std::unique_ptr<PackedWeights>> group_w_;  // one per group (GEMM algorithms)
   std::vector<int16_t> dw_w_;
   std::vector<int32_t> dw_wsum_;
+  std::vector<int8_t> dw_q8_;
 };
 
 // w: [out_channels][C/groups][kernel_h][kernel_w] int8; w_zero_points: 1 or out_channels

@@ -1,6 +1,7 @@
 // The direct small-channel convolution: weight layout, dispatch, and the scalar reference.
 #include "kernels/conv_direct.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/variant_table.h"
@@ -31,6 +32,46 @@ void DirectConv::run(const uint8_t* x, int32_t x_zp, int32_t y_zp, int32_t lo, i
                      float* scratch) const {
   DirectConvArgs a{&s_, s_.out_h(), s_.out_w(), Mp_, w_.data(), bias_.data(), scales_.data(), x, x_zp, y_zp, lo, hi, y, scratch};
   vk_->direct_conv(a);
+}
+
+// Bands of 8 output rows: enough tasks to balance two to four threads on a 112-row first layer,
+// few enough that the rows a band re-reads at its edges stay a small share.
+int DirectConv::band_rows() const { return 8; }
+
+size_t DirectConv::band_floats() const {
+  const int in_rows = (band_rows() - 1) * s_.stride_h + (s_.kernel_h - 1) * s_.dilation_h + 1;
+  const size_t f = static_cast<size_t>(in_rows) * (s_.W + s_.pad_left + s_.pad_right) * s_.C + Mp_ + 8;
+  return (f + 15) & ~size_t(15);
+}
+
+void DirectConv::run(const uint8_t* x, int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, uint8_t* y, float* scratch,
+                     ThreadPool* pool) const {
+  const int threads = pool_threads(pool);
+  if (!banded(threads)) {
+    run(x, x_zp, y_zp, lo, hi, y, scratch);
+    return;
+  }
+  const int OH = s_.out_h(), OW = s_.out_w(), R = band_rows();
+  const int bands = (OH + R - 1) / R;
+  const size_t stride = band_floats();
+  auto task = [&](int t, int thread) {
+    const int n = t / bands, oh0 = (t % bands) * R, oh1 = std::min(OH, oh0 + R);
+    // Input rows [first, end) that output rows [oh0, oh1) read, padding included.
+    const int first = oh0 * s_.stride_h - s_.pad_top;
+    const int end = (oh1 - 1) * s_.stride_h - s_.pad_top + (s_.kernel_h - 1) * s_.dilation_h + 1;
+    const int lo_row = std::max(0, first), hi_row = std::min(s_.H, end);
+    ConvShape sub = s_;
+    sub.batch = 1;
+    sub.H = hi_row - lo_row;
+    sub.pad_top = lo_row - first;
+    sub.pad_bottom = end - hi_row;
+    const uint8_t* xb = x + (static_cast<size_t>(n) * s_.H + lo_row) * s_.W * s_.C;
+    uint8_t* yb = y + (static_cast<size_t>(n) * OH + oh0) * OW * s_.out_channels;
+    DirectConvArgs a{&sub, oh1 - oh0, OW, Mp_, w_.data(), bias_.data(), scales_.data(), xb, x_zp, y_zp, lo, hi, yb,
+                     scratch + thread * stride};
+    vk_->direct_conv(a);
+  };
+  parallel_for(pool, s_.batch * bands, task);
 }
 
 // Portable reference: one output pixel at a time, bounds-checked taps (padding is the zero

@@ -24,7 +24,7 @@ void microkernel_scalar(int rows, const uint8_t* a, size_t lda, int K, const int
 const VariantKernels kScalar = {
     Variant::Scalar, /*nr=*/16, /*col_align=*/4, /*kgroup=*/1, /*mr=*/4, microkernel_scalar, /*a_flip=*/0,
     finish_row_scalar, dw_pixel_scalar, /*peak_loop=*/nullptr,
-    direct_conv_scalar, quantize_u8_scalar, max_pool_2x2_scalar,
+    direct_conv_scalar, quantize_u8_scalar, max_pool_2x2_scalar, /*dw_pixel_q8=*/nullptr,
 };
 
 }  // namespace

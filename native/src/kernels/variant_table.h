@@ -61,6 +61,14 @@ struct VariantKernels {
   void (*quantize_u8)(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
   // Max pooling 2x2, stride 2, no padding or dilation, on NHWC u8 (pool.h).
   void (*max_pool_2x2)(const PoolShape& s, const uint8_t* x, uint8_t* y);
+  // Depthwise, one output pixel, with int8 weights in tap quads for u8 x s8 dot products
+  // (null where the variant has none; pack_conv then keeps the tap-pair weights): the same
+  // sums as dw_pixel over 4 * quads taps (the pad taps point at the zero-point row, weight 0),
+  // then finished in registers exactly as finish_row(sums, C, colterm, null, 0, out, out.scales, y).
+  // Weights: w[((q * B + b) * 4 + s) * 64 + L * 16 + j * 4 + t] = w_{4q+t}[64b + 16L + 4s + j]
+  // (B = ceil(C / 64)): the order byte unpacks leave channels in within 128-bit lanes.
+  void (*dw_pixel_q8)(const uint8_t* const* x, int quads, const int8_t* w, int C, uint8_t x_xor,
+                      const int32_t* colterm, const OutputSpec& out, void* y);
 };
 
 // scalar_kernels(), avx2_kernels(), ...: one per variant (variants.h), null when not built in.

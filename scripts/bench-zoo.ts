@@ -1,0 +1,245 @@
+// The zoo models (scripts/zoo/) on the native int8 engine and on ONNX Runtime, side by side in
+// one run: each fp32 model is quantized as `edge-model quantize` does it (static, per-channel,
+// QDQ, calibrated on generated inputs), then batch-1 p50 latency of native int8, ORT int8 and
+// ORT fp32 at 1 thread and at N threads (engine threads / ORT intraOpNumThreads), the ratios the
+// targets name, two-thread scaling, and int8 SQNR against fp32. Subjects take turns in short
+// blocks so load from other processes hits every subject alike.
+//   npm run bench:zoo [-- --runs 40 --block 10 --threads 2 --only mobilenet-v2 --profile]
+// --profile adds the engine's per-step profile (thread CPU time, by layer kind, and the slowest
+// layers with their shapes) beside ONNX Runtime's per-node profile (its session profiling
+// option; wall time per node, so it grows with the machine's load where thread CPU time does not).
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import { kernelsInfo } from '../agent/kernels/index.js';
+import { decodeModel } from '../agent/onnx/model.js';
+import { compileModel } from '../agent/runtime/native/compile/index.js';
+import { NativeBackend } from '../agent/runtime/native/index.js';
+import { writeNpy } from '../agent/tensor/npy.js';
+import { quantizeFile } from '../tools/compress/quantize.js';
+import { ZOO, type ZooEntry } from './zoo/index.js';
+
+const arg = (name: string, d: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : d;
+};
+const RUNS = arg('runs', 40);
+const BLOCK = arg('block', 10);
+const N = arg('threads', os.availableParallelism());
+const CALIBRATION = arg('calib', 8);
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
+const PROFILE = process.argv.includes('--profile');
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const ms = (v: number): string => `${v.toFixed(2)} ms`.padStart(10);
+
+/** Signal-to-quantization-noise ratio of `q` against the reference, in dB. */
+function sqnr(ref: Float32Array, q: Float32Array): number {
+  let s = 0, e = 0;
+  for (let i = 0; i < ref.length; i++) { s += ref[i] * ref[i]; e += (ref[i] - q[i]) ** 2; }
+  return 10 * Math.log10(s / Math.max(e, 1e-30));
+}
+
+async function quantize(z: ZooEntry, dir: string): Promise<{ fp32: Uint8Array; int8: Uint8Array }> {
+  const fp32 = z.build();
+  const calib = join(dir, 'calib');
+  mkdirSync(calib);
+  for (let i = 0; i < CALIBRATION; i++) {
+    writeNpy(join(calib, `sample-${i}.npy`), { dtype: 'float32', shape: z.inputShape, data: z.calibration(i) });
+  }
+  writeFileSync(join(dir, 'fp32.onnx'), fp32);
+  await quantizeFile(join(dir, 'fp32.onnx'), join(dir, 'int8.onnx'), { calib, perChannel: true, method: 'minmax', format: 'qdq' });
+  return { fp32, int8: readFileSync(join(dir, 'int8.onnx')) };
+}
+
+type Run = () => Promise<Float32Array>;
+
+async function ortSubject(bytes: Uint8Array, threads: number, input: Float32Array, shape: number[], profileDir?: string): Promise<{ run: Run; session: ort.InferenceSession }> {
+  const session = await ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all',
+    ...(profileDir ? { enableProfiling: true, profileFilePrefix: join(profileDir, 'ort') } : {}),
+  });
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', input, shape) };
+  const out = session.outputNames[0];
+  return { session, run: async () => (await session.run(feeds))[out].data as Float32Array };
+}
+
+function nativeSubject(bytes: Uint8Array, threads: number, input: Float32Array, shape: number[]): { run: Run; backend: NativeBackend } {
+  const backend = NativeBackend.load(bytes, { threads, name: 'zoo' });
+  const tensors = { input: { dtype: 'float32' as const, shape, data: input } };
+  return { backend, run: async () => Object.values(await backend.run(tensors))[0].data as Float32Array };
+}
+
+interface Prof { kinds: Map<string, { us: number; count: number }>; top: { label: string; us: number }[] }
+
+function addKind(by: Map<string, { us: number; count: number }>, kind: string, us: number): void {
+  const e = by.get(kind) ?? { us: 0, count: 0 };
+  e.us += us; e.count++;
+  by.set(kind, e);
+}
+
+/** The engine's steps (thread CPU time), labelled with the layer's shape: by kind and the slowest. */
+function nativeProfile(int8: Uint8Array, backend: NativeBackend, input: Float32Array): Prof {
+  const live = (backend as unknown as { live(): { profile(i: Float32Array[], n: number): { step: string; ns: number }[] } }).live();
+  const plan = compileModel(decodeModel(int8)).plan;
+  const kinds = new Map<string, { us: number; count: number }>();
+  const top: { label: string; us: number }[] = [];
+  live.profile([input], 20).forEach((p, i) => {
+    const op = plan.ops[i];
+    let kind = p.step.replace(/ #\d+$/, ''), label = p.step;
+    if (op?.op === 'conv') {
+      const x = plan.tensors[op.input].shape, y = plan.tensors[op.output].shape;
+      kind = op.group > 1 && op.group === x[3] ? 'conv depthwise' : op.kernel[0] * op.kernel[1] === 1 ? 'conv 1x1' : `conv ${op.kernel.join('x')}`;
+      const macs = y[1] * y[2] * y[3] * (x[3] / op.group) * op.kernel[0] * op.kernel[1];
+      label = `${p.step} ${kind} ${x.slice(1).join('x')} -> ${y.slice(1).join('x')} s${op.strides[0]} (${(macs / p.ns).toFixed(0)} GMAC/s)`;
+    }
+    addKind(kinds, kind, p.ns / 1000);
+    top.push({ label, us: p.ns / 1000 });
+  });
+  return { kinds, top };
+}
+
+/** ORT's profile file (per-node kernel times, per run): by op type and the slowest nodes. */
+function ortProfile(file: string, runs: number): Prof {
+  const events = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const kinds = new Map<string, { us: number; count: number }>();
+  const nodes = new Map<string, number>();
+  for (const ev of events) {
+    if (ev.cat !== 'Node' || !ev.name.endsWith('_kernel_time')) continue;
+    const kind = ev.args?.op_name ?? '?';
+    addKind(kinds, kind, ev.dur / runs);
+    const label = `${ev.name.replace(/_kernel_time$/, '')} (${kind})`;
+    nodes.set(label, (nodes.get(label) ?? 0) + ev.dur / runs);
+  }
+  for (const e of kinds.values()) e.count = Math.round(e.count / runs);
+  return { kinds, top: [...nodes].map(([label, us]) => ({ label, us })) };
+}
+
+function printProfile(title: string, p: Prof): void {
+  const total = [...p.kinds.values()].reduce((s, e) => s + e.us, 0);
+  console.log(`  ${title}: ${(total / 1000).toFixed(2)} ms per run`);
+  for (const [k, e] of [...p.kinds.entries()].sort((a, b) => b[1].us - a[1].us).slice(0, 8)) {
+    console.log(`    ${k.padEnd(24)}${String(e.count).padStart(4)} x ${(e.us / 1000).toFixed(2).padStart(7)} ms  ${((100 * e.us) / total).toFixed(1).padStart(5)}%`);
+  }
+  console.log('    slowest:');
+  for (const e of [...p.top].sort((a, b) => b.us - a.us).slice(0, 6)) console.log(`      ${(e.us / 1000).toFixed(3).padStart(7)} ms  ${e.label}`);
+}
+
+async function bench(z: ZooEntry): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `zoo-${z.name}-`));
+  try {
+    const q0 = performance.now();
+    const { fp32, int8 } = await quantize(z, dir);
+    const quantMs = performance.now() - q0;
+    const input = z.calibration(CALIBRATION + 1); // not one of the calibration samples
+    const threadCounts = [...new Set([1, N])];
+    const subjects: { label: string; kind: 'native' | 'ortInt8' | 'ortFp32'; threads: number; run: Run }[] = [];
+    const closers: (() => Promise<void>)[] = [];
+    for (const t of threadCounts) {
+      const n = nativeSubject(int8, t, input, z.inputShape);
+      closers.push(() => n.backend.dispose());
+      subjects.push({ label: `native int8, ${t} thread${t > 1 ? 's' : ''}`, kind: 'native', threads: t, run: n.run });
+      const oi = await ortSubject(int8, t, input, z.inputShape);
+      closers.push(() => oi.session.release());
+      subjects.push({ label: `ORT int8, ${t} thread${t > 1 ? 's' : ''}`, kind: 'ortInt8', threads: t, run: oi.run });
+      const of = await ortSubject(fp32, t, input, z.inputShape);
+      closers.push(() => of.session.release());
+      subjects.push({ label: `ORT fp32, ${t} thread${t > 1 ? 's' : ''}`, kind: 'ortFp32', threads: t, run: of.run });
+    }
+    const outputs = new Map<string, Float32Array>();
+    for (const s of subjects) for (let i = 0; i < 5; i++) outputs.set(s.label, Float32Array.from(await s.run())); // warm-up
+    // Blocks of BLOCK runs per subject, the order rotating each round, the first run of each
+    // block not counted: ONNX Runtime's pool threads spin for a while after a run, and call by
+    // call interleaving would bill that spinning (on 2 cores, a whole core) to the next subject.
+    const times = subjects.map(() => [] as number[]);
+    const cpu = subjects.map(() => [] as number[]);
+    for (let round = 0; round * BLOCK < RUNS; round++) {
+      for (let j = 0; j < subjects.length; j++) {
+        const k = (round + j) % subjects.length;
+        await subjects[k].run();
+        for (let i = 0; i < BLOCK; i++) {
+          const c0 = process.cpuUsage();
+          const t0 = performance.now();
+          await subjects[k].run();
+          times[k].push(performance.now() - t0);
+          const c = process.cpuUsage(c0);
+          cpu[k].push((c.user + c.system) / 1000);
+        }
+      }
+    }
+    const p50 = (kind: string, t: number): number => pct(times[subjects.findIndex((s) => s.kind === kind && s.threads === t)], 50);
+    const ref = outputs.get('ORT fp32, 1 thread')!;
+    console.log(`\n${z.name} ${z.inputShape.join('x')}: ${fp32.length} bytes fp32 -> ${int8.length} bytes int8 (quantized in ${(quantMs / 1000).toFixed(1)} s, ${CALIBRATION} calibration inputs); ${times[0].length} runs each, in blocks of ${BLOCK} rotating`);
+    // min beside p50: on a shared machine the fastest run is the closest to an idle machine.
+    // cpu: the process's CPU time per run (all its threads, ORT's spinning included), which
+    // other processes inflate less than wall time.
+    console.log(`  ${'subject'.padEnd(26)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'min'.padStart(10)}${'cpu p50'.padStart(10)}`);
+    subjects.forEach((s, i) => console.log(`  ${s.label.padEnd(26)}${ms(pct(times[i], 50))}${ms(pct(times[i], 90))}${ms(pct(times[i], 0))}${ms(pct(cpu[i], 50))}`));
+    for (const t of threadCounts) {
+      const a = p50('native', t) / p50('ortInt8', t), b = p50('native', t) / p50('ortFp32', t);
+      console.log(`  ${t} thread${t > 1 ? 's' : ' '}: native/ORT int8 ${a.toFixed(3)} (target <= 1.0: ${a <= 1 ? 'met' : 'NOT met'}), ` +
+        `native/ORT fp32 ${b.toFixed(3)} (target <= 0.5: ${b <= 0.5 ? 'met' : 'NOT met'})`);
+    }
+    if (N > 1) {
+      const scale = (kind: string): string => {
+        const s = p50(kind, 1) / p50(kind, N);
+        return `${s.toFixed(2)}x (efficiency ${((100 * s) / N).toFixed(0)}%)`;
+      };
+      console.log(`  ${N} threads vs 1: native ${scale('native')}, ORT int8 ${scale('ortInt8')}, ORT fp32 ${scale('ortFp32')}`);
+    }
+    if (N > 1) {
+      // The engine's own view, which the load does not distort: the calling thread's CPU time
+      // per run (it takes part in every split step, and takes more tasks when a worker lags).
+      const calling = (threads: number): number => {
+        const b = NativeBackend.load(int8, { threads, name: 'zoo-split' });
+        const live = (b as unknown as { live(): { profile(i: Float32Array[], n: number): { ns: number }[] } }).live();
+        const ns = live.profile([input], 20).reduce((sum, p) => sum + p.ns, 0);
+        void b.dispose();
+        return ns / 1e6;
+      };
+      const one = calling(1), many = calling(N);
+      console.log(`  engine work split: the calling thread spends ${many.toFixed(2)} ms per run at ${N} threads, ${one.toFixed(2)} ms at 1 ` +
+        `(${(one / many).toFixed(2)}x: the ${N}-thread speed-up on an idle machine, less the hand-offs)`);
+    }
+    const nat1 = outputs.get('native int8, 1 thread')!;
+    const natN = outputs.get(`native int8, ${N} threads`) ?? nat1;
+    const same = nat1.every((v, i) => v === natN[i]);
+    console.log(`  SQNR vs ORT fp32: native int8 ${sqnr(ref, nat1).toFixed(1)} dB, ORT int8 ${sqnr(ref, outputs.get('ORT int8, 1 thread')!).toFixed(1)} dB; ` +
+      `native ${N} threads ${same ? 'bit-identical to' : 'DIFFERS from'} 1 thread`);
+    if (PROFILE) {
+      const backend = NativeBackend.load(int8, { threads: 1, name: 'zoo-profile' });
+      printProfile('native int8 steps, 1 thread (thread CPU time)', nativeProfile(int8, backend, input));
+      await backend.dispose();
+      const pdir = join(dir, 'profile');
+      mkdirSync(pdir);
+      for (const [label, bytes] of [['ORT int8 nodes, 1 thread', int8], ['ORT fp32 nodes, 1 thread', fp32]] as const) {
+        for (const f of readdirSync(pdir)) rmSync(join(pdir, f));
+        const o = await ortSubject(bytes, 1, input, z.inputShape, pdir);
+        for (let i = 0; i < 20; i++) await o.run();
+        const file = o.session.endProfiling?.() as unknown as string | undefined;
+        await o.session.release();
+        const found = readdirSync(pdir).find((f) => f.endsWith('.json'));
+        const path = found ? join(pdir, found) : file;
+        if (path) printProfile(label, ortProfile(path, 20));
+      }
+    }
+    for (const c of closers) await c();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const info = kernelsInfo();
+console.log(`bench:zoo: native int8 engine vs ONNX Runtime ${ort.env.versions.common}; cpu: ${info.cpu}; ` +
+  `kernel variant ${info.variant}; ${os.availableParallelism()} hardware threads; threads measured: 1 and ${N}; load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+if (os.loadavg()[0] > os.availableParallelism()) {
+  console.log(`note: the load (${os.loadavg()[0].toFixed(1)}) exceeds the ${os.availableParallelism()} hardware threads: wall-clock p50s and ` +
+    'thread scaling then measure the scheduler as much as the code (threads that sleep between steps are favoured over ' +
+    'busy ones); the cpu column, the process CPU time per run, is the steadier comparison at 1 thread');
+}
+for (const z of ZOO) if (!only || only.includes(z.name)) await bench(z);
