@@ -126,6 +126,13 @@ t.test('each replica\'s dashboard shows the devices reported to either replica',
   const late = new FleetSim({ url: broker.url, devices: 6, workers: 1, prefix: 'late-', minMs: 500, capMs: 4000 });
   t.teardown(() => late.stop());
   await late.start();
+  // Every message of theirs handled (the drift batch each sends at start acked, the models
+  // reported): after this no device sends anything, so no controller event fires.
+  await waitFor(async () => {
+    if (late.failure) throw new Error(late.failure);
+    const s = late.totals();
+    return s.devices === 6 && s.recordsAcked === 6 && s.openBatches === 0 && (await store.deviceCounts()).byVersion['digits@1.0.0'] === N + 6;
+  }, { timeoutMs: 60_000, what: 'the late devices\' messages handled' });
   for (const [i, s] of streams.entries()) {
     await waitFor(() => s.updates.some((u) => (u.counts as { total: number }).total === N + 6), { timeoutMs: 30_000, what: `${REPLICAS[i]}'s stream counting the 6 late devices (last: ${JSON.stringify(s.updates.at(-1)?.counts)})` });
   }
