@@ -52,7 +52,7 @@ function uiDir(): string {
 }
 
 /** How soon a controller event pushes an update: many events in that time make one update. */
-const EVENT_DELAY_MS = 100;
+const EVENT_DELAY_MS = 250;
 const CONTROLLER_EVENTS = ['status', 'reported', 'batch'] as const;
 
 export function buildDashboard(opts: DashboardOptions): FastifyInstance {
