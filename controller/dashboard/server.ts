@@ -126,13 +126,14 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
       return;
     }
     reading = true;
-    // A failed snapshot (the database away for a moment) skips one update.
+    // A failed snapshot (the database away for a moment) skips one update; nothing here may
+    // reject unhandled (that would end the process).
     snapshot().then((doc) => {
       const data = JSON.stringify(doc);
       if (data === last) return;
       last = data;
       for (const c of clients) c.write(`event: update\ndata: ${data}\n\n`);
-    }, (err) => opts.log?.('dashboard update failed', { err: String(err) })).finally(() => {
+    }).catch((err) => opts.log?.('dashboard update failed', { err: String(err) })).finally(() => {
       reading = false;
       if (again) {
         again = false;
@@ -167,11 +168,8 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
     });
     // Its first document now, whatever the others were last sent; then the shared updates.
     snapshot().then((doc) => {
-      if (!open) return;
-      res.write(`event: update\ndata: ${JSON.stringify(doc)}\n\n`);
-      clients.add(client);
-    }, (err) => {
-      opts.log?.('dashboard update failed', { err: String(err) });
+      if (open) res.write(`event: update\ndata: ${JSON.stringify(doc)}\n\n`);
+    }).catch((err) => opts.log?.('dashboard update failed', { err: String(err) })).finally(() => {
       if (open) clients.add(client);
     });
   });
