@@ -30,7 +30,7 @@ const lazy = {
   serve: () => import('./serve.js'),
   signing: () => import('../agent/security/command-signing.js'),
 };
-import { buildDashboard } from './dashboard/server.js';
+import { startControllerDashboard, type ControllerDashboard } from './dashboard/controller-dashboard.js';
 import { registerRolloutCommands } from './rollout/commands.js';
 import { registerProvisioningCommands } from './provisioning/commands.js';
 import { RolloutLoop } from './rollout/loop.js';
@@ -186,13 +186,8 @@ export function buildFleetCli(): Command {
       }
       const rollouts = o.rollouts ? new RolloutLoop(ctl, log, undefined, sign) : undefined;
       rollouts?.start();
-      let dashboard: Awaited<ReturnType<typeof buildDashboard>> | undefined;
-      let dashboardUrl: string | undefined;
-      if (o.http !== undefined) {
-        dashboard = buildDashboard({ store, rollouts: () => rollouts?.statuses() ?? [], log });
-        dashboardUrl = await dashboard.listen({ host: o.httpHost, port: o.http });
-        log('dashboard', { url: dashboardUrl });
-      }
+      const dashboard: ControllerDashboard | undefined = o.http === undefined ? undefined : await startControllerDashboard(ctl, { port: o.http, host: o.httpHost, log });
+      const dashboardUrl = dashboard?.url;
       log(`serving`, { broker: url, embedded: Boolean(embedded), db: path.resolve(o.db), protocolVersion: ctl.protocolVersion, clientId: o.id });
       // The embedded broker's URL on stdout, for scripts that start it on port 0.
       process.stdout.write(JSON.stringify({ ready: true, broker: url, db: path.resolve(o.db), dashboard: dashboardUrl }) + '\n');
@@ -202,7 +197,7 @@ export function buildFleetCli(): Command {
         if (stopping) process.exit(130);
         stopping = true;
         rollouts?.stop();
-        await dashboard?.close();
+        await dashboard?.app.close();
         await provisioning?.stop();
         await ctl.stop();
         await embedded?.close();

@@ -42,7 +42,7 @@ t.test('telemetry and command replies move last seen and uptime on; the status a
   clearInterval(timer);
   t.equal(c.ctl.counters.statuses, statuses, 'no status was published meanwhile: telemetry alone moved last seen');
   t.ok(later.uptimeSeconds! >= statusUptime + 1, `uptime grew with it (${statusUptime} s in the status, ${later.uptimeSeconds} s at the last message)`);
-  const view = deviceView(c.store, 'seen-dev')!;
+  const view = (await deviceView(c.ctl.db, 'seen-dev'))!;
   t.equal(view.lastSeen, later.lastSeen, 'the dashboard shows the same last seen');
   t.ok((view.uptimeSeconds as number) >= statusUptime + 1, 'and the grown uptime');
 

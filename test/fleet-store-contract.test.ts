@@ -238,6 +238,46 @@ for (const b of backends) {
       await t.rejects(buildDataset(s, { model: 'digits', version: '2.0.0', labelled: true }), { message: /digits@2\.0\.0: no labelled examples \(1 examples, 0 labels/ }, 'nothing labelled');
     });
 
+    t.test('telemetry volume per stream and minute, counted by the database', async (t) => {
+      const s = await open(t);
+      t.same(await s.telemetryVolume(0), [], 'no batches, no rows');
+      const before = Date.now();
+      await s.ingestBatch('dev-1', 'inference', [1, 2, 3].map((seq) => ({ seq, ts: seq, payload: { seq } })));
+      await s.ingestBatch('dev-1', 'inference', [3, 4].map((seq) => ({ seq, ts: seq, payload: { seq } })));
+      await s.ingestBatch('dev-2', 'metrics', [{ seq: 1, ts: 1, payload: {} }]);
+      const after = Date.now();
+      const rows = await s.telemetryVolume(before - 60_000);
+      const minutes = new Set(rows.map((r) => r.minute));
+      t.ok([...minutes].every((m) => m >= Math.floor(before / 60_000) && m <= Math.floor(after / 60_000)), 'each row in the minute its batch was received');
+      const per = (stream: string) => rows.filter((r) => r.stream === stream).reduce((n, r) => n + r.records, 0);
+      t.same([per('inference'), per('metrics')], [4, 1], 'stored records, duplicates not counted');
+      t.ok(rows.every((r) => Number.isInteger(r.minute) && Number.isInteger(r.records)), 'numbers, not strings');
+      t.same(await s.telemetryVolume(after + 60_000), [], 'nothing received since a later time');
+    });
+
+    t.test('learning counts: examples, and labels by label, per model version', async (t) => {
+      const s = await open(t);
+      t.same(await s.learningCounts(), [], 'nothing arrived, no rows');
+      const ex = (seq: number, model: unknown, version: unknown) => ({ seq, ts: seq, payload: { id: `e${seq}`, model, version, inputs: { x: { dtype: 'float32', shape: [1], base64: 'AAAAAA==' } } } });
+      const fb = (seq: number, version: string, label: unknown) => ({ seq, ts: seq, payload: { id: `e${seq}`, model: 'digits', version, label, correct: true } });
+      await s.ingestBatch('dev-1', 'examples', [ex(1, 'digits', '1.0.0'), ex(2, 'digits', '1.0.0'), ex(3, 'digits', '2.0.0'), ex(4, 7, '1.0.0'), ex(5, 'digits', null)]);
+      await s.ingestBatch('dev-2', 'examples', [ex(1, 'digits', '1.0.0')]);
+      await s.ingestBatch('dev-1', 'feedback', [fb(1, '1.0.0', 3), fb(2, '1.0.0', 3), fb(3, '1.0.0', 'seven'), fb(4, '1.0.0', [1, 3]), fb(5, '1.0.0', '[1]'), fb(6, '2.0.0', null)]);
+      await s.ingestBatch('dev-1', 'inference', [{ seq: 1, ts: 1, payload: { model: 'digits', version: '1.0.0', label: 3 } }]);
+      const key = (r: { stream: string; model: string; version: string; label: unknown }) => `${r.stream} ${r.model}@${r.version} ${JSON.stringify(r.label)}`;
+      const rows = (await s.learningCounts()).map((r) => [key(r), r.records] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+      t.same(rows, [
+        ['examples digits@1.0.0 null', 3],
+        ['examples digits@2.0.0 null', 1],
+        ['feedback digits@1.0.0 "[1]"', 1],
+        ['feedback digits@1.0.0 "seven"', 1],
+        ['feedback digits@1.0.0 3', 2],
+        ['feedback digits@1.0.0 [1,3]', 1],
+        ['feedback digits@2.0.0 null', 1],
+      ], 'one row per stream, version and label; a label keeps its JSON type (a name that looks like an array stays a name); a model or version that is not a string is not counted; other streams are not counted');
+      t.notMatch(JSON.stringify(await s.learningCounts()), /AAAA/, 'no input leaves the database');
+    });
+
     t.test('the database reopens with its data (migrations are idempotent)', async (t) => {
       const { store, reopen } = await b.make(t);
       const ts = Date.now();

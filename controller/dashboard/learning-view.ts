@@ -1,7 +1,7 @@
 // The dashboard's learning table (issue 21 item 2): per model version, how many field examples
-// (stream "examples") and labels (stream "feedback") arrived, and the labels per class. Read
-// with SQLite's JSON functions so the examples' inputs never leave the database.
-import type { FleetStore } from '../store.js';
+// (stream "examples") and labels (stream "feedback") arrived, and the labels per class. The
+// store counts (ControllerStore.learningCounts), so the examples' inputs never leave the database.
+import type { ControllerStore } from '../store/types.js';
 
 export interface LearningRow {
   model: string;
@@ -12,31 +12,20 @@ export interface LearningRow {
   perClass: Record<string, number>;
 }
 
-export function learningView(store: FleetStore): LearningRow[] {
-  const rows = store.db.prepare(`SELECT stream, json_extract(payload_json, '$.model') AS model, json_extract(payload_json, '$.version') AS version,
-      CASE WHEN stream = 'feedback' THEN json_extract(payload_json, '$.label') END AS label, COUNT(*) AS n
-    FROM telemetry WHERE stream IN ('examples', 'feedback') AND json_valid(payload_json)
-    GROUP BY stream, model, version, label`).all() as { stream: string; model: unknown; version: unknown; label: unknown; n: number }[];
+export async function learningView(store: ControllerStore): Promise<LearningRow[]> {
   const out = new Map<string, LearningRow>();
-  for (const r of rows) {
-    if (typeof r.model !== 'string' || typeof r.version !== 'string') continue;
+  for (const r of await store.learningCounts()) {
     const key = `${r.model}@${r.version}`;
     const row = out.get(key) ?? { model: r.model, version: r.version, examples: 0, labels: 0, perClass: {} };
     out.set(key, row);
     if (r.stream === 'examples') {
-      row.examples += r.n;
+      row.examples += r.records;
       continue;
     }
-    row.labels += r.n;
-    let classes: unknown[] = [r.label];
-    if (typeof r.label === 'string' && r.label.startsWith('[')) {
-      try {
-        classes = JSON.parse(r.label) as unknown[];
-      } catch {
-        // a class name that starts with "[": counted as it is
-      }
+    row.labels += r.records;
+    for (const c of Array.isArray(r.label) ? r.label : [r.label]) {
+      if (c !== null && c !== undefined) row.perClass[String(c)] = (row.perClass[String(c)] ?? 0) + r.records;
     }
-    for (const c of classes) if (c !== null && c !== undefined) row.perClass[String(c)] = (row.perClass[String(c)] ?? 0) + r.n;
   }
   return [...out.values()].sort((a, b) => (a.model === b.model ? (a.version < b.version ? -1 : 1) : a.model < b.model ? -1 : 1));
 }

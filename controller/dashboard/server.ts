@@ -1,12 +1,16 @@
 // `edge-fleet serve --http PORT`: the fleet dashboard. Static page + the JSON views + a
-// server-sent event stream that pushes the views when they change.
+// server-sent event stream that pushes the views when they change. Every view reads the async
+// ControllerStore, so the dashboard runs on SQLite and on PostgreSQL alike.
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Errors } from '../../protocol/errors.js';
-import type { FleetStore } from '../store.js';
+import { FleetStore } from '../store.js';
+import { SqliteControllerStore } from '../store/sqlite.js';
+import type { ControllerStore } from '../store/types.js';
 import type { RolloutStatus } from '../rollout/driver.js';
 import { parseDeviceQuery } from '../device-query.js';
 import { learningView } from './learning-view.js';
@@ -15,10 +19,19 @@ import { deviceView, devicesView, fleetDriftView, rolloutsSummaryView, telemetry
 const require = createRequire(import.meta.url);
 
 export interface DashboardOptions {
-  store: FleetStore;
-  rollouts?: () => RolloutStatus[];
-  /** How often the event stream looks for changes (ms). */
+  /** The controller database (a SQLite FleetStore is read through SqliteControllerStore). */
+  store: FleetStore | ControllerStore;
+  rollouts?: () => RolloutStatus[] | Promise<RolloutStatus[]>;
+  /**
+   * How often the event stream reads the views again while a page is open (ms). On PostgreSQL
+   * this is what shows the devices that report to the other replicas.
+   */
   pollMs?: number;
+  /**
+   * The controller's events ('status', 'reported', 'batch'): each brings the next update
+   * forward to within EVENT_DELAY_MS, so the devices of this process show at once.
+   */
+  events?: Pick<EventEmitter, 'on' | 'off'>;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -38,7 +51,12 @@ function uiDir(): string {
   return path.join(path.dirname(fileURLToPath(import.meta.url)), 'ui');
 }
 
+/** How soon a controller event pushes an update: many events in that time make one update. */
+const EVENT_DELAY_MS = 250;
+const CONTROLLER_EVENTS = ['status', 'reported', 'batch'] as const;
+
 export function buildDashboard(opts: DashboardOptions): FastifyInstance {
+  const store: ControllerStore = opts.store instanceof FleetStore ? new SqliteControllerStore(opts.store) : opts.store;
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
   // A view that throws answers 500 for that request only; the process (ingest, acks, artifact
   // serving) carries on. The views tolerate any stored row, so this is the backstop.
@@ -60,53 +78,80 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
     app.get(route, async (_req, reply) => reply.type(type).header('cache-control', 'no-cache').send(readFileSync(file)));
   }
 
-  const rollouts = (): Record<string, unknown>[] => rolloutsSummaryView(opts.rollouts?.() ?? []);
+  const rollouts = async (): Promise<Record<string, unknown>[]> => rolloutsSummaryView(await opts.rollouts?.() ?? []);
   // No device list here: the counts, and the most recently seen device as a marker that some
   // device changed, so the page fetches its own page of the table again (/api/device-page).
-  const snapshot = (): Record<string, unknown> => ({
-    counts: opts.store.deviceCounts(),
-    changed: opts.store.devicePage({ offset: 0, limit: 1, sort: 'lastSeen', order: 'desc' }).rows[0] ?? null,
-    drift: fleetDriftView(opts.store),
-    rollouts: rollouts(),
-    telemetry: telemetryVolumeView(opts.store),
-  });
+  const snapshot = async (): Promise<Record<string, unknown>> => {
+    const [counts, changed, drift, rolloutList, telemetry] = await Promise.all([
+      store.deviceCounts(),
+      store.devicePage({ offset: 0, limit: 1, sort: 'lastSeen', order: 'desc' }),
+      fleetDriftView(store),
+      rollouts(),
+      telemetryVolumeView(store),
+    ]);
+    return { counts, changed: changed.rows[0] ?? null, drift, rollouts: rolloutList, telemetry };
+  };
 
   // A page of devices: ?offset&limit&search&state&model&version&group&sort&order (400 on bad ones).
-  app.get('/api/device-page', async (req) => devicesView(opts.store, parseDeviceQuery(req.query as Record<string, unknown>)));
-  app.get('/api/device-counts', async () => opts.store.deviceCounts());
+  app.get('/api/device-page', async (req) => devicesView(store, parseDeviceQuery(req.query as Record<string, unknown>)));
+  app.get('/api/device-counts', async () => store.deviceCounts());
   // The rows of that page alone (the first 50 by default), the total in x-total-count.
   app.get('/api/devices', async (req, reply) => {
-    const page = devicesView(opts.store, parseDeviceQuery(req.query as Record<string, unknown>));
+    const page = await devicesView(store, parseDeviceQuery(req.query as Record<string, unknown>));
     void reply.header('x-total-count', String(page.total));
     return page.rows;
   });
   app.get<{ Params: { id: string } }>('/api/devices/:id', async (req, reply) => {
-    const v = deviceView(opts.store, req.params.id);
+    const v = await deviceView(store, req.params.id);
     if (!v) return reply.status(404).send({ error: { code: Errors.NOT_FOUND.code, message: `no device "${req.params.id}"` } });
     return v;
   });
-  app.get('/api/drift', async () => fleetDriftView(opts.store));
+  app.get('/api/drift', async () => fleetDriftView(store));
   app.get('/api/rollouts', async () => rollouts());
-  app.get('/api/telemetry/volume', async () => telemetryVolumeView(opts.store));
-  app.get('/api/learning', async () => learningView(opts.store));
+  app.get('/api/telemetry/volume', async () => telemetryVolumeView(store));
+  app.get('/api/learning', async () => learningView(store));
 
+  // The update stream: the snapshot again on a timer and soon after a controller event, sent
+  // when it differs from the last one sent. One read at a time; a request during a read makes
+  // one more read after it.
   const clients = new Set<{ write(s: string): void }>();
   let last = '';
-  const timer = setInterval(() => {
+  let reading = false;
+  let again = false;
+  let soon: NodeJS.Timeout | undefined;
+  const update = (): void => {
     if (clients.size === 0) return;
-    // A timer callback that throws would end the process: a failed snapshot skips one update.
-    let data: string;
-    try {
-      data = JSON.stringify(snapshot());
-    } catch (err) {
-      opts.log?.('dashboard update failed', { err: String(err) });
+    if (reading) {
+      again = true;
       return;
     }
-    if (data === last) return;
-    last = data;
-    for (const c of clients) c.write(`event: update\ndata: ${data}\n\n`);
-  }, opts.pollMs ?? 1000);
+    reading = true;
+    // A failed snapshot (the database away for a moment) skips one update; nothing here may
+    // reject unhandled (that would end the process).
+    snapshot().then((doc) => {
+      const data = JSON.stringify(doc);
+      if (data === last) return;
+      last = data;
+      for (const c of clients) c.write(`event: update\ndata: ${data}\n\n`);
+    }).catch((err) => opts.log?.('dashboard update failed', { err: String(err) })).finally(() => {
+      reading = false;
+      if (again) {
+        again = false;
+        update();
+      }
+    });
+  };
+  const timer = setInterval(update, opts.pollMs ?? 1000);
   timer.unref();
+  const onEvent = (): void => {
+    if (soon || clients.size === 0) return;
+    soon = setTimeout(() => {
+      soon = undefined;
+      update();
+    }, EVENT_DELAY_MS);
+    soon.unref();
+  };
+  for (const e of CONTROLLER_EVENTS) opts.events?.on(e, onEvent);
 
   // The same document once, for ?live=0 (screenshots, slow links): no open stream.
   app.get('/api/snapshot', async () => snapshot());
@@ -115,18 +160,24 @@ export function buildDashboard(opts: DashboardOptions): FastifyInstance {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    try {
-      res.write(`event: update\ndata: ${JSON.stringify(snapshot())}\n\n`);
-    } catch (err) {
-      opts.log?.('dashboard update failed', { err: String(err) });
-    }
     const client = { write: (s: string) => res.write(s) };
-    clients.add(client);
-    req.raw.on('close', () => clients.delete(client));
+    let open = true;
+    req.raw.on('close', () => {
+      open = false;
+      clients.delete(client);
+    });
+    // Its first document now, whatever the others were last sent; then the shared updates.
+    snapshot().then((doc) => {
+      if (open) res.write(`event: update\ndata: ${JSON.stringify(doc)}\n\n`);
+    }).catch((err) => opts.log?.('dashboard update failed', { err: String(err) })).finally(() => {
+      if (open) clients.add(client);
+    });
   });
 
   app.addHook('onClose', async () => {
     clearInterval(timer);
+    clearTimeout(soon);
+    for (const e of CONTROLLER_EVENTS) opts.events?.off(e, onEvent);
     clients.clear();
   });
   return app;

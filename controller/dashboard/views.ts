@@ -4,7 +4,7 @@
 import { combinedVerdict, shownVerdict, type ShownVerdict } from '../../agent/drift/verdict.js';
 import { deployProblems, type DeployProblem } from '../deploy-problems.js';
 import type { DriftReportDoc, StatusDoc } from '../documents.js';
-import type { DeviceRow, FleetStore } from '../store.js';
+import type { ControllerStore, DeviceRow } from '../store/types.js';
 import type { DeviceQuery } from '../device-query.js';
 import type { RolloutStatus } from '../rollout/driver.js';
 
@@ -27,10 +27,10 @@ export interface DeviceSummary {
 // rely on those shapes and stay defensive about everything else.
 type ReportLike = DriftReportDoc;
 
-function latestDriftByDevice(store: FleetStore): Map<string, ReportLike[]> {
+async function latestDriftByDevice(store: ControllerStore): Promise<Map<string, ReportLike[]>> {
   const out = new Map<string, ReportLike[]>();
   const seen = new Set<string>();
-  for (const r of store.driftReports(1000)) {
+  for (const r of await store.driftReports(1000)) {
     const rep = r.report as ReportLike;
     if (!rep || typeof rep !== 'object') continue;
     const key = `${r.deviceId}\0${rep.model}\0${rep.version}`;
@@ -63,22 +63,22 @@ function summarize(d: DeviceRow, drift: Map<string, ReportLike[]>): DeviceSummar
 }
 
 /** One page of the device table: the store pages, filters and sorts (controller/device-query.ts). */
-export function devicesView(store: FleetStore, q: DeviceQuery): { total: number; offset: number; limit: number; rows: DeviceSummary[] } {
-  const page = store.devicePage(q);
-  const drift = page.rows.length ? latestDriftByDevice(store) : new Map<string, ReportLike[]>();
+export async function devicesView(store: ControllerStore, q: DeviceQuery): Promise<{ total: number; offset: number; limit: number; rows: DeviceSummary[] }> {
+  const page = await store.devicePage(q);
+  const drift = page.rows.length ? await latestDriftByDevice(store) : new Map<string, ReportLike[]>();
   return { total: page.total, offset: page.offset, limit: page.limit, rows: page.rows.map((d) => summarize(d, drift)) };
 }
 
-export function deviceView(store: FleetStore, deviceId: string): Record<string, unknown> | undefined {
-  const d = store.device(deviceId);
+export async function deviceView(store: ControllerStore, deviceId: string): Promise<Record<string, unknown> | undefined> {
+  const d = await store.device(deviceId);
   if (!d) return undefined;
-  const drift = latestDriftByDevice(store);
+  const [drift, telemetry, commands] = await Promise.all([latestDriftByDevice(store), store.telemetrySummary(deviceId), store.commands(deviceId)]);
   return {
     ...summarize(d, drift),
     uptimeSeconds: d.uptimeSeconds,
     reported: d.reported,
-    telemetry: store.telemetrySummary(deviceId),
-    commands: store.commands(deviceId).slice(-20).map((c) => ({ id: c.id, name: c.name, ok: c.ok })),
+    telemetry,
+    commands: commands.slice(-20).map((c) => ({ id: c.id, name: c.name, ok: c.ok })),
     drift: (drift.get(deviceId) ?? []).map(driftBrief),
   };
 }
@@ -105,9 +105,9 @@ export interface FleetDriftView {
   verdict: ShownVerdict;
 }
 
-export function fleetDriftView(store: FleetStore): FleetDriftView[] {
+export async function fleetDriftView(store: ControllerStore): Promise<FleetDriftView[]> {
   const byVersion = new Map<string, { model: string; version: string; reports: { deviceId: string; rep: ReportLike }[] }>();
-  for (const [deviceId, reps] of latestDriftByDevice(store)) {
+  for (const [deviceId, reps] of await latestDriftByDevice(store)) {
     for (const rep of reps) {
       const key = `${rep.model}@${rep.version}`;
       const entry = byVersion.get(key) ?? { model: String(rep.model), version: String(rep.version), reports: [] };
@@ -144,10 +144,9 @@ export function fleetDriftView(store: FleetStore): FleetDriftView[] {
 }
 
 /** Telemetry records received per minute over the last hour, per stream. */
-export function telemetryVolumeView(store: FleetStore, now = Date.now()): { minutes: string[]; streams: Record<string, number[]> } {
+export async function telemetryVolumeView(store: ControllerStore, now = Date.now()): Promise<{ minutes: string[]; streams: Record<string, number[]> }> {
   const since = now - 60 * 60_000;
-  const rows = store.db.prepare(`SELECT stream, CAST(received_at / 60000 AS INTEGER) AS minute, SUM(stored) AS n
-    FROM batches WHERE received_at >= ? GROUP BY stream, minute ORDER BY minute`).all(since) as { stream: string; minute: number; n: number }[];
+  const rows = await store.telemetryVolume(since);
   const first = Math.floor(since / 60_000) + 1;
   const last = Math.floor(now / 60_000);
   const minutes: string[] = [];
@@ -156,7 +155,7 @@ export function telemetryVolumeView(store: FleetStore, now = Date.now()): { minu
   for (const r of rows) {
     streams[r.stream] ??= new Array(minutes.length).fill(0);
     const i = r.minute - first;
-    if (i >= 0 && i < minutes.length) streams[r.stream][i] = r.n;
+    if (i >= 0 && i < minutes.length) streams[r.stream][i] = r.records;
   }
   return { minutes, streams };
 }

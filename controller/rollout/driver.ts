@@ -3,7 +3,7 @@
 // state is in the RolloutStore, so a restarted controller carries on where it stopped.
 import { randomUUID } from 'node:crypto';
 import { decide, type Decision, type DeviceReport, type Gates, type Rollout } from './plan.js';
-import { RolloutStore } from './store.js';
+import { RolloutStore, type Assignment } from './store.js';
 import type { RolloutRecords } from '../store/types.js';
 
 type Awaitable<T> = T | Promise<T>;
@@ -152,28 +152,47 @@ export class RolloutDriver {
     return this.#store;
   }
 
-  /** A rollout's stages and events (SQLite store and a synchronous fleet port: the dashboard and the CLI). */
+  /** A rollout's stages and events (SQLite store and a synchronous fleet port: the CLI and the SQLite dashboard). */
   status(id: string): RolloutStatus {
     const store = this.#sync();
     const r = store.get(id);
     if (!r) throw new Error(`no rollout ${id}`);
     const reports = this.#fleet.reports(r.model);
     if (reports instanceof Promise) throw new Error('status() needs a synchronous fleet port');
-    const assignments = store.assignments(id);
-    return {
-      rollout: r,
-      stages: r.stages.map((percent, i) => ({
-        percent,
-        devices: assignments.filter((a) => a.stage === i).map((a) => {
-          // This rollout's version only: what the device reports now if it is about that
-          // version, else what it last reported about it, else that it was assigned.
-          const rep = reports.get(a.deviceId);
-          if (rep && rep.version === r.version) return { id: a.deviceId, state: rep.state, reason: rep.reason, version: r.version };
-          if (a.outcome) return { id: a.deviceId, state: a.outcome.state, reason: a.outcome.reason, version: r.version };
-          return { id: a.deviceId, state: 'assigned', version: r.version };
-        }),
-      })),
-      events: store.events(id),
-    };
+    return statusOf(r, store.assignments(id), reports, store.events(id));
   }
+}
+
+/**
+ * Every rollout's stages and events from any rollout book and fleet port: the dashboard on
+ * PostgreSQL, where a replica reads the rollouts all replicas share (each model's device
+ * reports read once).
+ */
+export async function rolloutStatuses(book: Pick<RolloutBook, 'list' | 'assignments' | 'events'>, fleet: Pick<FleetPort, 'reports'>): Promise<RolloutStatus[]> {
+  const reports = new Map<string, Map<string, DeviceReport>>();
+  const out: RolloutStatus[] = [];
+  for (const r of await book.list()) {
+    if (!reports.has(r.model)) reports.set(r.model, await fleet.reports(r.model));
+    const [assignments, events] = await Promise.all([book.assignments(r.id), book.events(r.id)]);
+    out.push(statusOf(r, assignments, reports.get(r.model)!, events));
+  }
+  return out;
+}
+
+function statusOf(r: Rollout, assignments: Assignment[], reports: Map<string, DeviceReport>, events: RolloutStatus['events']): RolloutStatus {
+  return {
+    rollout: r,
+    stages: r.stages.map((percent, i) => ({
+      percent,
+      devices: assignments.filter((a) => a.stage === i).map((a) => {
+        // This rollout's version only: what the device reports now if it is about that
+        // version, else what it last reported about it, else that it was assigned.
+        const rep = reports.get(a.deviceId);
+        if (rep && rep.version === r.version) return { id: a.deviceId, state: rep.state, reason: rep.reason, version: r.version };
+        if (a.outcome) return { id: a.deviceId, state: a.outcome.state, reason: a.outcome.reason, version: r.version };
+        return { id: a.deviceId, state: 'assigned', version: r.version };
+      }),
+    })),
+    events,
+  };
 }

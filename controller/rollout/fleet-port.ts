@@ -19,7 +19,7 @@ export type CommandSigner = (cmd: { id: string; name: string; args: unknown }, d
 
 export class ControllerFleetPort implements FleetPort {
   constructor(
-    /** The SQLite FleetStore (answers synchronously: the dashboard's rollout status) or a ControllerStore (PostgreSQL). */
+    /** The SQLite FleetStore (answers synchronously: `edge-fleet rollout status`) or a ControllerStore (PostgreSQL). */
     private readonly store: FleetStore | ControllerStore,
     private readonly client: () => MqttClient | undefined,
     private readonly protocolVersion: () => 4 | 5,

@@ -9,6 +9,7 @@ import { migrate } from './pg-migrations.js';
 import { dropPartitionsBefore, ensurePartitions } from './pg-partitions.js';
 import { DeviceWrites, deviceCounts, devicePage, devices, groupMembers, upsertReported } from './pg-devices.js';
 import { pgStreamRecords } from './stream-records.js';
+import { pgLearningCounts, pgTelemetryVolume } from './fleet-activity.js';
 import { batches, driftReports, ingestBatch, telemetry, telemetrySummary } from './pg-telemetry.js';
 import { pgRollouts } from './pg-rollouts.js';
 import type { CommandRow, ControllerStore, DesiredDoc, DeviceQuery, RolloutRecords, TelemetryRecord } from './types.js';
@@ -145,6 +146,8 @@ export class PostgresControllerStore implements ControllerStore {
   batches = () => batches(this.pool);
   driftReports = (limit?: number) => driftReports(this.pool, limit);
   streamRecords: ControllerStore['streamRecords'] = (streams, q) => pgStreamRecords(this.pool, streams, q);
+  telemetryVolume = (since: number) => pgTelemetryVolume(this.pool, since);
+  learningCounts = () => pgLearningCounts(this.pool);
 
   async commandSent(id: string, deviceId: string, name: string, args: unknown): Promise<void> {
     await this.pool.query(`INSERT INTO commands (id, device_id, name, args_json, sent_at) VALUES ($1, $2, $3, $4, $5)

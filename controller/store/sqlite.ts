@@ -4,6 +4,7 @@
 import { FleetStore } from '../store.js';
 import { RolloutStore } from '../rollout/store.js';
 import { sqliteStreamRecords } from './stream-records.js';
+import { sqliteLearningCounts, sqliteTelemetryVolume } from './fleet-activity.js';
 import type { ControllerStore, DeviceQuery, RolloutRecords } from './types.js';
 
 /** Runs a synchronous call as a promise: a throw becomes a rejection. */
@@ -73,6 +74,8 @@ export class SqliteControllerStore implements ControllerStore {
   batches = () => later(() => this.sync.batches());
   driftReports = (limit?: number) => later(() => this.sync.driftReports(limit));
   streamRecords: ControllerStore['streamRecords'] = (streams, q) => later(() => sqliteStreamRecords(this.sync.db, streams, q));
+  telemetryVolume = (since: number) => later(() => sqliteTelemetryVolume(this.sync.db, since));
+  learningCounts = () => later(() => sqliteLearningCounts(this.sync.db));
   commandSent: ControllerStore['commandSent'] = (id, d, n, a) => later(() => this.sync.commandSent(id, d, n, a));
   commandReplied: ControllerStore['commandReplied'] = (id, d, r) => later(() => this.sync.commandReplied(id, d, r));
   commands = (d?: string) => later(() => this.sync.commands(d));

@@ -17,6 +17,9 @@ export type { DeviceCounts, DevicePage, DeviceQuery };
 import type { StreamRecordsQuery } from './stream-records.js';
 export type { StreamRecordsQuery };
 
+import type { LearningCountRow, TelemetryVolumeRow } from './fleet-activity.js';
+export type { LearningCountRow, TelemetryVolumeRow };
+
 export interface TelemetryRecord {
   seq: number;
   ts: number;
@@ -114,6 +117,10 @@ export interface ControllerStore {
   driftReports(limit?: number): Promise<StoredDriftReport[]>;
   /** Every stored record of these streams across devices, by device, stream and seq (datasets: controller/dataset.ts). */
   streamRecords(streams: string[], q?: StreamRecordsQuery): Promise<TelemetryRow[]>;
+  /** Records stored per stream and minute since `since` (ms), oldest minute first (the dashboard's chart). */
+  telemetryVolume(since: number): Promise<TelemetryVolumeRow[]>;
+  /** Examples, and labels by label, per model version (the dashboard's learning table). */
+  learningCounts(): Promise<LearningCountRow[]>;
 
   // commands
   commandSent(id: string, deviceId: string, name: string, args: unknown): Promise<void>;
