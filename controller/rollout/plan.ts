@@ -14,6 +14,14 @@ export interface Gates {
   minShadowSamples: number;
   /** Halt when more than this fraction of a stage's devices report an alert-level drift verdict on the new version. */
   maxDriftAlertRate?: number;
+  /**
+   * When set, the candidate's top-1 accuracy on field-labelled requests minus the baseline's
+   * (the version it replaces, scored on the same labelled requests where the device shadows)
+   * must be at least this (negative: a small loss is allowed). Summed over the stage's devices.
+   */
+  minFieldGain?: number;
+  /** Labelled requests, summed over the stage's devices, before the stage may advance (and minFieldGain is judged). */
+  minFieldLabels?: number;
   /** Least time a stage runs before the next one starts (s). */
   minStageSeconds: number;
   /** A stage that has not passed in this time halts the rollout (s). */
@@ -131,15 +139,22 @@ export function decide(r: Rollout, group: string[], assigned: Set<string>, repor
   return { kind: 'advance', stage: r.stageIndex + 1 };
 }
 
-/** Parses --gate flags such as "failure<=0.05", "shadow>=0.98", "samples>=500", "drift<=0.1", "soak=600", "timeout=3600". */
+/**
+ * Parses --gate flags such as "failure<=0.05", "shadow>=0.98", "samples>=500", "drift<=0.1", "soak=600",
+ * "timeout=3600", "field>=-0.01" (the only gate that may be negative), "labels>=200".
+ */
 export function parseGates(flags: string[]): Gates {
   const g: Gates = { ...DEFAULT_GATES };
   for (const flag of flags) {
-    const m = /^(failure|committed|shadow|samples|drift|soak|timeout)\s*(<=|>=|=)\s*([0-9.]+)$/.exec(flag.trim());
+    const m = /^(failure|committed|shadow|samples|drift|soak|timeout|labels)\s*(<=|>=|=)\s*([0-9.]+)$/.exec(flag.trim())
+      ?? /^(field)\s*(>=|=)\s*(-?[0-9.]+)$/.exec(flag.trim());
     if (!m) {
-      throw new Error(`--gate "${flag}" is not understood; expected one of failure<=F, committed>=F, shadow>=F, samples>=N, drift<=F, soak=S, timeout=S`);
+      throw new Error(
+        `--gate "${flag}" is not understood; expected one of failure<=F, committed>=F, shadow>=F, samples>=N, drift<=F, soak=S, timeout=S, field>=D (D may be negative), labels>=N`,
+      );
     }
     const v = Number(m[3]);
+    if (!Number.isFinite(v)) throw new Error(`--gate "${flag}": ${m[3]} is not a number`);
     const fraction = (): number => {
       if (!(v >= 0 && v <= 1)) throw new Error(`--gate "${flag}": ${m[1]} must be a fraction between 0 and 1`);
       return v;
@@ -152,6 +167,14 @@ export function parseGates(flags: string[]): Gates {
       case 'drift': g.maxDriftAlertRate = fraction(); break;
       case 'soak': g.minStageSeconds = v; break;
       case 'timeout': g.stageTimeoutSeconds = v; break;
+      case 'field':
+        if (!(v >= -1 && v <= 1)) throw new Error(`--gate "${flag}": field is an accuracy gain between -1 and 1`);
+        g.minFieldGain = v;
+        break;
+      case 'labels':
+        if (!Number.isInteger(v) || v < 1) throw new Error(`--gate "${flag}": labels must be a whole number of labelled requests, at least 1`);
+        g.minFieldLabels = v;
+        break;
     }
   }
   return g;
