@@ -58,6 +58,8 @@ interface Answer {
   labelIndices?: number[];
   /** The shadow candidate's top-1 per row for this answer. */
   shadow?: { version: string; top1: number[] };
+  /** The shadow prediction was scored against the label (once). */
+  shadowScored?: boolean;
 }
 
 export interface CaptureStats {
@@ -139,7 +141,7 @@ export class FieldExamples {
   /** A shadow comparison of answer `id` (ModelRuntime.onShadowResult). */
   shadowResult(c: ShadowComparison, id: string | undefined): void {
     const a = id ? this.#window.get(id) : undefined;
-    if (a && c.candidateTop1 && c.candidateTop1.length === (a.predictions?.length ?? -1)) {
+    if (a && !a.shadowScored && c.candidateTop1 && c.candidateTop1.length === (a.predictions?.length ?? -1)) {
       a.shadow = { version: c.candidate, top1: c.candidateTop1 };
       // Labelled before the shadow run finished: the candidate is scored now.
       if (a.labelIndices) this.#scoreShadow(a, a.labelIndices);
@@ -243,6 +245,7 @@ export class FieldExamples {
     this.#o.scores?.answered(a.model, s.version, indices.length, shadowCorrect);
     this.#o.scores?.paired(a.model, a.version, s.version, indices.length, p.filter((x, i) => x.index === indices[i]).length, shadowCorrect);
     a.shadow = undefined;
+    a.shadowScored = true;
   }
 
   #checkLabel(model: string, a: Answer, label: unknown): Label | Label[] {
