@@ -14,7 +14,8 @@ import { parseConfig } from '../../agent/config/load.js';
 import { createLogger } from '../../agent/log.js';
 import { startEmbeddedBroker } from '../../controller/embedded-broker.js';
 import { publishPackage } from '../../controller/publish.js';
-import { DEFAULT_GATES, type Gates } from '../../controller/rollout/plan.js';
+import { reportsFrom } from '../../controller/rollout/fleet-port.js';
+import { DEFAULT_GATES, fieldEvidence, fieldSummary, type FieldEvidence, type Gates } from '../../controller/rollout/plan.js';
 import { planRollout } from '../../controller/rollout/driver.js';
 import { RolloutLoop } from '../../controller/rollout/loop.js';
 import { FleetController } from '../../controller/serve.js';
@@ -39,15 +40,13 @@ const COLLECT = 600;
 const WINDOW = 100;
 const STEP_MS = 120_000;
 
-/** The field-accuracy gate of the canary (controller/rollout/plan.ts). */
-function demoGates(): Gates {
-  return {
-    ...DEFAULT_GATES,
-    stageTimeoutSeconds: 120,
-    // FIELD GATE: the field-accuracy options (minFieldGain, minFieldLabels: --gate field>=D
-    // --gate labels>=N) go here once s32-gate has landed.
-  };
-}
+/**
+ * The canary's gates: the standard ones and the field-accuracy gate (controller/rollout/plan.ts):
+ * the new version's top-1 accuracy on the devices' labelled requests must beat the version it
+ * replaces by 10 points, over at least 100 labelled requests (--gate field>=0.1 --gate labels>=100).
+ */
+const GATES: Gates = { ...DEFAULT_GATES, minFieldGain: 0.1, minFieldLabels: 100, stageTimeoutSeconds: 120 };
+const gateFlags = (g: Gates): string => [`failure<=${g.maxFailureRate}`, `committed>=${g.minCommitted}`, `field>=${g.minFieldGain}`, `labels>=${g.minFieldLabels}`, `timeout=${g.stageTimeoutSeconds}`].map((f) => `--gate ${f}`).join(' ');
 
 const pct = (v: number): string => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : 'n/a');
 
@@ -147,34 +146,42 @@ export async function runLearningDemo(o: DemoOptions): Promise<number> {
     const r = await retrain({ db: controller.db, store, model: MODEL, fromVersion: FROM, toVersion: TO, since, work, privateKeyPem: keys.privateKeyPem, say });
 
     // 5. A canary rollout with the field-accuracy gate; the devices keep working (and labelling) meanwhile.
-    const gates = demoGates();
-    const plan = planRollout(rollouts.store, { model: MODEL, version: TO, group: 'local', stages: [1, 100], gates });
-    say(`rollout ${plan.id}: ${MODEL}@${TO} to group "local", stages 1% (a canary) then 100%, gates ${JSON.stringify(gates)}`);
+    const plan = planRollout(rollouts.store, { model: MODEL, version: TO, previousVersion: FROM, group: 'local', stages: [1, 100], gates: GATES });
+    say(`rollout ${plan.id}: ${MODEL}@${TO} to group "local", a canary (1%) then 100% (edge-fleet rollout ${MODEL}@${TO} --group local --stages 1,100 ${gateFlags(GATES)})`);
     let finished = false;
     const during = devices.map(() => emptyTally());
+    const spare = held.count - devices.length * MEASURE;
     const traffic = Promise.all(devices.map((d, i) => sendDigits({
-      url: d.agent.url, set: held, indices: Array.from({ length: 100_000 }, (_, k) => heldOrder[devices.length * MEASURE + ((k * devices.length + i) % (held.count - devices.length * MEASURE))]!),
+      url: d.agent.url, set: held, indices: Array.from({ length: 100_000 }, (_, k) => heldOrder[devices.length * MEASURE + ((k * devices.length + i) % spare)]!),
       map: invert, until: () => finished,
     }, during[i])));
     let seenStage = -1;
+    let canaryField: FieldEvidence | undefined;
     const final = await waitFor(() => {
       const st = rollouts.driver.status(plan.id);
       const x = st.rollout;
       const devs = st.stages[x.stageIndex]?.devices.map((d) => d.id) ?? [];
       if (x.stageIndex !== seenStage && x.state === 'running' && devs.length) {
         seenStage = x.stageIndex;
-        say(`stage ${x.stageIndex + 1} (${x.stages[x.stageIndex]}%): ${devs.join(', ')}${x.stageIndex > 0 ? ' (the canary passed its gates: proceed)' : ' get the new version (the canary)'}`);
+        if (x.stageIndex === 0) say(`stage 1 (${x.stages[0]}%): the canary ${devs.join(', ')} gets ${MODEL}@${TO}; the others keep ${FROM}`);
+        else {
+          // The gate's figures for the canary's devices as the controller has them now: at least what the decision saw.
+          const reports = reportsFrom(store.modelReports(MODEL), store.driftReports(1000), MODEL);
+          canaryField = fieldEvidence(x, st.stages[0]!.devices.map((d) => reports.get(d.id)));
+          say(`the canary passed its gates (${canaryField ? fieldSummary(canaryField) : 'no field figures'}): proceed to stage ${x.stageIndex + 1} (${x.stages[x.stageIndex]}%)`);
+        }
       }
       return x.state === 'running' ? undefined : st;
-    }, { timeoutMs: 2 * STEP_MS, intervalMs: 200, what: `rollout ${plan.id} to finish` });
+    }, { timeoutMs: 2 * STEP_MS, intervalMs: 100, what: `rollout ${plan.id} to finish` });
     finished = true;
     await traffic;
-    const decision = final.rollout.state === 'completed' ? 'proceed' : 'halt';
     const canary = final.stages[0]!.devices.map((d) => d.id);
-    say(`gate decision on the canary (${canary.join(', ')}): ${decision}; rollout ${final.rollout.state}${final.rollout.reason ? ` (${final.rollout.reason})` : ''}`);
+    const decision = final.rollout.stageIndex > 0 ? 'proceed' : 'halt';
+    say(`field-accuracy gate on the canary (${canary.join(', ')}): ${decision}; rollout ${final.rollout.state}${final.rollout.reason ? ` (${final.rollout.reason})` : ''}` +
+      (final.field ? `; over all devices, ${fieldSummary(final.field)}` : ''));
 
     // 6. After: the same shifted held-out digits as before, on every device.
-    const after = decision === 'proceed'
+    const after = final.rollout.state === 'completed'
       ? await Promise.all(devices.map((d, i) => sendDigits({ url: d.agent.url, set: held, indices: measureSet(i), map: invert })))
       : devices.map(() => emptyTally());
     const rows = devices.map((d, i) => ({
@@ -192,12 +199,15 @@ export async function runLearningDemo(o: DemoOptions): Promise<number> {
         dataset: Object.fromEntries(r.counts.map((c) => [c.split, { examples: c.examples, labels: c.labels }])),
         finetune: { train: r.finetune.samples.train, validation: r.finetune.samples.validation, before: r.finetune.validationAccuracy.before, after: r.finetune.validationAccuracy.after },
         int8: { agreement: r.int8Agreement, testAccuracy: r.int8TestAccuracy, testSamples: r.testSamples, keyId: r.keyId, published: r.published },
-        rollout: { id: plan.id, state: final.rollout.state, reason: final.rollout.reason ?? null, decision, canary, gates, during: during.map((t: Tally) => t.byVersion) },
+        rollout: {
+          id: plan.id, state: final.rollout.state, reason: final.rollout.reason ?? null, decision, canary, gates: GATES,
+          canaryField: canaryField ?? null, field: final.field ?? null, during: during.map((t: Tally) => t.byVersion),
+        },
         seconds: (Date.now() - started) / 1000,
       };
       process.stdout.write(JSON.stringify(summary) + '\n');
     }
-    return decision === 'proceed' ? 0 : 1;
+    return final.rollout.state === 'completed' ? 0 : 1;
   } finally {
     rollouts.stop();
     for (const d of devices) await d.agent.stop();
