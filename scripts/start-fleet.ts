@@ -22,7 +22,7 @@ import { mulberry32 } from '../tools/prng.js';
 import { buildDashboard } from '../controller/dashboard/server.js';
 import { RolloutLoop } from '../controller/rollout/loop.js';
 import { variantPackage } from '../test/helpers/variant-models.js';
-import { runLearningDemo } from './demo/learning.js';
+import { MAX_DEMO_DEVICES, runLearningDemo } from './demo/learning.js';
 import { demoKeys, port, root, samplePackages } from './fleet-local.js';
 
 
@@ -50,6 +50,7 @@ function options(argv: string[]): Options {
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 64));
   program.parse(argv, { from: 'user' });
   const o = program.opts<{ devices: number; home: string; anyPort?: boolean; json?: boolean; demo?: 'learning' }>();
+  if (o.demo === 'learning' && o.devices > MAX_DEMO_DEVICES) program.error(`error: --demo learning runs 1 to ${MAX_DEMO_DEVICES} devices (each gets held-out digits of its own), got --devices ${o.devices}`);
   return { devices: o.devices, home: path.resolve(o.home), anyPort: Boolean(o.anyPort), json: Boolean(o.json), ...(o.demo ? { demo: o.demo } : {}) };
 }
 

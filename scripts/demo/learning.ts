@@ -63,7 +63,11 @@ function shuffled(n: number, seed: number): number[] {
 
 interface Device { id: string; agent: Agent }
 
+/** Each device gets digits of its own: 100 of the 1,000 plain, 200 of the 2,000 shifted held-out (and some spare), 600 of the 8,000 training digits. */
+export const MAX_DEMO_DEVICES = 8;
+
 export async function runLearningDemo(o: DemoOptions): Promise<number> {
+  if (o.devices > MAX_DEMO_DEVICES) throw new Error(`--demo learning runs 1 to ${MAX_DEMO_DEVICES} devices (each gets held-out digits of its own), got --devices ${o.devices}`);
   const started = Date.now();
   const say = (line: string): void => { process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`); };
   const home = path.join(o.home, 'demo-learning');
