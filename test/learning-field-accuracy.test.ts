@@ -10,7 +10,7 @@ import { FieldAccuracy } from '../agent/learning/field-accuracy.js';
 import { FieldExamples } from '../agent/learning/field-examples.js';
 import type { InferenceEvent } from '../agent/runtime/inference-events.js';
 import type { ShadowComparison } from '../agent/runtime/shadow.js';
-import { digitBatch, FP32, FP32_VERSION, postJson, startAgent, tempDir } from './helpers/model-packages.js';
+import { FP32, FP32_VERSION, mixedDigit, postJson, startAgent, tempDir } from './helpers/model-packages.js';
 import { CONSTANT_CLASS, variantPackage } from './helpers/variant-models.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -97,10 +97,15 @@ t.test('a real agent: a constant-class shadow candidate and an A/B split, scored
   a.agent.models.onShadowResult((_c, id) => { if (id) mirrored.add(id); });
 
   const N = 40;
-  const digits = digitBatch(0, N);
+  const digits = { labels: [] as number[], rows: [] as Float32Array[] };
+  for (let i = 0; i < 2 * N; i++) {
+    const d = mixedDigit(i);
+    digits.labels.push(d.labels[0]!);
+    digits.rows.push(d.data);
+  }
   let primaryCorrect = 0, shadowCorrect = 0;
   for (let i = 0; i < N; i++) {
-    const r = await postJson(`${a.url}/v1/models/digits/infer`, { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(digits.data.subarray(i * 784, (i + 1) * 784)) } } });
+    const r = await postJson(`${a.url}/v1/models/digits/infer`, { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(digits.rows[i]!) } } });
     t.equal(r.status, 200);
     // One shadow run at a time: the next request waits until this one was mirrored, or it would be skipped.
     await waitFor(() => mirrored.has(r.body.id), { timeoutMs: 10_000, what: `answer ${i} mirrored to the shadow candidate` });
@@ -120,13 +125,12 @@ t.test('a real agent: a constant-class shadow candidate and an A/B split, scored
   const rotated = variantPackage('rotated', '3.0.0-rotated', tempDir());
   await a.agent.models.startAB('digits', rotated, 0.5, 'ort');
   const served: Record<string, { labelled: number; correct: number }> = {};
-  const more = digitBatch(N, N);
   for (let i = 0; i < N; i++) {
-    const r = await postJson(`${a.url}/v1/models/digits/infer`, { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(more.data.subarray(i * 784, (i + 1) * 784)) } } });
+    const r = await postJson(`${a.url}/v1/models/digits/infer`, { inputs: { input: { shape: [1, 1, 28, 28], data: Array.from(digits.rows[N + i]!) } } });
     const s = (served[r.body.version] ??= { labelled: 0, correct: 0 });
     s.labelled++;
-    if (r.body.predictions[0].index === more.labels[i]) s.correct++;
-    t.equal((await postJson(`${a.url}/v1/models/digits/feedback`, { id: r.body.id, label: more.labels[i] })).status, 200);
+    if (r.body.predictions[0].index === digits.labels[N + i]) s.correct++;
+    t.equal((await postJson(`${a.url}/v1/models/digits/feedback`, { id: r.body.id, label: digits.labels[N + i] })).status, 200);
   }
   t.ok(served['3.0.0-rotated']?.labelled, `the B arm served some (${JSON.stringify(served)})`);
   const after = a.agent.rollouts.rolloutState('digits', FP32_VERSION)?.field;

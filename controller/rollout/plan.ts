@@ -133,11 +133,11 @@ export function fieldEvidence(r: Rollout, reports: (DeviceReport | undefined)[])
   };
 }
 
-/** One line for the CLI and the dashboard: "field: 1.1.0 0.950 vs 1.0.0 0.480, gain +0.470 (>= 0), 60 of 30 labels, paired". */
+/** One line for the CLI and the dashboard: "field accuracy: 1.1.0 0.975 vs 1.0.0 0.475, gain +0.500 (needs >= 0.1), 80 labelled requests (30 needed), paired on 2 device(s)". */
 export function fieldSummary(f: FieldEvidence): string {
   const gain = f.gain === null ? 'n/a' : `${f.gain >= 0 ? '+' : ''}${f.gain.toFixed(3)}`;
   return `field accuracy: ${f.candidate.version} ${fmt(f.candidate.accuracy)} vs ${f.baseline.version} ${fmt(f.baseline.accuracy)}, ` +
-    `gain ${gain}${f.minFieldGain !== undefined ? ` (needs >= ${f.minFieldGain})` : ''}, ${f.labels} of ${f.minFieldLabels} labelled requests` +
+    `gain ${gain}${f.minFieldGain !== undefined ? ` (needs >= ${f.minFieldGain})` : ''}, ${f.labels} labelled requests (${f.minFieldLabels} needed)` +
     `${f.paired ? ', paired' : ''} on ${f.devices} device(s)`;
 }
 
