@@ -4,12 +4,13 @@
 // figures of its --json summary must agree, and they must tell a loop that closed: the drift
 // alert on the shifted digits, labels at the controller and all of them in the dataset, a
 // canary that the field-accuracy gate let through, and every device more accurate on the same
-// shifted digits afterwards.
+// shifted digits afterwards. And a demo that does not exist, or too many devices for the digits
+// each gets, is refused before anything starts.
 import t from 'tap';
 // The whole loop: about 2 minutes on a loaded 2-core machine (fleet start, ~5,000 inferences,
 // fine-tuning, quantization, a two-stage rollout); the child gets 6 minutes, the test 7.
 t.setTimeout(420_000);
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -112,4 +113,19 @@ t.test('npm start -- --demo learning: shift, drift alert, labels, fine-tune, can
       t.match(story, `${d.device} ${pct(d.before)} -> ${pct(d.after)}`, `${d.device}: the story tells before and after`);
     }
   });
+});
+
+t.test('bad input: a clear error naming what was expected, exit 64, nothing started', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['--demo', 'teaching'], /argument 'teaching' is invalid\. Allowed choices are learning/],
+    [['--demo', 'learning', '--devices', '9'], /--demo learning runs 1 to 8 devices \(each gets held-out digits of its own\), got --devices 9/],
+  ];
+  for (const [args, message] of cases) {
+    const home = mkdtempSync(path.join(tmpdir(), 'edge-demo-learning-bad-'));
+    t.teardown(() => rmSync(home, { recursive: true, force: true }));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/start-fleet.ts', ...args, '--home', home], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    t.equal(r.status, 64, `${args.join(' ')}: exit 64`);
+    t.match(r.stderr, message, `${args.join(' ')}: says what was expected`);
+    t.equal(r.stdout, '', `${args.join(' ')}: no fleet started`);
+  }
 });
