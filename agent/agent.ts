@@ -28,6 +28,7 @@ import { registerV2Routes } from './inference-protocol/rest.js';
 import { GrpcInferenceServer } from './inference-protocol/grpc-server.js';
 import { giveFeedback, registerFeedbackRoutes } from './api/feedback.js';
 import { FieldExamples } from './learning/field-examples.js';
+import { FieldAccuracy } from './learning/field-accuracy.js';
 import { SelfUpdate } from './update/component.js';
 
 export interface AgentOptions {
@@ -105,7 +106,8 @@ export class Agent {
     const verifier = this.security.packageVerifier;
     this.models = new ModelRuntime(this.context, { record: (stream, payload) => this.telemetry.record(stream, payload), verifier });
     // Rollouts first: they choose which installed version the runtime loads, and watch probation.
-    this.rollouts = new ModelRollouts(this.context, { runtime: () => this.models, record: (stream, payload) => this.telemetry.record(stream, payload) });
+    const fieldAccuracy = new FieldAccuracy();
+    this.rollouts = new ModelRollouts(this.context, { runtime: () => this.models, record: (stream, payload) => this.telemetry.record(stream, payload), field: fieldAccuracy });
     this.components.push(this.rollouts);
     // The inference APIs: /v1, and the Open Inference Protocol over REST (/v2) and gRPC; one
     // runtime, one admission, one token.
@@ -130,6 +132,7 @@ export class Agent {
       maxHeldBytes: config.feedback.maxHeldBytes,
       driftAlert: (model) => this.drift.latest()[model]?.verdict === 'alert',
       onLabel: (model, version, correct) => this.drift.feedback(model, version, correct),
+      scores: fieldAccuracy,
     });
     this.models.onInference((e) => examples.observe(e));
     this.models.onShadowResult((c, id) => examples.shadowResult(c, id));

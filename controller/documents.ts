@@ -23,6 +23,13 @@ export const StatusDocSchema = Type.Object({
   uptimeSeconds: Type.Optional(Type.Number()),
 }, Open);
 
+const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+/** Field accuracy per version from labelled answers (agent/learning/field-accuracy.ts); older agents send none. */
+const FieldReportSchema = Type.Object({
+  versions: Type.Record(Type.String({ maxLength: 256 }), Type.Object({ labelled: Count, correct: Count }, Open), { maxProperties: 64 }),
+  pairs: Type.Array(Type.Object({ primary: Str(), shadow: Str(), labelled: Count, primaryCorrect: Count, shadowCorrect: Count }, Open), { maxItems: 64 }),
+}, Open);
+
 export const ReportedDocSchema = Type.Object({
   models: Type.Array(Type.Object({
     name: Str(),
@@ -30,6 +37,7 @@ export const ReportedDocSchema = Type.Object({
     state: Str(64),
     reason: Type.Optional(Str(4096)),
     shadow: Type.Optional(Type.Object({ agreement: Type.Optional(Type.Number()), samples: Type.Optional(Type.Number()) }, Open)),
+    field: Type.Optional(FieldReportSchema),
   }, Open), { maxItems: 256 }),
 }, Open);
 

@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS device_models (
   pos INTEGER NOT NULL DEFAULT 0,
   reason TEXT,
   shadow_json TEXT,
+  field_json TEXT,
   PRIMARY KEY (device_id, model, version)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS device_models_version ON device_models (model, version, state, device_id);
@@ -191,6 +192,9 @@ export class FleetStore {
     // Databases written before status_at existed: the column is added, empty until the next status.
     const cols = this.db.prepare('PRAGMA table_info(devices)').all() as { name: string }[];
     if (!cols.some((c) => c.name === 'status_at')) this.db.exec('ALTER TABLE devices ADD COLUMN status_at INTEGER');
+    // Databases written before field accuracy was reported: empty until the device's next report.
+    const modelCols = this.db.prepare('PRAGMA table_info(device_models)').all() as { name: string }[];
+    if (!modelCols.some((c) => c.name === 'field_json')) this.db.exec('ALTER TABLE device_models ADD COLUMN field_json TEXT');
     this.#insertRecord = this.db.prepare('INSERT OR IGNORE INTO telemetry (device_id, stream, seq, ts, payload_json, received_at) VALUES (?, ?, ?, ?, ?, ?)');
     this.#insertBatch = this.db.prepare('INSERT INTO batches (device_id, stream, first_seq, last_seq, records, stored, duplicates, received_at, replica) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     this.#insertDrift = this.db.prepare('INSERT OR IGNORE INTO drift (device_id, seq, ts, report_json) VALUES (?, ?, ?, ?)');
@@ -221,10 +225,11 @@ export class FleetStore {
   #setModels(deviceId: string, reported: unknown): void {
     this.db.prepare('DELETE FROM device_models WHERE device_id = ?').run(deviceId);
     // A version named twice keeps its first entry (the one a reader of the document finds first).
-    const ins = this.db.prepare('INSERT OR IGNORE INTO device_models (device_id, model, version, state, pos, reason, shadow_json) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const ins = this.db.prepare('INSERT OR IGNORE INTO device_models (device_id, model, version, state, pos, reason, shadow_json, field_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const json = (v: unknown): string | null => (v && typeof v === 'object' ? JSON.stringify(v) : null);
     reportedModels(reported).forEach((m, i) => {
-      const shadow = (m as { shadow?: unknown }).shadow;
-      ins.run(deviceId, m.name, String(m.version), String(m.state), i, typeof m.reason === 'string' ? m.reason : null, shadow && typeof shadow === 'object' ? JSON.stringify(shadow) : null);
+      const { shadow, field } = m as { shadow?: unknown; field?: unknown };
+      ins.run(deviceId, m.name, String(m.version), String(m.state), i, typeof m.reason === 'string' ? m.reason : null, json(shadow), json(field));
     });
   }
 
@@ -232,17 +237,19 @@ export class FleetStore {
    * What each device's reported state says about one model (its first entry for it), from
    * device_models: the rollout driver's reports without reading every device's documents.
    */
-  modelReports(model: string): { deviceId: string; version: string; state: string; reason?: string; shadow?: { agreement?: unknown; samples?: unknown } }[] {
+  modelReports(model: string): { deviceId: string; version: string; state: string; reason?: string; shadow?: { agreement?: unknown; samples?: unknown }; field?: unknown }[] {
     const out: ReturnType<FleetStore['modelReports']> = [];
     let last = '';
-    for (const r of this.db.prepare('SELECT device_id, version, state, reason, shadow_json FROM device_models WHERE model = ? ORDER BY device_id, pos').all(model) as
-      { device_id: string; version: string; state: string; reason: string | null; shadow_json: string | null }[]) {
+    for (const r of this.db.prepare('SELECT device_id, version, state, reason, shadow_json, field_json FROM device_models WHERE model = ? ORDER BY device_id, pos').all(model) as
+      { device_id: string; version: string; state: string; reason: string | null; shadow_json: string | null; field_json: string | null }[]) {
       if (r.device_id === last) continue;
       last = r.device_id;
       const rep: (typeof out)[number] = { deviceId: r.device_id, version: r.version, state: r.state };
       if (r.reason !== null) rep.reason = r.reason;
       const shadow = parseStored<unknown>(r.shadow_json, null);
       if (shadow && typeof shadow === 'object') rep.shadow = shadow as { agreement?: unknown; samples?: unknown };
+      const field = parseStored<unknown>(r.field_json, null);
+      if (field && typeof field === 'object') rep.field = field;
       out.push(rep);
     }
     return out;

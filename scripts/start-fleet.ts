@@ -4,86 +4,35 @@
 // loopback, a small workload of shuffled held-out digits through each agent's local inference API,
 // telemetry and drift reports flowing to the controller, rollouts carried out. Prints the
 // health URLs and the edge-fleet commands to try. Ctrl-C stops it all.
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+// `npm start -- --demo learning` instead runs the learning loop end to end on a fleet of its own,
+// prints what happens with the figures, and exits (scripts/demo/learning.ts).
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { Agent } from '../agent/agent.js';
 import { parseConfig } from '../agent/config/load.js';
 import { createLogger } from '../agent/log.js';
-import { generateKeyPair, signPackage } from '../agent/security/signing.js';
+import { signPackage } from '../agent/security/signing.js';
 import { startEmbeddedBroker } from '../controller/embedded-broker.js';
 import { publishPackage } from '../controller/publish.js';
 import { FleetController } from '../controller/serve.js';
 import { FleetStore } from '../controller/store.js';
 import { DIGIT_PIXELS, heldOutHalves, type DigitSet } from '../tools/edge-model/digits.js';
 import { mulberry32 } from '../tools/prng.js';
-import { buildReference } from '../agent/drift/reference.js';
-import type { DriftSpec } from '../agent/drift/spec.js';
 import { buildDashboard } from '../controller/dashboard/server.js';
 import { RolloutLoop } from '../controller/rollout/loop.js';
 import { variantPackage } from '../test/helpers/variant-models.js';
+import { MAX_DEMO_DEVICES, runLearningDemo } from './demo/learning.js';
+import { demoKeys, port, root, samplePackages } from './fleet-local.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-let home = path.join(root, 'var/start-fleet');
-
-/** The preferred port when it is free, else any free one. */
-function port(preferred: number): Promise<number> {
-  const tryPort = (p: number): Promise<number> => new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(p, '127.0.0.1', () => {
-      const got = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(got));
-    });
-  });
-  return tryPort(preferred).catch(() => tryPort(0));
-}
-
-/** The sample packages, signed with a demo key made on first start (signatures stay on). */
-async function samplePackages(): Promise<{ publicKeyPem: string; fp32: string; int8: string }> {
-  const keyFile = path.join(home, 'demo-signing-key.json');
-  if (!existsSync(keyFile)) {
-    mkdirSync(home, { recursive: true });
-    const k = generateKeyPair();
-    writeFileSync(keyFile, JSON.stringify(k), { mode: 0o600 });
-  }
-  const keys = JSON.parse(readFileSync(keyFile, 'utf8')) as { publicKeyPem: string; privateKeyPem: string };
-  const out: Record<string, string> = {};
-  for (const name of ['digits-fp32', 'digits-int8']) {
-    const dir = path.join(home, 'packages', name);
-    rmSync(dir, { recursive: true, force: true });
-    cpSync(path.join(root, 'models', name), dir, { recursive: true });
-    withDriftReference(dir);
-    await signPackage(dir, keys.privateKeyPem);
-    out[name] = dir;
-  }
-  return { publicKeyPem: keys.publicKeyPem, fp32: out['digits-fp32']!, int8: out['digits-int8']! };
-}
-
-/**
- * A package built without calibration data has an empty drift reference; the demo copy gets
- * one from the reference half of the held-out digits (input pixels only), so the agent reports
- * drift windows. (Not training digits: the model is more confident on those than on new ones.)
- */
-function withDriftReference(dir: string): void {
-  const file = path.join(dir, 'manifest.json');
-  const manifest = JSON.parse(readFileSync(file, 'utf8')) as { drift?: Record<string, unknown>; inputs: { name: string }[] };
-  if (manifest.drift && Object.keys(manifest.drift).length) return;
-  const { reference } = heldOutHalves();
-  const n = reference.count;
-  const input = { dtype: 'float32' as const, shape: [n, 1, 28, 28], data: reference.images.slice(0, n * DIGIT_PIXELS) };
-  manifest.drift = buildReference([{ inputs: { [manifest.inputs[0]!.name]: input } }],
-    { inputs: [{ kind: 'image', tensor: manifest.inputs[0]!.name, channelAxis: 1 }] } as DriftSpec) as unknown as Record<string, unknown>;
-  writeFileSync(file, JSON.stringify(manifest, null, 2) + '\n');
-}
 
 interface Options {
   devices: number;
   home: string;
   anyPort: boolean;
   json: boolean;
+  /** A scripted story instead of a fleet left running: 'learning' (scripts/demo/learning.ts). */
+  demo?: 'learning';
 }
 
 function options(argv: string[]): Options {
@@ -96,11 +45,13 @@ function options(argv: string[]): Options {
     }, 3)
     .option('--home <dir>', 'where the fleet keeps its databases and packages', path.join(root, 'var/start-fleet'))
     .option('--any-port', 'take free ports instead of 1883, 8080.., 8090')
-    .option('--json', 'print one JSON line with the URLs when everything is up')
+    .option('--json', 'print one JSON line with the URLs when everything is up (with --demo: the summary as the last line)')
+    .addOption(new Option('--demo <story>', 'run a story end to end, print it, and exit: "learning" (drift, field labels, fine-tune, canary with the field gate)').choices(['learning']))
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 64));
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ devices: number; home: string; anyPort?: boolean; json?: boolean }>();
-  return { devices: o.devices, home: path.resolve(o.home), anyPort: Boolean(o.anyPort), json: Boolean(o.json) };
+  const o = program.opts<{ devices: number; home: string; anyPort?: boolean; json?: boolean; demo?: 'learning' }>();
+  if (o.demo === 'learning' && o.devices > MAX_DEMO_DEVICES) program.error(`error: --demo learning runs 1 to ${MAX_DEMO_DEVICES} devices (each gets held-out digits of its own), got --devices ${o.devices}`);
+  return { devices: o.devices, home: path.resolve(o.home), anyPort: Boolean(o.anyPort), json: Boolean(o.json), ...(o.demo ? { demo: o.demo } : {}) };
 }
 
 interface Device {
@@ -140,10 +91,11 @@ async function workload(dev: Device, digits: DigitSet, seed: number, stopping: (
 
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
-  home = o.home;
+  if (o.demo === 'learning') process.exit(await runLearningDemo(o));
+  const home = o.home;
   const want = (p: number): Promise<number> => port(o.anyPort ? 0 : p);
   mkdirSync(home, { recursive: true });
-  const pk = await samplePackages();
+  const pk = await samplePackages(home);
   const broker = await startEmbeddedBroker({ port: await want(1883) });
   const dbFile = path.join(home, 'fleet.db');
   const store = new FleetStore(dbFile);
@@ -151,7 +103,7 @@ async function main(): Promise<void> {
   await controller.start();
   // A version whose outputs are NaN, published for the rollback demo (signed like the others).
   const badDir = variantPackage('nan', '1.0.1-nan', path.join(home, 'packages'));
-  await signPackage(badDir, JSON.parse(readFileSync(path.join(home, 'demo-signing-key.json'), 'utf8')).privateKeyPem);
+  await signPackage(badDir, demoKeys(home).privateKeyPem);
   const published = [await publishPackage(store, pk.fp32), await publishPackage(store, pk.int8), await publishPackage(store, badDir)];
   // Rollout plans (edge-fleet rollout ...) are carried out here; the dashboard shows them.
   const rollouts = new RolloutLoop(controller, () => undefined, 1000);

@@ -15,6 +15,8 @@ import { FleetErrors } from '../errors.js';
 export type { UnpackArtifact, VerifyPackage } from '../models/install.js';
 
 /** What model sync needs to activate a version: the rollouts (agent/rollout), or the runtime itself. */
+import type { FieldReport } from '../learning/field-accuracy.js';
+
 export interface ModelActivator {
   activate(name: string, packageDir: string): Promise<unknown> | unknown;
   rollback(name: string, opts?: { force?: boolean }): Promise<unknown> | unknown;
@@ -41,6 +43,8 @@ export interface ModelReport {
   progress?: { done: number; total: number; resumedFrom: number };
   /** The version that was active before this one (for rollback). */
   previous?: string;
+  /** The model's field accuracy per version from labelled answers (agent/learning/field-accuracy.ts). */
+  field?: FieldReport;
   at: string;
 }
 

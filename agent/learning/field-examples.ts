@@ -13,6 +13,7 @@ import type { Tensor, TensorMap } from '../runtime/backend.js';
 import type { InferenceEvent } from '../runtime/inference-events.js';
 import type { Prediction } from '../runtime/scores.js';
 import type { ShadowComparison } from '../runtime/shadow.js';
+import type { FieldScores } from './field-accuracy.js';
 
 export const EXAMPLES_STREAM = 'examples';
 export const FEEDBACK_STREAM = 'feedback';
@@ -33,6 +34,8 @@ export interface FieldExamplesOptions {
   driftAlert?: (model: string) => boolean;
   /** Labelled feedback for the drift monitor's accuracy detector. */
   onLabel?: (model: string, version: string, correct: boolean) => void;
+  /** Field accuracy per version: the answering version and its shadow candidate scored on each label (field-accuracy.ts). */
+  scores?: FieldScores;
   now?: () => number;
   random?: () => number;
 }
@@ -51,6 +54,12 @@ interface Answer {
   heldBytes: number;
   kept: boolean;
   labelled: boolean;
+  /** The label's class index per row, once labelled (a shadow result may come after the label). */
+  labelIndices?: number[];
+  /** The shadow candidate's top-1 per row for this answer. */
+  shadow?: { version: string; top1: number[] };
+  /** The shadow prediction was scored against the label (once). */
+  shadowScored?: boolean;
 }
 
 export interface CaptureStats {
@@ -132,6 +141,11 @@ export class FieldExamples {
   /** A shadow comparison of answer `id` (ModelRuntime.onShadowResult). */
   shadowResult(c: ShadowComparison, id: string | undefined): void {
     const a = id ? this.#window.get(id) : undefined;
+    if (a && !a.shadowScored && c.candidateTop1 && c.candidateTop1.length === (a.predictions?.length ?? -1)) {
+      a.shadow = { version: c.candidate, top1: c.candidateTop1 };
+      // Labelled before the shadow run finished: the candidate is scored now.
+      if (a.labelIndices) this.#scoreShadow(a, a.labelIndices);
+    }
     const policy = this.#o.policies.get(c.model);
     if (!a || a.kept || !policy?.shadowDisagreement || c.top1Agreement >= 1) return;
     this.#keep(a, policy, 'shadow-disagreement');
@@ -206,6 +220,11 @@ export class FieldExamples {
       label, predictions: a.predictions ?? null, correct, example,
     });
     a.labelled = true;
+    a.labelIndices = indices;
+    if (a.predictions) {
+      this.#o.scores?.answered(model, a.version, indices.length, a.predictions.filter((p, i) => p.index === indices[i]).length);
+      if (a.shadow) this.#scoreShadow(a, indices);
+    }
     this.#release(a);
     this.stats.feedback.accepted++;
     if (example) this.stats.feedback.withExample++;
@@ -217,6 +236,16 @@ export class FieldExamples {
       }
     }
     return { id: a.id, example, correct };
+  }
+
+  /** The shadow candidate's prediction for a labelled answer, scored beside the version that answered. */
+  #scoreShadow(a: Answer, indices: number[]): void {
+    const s = a.shadow!, p = a.predictions!;
+    const shadowCorrect = s.top1.filter((c, i) => c === indices[i]).length;
+    this.#o.scores?.answered(a.model, s.version, indices.length, shadowCorrect);
+    this.#o.scores?.paired(a.model, a.version, s.version, indices.length, p.filter((x, i) => x.index === indices[i]).length, shadowCorrect);
+    a.shadow = undefined;
+    a.shadowScored = true;
   }
 
   #checkLabel(model: string, a: Answer, label: unknown): Label | Label[] {

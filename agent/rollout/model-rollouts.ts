@@ -10,6 +10,7 @@ import type { AgentContext, Component } from '../component.js';
 import { Errors, describe } from '../errors.js';
 import type { InferenceEvent, ModelRuntime, VersionSummary } from '../runtime/model-runtime.js';
 import type { ShadowComparison } from '../runtime/shadow.js';
+import type { FieldAccuracy, FieldReport } from '../learning/field-accuracy.js';
 import { allFinite, MIN_LATENCY_SAMPLES, Probation, type ProbationRules } from './probation.js';
 import { percentile } from './stats.js';
 import { RolloutStore, type RolloutRecord, type RolloutVersion } from './rollout-store.js';
@@ -19,6 +20,8 @@ export type RecordFn = (stream: string, payload: unknown, opts?: { priority?: nu
 export interface RolloutDeps {
   runtime: () => ModelRuntime;
   record?: RecordFn;
+  /** Field accuracy per version from labelled answers: reported with each model (the controller's field gate). */
+  field?: FieldAccuracy;
 }
 
 interface ShadowGate {
@@ -91,12 +94,14 @@ export class ModelRollouts implements Component {
     );
     rt.onInference((e) => this.#observe(e));
     rt.onShadowResult((c) => this.#shadowResult(c));
+    this.#deps.field?.onChange(() => this.#changed());
     this.#timer = setInterval(() => this.#evaluateAll(), EVALUATE_MS);
     this.#timer.unref();
   }
 
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
+    this.#deps.field?.stop();
     // A clean stop is not a crash: it does not count against the candidate.
     this.#store?.resetBoots();
     this.#store?.close();
@@ -112,8 +117,14 @@ export class ModelRollouts implements Component {
     this.#listeners.push(fn);
   }
 
-  /** What models/reported should say about `version` of `name`. */
-  rolloutState(name: string, version: string): { state: 'probation' | 'shadow' | 'committed' | 'rolled_back'; reason?: string; probation?: unknown; shadow?: unknown } | undefined {
+  /** What models/reported should say about `version` of `name`, with the model's field accuracy once it has labels. */
+  rolloutState(name: string, version: string): { state?: 'probation' | 'shadow' | 'committed' | 'rolled_back'; reason?: string; probation?: unknown; shadow?: unknown; field?: FieldReport } | undefined {
+    const state = this.#rolloutState(name, version);
+    const field = this.#deps.field?.report(name);
+    return field ? { ...state, field } : state;
+  }
+
+  #rolloutState(name: string, version: string): { state: 'probation' | 'shadow' | 'committed' | 'rolled_back'; reason?: string; probation?: unknown; shadow?: unknown } | undefined {
     const refused = this.#refused.get(key(name, version));
     if (refused) return { state: 'rolled_back', reason: refused.reason };
     const gate = this.#shadows.get(name);
@@ -142,6 +153,13 @@ export class ModelRollouts implements Component {
       const r = this.#refused.get(key(name, version))!;
       throw Errors.VERSION_ROLLED_BACK(`model ${name} version ${version} was rolled back on this device (${r.reason}); publish a new version`);
     }
+    // The fleet went back to the version serving now while another one was in shadow (a halted
+    // rollout): the shadow run ends and its version is refused; what serves stays.
+    const shadowing = this.#shadows.get(name);
+    if (shadowing && version && shadowing.version !== version && version === this.#activeVersion(name)) {
+      await this.#endShadow(name, `the desired version went back to ${version}`);
+      return { model: name, version, state: 'active' };
+    }
     const shadow = this.#ctx.config.rollout.shadow;
     if (shadow.fraction > 0 && this.#activeVersion(name)) {
       await this.#deps.runtime().startShadow(name, packageDir, shadow.fraction);
@@ -158,7 +176,12 @@ export class ModelRollouts implements Component {
    * committed versions swap. After an automatic rollback the runtime's other version is the one
    * that just failed: going back to it needs `force`.
    */
-  async rollback(name: string, opts: { force?: boolean } = {}): Promise<VersionSummary> {
+  async rollback(name: string, opts: { force?: boolean } = {}): Promise<VersionSummary | Record<string, unknown>> {
+    // A version in shadow serves nothing: rolling it back ends the shadow run; what serves stays.
+    if (this.#shadows.has(name)) {
+      await this.#endShadow(name, 'rolled back by command');
+      return { model: name, version: this.#activeVersion(name), state: 'active' };
+    }
     const s = this.#records.get(name);
     if (s.candidate) return this.#rollbackCandidate(name, 'rolled back by command', {});
     const rt = this.#deps.runtime();
@@ -234,6 +257,8 @@ export class ModelRollouts implements Component {
     void (async () => {
       try {
         await this.#deps.runtime().stopShadow(c.model);
+        // Ended meanwhile (the fleet went back, or a rollback command): nothing left to decide.
+        if (this.#shadows.get(c.model) !== gate) return;
         this.#shadows.delete(c.model);
         if (agreement >= cfg.minAgreement) {
           this.#records.event({ model: c.model, version: gate.version, step: 'shadow_passed', evidence: { agreement, samples: gate.samples } });
@@ -251,6 +276,20 @@ export class ModelRollouts implements Component {
         this.#deciding.delete(c.model);
       }
     })();
+  }
+
+  /** Ends the shadow run of `name` and refuses its version, as a failed shadow gate does. */
+  async #endShadow(name: string, reason: string): Promise<void> {
+    const gate = this.#shadows.get(name);
+    if (!gate) return;
+    await this.#deps.runtime().stopShadow(name);
+    this.#shadows.delete(name);
+    const evidence = { agreement: gate.samples ? gate.agree / gate.samples : undefined, samples: gate.samples };
+    this.#refused.set(key(name, gate.version), { reason, at: Date.now() });
+    this.#records.event({ model: name, version: gate.version, step: 'rolled_back', reason, evidence });
+    this.#report(name, gate.version, 'rolled_back', reason, evidence);
+    this.#ctx.log.warn({ model: name, version: gate.version, reason }, 'shadow run ended; the version is rolled back');
+    this.#changed();
   }
 
   #evaluateAll(): void {
@@ -344,6 +383,7 @@ export class ModelRollouts implements Component {
       previous: s.previous?.version,
       candidate: s.candidate ? { version: s.candidate.version, phase: s.candidate.phase, restarts: s.candidate.boots, probation: this.#probations.get(s.model)?.evidence() } : undefined,
       shadow: this.#shadows.get(s.model) ? { version: this.#shadows.get(s.model)!.version, samples: this.#shadows.get(s.model)!.samples } : undefined,
+      field: this.#deps.field?.report(s.model),
       events: this.#records.events(s.model, 10).map((e) => ({ version: e.version, step: e.step, reason: e.reason, evidence: e.evidence, at: new Date(e.at).toISOString() })),
     };
   }

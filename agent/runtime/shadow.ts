@@ -19,6 +19,8 @@ export interface ShadowComparison {
   meanAbsDiff: number;
   activeLatencyMs: number;
   candidateLatencyMs: number;
+  /** The candidate's top-1 class per row (scored against field labels; not recorded to telemetry). */
+  candidateTop1?: number[];
 }
 
 export function compare(model: string, active: ModelVersion, activeOut: TensorMap, candidate: ModelVersion, candOut: TensorMap): Omit<ShadowComparison, 'activeLatencyMs' | 'candidateLatencyMs'> {
@@ -29,11 +31,13 @@ export function compare(model: string, active: ModelVersion, activeOut: TensorMa
     throw new Error(`candidate answered ${c.length}x${c[0]?.length ?? 0}, the active version ${a.length}x${a[0]?.length ?? 0}`);
   }
   let agree = 0, diff = 0, count = 0;
+  const candidateTop1: number[] = [];
   for (let r = 0; r < a.length; r++) {
-    if (argmax(a[r]!) === argmax(c[r]!)) agree++;
+    candidateTop1.push(argmax(c[r]!));
+    if (argmax(a[r]!) === candidateTop1[r]) agree++;
     for (let k = 0; k < a[r]!.length; k++) { diff += Math.abs(a[r]![k]! - c[r]![k]!); count++; }
   }
-  return { model, active: active.version, candidate: candidate.version, rows: a.length, top1Agreement: a.length ? agree / a.length : 1, meanAbsDiff: count ? diff / count : 0 };
+  return { model, active: active.version, candidate: candidate.version, rows: a.length, top1Agreement: a.length ? agree / a.length : 1, meanAbsDiff: count ? diff / count : 0, candidateTop1 };
 }
 
 export class ShadowRun {
@@ -88,7 +92,8 @@ export class ShadowRun {
       this.sumActiveMs += activeMs;
       onResult(c);
       try {
-        record?.('shadow', c);
+        const { candidateTop1: _top1, ...recorded } = c;
+        record?.('shadow', recorded);
       } catch (err) {
         // The comparison is kept in the summary; a full or closed telemetry buffer only loses the record.
         this.recordFailures++;

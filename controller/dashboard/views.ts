@@ -7,6 +7,7 @@ import type { DriftReportDoc, StatusDoc } from '../documents.js';
 import type { ControllerStore, DeviceRow } from '../store/types.js';
 import type { DeviceQuery } from '../device-query.js';
 import type { RolloutStatus } from '../rollout/driver.js';
+import { fieldSummary } from '../rollout/plan.js';
 
 export interface DeviceSummary {
   deviceId: string;
@@ -175,6 +176,7 @@ export function rolloutsView(statuses: RolloutStatus[]): Record<string, unknown>
       devices: st.devices.map((d) => ({ id: d.id, state: d.state, version: d.version, reason: d.reason })),
     })),
     gates: s.rollout.gates,
+    ...(s.field ? { field: s.field, fieldSummary: fieldSummary(s.field) } : {}),
   }));
 }
 

@@ -40,7 +40,7 @@ export function registerRolloutCommands(program: Command, deps: RolloutCliDeps):
     .option('--arch <arch>', 'agent@VERSION: the architecture of the release (x64, arm64); one rollout per architecture', 'arm64')
     .option('--group <group>', 'devices of this group ("all" for every device)', 'all')
     .option('--stages <list>', 'percent of the group at each stage, ending at 100', '1,10,50,100')
-    .option('--gate <rule...>', 'failure<=F committed>=F shadow>=F samples>=N drift<=F soak=S timeout=S')
+    .option('--gate <rule...>', 'failure<=F committed>=F shadow>=F samples>=N drift<=F soak=S timeout=S field>=D (D may be negative) labels>=N')
     .option('--db <file>', 'controller database', deps.defaultDb)
     .option('--json', 'print JSON')
     .action((model: string | undefined, o: { group: string; stages: string; gate?: string[]; db: string; json?: boolean; arch: string }) => {
@@ -86,8 +86,9 @@ export function registerRolloutCommands(program: Command, deps: RolloutCliDeps):
           process.stdout.write(JSON.stringify(view, null, 2) + '\n');
           return;
         }
-        for (const r of view as { id: string; model: string; version: string; group: string; state: string; reason?: string; stages: { percent: number; current: boolean; devices: { id: string; state: string; version?: string; reason?: string }[] }[] }[]) {
+        for (const r of view as { id: string; model: string; version: string; group: string; state: string; reason?: string; fieldSummary?: string; stages: { percent: number; current: boolean; devices: { id: string; state: string; version?: string; reason?: string }[] }[] }[]) {
           process.stdout.write(`rollout ${r.id}: ${r.model}@${r.version} to ${r.group}: ${r.state}${r.reason ? ` (${r.reason})` : ''}\n`);
+          if (r.fieldSummary) process.stdout.write(`${r.fieldSummary}\n`);
           const rows = r.stages.flatMap((s, i) => (s.devices.length ? s.devices : [{ id: '-', state: 'not started' }]).map((d) => ({
             stage: `${i + 1} (${s.percent}%)${s.current ? ' *' : ''}`, device: d.id, reports: 'version' in d && d.version ? `${d.version}: ${d.state}` : d.state, reason: 'reason' in d ? d.reason ?? '' : '',
           })));

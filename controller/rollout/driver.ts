@@ -2,7 +2,7 @@
 // device), halts and rolls back fleet-wide when a gate fails. Stateless between calls: all
 // state is in the RolloutStore, so a restarted controller carries on where it stopped.
 import { randomUUID } from 'node:crypto';
-import { decide, type Decision, type DeviceReport, type Gates, type Rollout } from './plan.js';
+import { decide, fieldEvidence, fieldGateOn, type Decision, type DeviceReport, type FieldEvidence, type Gates, type Rollout } from './plan.js';
 import { RolloutStore, type Assignment } from './store.js';
 import type { RolloutRecords } from '../store/types.js';
 
@@ -36,6 +36,8 @@ export interface RolloutStatus {
   rollout: Rollout;
   stages: { percent: number; devices: { id: string; state: string; reason?: string; version?: string }[] }[];
   events: { at: number; kind: string; detail: unknown }[];
+  /** The field gate's figures now (with --gate field or labels): accuracies, gain, labels. */
+  field?: FieldEvidence;
 }
 
 /** Records a new rollout plan (the controller's serve loop carries it out). */
@@ -194,5 +196,6 @@ function statusOf(r: Rollout, assignments: Assignment[], reports: Map<string, De
       }),
     })),
     events,
+    ...(fieldGateOn(r.gates) ? { field: fieldEvidence(r, assignments.map((a) => reports.get(a.deviceId))) } : {}),
   };
 }

@@ -12,6 +12,7 @@ function then<T, R>(v: Awaitable<T>, f: (t: T) => R): Awaitable<R> {
 }
 import { deploy, sendCommand, targetKey, targetTopic } from '../requests.js';
 import type { DeviceReport } from './plan.js';
+import type { FieldPair, FieldReport, FieldTally } from '../../protocol/field-accuracy.js';
 import type { FleetPort } from './driver.js';
 
 /** Signs a command for one device (devices with `security.commands.requireSignature`). */
@@ -71,7 +72,7 @@ export class ControllerFleetPort implements FleetPort {
   }
 }
 
-interface ModelReport { deviceId: string; version?: string; state?: string; reason?: string; shadow?: { agreement?: unknown; samples?: unknown } }
+interface ModelReport { deviceId: string; version?: string; state?: string; reason?: string; shadow?: { agreement?: unknown; samples?: unknown }; field?: unknown }
 
 /** Each device's report about `model` from its reported document (what FleetStore.modelReports reads by index). */
 function modelReportsOf(devices: DeviceRow[], model: string): ModelReport[] {
@@ -93,11 +94,25 @@ export function reportsFrom(reports: ModelReport[], driftReports: { deviceId: st
     if (m.shadow && typeof m.shadow.agreement === 'number' && typeof m.shadow.samples === 'number') {
       rep.shadow = { agreement: m.shadow.agreement, samples: m.shadow.samples };
     }
+    if (isFieldReport(m.field)) rep.field = m.field;
     const v = drift.get(`${m.deviceId}@${m.version}`);
     if (v) rep.driftVerdict = v;
     out.set(m.deviceId, rep);
   }
   return out;
+}
+
+const count = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+/** The shape controller/documents.ts checks on ingest, checked again on what is read back (a row written by hand or by an older version). */
+function isFieldReport(f: unknown): f is FieldReport {
+  if (!f || typeof f !== 'object') return false;
+  const { versions, pairs } = f as { versions?: unknown; pairs?: unknown };
+  if (!versions || typeof versions !== 'object' || !Array.isArray(pairs)) return false;
+  const tallyOk = Object.values(versions).every((t) => t && typeof t === 'object' && count((t as FieldTally).labelled) && count((t as FieldTally).correct));
+  const pairsOk = pairs.every((p: Partial<FieldPair> | null) => p && typeof p.primary === 'string' && typeof p.shadow === 'string'
+    && count(p.labelled) && count(p.primaryCorrect) && count(p.shadowCorrect));
+  return tallyOk && pairsOk;
 }
 
 function driftVerdicts(reports: { deviceId: string; report: unknown }[], model: string): Map<string, 'ok' | 'warn' | 'alert'> {

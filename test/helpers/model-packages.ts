@@ -59,6 +59,14 @@ export function digitBatch(start: number, count: number): { data: Float32Array; 
   };
 }
 
+/**
+ * The k-th of the held-out digits in an order that mixes the classes (a prime stride through
+ * the set), as a [1,1,28,28] batch: labelled traffic whose accuracy means something.
+ */
+export function mixedDigit(k: number): { data: Float32Array; labels: number[]; shape: number[] } {
+  return digitBatch((k * 7919) % heldOut().count, 1);
+}
+
 export interface RunningAgent {
   agent: Agent;
   url: string;

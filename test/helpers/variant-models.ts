@@ -1,11 +1,17 @@
 // New versions of the sample digits package for rollout tests: a good one, one that outputs
-// NaN, one that is ten times slower. Same inputs and outputs as the original; real ONNX.
+// NaN, one that is ten times slower, one that answers class CONSTANT_CLASS whatever the input,
+// one that names digits 0-4 one too high (4 as 0). Same inputs and outputs as the original; real ONNX.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeModel, encodeModel, makeNode, makeTensor, type ModelProto } from '../../agent/onnx/model.js';
 import { copyPackage, FP32, readManifest, replaceFile, writeManifest } from './model-packages.js';
 
-export type Variant = 'good' | 'nan' | 'slow';
+export type Variant = 'good' | 'nan' | 'slow' | 'constant' | 'rotated';
+
+/** The class the 'constant' variant always answers. */
+export const CONSTANT_CLASS = 1;
+/** What the 'rotated' variant answers for a digit the original answers as `c`. */
+export const rotatedClass = (c: number): number => (c < 5 ? (c + 1) % 5 : c);
 
 /** Renames the graph output "logits" to "logits_raw" and lets `extra` produce "logits" from it. */
 function rewire(model: ModelProto, extra: (raw: string) => { nodes: ReturnType<typeof makeNode>[]; inits: ReturnType<typeof makeTensor>[] }): void {
@@ -33,6 +39,22 @@ export function variantPackage(variant: Variant, version: string, into?: string)
     rewire(model, (raw) => ({
       nodes: [makeNode('Add', [raw, 'nan_const'], ['logits'])],
       inits: [makeTensor('nan_const', [1], new Float32Array([NaN]))],
+    }));
+  } else if (variant === 'constant') {
+    // The original's logits times 0, plus a bias on one class: always CONSTANT_CLASS, from the input's graph.
+    const bias = new Float32Array(10);
+    bias[CONSTANT_CLASS] = 10;
+    rewire(model, (raw) => ({
+      nodes: [makeNode('Mul', [raw, 'const_zero'], ['const_nothing']), makeNode('Add', ['const_nothing', 'const_bias'], ['logits'])],
+      inits: [makeTensor('const_zero', [1], new Float32Array([0])), makeTensor('const_bias', [1, 10], bias)],
+    }));
+  } else if (variant === 'rotated') {
+    // The logits through a permutation matrix: class c's score moves to rotatedClass(c).
+    const perm = new Float32Array(100);
+    for (let c = 0; c < 10; c++) perm[c * 10 + rotatedClass(c)] = 1;
+    rewire(model, (raw) => ({
+      nodes: [makeNode('MatMul', [raw, 'rot_perm'], ['logits'])],
+      inits: [makeTensor('rot_perm', [10, 10], perm)],
     }));
   } else if (variant === 'slow') {
     // Work that depends on the input (so it cannot be folded away) and contributes 0 to the

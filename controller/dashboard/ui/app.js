@@ -215,6 +215,13 @@
         p.textContent = r.reason;
         el.append(p);
       }
+      if (r.fieldSummary) {
+        // The field-accuracy gate: candidate and baseline accuracy on labelled requests, the gain, the labels.
+        const p = document.createElement('p');
+        p.className = 'field';
+        p.textContent = r.fieldSummary;
+        el.append(p);
+      }
       r.stages.forEach((s, i) => {
         const div = document.createElement('div');
         div.className = 'stage' + (s.current ? ' current' : '');
