@@ -101,12 +101,17 @@ t.test('fieldEvidence(): pairs when the device shadowed the candidate, else each
       { primary: '1.0.0', shadow: '1.5.0', labelled: 30, primaryCorrect: 15, shadowCorrect: 0 },
     ],
   };
-  const e = fieldEvidence(r, [{ version: '2.0.0', state: 'probation', field: ab }, { version: '2.0.0', state: 'committed', field: shadowed }, undefined, { version: '2.0.0', state: 'committed' }]);
+  // A device whose candidate was rolled back before any label: baseline labels only.
+  const baselineOnly: FieldReport = { versions: { '1.0.0': { labelled: 35, correct: 20 } }, pairs: [] };
+  const e = fieldEvidence(r, [
+    { version: '2.0.0', state: 'probation', field: ab }, { version: '2.0.0', state: 'committed', field: shadowed }, undefined,
+    { version: '2.0.0', state: 'committed' }, { version: '2.0.0', state: 'rolled_back', field: baselineOnly },
+  ]);
   t.same(e.candidate, { version: '2.0.0', labelled: 30, correct: 28, accuracy: 28 / 30 }, 'candidate: the A/B device\'s own answers and the pair');
   t.same(e.baseline, { version: '1.0.0', labelled: 60, correct: 46, accuracy: 46 / 60 }, 'baseline: the A/B device\'s answers and the pair');
   t.equal(e.labels, 30, 'labels: what the candidate was scored on');
   t.equal(e.paired, false, 'not every device paired');
-  t.equal(e.devices, 2, 'devices without field accuracy do not count');
+  t.equal(e.devices, 2, 'devices without field accuracy, or without labels of the candidate, do not count');
 
   const onlyCandidate = fieldEvidence(r, [{ version: '2.0.0', state: 'committed', field: { versions: { '2.0.0': { labelled: 30, correct: 30 } }, pairs: [] } }]);
   t.equal(onlyCandidate.gain, null, 'no baseline labels: no gain');
