@@ -83,8 +83,8 @@ t.test('the field gate halts a worse candidate and passes a better one', async (
     }, { timeoutMs: 60_000, what: `the canaries shadow 2.0.0-constant (${JSON.stringify(rollouts.assignments(plan.id))})` });
 
     let baselineRight = 0;
-    for (const id of canaries) {
-      for (let i = 0; i < CANARY_LABELS; i++) {
+    for (let i = 0; i < CANARY_LABELS; i++) {
+      for (const id of canaries) {
         const a = await labelled(id);
         t.equal(a.version, '1.0.0-rotated', 'the serving version answers; the candidate only shadows');
         if (a.right) baselineRight++;

@@ -2,7 +2,9 @@
 // enough labelled requests, halts a candidate whose accuracy on them is worse than the
 // baseline's by more than the margin, and passes one that is good enough; parseGates reads
 // --gate field>=D (D may be negative) and labels>=N. The fleet here is a table of device
-// reports; test/rollout-field-fleet.test.ts runs the same gate against real agents.
+// reports; test/rollout-field-fleet.test.ts runs the same gate against real agents. Also: the
+// report's `field` checked on ingest, optional for older agents, and stored (an older database
+// gains the column).
 import t from 'tap';
 import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
@@ -12,6 +14,9 @@ import { decide, DEFAULT_FIELD_LABELS, DEFAULT_GATES, fieldEvidence, parseGates,
 import { RolloutDriver, type FleetPort } from '../controller/rollout/driver.js';
 import { RolloutStore } from '../controller/rollout/store.js';
 import type { FieldReport } from '../protocol/field-accuracy.js';
+import { checkDocument } from '../controller/documents.js';
+import { FleetStore } from '../controller/store.js';
+import { ControllerFleetPort } from '../controller/rollout/fleet-port.js';
 
 t.setTimeout(30_000);
 
@@ -96,12 +101,17 @@ t.test('fieldEvidence(): pairs when the device shadowed the candidate, else each
       { primary: '1.0.0', shadow: '1.5.0', labelled: 30, primaryCorrect: 15, shadowCorrect: 0 },
     ],
   };
-  const e = fieldEvidence(r, [{ version: '2.0.0', state: 'probation', field: ab }, { version: '2.0.0', state: 'committed', field: shadowed }, undefined, { version: '2.0.0', state: 'committed' }]);
+  // A device whose candidate was rolled back before any label: baseline labels only.
+  const baselineOnly: FieldReport = { versions: { '1.0.0': { labelled: 35, correct: 20 } }, pairs: [] };
+  const e = fieldEvidence(r, [
+    { version: '2.0.0', state: 'probation', field: ab }, { version: '2.0.0', state: 'committed', field: shadowed }, undefined,
+    { version: '2.0.0', state: 'committed' }, { version: '2.0.0', state: 'rolled_back', field: baselineOnly },
+  ]);
   t.same(e.candidate, { version: '2.0.0', labelled: 30, correct: 28, accuracy: 28 / 30 }, 'candidate: the A/B device\'s own answers and the pair');
   t.same(e.baseline, { version: '1.0.0', labelled: 60, correct: 46, accuracy: 46 / 60 }, 'baseline: the A/B device\'s answers and the pair');
   t.equal(e.labels, 30, 'labels: what the candidate was scored on');
   t.equal(e.paired, false, 'not every device paired');
-  t.equal(e.devices, 2, 'devices without field accuracy do not count');
+  t.equal(e.devices, 2, 'devices without field accuracy, or without labels of the candidate, do not count');
 
   const onlyCandidate = fieldEvidence(r, [{ version: '2.0.0', state: 'committed', field: { versions: { '2.0.0': { labelled: 30, correct: 30 } }, pairs: [] } }]);
   t.equal(onlyCandidate.gain, null, 'no baseline labels: no gain');
@@ -163,4 +173,31 @@ t.test('a halt on field accuracy rolls the stage back and the status shows the f
   const st = driver.status(r.id);
   t.equal(st.field!.baseline.accuracy, 1, 'status: baseline accuracy');
   t.ok(st.field!.gain! < 0, 'status: the gain');
+});
+
+t.test('field accuracy in models/reported: checked on ingest, optional, stored and read back for the gate', async (t) => {
+  const field: FieldReport = { versions: { '1.0.0': { labelled: 4, correct: 3 } }, pairs: [{ primary: '1.0.0', shadow: '2.0.0', labelled: 4, primaryCorrect: 3, shadowCorrect: 1 }] };
+  const doc = (f?: unknown) => ({ v: 1, models: [{ name: 'digits', version: '2.0.0', state: 'shadow', ...(f !== undefined ? { field: f } : {}) }] });
+  t.ok('doc' in checkDocument('reported', doc()), 'an older agent\'s report without field is accepted');
+  t.ok('doc' in checkDocument('reported', doc(field)), 'with field');
+  const bad = checkDocument('reported', doc({ versions: { '1.0.0': { labelled: -1, correct: 0 } }, pairs: [] }));
+  t.match('problem' in bad ? bad.problem : '', /models\/0\/field\/versions\/1\.0\.0\/labelled must be >= 0/, 'a negative count is refused, with its path');
+  const noPairs = checkDocument('reported', doc({ versions: {} }));
+  t.match('problem' in noPairs ? noPairs.problem : '', /field must have required property 'pairs'/);
+
+  // A database written before field_json existed gains the column when opened.
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'edge-field-store-')), 'old.db');
+  const old = new Database(file);
+  old.exec(`CREATE TABLE device_models (device_id TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL, pos INTEGER NOT NULL DEFAULT 0,
+    reason TEXT, shadow_json TEXT, PRIMARY KEY (device_id, model, version)) WITHOUT ROWID`);
+  old.close();
+  const store = new FleetStore(file);
+  t.teardown(() => store.close());
+  store.upsertReported('pi-0', doc(field));
+  store.upsertReported('pi-1', doc());
+  const reports = new ControllerFleetPort(store, () => undefined, () => 5).reports('digits') as Map<string, DeviceReport>;
+  t.same(reports.get('pi-0')?.field, field, 'stored and read back');
+  t.equal(reports.get('pi-1')?.field, undefined, 'none from an older agent');
+  store.db.prepare('UPDATE device_models SET field_json = ? WHERE device_id = ?').run('{"versions":{"1.0.0":{"labelled":"many"}},"pairs":[]}', 'pi-1');
+  t.equal((new ControllerFleetPort(store, () => undefined, () => 5).reports('digits') as Map<string, DeviceReport>).get('pi-1')?.field, undefined, 'a damaged row counts no labels');
 });

@@ -1,6 +1,7 @@
 // The fleet dashboard end to end in headless Chromium: a controller and two real agent
 // processes on a real Mosquitto. Both show online; one is killed and shows offline (Last
-// Will); inverted digits raise drift that appears on the chart; a rollout shows its stage.
+// Will); inverted digits raise drift that appears on the chart; a rollout shows its stage and
+// its field-accuracy gate.
 import t from 'tap';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -72,11 +73,14 @@ t.test('the dashboard follows a live fleet', async (t) => {
   t.match(await page.locator('#drift').innerText(), /digits@1\.0\.0\s+.*(alert|warn)/s, 'the fleet drift section names the model version and its verdict');
 
   await publishPackage(ctl.store, variantPackage('good', '1.1.0', tempDir()), {});
-  planRollout(loop.store, { model: 'digits', version: '1.1.0', group: 'lab', stages: [50, 100], gates: DEFAULT_GATES });
+  // With the field-accuracy gate: no labels come, so the first stage waits and the page says why.
+  planRollout(loop.store, { model: 'digits', version: '1.1.0', group: 'lab', stages: [50, 100], gates: { ...DEFAULT_GATES, minFieldGain: 0, minFieldLabels: 50 } });
   loop.kick();
   await page.locator('#rollouts').getByText(/digits@1\.1\.0 to lab/).waitFor({ timeout: 30_000 });
   await page.locator('#rollouts').getByText(/stage 1 \(50%\)/).waitFor({ timeout: 30_000 });
   t.pass('the rollout and its first stage are on the page');
+  await page.locator('#rollouts').getByText(/field accuracy: 1\.1\.0 n\/a vs .*gain n\/a \(needs >= 0\), 0 labelled requests \(50 needed\)/).waitFor({ timeout: 30_000 });
+  t.pass('the field gate\'s accuracies, gain and labels are on the page');
   await page.screenshot({ path: path.join(artifactsDir, 'fleet-dashboard.png'), fullPage: true });
   t.same(errors, [], 'no script errors on the page');
 });

@@ -91,7 +91,8 @@ export interface FieldEvidence {
 /**
  * Field accuracy of the rollout's version against its baseline, summed over the devices'
  * reports. A device that shadowed the candidate counts its pairs (both versions on the same
- * labelled requests); one that did not (A/B, or no shadow phase) counts each version's own.
+ * labelled requests); one that did not (A/B, or no shadow phase) counts each version's own;
+ * one that has no labels of the candidate does not count.
  */
 export function fieldEvidence(r: Rollout, reports: (DeviceReport | undefined)[]): FieldEvidence {
   const cand = { labelled: 0, correct: 0 }, base = { labelled: 0, correct: 0 };
@@ -111,12 +112,13 @@ export function fieldEvidence(r: Rollout, reports: (DeviceReport | undefined)[])
       devices++;
       continue;
     }
+    // A device that never scored the candidate compares nothing (its baseline labels alone would weigh one side only).
     const c = f.versions[r.version];
+    if (!c) continue;
     const b = Object.entries(f.versions).filter(([v]) => isBase(v));
-    if (!c && !b.length) continue;
     paired = false;
     devices++;
-    if (c) { cand.labelled += c.labelled; cand.correct += c.correct; }
+    cand.labelled += c.labelled; cand.correct += c.correct;
     for (const [v, t] of b) { base.labelled += t.labelled; base.correct += t.correct; baseVersions.add(v); }
   }
   const acc = (t: { labelled: number; correct: number }): number | null => (t.labelled ? t.correct / t.labelled : null);
