@@ -351,7 +351,7 @@ t.test('uses the engine cannot compile are refused with the node named', async (
 });
 
 t.test('mutated float-inside plans are refused cleanly or still run', async (t) => {
-  // One plan with every new step: resize (linear) -> softmax -> layernorm, and a qmatmul.
+  // One plan with every new step: resize (linear) -> softmax -> layernorm -> qmatmul -> deconv.
   const g = new QdqGraph(700);
   const x = g.input('x', [1, 2, 3, 4], 0.03, 128);
   g.nodes.push(makeNode('Resize', [x.name, '', g.const(new Float32Array([1, 1, 2, 2]), [4], 's')], ['rs'], { mode: 'linear' }));
@@ -365,14 +365,19 @@ t.test('mutated float-inside plans are refused cleanly or still run', async (t) 
   g.nodes.push(makeNode('Reshape', [sm.name, g.const(BigInt64Array.from([1n, 2n, 8n, 6n]), [4], 'sh')], [r8]));
   g.nodes.push(makeNode('MatMul', [ln.name, r8], ['mm']));
   const mm = g.qdq('mm', 0.05, 128, [1, 2, 6, 6]);
-  const compiled = compileModel(decodeModel(modelOf(g, [['x', [1, 2, 3, 4]]], mm, 17)));
+  const w = g.const(Int8Array.from({ length: 16 }, (_, i) => i * 7 - 50), [2, 2, 2, 2], 'w');
+  g.nodes.push(makeNode('DequantizeLinear', [w, g.const(new Float32Array([0.01]), [], 'ws'), g.const(new Int8Array(1), [], 'wz')], ['wdq']));
+  g.nodes.push(makeNode('ConvTranspose', [mm.name, 'wdq'], ['ct'], { kernel_shape: [2, 2], strides: [2, 2] }));
+  const ct = g.qdq('ct', 0.05, 128, [1, 2, 12, 12]);
+  const compiled = compileModel(decodeModel(modelOf(g, [['x', [1, 2, 3, 4]]], ct, 17)));
   const kinds = compiled.plan.ops.map((o) => o.op);
-  for (const k of ['resize', 'softmax', 'layernorm', 'qmatmul'] as const) t.ok(kinds.includes(k), `the plan has a ${k} step`);
+  const added = ['resize', 'softmax', 'layernorm', 'qmatmul', 'deconv'];
+  for (const k of added) t.ok(kinds.includes(k as (typeof kinds)[number]), `the plan has a ${k} step`);
   const input = new Float32Array(24).fill(0.1);
   const valid = createEngine(compiled.plan, compiled.weights);
-  t.equal(valid.run([input])[0].length, 72, 'the valid plan runs');
+  t.equal(valid.run([input])[0].length, 288, 'the valid plan runs');
   valid.dispose();
-  const mine = compiled.plan.ops.map((o, i) => [o, i] as const).filter(([o]) => ['resize', 'softmax', 'layernorm', 'qmatmul'].includes(o.op)).map(([, i]) => i);
+  const mine = compiled.plan.ops.map((o, i) => [o, i] as const).filter(([o]) => added.includes(o.op)).map(([, i]) => i);
   const odd = [-1, 0, 1, 2, 3, 7, 255, 256, 1e9, 0.5, NaN, Infinity, 'x', null, [], true, false];
   let refused = 0; let accepted = 0;
   fc.assert(fc.property(fc.nat(10_000), fc.nat(10_000), fc.constantFrom(...odd), fc.boolean(), (pickOp, pickKey, value, inList) => {
@@ -400,4 +405,66 @@ t.test('mutated float-inside plans are refused cleanly or still run', async (t) 
   }), { numRuns: 400, seed: 1818 });
   t.ok(refused > 150, `${refused} mutated plans refused with EDGE_NATIVE_PLAN_INVALID`);
   t.ok(accepted > 0, `${accepted} harmless mutations still build and run`);
+});
+
+t.test('ConvTranspose: int8 weights, exact int32 sums, equal to the integer reference bit for bit', async (t) => {
+  const cases: { C: number; M: number; k: number; s: number; pad: number; opad: number; group: number; perChannel: boolean; relu: boolean; H: number; W: number }[] = [
+    { C: 8, M: 4, k: 2, s: 2, pad: 0, opad: 0, group: 1, perChannel: false, relu: false, H: 5, W: 6 },  // PP-OCR det's FPN upsampling
+    { C: 6, M: 6, k: 2, s: 2, pad: 0, opad: 0, group: 1, perChannel: true, relu: true, H: 4, W: 4 },
+    { C: 4, M: 6, k: 3, s: 2, pad: 1, opad: 1, group: 2, perChannel: false, relu: false, H: 3, W: 5 },
+    { C: 3, M: 5, k: 4, s: 3, pad: 2, opad: 0, group: 1, perChannel: true, relu: false, H: 3, W: 2 },
+  ];
+  for (const [ci, c] of cases.entries()) {
+    const g = new QdqGraph(800 + ci);
+    const [sx, zx] = [0.03, 110];
+    const shape = [1, c.C, c.H, c.W];
+    const x = g.input('x', shape, sx, zx);
+    const Mg = c.M / c.group; const Cg = c.C / c.group;
+    const wq = Int8Array.from({ length: c.C * Mg * c.k * c.k }, () => Math.floor(g.rand() * 255) - 127);
+    const ws = Array.from({ length: c.perChannel ? c.M : 1 }, () => 0.003 + g.rand() * 0.01);
+    const wRaw = g.const(wq, [c.C, Mg, c.k, c.k], 'w');
+    const wName = g.id('wdq');
+    g.nodes.push(makeNode('DequantizeLinear', [wRaw, g.const(new Float32Array(ws), c.perChannel ? [c.M] : [], 'ws'),
+      g.const(new Int8Array(c.perChannel ? c.M : 1), c.perChannel ? [c.M] : [], 'wz')], [wName], c.perChannel ? { axis: 1 } : {}));
+    const bq = Int32Array.from({ length: c.M }, () => Math.floor((g.rand() - 0.5) * 3000));
+    const bName = g.id('bdq');
+    const bScales = Array.from({ length: c.M }, (_, m) => f32(sx * ws[c.perChannel ? m : 0]));
+    g.nodes.push(makeNode('DequantizeLinear', [g.const(bq, [c.M], 'b'), g.const(new Float32Array(bScales), [c.M], 'bs'), g.const(new Int32Array(c.M), [c.M], 'bz')], [bName], { axis: 0 }));
+    const y = g.id('ct');
+    g.nodes.push(makeNode('ConvTranspose', [x.name, wName, bName], [y], {
+      kernel_shape: [c.k, c.k], strides: [c.s, c.s], pads: [c.pad, c.pad, c.pad, c.pad], output_padding: [c.opad, c.opad], group: c.group,
+    }));
+    let last = y;
+    if (c.relu) { last = g.id('relu'); g.nodes.push(makeNode('Relu', [y], [last])); }
+    const OH = (c.H - 1) * c.s - 2 * c.pad + c.k + c.opad; const OW = (c.W - 1) * c.s - 2 * c.pad + c.k + c.opad;
+    const outScale = sx * ws[0] * 30 * Math.sqrt(Cg * c.k * c.k / (c.s * c.s)); const outZp = c.relu ? 5 : 128;
+    const out = g.qdq(last, outScale, outZp, [1, c.M, OH, OW]);
+    const bytes = modelOf(g, [['x', shape]], out);
+    const gx = onGrid(g.rand, c.C * c.H * c.W, sx, zx);
+    const r = await runCodes(bytes, { x: { shape, data: gx.x } }, out);
+    // The definition, gathered per output (the kernel scatters), in exact integers.
+    const want = new Int32Array(c.M * OH * OW);
+    for (let m = 0; m < c.M; m++) {
+      const grp = Math.floor(m / Mg);
+      const mult = f32(f32(f32(sx) * f32(ws[c.perChannel ? m : 0])) / f32(outScale));
+      for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+        let acc = bq[m];
+        for (let ky = 0; ky < c.k; ky++) for (let kx = 0; kx < c.k; kx++) {
+          const ty = oy + c.pad - ky; const tx = ox + c.pad - kx;
+          if (ty < 0 || tx < 0 || ty % c.s || tx % c.s) continue;
+          const iy = ty / c.s; const ix = tx / c.s;
+          if (iy >= c.H || ix >= c.W) continue;
+          for (let ch = grp * Cg; ch < (grp + 1) * Cg; ch++) {
+            acc += (gx.q[(ch * c.H + iy) * c.W + ix] - zx) * wq[((ch * Mg + (m - grp * Mg)) * c.k + ky) * c.k + kx];
+          }
+        }
+        let v = requantize(acc, mult, outZp);
+        if (c.relu) v = Math.max(v, outZp);
+        want[(m * OH + oy) * OW + ox] = v;
+      }
+    }
+    const what = `C=${c.C} M=${c.M} k=${c.k} s=${c.s} pad=${c.pad} opad=${c.opad} group=${c.group}${c.perChannel ? ' per-channel' : ''}${c.relu ? ' +Relu' : ''}`;
+    t.same(r.ops.filter((o) => o === 'deconv'), ['deconv'], `${what}: one deconv step${c.relu ? ' with the Relu fused' : ''} (${r.ops.join(', ')})`);
+    t.equal(worst(r.codes, want), 0, `${what}: exact`);
+  }
 });

@@ -67,9 +67,9 @@ export type PlanOp =
   | FloatInsideOp;
 
 /**
- * Ops that run in float inside the step (mixed precision, between a dequantize and a quantize)
- * and the MatMul of two activations; compiled by compile/float.ts, run by steps_float.cc and
- * steps_qmatmul.cc.
+ * Ops that run in float inside the step (mixed precision, between a dequantize and a quantize),
+ * the MatMul of two activations and ConvTranspose; compiled by compile/float.ts and
+ * compile/deconv.ts, run by steps_float.cc, steps_qmatmul.cc and steps_deconv.cc.
  */
 export type FloatInsideOp =
   | {
@@ -96,6 +96,18 @@ export type FloatInsideOp =
       aBroadcast: boolean; bBroadcast: boolean; aZeroPoint: number; bZeroPoint: number;
       /** a_scale * b_scale / output_scale in float32. */
       multiplier: number; outputZeroPoint: number; clamp: Clamp;
+    }
+  | {
+      /** ConvTranspose on NHWC u8 (compile/deconv.ts, steps_deconv.cc). */
+      op: 'deconv';
+      input: number; output: number;
+      /** Weight index: s8 [C, M/group, KH, KW] (ONNX layout), zero point already subtracted. */
+      weights: number; bias: number; multipliers: number;
+      inputZeroPoint: number; outputZeroPoint: number; clamp: Clamp;
+      kernel: [number, number]; strides: [number, number];
+      /** top, left, bottom, right */
+      pads: [number, number, number, number];
+      dilations: [number, number]; outputPadding: [number, number]; group: number;
     };
 
 export interface PlanIO {

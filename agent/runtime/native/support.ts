@@ -12,6 +12,7 @@ const DEFAULT_DOMAIN = new Set([
   'QLinearConv', 'QLinearMatMul',
   // Float inside (compile/float.ts): int8 in and out, float in the step.
   'Softmax', 'LayerNormalization', 'Resize', 'Sub', 'Div',
+  'ConvTranspose',
 ]);
 
 /** ONNX Runtime's contrib operators (domain com.microsoft) the compiler handles. */

@@ -110,5 +110,6 @@ std::unique_ptr<Step> build_softmax(const Fields& f);                  // steps_
 std::unique_ptr<Step> build_layernorm(const Fields& f);                // steps_float.cc
 std::unique_ptr<Step> build_resize(const Fields& f);                   // steps_float.cc
 std::unique_ptr<Step> build_qmatmul(const Fields& f);                  // steps_qmatmul.cc
+std::unique_ptr<Step> build_deconv(const Fields& f);                   // steps_deconv.cc
 
 }  // namespace edge::engine

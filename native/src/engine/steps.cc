@@ -56,7 +56,8 @@ std::unique_ptr<Step> build_step(const OpDesc& op, int index, const BuildContext
   else if (op.op == "layernorm") step = build_layernorm(f);
   else if (op.op == "resize") step = build_resize(f);
   else if (op.op == "qmatmul") step = build_qmatmul(f);
-  else f.fail("unknown op kind (expected quantize, dequantize, conv, gemm, maxpool, avgpool, add, mul, lut, transpose, softmax, layernorm, resize or qmatmul)");
+  else if (op.op == "deconv") step = build_deconv(f);
+  else f.fail("unknown op kind (expected quantize, dequantize, conv, gemm, maxpool, avgpool, add, mul, lut, transpose, softmax, layernorm, resize, qmatmul or deconv)");
   step->name = f.label();
   return step;
 }

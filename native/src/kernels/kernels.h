@@ -4,6 +4,7 @@
 #include "kernels/conv.h"
 #include "kernels/conv_direct.h"
 #include "kernels/cpu_features.h"
+#include "kernels/deconv.h"
 #include "kernels/dispatch.h"
 #include "kernels/eltwise.h"
 #include "kernels/gemm.h"

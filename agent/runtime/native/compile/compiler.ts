@@ -10,6 +10,7 @@ import type { Plan, PlanDType, PlanOp, PlanTensor, WeightBuffer } from '../plan.
 import { signFlipTable } from '../quant.js';
 import { opLabel } from '../support.js';
 import { emitConv, visitConv, qlinearConv } from './conv.js';
+import { emitDeconv, visitConvTranspose } from './deconv.js';
 import { emitEltwise, visitEltwise, qlinearEltwise, constOperand } from './eltwise.js';
 import { emitGemm, visitGemm, qlinearMatMul } from './gemm.js';
 import { reshape } from './layout.js';
@@ -106,6 +107,7 @@ export class Compiler {
       case 'QuantizeLinear': return quantizeLinear(this);
       case 'DequantizeLinear': return dequantizeLinear(this);
       case 'Conv': return visitConv(this);
+      case 'ConvTranspose': return visitConvTranspose(this);
       case 'MatMul': return this.input(1)?.k === 'dq' ? matmulOfActivations(this) : visitGemm(this);
       case 'Gemm': return visitGemm(this);
       case 'Add': case 'Mul': case 'Sub': case 'Div': return arithmetic(this, op) ? undefined : visitEltwise(this);
@@ -134,6 +136,7 @@ export class Compiler {
     try {
       switch (p.kind) {
         case 'conv': return emitConv(this, p, scale, zp, signed);
+        case 'deconv': return emitDeconv(this, p, scale, zp, signed);
         case 'gemm': return emitGemm(this, p, scale, zp, signed);
         case 'maxpool': case 'avgpool': return emitPool(this, p, scale, zp, signed);
         case 'eltwise': return emitEltwise(this, p, scale, zp, signed);

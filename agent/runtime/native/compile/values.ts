@@ -28,6 +28,7 @@ export interface ConstDeq { data: TypedArray; shape: number[]; dtype: number; sc
 /** A float result waiting for its output scale, by op family (the kernel family that will run it). */
 export type Pending =
   | { kind: 'conv'; node: NodeProto; x: Deq; w: ConstDeq; b?: Value; lo: number; hi: number }
+  | { kind: 'deconv'; node: NodeProto; x: Deq; w: ConstDeq; b?: Value; lo: number; hi: number }
   | { kind: 'gemm'; node: NodeProto; x: Deq; w: ConstDeq; transB: boolean; b?: Value; lo: number; hi: number }
   | { kind: 'maxpool' | 'avgpool'; node: NodeProto; x: Deq; global: boolean }
   | { kind: 'eltwise'; node: NodeProto; op: 'add' | 'mul'; a: Deq; b: Deq; lo: number; hi: number }
