@@ -468,3 +468,57 @@ t.test('ConvTranspose: int8 weights, exact int32 sums, equal to the integer refe
     t.equal(worst(r.codes, want), 0, `${what}: exact`);
   }
 });
+
+t.test('a LayerNorm spelled out (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add) becomes one layernorm step', async (t) => {
+  for (const [ci, c] of [
+    { style: 'PyTorch (Pow, opset 13)', square: 'Pow', affine: true, opset: 13 },
+    { style: 'PaddleOCR SVTR (Pow, opset 11)', square: 'Pow', affine: true, opset: 11 },
+    { style: 'Mul(d, d), no affine', square: 'Mul', affine: false, opset: 13 },
+  ].entries()) {
+    const g = new QdqGraph(900 + ci);
+    const shape = [1, 10, 48];
+    const len = 48; const eps = 1e-6;
+    const inScale = 0.04; const inZp = 128;
+    const x = g.input('x', shape, inScale, inZp);
+    const gamma = Float32Array.from({ length: len }, () => 0.5 + g.rand());
+    const beta = Float32Array.from({ length: len }, () => g.rand() - 0.5);
+    const node = (op: string, inputs: string[], attrs: Record<string, number[] | number> = {}): string => {
+      const o = g.id(op.toLowerCase()); g.nodes.push(makeNode(op, inputs, [o], attrs)); return o;
+    };
+    const mean = node('ReduceMean', [x.name], { axes: [-1] });
+    const d = node('Sub', [x.name, mean]);
+    const sq = c.square === 'Pow' ? node('Pow', [d, g.const(new Float32Array([2]), [], 'two')]) : node('Mul', [d, d]);
+    const v = node('ReduceMean', [sq], { axes: [-1] });
+    const ve = node('Add', [v, g.const(new Float32Array([eps]), [], 'eps')]);
+    const sd = node('Sqrt', [ve]);
+    let y = node('Div', [d, sd]);
+    if (c.affine) y = node('Add', [node('Mul', [y, g.const(gamma, [len], 'gamma')]), g.const(beta, [len], 'beta')]);
+    const outScale = 0.03; const outZp = 128;
+    const out = g.qdq(y, outScale, outZp, shape);
+    const bytes = modelOf(g, [['x', shape]], out, c.opset);
+    const { q, x: data } = onGrid(g.rand, 480, inScale, inZp);
+    const r = await runCodes(bytes, { x: { shape, data } }, out);
+    const want = new Int32Array(480);
+    for (let row = 0; row < 10; row++) {
+      let m = 0; let s2 = 0;
+      for (let k = 0; k < len; k++) m += (q[row * len + k] - inZp) * inScale;
+      m /= len;
+      for (let k = 0; k < len; k++) s2 += ((q[row * len + k] - inZp) * inScale - m) ** 2;
+      s2 /= len;
+      for (let k = 0; k < len; k++) {
+        const nrm = ((q[row * len + k] - inZp) * inScale - m) / Math.sqrt(s2 + f32(eps));
+        want[row * len + k] = quant(c.affine ? nrm * gamma[k] + beta[k] : nrm, outScale, outZp);
+      }
+    }
+    t.same(r.ops, ['quantize', 'layernorm', 'dequantize'], `${c.style}: the nine nodes are one layernorm step`);
+    t.ok(worst(r.codes, want) <= 1, `${c.style}: worst ${worst(r.codes, want)} steps from float64`);
+  }
+  // Quantized in the middle: refused with the node named.
+  const g = new QdqGraph(950);
+  const x = g.input('x', [1, 4, 8], 0.04, 128);
+  g.nodes.push(makeNode('ReduceMean', [x.name], ['mean'], { axes: [-1] }));
+  g.nodes.push(makeNode('Sub', [x.name, 'mean'], ['d']));
+  const out = g.qdq('d', 0.04, 128, [1, 4, 8]);
+  t.throws(() => NativeBackend.load(modelOf(g, [['x', [1, 4, 8]]], out), { name: 'half' }),
+    { code: 'EDGE_MODEL_UNSUPPORTED_OPS', message: /Sub 'Sub_d'.*quantized in the middle, after its centred step/ });
+});

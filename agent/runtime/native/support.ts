@@ -12,6 +12,7 @@ const DEFAULT_DOMAIN = new Set([
   'QLinearConv', 'QLinearMatMul',
   // Float inside (compile/float.ts): int8 in and out, float in the step.
   'Softmax', 'LayerNormalization', 'Resize', 'Sub', 'Div',
+  'ReduceMean', 'Pow', 'Sqrt', // only as the spelled-out LayerNorm
   'ConvTranspose',
 ]);
 

@@ -15,7 +15,7 @@ import { emitEltwise, visitEltwise, qlinearEltwise, constOperand } from './eltwi
 import { emitGemm, visitGemm, qlinearMatMul } from './gemm.js';
 import { reshape } from './layout.js';
 import { emitLut, lut, clampOrUnary, unaryOnDeq, qlinearUnary } from './lut.js';
-import { arithmetic, layerNormalization, matmulOfActivations, resize, softmax } from './float.js';
+import { arithmetic, layerNormalization, matmulOfActivations, pow, reduceMean, resize, softmax, sqrt } from './float.js';
 import { emitPool, visitPool, qlinearPool } from './pool.js';
 import { quantizeLinear, dequantizeLinear, graphOutput } from './quantize.js';
 import {
@@ -113,6 +113,9 @@ export class Compiler {
       case 'Add': case 'Mul': case 'Sub': case 'Div': return arithmetic(this, op) ? undefined : visitEltwise(this);
       case 'Softmax': return softmax(this);
       case 'LayerNormalization': return layerNormalization(this);
+      case 'ReduceMean': return reduceMean(this);
+      case 'Pow': return pow(this);
+      case 'Sqrt': return sqrt(this);
       case 'Resize': return resize(this);
       case 'Relu': case 'Clip': return clampOrUnary(this);
       case 'Sigmoid': case 'Tanh': case 'LeakyRelu': case 'HardSigmoid': case 'HardSwish':

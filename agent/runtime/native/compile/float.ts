@@ -10,7 +10,7 @@ import { quantizedClamp } from '../quant.js';
 import type { Compiler } from './compiler.js';
 import { storageShape, toNhwc, toPlain } from './layout.js';
 import { lut } from './lut.js';
-import { kindName, numel, type Deq, type QTensor, type Value } from './values.js';
+import { ints, kindName, numel, type Deq, type LayerNormChain, type QTensor, type Value } from './values.js';
 
 const f32 = Math.fround;
 
@@ -70,6 +70,7 @@ function negate(c: Compiler, d: Deq): Deq {
  * operand. Returns false for Add/Mul that the eltwise family handles as they are.
  */
 export function arithmetic(c: Compiler, op: string): boolean {
+  if (layerNormStep(c, op)) return true;
   const a = c.input(0); const b = c.input(1);
   const ka = scalarConst(a); const kb = scalarConst(b);
   const fn = ((): ((x: number, k: number) => number) | undefined => {
@@ -144,8 +145,13 @@ export function layerNormalization(c: Compiler): void {
   layerNorm(c, x, gamma, beta, epsilon);
 }
 
-/** Emits the fused layer normalisation once the output scale is known (also for the decomposed chain). */
+/** The fused layer normalisation, pending until its QuantizeLinear (also for the decomposed chain). */
 export function layerNorm(c: Compiler, x: Deq, gamma: Float64Array, beta: Float64Array, epsilon: number): void {
+  const emit = layerNormEmitter(c, x, gamma, beta, epsilon);
+  floatPending(c, emit);
+}
+
+function layerNormEmitter(c: Compiler, x: Deq, gamma: Float64Array, beta: Float64Array, epsilon: number): (scale: number, zp: number, signed: boolean) => QTensor {
   const len = x.q.shape[x.q.shape.length - 1];
   const per = (v: Float64Array, what: string): Float32Array => {
     if (v.length === len) return Float32Array.from(v);
@@ -154,7 +160,7 @@ export function layerNorm(c: Compiler, x: Deq, gamma: Float64Array, beta: Float6
   };
   const g = per(gamma, 'Scale'); const b = per(beta, 'B');
   if (!(epsilon >= 0) || !Number.isFinite(epsilon)) throw c.bad(`epsilon must be a non-negative number, got ${epsilon}`);
-  floatPending(c, (scale, zp, signed) => {
+  return (scale, zp, signed) => {
     const q = toPlain(c, x.q);
     const out = c.tensor('u8', q.shape);
     c.ops.push({
@@ -162,7 +168,84 @@ export function layerNorm(c: Compiler, x: Deq, gamma: Float64Array, beta: Float6
       inputScale: x.scale, inputZeroPoint: x.zp, outputScale: scale, outputZeroPoint: zp,
     });
     return { ...q, tensor: out, signed };
-  });
+  };
+}
+
+// ---- the decomposed LayerNorm ----------------------------------------------------------------
+// PyTorch and PaddleOCR (SVTR) export LayerNorm as
+//   mean = ReduceMean(x); d = x - mean; var = ReduceMean(Pow(d, 2)); n = d / Sqrt(var + eps);
+//   y = n * gamma + beta
+// with x dequantized and y quantized and the chain itself float. Each step records how far the
+// chain has got; a QuantizeLinear after the division (or after gamma, or beta) emits one fused
+// layernorm step, so the float intermediates never exist in the engine.
+
+function chainOf(v: Value | undefined): LayerNormChain | undefined {
+  return v?.k === 'pending' && v.p.kind === 'float' ? v.p.chain : undefined;
+}
+
+function setChain(c: Compiler, chain: LayerNormChain): void {
+  const done = chain.stage === 'normalised' || chain.stage === 'scaled' || chain.stage === 'affine';
+  const n = chain.x.q.shape[chain.x.q.shape.length - 1];
+  const emit = done
+    ? layerNormEmitter(c, chain.x, chain.gamma ?? new Float64Array([1]), chain.beta ?? new Float64Array(n), chain.epsilon ?? 0)
+    : (): QTensor => { throw c.bad(`a LayerNorm spelled out (ReduceMean, Sub, Pow, Sqrt, Div) is quantized in the middle, after its ${chain.stage} step`); };
+  if (done && c.graphOutputs.has(c.node.output![0])) throw c.bad('its float result is a graph output; the engine keeps float only inside a step');
+  c.set({ k: 'pending', p: { kind: 'float', node: c.node, emit, chain } });
+}
+
+/** ReduceMean over the last axis with keepdims (the LayerNorm chain's mean and variance). */
+export function reduceMean(c: Compiler): void {
+  const n = c.node;
+  const x = c.input(0);
+  const r = x?.k === 'dq' ? x.d.q.shape.length : chainOf(x)?.x.q.shape.length ?? 0;
+  const axes = n.input?.[1] ? Array.from(c.constValue(1, 'ReduceMean axes').data as BigInt64Array, Number) : ints(attr(n, 'axes'), []);
+  const lastOnly = axes.length === 1 && (axes[0] === -1 || axes[0] === r - 1);
+  if (!lastOnly || Number(attr(n, 'keepdims') ?? 1) !== 1) {
+    throw c.bad('only a ReduceMean over the last axis with keepdims, as part of a LayerNorm, is supported');
+  }
+  if (x?.k === 'dq') return setChain(c, { stage: 'mean', x: x.d });
+  const ch = chainOf(x);
+  if (ch?.stage === 'squared') return setChain(c, { ...ch, stage: 'variance' });
+  throw c.bad(`only a ReduceMean of a dequantized tensor or of a squared difference (a LayerNorm) is supported (got ${kindName(x)})`);
+}
+
+/** Pow(d, 2) of the LayerNorm chain. */
+export function pow(c: Compiler): void {
+  const ch = chainOf(c.input(0));
+  const e = scalarConst(c.input(1));
+  if (ch?.stage === 'centred' && e === 2) return setChain(c, { ...ch, stage: 'squared' });
+  throw c.bad('only Pow(x - mean, 2) inside a LayerNorm is supported');
+}
+
+/** Sqrt(var + eps) of the LayerNorm chain. */
+export function sqrt(c: Compiler): void {
+  const ch = chainOf(c.input(0));
+  if (ch?.stage === 'varianceEps') return setChain(c, { ...ch, stage: 'std' });
+  throw c.bad('only Sqrt(variance + epsilon) inside a LayerNorm is supported');
+}
+
+/** The chain's Sub, Mul (square or gamma), Add (epsilon or beta) and Div; false when not part of one. */
+function layerNormStep(c: Compiler, op: string): boolean {
+  const a = c.input(0); const b = c.input(1);
+  const ca = chainOf(a); const cb = chainOf(b);
+  if (!ca && !cb) return false;
+  const same = (d: Deq, e: Deq): boolean => d.q.tensor === e.q.tensor && d.scale === e.scale && d.zp === e.zp;
+  if (op === 'Sub' && a?.k === 'dq' && cb?.stage === 'mean' && same(a.d, cb.x)) return setChain(c, { ...cb, stage: 'centred' }), true;
+  if (op === 'Mul' && ca?.stage === 'centred' && cb?.stage === 'centred' && same(ca.x, cb.x)) return setChain(c, { ...ca, stage: 'squared' }), true;
+  if (op === 'Div' && ca?.stage === 'centred' && cb?.stage === 'std' && same(ca.x, cb.x)) return setChain(c, { ...ca, stage: 'normalised', epsilon: cb.epsilon }), true;
+  const ch = ca ?? cb!;
+  const other = ca ? b : a;
+  const k = (what: string): Float64Array => floatConst(c, other, `the LayerNorm's ${what}`);
+  if (op === 'Add' && ch.stage === 'variance') {
+    const eps = scalarConst(other);
+    if (eps === undefined) throw c.bad("the LayerNorm's epsilon must be a single constant");
+    return setChain(c, { ...ch, stage: 'varianceEps', epsilon: eps }), true;
+  }
+  if (op === 'Mul' && ch.stage === 'normalised') return setChain(c, { ...ch, stage: 'scaled', gamma: k('gamma') }), true;
+  if (op === 'Add' && (ch.stage === 'normalised' || ch.stage === 'scaled')) {
+    return setChain(c, { ...ch, stage: 'affine', beta: k('beta') }), true;
+  }
+  throw c.bad(`${op} after a LayerNorm's ${ch.stage} step does not continue the LayerNorm pattern (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add)`);
 }
 
 /** ONNX's coordinate_transformation_mode: output coordinate to input coordinate along one axis. */

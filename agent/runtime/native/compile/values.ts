@@ -34,7 +34,16 @@ export type Pending =
   | { kind: 'eltwise'; node: NodeProto; op: 'add' | 'mul'; a: Deq; b: Deq; lo: number; hi: number }
   | { kind: 'lut'; node: NodeProto; fn: (x: number) => number; x: Deq }
   /** A float-inside op (compile/float.ts) that needs only its output scale to be emitted. */
-  | { kind: 'float'; node: NodeProto; emit: (scale: number, zp: number, signed: boolean) => QTensor };
+  | { kind: 'float'; node: NodeProto; emit: (scale: number, zp: number, signed: boolean) => QTensor; chain?: LayerNormChain };
+
+/** How far a decomposed LayerNorm (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add) has got. */
+export interface LayerNormChain {
+  stage: 'mean' | 'centred' | 'squared' | 'variance' | 'varianceEps' | 'std' | 'normalised' | 'scaled' | 'affine';
+  x: Deq;
+  epsilon?: number;
+  gamma?: Float64Array;
+  beta?: Float64Array;
+}
 
 export type Value =
   | { k: 'q'; q: QTensor }
