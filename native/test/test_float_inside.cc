@@ -68,16 +68,17 @@ void qmatmul_cases(Rng& rng, int cases) {
     }
     // The raw int32 sums of the variant's dot-product row, exactly (requantization can hide a
     // wrong low bit; the sums cannot).
-    const int Kp = (x.K + 15) & ~15;
-    std::vector<int16_t> arow(Kp, 0), bt(static_cast<size_t>(Kp) * x.N, 0);
-    std::vector<int32_t> acc(x.N), want(x.N, 0);
+    const int Kp = (x.K + 1) & ~1, Np = (x.N + 7) & ~7;
+    std::vector<int16_t> arow(Kp, 0), bp(static_cast<size_t>(Kp) * Np, 0);
+    std::vector<int32_t> acc(Np), want(Np, 0);
     for (int k = 0; k < x.K; ++k) arow[k] = static_cast<int16_t>(x.a[k] - x.a_zero_point);
     for (int n = 0; n < x.N; ++n)
       for (int k = 0; k < x.K; ++k) {
-        bt[static_cast<size_t>(n) * Kp + k] = static_cast<int16_t>(x.b[static_cast<size_t>(k) * x.N + n] - x.b_zero_point);
-        want[n] += arow[k] * bt[static_cast<size_t>(n) * Kp + k];
+        const int16_t bv = static_cast<int16_t>(x.b[static_cast<size_t>(k) * x.N + n] - x.b_zero_point);
+        bp[(static_cast<size_t>(k / 2) * Np + n) * 2 + (k & 1)] = bv;
+        want[n] += arow[k] * bv;
       }
-    active_qdot_row()(arow.data(), bt.data(), static_cast<size_t>(Kp), Kp, x.N, acc.data());
+    active_qdot_row()(arow.data(), bp.data(), Kp, Np, acc.data());
     bool sums = acc == want;
     expect(sums, fmt("qmatmul dot row %s K=%d N=%d: int32 sums differ", active_variant_name(), x.K, x.N));
     expect(same && formula, fmt("qmatmul %s batch=%d M=%d K=%d N=%d zps=%d,%d bc=%d,%d threads=%d: %s", active_variant_name(), x.batch,

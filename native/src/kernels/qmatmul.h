@@ -29,17 +29,21 @@ struct QMatMulArgs {
 
 constexpr int kQMatMulMaxK = 33025;
 
-// Scratch for `threads` threads: B transposed to int16 and one int16 row of A per thread.
+// Scratch for `threads` threads: B centred to int16 in k-pairs, one int16 row of A and one
+// int32 row of sums per thread.
 size_t qmatmul_scratch_bytes(int K, int N, int threads);
 // Checks the arguments (shape limits, clamp inside [0, 255]) and runs; writes nothing on error.
 Status qmatmul(const QMatMulArgs& args, Arena& arena, ThreadPool* pool = nullptr);
 
-// One int16 dot product row: acc[n] = sum_k a[k] * bt[n * ldb + k] for n < N, with K a
-// multiple of 16 and both operands already centred (internal; one per instruction set).
-using QDotRowFn = void (*)(const int16_t* a, const int16_t* bt, size_t ldb, int K, int N, int32_t* acc);
-void qdot_row_scalar(const int16_t* a, const int16_t* bt, size_t ldb, int K, int N, int32_t* acc);
-void qdot_row_avx2(const int16_t* a, const int16_t* bt, size_t ldb, int K, int N, int32_t* acc);
-void qdot_row_neon(const int16_t* a, const int16_t* bt, size_t ldb, int K, int N, int32_t* acc);
+// One row of int16 products (internal; one per instruction set): for n < Np,
+//   acc[n] = sum_{p < Kp/2} a[2p] * bp[(p * Np + n) * 2] + a[2p + 1] * bp[(p * Np + n) * 2 + 1]
+// with both operands already centred, Kp even and Np a multiple of 8 (zero padded). B sits in
+// k-pairs per column so x86's vpmaddwd and NEON's widening multiply-accumulate take 8 columns
+// at once with A's pair broadcast, and no horizontal sums are needed.
+using QDotRowFn = void (*)(const int16_t* a, const int16_t* bp, int Kp, int Np, int32_t* acc);
+void qdot_row_scalar(const int16_t* a, const int16_t* bp, int Kp, int Np, int32_t* acc);
+void qdot_row_avx2(const int16_t* a, const int16_t* bp, int Kp, int Np, int32_t* acc);
+void qdot_row_neon(const int16_t* a, const int16_t* bp, int Kp, int Np, int32_t* acc);
 // The one the active variant uses (null entries of other ISAs fall back to scalar).
 QDotRowFn active_qdot_row();
 
