@@ -11,7 +11,7 @@ import { EdgeError } from '../agent/errors.js';
 import { NativeBackend, canRunNatively, compileModel, createEngine } from '../agent/runtime/native/index.js';
 import { QdqGraph } from './helpers/engine-graphs.js';
 
-function modelWith(extra: 'Softmax+Resize' | 'float-conv'): Uint8Array {
+function modelWith(extra: 'LRN+DepthToSpace' | 'float-conv'): Uint8Array {
   if (extra === 'float-conv') {
     // A float Conv: no int8 weights at all.
     return encodeModel(makeModel({
@@ -24,22 +24,21 @@ function modelWith(extra: 'Softmax+Resize' | 'float-conv'): Uint8Array {
   const g = new QdqGraph(3);
   const x = g.input('x', [1, 2, 4, 4], 0.02, 128);
   const y = g.conv(x, 2, 1, {});
-  const sm = g.id('sm');
-  g.nodes.push(makeNode('Softmax', [y.name], [sm], { axis: 1 }));
-  const scales = g.const(new Float32Array([1, 1, 2, 2]), [4], 'sc');
-  const rs = g.id('rs');
-  g.nodes.push(makeNode('Resize', [sm, '', scales], [rs], { mode: 'nearest' }));
-  return g.model('x', [1, 2, 4, 4], g.qdq(rs, 1 / 255, 0, [1, 2, 8, 8]));
+  const lrn = g.id('lrn');
+  g.nodes.push(makeNode('LRN', [y.name], [lrn], { size: 3 }));
+  const d2s = g.id('d2s');
+  g.nodes.push(makeNode('DepthToSpace', [lrn], [d2s], { blocksize: 1 }));
+  return g.model('x', [1, 2, 4, 4], g.qdq(d2s, 1 / 255, 0, [1, 2, 4, 4]));
 }
 
 t.test('a model with unsupported operators is refused at load, naming them', async (t) => {
-  const bytes = modelWith('Softmax+Resize');
+  const bytes = modelWith('LRN+DepthToSpace');
   const err = (() => { try { NativeBackend.load(bytes, { name: 'detector@2.0.0' }); } catch (e) { return e; } })();
   t.ok(err instanceof EdgeError, 'a typed EdgeError');
   t.equal((err as EdgeError).code, 'EDGE_MODEL_UNSUPPORTED_OPS');
-  t.match((err as EdgeError).message, /detector@2\.0\.0.*Resize, Softmax/, 'the message names the model and both operators');
-  t.same((err as EdgeError).details, { unsupported: ['Resize', 'Softmax'] });
-  t.same(canRunNatively(decodeModel(bytes)), { ok: false, unsupported: ['Resize', 'Softmax'] }, "the 'auto' check says why");
+  t.match((err as EdgeError).message, /detector@2\.0\.0.*DepthToSpace, LRN/, 'the message names the model and both operators');
+  t.same((err as EdgeError).details, { unsupported: ['DepthToSpace', 'LRN'] });
+  t.same(canRunNatively(decodeModel(bytes)), { ok: false, unsupported: ['DepthToSpace', 'LRN'] }, "the 'auto' check says why");
 });
 
 t.test('a supported operator used in a way the engine cannot fuse is refused with the node named', async (t) => {

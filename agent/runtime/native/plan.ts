@@ -63,7 +63,52 @@ export type PlanOp =
       outputScale: number; outputZeroPoint: number; clamp: Clamp;
     }
   | { op: 'lut'; input: number; output: number; /** Weight index: u8 [256]. */ table: number }
-  | { op: 'transpose'; input: number; output: number; /** Output dim i is input dim perm[i] (u8 tensors). */ perm: number[] };
+  | { op: 'transpose'; input: number; output: number; /** Output dim i is input dim perm[i] (u8 tensors). */ perm: number[] }
+  | FloatInsideOp;
+
+/**
+ * Ops that run in float inside the step (mixed precision, between a dequantize and a quantize),
+ * the MatMul of two activations and ConvTranspose; compiled by compile/float.ts and
+ * compile/deconv.ts, run by steps_float.cc, steps_qmatmul.cc and steps_deconv.cc.
+ */
+export type FloatInsideOp =
+  | {
+      /** Softmax along the middle dimension of the storage viewed as [outer, axis, inner]. */
+      op: 'softmax'; input: number; output: number; outer: number; axis: number; inner: number;
+      inputScale: number; outputScale: number; outputZeroPoint: number;
+    }
+  | {
+      /** Normalisation over the innermost storage axis; gamma and beta: weight indices, f32 [len]. */
+      op: 'layernorm'; input: number; output: number; gamma: number; beta: number; epsilon: number;
+      inputScale: number; inputZeroPoint: number; outputScale: number; outputZeroPoint: number;
+    }
+  | {
+      /** NHWC u8 in and out; source rows/columns per output row/column (ONNX coordinate rules resolved). */
+      op: 'resize'; input: number; output: number; linear: boolean;
+      rowsFrom: number[]; colsFrom: number[];
+      /** linear only: the second neighbours, and weight indices (f32) of the second neighbour. */
+      rowsTo?: number[]; colsTo?: number[]; rowWeights?: number; colWeights?: number;
+      inputScale: number; inputZeroPoint: number; outputScale: number; outputZeroPoint: number;
+    }
+  | {
+      /** [batch, M, K] x [batch, K, N] of two u8 activations; a broadcast operand has one batch. */
+      op: 'qmatmul'; a: number; b: number; output: number; batch: number; M: number; K: number; N: number;
+      aBroadcast: boolean; bBroadcast: boolean; aZeroPoint: number; bZeroPoint: number;
+      /** a_scale * b_scale / output_scale in float32. */
+      multiplier: number; outputZeroPoint: number; clamp: Clamp;
+    }
+  | {
+      /** ConvTranspose on NHWC u8 (compile/deconv.ts, steps_deconv.cc). */
+      op: 'deconv';
+      input: number; output: number;
+      /** Weight index: s8 [C, M/group, KH, KW] (ONNX layout), zero point already subtracted. */
+      weights: number; bias: number; multipliers: number;
+      inputZeroPoint: number; outputZeroPoint: number; clamp: Clamp;
+      kernel: [number, number]; strides: [number, number];
+      /** top, left, bottom, right */
+      pads: [number, number, number, number];
+      dilations: [number, number]; outputPadding: [number, number]; group: number;
+    };
 
 export interface PlanIO {
   name: string;

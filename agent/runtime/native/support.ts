@@ -10,6 +10,10 @@ const DEFAULT_DOMAIN = new Set([
   'MaxPool', 'AveragePool', 'GlobalAveragePool',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout',
   'QLinearConv', 'QLinearMatMul',
+  // Float inside (compile/float.ts): int8 in and out, float in the step.
+  'Softmax', 'LayerNormalization', 'Resize', 'Sub', 'Div',
+  'ReduceMean', 'Pow', 'Sqrt', // only as the spelled-out LayerNorm
+  'ConvTranspose',
 ]);
 
 /** ONNX Runtime's contrib operators (domain com.microsoft) the compiler handles. */

@@ -106,5 +106,10 @@ std::unique_ptr<Step> build_pool(const Fields& f, bool max);           // steps_
 std::unique_ptr<Step> build_eltwise(const Fields& f, bool mul);        // steps_eltwise.cc
 std::unique_ptr<Step> build_lut(const Fields& f);                      // steps_lut.cc
 std::unique_ptr<Step> build_transpose(const Fields& f);                // steps_layout.cc
+std::unique_ptr<Step> build_softmax(const Fields& f);                  // steps_float.cc
+std::unique_ptr<Step> build_layernorm(const Fields& f);                // steps_float.cc
+std::unique_ptr<Step> build_resize(const Fields& f);                   // steps_float.cc
+std::unique_ptr<Step> build_qmatmul(const Fields& f);                  // steps_qmatmul.cc
+std::unique_ptr<Step> build_deconv(const Fields& f);                   // steps_deconv.cc
 
 }  // namespace edge::engine

@@ -52,7 +52,12 @@ std::unique_ptr<Step> build_step(const OpDesc& op, int index, const BuildContext
   else if (op.op == "mul") step = build_eltwise(f, true);
   else if (op.op == "lut") step = build_lut(f);
   else if (op.op == "transpose") step = build_transpose(f);
-  else f.fail("unknown op kind (expected quantize, dequantize, conv, gemm, maxpool, avgpool, add, mul, lut or transpose)");
+  else if (op.op == "softmax") step = build_softmax(f);
+  else if (op.op == "layernorm") step = build_layernorm(f);
+  else if (op.op == "resize") step = build_resize(f);
+  else if (op.op == "qmatmul") step = build_qmatmul(f);
+  else if (op.op == "deconv") step = build_deconv(f);
+  else f.fail("unknown op kind (expected quantize, dequantize, conv, gemm, maxpool, avgpool, add, mul, lut, transpose, softmax, layernorm, resize, qmatmul or deconv)");
   step->name = f.label();
   return step;
 }

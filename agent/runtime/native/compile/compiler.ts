@@ -10,10 +10,12 @@ import type { Plan, PlanDType, PlanOp, PlanTensor, WeightBuffer } from '../plan.
 import { signFlipTable } from '../quant.js';
 import { opLabel } from '../support.js';
 import { emitConv, visitConv, qlinearConv } from './conv.js';
+import { emitDeconv, visitConvTranspose } from './deconv.js';
 import { emitEltwise, visitEltwise, qlinearEltwise, constOperand } from './eltwise.js';
 import { emitGemm, visitGemm, qlinearMatMul } from './gemm.js';
 import { reshape } from './layout.js';
 import { emitLut, lut, clampOrUnary, unaryOnDeq, qlinearUnary } from './lut.js';
+import { arithmetic, layerNormalization, matmulOfActivations, pow, reduceMean, resize, softmax, sqrt } from './float.js';
 import { emitPool, visitPool, qlinearPool } from './pool.js';
 import { quantizeLinear, dequantizeLinear, graphOutput } from './quantize.js';
 import {
@@ -27,15 +29,26 @@ export class Compiler {
   readonly weights: WeightBuffer[] = [];
   private readonly values = new Map<string, Value>();
   private readonly uses = new Map<string, number>();
+  /** Names of the graph's outputs. */
+  readonly graphOutputs = new Set<string>();
   /** The node being compiled, for messages and attributes. */
   node!: NodeProto;
 
   constructor(private readonly model: ModelProto) {}
 
+  /** The default domain's opset version (semantics changed across versions, e.g. Softmax at 13). */
+  get opset(): number {
+    const o = this.model.opsetImport?.find((x) => !x.domain || x.domain === 'ai.onnx');
+    return Number(o?.version ?? 13);
+  }
+
   run(): CompiledModel {
     const g = this.model.graph!;
     for (const n of g.node ?? []) for (const i of n.input ?? []) if (i) this.uses.set(i, (this.uses.get(i) ?? 0) + 1);
-    for (const o of g.output ?? []) this.uses.set(o.name!, (this.uses.get(o.name!) ?? 0) + 1);
+    for (const o of g.output ?? []) {
+      this.uses.set(o.name!, (this.uses.get(o.name!) ?? 0) + 1);
+      this.graphOutputs.add(o.name!);
+    }
     for (const t of g.initializer ?? []) {
       this.values.set(t.name!, { k: 'const', c: { data: tensorData(t), shape: dims(t), dtype: t.dataType ?? 0 } });
     }
@@ -94,8 +107,16 @@ export class Compiler {
       case 'QuantizeLinear': return quantizeLinear(this);
       case 'DequantizeLinear': return dequantizeLinear(this);
       case 'Conv': return visitConv(this);
-      case 'Gemm': case 'MatMul': return visitGemm(this);
-      case 'Add': case 'Mul': return visitEltwise(this);
+      case 'ConvTranspose': return visitConvTranspose(this);
+      case 'MatMul': return this.input(1)?.k === 'dq' ? matmulOfActivations(this) : visitGemm(this);
+      case 'Gemm': return visitGemm(this);
+      case 'Add': case 'Mul': case 'Sub': case 'Div': return arithmetic(this, op) ? undefined : visitEltwise(this);
+      case 'Softmax': return softmax(this);
+      case 'LayerNormalization': return layerNormalization(this);
+      case 'ReduceMean': return reduceMean(this);
+      case 'Pow': return pow(this);
+      case 'Sqrt': return sqrt(this);
+      case 'Resize': return resize(this);
       case 'Relu': case 'Clip': return clampOrUnary(this);
       case 'Sigmoid': case 'Tanh': case 'LeakyRelu': case 'HardSigmoid': case 'HardSwish':
         return unaryOnDeq(this, op);
@@ -118,10 +139,12 @@ export class Compiler {
     try {
       switch (p.kind) {
         case 'conv': return emitConv(this, p, scale, zp, signed);
+        case 'deconv': return emitDeconv(this, p, scale, zp, signed);
         case 'gemm': return emitGemm(this, p, scale, zp, signed);
         case 'maxpool': case 'avgpool': return emitPool(this, p, scale, zp, signed);
         case 'eltwise': return emitEltwise(this, p, scale, zp, signed);
         case 'lut': return emitLut(this, p, scale, zp, signed);
+        case 'float': return p.emit(scale, zp, signed);
       }
     } finally {
       this.node = saved;

@@ -37,7 +37,7 @@ export function clampOrUnary(c: Compiler): void {
     lo = read(1, 'min', -Infinity); hi = read(2, 'max', Infinity);
   }
   const x = c.input(0)!;
-  if (x.k === 'pending' && (x.p.kind === 'conv' || x.p.kind === 'gemm' || x.p.kind === 'eltwise')) {
+  if (x.k === 'pending' && (x.p.kind === 'conv' || x.p.kind === 'deconv' || x.p.kind === 'gemm' || x.p.kind === 'eltwise')) {
     return c.pending({ ...x.p, lo: Math.max(x.p.lo, lo), hi: Math.min(x.p.hi, hi) });
   }
   if (x.k === 'dq') return c.pending({ kind: 'lut', node: n, fn: (v) => Math.min(hi, Math.max(lo, v)), x: x.d });

@@ -28,10 +28,22 @@ export interface ConstDeq { data: TypedArray; shape: number[]; dtype: number; sc
 /** A float result waiting for its output scale, by op family (the kernel family that will run it). */
 export type Pending =
   | { kind: 'conv'; node: NodeProto; x: Deq; w: ConstDeq; b?: Value; lo: number; hi: number }
+  | { kind: 'deconv'; node: NodeProto; x: Deq; w: ConstDeq; b?: Value; lo: number; hi: number }
   | { kind: 'gemm'; node: NodeProto; x: Deq; w: ConstDeq; transB: boolean; b?: Value; lo: number; hi: number }
   | { kind: 'maxpool' | 'avgpool'; node: NodeProto; x: Deq; global: boolean }
   | { kind: 'eltwise'; node: NodeProto; op: 'add' | 'mul'; a: Deq; b: Deq; lo: number; hi: number }
-  | { kind: 'lut'; node: NodeProto; fn: (x: number) => number; x: Deq };
+  | { kind: 'lut'; node: NodeProto; fn: (x: number) => number; x: Deq }
+  /** A float-inside op (compile/float.ts) that needs only its output scale to be emitted. */
+  | { kind: 'float'; node: NodeProto; emit: (scale: number, zp: number, signed: boolean) => QTensor; chain?: LayerNormChain };
+
+/** How far a decomposed LayerNorm (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add) has got. */
+export interface LayerNormChain {
+  stage: 'mean' | 'centred' | 'squared' | 'variance' | 'varianceEps' | 'std' | 'normalised' | 'scaled' | 'affine';
+  x: Deq;
+  epsilon?: number;
+  gamma?: Float64Array;
+  beta?: Float64Array;
+}
 
 export type Value =
   | { k: 'q'; q: QTensor }
