@@ -10,6 +10,9 @@ const DEFAULT_DOMAIN = new Set([
   'MaxPool', 'AveragePool', 'GlobalAveragePool',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout',
   'QLinearConv', 'QLinearMatMul',
+  // Constant shape arithmetic folded at load, and BatchNormalization (compile/fold.ts).
+  'Constant', 'Shape', 'Gather', 'Cast', 'ConstantOfShape', 'Concat', 'Slice', 'Sub', 'Div', 'Range', 'Equal', 'Where',
+  'BatchNormalization',
 ]);
 
 /** ONNX Runtime's contrib operators (domain com.microsoft) the compiler handles. */

@@ -12,6 +12,7 @@ import { opLabel } from '../support.js';
 import { emitConv, visitConv, qlinearConv } from './conv.js';
 import { emitEltwise, visitEltwise, qlinearEltwise, constOperand } from './eltwise.js';
 import { emitGemm, visitGemm, qlinearMatMul } from './gemm.js';
+import { batchNorm, foldConstant } from './fold.js';
 import { reshape } from './layout.js';
 import { emitLut, lut, clampOrUnary, unaryOnDeq, qlinearUnary } from './lut.js';
 import { emitPool, visitPool, qlinearPool } from './pool.js';
@@ -90,7 +91,9 @@ export class Compiler {
   /** Each ONNX operator to its op family (named like the kernel families in native/src/kernels/). */
   private visit(n: NodeProto): void {
     const op = n.opType!;
+    if (foldConstant(this)) return;
     switch (op) {
+      case 'BatchNormalization': return batchNorm(this);
       case 'QuantizeLinear': return quantizeLinear(this);
       case 'DequantizeLinear': return dequantizeLinear(this);
       case 'Conv': return visitConv(this);
