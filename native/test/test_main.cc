@@ -42,6 +42,7 @@ void run_conv_tests(Rng& rng, int cases);
 void run_pool_eltwise_tests(Rng& rng, int cases);
 void run_small_shape_tests(Rng& rng, int cases);
 void run_api_tests(Rng& rng);
+void run_copy_tests(Rng& rng, int cases);
 
 }  // namespace edge::test
 
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
     run_pool_eltwise_tests(rng, cases);
     run_small_shape_tests(rng, cases);
     run_api_tests(rng);
+    run_copy_tests(rng, cases);
     std::printf("variant %-10s cases=%ld failures=%ld\n", variant_name(v), counters().cases - before_cases,
                 counters().failures - before_fail);
   }
