@@ -13,12 +13,15 @@ const DEFAULT_DOMAIN = new Set([
   // Constant shape arithmetic folded at load, and BatchNormalization (compile/fold.ts).
   'Constant', 'Shape', 'Gather', 'Cast', 'ConstantOfShape', 'Concat', 'Slice', 'Sub', 'Div', 'Range', 'Equal', 'Where',
   'BatchNormalization',
+  // Data movement and Max/Min on int8 (compile/copy.ts).
+  'Split', 'Transpose', 'Pad', 'Max', 'Min',
 ]);
 
 /** ONNX Runtime's contrib operators (domain com.microsoft) the compiler handles. */
 const MICROSOFT_DOMAIN = new Set([
   'QLinearAdd', 'QLinearMul', 'QLinearGlobalAveragePool', 'QLinearAveragePool',
   'QLinearSigmoid', 'QLinearLeakyRelu',
+  'QLinearConcat',
 ]);
 
 export function isSupportedOp(opType: string, domain: string): boolean {

@@ -52,7 +52,9 @@ std::unique_ptr<Step> build_step(const OpDesc& op, int index, const BuildContext
   else if (op.op == "mul") step = build_eltwise(f, true);
   else if (op.op == "lut") step = build_lut(f);
   else if (op.op == "transpose") step = build_transpose(f);
-  else f.fail("unknown op kind (expected quantize, dequantize, conv, gemm, maxpool, avgpool, add, mul, lut or transpose)");
+  else if (op.op == "copy") step = build_copy(f);
+  else if (op.op == "max" || op.op == "min") step = build_maxmin(f, op.op == "max");
+  else f.fail("unknown op kind (expected quantize, dequantize, conv, gemm, maxpool, avgpool, add, mul, lut, transpose, copy, max or min)");
   step->name = f.label();
   return step;
 }

@@ -12,6 +12,7 @@ import { opLabel } from '../support.js';
 import { emitConv, visitConv, qlinearConv } from './conv.js';
 import { emitEltwise, visitEltwise, qlinearEltwise, constOperand } from './eltwise.js';
 import { emitGemm, visitGemm, qlinearMatMul } from './gemm.js';
+import { concat, maxMin, pad, qlinearConcat, slice, split, transpose } from './copy.js';
 import { batchNorm, foldConstant } from './fold.js';
 import { reshape } from './layout.js';
 import { emitLut, lut, clampOrUnary, unaryOnDeq, qlinearUnary } from './lut.js';
@@ -94,6 +95,13 @@ export class Compiler {
     if (foldConstant(this)) return;
     switch (op) {
       case 'BatchNormalization': return batchNorm(this);
+      case 'Concat': return concat(this);
+      case 'QLinearConcat': return qlinearConcat(this);
+      case 'Split': return split(this);
+      case 'Slice': return slice(this);
+      case 'Transpose': return transpose(this);
+      case 'Pad': return pad(this);
+      case 'Max': case 'Min': return maxMin(this);
       case 'QuantizeLinear': return quantizeLinear(this);
       case 'DequantizeLinear': return dequantizeLinear(this);
       case 'Conv': return visitConv(this);
@@ -125,6 +133,7 @@ export class Compiler {
         case 'maxpool': case 'avgpool': return emitPool(this, p, scale, zp, signed);
         case 'eltwise': return emitEltwise(this, p, scale, zp, signed);
         case 'lut': return emitLut(this, p, scale, zp, signed);
+        case 'deferred': return p.emit(scale, zp, signed);
       }
     } finally {
       this.node = saved;

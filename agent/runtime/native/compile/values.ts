@@ -31,7 +31,9 @@ export type Pending =
   | { kind: 'gemm'; node: NodeProto; x: Deq; w: ConstDeq; transB: boolean; b?: Value; lo: number; hi: number }
   | { kind: 'maxpool' | 'avgpool'; node: NodeProto; x: Deq; global: boolean }
   | { kind: 'eltwise'; node: NodeProto; op: 'add' | 'mul'; a: Deq; b: Deq; lo: number; hi: number }
-  | { kind: 'lut'; node: NodeProto; fn: (x: number) => number; x: Deq };
+  | { kind: 'lut'; node: NodeProto; fn: (x: number) => number; x: Deq }
+  /** Data movement (Concat, Max...) whose ops are written once the output scale is known. */
+  | { kind: 'deferred'; node: NodeProto; emit: (scale: number, zp: number, signed: boolean) => QTensor };
 
 export type Value =
   | { k: 'q'; q: QTensor }
