@@ -237,6 +237,31 @@ const CASES: Case[] = [
       build([3, 4, 9], ([i, j, k]) => (i < 2 && j >= 1 && k < 7 ? at(p, [i, j - 1, k]) : P.zp + 16)),
     ],
   },
+  ...(['reflect', 'edge'] as const).map((mode): Case => ({
+    name: `Pad (${mode}) of H and W of an NHWC map and of a 3-D tensor`,
+    inputs: [A, P],
+    exactWithOrt: true,
+    graph: (g, [a, p]) => {
+      const [y] = g.op('Pad', [a, g.i64([0, 0, 2, 1, 0, 0, 3, 4])], { mode });
+      const [z] = g.op('Pad', [p, g.i64([0, 2, 6, 0, 0, 3])], { mode });
+      return [
+        { name: g.q(y, A.scale, A.zp), shape: [1, 3, 9, 10], scale: A.scale, zp: A.zp },
+        { name: g.q(z, P.scale, P.zp), shape: [2, 5, 16], scale: P.scale, zp: P.zp },
+      ];
+    },
+    reference: ([a, p]) => {
+      // Index into the source along one axis of size d for a padded position i (before = lo).
+      const src = (i: number, lo: number, d: number) => {
+        const k = i - lo;
+        if (mode === 'edge') return Math.min(d - 1, Math.max(0, k));
+        return k < 0 ? -k : k >= d ? 2 * (d - 1) - k : k;
+      };
+      return [
+        build([1, 3, 9, 10], ([n, c, h, w]) => at(a, [n, c, src(h, 2, 4), src(w, 1, 5)])),
+        build([2, 5, 16], ([i, j, k]) => at(p, [i, src(j, 2, 3), src(k, 6, 7)])),
+      ];
+    },
+  })),
   ...(['Max', 'Min'] as const).map((op): Case => ({
     name: `${op} with broadcast (a [1,3,4,5], b [3,1,5] from a Slice), two scales into a third`,
     inputs: [A],
@@ -365,7 +390,7 @@ t.test('malformed copy and max plans are refused without crashing', async (t) =>
     ['read past an input', (op) => { op.start[op.start.length - 1] = 99; }, /reads outside input dimension/],
     ['write past the output', (op) => { op.at[0] = 1; }, /writes outside output dimension/],
     ['a repeated dimension', (op) => { op.perm[1] = op.perm[0]; }, /perm must name every input dimension once/],
-    ['step 0', (op) => { op.step[0] = 0; }, /step must not be 0|reads outside/],
+    ['a step that walks off the input', (op) => { op.step[op.step.length - 1] = 3; }, /reads outside input dimension/],
     ['gaps and no fill', (op) => { op.count[1] = 1; }, /do not cover the output/],
     ['no regions', (op) => { for (const k of ['inputs', 'count', 'start', 'step', 'at', 'perm', 'requant']) op[k] = []; }, /at least one input region|must hold/],
   ];

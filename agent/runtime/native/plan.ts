@@ -75,7 +75,7 @@ export type PlanOp =
 /**
  * Rectangular regions of inputs copied into one output (Concat, Split, Slice, Transpose, Pad).
  * Per region r and output dimension d (flattened r * rank + d): it writes count elements from
- * output index at, reading input dimension perm from index start in steps of step (may be
+ * output index at, reading input dimension perm from index start in steps of step (0 repeats an element; may be
  * negative). A region is requantized to outputScale/outputZeroPoint when requant[r] is 1. With
  * fill, the whole output is first set to that byte.
  */

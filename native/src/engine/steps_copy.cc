@@ -1,6 +1,6 @@
 // The copy family (kernels/copy.h): one 'copy' op writes its output from rectangular regions of
 // one or more inputs (Concat: one region per input; Split and Slice: one strided region, steps
-// may be negative; Transpose: one region whose dimensions walk the input in another order; Pad:
+// may be negative, or 0 to repeat an edge; Transpose: one region whose dimensions walk the input in another order; Pad:
 // the output filled with the zero point's byte, then the input as one region), each region
 // requantized on the fly when its input's scale or zero point differs from the output's. And
 // element-wise 'max'/'min' with broadcasting, both inputs requantized to the output first
@@ -160,7 +160,7 @@ std::unique_ptr<Step> build_copy(const Fields& f) {
       f.check(!seen[p], "perm must name every input dimension once in each region");
       seen[p] = true;
       const int64_t c = count[j], s0 = start[j], st = stepv[j], extent = x.shape[p];
-      f.check(st != 0, "step must not be 0");
+      // A step of 0 repeats one element (edge padding); the bounds below still hold.
       const int64_t last = s0 + (c - 1) * st;
       f.check(s0 < extent && last >= 0 && last < extent, "region " + std::to_string(i) + " reads outside input dimension " + std::to_string(p));
       f.check(at[j] + c <= y.shape[d], "region " + std::to_string(i) + " writes outside output dimension " + std::to_string(d));

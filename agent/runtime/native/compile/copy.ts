@@ -156,11 +156,12 @@ export function pad(c: Compiler): void {
   const q = x.q;
   const r = q.shape.length;
   const mode = String(attr(c.node, 'mode') ?? 'constant');
-  if (mode !== 'constant') throw c.bad(`mode '${mode}' is not supported (constant only)`);
+  if (!['constant', 'reflect', 'edge'].includes(mode)) throw c.bad(`mode '${mode}' is not supported (constant, reflect or edge)`);
   const pads = int64s(c.constValue(1, 'Pad pads'));
   const axes = c.node.input?.[3] ? int64s(c.constValue(3, 'Pad axes')).map((a) => (a < 0 ? a + r : a)) : q.shape.map((_, i) => i);
   if (pads.length !== 2 * axes.length) throw c.bad(`pads holds ${pads.length} values for ${axes.length} axes`);
   if (pads.some((p) => p < 0)) throw c.bad('negative pads (cropping) are not supported');
+  if (mode !== 'constant') return c.set(x.scale === undefined ? { k: 'q', q: padCopies(c, q, axes, pads, mode) } : { k: 'dq', d: { q: padCopies(c, q, axes, pads, mode), scale: x.scale, zp: x.zp! } });
   const value = c.node.input?.[2] ? Number(c.constValue(2, 'Pad constant value').data[0]) : 0;
   if (x.scale === undefined && value !== 0) throw c.bad('a non-zero pad value on a quantized tensor needs its scale (QDQ form)');
   // The pad value in the input's quantization (0 is the zero point itself, always exact).
@@ -175,6 +176,39 @@ export function pad(c: Compiler): void {
   const at = storageShape(before, q.layout);
   const out = copyOp(c, storage, [whole(q, at)], undefined, fill);
   result(c, x, { tensor: out, shape, layout: q.layout, signed: q.signed });
+}
+
+/**
+ * Reflect and edge padding, one axis at a time: each padded axis is one copy of three regions
+ * (the mirrored or repeated border before, the input, the border after). A step of -1 reads the
+ * mirror image, a step of 0 repeats the edge.
+ */
+function padCopies(c: Compiler, q: QTensor, axes: number[], pads: number[], mode: string): QTensor {
+  let cur = q;
+  axes.forEach((a, i) => {
+    const lo = pads[i]; const hi = pads[i + axes.length];
+    if (lo === 0 && hi === 0) return;
+    const d = cur.shape[a];
+    if (mode === 'reflect' && (lo >= d || hi >= d)) throw c.bad(`reflect padding of ${Math.max(lo, hi)} needs axis ${a} longer than that (it has ${d})`);
+    const shape = [...cur.shape]; shape[a] = d + lo + hi;
+    const storage = storageShape(cur.shape, cur.layout);
+    const sa = storageAxis(cur.layout, a);
+    const region = (count: number, start: number, step: number, at: number): Region => {
+      const r = whole(cur, storage.map(() => 0));
+      r.count = [...storage]; r.count[sa] = count;
+      r.start = storage.map(() => 0); r.start[sa] = start;
+      r.step = storage.map(() => 1); r.step[sa] = step;
+      r.at[sa] = at;
+      return r;
+    };
+    const regions: Region[] = [];
+    if (lo) regions.push(mode === 'reflect' ? region(lo, lo, -1, 0) : region(lo, 0, 0, 0));
+    regions.push(region(d, 0, 1, lo));
+    if (hi) regions.push(mode === 'reflect' ? region(hi, d - 2, -1, lo + d) : region(hi, d - 1, 0, lo + d));
+    const out = copyOp(c, storageShape(shape, cur.layout), regions);
+    cur = { tensor: out, shape, layout: cur.layout, signed: cur.signed };
+  });
+  return cur;
 }
 
 /** A float constant quantized at the output's scale (the ConstantOfShape zeros of a channel pad). */
