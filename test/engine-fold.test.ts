@@ -137,3 +137,22 @@ t.test('what cannot be folded is refused naming the node', async (t) => {
   const b2 = g2.model('x', ['N', 2, 4, 4], g2.qdq(bn, IN_SCALE, IN_ZP, [1, 2, 4, 4]));
   t.throws(() => compileModel(decodeModel(b2)), { code: 'EDGE_MODEL_UNSUPPORTED_OPS', message: /BatchNormalization .*one value per channel|3 channels/ });
 });
+
+t.test('Equal/Where/Range/Slice on int64 shape constants fold too', async (t) => {
+  const g = new QdqGraph(51);
+  const x = g.input('x', [1, 3, 4, 2], IN_SCALE, IN_ZP);
+  const i64 = (v: bigint[]) => g.const(BigInt64Array.from(v), [v.length], 'k');
+  const [isz, tgt, rng, part, r] = ['isz', 'tgt', 'rng', 'part', 'r'].map((p) => g.id(p));
+  g.nodes.push(
+    makeNode('Range', [g.const(BigInt64Array.from([0n]), [], 's'), g.const(BigInt64Array.from([4n]), [], 'l'), g.const(BigInt64Array.from([1n]), [], 'd')], [rng]),
+    makeNode('Slice', [rng, i64([1n]), i64([3n])], [part]), // [1, 2]
+    makeNode('Equal', [i64([0n, 8n, 3n]), g.const(BigInt64Array.from([0n]), [], 'z')], [isz]),
+    makeNode('Where', [isz, i64([1n, 1n, 1n]), i64([0n, 8n, 3n])], [tgt]), // [1, 8, 3]
+    makeNode('Reshape', [x.name, tgt], [r]),
+  );
+  const bytes = g.model('x', ['N', 3, 4, 2], g.qdq(r, IN_SCALE, IN_ZP, [1, 8, 3]));
+  const compiled = compileModel(decodeModel(bytes));
+  t.same(compiled.outputs[0].shape, [1, 8, 3], 'the Reshape target [1, 8, 3] was computed at load');
+  const r2 = await runBoth(bytes, [1, 3, 4, 2], 3);
+  t.same(Array.from(r2.native), Array.from(r2.ort), 'the same values as ONNX Runtime');
+});

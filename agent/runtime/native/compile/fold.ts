@@ -211,7 +211,8 @@ function evaluate(c: Compiler, op: string, k: (Const | undefined)[]): Value {
     case 'Equal': return broadcast(a!, b!, (x, y) => (x === y ? 1 : 0), DataType.BOOL);
     case 'Where': {
       const [cond, x, y] = k as Const[];
-      const pick = broadcast(cond, x, (cv, xv) => (cv ? xv : NaN), x.dtype);
+      // NaN marks "take y" on the way (float64 holds it whatever x's type).
+      const pick = broadcast(cond, x, (cv, xv) => (cv ? xv : NaN), DataType.DOUBLE);
       const pc = (pick as { c: Const }).c;
       return broadcast(pc, y, (p, yv) => (Number.isNaN(p) ? yv : p), x.dtype);
     }
