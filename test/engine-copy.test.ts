@@ -400,3 +400,30 @@ t.test('malformed copy and max plans are refused without crashing', async (t) =>
     t.throws(() => createEngine(plan, base.weights), { code: 'EDGE_NATIVE_PLAN_INVALID', message }, what);
   }
 });
+
+t.test('QOperator form: Transpose, Slice and Concat straight on uint8 tensors', async (t) => {
+  const g = new G();
+  const [tr] = g.op('Transpose', ['x'], { perm: [1, 2, 0] });
+  const [sl] = g.op('Slice', [tr, g.i64([-1]), g.i64([-100]), g.i64([1]), g.i64([-1])]);
+  const [cat] = g.op('Concat', [sl, tr], { axis: 2 });
+  g.nodes.push(makeNode('Identity', [cat], ['y']));
+  const bytes = encodeModel(makeModel({
+    name: 'qop', node: g.nodes, initializer: g.inits,
+    input: [makeValueInfo('x', DataType.UINT8, [2, 3, 4])], output: [makeValueInfo('y', DataType.UINT8, [3, 4, 4])],
+  }, 13));
+  const rand = mulberry32(99);
+  const x = build([2, 3, 4], () => Math.floor(rand() * 256));
+  const tx = transposeRef(x, [1, 2, 0]);
+  const want = concatRef([sliceRef(tx, [-1], [-100], [1], [-1]), tx], 2, [{ scale: 1, zp: 0 }, { scale: 1, zp: 0 }], { scale: 1, zp: 0 });
+  const native = NativeBackend.load(bytes, { name: 'qop' });
+  const session = await ort.InferenceSession.create(bytes);
+  try {
+    const got = (await native.run({ x: { dtype: 'uint8', shape: [2, 3, 4], data: x.data } })).y.data as Uint8Array;
+    const ref = (await session.run({ x: new ort.Tensor('uint8', x.data, [2, 3, 4]) })).y.data as Uint8Array;
+    t.same(Array.from(got), Array.from(want.data), 'the exact reference');
+    t.same(Array.from(got), Array.from(ref), "ONNX Runtime's bytes");
+  } finally {
+    await native.dispose();
+    await session.release();
+  }
+});
