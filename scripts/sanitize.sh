@@ -59,7 +59,7 @@ cxx="${CXX:-c++}"
 # ASan must be the first runtime in the process: preload it (and UBSan) into node.
 preload="$("$cxx" -print-file-name=libasan.so):$("$cxx" -print-file-name=libubsan.so)"
 failed=0
-for f in kernels-api kernels-ort engine-parity; do
+for f in kernels-api kernels-ort engine-parity engine-copy; do
   file="$root/test/$f.test.ts"
   [ -f "$file" ] || continue
   echo "sanitize: addon under ASan+UBSan: test/$f.test.ts"

@@ -44,6 +44,7 @@ void run_small_shape_tests(Rng& rng, int cases);
 void run_api_tests(Rng& rng);
 void run_float_inside_tests(Rng& rng, int cases);
 void run_deconv_tests(Rng& rng, int cases);
+void run_copy_tests(Rng& rng, int cases);
 
 }  // namespace edge::test
 
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
     run_api_tests(rng);
     run_float_inside_tests(rng, cases);
     run_deconv_tests(rng, cases);
+    run_copy_tests(rng, cases);
     std::printf("variant %-10s cases=%ld failures=%ld\n", variant_name(v), counters().cases - before_cases,
                 counters().failures - before_fail);
   }

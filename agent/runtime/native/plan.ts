@@ -64,7 +64,14 @@ export type PlanOp =
     }
   | { op: 'lut'; input: number; output: number; /** Weight index: u8 [256]. */ table: number }
   | { op: 'transpose'; input: number; output: number; /** Output dim i is input dim perm[i] (u8 tensors). */ perm: number[] }
-  | FloatInsideOp;
+  | FloatInsideOp
+  | CopyOp
+  | {
+      op: 'max' | 'min';
+      /** Same rank as the output; a dimension of 1 broadcasts. */
+      a: number; b: number; output: number;
+      aScale: number; aZeroPoint: number; bScale: number; bZeroPoint: number; outputScale: number; outputZeroPoint: number;
+    };
 
 /**
  * Ops that run in float inside the step (mixed precision, between a dequantize and a quantize),
@@ -109,6 +116,23 @@ export type FloatInsideOp =
       pads: [number, number, number, number];
       dilations: [number, number]; outputPadding: [number, number]; group: number;
     };
+
+/**
+ * Rectangular regions of inputs copied into one output (Concat, Split, Slice, Transpose, Pad).
+ * Per region r and output dimension d (flattened r * rank + d): it writes count elements from
+ * output index at, reading input dimension perm from index start in steps of step (0 repeats an element; may be
+ * negative). A region is requantized to outputScale/outputZeroPoint when requant[r] is 1. With
+ * fill, the whole output is first set to that byte.
+ */
+export interface CopyOp {
+  op: 'copy';
+  output: number;
+  inputs: number[];
+  count: number[]; start: number[]; step: number[]; at: number[]; perm: number[];
+  requant: number[];
+  inScales?: number[]; inZeroPoints?: number[]; outputScale?: number; outputZeroPoint?: number;
+  fill?: number;
+}
 
 export interface PlanIO {
   name: string;

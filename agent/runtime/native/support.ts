@@ -14,12 +14,18 @@ const DEFAULT_DOMAIN = new Set([
   'Softmax', 'LayerNormalization', 'Resize', 'Sub', 'Div',
   'ReduceMean', 'Pow', 'Sqrt', // only as the spelled-out LayerNorm
   'ConvTranspose',
+  // Constant shape arithmetic folded at load, and BatchNormalization (compile/fold.ts).
+  'Constant', 'Shape', 'Gather', 'Cast', 'ConstantOfShape', 'Concat', 'Slice', 'Range', 'Equal', 'Where',
+  'BatchNormalization',
+  // Data movement and Max/Min on int8 (compile/copy.ts).
+  'Split', 'Transpose', 'Pad', 'Max', 'Min',
 ]);
 
 /** ONNX Runtime's contrib operators (domain com.microsoft) the compiler handles. */
 const MICROSOFT_DOMAIN = new Set([
   'QLinearAdd', 'QLinearMul', 'QLinearGlobalAveragePool', 'QLinearAveragePool',
   'QLinearSigmoid', 'QLinearLeakyRelu',
+  'QLinearConcat',
 ]);
 
 export function isSupportedOp(opType: string, domain: string): boolean {

@@ -60,6 +60,16 @@ class Fields {
     }
     return out;
   }
+  // A list of finite numbers (scales); count 0 takes any length.
+  std::vector<double> numbers(const char* key, size_t count) const {
+    auto it = op_.list.find(key);
+    if (it == op_.list.end()) fail(std::string("missing list field '") + key + "'");
+    if (count && it->second.size() != count) fail(std::string("field '") + key + "' must hold " + std::to_string(count) + " values");
+    for (double v : it->second) if (!std::isfinite(v)) fail(std::string("field '") + key + "' holds a number that is not finite");
+    return it->second;
+  }
+  size_t tensor_count() const { return ctx_.tensors->size(); }
+  bool has(const char* key) const { return op_.num.count(key) || op_.list.count(key); }
   int tensor(const char* key) const { return integer(key, 0, static_cast<int64_t>(ctx_.tensors->size()) - 1); }
   const TensorDesc& desc(int t) const { return (*ctx_.tensors)[t]; }
   // A tensor with one of the allowed element types and, when given, this exact rank.
@@ -111,5 +121,7 @@ std::unique_ptr<Step> build_layernorm(const Fields& f);                // steps_
 std::unique_ptr<Step> build_resize(const Fields& f);                   // steps_float.cc
 std::unique_ptr<Step> build_qmatmul(const Fields& f);                  // steps_qmatmul.cc
 std::unique_ptr<Step> build_deconv(const Fields& f);                   // steps_deconv.cc
+std::unique_ptr<Step> build_copy(const Fields& f);                     // steps_copy.cc (Concat, Split, Slice, Transpose, Pad)
+std::unique_ptr<Step> build_maxmin(const Fields& f, bool max);         // steps_copy.cc (Max, Min)
 
 }  // namespace edge::engine

@@ -57,7 +57,9 @@ std::unique_ptr<Step> build_step(const OpDesc& op, int index, const BuildContext
   else if (op.op == "resize") step = build_resize(f);
   else if (op.op == "qmatmul") step = build_qmatmul(f);
   else if (op.op == "deconv") step = build_deconv(f);
-  else f.fail("unknown op kind (expected quantize, dequantize, conv, gemm, maxpool, avgpool, add, mul, lut, transpose, softmax, layernorm, resize, qmatmul or deconv)");
+  else if (op.op == "copy") step = build_copy(f);
+  else if (op.op == "max" || op.op == "min") step = build_maxmin(f, op.op == "max");
+  else f.fail("unknown op kind (expected quantize, dequantize, conv, gemm, maxpool, avgpool, add, mul, lut, transpose, softmax, layernorm, resize, qmatmul, deconv, copy, max or min)");
   step->name = f.label();
   return step;
 }

@@ -2,6 +2,7 @@
 // The int8 kernel library, everything in one include. See native/README.md for the design.
 #include "kernels/common.h"
 #include "kernels/conv.h"
+#include "kernels/copy.h"
 #include "kernels/conv_direct.h"
 #include "kernels/cpu_features.h"
 #include "kernels/deconv.h"

@@ -13,6 +13,8 @@ import { emitConv, visitConv, qlinearConv } from './conv.js';
 import { emitDeconv, visitConvTranspose } from './deconv.js';
 import { emitEltwise, visitEltwise, qlinearEltwise, constOperand } from './eltwise.js';
 import { emitGemm, visitGemm, qlinearMatMul } from './gemm.js';
+import { concat, maxMin, pad, qlinearConcat, slice, split, transpose } from './copy.js';
+import { batchNorm, foldConstant } from './fold.js';
 import { reshape } from './layout.js';
 import { emitLut, lut, clampOrUnary, unaryOnDeq, qlinearUnary } from './lut.js';
 import { arithmetic, layerNormalization, matmulOfActivations, pow, reduceMean, resize, softmax, sqrt } from './float.js';
@@ -103,7 +105,16 @@ export class Compiler {
   /** Each ONNX operator to its op family (named like the kernel families in native/src/kernels/). */
   private visit(n: NodeProto): void {
     const op = n.opType!;
+    if (foldConstant(this)) return;
     switch (op) {
+      case 'BatchNormalization': return batchNorm(this);
+      case 'Concat': return concat(this);
+      case 'QLinearConcat': return qlinearConcat(this);
+      case 'Split': return split(this);
+      case 'Slice': return slice(this);
+      case 'Transpose': return transpose(this);
+      case 'Pad': return pad(this);
+      case 'Max': case 'Min': return maxMin(this);
       case 'QuantizeLinear': return quantizeLinear(this);
       case 'DequantizeLinear': return dequantizeLinear(this);
       case 'Conv': return visitConv(this);
@@ -144,7 +155,8 @@ export class Compiler {
         case 'maxpool': case 'avgpool': return emitPool(this, p, scale, zp, signed);
         case 'eltwise': return emitEltwise(this, p, scale, zp, signed);
         case 'lut': return emitLut(this, p, scale, zp, signed);
-        case 'float': return p.emit(scale, zp, signed);
+        case 'float':
+        case 'deferred': return p.emit(scale, zp, signed);
       }
     } finally {
       this.node = saved;

@@ -28,9 +28,11 @@ export function constOperand(c: Compiler, k: ConstDeq): Deq {
   const shift = k.dtype === DataType.INT8 ? 128 : 0;
   const bytes = new Uint8Array(k.data.length);
   for (let i = 0; i < bytes.length; i++) bytes[i] = Number(k.data[i]) + shift;
-  const t = c.tensor('u8', k.shape);
+  // A scalar is stored as one element (the engine's tensors have rank 1 to 6).
+  const shape = k.shape.length ? k.shape : [1];
+  const t = c.tensor('u8', shape);
   c.tensors[t].constant = c.weight(bytes);
-  return { q: { tensor: t, shape: k.shape, layout: 'plain', signed: shift !== 0 }, scale: k.scales[0], zp: k.zps[0] + shift };
+  return { q: { tensor: t, shape, layout: 'plain', signed: shift !== 0 }, scale: k.scales[0], zp: k.zps[0] + shift };
 }
 
 export function emitEltwise(c: Compiler, p: Extract<Pending, { kind: 'eltwise' }>, scale: number, zp: number, signed: boolean): QTensor {
