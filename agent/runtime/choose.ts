@@ -1,5 +1,7 @@
 // Which backend runs a model version. 'auto' takes the native int8 engine when it is built
-// and supports the whole graph (without loading ONNX Runtime at all); when the engine runs
+// and supports the whole graph: without loading ONNX Runtime at all when a warm-up run costs
+// under COMPARE_ABOVE_MS, else timed against ONNX Runtime and the faster kept (the exact one
+// where ONNX Runtime saturates on this CPU); when the engine runs
 // only part of it, 'auto' opens both the partitioned backend and ONNX Runtime, times each at
 // warm-up and keeps the faster (partition.ts); ONNX Runtime otherwise. The choice and its
 // reason are kept for the log and /v1/status.
@@ -11,7 +13,7 @@ import { int8Weights } from '../onnx/int8-weights.js';
 // ONNX Runtime is imported only when a model needs it: a native-only device never maps its
 // shared library (about 20-30 MB of RSS; docs/reliability.md, footprint).
 import type { OrtOptions } from './ort-backend.js';
-import { fastestOf, openPartitioned } from './partition-choice.js';
+import { fastestOf, openPartitioned, timeAtWarmUp } from './partition-choice.js';
 
 export type BackendRequest = 'auto' | BackendKind;
 
@@ -97,9 +99,52 @@ export async function openBackend(pkg: ModelPackage, requested: BackendRequest, 
     // runtime.threads reaches the engine as is: 0 = every core. The engine splits only the
     // convolutions and GEMMs big enough to pay for waking its pool, so small models stay on one.
     const backend = native.NativeBackend.load(pkg.proto, { threads: ort.threads, name: `${pkg.manifest.name}@${pkg.manifest.version}` });
-    return { backend, choice: { requested, chosen: 'native', reason: requested === 'native' ? 'configured' : `auto: ${verdict.reason}${ortNote(pkg)}` } };
+    if (requested === 'native') return { backend, choice: { requested, chosen: 'native', reason: 'configured' } };
+    return await nativeOrOrt(pkg, backend, `auto: ${verdict.reason}${ortNote(pkg)}`, openOrt);
   } catch (err) {
     if (requested === 'native') throw err;
     return openOrt(`auto: native engine failed to load the model (${describe(err)})`);
   }
+}
+
+/**
+ * Below this warm-up time (ms) 'auto' keeps the native engine without opening ONNX Runtime: a
+ * model this cheap is dominated by ONNX Runtime's fixed cost per run, and a native-only device
+ * never maps ONNX Runtime's library.
+ */
+export const COMPARE_ABOVE_MS = 2;
+
+/**
+ * 'auto' on a model the engine runs whole: a costly one is timed against ONNX Runtime at
+ * warm-up and the faster kept, unless ONNX Runtime is inexact here (its int8 products saturate
+ * on this CPU), when the exact engine stays whatever the times.
+ */
+async function nativeOrOrt(pkg: ModelPackage, backend: Backend, why: string, openOrt: (reason: string) => Promise<OpenedBackend>): Promise<OpenedBackend> {
+  const keep = (reason: string): OpenedBackend => ({ backend, choice: { requested: 'auto', chosen: 'native', reason } });
+  const nativeMs = await timeAtWarmUp(backend);
+  if (nativeMs <= COMPARE_ABOVE_MS) return keep(why);
+  let other: OpenedBackend;
+  try {
+    other = await openOrt(why);
+  } catch (err) {
+    return keep(`${why}; native ${nativeMs.toFixed(2)} ms at warm-up; ONNX Runtime failed to load the model (${describe(err).split('\n')[0]})`);
+  }
+  if (other.choice.warning) {
+    await other.backend.dispose();
+    return keep(`${why}; native ${nativeMs.toFixed(2)} ms at warm-up; ONNX Runtime not taken: ${other.choice.warning}`);
+  }
+  let ortMs: number;
+  try {
+    ortMs = await timeAtWarmUp(other.backend);
+  } catch (err) {
+    await other.backend.dispose();
+    return keep(`${why}; ONNX Runtime failed its warm-up run (${describe(err).split('\n')[0]})`);
+  }
+  const measured = `measured at warm-up: native ${nativeMs.toFixed(2)} ms, ONNX Runtime ${ortMs.toFixed(2)} ms`;
+  if (nativeMs <= ortMs) {
+    await other.backend.dispose();
+    return keep(`${why}; ${measured}: native is faster`);
+  }
+  await backend.dispose();
+  return { backend: other.backend, choice: { ...other.choice, reason: `${why}; ${measured}: ONNX Runtime is faster` } };
 }
