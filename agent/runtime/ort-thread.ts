@@ -6,7 +6,7 @@
 // back without a copy. A thread that dies fails the runs it had with a clear error and is
 // started again from the model bytes; dispose() releases the session and ends the thread.
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DType, Tensor, TensorMap } from './backend.js';
 import type { GraphOptimizationLevel } from './ort-backend.js';
@@ -88,7 +88,11 @@ export class OrtThreadSession {
 
   #spawn(): Promise<Worker> {
     const init: ThreadInit = { model: this.#model, threads: this.#opts.threads, graphOptimizationLevel: this.#opts.graphOptimizationLevel, nice: this.#opts.nice ?? 0 };
-    const worker = new Worker(WORKER_FILE, { workerData: init, name: `ort:${this.#opts.name}` });
+    // Run from the sources (tsx, tests), the thread needs a TypeScript loader: tsx's hooks do not
+    // reach worker threads on Node 20, so the thread registers them before loading its script.
+    const worker = WORKER_FILE.endsWith('.ts')
+      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(WORKER_FILE).href)}); })`, { eval: true, workerData: init, name: `ort:${this.#opts.name}` })
+      : new Worker(WORKER_FILE, { workerData: init, name: `ort:${this.#opts.name}` });
     this.#worker = worker;
     let uncaught: Error | undefined;
     let served = false;
