@@ -4,7 +4,7 @@
 import {
   attr, DataType, dims, makeNode, makeTensor, valueInfoShape, type GraphProto, type ModelProto, type NodeProto, type TensorProto,
 } from '../../agent/onnx/model.js';
-import { ToolErrors } from './errors.js';
+import { liftNode } from './opset-lift.js';
 
 export const TARGET_OPSET = 13;
 
@@ -186,12 +186,20 @@ export function upgradeToOpset13(model: ModelProto, g: GraphIndex): void {
       out.push(makeNode(op, [flat], [soft], { axis: 1 }, n.name ?? undefined));
       out.push(makeNode('Reshape', [soft, shape], [y]));
       continue;
-    } else if (['Upsample', 'Resize', 'Scatter', 'TopK'].includes(op)) {
-      throw ToolErrors.MODEL_UNSUPPORTED(`the model uses opset ${from}, and its ${op} node (${n.name}) cannot be lifted to opset ${TARGET_OPSET} here; convert the model to opset ${TARGET_OPSET} or newer first (for example onnx.version_converter)`);
+    } else {
+      const lifted = liftNode(g, n, from);
+      if (lifted) {
+        out.push(lifted);
+        continue;
+      }
     }
     out.push(n);
   }
   g.graph.node = out;
+  // The empty roi/scales tensors lifted Resize nodes no longer read.
+  const read = new Set(out.flatMap((n) => n.input ?? []));
+  for (const v of [...(g.graph.input ?? []), ...(g.graph.output ?? [])]) read.add(v.name!);
+  for (const t of [...g.graph.initializer!]) if (!read.has(t.name!) && dims(t).reduce((a, b) => a * b, 1) === 0) g.removeInit(t.name!);
   const imp = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
   if (imp) imp.version = TARGET_OPSET;
   else (model.opsetImport ??= []).push({ domain: '', version: TARGET_OPSET });
