@@ -119,6 +119,36 @@ t.test('BatchNorm folds into the Conv without changing its outputs', async (t) =
   t.ok(maxDiff(before, after) < 1e-4, `max difference ${maxDiff(before, after)}`);
 });
 
+t.test('a per-channel bias Add and a BatchNorm fold into a grouped ConvTranspose (PaddleOCR det\'s head) without changing its outputs', async (t) => {
+  // ConvTranspose weights are [C, M/group, kh, kw]: the output channel is axis 1, within a group.
+  const c = 4; const group = 2; const mg = 3; const m = mg * group;
+  const model = decodeModel(encodeModel(makeModel({
+    name: 'deconv-bn',
+    node: [
+      makeNode('ConvTranspose', ['x', 'w'], ['d'], { kernel_shape: [2, 2], strides: [2, 2], group }),
+      makeNode('Add', ['d', 'bias'], ['a']),
+      makeNode('BatchNormalization', ['a', 'gamma', 'beta', 'mean', 'var'], ['y'], { epsilon: { float: 1e-3 } }),
+    ],
+    initializer: [
+      makeTensor('w', [c, mg, 2, 2], randoms(c * mg * 4, 11)),
+      makeTensor('bias', [1, m, 1, 1], randoms(m, 12)),
+      makeTensor('gamma', [m], Float32Array.from([0.5, 2, -1, 1.5, 3, 0.25])),
+      makeTensor('beta', [m], randoms(m, 13)),
+      makeTensor('mean', [m], randoms(m, 14)),
+      makeTensor('var', [m], Float32Array.from([0.1, 1, 4, 0.5, 2, 0.3])),
+    ],
+    input: [makeValueInfo('x', DataType.FLOAT, ['N', c, 3, 3])],
+    output: [makeValueInfo('y', DataType.FLOAT, ['N', m, 6, 6])],
+  })));
+  const x = randoms(c * 9, 15, 2);
+  const before = await run(model, { x }, { x: [1, c, 3, 3] });
+  const g = canonicalize(model);
+  t.equal(foldBatchNorms(g), 1);
+  t.same(g.graph.node!.map((n) => n.opType), ['ConvTranspose'], 'the Add and the BatchNorm are gone');
+  const after = await run(model, { x }, { x: [1, c, 3, 3] });
+  t.ok(maxDiff(before, after) < 1e-4, `max difference ${maxDiff(before, after)}`);
+});
+
 t.test('simplification keeps the results: hard-swish, Div, MatMul+Add, dynamic flatten', async (t) => {
   // x -> Conv -> hardswish spelled out -> GAP -> Shape/Slice/Concat/Reshape -> MatMul + b -> Div 2
   const model = decodeModel(encodeModel(makeModel({
