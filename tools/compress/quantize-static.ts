@@ -16,7 +16,7 @@ export type QuantFormat = 'qdq' | 'qoperator';
 
 interface PlanItem {
   node: NodeProto;
-  kind: 'conv' | 'gemm' | 'matmul';
+  kind: 'conv' | 'gemm' | 'matmul' | 'deconv';
   act: string;
   /** The quantized output (after a fused Relu/Clip); qoperator keeps Gemm/MatMul outputs float. */
   out?: string;
@@ -43,9 +43,96 @@ export interface StaticPlan {
 
 /** Operators the native engine computes on quantized tensors (qdq puts Q/DQ around them). */
 const OTHER_OPS = new Set(['Add', 'Mul', 'Relu', 'Clip', 'Sigmoid', 'Tanh', 'LeakyRelu', 'HardSigmoid', 'HardSwish',
-  'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity']);
-/** Operators that only move or select values: the output keeps the input's quantization. */
-const ALIAS_OPS = new Set(['MaxPool', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity']);
+  'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity',
+  // Float inside in the engine (int8 in and out): Softmax, Resize, Sub, Div by a constant,
+  // MatMul of two activations (compile/float.ts).
+  'Softmax', 'Resize', 'Sub', 'Div', 'MatMul',
+  // Data movement and selection (the engine's copy family).
+  'Concat', 'Split', 'Slice', 'Transpose', 'Pad', 'Max', 'Min']);
+/**
+ * Operators that only move or select values: the output keeps the input's quantization (as
+ * ONNX Runtime's quantizer does), so the int8 op is an exact copy. Resize 'nearest' joins them
+ * in planStatic. Concat keeps its own range (its inputs are requantized to it).
+ */
+const ALIAS_OPS = new Set(['MaxPool', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Split', 'Slice', 'Transpose']);
+
+/** Tensors that are not float (shape arithmetic, indices, masks): never quantized. */
+function nonFloatTensors(g: GraphIndex): Set<string> {
+  const out = new Set<string>();
+  for (const [name, t] of g.inits) if (t.dataType !== DataType.FLOAT) out.add(name);
+  for (const i of g.graph.input ?? []) {
+    const et = i.type?.tensorType?.elemType;
+    if (et !== undefined && et !== DataType.FLOAT) out.add(i.name!);
+  }
+  const INT_OPS = new Set(['Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'Not', 'And', 'Or', 'IsNaN', 'IsInf']);
+  const ANY_INPUT = new Set(['Concat', 'Add', 'Sub', 'Mul', 'Div', 'Max', 'Min', 'Range']);
+  for (const n of g.graph.node!) {
+    const op = n.opType!;
+    let nf: boolean;
+    if (op === 'Cast') nf = Number(attr(n, 'to')) !== DataType.FLOAT;
+    else if (INT_OPS.has(op)) nf = true;
+    else if (op === 'Constant') {
+      const v = n.attribute?.find((a) => a.name === 'value')?.t;
+      nf = !v || v.dataType !== DataType.FLOAT;
+    } else if (op === 'ConstantOfShape') {
+      const v = n.attribute?.find((a) => a.name === 'value')?.t;
+      nf = Boolean(v && v.dataType !== DataType.FLOAT);
+    } else if (op === 'Where') nf = out.has(n.input![1]);
+    else if (ANY_INPUT.has(op)) nf = (n.input ?? []).some((i) => out.has(i));
+    else nf = out.has(n.input?.[0] ?? '');
+    if (nf) for (const o of n.output ?? []) if (o) out.add(o);
+  }
+  return out;
+}
+
+interface LayerNormChain { x: string; out: string; nodes: NodeProto[] }
+
+/**
+ * The LayerNorm PyTorch and PaddleOCR export spelled out: ReduceMean(x), Sub(x, mean),
+ * Pow(d, 2) (or Mul(d, d)), ReduceMean, Add(eps), Sqrt, Div(d, std), then optionally Mul(gamma)
+ * and Add(beta). The engine fuses it when only x and the end are quantized.
+ */
+function layerNormChains(g: GraphIndex, isConst: (t: string) => boolean): LayerNormChain[] {
+  const chains: LayerNormChain[] = [];
+  const only = (t: string, op: string): NodeProto | undefined => {
+    const us = g.consumers(t);
+    return us.length === 1 && us[0].opType === op && !g.isGraphOutput(t) ? us[0] : undefined;
+  };
+  for (const mean of g.graph.node!) {
+    if (mean.opType !== 'ReduceMean') continue;
+    const x = mean.input![0];
+    if (!x || isConst(x)) continue;
+    const sub = only(mean.output![0], 'Sub');
+    if (!sub || sub.input![0] !== x || sub.input![1] !== mean.output![0]) continue;
+    const d = sub.output![0];
+    const dUsers = g.consumers(d);
+    if (g.isGraphOutput(d) || dUsers.length !== 2) continue;
+    const sq = dUsers.find((u) => u.opType === 'Pow' || (u.opType === 'Mul' && u.input![0] === d && u.input![1] === d));
+    const div = dUsers.find((u) => u.opType === 'Div' && u.input![0] === d);
+    if (!sq || !div || sq === div) continue;
+    if (sq.opType === 'Pow' && !(isConst(sq.input![1]) && g.inits.has(sq.input![1]) && Number(tensorData(g.inits.get(sq.input![1])!)[0]) === 2)) continue;
+    const varMean = only(sq.output![0], 'ReduceMean');
+    const addEps = varMean && only(varMean.output![0], 'Add');
+    const epsIn = addEps?.input!.find((i) => i !== varMean!.output![0]);
+    if (!addEps || !epsIn || !floatInit(g, epsIn)) continue;
+    const sqrt = only(addEps.output![0], 'Sqrt');
+    if (!sqrt || div.input![1] !== sqrt.output![0] || g.consumers(sqrt.output![0]).length !== 1) continue;
+    const nodes = [mean, sub, sq, varMean, addEps, sqrt, div];
+    let out = div.output![0];
+    const tail = (op: string) => {
+      const u = only(out, op);
+      const k = u?.input!.find((i) => i !== out);
+      if (!u || !k || !floatInit(g, k)) return false;
+      nodes.push(u);
+      out = u.output![0];
+      return true;
+    };
+    if (tail('Mul')) tail('Add');
+    else tail('Add');
+    chains.push({ x, out, nodes });
+  }
+  return chains;
+}
 
 const floatInit = (g: GraphIndex, name: string | undefined) => {
   const t = name ? g.inits.get(name) : undefined;
@@ -81,6 +168,13 @@ export function planStatic(g: GraphIndex, exclude: ReadonlySet<string> = new Set
       const y = n.output![0];
       const relu = fusedAfter(y, true);
       items.push({ node: n, kind: 'conv', act: a, out: relu ? relu.output![0] : y, relu, weight: w, bias: b || undefined, transB: false, alpha: 1, beta: 1 });
+    } else if (n.opType === 'ConvTranspose' && format === 'qdq') {
+      // The engine's deconv: int8 weights (per tensor, or per output channel on axis 1 with
+      // group 1), the bias left float (the compiler rounds it to the accumulator's scale).
+      if (dims(wt).length !== 4 || (b && !floatInit(g, b))) continue;
+      const y = n.output![0];
+      const relu = fusedAfter(y, true);
+      items.push({ node: n, kind: 'deconv', act: a, out: relu ? relu.output![0] : y, relu, weight: w, bias: b || undefined, transB: false, alpha: 1, beta: 1 });
     } else if (n.opType === 'Gemm') {
       if (dims(wt).length !== 2 || attr(n, 'transA')) continue;
       const bias = b ? floatInit(g, b) : undefined;
@@ -109,21 +203,49 @@ export function planStatic(g: GraphIndex, exclude: ReadonlySet<string> = new Set
   if (format === 'qdq') {
     const fused = new Set(items.flatMap((it) => (it.relu ? [it.relu] : [])));
     const computed = new Set(items.map((it) => it.node));
+    const notFloat = nonFloatTensors(g);
+    const isConst = (t: string) => g.inits.has(t) || g.producer(t)?.opType === 'Constant';
+    // A LayerNorm spelled out: quantized at its ends only (the engine fuses the chain).
+    const chains = layerNormChains(g, isConst);
+    const inChain = new Set(chains.flatMap((ch) => ch.nodes));
+    for (const ch of chains) {
+      if (ch.nodes.some((n) => excluded(n) || computed.has(n) || fused.has(n)) || notFloat.has(ch.x)) continue;
+      others.push(...ch.nodes);
+      tensors.add(ch.x);
+      tensors.add(ch.out);
+    }
     for (const n of g.graph.node!) {
-      if (computed.has(n) || fused.has(n) || excluded(n) || (n.domain && n.domain !== 'ai.onnx') || !OTHER_OPS.has(n.opType!)) continue;
-      if ((n.output ?? []).filter(Boolean).length !== 1) continue;
-      const binary = n.opType === 'Add' || n.opType === 'Mul';
-      const acts = binary ? n.input!.filter((i) => !g.inits.has(i)) : [n.input![0]];
-      if (acts.length === 0 || acts.some((i) => !i || g.inits.has(i))) continue;
+      if (computed.has(n) || fused.has(n) || inChain.has(n) || excluded(n) || (n.domain && n.domain !== 'ai.onnx') || !OTHER_OPS.has(n.opType!)) continue;
+      const outs = (n.output ?? []).filter(Boolean);
+      if (outs.length !== 1 && n.opType !== 'Split') continue;
+      if (outs.length !== (n.output ?? []).length || outs.some((o) => notFloat.has(o) || g.isGraphOutput(o) && n.opType === 'Split')) continue;
+      const op = n.opType!;
+      const binary = op === 'Add' || op === 'Mul' || op === 'Sub' || op === 'Div';
+      const multi = op === 'Concat' || op === 'MatMul' || op === 'Max' || op === 'Min';
+      const acts = binary || multi ? n.input!.filter((i) => i && !isConst(i)) : [n.input![0]];
+      if (acts.length === 0 || acts.some((i) => !i || isConst(i) || notFloat.has(i))) continue;
+      if (multi && acts.length !== n.input!.length) continue;
+      if (op === 'MatMul' && acts.length !== 2) continue;
       if (binary) {
-        const consts = n.input!.filter((i) => g.inits.has(i));
+        const consts = n.input!.filter((i) => isConst(i));
         if (consts.some((c) => !floatInit(g, c))) continue;
-        consts.forEach((c) => constOperands.add(c));
+        const scalar = (c: string) => tensorData(g.inits.get(c)!).length === 1;
+        // Div: only by a single constant (the engine's table); Sub/Div scalars stay float, exact.
+        if (op === 'Div' && !(consts.length === 1 && consts[0] === n.input![1] && scalar(consts[0]))) continue;
+        if (op === 'Sub' || op === 'Div') {
+          if (consts.some((c) => !scalar(c))) continue;
+        } else {
+          consts.forEach((c) => constOperands.add(c));
+        }
       }
+      if (op === 'Resize' && String(attr(n, 'mode') ?? 'nearest') !== 'nearest' && String(attr(n, 'mode') ?? 'nearest') !== 'linear') continue;
       others.push(n);
       acts.forEach((t) => tensors.add(t));
-      if (ALIAS_OPS.has(n.opType!)) aliases.set(n.output![0], n.input![0]);
-      else tensors.add(n.output![0]);
+      const alias = ALIAS_OPS.has(op) || (op === 'Resize' && String(attr(n, 'mode') ?? 'nearest') === 'nearest');
+      for (const o of outs) {
+        if (alias) aliases.set(o, n.input![0]);
+        else tensors.add(o);
+      }
     }
   }
   for (const a of aliases.keys()) tensors.delete(a);
@@ -159,12 +281,13 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
   }
   // Order-only operators pass their input's parameters on (node order is topological).
   for (const n of g.graph.node!) {
-    const src = plan.aliases.get(n.output?.[0] ?? '');
-    if (src === undefined) continue;
-    const p = params.get(src);
-    if (!p) continue;
-    const t = n.output![0];
-    params.set(t, { ...p, q: g.fresh(`${t}_q`), dq: g.fresh(`${t}_dq`) });
+    for (const t of n.output ?? []) {
+      const src = plan.aliases.get(t);
+      if (src === undefined) continue;
+      const p = params.get(src);
+      if (!p) continue;
+      params.set(t, { ...p, q: g.fresh(`${t}_q`), dq: g.fresh(`${t}_dq`) });
+    }
   }
   const originalNames = new Set(g.graph.node!.map((n) => n.name));
   const itemOf = new Map(plan.items.map((it) => [it.node, it]));
@@ -205,7 +328,8 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
       shape = [shape[1], shape[0]];
     }
     // The output channel: Conv [M, C, kh, kw] axis 0; [K, N] axis 1; Gemm transB [N, K] axis 0.
-    const axis = !opts.perChannel ? null : it.kind === 'conv' ? 0 : it.transB && opts.format === 'qdq' ? 0 : 1;
+    // ConvTranspose [C, M/group, kh, kw]: the output channel is axis 1, per channel only with group 1.
+    const axis = !opts.perChannel ? null : it.kind === 'conv' ? 0 : it.kind === 'deconv' ? (Number(attr(it.node, 'group') ?? 1) === 1 ? 1 : null) : it.transB && opts.format === 'qdq' ? 0 : 1;
     const qw = quantizeWeights(w, shape, axis);
     const base = it.weight;
     const scaleShape = axis === null ? [] : [qw.scales.length];
@@ -304,8 +428,8 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
     }
     const a = params.get(it.act)!;
     const w = weightOf(it);
-    const channels = it.kind === 'conv' ? w.shape[0] : opts.format === 'qdq' && it.transB ? w.shape[0] : w.shape[1];
-    const correctable = it.alpha === 1 && !(it.kind === 'matmul' && opts.format === 'qdq');
+    const channels = it.kind === 'conv' ? w.shape[0] : it.kind === 'deconv' ? w.shape[1] * Number(attr(n, 'group') ?? 1) : opts.format === 'qdq' && it.transB ? w.shape[0] : w.shape[1];
+    const correctable = it.alpha === 1 && it.kind !== 'deconv' && !(it.kind === 'matmul' && opts.format === 'qdq');
     const corr = correctable ? biasCorrection(it, w.float, w.shape, w, opts.inputMeans?.get(it.act), channels) : undefined;
     if (corr) {
       const old = it.bias ? (tensorData(g.inits.get(it.bias)!) as Float32Array) : new Float32Array(channels);
