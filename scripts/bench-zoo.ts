@@ -85,7 +85,9 @@ function nativeSubject(backend: Native, input: Float32Array, shape: number[]): R
  */
 async function openNative(z: ZooEntry, int8: Uint8Array, threads: number, say: boolean): Promise<Native | undefined> {
   try {
-    return NativeBackend.load(int8, { threads, name: z.name });
+    const b = NativeBackend.load(int8, { threads, name: z.name });
+    if (say) console.log(`  ${z.name} runs on backend native: all ${decodeModel(int8).graph!.node!.length} nodes`);
+    return b;
   } catch (whole) {
     try {
       const p = await PartitionedBackend.load(int8, { threads, name: z.name });
