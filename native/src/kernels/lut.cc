@@ -27,7 +27,13 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void lut_vbmi(const uint8
     const __m512i hi = _mm512_permutex2var_epi8(t2, x, t3);
     _mm512_storeu_si512(out + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), lo, hi));
   }
-  for (; i < n; ++i) out[i] = t[in[i]];
+  if (i < n) {  // the tail (or a short row) under a byte mask
+    const __mmask64 m = (uint64_t{1} << (n - i)) - 1;
+    const __m512i x = _mm512_maskz_loadu_epi8(m, in + i);
+    const __m512i lo = _mm512_permutex2var_epi8(t0, x, t1);
+    const __m512i hi = _mm512_permutex2var_epi8(t2, x, t3);
+    _mm512_mask_storeu_epi8(out + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), lo, hi));
+  }
 }
 
 // Only under the AVX-512 variant (EDGE_KERNELS=avx2 or scalar keeps the portable loop) on a CPU
@@ -62,6 +68,13 @@ float activation_value(const ActivationParams& a, float x) {
 Lut build_activation_lut(const ActivationParams& a, QType in_type, float in_scale, int32_t in_zp, QType out_type,
                          float out_scale, int32_t out_zp) {
   return build_lut(in_type, in_scale, in_zp, out_type, out_scale, out_zp, [&](float x) { return activation_value(a, x); });
+}
+
+void lut_row(const Lut& lut, const uint8_t* x, uint8_t* y, size_t n) {
+#ifdef EDGE_LUT_VBMI
+  if (use_vbmi()) return lut_vbmi(lut.table, x, y, n);
+#endif
+  for (size_t i = 0; i < n; ++i) y[i] = lut.table[x[i]];
 }
 
 void apply_lut(const Lut& lut, const void* x, void* y, size_t count, ThreadPool* pool) {
