@@ -3,7 +3,9 @@
 // QDQ, calibrated on generated inputs), then batch-1 p50 latency of native int8, ORT int8 and
 // ORT fp32 at 1 thread and at N threads (engine threads / ORT intraOpNumThreads), the ratios the
 // targets name, two-thread scaling, and int8 SQNR against fp32. Subjects take turns in short
-// blocks so load from other processes hits every subject alike.
+// blocks so load from other processes hits every subject alike. A model the engine takes only in
+// part runs on the partitioned backend (the share of nodes native and the operators sent to ONNX
+// Runtime are printed); one it refuses is skipped with the reason.
 //   npm run bench:zoo [-- --runs 40 --block 10 --threads 2 --only mobilenet-v2 --profile]
 // --profile adds the engine's per-step profile (thread CPU time, by layer kind, and the slowest
 // layers with their shapes) beside ONNX Runtime's per-node profile (its session profiling
