@@ -69,6 +69,7 @@ t.test('Softmax: float inside, within 1 output step of float64 (any axis, NHWC m
     { shape: [1, 4, 5, 6], axis: 2, opset: 13 },   // H of an NHWC map: strided in storage
     { shape: [1, 4, 5, 6], axis: 3, opset: 13 },
     { shape: [1, 3, 4, 5], axis: 1, opset: 11 },   // coerced to [1, 60]
+    { shape: [1, 16, 200], axis: 1, opset: 13 },   // a middle axis over many slices (YOLOv8's DFL): the kernel's blocks of 64
     { shape: [2, 7], axis: 0, opset: 13, signed: true },
   ];
   for (const [ci, c] of cases.entries()) {

@@ -105,7 +105,8 @@ void softmax_cases(Rng& rng, int cases) {
     SoftmaxArgs s;
     s.outer = rng.uniform(1, 4);
     s.axis = rng.uniform(0, 4) ? rng.uniform(1, 40) : rng.uniform(100, 1000);
-    s.inner = rng.uniform(0, 1) ? 1 : rng.uniform(1, 5);
+    // inner >= 64: the kernel's blocks of 64 slices (YOLOv8's DFL head: axis 16, inner 8400).
+    s.inner = rng.uniform(0, 2) == 0 ? 1 : rng.uniform(0, 1) ? rng.uniform(1, 5) : rng.uniform(64, 150);
     const float xs = 0.001f + rng.unit() * 0.2f;
     s.y_scale = rng.uniform(0, 1) ? 1.0f / 256 : 1.0f / (50 + rng.uniform(0, 200));
     s.y_zero_point = rng.uniform(0, 1) ? 0 : rng.uniform(0, 20);

@@ -218,7 +218,9 @@ export function planStatic(g: GraphIndex, exclude: ReadonlySet<string> = new Set
       if (computed.has(n) || fused.has(n) || inChain.has(n) || excluded(n) || (n.domain && n.domain !== 'ai.onnx') || !OTHER_OPS.has(n.opType!)) continue;
       const outs = (n.output ?? []).filter(Boolean);
       if (outs.length !== 1 && n.opType !== 'Split') continue;
-      if (outs.length !== (n.output ?? []).length || outs.some((o) => notFloat.has(o) || g.isGraphOutput(o) && n.opType === 'Split')) continue;
+      // A Concat that is a graph output stays float: its inputs may have nothing in common (a
+      // detector's boxes in pixels beside scores in 0..1), one int8 scale would lose the scores.
+      if (outs.length !== (n.output ?? []).length || outs.some((o) => notFloat.has(o) || g.isGraphOutput(o) && (n.opType === 'Split' || n.opType === 'Concat'))) continue;
       const op = n.opType!;
       const binary = op === 'Add' || op === 'Mul' || op === 'Sub' || op === 'Div';
       const multi = op === 'Concat' || op === 'MatMul' || op === 'Max' || op === 'Min';

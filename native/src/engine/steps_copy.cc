@@ -17,12 +17,19 @@ namespace {
 constexpr size_t kMaxRank = 6;
 constexpr size_t kChunk = 256;  // bytes gathered on the stack before a SIMD requantization
 
+// A requantization is a function of the byte: a 256-entry table of the kernels' own formula
+// (requantize_u8_scalar, which every variant's row function matches), so a Concat of NHWC maps
+// requantizes its rows of a few dozen channels by table lookups instead of a float pass per row.
 struct Requant {
   bool on = false;
   float in_scale = 1, out_scale = 1;
   int32_t in_zp = 0, out_zp = 0;
+  k::Lut table{};
+  void build() {
+    for (int v = 0; v < 256; ++v) table.table[v] = k::requantize_u8_scalar(static_cast<uint8_t>(v), in_scale, in_zp, out_scale, out_zp);
+  }
   void row(const uint8_t* x, size_t n, uint8_t* y) const {
-    if (on) k::requantize_u8_row(x, n, in_scale, in_zp, out_scale, out_zp, y);
+    if (on) k::lut_row(table, x, y, n);
     else if (x != y) std::memcpy(y, x, n);
   }
 };
@@ -110,6 +117,7 @@ Requant requant_of(const Fields& f, const std::vector<int>& flags, const std::ve
   rq.in_zp = zps[i];
   rq.out_scale = out_scale;
   rq.out_zp = out_zp;
+  rq.build();
   return rq;
 }
 
@@ -263,6 +271,7 @@ std::unique_ptr<Step> build_maxmin(const Fields& f, bool max) {
     r.out_scale = out_scale;
     r.out_zp = out_zp;
     r.on = !(r.in_scale == out_scale && r.in_zp == out_zp);
+    if (r.on) r.build();
     return r;
   };
   step->ra = rq("aScale", "aZeroPoint");

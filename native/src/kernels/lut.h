@@ -33,6 +33,9 @@ Lut build_lut(QType in_type, float in_scale, int32_t in_zp, QType out_type, floa
 Lut build_activation_lut(const ActivationParams& a, QType in_type, float in_scale, int32_t in_zp, QType out_type,
                          float out_scale, int32_t out_zp);
 
+// y[i] = table[x[i]] for n bytes on the calling thread (short rows: no task split); y may alias x.
+void lut_row(const Lut& lut, const uint8_t* x, uint8_t* y, size_t n);
+
 // y[i] = table[x[i]] for count bytes; y may alias x.
 void apply_lut(const Lut& lut, const void* x, void* y, size_t count, ThreadPool* pool = nullptr);
 

@@ -10,6 +10,7 @@ import type { ModelProto } from '../../../onnx/model.js';
 import { EdgeError, Errors } from '../../../errors.js';
 import { opLabel, unsupportedOps } from '../support.js';
 import { Compiler } from './compiler.js';
+import { fuseUnaryProducts } from './fuse-unary.js';
 import { UnsupportedUse, type CompiledModel } from './values.js';
 
 export { UnsupportedUse, type CompiledModel } from './values.js';
@@ -20,7 +21,7 @@ export function compileModel(model: ModelProto, what = 'model'): CompiledModel {
   const unsupported = unsupportedOps(model);
   if (unsupported.length) throw unsupportedError(what, unsupported);
   try {
-    return new Compiler(model).run();
+    return fuseUnaryProducts(new Compiler(model).run()); // SiLU (Sigmoid then Mul): one table
   } catch (err) {
     if (err instanceof UnsupportedUse) throw unsupportedError(what, [err.message]);
     throw err;

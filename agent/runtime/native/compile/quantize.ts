@@ -7,6 +7,7 @@ import type { Compiler } from './compiler.js';
 import { storageShape, toPlain } from './layout.js';
 import { lut, requantize } from './lut.js';
 import { kindName, type Layout, type Value } from './values.js';
+import { floatConcatOutput } from './float-output.js';
 
 export function quantizeLinear(c: Compiler): void {
   const x = c.input(0)!;
@@ -52,5 +53,6 @@ export function graphOutput(c: Compiler, name: string, v: Value): { tensor: numb
     return { tensor: q.tensor, shape: q.shape, dtype: v.q.signed ? 'int8' : 'uint8' };
   }
   if (v.k === 'f') return { tensor: v.tensor, shape: v.shape, dtype: 'float32' };
+  if (v.k === 'pending' && v.p.node.opType === 'Concat') return floatConcatOutput(c, v.p.node);
   throw c.bad(`output ${name} is ${v.k === 'pending' ? 'a float result that is never quantized' : 'a constant'}`);
 }
