@@ -73,11 +73,19 @@ interface Case {
    * probability) after 25 segments of attention Softmax and LayerNorm: 23 steps measured.
    */
   finalSteps?: number;
+  /**
+   * A segment output's bound on ONNX Runtime's own inputs. 1 step, except where a quantized
+   * Softmax sits inside a native segment (rec's attention, since the engine runs Transpose,
+   * Slice and Concat): a 1-step difference in its logits (the MatMul of two activations,
+   * requantized with its own rounding) moves a probability by many of its 1/255 steps. The
+   * engine's Softmax itself is within 1 step of float64 (test/engine-float.test.ts).
+   */
+  segmentSteps?: number;
 }
 
 const cases: Case[] = [
   { name: 'cls', file: 'ch_ppocr_mobile_v2.0_cls_infer', shape: [1, 3, 48, 192] },
-  { name: 'rec', file: 'ch_PP-OCRv4_rec_infer', shape: [1, 3, 48, 192], finalSteps: 32 },
+  { name: 'rec', file: 'ch_PP-OCRv4_rec_infer', shape: [1, 3, 48, 192], finalSteps: 32, segmentSteps: 32 },
   { name: 'det', file: 'ch_PP-OCRv4_det_infer', shape: [1, 3, 64, 192] },
 ];
 
@@ -133,7 +141,7 @@ for (const c of cases) {
             // Quantized boundaries compare in steps of 1; a float graph output in its own step.
             const d = got[n].dtype === 'float32' ? worstSteps(w, a, lastStep(model, n)) : worstSteps(w, a, 1);
             worstSegment = Math.max(worstSegment, d);
-            if (d > 1.001) t.fail(`${c.name} segment ${k} output ${n}: ${d.toFixed(3)} steps from ONNX Runtime`);
+            if (d > (c.segmentSteps ?? 1) + 0.001) t.fail(`${c.name} segment ${k} output ${n}: ${d.toFixed(3)} steps from ONNX Runtime`);
           }
         } finally {
           await seg.dispose();
@@ -143,7 +151,7 @@ for (const c of cases) {
       worstOut = Math.max(worstOut, worstSteps(want[outName].data as Float32Array, got[outName].data as Float32Array, step));
       t.same(got[outName].shape, [...want[outName].dims], 'output shape');
     }
-    t.ok(worstSegment <= 1.001, `${c.name}: every native segment's outputs within ${worstSegment.toFixed(3)} steps of ONNX Runtime (at most 1)`);
+    t.ok(worstSegment <= (c.segmentSteps ?? 1) + 0.001, `${c.name}: every native segment's outputs within ${worstSegment.toFixed(3)} steps of ONNX Runtime (at most ${c.segmentSteps ?? 1})`);
     const bound = c.finalSteps ?? 1;
     t.ok(worstOut <= bound + 0.001, `${c.name}: the final output within ${worstOut.toFixed(3)} steps (${step.toPrecision(3)}) of ONNX Runtime (at most ${bound})`);
   });
