@@ -105,6 +105,8 @@ void gemm_block(const PackedWeights& w, const VariantKernels& vk, const uint8_t*
   }
   const size_t esize = out_elem_bytes(out);
   const bool per_channel = out.scale_count > 1;
+  // Requantized outputs are finished in the micro-kernel's registers where the variant can.
+  const bool fused = vk.microkernel_q != nullptr && out.kind != OutputSpec::Kind::Int32;
   for (int n = n0; n < n1; n += vk.nr) {
     const int width = std::min(vk.nr, w.Np() - n);
     const int valid = std::min(width, w.N() - n);
@@ -113,11 +115,20 @@ void gemm_block(const PackedWeights& w, const VariantKernels& vk, const uint8_t*
       const int kl = std::min(kGemmKBlock, K - k0);
       // k0 is a multiple of the k-group, so the block starts k0 * width bytes into the panel.
       const int8_t* block = panel + static_cast<size_t>(k0) * width;
+      const bool last = k0 + kl >= K;
       for (int m = 0; m < rows; m += vk.mr) {
         const int r = std::min(vk.mr, rows - m);
-        vk.microkernel(r, a + m * lda + k0, lda, kl, block, width, a_xor, acc_tile + m * width, k0 > 0);
+        if (fused && last) {
+          FusedFinish f{colterm + n, zb ? w.zero_points() + n : nullptr, zb ? rowsum + m : nullptr, &out,
+                        out.scales + (per_channel ? n : 0), per_channel, valid,
+                        static_cast<uint8_t*>(c) + m * ldc + n, ldc};
+          vk.microkernel_q(r, a + m * lda + k0, lda, kl, block, width, a_xor, acc_tile + m * width, k0 > 0, f);
+        } else {
+          vk.microkernel(r, a + m * lda + k0, lda, kl, block, width, a_xor, acc_tile + m * width, k0 > 0);
+        }
       }
     }
+    if (fused) continue;
     for (int i = 0; i < rows; ++i) {
       void* y = static_cast<uint8_t*>(c) + (i * ldc + n) * esize;
       vk.finish_row(acc_tile + i * width, valid, colterm + n, zb ? w.zero_points() + n : nullptr, zb ? rowsum[i] : 0, out,

@@ -26,8 +26,9 @@ inline uint32_t load_tail(const uint8_t* p, int n) {
   return v;
 }
 
-template <int MR, int NV, bool XOR>
-void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
+template <int MR, int NV, bool XOR, bool FIN>
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate,
+            const FusedFinish* f) {
   constexpr int W = NV * 16;
   __m512i c[MR][NV], c2[MR == 1 ? 1 : 0 + 1][NV];
   #pragma GCC unroll 16
@@ -77,34 +78,69 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   if (MR == 1)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) c[0][v] = _mm512_add_epi32(c[0][v], c2[0][v]);
-  #pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
+  if constexpr (FIN) {
+    // finish_row_avx512's operations on the sums still in registers.
+    const OutputSpec& out = *f->out;
+    const __m512 lo = _mm512_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
+    const __m512 hi = _mm512_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
+    const __m512i zp = _mm512_set1_epi32(out.zero_point);
     #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) _mm512_storeu_si512(acc + r * W + v * 16, c[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      const int left = f->valid - v * 16;
+      if (left <= 0) break;
+      const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+      const __m512i ct = _mm512_loadu_si512(f->colterm + v * 16);
+      const __m512 s = f->per_channel ? _mm512_loadu_ps(f->scales + v * 16) : _mm512_set1_ps(f->scales[0]);
+      const __m512i zb = f->zb ? _mm512_loadu_si512(f->zb + v * 16) : _mm512_setzero_si512();
+      #pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        __m512i x = _mm512_add_epi32(c[r][v], ct);
+        if (f->zb) x = _mm512_sub_epi32(x, _mm512_mullo_epi32(zb, _mm512_set1_epi32(f->rowsum[r])));
+        __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), s);
+        y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+        _mm512_mask_cvtepi32_storeu_epi8(f->y + r * f->ldy + v * 16, m, _mm512_add_epi32(_mm512_cvtps_epi32(y), zp));
+      }
+    }
+  } else {
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) _mm512_storeu_si512(acc + r * W + v * 16, c[r][v]);
+  }
 }
 
-using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool, const FusedFinish*);
 
-template <bool XOR, int MR>
+template <bool XOR, bool FIN, int MR>
 constexpr KernelFn pick_nv(int nv) {
-  return nv == 1 ? kernel<MR, 1, XOR> : nv == 2 ? kernel<MR, 2, XOR> : nv == 3 ? kernel<MR, 3, XOR> : kernel<MR, 4, XOR>;
+  return nv == 1   ? kernel<MR, 1, XOR, FIN>
+         : nv == 2 ? kernel<MR, 2, XOR, FIN>
+         : nv == 3 ? kernel<MR, 3, XOR, FIN>
+                   : kernel<MR, 4, XOR, FIN>;
 }
-template <bool XOR>
+template <bool XOR, bool FIN>
 KernelFn pick(int rows, int nv) {
   switch (rows) {
-    case 1: return pick_nv<XOR, 1>(nv);
-    case 2: return pick_nv<XOR, 2>(nv);
-    case 3: return pick_nv<XOR, 3>(nv);
-    case 4: return pick_nv<XOR, 4>(nv);
-    case 5: return pick_nv<XOR, 5>(nv);
-    default: return pick_nv<XOR, 6>(nv);
+    case 1: return pick_nv<XOR, FIN, 1>(nv);
+    case 2: return pick_nv<XOR, FIN, 2>(nv);
+    case 3: return pick_nv<XOR, FIN, 3>(nv);
+    case 4: return pick_nv<XOR, FIN, 4>(nv);
+    case 5: return pick_nv<XOR, FIN, 5>(nv);
+    default: return pick_nv<XOR, FIN, 6>(nv);
   }
 }
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
                  int32_t* acc, bool accumulate) {
   const int nv = width / 16;
-  (a_xor ? pick<true>(rows, nv) : pick<false>(rows, nv))(a, lda, K, panel, a_xor, acc, accumulate);
+  (a_xor ? pick<true, false>(rows, nv) : pick<false, false>(rows, nv))(a, lda, K, panel, a_xor, acc, accumulate, nullptr);
+}
+// `acc` is only read (accumulate); the kernel's FIN path never writes it.
+void microkernel_q(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                   const int32_t* acc, bool accumulate, const FusedFinish& f) {
+  const int nv = width / 16;
+  (a_xor ? pick<true, true>(rows, nv) : pick<false, true>(rows, nv))(a, lda, K, panel, a_xor, const_cast<int32_t*>(acc),
+                                                                     accumulate, &f);
 }
 
 // 16 lanes at a time.
@@ -249,7 +285,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::Avx512Vnni, /*nr=*/64, /*col_align=*/16, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
     finish_row_avx512, dw_pixel_avx512, peak_loop,
-    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, dw_pixel_q8_avx512,
+    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, dw_pixel_q8_avx512, microkernel_q,
 };
 
 }  // namespace

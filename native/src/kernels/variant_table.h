@@ -27,6 +27,21 @@ struct DirectConvArgs {
   float* scratch;        // DirectConv::scratch_floats() floats
 };
 
+// The output stage of a micro-kernel call that finishes in registers (microkernel_q): row r of
+// the tile is written to y + r * ldy as finish_row(sums of row r, valid, colterm, zb,
+// rowsum[r], *out, scales, ...) would write it. out->kind is U8 or S8.
+struct FusedFinish {
+  const int32_t* colterm;  // width values (already offset to the panel's first column)
+  const int32_t* zb;       // width weight zero points, or null when all are 0
+  const int32_t* rowsum;   // rows values when zb is set
+  const OutputSpec* out;
+  const float* scales;     // offset to the panel's first column when per_channel
+  bool per_channel;
+  int valid;               // columns to store (<= width)
+  uint8_t* y;
+  size_t ldy;              // bytes between output rows
+};
+
 struct VariantKernels {
   Variant variant;
   // GEMM packing layout: panels of `nr` columns, the last one rounded up to `col_align`;
@@ -69,6 +84,11 @@ struct VariantKernels {
   // (B = ceil(C / 64)): the order byte unpacks leave channels in within 128-bit lanes.
   void (*dw_pixel_q8)(const uint8_t* const* x, int quads, const int8_t* w, int C, uint8_t x_xor,
                       const int32_t* colterm, const OutputSpec& out, void* y);
+  // The last K block of `microkernel` (same arguments; acc is only read, when `accumulate`)
+  // finished in registers as described by `f`, so the int32 sums never go through memory.
+  // Null where the variant has none: the driver then runs microkernel + finish_row.
+  void (*microkernel_q)(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                        const int32_t* acc, bool accumulate, const FusedFinish& f);
 };
 
 // scalar_kernels(), avx2_kernels(), ...: one per variant (variants.h), null when not built in.
