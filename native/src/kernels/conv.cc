@@ -151,7 +151,27 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
   return 0;
 }
 
+namespace {
+Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool* pool);
+}  // namespace
+
 Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool* pool) {
+  if (args.residual_add == nullptr ||
+      (pc.algo() == PackedConv::Algo::Pointwise && pc.shape().groups == 1))
+    return conv_impl(pc, args, arena, pool);  // none, or fused into the GEMM's tiles
+  ConvArgs plain = args;
+  plain.residual_add = nullptr;
+  Status st = conv_impl(pc, plain, arena, pool);
+  if (!st.ok()) return st;
+  const ConvShape& s = pc.shape();
+  EltwiseArgs e = *args.residual_add;
+  e.a = e.y = args.y;
+  e.count = static_cast<size_t>(s.batch) * s.out_h() * s.out_w() * s.out_channels;
+  return qadd(e, pool);
+}
+
+namespace {
+Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool* pool) {
   const ConvShape& s = pc.shape();
   if (args.x == nullptr || args.y == nullptr) return Status::Error("conv: x and y must not be null");
   if (args.x_zero_point < qmin(args.x_type) || args.x_zero_point > qmax(args.x_type))
@@ -184,6 +204,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
       ga.c = y + static_cast<size_t>(g) * OCg * esize;
       ga.ldc = s.out_channels;
       ga.out = group_spec(args.out, g * OCg);
+      ga.residual_add = args.residual_add;  // conv() passes it for one group only
       Status st = gemm(*pc.group_weights()[g], ga, arena, pool);
       if (!st.ok()) return st;
     }
@@ -326,6 +347,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   arena.release_to(mark);
   return Status::Ok();
 }
+}  // namespace
 
 namespace ref {
 void conv(const ConvShape& s, const void* x, QType x_type, int32_t x_zp, const int8_t* w, const int32_t* w_zps,

@@ -10,17 +10,24 @@ import type { ModelProto } from '../../../onnx/model.js';
 import { EdgeError, Errors } from '../../../errors.js';
 import { opLabel, unsupportedOps } from '../support.js';
 import { Compiler } from './compiler.js';
+import { fuseResidualAdds } from './fuse.js';
 import { UnsupportedUse, type CompiledModel } from './values.js';
 
 export { UnsupportedUse, type CompiledModel } from './values.js';
 export type { TensorProto } from '../../../onnx/model.js';
 
+export interface CompileOptions {
+  /** Plan-level fusions (compile/fuse.ts); false keeps one op per fused ONNX pattern (tests). */
+  fuse?: boolean;
+}
+
 /** Compiles the model or throws EDGE_MODEL_UNSUPPORTED_OPS naming what is not supported. */
-export function compileModel(model: ModelProto, what = 'model'): CompiledModel {
+export function compileModel(model: ModelProto, what = 'model', options: CompileOptions = {}): CompiledModel {
   const unsupported = unsupportedOps(model);
   if (unsupported.length) throw unsupportedError(what, unsupported);
   try {
-    return new Compiler(model).run();
+    const compiled = new Compiler(model).run();
+    return options.fuse === false ? compiled : { ...compiled, plan: fuseResidualAdds(compiled.plan) };
   } catch (err) {
     if (err instanceof UnsupportedUse) throw unsupportedError(what, [err.message]);
     throw err;
