@@ -34,7 +34,12 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? _mm512_loadu_si512(acc + r * W + v * 16) : _mm512_setzero_si512();
+    for (int v = 0; v < NV; ++v) {
+      c[r][v] = accumulate ? _mm512_loadu_si512(acc + r * W + v * 16) : _mm512_setzero_si512();
+      // The fused finish starts from the column terms (int32 sums wrap, so the order of the
+      // additions does not change the result).
+      if (FIN) c[r][v] = _mm512_add_epi32(c[r][v], _mm512_loadu_si512(f->colterm + v * 16));
+    }
   #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) c2[0][v] = _mm512_setzero_si512();
   const uint32_t x4 = 0x01010101u * a_xor;
@@ -79,26 +84,50 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) c[0][v] = _mm512_add_epi32(c[0][v], c2[0][v]);
   if constexpr (FIN) {
-    // finish_row_avx512's operations on the sums still in registers.
+    // finish_row_avx512's operations on the sums still in registers (the column terms are in
+    // already). Values end inside the output type's range, so saturating packs are exact.
     const OutputSpec& out = *f->out;
     const __m512 lo = _mm512_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
     const __m512 hi = _mm512_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
     const __m512i zp = _mm512_set1_epi32(out.zero_point);
+    const bool u8 = out.kind == OutputSpec::Kind::U8;
+    __m512 s[NV];
+    __m512i zb[NV];
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-      const int left = f->valid - v * 16;
-      if (left <= 0) break;
-      const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
-      const __m512i ct = _mm512_loadu_si512(f->colterm + v * 16);
-      const __m512 s = f->per_channel ? _mm512_loadu_ps(f->scales + v * 16) : _mm512_set1_ps(f->scales[0]);
-      const __m512i zb = f->zb ? _mm512_loadu_si512(f->zb + v * 16) : _mm512_setzero_si512();
+      s[v] = f->per_channel ? _mm512_loadu_ps(f->scales + v * 16) : _mm512_set1_ps(f->scales[0]);
+      zb[v] = f->zb ? _mm512_loadu_si512(f->zb + v * 16) : _mm512_setzero_si512();
+    }
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      __m512i q[NV];
       #pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
-        __m512i x = _mm512_add_epi32(c[r][v], ct);
-        if (f->zb) x = _mm512_sub_epi32(x, _mm512_mullo_epi32(zb, _mm512_set1_epi32(f->rowsum[r])));
-        __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), s);
+      for (int v = 0; v < NV; ++v) {
+        __m512i x = c[r][v];
+        if (f->zb) x = _mm512_sub_epi32(x, _mm512_mullo_epi32(zb[v], _mm512_set1_epi32(f->rowsum[r])));
+        __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), s[v]);
         y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-        _mm512_mask_cvtepi32_storeu_epi8(f->y + r * f->ldy + v * 16, m, _mm512_add_epi32(_mm512_cvtps_epi32(y), zp));
+        q[v] = _mm512_add_epi32(_mm512_cvtps_epi32(y), zp);
+      }
+      uint8_t* dst = f->y + r * f->ldy;
+      if constexpr (NV == 4) {
+        // 64 columns: two packs and one lane permutation instead of four 2-uop vpmovdb.
+        const __m512i w01 = _mm512_packs_epi32(q[0], q[1]), w23 = _mm512_packs_epi32(q[2], q[3]);
+        const __m512i b = u8 ? _mm512_packus_epi16(w01, w23) : _mm512_packs_epi16(w01, w23);
+        // Lane L of b holds 4-column groups (q0, q1, q2, q3) of lane L: dword 4L + j is group j of lane L.
+        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        const __m512i bytes = _mm512_permutexvar_epi32(order, b);
+        const int valid = f->valid;
+        const __mmask64 m = valid >= 64 ? ~0ull : ((1ull << valid) - 1);
+        _mm512_mask_storeu_epi8(dst, m, bytes);
+      } else {
+        #pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) {
+          const int left = f->valid - v * 16;
+          if (left <= 0) break;
+          const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+          _mm512_mask_cvtepi32_storeu_epi8(dst + v * 16, m, q[v]);
+        }
       }
     }
   } else {
