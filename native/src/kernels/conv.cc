@@ -90,13 +90,19 @@ Status pack_conv(const ConvShape& s, const int8_t* w, const int32_t* w_zps, int 
         if (v < -128 || v > 127) { fits8 = false; break; }
       }
     if (vk != nullptr && vk->dw_pixel_q8 != nullptr && fits8) {
-      const int quads = (taps + 3) / 4, blocks = (s.C + 63) / 64;
-      pc->dw_q8_.assign(static_cast<size_t>(quads) * blocks * 256, 0);
+      // Full tap quads, then the remaining taps one by one (variant_table.h): a 3x3 kernel is two
+      // quads and one single tap, not three quads with three zero taps.
+      const int quads = taps / 4, singles = taps % 4, blocks = (s.C + 63) / 64;
+      pc->dw_q8_.assign(static_cast<size_t>(quads + singles) * blocks * 256, 0);
       for (int c = 0; c < s.C; ++c) {
         const int b = c / 64, L = (c % 64) / 16, sub = (c % 16) / 4, j = c % 4;
-        for (int t = 0; t < taps; ++t)
-          pc->dw_q8_[((static_cast<size_t>(t / 4) * blocks + b) * 4 + sub) * 64 + L * 16 + j * 4 + t % 4] =
-              static_cast<int8_t>(w[c * taps + t] - zp_of(c));
+        for (int t = 0; t < taps; ++t) {
+          const int8_t v = static_cast<int8_t>(w[c * taps + t] - zp_of(c));
+          if (t < 4 * quads)
+            pc->dw_q8_[((static_cast<size_t>(t / 4) * blocks + b) * 4 + sub) * 64 + L * 16 + j * 4 + t % 4] = v;
+          else
+            pc->dw_q8_[(static_cast<size_t>(t / 4 + (t - 4 * quads)) * blocks + b) * 256 + 4 * (c % 64)] = v;
+        }
       }
       std::vector<int16_t>().swap(pc->dw_w_);  // the tap pairs are not used then
     }
@@ -259,7 +265,7 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
           }
         }
         if (q8) {
-          vk.dw_pixel_q8(ptrs, quads, w8, C, x_xor, colterm, args.out, out);
+          vk.dw_pixel_q8(ptrs, taps, w8, C, x_xor, colterm, args.out, out);
         } else {
           vk.dw_pixel(ptrs, taps_even, wdw, C, x_xor, acc);
           vk.finish_row(acc, C, colterm, nullptr, 0, args.out, args.out.scales, out);

@@ -222,8 +222,9 @@ void dw_pixel_avx512(const uint8_t* const* x, int taps, const int16_t* w, int C,
 // Depthwise with vpdpbusd: four taps of 64 channels are four loads, four byte and four word
 // unpacks, and four dot products (the weights are packed in the unpacked order), where the
 // tap-pair kernel above widens to 16 bits and needs eight times the instructions.
-void dw_pixel_q8_avx512(const uint8_t* const* x, int quads, const int8_t* w, int C, uint8_t x_xor,
+void dw_pixel_q8_avx512(const uint8_t* const* x, int taps, const int8_t* w, int C, uint8_t x_xor,
                         const int32_t* colterm, const OutputSpec& out, void* y) {
+  const int quads = taps / 4, singles = taps % 4;
   const __m512i xr = _mm512_set1_epi8(static_cast<char>(x_xor));
   // The finish of finish_row_avx512, on the sums still in registers.
   const bool pc = out.scale_count > 1, int32_out = out.kind == OutputSpec::Kind::Int32;
@@ -286,7 +287,14 @@ void dw_pixel_q8_avx512(const uint8_t* const* x, int quads, const int8_t* w, int
       const int rem = left - 16 * k, c = c0 + 16 * k;
       if (rem <= 0) break;
       const __mmask16 mk = rem >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1);
-      const __m512i v = _mm512_add_epi32(sums[k], _mm512_maskz_loadu_epi32(mk, colterm + c));
+      __m512i v = _mm512_add_epi32(sums[k], _mm512_maskz_loadu_epi32(mk, colterm + c));
+      // The single taps: one byte per int32 lane (zero-extended), times the weight in the low
+      // byte of the lane, in channel order.
+      for (int i = 0; i < singles; ++i) {
+        const __m128i xb = _mm_xor_si128(_mm_maskz_loadu_epi8(mk, x[4 * quads + i] + c), _mm512_castsi512_si128(xr));
+        const int8_t* ws = w + (static_cast<size_t>(quads + i) * blocks + b) * 256 + 64 * k;
+        v = _mm512_dpbusd_epi32(v, _mm512_cvtepu8_epi32(xb), _mm512_loadu_si512(ws));
+      }
       if (int32_out) {
         _mm512_mask_storeu_epi32(static_cast<int32_t*>(y) + c, mk, v);
         continue;
