@@ -25,6 +25,7 @@ struct GemmCase {
   bool relu = false;
   int lda_pad = 0, ldc_pad = 0;
   bool threads = false;
+  bool residual = false;  // GemmArgs::residual_add (requantized outputs only)
 };
 
 ThreadPool& pool3() {
@@ -36,7 +37,7 @@ std::string describe(const GemmCase& c) {
   return fmt("gemm[%s] M=%d N=%d K=%d a=%s a_zp=%d b_zp=%s%d fill=%d bias=%d out=%d pc=%d scale=%g y_zp=%d relu=%d lda+%d ldc+%d threads=%d",
              active_variant_name(), c.M, c.N, c.K, qtype_name(c.a_type), c.a_zp, c.b_zp_per_channel ? "per-channel," : "",
              c.b_zp, static_cast<int>(c.fill), c.bias, static_cast<int>(c.out), c.per_channel_scale, c.scale, c.y_zp,
-             c.relu, c.lda_pad, c.ldc_pad, c.threads);
+             c.relu, c.lda_pad, c.ldc_pad, c.threads) + (c.residual ? " residual" : "");
 }
 
 bool run_case(Rng& rng, const GemmCase& c) {
@@ -103,10 +104,37 @@ bool run_case(Rng& rng, const GemmCase& c) {
   args.c = y.as();
   args.ldc = ldc;
   args.out = out;
+  // The residual add: the reference is ref::qadd on each finished row.
+  GuardedBuffer res(y.size());
+  for (size_t i = 0; i < res.size(); ++i) res.as<uint8_t>()[i] = static_cast<uint8_t>(rng.next());
+  EltwiseArgs add;
+  const bool with_res = c.residual && c.out != OutputSpec::Kind::Int32;
+  if (with_res) {
+    add.type = c.out == OutputSpec::Kind::U8 ? QType::U8 : QType::S8;
+    add.a_scale = 0.02f + 0.05f * rng.unit();
+    add.b_scale = 0.02f + 0.05f * rng.unit();
+    add.y_scale = 0.03f + 0.08f * rng.unit();
+    const int32_t lo = add.type == QType::U8 ? 0 : -128;
+    add.a_zero_point = c.y_zp;
+    add.b_zero_point = lo + rng.uniform(0, 255);
+    add.y_zero_point = lo + rng.uniform(0, 255);
+    if (rng.uniform(0, 1)) add.clamp_min = add.y_zero_point;
+    add.b = res.as();
+    args.residual_add = &add;
+  }
   st = gemm(*packed, args, arena, pool);
   if (!expect(st.ok(), describe(c) + " gemm: " + (st.error ? st.error : ""))) return false;
   ref::gemm(c.M, c.N, c.K, aw, lda, c.a_type, c.a_zp, bw, c.N, bzp.data(), static_cast<int>(bzp.size()),
             c.bias ? bias.data() : nullptr, out, yref.as(), ldc);
+  if (with_res) {
+    for (int m = 0; m < c.M; ++m) {
+      EltwiseArgs e = add;
+      e.a = e.y = yref.as<uint8_t>() + m * ldc;
+      e.b = res.as<uint8_t>() + m * ldc;
+      e.count = c.N;
+      ref::qadd(e);
+    }
+  }
   for (size_t i = 0; i < y.size(); ++i) {
     if (y.as()[i] != yref.as()[i]) {
       const size_t e = i / esize;
@@ -138,6 +166,7 @@ GemmCase random_case(Rng& rng, int M, int N, int K) {
   if (rng.uniform(0, 3) == 0) c.lda_pad = rng.uniform(1, 9);
   if (rng.uniform(0, 3) == 0) c.ldc_pad = rng.uniform(1, 9);
   c.threads = rng.uniform(0, 3) == 0;
+  c.residual = rng.uniform(0, 3) == 0;
   return c;
 }
 

@@ -35,6 +35,13 @@ export type PlanOp =
       /** top, left, bottom, right */
       pads: [number, number, number, number];
       dilations: [number, number]; group: number;
+      /**
+       * A residual Add fused into the output stage (compile/fuse.ts): the conv's own u8 result
+       * (scale convScale, zero point outputZeroPoint, clamp) is added to the tensor residual as
+       * the 'add' op would, and `output` holds the sum (addScale, addZeroPoint, addClamp).
+       */
+      residual?: number; residualScale?: number; residualZeroPoint?: number; convScale?: number;
+      addScale?: number; addZeroPoint?: number; addClamp?: Clamp;
     }
   | {
       op: 'gemm';

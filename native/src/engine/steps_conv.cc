@@ -17,14 +17,22 @@ class ConvStep : public Step {
   int32_t in_zp = 0;
   int64_t macs = 0;
   k::OutputSpec spec;
+  // A fused residual add (compile/fuse.ts): residual >= 0, add's b and count filled per run.
+  int residual = -1;
+  k::EltwiseArgs add;
   int64_t work() const override { return macs; }
   k::Status run(const RunContext& ctx) const override {
+    k::EltwiseArgs e = add;
+    if (residual >= 0) {
+      e.b = ctx.at(residual);
+      e.a = e.y = ctx.at(out);
+    }
     if (direct) {
       auto* acc = static_cast<float*>(ctx.scratch->alloc(direct->scratch_floats(k::pool_threads(ctx.pool)) * sizeof(float)));
       if (!acc) return k::Status::Error("scratch arena too small for the direct convolution");
       direct->run(static_cast<const uint8_t*>(ctx.at(in)), in_zp, spec.zero_point, spec.clamp_min, spec.clamp_max,
                   static_cast<uint8_t*>(ctx.at(out)), acc, ctx.pool);
-      return k::Status::Ok();
+      return residual >= 0 ? k::qadd(e, ctx.pool) : k::Status::Ok();
     }
     k::ConvArgs a;
     a.x = ctx.at(in);
@@ -33,6 +41,7 @@ class ConvStep : public Step {
     a.bias = bias.data();
     a.y = ctx.at(out);
     a.out = spec;
+    if (residual >= 0) a.residual_add = &e;
     return k::conv(*packed, a, *ctx.scratch, ctx.pool);
   }
   size_t scratch_bytes(int threads) const override {
@@ -81,6 +90,29 @@ std::unique_ptr<Step> build_conv(const Fields& f) {
     if (!st.ok()) f.fail(std::string("weights could not be packed: ") + st.error);
   }
   step->reads = {step->in};
+  if (f.has("residual")) {
+    // The residual add fused by the compiler: the same arguments as build_eltwise's Full case.
+    step->residual = f.tensor("residual");
+    const TensorDesc& r = f.tensor_of(step->residual, {DType::U8}, 4);
+    expect_shape(f, r, {s.batch, s.out_h(), s.out_w(), s.out_channels}, "residual");
+    f.check(step->residual != step->out, "residual must not alias the output");
+    k::EltwiseArgs& e = step->add;
+    e.type = k::QType::U8;
+    e.broadcast = k::Broadcast::Full;
+    e.channels = M;
+    e.count = static_cast<size_t>(element_count(y));
+    e.a_scale = f.scale("convScale");
+    e.a_zero_point = step->spec.zero_point;
+    e.b_scale = f.scale("residualScale");
+    e.b_zero_point = f.zero_point("residualZeroPoint");
+    e.y_scale = f.scale("addScale");
+    e.y_zero_point = f.zero_point("addZeroPoint");
+    const std::vector<int> c = f.ints("addClamp", 2, 0, 255);
+    f.check(c[0] <= c[1], "addClamp minimum exceeds its maximum");
+    e.clamp_min = c[0];
+    e.clamp_max = c[1];
+    step->reads.push_back(step->residual);
+  }
   step->writes = step->out;
   return step;
 }

@@ -90,13 +90,19 @@ Status pack_conv(const ConvShape& s, const int8_t* w, const int32_t* w_zps, int 
         if (v < -128 || v > 127) { fits8 = false; break; }
       }
     if (vk != nullptr && vk->dw_pixel_q8 != nullptr && fits8) {
-      const int quads = (taps + 3) / 4, blocks = (s.C + 63) / 64;
-      pc->dw_q8_.assign(static_cast<size_t>(quads) * blocks * 256, 0);
+      // Full tap quads, then the remaining taps one by one (variant_table.h): a 3x3 kernel is two
+      // quads and one single tap, not three quads with three zero taps.
+      const int quads = taps / 4, singles = taps % 4, blocks = (s.C + 63) / 64;
+      pc->dw_q8_.assign(static_cast<size_t>(quads + singles) * blocks * 256, 0);
       for (int c = 0; c < s.C; ++c) {
         const int b = c / 64, L = (c % 64) / 16, sub = (c % 16) / 4, j = c % 4;
-        for (int t = 0; t < taps; ++t)
-          pc->dw_q8_[((static_cast<size_t>(t / 4) * blocks + b) * 4 + sub) * 64 + L * 16 + j * 4 + t % 4] =
-              static_cast<int8_t>(w[c * taps + t] - zp_of(c));
+        for (int t = 0; t < taps; ++t) {
+          const int8_t v = static_cast<int8_t>(w[c * taps + t] - zp_of(c));
+          if (t < 4 * quads)
+            pc->dw_q8_[((static_cast<size_t>(t / 4) * blocks + b) * 4 + sub) * 64 + L * 16 + j * 4 + t % 4] = v;
+          else
+            pc->dw_q8_[(static_cast<size_t>(t / 4 + (t - 4 * quads)) * blocks + b) * 256 + 4 * (c % 64)] = v;
+        }
       }
       std::vector<int16_t>().swap(pc->dw_w_);  // the tap pairs are not used then
     }
@@ -151,7 +157,27 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
   return 0;
 }
 
+namespace {
+Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool* pool);
+}  // namespace
+
 Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool* pool) {
+  if (args.residual_add == nullptr ||
+      (pc.algo() == PackedConv::Algo::Pointwise && pc.shape().groups == 1))
+    return conv_impl(pc, args, arena, pool);  // none, or fused into the GEMM's tiles
+  ConvArgs plain = args;
+  plain.residual_add = nullptr;
+  Status st = conv_impl(pc, plain, arena, pool);
+  if (!st.ok()) return st;
+  const ConvShape& s = pc.shape();
+  EltwiseArgs e = *args.residual_add;
+  e.a = e.y = args.y;
+  e.count = static_cast<size_t>(s.batch) * s.out_h() * s.out_w() * s.out_channels;
+  return qadd(e, pool);
+}
+
+namespace {
+Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool* pool) {
   const ConvShape& s = pc.shape();
   if (args.x == nullptr || args.y == nullptr) return Status::Error("conv: x and y must not be null");
   if (args.x_zero_point < qmin(args.x_type) || args.x_zero_point > qmax(args.x_type))
@@ -184,6 +210,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
       ga.c = y + static_cast<size_t>(g) * OCg * esize;
       ga.ldc = s.out_channels;
       ga.out = group_spec(args.out, g * OCg);
+      ga.residual_add = args.residual_add;  // conv() passes it for one group only
       Status st = gemm(*pc.group_weights()[g], ga, arena, pool);
       if (!st.ok()) return st;
     }
@@ -238,7 +265,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
           }
         }
         if (q8) {
-          vk.dw_pixel_q8(ptrs, quads, w8, C, x_xor, colterm, args.out, out);
+          vk.dw_pixel_q8(ptrs, taps, w8, C, x_xor, colterm, args.out, out);
         } else {
           vk.dw_pixel(ptrs, taps_even, wdw, C, x_xor, acc);
           vk.finish_row(acc, C, colterm, nullptr, 0, args.out, args.out.scales, out);
@@ -326,6 +353,7 @@ Status conv(const PackedConv& pc, const ConvArgs& args, Arena& arena, ThreadPool
   arena.release_to(mark);
   return Status::Ok();
 }
+}  // namespace
 
 namespace ref {
 void conv(const ConvShape& s, const void* x, QType x_type, int32_t x_zp, const int8_t* w, const int32_t* w_zps,

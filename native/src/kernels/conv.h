@@ -78,6 +78,9 @@ struct ConvArgs {
   const int32_t* bias = nullptr;  // out_channels values or null
   void* y = nullptr;              // NHWC output (int32/u8/s8 per out.kind)
   OutputSpec out;                 // scales: 1 or out_channels (x_scale * w_scale[c] / y_scale)
+  // Optional residual add (GemmArgs::residual_add): y = qadd(conv result, residual_add->b),
+  // fused into the GEMM's tiles for pointwise convolutions, a pass over y otherwise. Borrowed.
+  const EltwiseArgs* residual_add = nullptr;
 };
 
 size_t conv_scratch_bytes(const PackedConv& conv, int threads);

@@ -10,6 +10,7 @@
 #include "kernels/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "kernels/gemm_internal.h"
@@ -105,6 +106,8 @@ void gemm_block(const PackedWeights& w, const VariantKernels& vk, const uint8_t*
   }
   const size_t esize = out_elem_bytes(out);
   const bool per_channel = out.scale_count > 1;
+  // Requantized outputs are finished in the micro-kernel's registers where the variant can.
+  const bool fused = vk.microkernel_q != nullptr && out.kind != OutputSpec::Kind::Int32;
   for (int n = n0; n < n1; n += vk.nr) {
     const int width = std::min(vk.nr, w.Np() - n);
     const int valid = std::min(width, w.N() - n);
@@ -113,11 +116,20 @@ void gemm_block(const PackedWeights& w, const VariantKernels& vk, const uint8_t*
       const int kl = std::min(kGemmKBlock, K - k0);
       // k0 is a multiple of the k-group, so the block starts k0 * width bytes into the panel.
       const int8_t* block = panel + static_cast<size_t>(k0) * width;
+      const bool last = k0 + kl >= K;
       for (int m = 0; m < rows; m += vk.mr) {
         const int r = std::min(vk.mr, rows - m);
-        vk.microkernel(r, a + m * lda + k0, lda, kl, block, width, a_xor, acc_tile + m * width, k0 > 0);
+        if (fused && last) {
+          FusedFinish f{colterm + n, zb ? w.zero_points() + n : nullptr, zb ? rowsum + m : nullptr, &out,
+                        out.scales + (per_channel ? n : 0), per_channel, valid,
+                        static_cast<uint8_t*>(c) + m * ldc + n, ldc};
+          vk.microkernel_q(r, a + m * lda + k0, lda, kl, block, width, a_xor, acc_tile + m * width, k0 > 0, f);
+        } else {
+          vk.microkernel(r, a + m * lda + k0, lda, kl, block, width, a_xor, acc_tile + m * width, k0 > 0);
+        }
       }
     }
+    if (fused) continue;
     for (int i = 0; i < rows; ++i) {
       void* y = static_cast<uint8_t*>(c) + (i * ldc + n) * esize;
       vk.finish_row(acc_tile + i * width, valid, colterm + n, zb ? w.zero_points() + n : nullptr, zb ? rowsum[i] : 0, out,
@@ -179,6 +191,15 @@ Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPo
   nchunks = (panels + per_chunk - 1) / per_chunk;
   const size_t esize = out_elem_bytes(args.out);
   const size_t per_thread = gemm_tile_scratch_bytes(tile);
+  if (args.residual_add != nullptr) {
+    const EltwiseArgs& r = *args.residual_add;
+    if (args.out.kind == OutputSpec::Kind::Int32 || r.type != (args.out.kind == OutputSpec::Kind::U8 ? QType::U8 : QType::S8) ||
+        r.b == nullptr || r.broadcast != Broadcast::Full) {
+      arena.release_to(mark);
+      return Status::Error("gemm: residual_add needs a requantized output and a full residual of the output's type");
+    }
+  }
+  std::atomic<bool> add_failed{false};
   auto task = [&](int t, int thread) {
     const int mt = t / nchunks, nc = t % nchunks;
     const int m0 = mt * tile, rows = std::min(tile, args.M - m0);
@@ -187,9 +208,24 @@ Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPo
                static_cast<uint8_t*>(args.c) + m0 * ldc * esize, ldc,
                reinterpret_cast<int32_t*>(rowsums + thread * per_thread),
                reinterpret_cast<int32_t*>(rowsums + thread * per_thread + arena_bytes(sizeof(int32_t) * tile)));
+    if (args.residual_add == nullptr) return;
+    // The residual add on the tile just written: one call when its rows are contiguous.
+    EltwiseArgs e = *args.residual_add;
+    const int c0 = n0, c1 = std::min(n1, w.N());
+    auto* y = static_cast<uint8_t*>(args.c);
+    const auto* b = static_cast<const uint8_t*>(args.residual_add->b);
+    const bool whole_rows = c0 == 0 && c1 == w.N() && ldc == static_cast<size_t>(w.N());
+    for (int i = 0; i < (whole_rows ? 1 : rows); ++i) {
+      const size_t off = (m0 + i) * ldc + c0;
+      e.a = e.y = y + off;
+      e.b = b + off;
+      e.count = whole_rows ? static_cast<size_t>(rows) * ldc : static_cast<size_t>(c1 - c0);
+      if (!qadd(e, nullptr).ok()) add_failed = true;
+    }
   };
   parallel_for(pool, mtiles * nchunks, task);
   arena.release_to(mark);
+  if (add_failed) return Status::Error("gemm: the residual add's arguments are invalid");
   return Status::Ok();
 }
 

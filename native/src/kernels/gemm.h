@@ -19,6 +19,7 @@
 
 #include "kernels/common.h"
 #include "kernels/dispatch.h"
+#include "kernels/eltwise.h"
 #include "kernels/thread_pool.h"
 
 namespace edge::kernels {
@@ -79,6 +80,12 @@ struct GemmArgs {
   void* c = nullptr;              // M x N output, row stride ldc (elements); int32/u8/s8 per out.kind
   size_t ldc = 0;                 // 0 means N
   OutputSpec out;
+  // Optional residual add in the output stage: as each tile of rows is finished (u8/s8 per
+  // out), it is replaced by qadd(a = the tile, b = the same rows and columns of
+  // residual_add->b, which has c's layout and row stride ldc) with residual_add's scales, zero
+  // points and clamp (its a, y and count are ignored). Exactly qadd on the whole output
+  // afterwards, while the tile is still in cache. Borrowed.
+  const EltwiseArgs* residual_add = nullptr;
 };
 
 // Scratch the call needs from its arena for `M` rows with `threads` threads.

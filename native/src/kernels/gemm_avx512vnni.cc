@@ -26,14 +26,20 @@ inline uint32_t load_tail(const uint8_t* p, int n) {
   return v;
 }
 
-template <int MR, int NV, bool XOR>
-void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
+template <int MR, int NV, bool XOR, bool FIN>
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate,
+            const FusedFinish* f) {
   constexpr int W = NV * 16;
   __m512i c[MR][NV], c2[MR == 1 ? 1 : 0 + 1][NV];
   #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? _mm512_loadu_si512(acc + r * W + v * 16) : _mm512_setzero_si512();
+    for (int v = 0; v < NV; ++v) {
+      c[r][v] = accumulate ? _mm512_loadu_si512(acc + r * W + v * 16) : _mm512_setzero_si512();
+      // The fused finish starts from the column terms (int32 sums wrap, so the order of the
+      // additions does not change the result).
+      if (FIN) c[r][v] = _mm512_add_epi32(c[r][v], _mm512_loadu_si512(f->colterm + v * 16));
+    }
   #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) c2[0][v] = _mm512_setzero_si512();
   const uint32_t x4 = 0x01010101u * a_xor;
@@ -77,34 +83,93 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   if (MR == 1)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) c[0][v] = _mm512_add_epi32(c[0][v], c2[0][v]);
-  #pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
+  if constexpr (FIN) {
+    // finish_row_avx512's operations on the sums still in registers (the column terms are in
+    // already). Values end inside the output type's range, so saturating packs are exact.
+    const OutputSpec& out = *f->out;
+    const __m512 lo = _mm512_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
+    const __m512 hi = _mm512_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
+    const __m512i zp = _mm512_set1_epi32(out.zero_point);
+    const bool u8 = out.kind == OutputSpec::Kind::U8;
+    __m512 s[NV];
+    __m512i zb[NV];
     #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) _mm512_storeu_si512(acc + r * W + v * 16, c[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      s[v] = f->per_channel ? _mm512_loadu_ps(f->scales + v * 16) : _mm512_set1_ps(f->scales[0]);
+      zb[v] = f->zb ? _mm512_loadu_si512(f->zb + v * 16) : _mm512_setzero_si512();
+    }
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      __m512i q[NV];
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) {
+        __m512i x = c[r][v];
+        if (f->zb) x = _mm512_sub_epi32(x, _mm512_mullo_epi32(zb[v], _mm512_set1_epi32(f->rowsum[r])));
+        __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), s[v]);
+        y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+        q[v] = _mm512_add_epi32(_mm512_cvtps_epi32(y), zp);
+      }
+      uint8_t* dst = f->y + r * f->ldy;
+      if constexpr (NV == 4) {
+        // 64 columns: two packs and one lane permutation instead of four 2-uop vpmovdb.
+        const __m512i w01 = _mm512_packs_epi32(q[0], q[1]), w23 = _mm512_packs_epi32(q[2], q[3]);
+        const __m512i b = u8 ? _mm512_packus_epi16(w01, w23) : _mm512_packs_epi16(w01, w23);
+        // Lane L of b holds 4-column groups (q0, q1, q2, q3) of lane L: dword 4L + j is group j of lane L.
+        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        const __m512i bytes = _mm512_permutexvar_epi32(order, b);
+        const int valid = f->valid;
+        const __mmask64 m = valid >= 64 ? ~0ull : ((1ull << valid) - 1);
+        _mm512_mask_storeu_epi8(dst, m, bytes);
+      } else {
+        #pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) {
+          const int left = f->valid - v * 16;
+          if (left <= 0) break;
+          const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+          _mm512_mask_cvtepi32_storeu_epi8(dst + v * 16, m, q[v]);
+        }
+      }
+    }
+  } else {
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) _mm512_storeu_si512(acc + r * W + v * 16, c[r][v]);
+  }
 }
 
-using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool, const FusedFinish*);
 
-template <bool XOR, int MR>
+template <bool XOR, bool FIN, int MR>
 constexpr KernelFn pick_nv(int nv) {
-  return nv == 1 ? kernel<MR, 1, XOR> : nv == 2 ? kernel<MR, 2, XOR> : nv == 3 ? kernel<MR, 3, XOR> : kernel<MR, 4, XOR>;
+  return nv == 1   ? kernel<MR, 1, XOR, FIN>
+         : nv == 2 ? kernel<MR, 2, XOR, FIN>
+         : nv == 3 ? kernel<MR, 3, XOR, FIN>
+                   : kernel<MR, 4, XOR, FIN>;
 }
-template <bool XOR>
+template <bool XOR, bool FIN>
 KernelFn pick(int rows, int nv) {
   switch (rows) {
-    case 1: return pick_nv<XOR, 1>(nv);
-    case 2: return pick_nv<XOR, 2>(nv);
-    case 3: return pick_nv<XOR, 3>(nv);
-    case 4: return pick_nv<XOR, 4>(nv);
-    case 5: return pick_nv<XOR, 5>(nv);
-    default: return pick_nv<XOR, 6>(nv);
+    case 1: return pick_nv<XOR, FIN, 1>(nv);
+    case 2: return pick_nv<XOR, FIN, 2>(nv);
+    case 3: return pick_nv<XOR, FIN, 3>(nv);
+    case 4: return pick_nv<XOR, FIN, 4>(nv);
+    case 5: return pick_nv<XOR, FIN, 5>(nv);
+    default: return pick_nv<XOR, FIN, 6>(nv);
   }
 }
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
                  int32_t* acc, bool accumulate) {
   const int nv = width / 16;
-  (a_xor ? pick<true>(rows, nv) : pick<false>(rows, nv))(a, lda, K, panel, a_xor, acc, accumulate);
+  (a_xor ? pick<true, false>(rows, nv) : pick<false, false>(rows, nv))(a, lda, K, panel, a_xor, acc, accumulate, nullptr);
+}
+// `acc` is only read (accumulate); the kernel's FIN path never writes it.
+void microkernel_q(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                   const int32_t* acc, bool accumulate, const FusedFinish& f) {
+  const int nv = width / 16;
+  (a_xor ? pick<true, true>(rows, nv) : pick<false, true>(rows, nv))(a, lda, K, panel, a_xor, const_cast<int32_t*>(acc),
+                                                                     accumulate, &f);
 }
 
 // 16 lanes at a time.
@@ -157,8 +222,9 @@ void dw_pixel_avx512(const uint8_t* const* x, int taps, const int16_t* w, int C,
 // Depthwise with vpdpbusd: four taps of 64 channels are four loads, four byte and four word
 // unpacks, and four dot products (the weights are packed in the unpacked order), where the
 // tap-pair kernel above widens to 16 bits and needs eight times the instructions.
-void dw_pixel_q8_avx512(const uint8_t* const* x, int quads, const int8_t* w, int C, uint8_t x_xor,
+void dw_pixel_q8_avx512(const uint8_t* const* x, int taps, const int8_t* w, int C, uint8_t x_xor,
                         const int32_t* colterm, const OutputSpec& out, void* y) {
+  const int quads = taps / 4, singles = taps % 4;
   const __m512i xr = _mm512_set1_epi8(static_cast<char>(x_xor));
   // The finish of finish_row_avx512, on the sums still in registers.
   const bool pc = out.scale_count > 1, int32_out = out.kind == OutputSpec::Kind::Int32;
@@ -221,7 +287,14 @@ void dw_pixel_q8_avx512(const uint8_t* const* x, int quads, const int8_t* w, int
       const int rem = left - 16 * k, c = c0 + 16 * k;
       if (rem <= 0) break;
       const __mmask16 mk = rem >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1);
-      const __m512i v = _mm512_add_epi32(sums[k], _mm512_maskz_loadu_epi32(mk, colterm + c));
+      __m512i v = _mm512_add_epi32(sums[k], _mm512_maskz_loadu_epi32(mk, colterm + c));
+      // The single taps: one byte per int32 lane (zero-extended), times the weight in the low
+      // byte of the lane, in channel order.
+      for (int i = 0; i < singles; ++i) {
+        const __m128i xb = _mm_xor_si128(_mm_maskz_loadu_epi8(mk, x[4 * quads + i] + c), _mm512_castsi512_si128(xr));
+        const int8_t* ws = w + (static_cast<size_t>(quads + i) * blocks + b) * 256 + 64 * k;
+        v = _mm512_dpbusd_epi32(v, _mm512_cvtepu8_epi32(xb), _mm512_loadu_si512(ws));
+      }
       if (int32_out) {
         _mm512_mask_storeu_epi32(static_cast<int32_t*>(y) + c, mk, v);
         continue;
@@ -249,7 +322,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::Avx512Vnni, /*nr=*/64, /*col_align=*/16, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
     finish_row_avx512, dw_pixel_avx512, peak_loop,
-    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, dw_pixel_q8_avx512,
+    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, dw_pixel_q8_avx512, microkernel_q,
 };
 
 }  // namespace

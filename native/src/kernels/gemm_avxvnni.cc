@@ -19,8 +19,9 @@ inline uint32_t load_n(const uint8_t* p, int n) {
   return v;
 }
 
-template <int MR, int NV, bool XOR>
-void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
+template <int MR, int NV, bool XOR, bool FIN = false>
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate,
+            const FusedFinish* f = nullptr) {
   constexpr int W = NV * 8;
   __m256i c[MR][NV], c2[NV];
   #pragma GCC unroll 16
@@ -63,13 +64,40 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   if (MR == 1)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) c[0][v] = _mm256_add_epi32(c[0][v], c2[v]);
+  if constexpr (FIN) {
+    fused_finish_avx2<MR, NV>(c, *f);
+    return;
+  }
   #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * W + v * 8), c[r][v]);
 }
 
-using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
+using FusedFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool, const FusedFinish*);
+template <int MR>
+FusedFn pick_fused_nv(int nv, bool x) {
+  return nv == 1 ? (x ? kernel<MR, 1, true, true> : kernel<MR, 1, false, true>)
+                 : (x ? kernel<MR, 2, true, true> : kernel<MR, 2, false, true>);
+}
+// `acc` is only read (accumulate); the fused path never writes it.
+void microkernel_q(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                   const int32_t* acc, bool accumulate, const FusedFinish& f) {
+  const int nv = width / 8;
+  const bool x = a_xor != 0;
+  FusedFn fn;
+  switch (rows) {
+    case 1: fn = pick_fused_nv<1>(nv, x); break;
+    case 2: fn = pick_fused_nv<2>(nv, x); break;
+    case 3: fn = pick_fused_nv<3>(nv, x); break;
+    case 4: fn = pick_fused_nv<4>(nv, x); break;
+    case 5: fn = pick_fused_nv<5>(nv, x); break;
+    default: fn = pick_fused_nv<6>(nv, x); break;
+  }
+  fn(a, lda, K, panel, a_xor, const_cast<int32_t*>(acc), accumulate, &f);
+}
+
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool, const FusedFinish*);
 template <int MR>
 KernelFn pick_nv(int nv, bool x) {
   return nv == 1 ? (x ? kernel<MR, 1, true> : kernel<MR, 1, false>) : (x ? kernel<MR, 2, true> : kernel<MR, 2, false>);
@@ -87,7 +115,7 @@ void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* pa
     case 5: f = pick_nv<5>(nv, a_xor != 0); break;
     default: f = pick_nv<6>(nv, a_xor != 0); break;
   }
-  f(a, lda, K, panel, a_xor, acc, accumulate);
+  f(a, lda, K, panel, a_xor, acc, accumulate, nullptr);
 }
 
 uint64_t peak_loop(uint64_t iters, int32_t* sink) {
@@ -104,7 +132,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::AvxVnni, /*nr=*/16, /*col_align=*/8, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
     finish_row_avx2, dw_pixel_avx2, peak_loop,
-    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, /*dw_pixel_q8=*/nullptr,
+    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, /*dw_pixel_q8=*/nullptr, microkernel_q,
 };
 
 }  // namespace

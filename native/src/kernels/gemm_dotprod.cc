@@ -15,8 +15,9 @@
 namespace edge::kernels {
 namespace {
 
-template <int MR, int NV>
-void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate) {
+template <int MR, int NV, bool FIN = false>
+void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate,
+            const FusedFinish* f = nullptr) {
   constexpr int W = NV * 4;
   int32x4_t c[MR][NV];
   #pragma GCC unroll 16
@@ -61,23 +62,34 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
       for (int v = 0; v < NV; ++v) c[r][v] = vdotq_s32(c[r][v], vld1q_s8(b + v * 16), aw);
     }
   }
+  if constexpr (FIN) {
+    fused_finish_neon<MR, NV>(c, NV, *f);
+    return;
+  }
   #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) vst1q_s32(acc + r * W + v * 4, c[r][v]);
 }
 
-using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool);
-template <int MR>
+using KernelFn = void (*)(const uint8_t*, size_t, int, const int8_t*, uint8_t, int32_t*, bool, const FusedFinish*);
+template <int MR, bool FIN>
 constexpr KernelFn pick_nv(int nv) {
-  return nv == 1 ? kernel<MR, 1> : nv == 2 ? kernel<MR, 2> : nv == 3 ? kernel<MR, 3> : kernel<MR, 4>;
+  return nv == 1 ? kernel<MR, 1, FIN> : nv == 2 ? kernel<MR, 2, FIN> : nv == 3 ? kernel<MR, 3, FIN> : kernel<MR, 4, FIN>;
+}
+template <bool FIN>
+KernelFn pick(int rows, int nv) {
+  return rows == 1 ? pick_nv<1, FIN>(nv) : rows == 2 ? pick_nv<2, FIN>(nv) : rows == 3 ? pick_nv<3, FIN>(nv) : pick_nv<4, FIN>(nv);
 }
 
 void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
                  int32_t* acc, bool accumulate) {
-  const int nv = width / 4;
-  KernelFn f = rows == 1 ? pick_nv<1>(nv) : rows == 2 ? pick_nv<2>(nv) : rows == 3 ? pick_nv<3>(nv) : pick_nv<4>(nv);
-  f(a, lda, K, panel, a_xor, acc, accumulate);
+  pick<false>(rows, width / 4)(a, lda, K, panel, a_xor, acc, accumulate, nullptr);
+}
+// `acc` is only read (accumulate); the fused path never writes it.
+void microkernel_q(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                   const int32_t* acc, bool accumulate, const FusedFinish& f) {
+  pick<true>(rows, width / 4)(a, lda, K, panel, a_xor, const_cast<int32_t*>(acc), accumulate, &f);
 }
 
 uint64_t peak_loop(uint64_t iters, int32_t* sink) {
@@ -94,7 +106,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::Dotprod, /*nr=*/16, /*col_align=*/4, /*kgroup=*/4, /*mr=*/4, microkernel, /*a_flip=*/128,
     finish_row_neon, dw_pixel_neon, peak_loop,
-    direct_conv_neon, quantize_u8_neon, max_pool_2x2_neon, /*dw_pixel_q8=*/nullptr,
+    direct_conv_neon, quantize_u8_neon, max_pool_2x2_neon, /*dw_pixel_q8=*/nullptr, microkernel_q,
 };
 
 }  // namespace

@@ -14,9 +14,9 @@
 namespace edge::kernels {
 namespace {
 
-template <int MR>
+template <int MR, bool FIN = false>
 void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor, int32_t* acc,
-            bool accumulate) {
+            bool accumulate, const FusedFinish* f = nullptr) {
   // width is 8 or 16; for 8 the second half of each accumulator row stays unused.
   int32x4_t c[MR][4];
   const bool wide = width == 16;
@@ -84,6 +84,10 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, int width,
       }
     }
   }
+  if constexpr (FIN) {
+    fused_finish_neon<MR, 4>(c, wide ? 4 : 2, *f);
+    return;
+  }
   #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 16
@@ -97,6 +101,18 @@ void microkernel(int rows, const uint8_t* a, size_t lda, int K, const int8_t* pa
     case 2: kernel<2>(a, lda, K, panel, width, a_xor, acc, accumulate); break;
     case 3: kernel<3>(a, lda, K, panel, width, a_xor, acc, accumulate); break;
     default: kernel<4>(a, lda, K, panel, width, a_xor, acc, accumulate); break;
+  }
+}
+
+// `acc` is only read (accumulate); the fused path never writes it.
+void microkernel_q(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                   const int32_t* acc, bool accumulate, const FusedFinish& f) {
+  int32_t* in = const_cast<int32_t*>(acc);
+  switch (rows) {
+    case 1: kernel<1, true>(a, lda, K, panel, width, a_xor, in, accumulate, &f); break;
+    case 2: kernel<2, true>(a, lda, K, panel, width, a_xor, in, accumulate, &f); break;
+    case 3: kernel<3, true>(a, lda, K, panel, width, a_xor, in, accumulate, &f); break;
+    default: kernel<4, true>(a, lda, K, panel, width, a_xor, in, accumulate, &f); break;
   }
 }
 
@@ -118,7 +134,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::Neon, /*nr=*/16, /*col_align=*/8, /*kgroup=*/1, /*mr=*/4, microkernel, /*a_flip=*/0,
     finish_row_neon, dw_pixel_neon, peak_loop,
-    direct_conv_neon, quantize_u8_neon, max_pool_2x2_neon, /*dw_pixel_q8=*/nullptr,
+    direct_conv_neon, quantize_u8_neon, max_pool_2x2_neon, /*dw_pixel_q8=*/nullptr, microkernel_q,
 };
 
 }  // namespace

@@ -43,6 +43,42 @@ void finish_row_neon(const int32_t* raw, int n, const int32_t* colterm, const in
                       static_cast<uint8_t*>(y) + j * es);
 }
 
+// microkernel_q's output stage: finish_row_neon's operations on the sums c[r][v] (columns
+// 4v..4v+3 of row r, v < nvec) still in registers.
+template <int MR, int NV>
+inline void fused_finish_neon(const int32x4_t (&c)[MR][NV], int nvec, const FusedFinish& f) {
+  const OutputSpec& out = *f.out;
+  const float32x4_t lo = vdupq_n_f32(static_cast<float>(out.clamp_min - out.zero_point));
+  const float32x4_t hi = vdupq_n_f32(static_cast<float>(out.clamp_max - out.zero_point));
+  const int32x4_t zp = vdupq_n_s32(out.zero_point);
+  const bool u8 = out.kind == OutputSpec::Kind::U8;
+  #pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) {
+    const int left = f.valid - v * 4;
+    if (v >= nvec || left <= 0) break;
+    const int32x4_t ct = vld1q_s32(f.colterm + v * 4);
+    const float32x4_t s = f.per_channel ? vld1q_f32(f.scales + v * 4) : vdupq_n_f32(f.scales[0]);
+    const int32x4_t zb = f.zb ? vld1q_s32(f.zb + v * 4) : vdupq_n_s32(0);
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      int32x4_t x = vaddq_s32(c[r][v], ct);
+      if (f.zb) x = vmlsq_s32(x, zb, vdupq_n_s32(f.rowsum[r]));
+      const float32x4_t y = vminq_f32(vmaxq_f32(vmulq_f32(vcvtq_f32_s32(x), s), lo), hi);
+      const int16x4_t q = vmovn_s32(vaddq_s32(vcvtnq_s32_f32(y), zp));
+      const int16x8_t w = vcombine_s16(q, q);
+      const uint8x8_t b = u8 ? vqmovun_s16(w) : vreinterpret_u8_s8(vqmovn_s16(w));
+      uint8_t* dst = f.y + r * f.ldy + v * 4;
+      if (left >= 4) {
+        vst1_lane_u32(reinterpret_cast<uint32_t*>(dst), vreinterpret_u32_u8(b), 0);
+      } else {
+        uint8_t tmp[8];
+        vst1_u8(tmp, b);
+        for (int j = 0; j < left; ++j) dst[j] = tmp[j];
+      }
+    }
+  }
+}
+
 void dw_pixel_neon(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t* acc) {
   const uint8x8_t xr = vdup_n_u8(x_xor);
   int c = 0;

@@ -27,6 +27,21 @@ struct DirectConvArgs {
   float* scratch;        // DirectConv::scratch_floats() floats
 };
 
+// The output stage of a micro-kernel call that finishes in registers (microkernel_q): row r of
+// the tile is written to y + r * ldy as finish_row(sums of row r, valid, colterm, zb,
+// rowsum[r], *out, scales, ...) would write it. out->kind is U8 or S8.
+struct FusedFinish {
+  const int32_t* colterm;  // width values (already offset to the panel's first column)
+  const int32_t* zb;       // width weight zero points, or null when all are 0
+  const int32_t* rowsum;   // rows values when zb is set
+  const OutputSpec* out;
+  const float* scales;     // offset to the panel's first column when per_channel
+  bool per_channel;
+  int valid;               // columns to store (<= width)
+  uint8_t* y;
+  size_t ldy;              // bytes between output rows
+};
+
 struct VariantKernels {
   Variant variant;
   // GEMM packing layout: panels of `nr` columns, the last one rounded up to `col_align`;
@@ -63,12 +78,20 @@ struct VariantKernels {
   void (*max_pool_2x2)(const PoolShape& s, const uint8_t* x, uint8_t* y);
   // Depthwise, one output pixel, with int8 weights in tap quads for u8 x s8 dot products
   // (null where the variant has none; pack_conv then keeps the tap-pair weights): the same
-  // sums as dw_pixel over 4 * quads taps (the pad taps point at the zero-point row, weight 0),
-  // then finished in registers exactly as finish_row(sums, C, colterm, null, 0, out, out.scales, y).
-  // Weights: w[((q * B + b) * 4 + s) * 64 + L * 16 + j * 4 + t] = w_{4q+t}[64b + 16L + 4s + j]
-  // (B = ceil(C / 64)): the order byte unpacks leave channels in within 128-bit lanes.
-  void (*dw_pixel_q8)(const uint8_t* const* x, int quads, const int8_t* w, int C, uint8_t x_xor,
+  // sums as dw_pixel over `taps` taps (padding taps point at the zero-point row), then finished
+  // in registers exactly as finish_row(sums, C, colterm, null, 0, out, out.scales, y).
+  // Weights (B = ceil(C / 64)), first the taps / 4 full quads, in the order byte unpacks leave
+  // channels in within 128-bit lanes: w[((q * B + b) * 4 + s) * 64 + L * 16 + j * 4 + t] =
+  // w_{4q+t}[64b + 16L + 4s + j]; then each of the taps % 4 single taps i (tap 4 * quads + i),
+  // one int32 per channel holding the weight in its low byte:
+  // w[((quads + i) * B + b) * 256 + 4 * c + 0] = w_{4 quads + i}[64b + c], other bytes 0.
+  void (*dw_pixel_q8)(const uint8_t* const* x, int taps, const int8_t* w, int C, uint8_t x_xor,
                       const int32_t* colterm, const OutputSpec& out, void* y);
+  // The last K block of `microkernel` (same arguments; acc is only read, when `accumulate`)
+  // finished in registers as described by `f`, so the int32 sums never go through memory.
+  // Null where the variant has none: the driver then runs microkernel + finish_row.
+  void (*microkernel_q)(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
+                        const int32_t* acc, bool accumulate, const FusedFinish& f);
 };
 
 // scalar_kernels(), avx2_kernels(), ...: one per variant (variants.h), null when not built in.

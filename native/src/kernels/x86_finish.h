@@ -47,6 +47,43 @@ void finish_row_avx2(const int32_t* raw, int n, const int32_t* colterm, const in
                       static_cast<uint8_t*>(y) + j * es);
 }
 
+// microkernel_q's output stage for the 256-bit kernels: finish8_avx2's operations on the sums
+// c[r][v] (columns 8v..8v+7 of row r) still in registers.
+template <int MR, int NV>
+inline void fused_finish_avx2(const __m256i (&c)[MR][NV], const FusedFinish& f) {
+  const OutputSpec& out = *f.out;
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
+  const __m256i zp = _mm256_set1_epi32(out.zero_point);
+  const bool u8 = out.kind == OutputSpec::Kind::U8;
+  #pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) {
+    const int left = f.valid - v * 8;
+    if (left <= 0) break;
+    const __m256i ct = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(f.colterm + v * 8));
+    const __m256 s = f.per_channel ? _mm256_loadu_ps(f.scales + v * 8) : _mm256_set1_ps(f.scales[0]);
+    const __m256i zb = f.zb ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(f.zb + v * 8)) : _mm256_setzero_si256();
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      __m256i x = _mm256_add_epi32(c[r][v], ct);
+      if (f.zb) x = _mm256_sub_epi32(x, _mm256_mullo_epi32(zb, _mm256_set1_epi32(f.rowsum[r])));
+      __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(x), s);
+      y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
+      const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), zp);
+      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      const __m128i b = u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+      uint8_t* dst = f.y + r * f.ldy + v * 8;
+      if (left >= 8) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), b);
+      } else {
+        alignas(16) uint8_t tmp[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
+        for (int j = 0; j < left; ++j) dst[j] = tmp[j];
+      }
+    }
+  }
+}
+
 void dw_pixel_avx2(const uint8_t* const* x, int taps, const int16_t* w, int C, uint8_t x_xor, int32_t* acc) {
   const __m128i xr = _mm_set1_epi8(static_cast<char>(x_xor));
   int c = 0;

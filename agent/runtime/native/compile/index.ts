@@ -11,17 +11,24 @@ import { EdgeError, Errors } from '../../../errors.js';
 import { opLabel, unsupportedOps } from '../support.js';
 import { Compiler } from './compiler.js';
 import { fuseUnaryProducts } from './fuse-unary.js';
+import { fuseResidualAdds } from './fuse.js';
 import { UnsupportedUse, type CompiledModel } from './values.js';
 
 export { UnsupportedUse, type CompiledModel } from './values.js';
 export type { TensorProto } from '../../../onnx/model.js';
 
+export interface CompileOptions {
+  /** Plan-level fusions (compile/fuse.ts); false keeps one op per fused ONNX pattern (tests). */
+  fuse?: boolean;
+}
+
 /** Compiles the model or throws EDGE_MODEL_UNSUPPORTED_OPS naming what is not supported. */
-export function compileModel(model: ModelProto, what = 'model'): CompiledModel {
+export function compileModel(model: ModelProto, what = 'model', options: CompileOptions = {}): CompiledModel {
   const unsupported = unsupportedOps(model);
   if (unsupported.length) throw unsupportedError(what, unsupported);
   try {
-    return fuseUnaryProducts(new Compiler(model).run()); // SiLU (Sigmoid then Mul): one table
+    const compiled = fuseUnaryProducts(new Compiler(model).run()); // SiLU (Sigmoid then Mul): one table
+    return options.fuse === false ? compiled : { ...compiled, plan: fuseResidualAdds(compiled.plan) };
   } catch (err) {
     if (err instanceof UnsupportedUse) throw unsupportedError(what, [err.message]);
     throw err;
