@@ -1,5 +1,6 @@
 // The partition of a model in words and numbers, without opening any backend: for
 // `edge-model inspect` (which nodes go native, which go to ONNX Runtime, and why).
+import { Errors } from '../../errors.js';
 import type { ModelProto } from '../../onnx/model.js';
 import { createEngine } from '../native/engine-addon.js';
 import { partitionModel } from './partitioner.js';
@@ -29,7 +30,7 @@ export async function describePartition(model: ModelProto, inputShapes?: Record<
       createEngine(c.plan, c.weights, { threads: 1 }).dispose();
     } catch (err) {
       // Without the addon the compiler's verdict stands; a plan the engine refuses moves.
-      if ((err as { code?: string }).code === 'EDGE_NATIVE_PLAN_INVALID') throw err;
+      if ((err as { code?: string }).code === Errors.NATIVE_PLAN_INVALID.code) throw err;
       engine = false;
     }
   });
