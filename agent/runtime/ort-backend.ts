@@ -92,8 +92,9 @@ export class OrtBackend implements Backend {
       try {
         await here.#runHere(probe);
       } catch (err) {
-        await session.release();
-        throw err;
+        // Not this step's to report: the runtime's own warm-up runs next and refuses the
+        // package with the reason (package-loader.ts).
+        return new OrtBackend({ session }, inputs, outputs, opts, { thread: 'main', reason: `a timing run failed (${String((err as Error).message ?? err).split('\n')[0]})` });
       }
       times.push(performance.now() - t0);
       if (times[times.length - 1]! <= limit) break;
