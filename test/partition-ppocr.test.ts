@@ -140,8 +140,12 @@ for (const c of cases) {
             const w = want[n].data as ArrayLike<number>;
             // Quantized boundaries compare in steps of 1; a float graph output in its own step.
             const d = got[n].dtype === 'float32' ? worstSteps(w, a, lastStep(model, n)) : worstSteps(w, a, 1);
-            worstSegment = Math.max(worstSegment, d);
-            if (d > (c.segmentSteps ?? 1) + 0.001) t.fail(`${c.name} segment ${k} output ${n}: ${d.toFixed(3)} steps from ONNX Runtime`);
+            // A segment that computes the final output through the whole chain of float-inside
+            // ops (rec, once nothing in it falls back to ONNX Runtime) compounds inside itself
+            // what separate segments compound between them: the final output's bound.
+            const limit = n === outName ? c.finalSteps ?? 1 : c.segmentSteps ?? 1;
+            if (n !== outName) worstSegment = Math.max(worstSegment, d);
+            if (d > limit + 0.001) t.fail(`${c.name} segment ${k} output ${n}: ${d.toFixed(3)} steps from ONNX Runtime (at most ${limit})`);
           }
         } finally {
           await seg.dispose();

@@ -21,6 +21,8 @@ export interface CalibrationOptions {
   maxBatch?: number;
   /** Tensors whose per-channel (axis 1) means to collect, for bias correction. */
   channelMeans?: string[];
+  /** Tensors whose per-channel (axis 1) minimum and maximum to collect, for channel equalization. */
+  channelRanges?: string[];
 }
 
 const BINS = 2048;
@@ -29,6 +31,8 @@ export interface CalibrationResult {
   ranges: Map<string, Range>;
   /** Mean of each channel (axis 1) over batch and space, for the tensors asked for. */
   means: Map<string, Float64Array>;
+  /** Minimum and maximum of each channel (axis 1), for the tensors asked for. */
+  channelRanges: Map<string, { min: Float64Array; max: Float64Array }>;
   samples: number;
   files: number;
 }
@@ -67,7 +71,20 @@ export async function calibrate(model: ModelProto, tensors: string[], dir: strin
 
   const meanWanted = new Set(opts.channelMeans ?? []);
   const sums = new Map<string, { sum: Float64Array; count: number }>();
+  const rangeWanted = new Set(opts.channelRanges ?? []);
+  const channelRanges = new Map<string, { min: Float64Array; max: Float64Array }>();
   await pass('calibrating (ranges)', (name, d, shape) => {
+    if (rangeWanted.has(name) && shape.length >= 2) {
+      const c = shape[1];
+      const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+      const acc = channelRanges.get(name) ?? { min: new Float64Array(c).fill(Infinity), max: new Float64Array(c).fill(-Infinity) };
+      for (let i = 0; i < d.length; i++) {
+        const k = Math.floor(i / inner) % c;
+        if (d[i] < acc.min[k]) acc.min[k] = d[i];
+        if (d[i] > acc.max[k]) acc.max[k] = d[i];
+      }
+      channelRanges.set(name, acc);
+    }
     if (meanWanted.has(name) && shape.length >= 2) {
       const c = shape[1];
       const inner = shape.slice(2).reduce((a, b) => a * b, 1);
@@ -134,7 +151,7 @@ export async function calibrate(model: ModelProto, tensors: string[], dir: strin
   }
   await session.release();
   const means = new Map([...sums].map(([k, v]) => [k, v.sum.map((x) => x / v.count)]));
-  return { ranges, means, samples, files: files.length };
+  return { ranges, means, channelRanges, samples, files: files.length };
 }
 
 /** Bin indices where the cumulative count first reaches each fraction. */

@@ -10,6 +10,9 @@ import { ToolErrors } from './errors.js';
 import { foldBatchNorms } from './fold-batchnorm.js';
 import { canonicalize } from './graph.js';
 import { simplify, type SimplifyReport } from './simplify.js';
+import { narrowSaturatedRanges } from './saturating-ranges.js';
+import { depthwisePairs, equalizeDepthwise } from './equalize-depthwise.js';
+import { foldAffines } from './fold-affine.js';
 import { readModelFile, writeModelFile } from './model-file.js';
 import { openSession } from './ort-session.js';
 import { applyDynamic } from './quantize-dynamic.js';
@@ -43,6 +46,10 @@ export interface QuantizeReport {
   format?: QuantFormat;
   method?: RangeMethod;
   foldedBatchNorms: number;
+  /** Scalar/per-channel Mul and Add folded into the Conv beside them (static only). */
+  foldedAffines?: number;
+  /** Conv -> depthwise Conv pairs whose channels were equalized (static only). */
+  equalizedDepthwise?: number;
   simplified: SimplifyReport;
   quantized: Record<string, number>;
   floatOps?: Record<string, number>;
@@ -75,7 +82,16 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   } else {
     if (!opts.calib) throw ToolErrors.USAGE('static quantization needs --calib DIR (a folder of .npy inputs); or pass --dynamic');
     singleInput(model, input);
-    const plan = planStatic(g, new Set(opts.exclude ?? []), opts.format);
+    const excluded = new Set(opts.exclude ?? []);
+    const affines = foldAffines(g, excluded);
+    // Channel equalization before depthwise convolutions needs each channel's range first.
+    const pairs = depthwisePairs(g, excluded);
+    let equalized = 0;
+    if (pairs.length > 0) {
+      const pre = await calibrate(model, pairs.map((p) => p.tensor), opts.calib, { method: 'minmax', channelRanges: pairs.map((p) => p.tensor) });
+      equalized = equalizeDepthwise(g, pairs, pre.channelRanges);
+    }
+    const plan = planStatic(g, excluded, opts.format);
     if (plan.items.length === 0) {
       throw ToolErrors.MODEL_UNSUPPORTED(`${input} has no Conv, Gemm or MatMul with constant weights to quantize`);
     }
@@ -83,9 +99,10 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
     const cal = await calibrate(model, plan.tensors, opts.calib, {
       method: opts.method, percentile: opts.percentile, channelMeans: biasCorrection ? plan.items.map((it) => it.act) : [],
     });
+    narrowSaturatedRanges(g, cal.ranges);
     const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel, inputMeans: cal.means });
     report = {
-      input, output, mode: 'static', format: opts.format, method: opts.method, foldedBatchNorms: folded, simplified, quantized, floatOps,
+      input, output, mode: 'static', format: opts.format, method: opts.method, foldedBatchNorms: folded, foldedAffines: affines, equalizedDepthwise: equalized, simplified, quantized, floatOps,
       calibration: { files: cal.files, samples: cal.samples, tensors: plan.tensors.length }, bytesBefore,
     };
   }
