@@ -1,7 +1,7 @@
 // bench:event-loop — the agent's event-loop lag while the YOLO-like detector (scripts/zoo/yolo-like.ts,
 // ONNX Runtime) serves at full rate, side by side in one run: its session on the main thread, on a
 // worker thread at the process's priority, and on a worker thread at runtime.offThreadNice 10 (the
-// default). Each row is a real agent process (dist/: run `npm run build:ts` first) loaded over HTTP
+// option; the default is 0). Each row is a real agent process (dist/: run `npm run build:ts` first) loaded over HTTP
 // by clients posting back to back (/v2, binary tensors), with a /healthz probe beside them; the
 // lag is the agent's own histogram (edge_agent_event_loop_lag_seconds) read from /metrics before
 // and after. The idle row is the same agent before the load: what the machine itself costs.
