@@ -49,7 +49,9 @@ t.test('the field gate halts a worse candidate and passes a better one', async (
       models: [{ name: 'digits', package: baseline, backend: 'ort' }],
       security: { requireSignedPackages: false },
       mqtt: { url: broker.url, groups: ['lab'], reconnectMinMs: 50, reconnectMaxMs: 500 },
-      rollout: { shadow: { fraction: 1, minAgreement: 0, minSamples: SHADOW_SAMPLES }, probation: { minInferences: 5, minSeconds: 0 } },
+      // Latency is not under test here (rollout-probation tests that gate): on a loaded CI machine a
+      // candidate's p99 over a few inferences can exceed 3x its predecessor's and halt the rollout.
+      rollout: { shadow: { fraction: 1, minAgreement: 0, minSamples: SHADOW_SAMPLES }, probation: { minInferences: 5, minSeconds: 0, maxLatencyRatio: 1000 } },
       log: { level: 'info' },
     });
     t.teardown(() => proc.kill('SIGKILL'));

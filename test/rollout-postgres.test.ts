@@ -38,7 +38,9 @@ t.test('two PostgreSQL replicas carry a rollout out once', async (t) => {
     agents.push(await startAgent(broker.url, `pg-pi-${i}`, {
       models: [{ name: 'digits', package: FP32, backend: 'ort' }],
       mqtt: { groups: ['lab'] },
-      rollout: { probation: { minInferences: 5, minSeconds: 0 } },
+      // Latency is not under test here (rollout-probation tests that gate): on a loaded CI machine a
+      // candidate's p99 over a few inferences can exceed 3x its predecessor's and halt the rollout.
+      rollout: { probation: { minInferences: 5, minSeconds: 0, maxLatencyRatio: 1000 } },
     }));
   }
   t.teardown(async () => { for (const a of agents) await a.stop(); });

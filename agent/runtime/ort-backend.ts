@@ -16,7 +16,7 @@ export interface OrtOptions {
   threads: number;
   graphOptimizationLevel: GraphOptimizationLevel;
   /**
-   * A model whose warm-up run (timed at load on the calling thread, the faster of at most two)
+   * A model whose warm-up run (timed at load on the calling thread, the fastest of at most five)
    * takes longer than this (ms) is served from a worker thread of its own; 0 puts every model there. Unset: on the calling thread,
    * nothing measured (tools that run a model once).
    */
@@ -35,8 +35,12 @@ export interface OrtPlacement {
   runMs?: number;
 }
 
-/** At most this many timed runs decide where a model runs. */
-const PROBE_RUNS = 2;
+/**
+ * At most this many timed runs decide where a model runs; the first at or under the limit ends
+ * it. On a loaded machine a cheap model's single run can exceed the limit, and serving a tiny
+ * model from a thread there only adds the hop's scheduling delay to every answer.
+ */
+const PROBE_RUNS = 5;
 
 /** Zeros at batch 1 (every symbolic dimension 1), as ModelVersion.warmUp feeds. */
 function probeInputs(inputs: IOSpec[]): TensorMap {
@@ -82,8 +86,9 @@ export class OrtBackend implements Backend {
       return new OrtBackend({ session }, inputs, outputs, opts, { thread: 'main', reason: 'runtime.offThreadAboveMs is not set' });
     }
     // Measured here first: most models cost far less than a thread hop, and starting a thread
-    // for each would cost every load. A run above the limit is run once more (a first run pays
-    // for lazy set-up), so a costly model holds the loop for at most two runs, once, at load.
+    // for each would cost every load. A run above the limit is run again (a first run pays for
+    // lazy set-up; a loaded machine stretches any one run), so a costly model holds the loop
+    // for at most PROBE_RUNS runs, once, at load.
     const probe = probeInputs(inputs);
     const here = new OrtBackend({ session }, inputs, outputs, opts, { thread: 'main', reason: '' });
     const times: number[] = [];
