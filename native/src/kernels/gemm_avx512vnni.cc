@@ -95,7 +95,10 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     __m512i zb[NV];
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-      s[v] = f->per_channel ? _mm512_loadu_ps(f->scales + v * 16) : _mm512_set1_ps(f->scales[0]);
+      // The scales hold only the valid columns (zb is padded to the panel width).
+      const int left = f->valid - v * 16;
+      const __mmask16 live = left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+      s[v] = f->per_channel ? _mm512_maskz_loadu_ps(live, f->scales + v * 16) : _mm512_set1_ps(f->scales[0]);
       zb[v] = f->zb ? _mm512_loadu_si512(f->zb + v * 16) : _mm512_setzero_si512();
     }
     #pragma GCC unroll 16

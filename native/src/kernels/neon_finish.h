@@ -57,7 +57,17 @@ inline void fused_finish_neon(const int32x4_t (&c)[MR][NV], int nvec, const Fuse
     const int left = f.valid - v * 4;
     if (v >= nvec || left <= 0) break;
     const int32x4_t ct = vld1q_s32(f.colterm + v * 4);
-    const float32x4_t s = f.per_channel ? vld1q_f32(f.scales + v * 4) : vdupq_n_f32(f.scales[0]);
+    // The scales hold only the valid columns (colterm and zb are padded to the panel width).
+    float32x4_t s = vdupq_n_f32(f.scales[0]);
+    if (f.per_channel) {
+      if (left >= 4) {
+        s = vld1q_f32(f.scales + v * 4);
+      } else {
+        float part[4] = {0, 0, 0, 0};
+        for (int i = 0; i < left; ++i) part[i] = f.scales[v * 4 + i];
+        s = vld1q_f32(part);
+      }
+    }
     const int32x4_t zb = f.zb ? vld1q_s32(f.zb + v * 4) : vdupq_n_s32(0);
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {

@@ -61,7 +61,10 @@ inline void fused_finish_avx2(const __m256i (&c)[MR][NV], const FusedFinish& f) 
     const int left = f.valid - v * 8;
     if (left <= 0) break;
     const __m256i ct = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(f.colterm + v * 8));
-    const __m256 s = f.per_channel ? _mm256_loadu_ps(f.scales + v * 8) : _mm256_set1_ps(f.scales[0]);
+    // The scales hold only the valid columns (colterm and zb are padded to the panel width).
+    const __m256 s = !f.per_channel ? _mm256_set1_ps(f.scales[0])
+        : left >= 8 ? _mm256_loadu_ps(f.scales + v * 8)
+        : _mm256_maskload_ps(f.scales + v * 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
     const __m256i zb = f.zb ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(f.zb + v * 8)) : _mm256_setzero_si256();
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
