@@ -12,6 +12,7 @@ import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { startPostgres } from './helpers/postgres.js';
 import { serveReady, spawnServe, type Serve } from './helpers/fleet-serve.js';
 import { launchBrowser } from './helpers/browser.js';
+import { openStream } from './helpers/dashboard-stream.js';
 import { waitFor } from './helpers/wait.js';
 
 // Two replicas, a PostgreSQL, a broker, one simulator worker and a browser: about 30 s alone,
@@ -22,28 +23,6 @@ const N = 24;
 const REPLICAS = ['dash-r1', 'dash-r2'];
 
 interface Replica { id: string; serve: Serve; url: string }
-
-/** The server-sent events of one dashboard stream, parsed as they arrive. */
-function openStream(url: string): { updates: Record<string, unknown>[]; close(): void } {
-  const updates: Record<string, unknown>[] = [];
-  const ctl = new AbortController();
-  void (async () => {
-    const res = await fetch(`${url}/api/events`, { signal: ctl.signal });
-    const decoder = new TextDecoder();
-    let buf = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buf += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buf.indexOf('\n\n')) >= 0) {
-        const event = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        const data = /^data: (.*)$/m.exec(event)?.[1];
-        if (/^event: update$/m.test(event) && data) updates.push(JSON.parse(data) as Record<string, unknown>);
-      }
-    }
-  })().catch(() => undefined);
-  return { updates, close: () => ctl.abort() };
-}
 
 const getJson = async (url: string): Promise<any> => {
   const res = await fetch(url);

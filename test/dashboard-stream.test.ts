@@ -8,31 +8,11 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { FleetStore } from '../controller/store.js';
 import { buildDashboard } from '../controller/dashboard/server.js';
+import { openStream } from './helpers/dashboard-stream.js';
 import { waitFor } from './helpers/wait.js';
 
 // One SQLite file and an in-process server: a few seconds.
 t.setTimeout(30_000);
-
-/** The stream's update documents, parsed as they arrive. */
-function openStream(url: string): { updates: { counts: { total: number } }[]; close(): void } {
-  const updates: { counts: { total: number } }[] = [];
-  const ctl = new AbortController();
-  void (async () => {
-    const res = await fetch(`${url}/api/events`, { signal: ctl.signal });
-    const decoder = new TextDecoder();
-    let buf = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buf += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buf.indexOf('\n\n')) >= 0) {
-        const data = /^data: (.*)$/m.exec(buf.slice(0, end))?.[1];
-        buf = buf.slice(end + 2);
-        if (data) updates.push(JSON.parse(data));
-      }
-    }
-  })().catch(() => undefined);
-  return { updates, close: () => ctl.abort() };
-}
 
 const online = { state: 'online', agentVersion: '0.1.0', models: [{ name: 'digits', version: '1.0.0' }], groups: [] };
 
@@ -43,7 +23,7 @@ async function serve(t: Test, pollMs: number) {
   const app = buildDashboard({ store, events, pollMs, log: (msg, extra) => logged.push(`${msg} ${JSON.stringify(extra)}`) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => app.close());
-  const stream = openStream(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+  const stream = openStream<{ counts: { total: number } }>(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
   t.teardown(() => stream.close());
   // With a short timer a second update may follow the first before this looks: at least one.
   await waitFor(() => stream.updates.length >= 1, { what: 'the first document' });
