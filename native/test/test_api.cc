@@ -1,6 +1,8 @@
 // API contracts: errors instead of damage (arena too small, bad arguments), the thread pool
 // runs every task exactly once, variants that the CPU lacks are refused.
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 
 #include "kernels/kernels.h"
 #include "test_util.h"
@@ -26,6 +28,45 @@ void run_api_tests(Rng& rng) {
       expect(once && bad_thread.load() == 0, fmt("thread pool round %d: %d tasks each ran once", round, tasks));
     }
   }
+  // Back-to-back steps as an inference issues them (the workers spin between them), and the
+  // same with workers that sleep after every step (EDGE_POOL_SPIN_US=0): no task is lost,
+  // repeated or run after parallel_for returned, whatever the hand-off path.
+  for (const char* spin : {"1000", "0"}) {
+    setenv("EDGE_POOL_SPIN_US", spin, 1);
+    ThreadPool pool(rng.uniform(2, 4));
+    std::vector<int> counts(64);
+    std::atomic<int> late{0};
+    bool ok = true;
+    for (int step = 0; step < 3000 && ok; ++step) {
+      const int tasks = 1 + step % 64;
+      std::fill(counts.begin(), counts.end(), 0);
+      std::atomic<bool> returned{false};
+      auto fn = [&](int t, int) {
+        if (returned.load()) late.fetch_add(1);
+        __atomic_fetch_add(&counts[t], 1, __ATOMIC_RELAXED);
+      };
+      pool.parallel_for(tasks, TaskRef(fn));
+      returned.store(true);
+      for (int t = 0; t < 64; ++t) ok = ok && counts[t] == (t < tasks ? 1 : 0);
+    }
+    expect(ok && late.load() == 0, fmt("thread pool, spin %s us: 3000 back-to-back steps each ran every task once, none after return", spin));
+  }
+  unsetenv("EDGE_POOL_SPIN_US");
+  // More tasks than one claim word counts (2^20): claims then cover runs of tasks.
+  {
+    ThreadPool pool(2);
+    const int tasks = (1 << 20) + 12345;
+    std::vector<uint8_t> seen(tasks, 0);
+    auto fn = [&](int t, int) { seen[t]++; };
+    pool.parallel_for(tasks, TaskRef(fn));
+    bool once = true;
+    for (uint8_t v : seen) once = once && v == 1;
+    expect(once, "thread pool: 1,060,921 tasks (over the 2^20 claims a step holds) each ran once");
+  }
+  expect(ThreadPool::default_spin_us() == 1000, "the pool spins 1000 us by default");
+  setenv("EDGE_POOL_SPIN_US", "banana", 1);
+  expect(ThreadPool::default_spin_us() == 1000, "a malformed EDGE_POOL_SPIN_US is ignored");
+  unsetenv("EDGE_POOL_SPIN_US");
   // GEMM refuses an arena smaller than gemm_scratch_bytes() and leaves the output alone.
   {
     std::vector<int8_t> b(64 * 40, 3);

@@ -1,48 +1,108 @@
 #include "kernels/thread_pool.h"
 
+#include <chrono>
+#include <cstdlib>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace edge::kernels {
+
+namespace {
+
+constexpr int kClaimBits = 20;
+constexpr uint64_t kClaimMask = (uint64_t{1} << kClaimBits) - 1;
+constexpr uint64_t kGenMask = (uint64_t{1} << (64 - 2 * kClaimBits)) - 1;
+
+inline uint64_t gen_of(uint64_t s) { return s >> (2 * kClaimBits); }
+inline uint64_t claims_of(uint64_t s) { return (s >> kClaimBits) & kClaimMask; }
+inline uint64_t next_of(uint64_t s) { return s & kClaimMask; }
+inline uint64_t pack(uint64_t gen, uint64_t claims, uint64_t next) {
+  return (gen << (2 * kClaimBits)) | (claims << kClaimBits) | next;
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
 
 int ThreadPool::hardware_threads() {
   unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-ThreadPool::ThreadPool(int threads) : threads_(threads <= 0 ? hardware_threads() : threads) {
+int ThreadPool::default_spin_us() {
+  const char* env = std::getenv("EDGE_POOL_SPIN_US");
+  if (env == nullptr || *env == '\0') return 1000;
+  char* end = nullptr;
+  long v = std::strtol(env, &end, 10);
+  if (end == env || *end != '\0' || v < 0) return 1000;
+  return static_cast<int>(v > 1000000 ? 1000000 : v);
+}
+
+ThreadPool::ThreadPool(int threads)
+    : threads_(threads <= 0 ? hardware_threads() : threads), spin_us_(default_spin_us()) {
   // The caller is thread 0; workers are 1..threads-1.
   for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
 ThreadPool::~ThreadPool() {
+  stop_.store(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_tasks(int thread) {
+void ThreadPool::run_tasks(uint64_t gen, int thread) {
+  uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    int task = next_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= tasks_) return;
-    (*fn_)(task, thread);
+    if (gen_of(s) != gen || next_of(s) >= claims_of(s)) return;
+    // Read before the claim: a successful claim of (gen, next) proves the step is not finished,
+    // so the caller has not yet replaced fn_ and tasks_ with the next step's.
+    const TaskRef* fn = fn_.load(std::memory_order_acquire);
+    const int tasks = tasks_.load(std::memory_order_relaxed), per = per_claim_.load(std::memory_order_relaxed);
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    const int first = static_cast<int>(next_of(s)) * per;
+    const int last = first + per < tasks ? first + per : tasks;
+    for (int t = first; t < last; ++t) (*fn)(t, thread);
+    done_.fetch_add(1, std::memory_order_release);
+    s = state_.load(std::memory_order_acquire);
   }
+}
+
+bool ThreadPool::wait_for_step(uint64_t seen) {
+  const auto give_up = Clock::now() + std::chrono::microseconds(spin_us_);
+  for (int i = 0;; ++i) {
+    if (stop_.load(std::memory_order_relaxed)) return false;
+    if (gen_of(state_.load(std::memory_order_acquire)) != seen) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && Clock::now() >= give_up) break;
+  }
+  // Sleep. sleepers_ is raised before the last look at state_ and the caller publishes a step
+  // before it reads sleepers_ (both sequentially consistent), so one of the two sees the other.
+  std::unique_lock<std::mutex> lock(mu_);
+  sleepers_.fetch_add(1);
+  wake_.wait(lock, [&] { return stop_.load() || gen_of(state_.load()) != seen; });
+  sleepers_.fetch_sub(1);
+  return !stop_.load();
 }
 
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-    }
-    run_tasks(index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--busy_ == 0) done_.notify_all();
-    }
+    if (!wait_for_step(seen)) return;
+    seen = gen_of(state_.load(std::memory_order_acquire));
+    run_tasks(seen, index);
   }
 }
 
@@ -52,19 +112,27 @@ void ThreadPool::parallel_for(int tasks, TaskRef fn) {
     for (int t = 0; t < tasks; ++t) fn(t, 0);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    fn_ = &fn;
-    tasks_ = tasks;
-    next_.store(0, std::memory_order_relaxed);
-    busy_ = static_cast<int>(workers_.size());
-    ++generation_;
+  // At most 2^20 - 1 claims per step; a bigger step gives each claim a run of tasks.
+  const int per = static_cast<int>((static_cast<uint64_t>(tasks) + kClaimMask - 1) / kClaimMask);
+  const uint64_t claims = (static_cast<uint64_t>(tasks) + per - 1) / per;
+  fn_.store(&fn, std::memory_order_relaxed);
+  tasks_.store(tasks, std::memory_order_relaxed);
+  per_claim_.store(per, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  generation_ = (generation_ + 1) & kGenMask;
+  if (generation_ == 0) generation_ = 1;  // 0 is what a new worker has seen
+  state_.store(pack(generation_, claims, 0));
+  if (sleepers_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    wake_.notify_all();
   }
-  wake_.notify_all();
-  run_tasks(0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return busy_ == 0; });
-  fn_ = nullptr;
+  run_tasks(generation_, 0);
+  // Only claimed tasks are waited for, and they are running now on some thread.
+  for (int i = 0; done_.load(std::memory_order_acquire) < static_cast<int>(claims); ++i) {
+    if (i < 4096) cpu_relax();
+    else std::this_thread::yield();
+  }
+  fn_.store(nullptr, std::memory_order_relaxed);
 }
 
 }  // namespace edge::kernels

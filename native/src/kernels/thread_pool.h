@@ -1,9 +1,17 @@
 #pragma once
 // A small fixed thread pool for intra-op parallelism (4-core boards). The calling thread
 // takes part in the work, so ThreadPool(1) runs everything inline and starts no thread.
-// parallel_for() does not allocate: the task is passed by reference (FunctionRef) and the
+// parallel_for() does not allocate: the task is passed by reference (TaskRef) and the
 // workers are started once in the constructor. One parallel_for at a time per pool: callers
 // that run operations concurrently (several models) give each its own pool.
+//
+// Batch-1 inference is a chain of short parallel steps (MobileNetV2: ~100 of 10-100 us each),
+// so a hand-off must cost well under a microsecond. Workers therefore spin on the pool's
+// state for a while after each step (spin_us, default 1000 us; EDGE_POOL_SPIN_US overrides)
+// before sleeping on a condition variable, and the caller never waits for a worker that has
+// not claimed a task: tasks are claimed from one atomic word holding the step's generation,
+// its task count and the next task, and the caller waits only for claimed tasks to finish. A
+// worker that is descheduled (an overloaded machine) or asleep costs the step nothing.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -40,21 +48,30 @@ class ThreadPool {
   void parallel_for(int tasks, TaskRef fn);
 
   static int hardware_threads();
+  // How long a worker spins for the next step before it sleeps: EDGE_POOL_SPIN_US, else 1000.
+  static int default_spin_us();
 
  private:
   void worker(int index);
-  void run_tasks(int thread);
+  // Claims and runs tasks of generation `gen` until none is left; false when none was left.
+  void run_tasks(uint64_t gen, int thread);
+  // Waits for a generation other than `seen`: spins, then sleeps. False when stopping.
+  bool wait_for_step(uint64_t seen);
 
   int threads_;
+  int spin_us_;
   std::vector<std::thread> workers_;
+  // generation (24 bits) | claim count (20 bits) | next claim (20 bits)
+  std::atomic<uint64_t> state_{0};
+  std::atomic<const TaskRef*> fn_{nullptr};
+  std::atomic<int> tasks_{0};  // tasks of the current step (a claim covers per_claim_ of them)
+  std::atomic<int> per_claim_{1};
+  std::atomic<int> done_{0};  // claims finished in the current step
+  uint64_t generation_ = 0;   // the caller's; workers read it from state_
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sleepers_{0};
   std::mutex mu_;
-  std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  const TaskRef* fn_ = nullptr;
-  int tasks_ = 0;
-  std::atomic<int> next_{0};
-  int busy_ = 0;
+  std::condition_variable wake_;
 };
 
 // Runs on `pool` when given, else inline on the calling thread (thread index 0).
