@@ -81,12 +81,26 @@ void ThreadPool::run_tasks(uint64_t gen, int thread) {
 }
 
 bool ThreadPool::wait_for_step(uint64_t seen) {
-  const auto give_up = Clock::now() + std::chrono::microseconds(spin_us_);
+  // The first 50 us spin hard (the next layer is usually microseconds away). After that the
+  // worker yields between looks: on a machine with other work the worker may share a core with
+  // the caller, and a hard spin there would take the caller's time for nothing.
+  const auto start = Clock::now();
+  const auto hard_until = start + std::chrono::microseconds(spin_us_ < 50 ? spin_us_ : 50);
+  const auto give_up = start + std::chrono::microseconds(spin_us_);
+  bool hard = true;
   for (int i = 0;; ++i) {
     if (stop_.load(std::memory_order_relaxed)) return false;
     if (gen_of(state_.load(std::memory_order_acquire)) != seen) return true;
-    cpu_relax();
-    if ((i & 63) == 63 && Clock::now() >= give_up) break;
+    if (hard) {
+      cpu_relax();
+      if ((i & 63) != 63) continue;
+      const auto now = Clock::now();
+      if (now >= give_up) break;
+      hard = now < hard_until;
+    } else {
+      std::this_thread::yield();
+      if ((i & 7) == 7 && Clock::now() >= give_up) break;
+    }
   }
   // Sleep. sleepers_ is raised before the last look at state_ and the caller publishes a step
   // before it reads sleepers_ (both sequentially consistent), so one of the two sees the other.

@@ -7,7 +7,8 @@
 //
 // Batch-1 inference is a chain of short parallel steps (MobileNetV2: ~100 of 10-100 us each),
 // so a hand-off must cost well under a microsecond. Workers therefore spin on the pool's
-// state for a while after each step (spin_us, default 1000 us; EDGE_POOL_SPIN_US overrides)
+// state for a while after each step (spin_us, default 1000 us; EDGE_POOL_SPIN_US overrides;
+// a hard spin for the first 50 us, then yielding the core between looks)
 // before sleeping on a condition variable, and the caller never waits for a worker that has
 // not claimed a task: tasks are claimed from one atomic word holding the step's generation,
 // its task count and the next task, and the caller waits only for claimed tasks to finish. A
