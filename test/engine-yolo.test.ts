@@ -96,6 +96,29 @@ t.test('every node of the quantized detector runs natively', async (t) => {
   t.equal(plan.ops.filter((o) => o.op === 'mul').length, muls.length - silu, `${muls.length - silu} mul steps left, the SiLUs fused`);
 });
 
+t.test('one inference split across threads gives the bytes of one thread', async (t) => {
+  // Every step kind of the detector (convs, Concat/Split copies, Transposes, Softmax, Resize,
+  // the SiLU tables, the input quantization) splits its work on the pool above a size.
+  const outputsAt = (threads: number): Float32Array[] => {
+    const b = NativeBackend.load(int8Bytes, { name: `yolo-threads-${threads}`, threads });
+    try {
+      t.equal(b.describe().threads, threads, `the engine runs ${threads} thread(s)`);
+      return inputs.map((x) => (b.runSync([x])[0] as Float32Array).slice());
+    } finally {
+      void b.dispose();
+    }
+  };
+  const one = outputsAt(1);
+  for (const n of [2, 3]) {
+    const many = outputsAt(n);
+    many.forEach((out, k) => {
+      let differ = 0;
+      for (let i = 0; i < out.length; i++) if (out[i] !== one[k][i]) differ++;
+      t.equal(differ, 0, `input ${k}: ${n} threads vs 1: ${differ} of ${out.length} values differ`);
+    });
+  }
+});
+
 t.test('int8 exact: the SIMD kernels bit-identical to the scalar oracle', async (t) => {
   for (const [k, x] of inputs.entries()) {
     const inFile = join(dir, `input-${k}.npy`);

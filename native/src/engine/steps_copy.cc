@@ -16,6 +16,7 @@ namespace {
 
 constexpr size_t kMaxRank = 6;
 constexpr size_t kChunk = 256;  // bytes gathered on the stack before a SIMD requantization
+constexpr int64_t kSplitBytes = 16 << 10;  // a copy task moves at least this much
 
 // A requantization is a function of the byte: a 256-entry table of the kernels' own formula
 // (requantize_u8_scalar, which every variant's row function matches), so a Concat of NHWC maps
@@ -42,18 +43,38 @@ struct Region {
   Requant rq;
 };
 
-void copy_region(const Region& r, const uint8_t* x, uint8_t* y) {
+// The region's outer loop: the dimensions walked one inner run (or one 2-D swap) at a time.
+struct Outer {
+  bool swap = false;
+  size_t dims = 0;
+  int64_t total = 1;
+};
+Outer outer_of(const Region& r) {
+  const size_t rank = r.count.size(), last = rank - 1;
+  const int64_t inner = r.count[last], sin = r.src_stride[last], din = r.dst_stride[last];
+  Outer o;
+  // NCHW <-> NHWC and other 2-D swaps: the last two output dimensions read the input transposed.
+  o.swap = rank >= 2 && din == 1 && r.src_stride[last - 1] == 1 && sin > 1 && r.dst_stride[last - 1] >= inner;
+  o.dims = o.swap ? rank - 2 : rank - 1;
+  for (size_t d = 0; d < o.dims; ++d) o.total *= r.count[d];
+  return o;
+}
+
+// Copies outer iterations [first, end) of the region.
+void copy_region(const Region& r, const uint8_t* x, uint8_t* y, int64_t first, int64_t end) {
   const size_t rank = r.count.size();
   const size_t last = rank - 1;
   const int64_t inner = r.count[last], sin = r.src_stride[last], din = r.dst_stride[last];
-  // NCHW <-> NHWC and other 2-D swaps: the last two output dimensions read the input transposed.
-  const bool swap = rank >= 2 && din == 1 && r.src_stride[last - 1] == 1 && sin > 1 && r.dst_stride[last - 1] >= inner;
-  const size_t outer_dims = swap ? rank - 2 : rank - 1;
-  int64_t total = 1;
-  for (size_t d = 0; d < outer_dims; ++d) total *= r.count[d];
+  const Outer ou = outer_of(r);
+  const bool swap = ou.swap;
+  const size_t outer_dims = ou.dims;
   int64_t idx[kMaxRank] = {0, 0, 0, 0, 0, 0};
+  for (size_t d = outer_dims, rest = static_cast<size_t>(first); d-- > 0;) {
+    idx[d] = static_cast<int64_t>(rest % static_cast<size_t>(r.count[d]));
+    rest /= static_cast<size_t>(r.count[d]);
+  }
   uint8_t buf[kChunk];
-  for (int64_t o = 0; o < total; ++o) {
+  for (int64_t o = first; o < end; ++o) {
     int64_t s = r.src_base, t = r.dst_base;
     for (size_t d = 0; d < outer_dims; ++d) s += idx[d] * r.src_stride[d], t += idx[d] * r.dst_stride[d];
     if (swap) {
@@ -96,7 +117,22 @@ class CopyStep : public Step {
   k::Status run(const RunContext& ctx) const override {
     uint8_t* y = static_cast<uint8_t*>(ctx.at(out));
     if (fill >= 0) std::memset(y, fill, out_bytes);
-    for (const Region& r : regions) copy_region(r, static_cast<const uint8_t*>(ctx.at(r.input)), y);
+    for (const Region& r : regions) {
+      // Regions in order (a Pad's region overwrites its fill); a big one is split across the pool
+      // in runs of its outer iterations of at least kSplitBytes.
+      const uint8_t* x = static_cast<const uint8_t*>(ctx.at(r.input));
+      const Outer ou = outer_of(r);
+      const int64_t bytes = ou.total * r.count.back() * (ou.swap ? r.count[r.count.size() - 2] : 1);
+      const int64_t per_task = std::max<int64_t>(1, kSplitBytes * ou.total / std::max<int64_t>(bytes, 1));
+      const int tasks = ctx.pool ? static_cast<int>(std::min<int64_t>((ou.total + per_task - 1) / per_task, 256)) : 1;
+      if (tasks <= 1) {
+        copy_region(r, x, y, 0, ou.total);
+        continue;
+      }
+      k::parallel_for(ctx.pool, tasks, [&](int t, int) {
+        copy_region(r, x, y, ou.total * t / tasks, ou.total * (t + 1) / tasks);
+      });
+    }
     return k::Status::Ok();
   }
 };
