@@ -16,10 +16,13 @@ constexpr uint64_t kClaimMask = (uint64_t{1} << kClaimBits) - 1;
 constexpr uint64_t kGenMask = (uint64_t{1} << (64 - 2 * kClaimBits)) - 1;
 
 inline uint64_t gen_of(uint64_t s) { return s >> (2 * kClaimBits); }
-inline uint64_t claims_of(uint64_t s) { return (s >> kClaimBits) & kClaimMask; }
-inline uint64_t next_of(uint64_t s) { return s & kClaimMask; }
-inline uint64_t pack(uint64_t gen, uint64_t claims, uint64_t next) {
-  return (gen << (2 * kClaimBits)) | (claims << kClaimBits) | next;
+// The claims not yet taken are [front, back): the caller takes from the front, workers from
+// the back, so across a chain of layers each thread keeps to the same part of the image (the
+// rows it wrote are still in its cache), and the two meet wherever their speeds say.
+inline uint64_t back_of(uint64_t s) { return (s >> kClaimBits) & kClaimMask; }
+inline uint64_t front_of(uint64_t s) { return s & kClaimMask; }
+inline uint64_t pack(uint64_t gen, uint64_t back, uint64_t front) {
+  return (gen << (2 * kClaimBits)) | (back << kClaimBits) | front;
 }
 
 inline void cpu_relax() {
@@ -64,15 +67,19 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_tasks(uint64_t gen, int thread) {
+  const bool from_front = thread == 0;
+  const uint64_t take = from_front ? 1 : (uint64_t{1} << kClaimBits);  // front + 1 or back - 1
   uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    if (gen_of(s) != gen || next_of(s) >= claims_of(s)) return;
-    // Read before the claim: a successful claim of (gen, next) proves the step is not finished,
-    // so the caller has not yet replaced fn_ and tasks_ with the next step's.
+    if (gen_of(s) != gen || front_of(s) >= back_of(s)) return;
+    // Read before the claim: a successful claim proves the step is not finished, so the caller
+    // has not yet replaced fn_ and tasks_ with the next step's.
     const TaskRef* fn = fn_.load(std::memory_order_acquire);
     const int tasks = tasks_.load(std::memory_order_relaxed), per = per_claim_.load(std::memory_order_relaxed);
-    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    const int first = static_cast<int>(next_of(s)) * per;
+    const uint64_t want = from_front ? s + take : s - take;
+    if (!state_.compare_exchange_weak(s, want, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    const int claim = static_cast<int>(from_front ? front_of(s) : back_of(s) - 1);
+    const int first = claim * per;
     const int last = first + per < tasks ? first + per : tasks;
     for (int t = first; t < last; ++t) (*fn)(t, thread);
     done_.fetch_add(1, std::memory_order_release);
@@ -135,7 +142,7 @@ void ThreadPool::parallel_for(int tasks, TaskRef fn) {
   done_.store(0, std::memory_order_relaxed);
   generation_ = (generation_ + 1) & kGenMask;
   if (generation_ == 0) generation_ = 1;  // 0 is what a new worker has seen
-  state_.store(pack(generation_, claims, 0));
+  state_.store(pack(generation_, claims, 0));  // back = claims, front = 0
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mu_); }
     wake_.notify_all();

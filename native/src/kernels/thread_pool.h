@@ -10,8 +10,9 @@
 // state for a while after each step (spin_us, default 1000 us; EDGE_POOL_SPIN_US overrides;
 // a hard spin for the first 50 us, then yielding the core between looks)
 // before sleeping on a condition variable, and the caller never waits for a worker that has
-// not claimed a task: tasks are claimed from one atomic word holding the step's generation,
-// its task count and the next task, and the caller waits only for claimed tasks to finish. A
+// not claimed a task: tasks are claimed from one atomic word holding the step's generation
+// and the untaken range (the caller takes from its front, workers from its back, so each keeps
+// to the same rows layer after layer), and the caller waits only for claimed tasks to finish. A
 // worker that is descheduled (an overloaded machine) or asleep costs the step nothing.
 #include <atomic>
 #include <condition_variable>
@@ -62,7 +63,7 @@ class ThreadPool {
   int threads_;
   int spin_us_;
   std::vector<std::thread> workers_;
-  // generation (24 bits) | claim count (20 bits) | next claim (20 bits)
+  // generation (24 bits) | back (20 bits) | front (20 bits): claims [front, back) are untaken
   std::atomic<uint64_t> state_{0};
   std::atomic<const TaskRef*> fn_{nullptr};
   std::atomic<int> tasks_{0};  // tasks of the current step (a claim covers per_claim_ of them)
