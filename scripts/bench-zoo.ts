@@ -2,7 +2,8 @@
 // one run: each fp32 model is quantized as `edge-model quantize` does it (static, per-channel,
 // QDQ, calibrated on generated inputs), then batch-1 p50 latency of native int8, ORT int8 and
 // ORT fp32 at 1 thread and at N threads (engine threads / ORT intraOpNumThreads), the ratios the
-// targets name, two-thread scaling, and int8 SQNR against fp32. Subjects take turns in short
+// targets name, two-thread scaling, the share of this CPU's measured int8 peak rate reached (the
+// model's conv and GEMM multiply-accumulates per p50 run), and int8 SQNR against fp32. Subjects take turns in short
 // blocks so load from other processes hits every subject alike. A model the engine takes only in
 // part runs on the partitioned backend (the share of nodes native and the operators sent to ONNX
 // Runtime are printed); one it refuses is skipped with the reason.
@@ -15,6 +16,7 @@ import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
+import { kernelAddon } from '../agent/kernels/addon.js';
 import { kernelsInfo } from '../agent/kernels/index.js';
 import { decodeModel } from '../agent/onnx/model.js';
 import { compileModel } from '../agent/runtime/native/compile/index.js';
@@ -111,6 +113,29 @@ async function openNative(z: ZooEntry, int8: Uint8Array, threads: number, say: b
       return undefined;
     }
   }
+}
+
+/** Multiply-accumulates of the model's convolutions and GEMMs (what the int8 peak rate is about). */
+function modelMacs(int8: Uint8Array): number {
+  const plan = compileModel(decodeModel(int8)).plan;
+  let macs = 0;
+  for (const op of plan.ops) {
+    if (op.op === 'conv') {
+      const x = plan.tensors[op.input].shape, y = plan.tensors[op.output].shape;
+      macs += y[0] * y[1] * y[2] * y[3] * (x[3] / op.group) * op.kernel[0] * op.kernel[1];
+    } else if (op.op === 'gemm') {
+      const x = plan.tensors[op.input].shape, y = plan.tensors[op.output].shape;
+      macs += y.reduce((a, b) => a * b, 1) * x[x.length - 1];
+    }
+  }
+  return macs;
+}
+
+let peakGops: number | undefined;
+/** This CPU's measured peak int8 rate on one thread for the active variant (GOPS, 2 per MAC). */
+function peak(): number {
+  peakGops ??= kernelAddon().kernelsPeak(kernelsInfo().variant, 300);
+  return peakGops;
 }
 
 interface Prof { kinds: Map<string, { us: number; count: number }>; top: { label: string; us: number }[] }
@@ -250,6 +275,11 @@ async function bench(z: ZooEntry): Promise<void> {
       const one = calling(1), many = calling(N);
       console.log(`  engine work split: the calling thread spends ${many.toFixed(2)} ms per run at ${N} threads, ${one.toFixed(2)} ms at 1 ` +
         `(${(one / many).toFixed(2)}x: the ${N}-thread speed-up on an idle machine, less the hand-offs)`);
+    }
+    if (!partitioned && peak() > 0) {
+      const gops = 2 * modelMacs(int8) / 1e9;
+      console.log(`  peak: ${(gops / 2).toFixed(2)} G multiply-accumulates per run; this CPU's measured int8 peak ${peak().toFixed(0)} GOPS per thread (${kernelsInfo().variant}); ` +
+        threadCounts.map((t) => { const r = gops / (p50('native', t) / 1000); return `${t} thread${t > 1 ? 's' : ''} ${r.toFixed(0)} GOPS = ${((100 * r) / (peak() * t)).toFixed(0)}% of ${t}x peak`; }).join(', '));
     }
     const label = (kind: string, t: number): string => subjects.find((s) => s.kind === kind && s.threads === t)!.label;
     const nat1 = outputs.get(label('native', 1))!;
