@@ -119,3 +119,10 @@ t.test('quantize --help says what --weight-bits is for', async (t) => {
   t.match(help, /vpmaddubsw/);
   t.match(help, /without VNNI/);
 });
+
+t.test('weight bits other than 7 and 8 are refused before any work', async (t) => {
+  await t.rejects(
+    quantizeFile(join(dir, 'fp32.onnx'), join(dir, 'q6.onnx'), { calib, perChannel: true, method: 'minmax', format: 'qdq', weightBits: 6 as 7 }),
+    { code: 'EDGE_USAGE', message: /--weight-bits must be 7 or 8/ },
+  );
+});

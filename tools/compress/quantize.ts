@@ -70,6 +70,8 @@ export interface QuantizeReport {
 const QUANTIZED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger']);
 
 export async function quantizeFile(input: string, output: string, opts: QuantizeOptions): Promise<QuantizeReport> {
+  const weightBits = opts.weightBits ?? 8;
+  if (weightBits !== 7 && weightBits !== 8) throw ToolErrors.USAGE(`--weight-bits must be 7 or 8 (got ${String(weightBits)})`);
   const model = readModelFile(input);
   const already = (model.graph?.node ?? []).filter((n) => QUANTIZED_OPS.has(n.opType ?? '')).length;
   if (already > 0) {
@@ -80,8 +82,6 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   const simplified = simplify(model, g);
   const folded = foldBatchNorms(g);
   let report: Omit<QuantizeReport, 'bytesAfter' | 'target' | 'weightBits'>;
-  const weightBits = opts.weightBits ?? 8;
-  if (weightBits !== 7 && weightBits !== 8) throw ToolErrors.USAGE(`--weight-bits must be 7 or 8 (got ${String(weightBits)})`);
   if (opts.dynamic) {
     const { quantized } = applyDynamic(g, opts.perChannel, weightBits);
     if (Object.keys(quantized).length === 0) {
