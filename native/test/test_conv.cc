@@ -56,7 +56,9 @@ bool run_conv(Rng& rng, const ConvShape& s, bool threads, bool narrow = false) {
   std::unique_ptr<PackedConv> pc;
   Status st = pack_conv(s, w.as<int8_t>(), wzp.data(), static_cast<int>(wzp.size()), &pc);
   if (!expect(st.ok(), what + " pack: " + (st.error ? st.error : ""))) return false;
+  const char* q7 = std::getenv("EDGE_AVX2_Q7");  // "0" turns the 7-bit kernel off
   if (narrow && active_variant() == Variant::Avx2 && pc->algo() != PackedConv::Algo::Depthwise &&
+      (q7 == nullptr || std::strcmp(q7, "0") != 0) &&
       !expect(pc->group_weights()[0]->narrow(), what + " packed for the 7-bit kernel"))
     return false;
   ThreadPool* pool = threads ? &pool2() : nullptr;
