@@ -49,7 +49,6 @@ bool fits_7_bits(const WeightsSource& src, At at) {
 }
 }  // namespace
 
-
 Status pack_gemm_weights(const WeightsSource& src, Variant variant, std::unique_ptr<PackedWeights>* out) {
   if (src.data == nullptr) return Status::Error("pack_gemm_weights: weights are null");
   if (src.K <= 0 || src.N <= 0) return Status::Error("pack_gemm_weights: K and N must be positive");
@@ -64,8 +63,10 @@ Status pack_gemm_weights(const WeightsSource& src, Variant variant, std::unique_
   auto at = [&](int k, int n) -> int8_t { return src.n_by_k ? src.data[n * ld + k] : src.data[k * ld + n]; };
   // 7-bit weights on AVX2: the vpmaddubsw kernel, which shares the driver's column terms and
   // output stage with the 8-bit one (same nr, col_align, a_flip) and differs in layout only.
-  const bool narrow = variant == Variant::Avx2 && avx2_q7_kernels() != nullptr && q7_enabled() && fits_7_bits(src, at);
-  if (narrow) vk = avx2_q7_kernels();
+  const VariantKernels* q7 = variant == Variant::Avx2 ? avx2_q7_kernels() : nullptr;
+  const bool narrow = q7 != nullptr && q7->nr == vk->nr && q7->col_align == vk->col_align && q7->a_flip == vk->a_flip &&
+                      q7_enabled() && fits_7_bits(src, at);
+  if (narrow) vk = q7;
 
   auto w = std::unique_ptr<PackedWeights>(new PackedWeights());
   w->narrow_ = narrow;
