@@ -11,7 +11,8 @@ find_package(Threads REQUIRED)
 target_link_libraries(edge_kernels PUBLIC Threads::Threads)
 
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
-  set_source_files_properties(${EDGE_KERNEL_DIR}/gemm_avx2.cc PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mbmi2")
+  set_source_files_properties(${EDGE_KERNEL_DIR}/gemm_avx2.cc ${EDGE_KERNEL_DIR}/gemm_avx2_q7.cc
+    PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mbmi2")
   set_source_files_properties(${EDGE_KERNEL_DIR}/qmatmul_avx2.cc PROPERTIES COMPILE_OPTIONS "-mavx2")
   # The AVX2+FMA small-shape families (also used by the VNNI variants' tables).
   set_source_files_properties(${EDGE_KERNEL_DIR}/conv_direct_avx2.cc ${EDGE_KERNEL_DIR}/quantize_avx2.cc

@@ -14,7 +14,8 @@ ThreadPool& pool2() {
   return p;
 }
 
-bool run_conv(Rng& rng, const ConvShape& s, bool threads) {
+// narrow: weights within 7 bits, [-64, 63] (AVX2 packs pointwise / im2col layers for vpmaddubsw).
+bool run_conv(Rng& rng, const ConvShape& s, bool threads, bool narrow = false) {
   static const std::vector<int32_t> kZps = {0, 18, 75, 128, 157, 231, 255};
   const QType xt = rng.uniform(0, 3) == 0 ? QType::S8 : QType::U8;
   const int32_t xzp = rng.pick(kZps) - (xt == QType::S8 ? 128 : 0);
@@ -27,7 +28,12 @@ bool run_conv(Rng& rng, const ConvShape& s, bool threads) {
   const size_t es = kind == OutputSpec::Kind::Int32 ? 4 : 1;
   GuardedBuffer x(xn), w(wn), y(yn * es), yr(yn * es);
   for (size_t i = 0; i < xn; ++i) x.as()[i] = static_cast<uint8_t>(rng.next());
-  for (size_t i = 0; i < wn; ++i) w.as<int8_t>()[i] = static_cast<int8_t>(rng.next());
+  for (size_t i = 0; i < wn; ++i)
+    w.as<int8_t>()[i] = static_cast<int8_t>(narrow ? rng.uniform(-64, 63) : static_cast<int>(rng.next()));
+  if (narrow && wn >= 2) {  // the extremes at least once
+    w.as<int8_t>()[0] = -64;
+    w.as<int8_t>()[wn - 1] = 63;
+  }
   const bool wpc = rng.uniform(0, 1);
   std::vector<int32_t> wzp(wpc ? s.out_channels : 1, 0), bias(s.out_channels);
   if (rng.uniform(0, 2) == 0)
@@ -43,13 +49,18 @@ bool run_conv(Rng& rng, const ConvShape& s, bool threads) {
   if (kind != OutputSpec::Kind::Int32 && rng.uniform(0, 2) == 0) out.clamp_min = yzp;
   const bool use_bias = rng.uniform(0, 3) != 0;
   const std::string what =
-      fmt("conv[%s] n=%d %dx%dx%d oc=%d k=%dx%d s=%d,%d p=%d,%d,%d,%d d=%d,%d g=%d x=%s zp=%d out=%d threads=%d",
-          active_variant_name(), s.batch, s.H, s.W, s.C, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w,
+      fmt("conv[%s]%s n=%d %dx%dx%d oc=%d k=%dx%d s=%d,%d p=%d,%d,%d,%d d=%d,%d g=%d x=%s zp=%d out=%d threads=%d",
+          active_variant_name(), narrow ? " 7-bit" : "", s.batch, s.H, s.W, s.C, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w,
           s.pad_top, s.pad_left, s.pad_bottom, s.pad_right, s.dilation_h, s.dilation_w, s.groups, qtype_name(xt), xzp,
           static_cast<int>(kind), threads);
   std::unique_ptr<PackedConv> pc;
   Status st = pack_conv(s, w.as<int8_t>(), wzp.data(), static_cast<int>(wzp.size()), &pc);
   if (!expect(st.ok(), what + " pack: " + (st.error ? st.error : ""))) return false;
+  const char* q7 = std::getenv("EDGE_AVX2_Q7");  // "0" turns the 7-bit kernel off
+  if (narrow && active_variant() == Variant::Avx2 && pc->algo() != PackedConv::Algo::Depthwise &&
+      (q7 == nullptr || std::strcmp(q7, "0") != 0) &&
+      !expect(pc->group_weights()[0]->narrow(), what + " packed for the 7-bit kernel"))
+    return false;
   ThreadPool* pool = threads ? &pool2() : nullptr;
   const size_t scratch = conv_scratch_bytes(*pc, pool_threads(pool));
   GuardedBuffer arena_mem(scratch);
@@ -102,6 +113,7 @@ ConvShape random_shape(Rng& rng) {
 
 void run_conv_tests(Rng& rng, int cases) {
   for (int i = 0; i < cases / 2 + 20; ++i) run_conv(rng, random_shape(rng), rng.uniform(0, 3) == 0);
+  for (int i = 0; i < cases / 4 + 10; ++i) run_conv(rng, random_shape(rng), rng.uniform(0, 3) == 0, /*narrow=*/true);
   // MobileNet v2's depthwise 3x3 layers (stride 1 and 2, pad 1) at a small resolution.
   for (int C : {32, 96, 144, 192, 384, 576, 960}) {
     for (int stride : {1, 2}) {

@@ -14,7 +14,8 @@ struct GemmCase {
   int M = 1, N = 1, K = 1;
   QType a_type = QType::U8;
   int32_t a_zp = 0;
-  enum class Fill { Random, MaxProducts, Alternating, Small } fill = Fill::Random;
+  // Narrow*: weights within 7 bits ([-64, 63]), which AVX2 runs with vpmaddubsw.
+  enum class Fill { Random, MaxProducts, Alternating, Small, Narrow, NarrowEdges } fill = Fill::Random;
   bool b_zp_per_channel = false;
   int32_t b_zp = 0;  // when per-tensor
   bool bias = true;
@@ -53,6 +54,12 @@ bool run_case(Rng& rng, const GemmCase& c) {
       case GemmCase::Fill::MaxProducts: aw[i] = c.a_type == QType::U8 ? 255 : 0x80; break;  // 255 or -128
       case GemmCase::Fill::Alternating: aw[i] = c.a_type == QType::U8 ? (i % 2 ? 255 : 0) : (i % 2 ? 0x7f : 0x80); break;
       case GemmCase::Fill::Small: aw[i] = static_cast<uint8_t>(c.a_zp + rng.uniform(-3, 3)); break;
+      case GemmCase::Fill::Narrow: aw[i] = static_cast<uint8_t>(rng.next()); break;
+      // u8 view 255 or 0 (the s8 bytes 0x7f and 0x80 read xor 0x80), in runs of four so a
+      // k-group sees all-255 pairs against the extreme weights.
+      case GemmCase::Fill::NarrowEdges:
+        aw[i] = ((i / 4) % 3 != 2) ? (c.a_type == QType::U8 ? 255 : 0x7f) : (c.a_type == QType::U8 ? 0 : 0x80);
+        break;
     }
   }
   for (size_t i = 0; i < b.size(); ++i) {
@@ -61,6 +68,14 @@ bool run_case(Rng& rng, const GemmCase& c) {
       case GemmCase::Fill::MaxProducts: bw[i] = -128; break;
       case GemmCase::Fill::Alternating: bw[i] = (i % 2) ? 127 : -128; break;
       case GemmCase::Fill::Small: bw[i] = static_cast<int8_t>(rng.uniform(-4, 4)); break;
+      case GemmCase::Fill::Narrow: bw[i] = static_cast<int8_t>(rng.uniform(-64, 63)); break;
+      // Whole columns of -64 and of 63 (every pair at +-32640 or 32130 against 255), and
+      // columns alternating the two along k.
+      case GemmCase::Fill::NarrowEdges: {
+        const size_t n = i % c.N, k = i / c.N;
+        bw[i] = n % 3 == 0 ? -64 : n % 3 == 1 ? 63 : (k % 2 ? 63 : -64);
+        break;
+      }
     }
   }
   std::vector<int32_t> bzp(c.b_zp_per_channel ? c.N : 1, c.b_zp);
@@ -86,6 +101,14 @@ bool run_case(Rng& rng, const GemmCase& c) {
   std::unique_ptr<PackedWeights> packed;
   Status st = pack_gemm_weights(src, &packed);
   if (!expect(st.ok(), describe(c) + " pack: " + (st.error ? st.error : ""))) return false;
+  // 7-bit weights must take the vpmaddubsw kernel on AVX2 (and 8-bit ones must not).
+  bool narrow = true;
+  for (size_t i = 0; i < b.size(); ++i) narrow = narrow && bw[i] >= -64 && bw[i] <= 63;
+  const char* q7 = std::getenv("EDGE_AVX2_Q7");  // "0" turns the 7-bit kernel off
+  const bool q7_on = q7 == nullptr || std::strcmp(q7, "0") != 0;
+  if (!expect(packed->narrow() == (narrow && active_variant() == Variant::Avx2 && q7_on),
+              describe(c) + " the 7-bit kernel choice"))
+    return false;
 
   ThreadPool* pool = c.threads ? &pool3() : nullptr;
   const size_t scratch = gemm_scratch_bytes(*packed, c.M, pool_threads(pool));
@@ -221,7 +244,38 @@ void run_gemm_tests(Rng& rng, int cases) {
     c.scale = 0.5f;
     run_case(rng, c);
   }
-  // 8. Random shapes.
+  // 8. Weights within 7 bits (AVX2: the vpmaddubsw kernel): random shapes, every zero point,
+  //    and the extremes -64 / 63 against activations 255 / 0 at large K, where a saturating
+  //    int16 pair or a lost carry would show in the int32 output.
+  for (int i = 0; i < cases / 2 + 20; ++i) {
+    const int M = rng.uniform(0, 3) == 0 ? 1 : rng.uniform(1, 60);
+    GemmCase c = random_case(rng, M, rng.uniform(1, 160), rng.uniform(1, 300));
+    c.fill = GemmCase::Fill::Narrow;
+    run_case(rng, c);
+  }
+  for (int K : {1, 2, 3, 4, 5, 7, 8, 255, 256, 257, 1001, 4099}) {
+    for (QType t : {QType::U8, QType::S8}) {
+      for (int32_t zp : {0, 1, 77, 128, 200, 255}) {
+        GemmCase c;
+        c.M = 6;
+        c.N = 21;
+        c.K = K;
+        c.a_type = t;
+        c.a_zp = zp - (t == QType::S8 ? 128 : 0);
+        c.fill = GemmCase::Fill::NarrowEdges;
+        c.out = OutputSpec::Kind::Int32;
+        c.b_zp = zp == 77 ? 63 : zp == 200 ? -64 : 0;
+        c.b_zp_per_channel = zp == 1;
+        run_case(rng, c);
+        c.out = OutputSpec::Kind::U8;
+        c.scale = 1e-5f;
+        c.y_zp = 128;
+        c.threads = zp == 128;
+        run_case(rng, c);
+      }
+    }
+  }
+  // 9. Random shapes.
   for (int i = 0; i < cases; ++i) {
     const int M = rng.uniform(0, 4) == 0 ? 1 : rng.uniform(1, 100);
     run_case(rng, random_case(rng, M, rng.uniform(1, 300), rng.uniform(1, 300)));

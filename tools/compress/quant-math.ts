@@ -24,8 +24,20 @@ export interface QuantizedWeights {
   axis: number | null;
 }
 
-/** int8 symmetric in [-127, 127]: zero point 0, scale = max|w| / 127 per channel. */
-export function quantizeWeights(w: Float32Array, shape: number[], axis: number | null): QuantizedWeights {
+/** Bits a quantized weight may use: 8 (int8) or 7 (values in [-63, 63], see weightLimit). */
+export type WeightBits = 7 | 8;
+/**
+ * The largest |q| of symmetric weights with `bits` bits: 127, or 63 for 7 bits. 7-bit weights
+ * let x86 CPUs without VNNI use vpmaddubsw exactly (u8 x s7 pairs cannot saturate int16), which
+ * the native engine's AVX2 kernel does for every layer whose weights fit.
+ */
+export function weightLimit(bits: WeightBits): number {
+  return bits === 7 ? 63 : 127;
+}
+
+/** int8 symmetric in [-limit, limit] (limit 127, or 63 with 7 bits): zero point 0, scale = max|w| / limit per channel. */
+export function quantizeWeights(w: Float32Array, shape: number[], axis: number | null, bits: WeightBits = 8): QuantizedWeights {
+  const limit = weightLimit(bits);
   const channels = axis === null ? 1 : shape[axis];
   const inner = axis === null ? w.length : shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const chan = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
@@ -36,9 +48,9 @@ export function quantizeWeights(w: Float32Array, shape: number[], axis: number |
     if (a > amax[c]) amax[c] = a;
   }
   const scales = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) scales[c] = amax[c] > 0 ? amax[c] / 127 : 1;
+  for (let c = 0; c < channels; c++) scales[c] = amax[c] > 0 ? amax[c] / limit : 1;
   const q = new Int8Array(w.length);
-  for (let i = 0; i < w.length; i++) q[i] = Math.max(-127, Math.min(127, Math.round(w[i] / scales[chan(i)])));
+  for (let i = 0; i < w.length; i++) q[i] = Math.max(-limit, Math.min(limit, Math.round(w[i] / scales[chan(i)])));
   return { q, scales, axis };
 }
 

@@ -2,9 +2,9 @@
 // time per batch (DynamicQuantizeLinear), products in MatMulInteger. Needs no calibration set.
 import { attr, DataType, dims, makeNode, makeTensor, tensorData, type NodeProto } from '../../agent/onnx/model.js';
 import type { GraphIndex } from './graph.js';
-import { quantizeWeights, transpose2d } from './quant-math.js';
+import { quantizeWeights, transpose2d, type WeightBits } from './quant-math.js';
 
-export function applyDynamic(g: GraphIndex, perChannel: boolean): { quantized: Record<string, number> } {
+export function applyDynamic(g: GraphIndex, perChannel: boolean, weightBits: WeightBits = 8): { quantized: Record<string, number> } {
   const body: NodeProto[] = [];
   const quantized: Record<string, number> = {};
   for (const n of g.graph.node!) {
@@ -28,7 +28,7 @@ export function applyDynamic(g: GraphIndex, perChannel: boolean): { quantized: R
     }
     const alpha = n.opType === 'Gemm' ? ((attr(n, 'alpha') as number | undefined) ?? 1) : 1;
     const beta = n.opType === 'Gemm' ? ((attr(n, 'beta') as number | undefined) ?? 1) : 1;
-    const qw = quantizeWeights(wv, shape, perChannel ? 1 : null);
+    const qw = quantizeWeights(wv, shape, perChannel ? 1 : null, weightBits);
     const out = n.output![0];
     const aq = g.fresh(`${a}_quantized`);
     const as = g.fresh(`${a}_scale`);

@@ -11,7 +11,7 @@ import { attr, DataType, dims, makeNode, makeTensor, tensorData, type NodeProto 
 import type { Range } from './calibrate.js';
 import type { GraphIndex } from './graph.js';
 import { floatInit, layerNormChains, nonFloatTensors } from './static-patterns.js';
-import { activationParams, quantizeBias, quantizeWeights, transpose2d, type ActivationParams } from './quant-math.js';
+import { activationParams, quantizeBias, quantizeWeights, transpose2d, type ActivationParams, type WeightBits } from './quant-math.js';
 
 export type QuantFormat = 'qdq' | 'qoperator';
 
@@ -177,6 +177,11 @@ export interface StaticOptions {
   format: QuantFormat;
   perChannel: boolean;
   /**
+   * 7: weights of every layer but depthwise convolutions in [-63, 63] (the native engine's
+   * AVX2 vpmaddubsw kernel; its depthwise path gains nothing from 7 bits). Default 8.
+   */
+  weightBits?: WeightBits;
+  /**
    * Per-channel means of each quantized op's input over the calibration set: the bias then
    * absorbs the average error the rounded weights make (bias correction, Nagel et al. 2019).
    */
@@ -251,7 +256,9 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
     // The output channel: Conv [M, C, kh, kw] axis 0; [K, N] axis 1; Gemm transB [N, K] axis 0.
     // ConvTranspose [C, M/group, kh, kw]: the output channel is axis 1, per channel only with group 1.
     const axis = !opts.perChannel ? null : it.kind === 'conv' ? 0 : it.kind === 'deconv' ? (Number(attr(it.node, 'group') ?? 1) === 1 ? 1 : null) : it.transB && opts.format === 'qdq' ? 0 : 1;
-    const qw = quantizeWeights(w, shape, axis);
+    // Depthwise Conv [C, 1, kh, kw] with group C keeps 8 bits.
+    const depthwise = it.kind === 'conv' && shape[1] === 1 && Number(attr(it.node, 'group') ?? 1) > 1;
+    const qw = quantizeWeights(w, shape, axis, depthwise ? 8 : opts.weightBits ?? 8);
     const base = it.weight;
     const scaleShape = axis === null ? [] : [qw.scales.length];
     return {

@@ -17,6 +17,7 @@ import { readModelFile, writeModelFile } from './model-file.js';
 import { openSession } from './ort-session.js';
 import { applyDynamic } from './quantize-dynamic.js';
 import { applyStatic, planStatic, type QuantFormat } from './quantize-static.js';
+import type { WeightBits } from './quant-math.js';
 
 export interface QuantizeOptions {
   calib?: string;
@@ -31,6 +32,11 @@ export interface QuantizeOptions {
   exclude?: string[];
   /** What will run the model (how its weights are stored); default 'auto'. */
   target?: QuantTarget;
+  /**
+   * 7: weights within [-63, 63] (depthwise convolutions keep 8 bits), so the native engine's
+   * AVX2 kernel runs them with vpmaddubsw, exactly, on x86 CPUs without VNNI. Default 8.
+   */
+  weightBits?: WeightBits;
 }
 
 export interface TargetChoice {
@@ -43,6 +49,7 @@ export interface QuantizeReport {
   input: string;
   output: string;
   mode: 'static' | 'dynamic';
+  weightBits: WeightBits;
   format?: QuantFormat;
   method?: RangeMethod;
   foldedBatchNorms: number;
@@ -63,6 +70,8 @@ export interface QuantizeReport {
 const QUANTIZED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger']);
 
 export async function quantizeFile(input: string, output: string, opts: QuantizeOptions): Promise<QuantizeReport> {
+  const weightBits = opts.weightBits ?? 8;
+  if (weightBits !== 7 && weightBits !== 8) throw ToolErrors.USAGE(`--weight-bits must be 7 or 8 (got ${String(weightBits)})`);
   const model = readModelFile(input);
   const already = (model.graph?.node ?? []).filter((n) => QUANTIZED_OPS.has(n.opType ?? '')).length;
   if (already > 0) {
@@ -72,9 +81,9 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   const g = canonicalize(model);
   const simplified = simplify(model, g);
   const folded = foldBatchNorms(g);
-  let report: Omit<QuantizeReport, 'bytesAfter' | 'target'>;
+  let report: Omit<QuantizeReport, 'bytesAfter' | 'target' | 'weightBits'>;
   if (opts.dynamic) {
-    const { quantized } = applyDynamic(g, opts.perChannel);
+    const { quantized } = applyDynamic(g, opts.perChannel, weightBits);
     if (Object.keys(quantized).length === 0) {
       throw ToolErrors.MODEL_UNSUPPORTED(`${input} has no MatMul or Gemm with a constant weight; dynamic quantization has nothing to do (use static quantization with --calib for CNNs)`);
     }
@@ -100,7 +109,7 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
       method: opts.method, percentile: opts.percentile, channelMeans: biasCorrection ? plan.items.map((it) => it.act) : [],
     });
     narrowSaturatedRanges(g, cal.ranges);
-    const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel, inputMeans: cal.means });
+    const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel, inputMeans: cal.means, weightBits });
     report = {
       input, output, mode: 'static', format: opts.format, method: opts.method, foldedBatchNorms: folded, foldedAffines: affines, equalizedDepthwise: equalized, simplified, quantized, floatOps,
       calibration: { files: cal.files, samples: cal.samples, tensors: plan.tensors.length }, bytesBefore,
@@ -112,7 +121,7 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   const session = await openSession(encodeModel(model), `the quantized model`);
   await session.release();
   const bytesAfter = writeModelFile(output, model);
-  return { ...report, target, bytesAfter };
+  return { ...report, weightBits, target, bytesAfter };
 }
 
 async function storeWeightsFor(model: ModelProto, target: QuantTarget): Promise<TargetChoice> {

@@ -140,17 +140,19 @@ export function buildCli(): Command {
     .option('--no-bias-correction', 'do not fold the rounded weights\' average error into the biases')
     .option('--exclude <names>', 'comma-separated node or output names to keep in float')
     .addOption(new Option('--target <target>', 'what runs the model: native and ort-arm store int8 weights; ort-x86 stores uint8 weights, exact in ONNX Runtime on x86 without VNNI; auto picks int8 when the native engine runs the whole graph, uint8 otherwise').choices(QUANT_TARGETS).default('auto'))
+    .addOption(new Option('--weight-bits <bits>', '7 keeps weights in [-63, 63] (per-channel symmetric; depthwise convolutions keep 8 bits) so the native engine runs them exactly with the faster vpmaddubsw kernel on x86 CPUs without VNNI (e.g. AMD Zen 3); costs a little accuracy').choices(['7', '8']).default('8'))
     .option('--json', 'print the report as one JSON object')
-    .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; biasCorrection: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; target: QuantTarget; json?: boolean }) => {
+    .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; biasCorrection: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; target: QuantTarget; weightBits: string; json?: boolean }) => {
       if (opts.dynamic && opts.calib) throw ToolErrors.USAGE('--dynamic quantizes activations at run time and takes no --calib; drop one of them');
       const { quantizeFile } = await import('../compress/quantize.js');
       const r = await quantizeFile(input, output, {
         calib: opts.calib, dynamic: opts.dynamic, perChannel: opts.perChannel, biasCorrection: opts.biasCorrection, method: opts.method, percentile: opts.percentile, format: opts.format, target: opts.target,
+        weightBits: opts.weightBits === '7' ? 7 : 8,
         exclude: opts.exclude ? opts.exclude.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
       });
       if (opts.json) return out(JSON.stringify(r));
       const q = Object.entries(r.quantized).map(([k, v]) => `${v} ${k}`).join(', ');
-      out(`wrote ${output} (${r.mode}${r.format ? `, ${r.format}` : ''}${r.method ? `, ${r.method} ranges` : ''})`);
+      out(`wrote ${output} (${r.mode}${r.format ? `, ${r.format}` : ''}${r.method ? `, ${r.method} ranges` : ''}${r.weightBits === 7 ? ', 7-bit weights' : ''})`);
       if (r.foldedBatchNorms) out(`  folded ${r.foldedBatchNorms} BatchNormalization into Conv`);
       const sm = r.simplified;
       const rewrites = [[sm.hardSwish, 'HardSwish'], [sm.divToMul, 'Div->Mul'], [sm.gemm, 'MatMul+Add->Gemm'], [sm.flatten, 'Reshape->Flatten']].filter(([n]) => Number(n) > 0);

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/gemm_internal.h"
@@ -26,6 +27,26 @@ inline int32_t wrap_mul(int32_t a, int32_t b) {
 }
 constexpr int kMaxK = 33025;  // K * 255 * 255 < 2^31
 size_t out_elem_bytes(const OutputSpec& o) { return o.kind == OutputSpec::Kind::Int32 ? 4 : 1; }
+
+// The 7-bit AVX2 kernel is on unless EDGE_AVX2_Q7=0 (for side-by-side measurements).
+bool q7_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("EDGE_AVX2_Q7");
+    return e == nullptr || std::strcmp(e, "0") != 0;
+  }();
+  return on;
+}
+
+// Whether the weights all lie in [-64, 63], where vpmaddubsw pairs cannot saturate.
+template <typename At>
+bool fits_7_bits(const WeightsSource& src, At at) {
+  for (int n = 0; n < src.N; ++n)
+    for (int k = 0; k < src.K; ++k) {
+      const int8_t v = at(k, n);
+      if (v < -64 || v > 63) return false;
+    }
+  return true;
+}
 }  // namespace
 
 Status pack_gemm_weights(const WeightsSource& src, Variant variant, std::unique_ptr<PackedWeights>* out) {
@@ -39,8 +60,16 @@ Status pack_gemm_weights(const WeightsSource& src, Variant variant, std::unique_
   const VariantKernels* vk = variant_kernels(variant);
   if (vk == nullptr || !variant_supported(variant))
     return Status::Error("pack_gemm_weights: this CPU or build cannot run the requested kernel variant");
+  auto at = [&](int k, int n) -> int8_t { return src.n_by_k ? src.data[n * ld + k] : src.data[k * ld + n]; };
+  // 7-bit weights on AVX2: the vpmaddubsw kernel, which shares the driver's column terms and
+  // output stage with the 8-bit one (same nr, col_align, a_flip) and differs in layout only.
+  const VariantKernels* q7 = variant == Variant::Avx2 ? avx2_q7_kernels() : nullptr;
+  const bool narrow = q7 != nullptr && q7->nr == vk->nr && q7->col_align == vk->col_align && q7->a_flip == vk->a_flip &&
+                      q7_enabled() && fits_7_bits(src, at);
+  if (narrow) vk = q7;
 
   auto w = std::unique_ptr<PackedWeights>(new PackedWeights());
+  w->narrow_ = narrow;
   w->K_ = src.K;
   w->N_ = src.N;
   w->variant_ = variant;
@@ -52,7 +81,6 @@ Status pack_gemm_weights(const WeightsSource& src, Variant variant, std::unique_
   w->base_ = w->data_.data() + ((64 - reinterpret_cast<uintptr_t>(w->data_.data()) % 64) % 64);
   w->col_sums_.assign(w->Np_, 0);
   w->zero_points_.assign(w->Np_, 0);
-  auto at = [&](int k, int n) -> int8_t { return src.n_by_k ? src.data[n * ld + k] : src.data[k * ld + n]; };
   for (int n = 0; n < src.N; ++n) {
     int32_t s = 0;
     for (int k = 0; k < src.K; ++k) s += at(k, n);
@@ -91,9 +119,12 @@ void gemm_column_terms(const PackedWeights& w, const VariantKernels& vk, int32_t
   }
 }
 
-void gemm_block(const PackedWeights& w, const VariantKernels& vk, const uint8_t* a, size_t lda, int rows,
+void gemm_block(const PackedWeights& w, const VariantKernels& variant_vk, const uint8_t* a, size_t lda, int rows,
                 uint8_t a_xor, const int32_t* colterm, int n0, int n1, const OutputSpec& out, void* c, size_t ldc,
                 int32_t* rowsum, int32_t* acc_tile) {
+  // The weights' own micro-kernel (7-bit AVX2 weights run the vpmaddubsw one); nr and the
+  // output stage are the variant's either way.
+  const VariantKernels& vk = w.narrow() ? *avx2_q7_kernels() : variant_vk;
   const int K = w.K();
   const bool zb = w.has_weight_zero_point();
   if (zb) {

@@ -10,7 +10,8 @@
 // variant later never mixes layouts. Packing is the only allocation; gemm() allocates nothing.
 //
 // Exactness: every variant computes the exact int32 sum (no 16-bit saturation: the AVX2
-// kernel widens to 16 bits and uses vpmaddwd, as XNNPACK and ruy do), valid while
+// kernel widens to 16 bits and uses vpmaddwd, as XNNPACK and ruy do; for weights that all
+// lie in [-64, 63] it packs for vpmaddubsw instead, which cannot saturate then), valid while
 // K * 255 * 255 < 2^31, i.e. K <= 33025 (checked by pack_gemm_weights).
 #include <cstddef>
 #include <cstdint>
@@ -52,12 +53,15 @@ class PackedWeights {
   const int32_t* col_sums() const { return col_sums_.data(); }     // Np values, sum_k B[k][n]
   const int32_t* zero_points() const { return zero_points_.data(); }  // Np values
   bool has_weight_zero_point() const { return has_b_zp_; }
+  // True when every weight lies in [-64, 63] and the variant has a faster exact kernel for
+  // such weights (AVX2: vpmaddubsw, gemm_avx2_q7.cc); decided at packing.
+  bool narrow() const { return narrow_; }
 
  private:
   friend Status pack_gemm_weights(const WeightsSource&, Variant, std::unique_ptr<PackedWeights>*);
   int K_ = 0, N_ = 0, Kp_ = 0, Np_ = 0, nr_ = 0, kgroup_ = 1;
   Variant variant_ = Variant::Scalar;
-  bool has_b_zp_ = false;
+  bool has_b_zp_ = false, narrow_ = false;
   std::vector<int8_t> data_;  // with slack so panels start 64-byte aligned at base_
   int8_t* base_ = nullptr;
   std::vector<int32_t> col_sums_, zero_points_;

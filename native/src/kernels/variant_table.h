@@ -100,6 +100,9 @@ EDGE_KERNEL_VARIANTS(EDGE_X)
 #undef EDGE_X
 
 const VariantKernels* variant_kernels(Variant v);  // null when not built in
+// The AVX2 variant's kernels for weights within 7 bits ([-64, 63]; gemm_avx2_q7.cc): the same
+// nr, col_align and a_flip as avx2_kernels(), kgroup 4. Null when AVX2 is not built in.
+const VariantKernels* avx2_q7_kernels();
 const VariantKernels& active_kernels();
 
 // The float32 requantization of one value; the SIMD versions perform the same operations:
