@@ -3,9 +3,9 @@
 // (Softmax, Resize, the spelled-out LayerNorm, MatMul of two activations, Sub, Div by a
 // constant) and ConvTranspose with int8 weights, so the partitioned backend runs every one of
 // those nodes natively; the int8 result it computes matches ONNX Runtime's on the same int8 model
-// and keeps SQNR >= 20 dB against fp32 ONNX Runtime on images it was not calibrated on (cls;
-// rec and det are held to the floor the quantizer's PP-LCNetV3 fixes reach, ~14 and ~17 dB,
-// up from ~10, with the 20 dB gate a visible todo). (test/partition-ppocr.test.ts checks each native
+// and keeps SQNR >= 20 dB against fp32 ONNX Runtime on images it was not calibrated on (cls, and
+// det with MSE-optimal activation ranges, `--method mse`: 17.3 dB with minmax ranges; rec is held
+// to the floor the quantizer's PP-LCNetV3 fixes reach, ~13 dB, with the 20 dB gate a visible todo). (test/partition-ppocr.test.ts checks each native
 // segment within 1 step of ONNX Runtime's exact int8 form on the same models.)
 import t from 'tap';
 import { readFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeModel } from '../agent/onnx/model.js';
 import { PartitionedBackend } from '../agent/runtime/partition/index.js';
+import type { RangeMethod } from '../tools/compress/calibrate.js';
 import { OutputStats } from '../tools/compress/compare.js';
 import { edgeModel, scratchDir, ROOT } from './helpers/edge-model-cli.js';
 import { pageImage, writePageImages, PAGE_H, PAGE_W } from './helpers/page-images.js';
@@ -32,6 +33,8 @@ interface Case {
   shape: [number, number, number, number];
   calib: string;
   image: (seed: number) => Float32Array;
+  /** The activation range method (`--method`); minmax unless set. */
+  method?: RangeMethod;
   /** Operators whose every node must run on the native side after quantization. */
   native: string[];
   /**
@@ -41,6 +44,12 @@ interface Case {
    * [-3, max] (the three tensors that alone cost 18 dB); what is left is spread over ~100
    * per-tensor uint8 activations at 24-30 dB each (weights alone give 29-30 dB). The floor is
    * the level these fixes reach on this calibration set, so a regression in them fails.
+   * For rec, measured in ONNX Runtime on 24 other lines (~12 dB there): MSE-optimal ranges lose
+   * ~1 dB (clipping PP-LCNetV3's large activations costs more than the finer steps gain), more
+   * calibration lines do not help (32: 12.3 dB, 64: 9.4 dB), and keeping the 10, 20 or 40 most
+   * costly of its 183 activations in float (one at a time, each is worth 1-2 dB) reaches only
+   * 13.5, 13.8 and 14.4 dB: the loss is spread over the whole backbone (SQNR 38 dB after the
+   * stem, 20 dB a third of the way, 14 dB at its end), beyond what a few float islands recover.
    */
   below20?: { floorDb: number; why: string };
 }
@@ -50,17 +59,18 @@ const cases: Case[] = [
   {
     name: 'rec', file: 'ch_PP-OCRv4_rec_infer', shape: [1, 3, TEXT_H, TEXT_W], calib: lines, image: textImage,
     native: ['Conv', 'Softmax', 'ReduceMean', 'Pow', 'Sqrt', 'Div', 'Sub', 'MatMul'],
-    below20: { floorDb: 12, why: 'PP-LCNetV3 backbone: ~100 per-tensor uint8 activations at 24-30 dB each add up to ~14 dB (weights alone: 30 dB)' },
+    below20: { floorDb: 12, why: 'PP-LCNetV3 backbone: ~100 per-tensor uint8 activations at 24-30 dB each add up to ~13 dB (weights alone: 30 dB); MSE ranges, more calibration and 40 float activations measured no better than ~14 dB' },
   },
-  { name: 'det', file: 'ch_PP-OCRv4_det_infer', shape: [1, 3, PAGE_H, PAGE_W], calib: pages, image: pageImage, native: ['Conv', 'ConvTranspose', 'Resize', 'Sigmoid'],
-    below20: { floorDb: 15, why: 'PP-LCNetV3 backbone: per-tensor uint8 activations at 22-30 dB each add up to ~17 dB (weights alone: 29 dB)' } },
+  // MSE ranges: minmax gives det 17.3 dB here (mse 20.2 dB in ONNX Runtime); on rec and cls
+  // they measure no better than minmax (rec 9.9-13 dB either way), so those keep minmax.
+  { name: 'det', file: 'ch_PP-OCRv4_det_infer', shape: [1, 3, PAGE_H, PAGE_W], calib: pages, image: pageImage, method: 'mse', native: ['Conv', 'ConvTranspose', 'Resize', 'Sigmoid'] },
 ];
 
 for (const c of cases) {
   t.test(`PP-OCR ${c.name}: quantized for the engine, its new ops run natively, SQNR >= 20 dB against fp32`, async (t) => {
     const int8 = join(dir, `${c.name}-int8.onnx`);
     const fp32File = join(ASSETS, `${c.file}.onnx`);
-    const q = edgeModel(['quantize', fp32File, int8, '--calib', c.calib, '--target', 'native', '--json'], { tsx: true, timeoutMs: 600_000 });
+    const q = edgeModel(['quantize', fp32File, int8, '--calib', c.calib, '--target', 'native', '--method', c.method ?? 'minmax', '--json'], { tsx: true, timeoutMs: 600_000 });
     t.equal(q.code, 0, q.stderr);
     if (q.code !== 0) return;
     const report = JSON.parse(q.stdout);

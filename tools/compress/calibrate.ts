@@ -1,15 +1,17 @@
 // Calibration: run the float model in ONNX Runtime over the calibration set with every tensor
 // the quantizer needs exposed as an extra graph output, and reduce what flows through each to
 // a range [min, max]. minmax keeps the extremes; percentile and entropy (KL divergence, as
-// TensorRT does) clip rare outliers so the common values get finer steps.
+// TensorRT does) clip rare outliers so the common values get finer steps; mse picks the range
+// whose rounding and clipping error is smallest (mse-range.ts).
 import { DataType, encodeModel, makeValueInfo, type ModelProto } from '../../agent/onnx/model.js';
 import { onnx } from '../../agent/onnx/model.js';
 import { chunks, listNpyFiles, loadBatch, singleInput } from './dataset.js';
 import { floatTensor, openSession, runSession } from './ort-session.js';
 import { Progress } from './progress.js';
+import { mseRange, type Live } from './mse-range.js';
 
-export type RangeMethod = 'minmax' | 'percentile' | 'entropy';
-export const RANGE_METHODS: RangeMethod[] = ['minmax', 'percentile', 'entropy'];
+export type RangeMethod = 'minmax' | 'percentile' | 'entropy' | 'mse';
+export const RANGE_METHODS: RangeMethod[] = ['minmax', 'percentile', 'entropy', 'mse'];
 
 export interface Range { min: number; max: number }
 
@@ -23,6 +25,10 @@ export interface CalibrationOptions {
   channelMeans?: string[];
   /** Tensors whose per-channel (axis 1) minimum and maximum to collect, for channel equalization. */
   channelRanges?: string[];
+  /** For mse: the interval outside which a tensor's readers no longer tell values apart. */
+  live?: Map<string, Live>;
+  /** Tensors kept at their extremes whatever the method (the model's input and outputs). */
+  extremes?: Set<string>;
 }
 
 const BINS = 2048;
@@ -129,7 +135,11 @@ export async function calibrate(model: ModelProto, tensors: string[], dir: strin
       const h = hists.get(t)!;
       const min = mins.get(t)!;
       const max = maxs.get(t)!;
-      if (opts.method === 'percentile') {
+      if (opts.extremes?.has(t)) {
+        ranges.set(t, { min, max });
+      } else if (opts.method === 'mse') {
+        ranges.set(t, mseRange(h, min, max, opts.live?.get(t)));
+      } else if (opts.method === 'percentile') {
         const keep = (opts.percentile ?? 99.99) / 100;
         const width = (max - min) / BINS;
         const [qlo, qhi] = quantiles(h, (1 - keep) / 2, 1 - (1 - keep) / 2);

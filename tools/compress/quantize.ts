@@ -10,7 +10,7 @@ import { ToolErrors } from './errors.js';
 import { foldBatchNorms } from './fold-batchnorm.js';
 import { canonicalize } from './graph.js';
 import { simplify, type SimplifyReport } from './simplify.js';
-import { narrowSaturatedRanges } from './saturating-ranges.js';
+import { liveIntervals, narrowSaturatedRanges } from './saturating-ranges.js';
 import { depthwisePairs, equalizeDepthwise } from './equalize-depthwise.js';
 import { foldAffines } from './fold-affine.js';
 import { readModelFile, writeModelFile } from './model-file.js';
@@ -105,8 +105,11 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
       throw ToolErrors.MODEL_UNSUPPORTED(`${input} has no Conv, Gemm or MatMul with constant weights to quantize`);
     }
     const biasCorrection = opts.biasCorrection ?? true;
+    // mse keeps the model's input and outputs at their extremes: an image's range is its
+    // domain, and a clipped output is a wrong answer, not a rounding one.
+    const ends = new Set(plan.tensors.filter((t) => g.isGraphOutput(t) || (model.graph!.input ?? []).some((i) => i.name === t)));
     const cal = await calibrate(model, plan.tensors, opts.calib, {
-      method: opts.method, percentile: opts.percentile, channelMeans: biasCorrection ? plan.items.map((it) => it.act) : [],
+      method: opts.method, percentile: opts.percentile, live: liveIntervals(g, plan.tensors), extremes: opts.method === 'mse' ? ends : undefined, channelMeans: biasCorrection ? plan.items.map((it) => it.act) : [],
     });
     narrowSaturatedRanges(g, cal.ranges);
     const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel, inputMeans: cal.means, weightBits });

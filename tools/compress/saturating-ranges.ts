@@ -21,15 +21,12 @@ function saturation(n: NodeProto): { lo: number; hi: number } | undefined {
 }
 
 /**
- * Narrows, in place, the range of every tensor whose readers all saturate (the first input of
- * HardSwish or Relu) to the widest of their live intervals. (HardSigmoid saturates on both
- * sides too, but narrowing its input put det's native engine 150 steps from ONNX Runtime's
- * exact int8 result: left out until the engine's HardSigmoid is checked at those edges.)
- * Returns the tensors narrowed. Graph outputs keep their calibrated range.
+ * The interval outside which every reader of a tensor saturates (the first input of HardSwish
+ * or Relu, read once), for the tensors where one exists. Graph outputs have none.
  */
-export function narrowSaturatedRanges(g: GraphIndex, ranges: Map<string, Range>): string[] {
-  const narrowed: string[] = [];
-  for (const [t, r] of ranges) {
+export function liveIntervals(g: GraphIndex, tensors: Iterable<string>): Map<string, { lo: number; hi: number }> {
+  const live = new Map<string, { lo: number; hi: number }>();
+  for (const t of tensors) {
     if (g.isGraphOutput(t)) continue;
     const readers = g.consumers(t);
     if (readers.length === 0) continue;
@@ -45,7 +42,22 @@ export function narrowSaturatedRanges(g: GraphIndex, ranges: Map<string, Range>)
       lo = Math.min(lo, s.lo);
       hi = Math.max(hi, s.hi);
     }
-    if (!ok) continue;
+    if (ok) live.set(t, { lo, hi });
+  }
+  return live;
+}
+
+/**
+ * Narrows, in place, the range of every tensor whose readers all saturate (the first input of
+ * HardSwish or Relu) to the widest of their live intervals. (HardSigmoid saturates on both
+ * sides too, but narrowing its input put det's native engine 150 steps from ONNX Runtime's
+ * exact int8 result: left out until the engine's HardSigmoid is checked at those edges.)
+ * Returns the tensors narrowed. Graph outputs keep their calibrated range.
+ */
+export function narrowSaturatedRanges(g: GraphIndex, ranges: Map<string, Range>): string[] {
+  const narrowed: string[] = [];
+  for (const [t, { lo, hi }] of liveIntervals(g, ranges.keys())) {
+    const r = ranges.get(t)!;
     const min = Math.max(r.min, lo);
     const max = Math.min(r.max, hi);
     // A range wholly in the flat part: nothing to tell apart, keep it as it was.

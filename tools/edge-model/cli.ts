@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { EdgeError, describe } from '../../agent/errors.js';
 import { AGENT_VERSION } from '../../agent/version.js';
-import type { RangeMethod } from '../compress/calibrate.js';
+import { RANGE_METHODS, type RangeMethod } from '../compress/calibrate.js';
 import type { Comparison } from '../compress/compare.js';
 import { Errors, ToolErrors } from '../compress/errors.js';
 import type { Metric } from '../compress/metrics.js';
@@ -19,7 +19,6 @@ import type { QuantFormat } from '../compress/quantize-static.js';
 import { QUANT_TARGETS, type QuantTarget } from '../compress/targets.js';
 
 // The subcommands' modules load on use: keygen/sign/verify should not wait for ONNX Runtime.
-const RANGE_METHODS: RangeMethod[] = ['minmax', 'percentile', 'entropy'];
 const METRICS: Metric[] = ['accuracy', 'precision', 'recall', 'f1', 'auc', 'mse', 'mae', 'r2'];
 const signing = () => import('../../agent/security/signing.js');
 const archives = () => import('../../agent/models/archive.js');
