@@ -20,10 +20,10 @@ inline uint32_t load4(const uint8_t* p) {
   return v;
 }
 // The last k-group: only `n` (1..3) bytes exist; the rest read as zero (times zero weights).
-inline uint32_t load_tail(const uint8_t* p, int n) {
-  uint32_t v = 0;
-  std::memcpy(&v, p, n);
-  return v;
+// A masked byte load: a variable-length copy was a byte loop through memory per row and
+// k-group (a quarter of the 320x320x3 stem's time, K = 27).
+inline uint32_t load_tail(const uint8_t* p, __mmask16 m) {
+  return static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_maskz_loadu_epi8(m, p)));
 }
 
 template <int MR, int NV, bool XOR, bool FIN>
@@ -70,12 +70,13 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     }
   }
   if (tail) {
+    const __mmask16 tm = static_cast<__mmask16>((1u << tail) - 1);
     __m512i bv[NV];
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_si512(b + v * 64);
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const __m512i av = _mm512_set1_epi32(static_cast<int>(load_tail(a + r * lda + 4 * g, tail) ^ (XOR ? x4 : 0)));
+      const __m512i av = _mm512_set1_epi32(static_cast<int>(load_tail(a + r * lda + 4 * g, tm) ^ (XOR ? x4 : 0)));
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], av, bv[v]);
     }
