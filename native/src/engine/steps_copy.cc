@@ -42,6 +42,54 @@ struct Region {
   Requant rq;
 };
 
+// Up to 64 bytes inline: two fixed-size moves that overlap in the middle (a library call per
+// row of a few dozen channels cost more than the copy).
+template <int B>
+inline void move_pair(uint8_t* dst, const uint8_t* src, int64_t n) {
+  std::memcpy(dst, src, B);
+  std::memcpy(dst + n - B, src + n - B, B);
+}
+inline void copy_short(uint8_t* dst, const uint8_t* src, int64_t n) {
+  if (n >= 32) move_pair<32>(dst, src, n);
+  else if (n >= 16) move_pair<16>(dst, src, n);
+  else if (n >= 8) move_pair<8>(dst, src, n);
+  else if (n >= 4) move_pair<4>(dst, src, n);
+  else
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+// Contiguous rows of at most 64 bytes (NHWC Concat and Split of a few dozen channels): inline
+// moves, and the requantization table applied to up to kChunk gathered bytes at a time rather
+// than one call per row.
+void copy_short_rows(const Region& r, const uint8_t* x, uint8_t* y, size_t outer_dims, int64_t total) {
+  const int64_t inner = r.count[outer_dims];
+  const int64_t per = static_cast<int64_t>(kChunk) / inner;
+  int64_t idx[kMaxRank] = {0, 0, 0, 0, 0, 0};
+  uint8_t buf[kChunk];
+  int64_t dst[kChunk];
+  for (int64_t o = 0; o < total;) {
+    const int64_t nb = std::min(per, total - o);
+    for (int64_t b = 0; b < nb; ++b, ++o) {
+      int64_t s = r.src_base, t = r.dst_base;
+      for (size_t d = 0; d < outer_dims; ++d) s += idx[d] * r.src_stride[d], t += idx[d] * r.dst_stride[d];
+      if (r.rq.on) {
+        copy_short(buf + b * inner, x + s, inner);
+        dst[b] = t;
+      } else {
+        copy_short(y + t, x + s, inner);
+      }
+      for (size_t d = outer_dims; d-- > 0;) {
+        if (++idx[d] < r.count[d]) break;
+        idx[d] = 0;
+      }
+    }
+    if (r.rq.on) {
+      k::lut_row(r.rq.table, buf, buf, static_cast<size_t>(nb * inner));
+      for (int64_t b = 0; b < nb; ++b) copy_short(y + dst[b], buf + b * inner, inner);
+    }
+  }
+}
+
 void copy_region(const Region& r, const uint8_t* x, uint8_t* y) {
   const size_t rank = r.count.size();
   const size_t last = rank - 1;
@@ -51,6 +99,7 @@ void copy_region(const Region& r, const uint8_t* x, uint8_t* y) {
   const size_t outer_dims = swap ? rank - 2 : rank - 1;
   int64_t total = 1;
   for (size_t d = 0; d < outer_dims; ++d) total *= r.count[d];
+  if (!swap && sin == 1 && din == 1 && inner <= 64 && total > 1) return copy_short_rows(r, x, y, outer_dims, total);
   int64_t idx[kMaxRank] = {0, 0, 0, 0, 0, 0};
   uint8_t buf[kChunk];
   for (int64_t o = 0; o < total; ++o) {
