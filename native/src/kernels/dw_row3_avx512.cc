@@ -1,10 +1,11 @@
 // Depthwise 3x3 along an output row with AVX-512 VNNI (DwRow3Args, variant_table.h). Channels
-// sit in int32 lanes, 16 per register: each input vector is zero-extended once (vpmovzxbd)
-// and multiplied into every output pixel that reads it by vpdpbusd against the tap's weights
-// (int8 in the low byte; the activation's other three bytes are zero, so the lane gains
-// exactly x * w). Eight output pixels share the loads (3 kernel rows x 10 or 17 columns for
-// 8 x 9 products), where the per-pixel kernel reloads and re-interleaves all nine taps and
-// transposes its sums back into channel order. The output stage is finish_row_avx512's.
+// sit in int32 lanes, 16 per register, and a lane holds one input column of the three kernel
+// rows (bytes 0..2, byte 3 zero): one vpdpbusd against the column's weights (same byte order)
+// adds a whole kernel column exactly, so a pixel is 3 dot products instead of 9. A column is
+// built once (3 zero-extending loads, 2 shifts, 1 ternary OR) and used by every output pixel
+// that reads it; eight output pixels share 10 (stride 1) or 17 (stride 2) columns. The
+// per-pixel kernel reloads and re-interleaves all nine taps and transposes its sums back into
+// channel order. The output stage is finish_row_avx512's.
 #include "kernels/variant_table.h"
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
@@ -18,31 +19,44 @@ struct Block {
   int C;
   __mmask16 m;
   bool full;
-  __m512i w[9], ct, xr;
+  __m512i w[3], ct, xr;    // w[kx]: lane bytes 0..2 = the weights of kernel rows 0..2, byte 3 = 0
   __m512 sc, lo, hi;
   __m512i zp;
   int kind;  // 0 int32, 1 u8/s8
 };
+
+// Input column i of the three kernel rows, one int32 lane per channel: bytes 0..2 are the
+// three rows' activations, byte 3 is zero.
+template <bool XOR>
+inline __m512i column(const Block& b, size_t off) {
+  __m512i x0, x1, x2;
+  if (b.full) {
+    x0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.rows[0] + off)));
+    x1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.rows[1] + off)));
+    x2 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.rows[2] + off)));
+  } else {
+    x0 = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(b.m, b.rows[0] + off));
+    x1 = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(b.m, b.rows[1] + off));
+    x2 = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(b.m, b.rows[2] + off));
+  }
+  __m512i v = _mm512_ternarylogic_epi32(x0, _mm512_slli_epi32(x1, 8), _mm512_slli_epi32(x2, 16), 0xFE);  // a | b | c
+  if (XOR) v = _mm512_xor_si512(v, b.xr);
+  return v;
+}
 
 template <int SW, int G, bool XOR>
 inline void pixels(const Block& b, int p, uint8_t* y8, int32_t* y32) {
   __m512i acc[G];
   #pragma GCC unroll 8
   for (int g = 0; g < G; ++g) acc[g] = b.ct;
-  const size_t C = static_cast<size_t>(b.C);
-  #pragma GCC unroll 3
-  for (int ky = 0; ky < 3; ++ky) {
-    const uint8_t* r = b.rows[ky] + static_cast<size_t>(p) * SW * C;
-    #pragma GCC unroll 17
-    for (int i = 0; i < (G - 1) * SW + 3; ++i) {
-      __m512i xe = b.full ? _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + i * C)))
-                          : _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(b.m, r + i * C));
-      if (XOR) xe = _mm512_xor_si512(xe, b.xr);
-      #pragma GCC unroll 3
-      for (int kx = 0; kx < 3; ++kx) {
-        const int j = i - kx;
-        if (j >= 0 && j % SW == 0 && j / SW < G) acc[j / SW] = _mm512_dpbusd_epi32(acc[j / SW], xe, b.w[ky * 3 + kx]);
-      }
+  const size_t C = static_cast<size_t>(b.C), base = static_cast<size_t>(p) * SW * C;
+  #pragma GCC unroll 17
+  for (int i = 0; i < (G - 1) * SW + 3; ++i) {
+    const __m512i v = column<XOR>(b, base + i * C);
+    #pragma GCC unroll 3
+    for (int kx = 0; kx < 3; ++kx) {
+      const int j = i - kx;
+      if (j >= 0 && j % SW == 0 && j / SW < G) acc[j / SW] = _mm512_dpbusd_epi32(acc[j / SW], v, b.w[kx]);
     }
   }
   #pragma GCC unroll 8
@@ -74,15 +88,23 @@ void dw_row3_avx512(const DwRow3Args& a) {
   Block b;
   b.C = C;
   b.kind = out.kind == OutputSpec::Kind::Int32 ? 0 : 1;
-  b.xr = _mm512_set1_epi32(a.x_xor);
+  b.xr = _mm512_set1_epi32(static_cast<int>(0x00010101u * a.x_xor));
   b.lo = _mm512_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
   b.hi = _mm512_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
   b.zp = _mm512_set1_epi32(out.zero_point);
+  const __m512i byte = _mm512_set1_epi32(0xFF);
   for (int c = 0; c < C; c += 16) {
     const int left = C - c;
     b.full = left >= 16;
     b.m = b.full ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
-    for (int t = 0; t < 9; ++t) b.w[t] = _mm512_maskz_loadu_epi32(b.m, a.w + static_cast<size_t>(t) * C + c);
+    for (int kx = 0; kx < 3; ++kx) {
+      const __m512i w0 = _mm512_maskz_loadu_epi32(b.m, a.w + static_cast<size_t>(kx) * C + c);
+      const __m512i w1 = _mm512_maskz_loadu_epi32(b.m, a.w + static_cast<size_t>(3 + kx) * C + c);
+      const __m512i w2 = _mm512_maskz_loadu_epi32(b.m, a.w + static_cast<size_t>(6 + kx) * C + c);
+      b.w[kx] = _mm512_or_si512(_mm512_and_si512(w0, byte),
+                                _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(w1, byte), 8),
+                                                _mm512_slli_epi32(_mm512_and_si512(w2, byte), 16)));
+    }
     b.ct = _mm512_maskz_loadu_epi32(b.m, a.colterm + c);
     if (b.kind != 0) b.sc = pc ? _mm512_maskz_loadu_ps(b.m, out.scales + c) : _mm512_set1_ps(out.scales[0]);
     for (int k = 0; k < 3; ++k) b.rows[k] = a.rows[k] + c;
