@@ -102,6 +102,46 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
       s[v] = f->per_channel ? _mm512_maskz_loadu_ps(live, f->scales + v * 16) : _mm512_set1_ps(f->scales[0]);
       zb[v] = f->zb ? _mm512_loadu_si512(f->zb + v * 16) : _mm512_setzero_si512();
     }
+    // 32 to 64 columns with every multiplier below 1: |sum * scale| < 2^31, so vcvtps2dq is exact
+    // and the clamp can follow the rounding (the bounds are integers and rounding is
+    // monotonic): saturating packs, the zero point added with 16-bit saturation, then a byte
+    // min/max per 64 columns, where the float clamp and zero-point add cost three
+    // instructions per 16 columns. Saturation never moves a value across [lo, hi].
+    bool packed_clamp = false;
+    if constexpr (NV >= 2) {
+      __mmask16 big = 0;
+      #pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) big |= _mm512_cmp_ps_mask(s[v], _mm512_set1_ps(1.0f), _CMP_NLT_UQ);
+      packed_clamp = big == 0;
+    }
+    if (NV >= 2 && packed_clamp) {
+      const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(out.zero_point));
+      const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(out.clamp_min));
+      const __m512i hi8 = _mm512_set1_epi8(static_cast<char>(out.clamp_max));
+      const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+      const int valid = f->valid;
+      const __mmask64 m = valid >= 64 ? ~0ull : ((1ull << valid) - 1);
+      #pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        __m512i q[4];
+        #pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+          if (v >= NV) {
+            q[v] = _mm512_setzero_si512();
+            continue;
+          }
+          __m512i x = c[r][v < NV ? v : 0];
+          if (f->zb) x = _mm512_sub_epi32(x, _mm512_mullo_epi32(zb[v < NV ? v : 0], _mm512_set1_epi32(f->rowsum[r])));
+          q[v] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(x), s[v < NV ? v : 0]));
+        }
+        const __m512i w01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp16);
+        const __m512i w23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp16);
+        __m512i b;
+        if (u8) b = _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(w01, w23), lo8), hi8);
+        else b = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(w01, w23), lo8), hi8);
+        _mm512_mask_storeu_epi8(f->y + r * f->ldy, m, _mm512_permutexvar_epi32(order, b));
+      }
+    } else
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       __m512i q[NV];
