@@ -30,7 +30,11 @@ template <int MR, int NV, bool XOR, bool FIN>
 void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate,
             const FusedFinish* f) {
   constexpr int W = NV * 16;
-  __m512i c[MR][NV], c2[MR == 1 ? 1 : 0 + 1][NV];
+  // One 16-column vector (N = 16 layers, the 16-column tail panel of N = 80): six rows are
+  // only six dependent vpdpbusd chains, too few to cover its latency, so even and odd
+  // k-groups go to two accumulator sets.
+  constexpr bool kDual = NV == 1 && MR > 1;
+  __m512i c[MR][NV], c2[kDual ? MR : 1][NV];
   #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 16
@@ -41,7 +45,9 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
       if (FIN) c[r][v] = _mm512_add_epi32(c[r][v], _mm512_loadu_si512(f->colterm + v * 16));
     }
   #pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v) c2[0][v] = _mm512_setzero_si512();
+  for (int r = 0; r < (kDual ? MR : 1); ++r)
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) c2[r][v] = _mm512_setzero_si512();
   const uint32_t x4 = 0x01010101u * a_xor;
   const int groups = K / 4, tail = K % 4;
   const int8_t* b = panel;
@@ -55,6 +61,18 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
       for (int v = 0; v < NV; ++v) {
         c[0][v] = _mm512_dpbusd_epi32(c[0][v], a0, _mm512_load_si512(b + v * 64));
         c2[0][v] = _mm512_dpbusd_epi32(c2[0][v], a1, _mm512_load_si512(b + W * 4 + v * 64));
+      }
+    }
+  }
+  if constexpr (kDual) {
+    for (; g + 2 <= groups; g += 2, b += 2 * W * 4) {
+      const __m512i b0 = _mm512_load_si512(b), b1 = _mm512_load_si512(b + W * 4);
+      #pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const __m512i a0 = _mm512_set1_epi32(static_cast<int>(load4(a + r * lda + 4 * g) ^ (XOR ? x4 : 0)));
+        const __m512i a1 = _mm512_set1_epi32(static_cast<int>(load4(a + r * lda + 4 * g + 4) ^ (XOR ? x4 : 0)));
+        c[r][0] = _mm512_dpbusd_epi32(c[r][0], a0, b0);
+        c2[r][0] = _mm512_dpbusd_epi32(c2[r][0], a1, b1);
       }
     }
   }
@@ -84,6 +102,9 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   if (MR == 1)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) c[0][v] = _mm512_add_epi32(c[0][v], c2[0][v]);
+  if constexpr (kDual)
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) c[r][0] = _mm512_add_epi32(c[r][0], c2[r][0]);
   if constexpr (FIN) {
     // finish_row_avx512's operations on the sums still in registers (the column terms are in
     // already). Values end inside the output type's range, so saturating packs are exact.
