@@ -23,6 +23,8 @@ struct Block {
   __m512 sc, lo, hi;
   __m512i zp;
   int kind;  // 0 int32, 1 u8/s8
+  bool u8, packed_clamp;  // packed_clamp: quantized output, every multiplier of the block below 1
+  __m512i zp16, lo8, hi8;
 };
 
 // Input column i of the three kernel rows, one int32 lane per channel: bytes 0..2 are the
@@ -59,6 +61,33 @@ inline void pixels(const Block& b, int p, uint8_t* y8, int32_t* y32) {
       if (j >= 0 && j % SW == 0 && j / SW < G) acc[j / SW] = _mm512_dpbusd_epi32(acc[j / SW], v, b.w[kx]);
     }
   }
+  if (G % 4 == 0 && b.packed_clamp) {
+    // Four pixels at a time, the GEMM's packed output stage (gemm_avx512vnni.cc): round, then
+    // saturating packs, the zero point in 16 bits and a byte clamp; exact because every
+    // multiplier is below 1. Lane j of the permuted bytes is pixel j's 16 channels.
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    #pragma GCC unroll 2
+    for (int g0 = 0; g0 < G; g0 += 4) {
+      __m512i q[4];
+      #pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) q[j] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[g0 + j]), b.sc));
+      const __m512i w01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), b.zp16);
+      const __m512i w23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), b.zp16);
+      __m512i v;
+      if (b.u8) v = _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(w01, w23), b.lo8), b.hi8);
+      else v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(w01, w23), b.lo8), b.hi8);
+      v = _mm512_permutexvar_epi32(order, v);
+      const __m128i px[4] = {_mm512_castsi512_si128(v), _mm512_extracti32x4_epi32(v, 1), _mm512_extracti32x4_epi32(v, 2),
+                             _mm512_extracti32x4_epi32(v, 3)};
+      #pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        uint8_t* dst = y8 + static_cast<size_t>(p + g0 + j) * C;
+        if (b.full) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), px[j]);
+        else _mm_mask_storeu_epi8(dst, b.m, px[j]);
+      }
+    }
+    return;
+  }
   #pragma GCC unroll 8
   for (int g = 0; g < G; ++g) {
     const size_t o = static_cast<size_t>(p + g) * C;
@@ -92,6 +121,10 @@ void dw_row3_avx512(const DwRow3Args& a) {
   b.lo = _mm512_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
   b.hi = _mm512_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
   b.zp = _mm512_set1_epi32(out.zero_point);
+  b.u8 = out.kind == OutputSpec::Kind::U8;
+  b.zp16 = _mm512_set1_epi16(static_cast<int16_t>(out.zero_point));
+  b.lo8 = _mm512_set1_epi8(static_cast<char>(out.clamp_min));
+  b.hi8 = _mm512_set1_epi8(static_cast<char>(out.clamp_max));
   const __m512i byte = _mm512_set1_epi32(0xFF);
   for (int c = 0; c < C; c += 16) {
     const int left = C - c;
@@ -107,6 +140,7 @@ void dw_row3_avx512(const DwRow3Args& a) {
     }
     b.ct = _mm512_maskz_loadu_epi32(b.m, a.colterm + c);
     if (b.kind != 0) b.sc = pc ? _mm512_maskz_loadu_ps(b.m, out.scales + c) : _mm512_set1_ps(out.scales[0]);
+    b.packed_clamp = b.kind != 0 && _mm512_cmp_ps_mask(b.sc, _mm512_set1_ps(1.0f), _CMP_NLT_UQ) == 0;
     for (int k = 0; k < 3; ++k) b.rows[k] = a.rows[k] + c;
     uint8_t* y8 = static_cast<uint8_t*>(a.y) + c;
     int32_t* y32 = static_cast<int32_t*>(a.y) + c;
