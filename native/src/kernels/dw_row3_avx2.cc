@@ -1,9 +1,9 @@
 // Depthwise 3x3 along an output row with AVX2 (DwRow3Args, variant_table.h), used by the AVX2
-// and AVX-VNNI tables. Channels sit in int32 lanes, 8 per register: each input vector is
-// zero-extended once (vpmovzxbd) and multiplied into every output pixel that reads it by
-// vpmaddwd against the tap's weights (int32 lanes whose low int16 is the weight; the
-// activation's high int16 is zero, so the pair sum is exactly x * w). Four output pixels
-// share the loads. The output stage is finish8_avx2's; the last C % 8 channels go through
+// and AVX-VNNI tables. Channels sit in int32 lanes, 8 per register, and an input column is
+// built once and used by every output pixel that reads it: kernel rows 0 and 1 as int16
+// pairs (x0, x1), so one vpmaddwd against (w0, w1) adds x0 * w0 + x1 * w1 exactly, and row 2
+// zero-extended alone (its weight lane's high half meets a zero). Four output pixels share
+// the columns. The output stage is finish8_avx2's; the last C % 8 channels go through
 // finish_row_scalar, which every variant matches bit for bit.
 #include "kernels/variant_table.h"
 
@@ -15,9 +15,9 @@ namespace {
 
 struct Block {
   const uint8_t* rows[3];  // at this channel block
-  const int32_t* w;        // at this channel block, tap stride C
   int C;
-  __m256i ct, xr;
+  __m256i w01[3], w2[3];   // per kx: int16 pairs (row 0, row 1) and row 2's weight
+  __m256i ct, xr01, xr2;
   __m256 sc, lo, hi;
   __m256i zp;
   int kind;  // 0 int32, 1 u8, 2 s8
@@ -28,23 +28,22 @@ inline void pixels(const Block& b, int p, uint8_t* y8, int32_t* y32) {
   __m256i acc[G];
   #pragma GCC unroll 4
   for (int g = 0; g < G; ++g) acc[g] = b.ct;
-  const size_t C = static_cast<size_t>(b.C);
-  #pragma GCC unroll 3
-  for (int ky = 0; ky < 3; ++ky) {
-    const uint8_t* r = b.rows[ky] + static_cast<size_t>(p) * SW * C;
-    __m256i w[3];
+  const size_t C = static_cast<size_t>(b.C), base = static_cast<size_t>(p) * SW * C;
+  #pragma GCC unroll 9
+  for (int i = 0; i < (G - 1) * SW + 3; ++i) {
+    // Input column i: rows 0 and 1 as int16 pairs per channel (x0 low, x1 high), row 2 alone.
+    const size_t off = base + i * C;
+    const __m128i r0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.rows[0] + off));
+    const __m128i r1 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.rows[1] + off));
+    __m256i x01 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1));
+    __m256i x2 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.rows[2] + off)));
+    if (XOR) x01 = _mm256_xor_si256(x01, b.xr01), x2 = _mm256_xor_si256(x2, b.xr2);
     #pragma GCC unroll 3
-    for (int kx = 0; kx < 3; ++kx) w[kx] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.w + (ky * 3 + kx) * C));
-    #pragma GCC unroll 9
-    for (int i = 0; i < (G - 1) * SW + 3; ++i) {
-      __m256i xe = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + i * C)));
-      if (XOR) xe = _mm256_xor_si256(xe, b.xr);
-      #pragma GCC unroll 3
-      for (int kx = 0; kx < 3; ++kx) {
-        const int j = i - kx;
-        if (j >= 0 && j % SW == 0 && j / SW < G)
-          acc[j / SW] = _mm256_add_epi32(acc[j / SW], _mm256_madd_epi16(xe, w[kx]));
-      }
+    for (int kx = 0; kx < 3; ++kx) {
+      const int j = i - kx;
+      if (j >= 0 && j % SW == 0 && j / SW < G)
+        acc[j / SW] = _mm256_add_epi32(acc[j / SW], _mm256_add_epi32(_mm256_madd_epi16(x01, b.w01[kx]),
+                                                                     _mm256_madd_epi16(x2, b.w2[kx])));
     }
   }
   #pragma GCC unroll 4
@@ -79,13 +78,19 @@ void dw_row3_avx2(const DwRow3Args& a) {
   Block b;
   b.C = C;
   b.kind = out.kind == OutputSpec::Kind::Int32 ? 0 : out.kind == OutputSpec::Kind::U8 ? 1 : 2;
-  b.xr = _mm256_set1_epi32(a.x_xor);
+  b.xr01 = _mm256_set1_epi32(static_cast<int>(0x00010001u * a.x_xor));
+  b.xr2 = _mm256_set1_epi32(a.x_xor);
   b.lo = _mm256_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
   b.hi = _mm256_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
   b.zp = _mm256_set1_epi32(out.zero_point);
   int c = 0;
   for (; c + 8 <= C; c += 8) {
-    b.w = a.w + c;
+    for (int kx = 0; kx < 3; ++kx) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.w + static_cast<size_t>(kx) * C + c));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.w + static_cast<size_t>(3 + kx) * C + c));
+      b.w01[kx] = _mm256_or_si256(_mm256_and_si256(w0, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(w1, 16));
+      b.w2[kx] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.w + static_cast<size_t>(6 + kx) * C + c));
+    }
     b.ct = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.colterm + c));
     if (b.kind != 0) b.sc = pc ? _mm256_loadu_ps(out.scales + c) : _mm256_set1_ps(out.scales[0]);
     for (int k = 0; k < 3; ++k) b.rows[k] = a.rows[k] + c;
