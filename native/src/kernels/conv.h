@@ -5,7 +5,9 @@
 // pack_conv(), which picks the algorithm:
 //   - Pointwise: 1x1, stride 1, no padding: a GEMM straight on the input (per group);
 //   - Depthwise: groups == C and out_channels == C (channel multiplier 1): a direct kernel,
-//     all kernel sizes (3x3 has no special case beyond what the compiler unrolls);
+//     all kernel sizes; 3x3 with dilation 1 and horizontal stride 1 or 2 runs the interior of
+//     each output row through the variant's dw_row3 (several output pixels sharing each
+//     loaded input column), the border pixels through the per-pixel kernel;
 //   - Im2col: everything else (regular, grouped, strided, dilated): rows of the im2col
 //     matrix are built per tile in arena scratch (padding filled with the input zero point,
 //     so it contributes exactly zero) and fed to the GEMM.
