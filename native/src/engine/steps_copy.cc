@@ -64,26 +64,31 @@ inline void copy_short(uint8_t* dst, const uint8_t* src, int64_t n) {
 void copy_short_rows(const Region& r, const uint8_t* x, uint8_t* y, size_t outer_dims, int64_t total) {
   const int64_t inner = r.count[outer_dims];
   const int64_t per = static_cast<int64_t>(kChunk) / inner;
-  int64_t idx[kMaxRank] = {0, 0, 0, 0, 0, 0};
+  // An odometer over the outer dimensions with running offsets (locals: the byte stores may
+  // alias the region's vectors, which would be reloaded per row).
+  int64_t idx[kMaxRank] = {0, 0, 0, 0, 0, 0}, cnt[kMaxRank], ss[kMaxRank], ds[kMaxRank];
+  for (size_t d = 0; d < outer_dims; ++d) cnt[d] = r.count[d], ss[d] = r.src_stride[d], ds[d] = r.dst_stride[d];
+  int64_t s = r.src_base, t = r.dst_base;
+  const bool rq = r.rq.on;
   uint8_t buf[kChunk];
   int64_t dst[kChunk];
   for (int64_t o = 0; o < total;) {
     const int64_t nb = std::min(per, total - o);
     for (int64_t b = 0; b < nb; ++b, ++o) {
-      int64_t s = r.src_base, t = r.dst_base;
-      for (size_t d = 0; d < outer_dims; ++d) s += idx[d] * r.src_stride[d], t += idx[d] * r.dst_stride[d];
-      if (r.rq.on) {
+      if (rq) {
         copy_short(buf + b * inner, x + s, inner);
         dst[b] = t;
       } else {
         copy_short(y + t, x + s, inner);
       }
       for (size_t d = outer_dims; d-- > 0;) {
-        if (++idx[d] < r.count[d]) break;
+        s += ss[d], t += ds[d];
+        if (++idx[d] < cnt[d]) break;
+        s -= cnt[d] * ss[d], t -= cnt[d] * ds[d];
         idx[d] = 0;
       }
     }
-    if (r.rq.on) {
+    if (rq) {
       k::lut_row(r.rq.table, buf, buf, static_cast<size_t>(nb * inner));
       for (int64_t b = 0; b < nb; ++b) copy_short(y + dst[b], buf + b * inner, inner);
     }
