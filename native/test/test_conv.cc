@@ -126,6 +126,24 @@ void run_conv_tests(Rng& rng, int cases) {
       run_conv(rng, s, false);
     }
   }
+  // Depthwise 3x3 rows long enough for the variants' multi-pixel dw_row3 runs (8 pixels on
+  // AVX-512, 4 on AVX2 and NEON) and their single-pixel tails, channel counts off the vector
+  // widths, with and without padding, one or two image rows per band.
+  for (int C : {8, 13, 24, 40, 67}) {
+    for (int stride : {1, 2}) {
+      ConvShape s;
+      s.batch = rng.uniform(1, 2);
+      s.H = rng.uniform(3, 9);
+      s.W = rng.uniform(18, 41);
+      s.C = s.out_channels = s.groups = C;
+      s.kernel_h = s.kernel_w = 3;
+      s.stride_h = rng.uniform(1, 2);
+      s.stride_w = stride;
+      s.pad_top = s.pad_left = rng.uniform(0, 1);
+      s.pad_bottom = s.pad_right = rng.uniform(0, 1);
+      run_conv(rng, s, rng.uniform(0, 1) == 1);
+    }
+  }
   // A stem-like 3x3 stride-2 regular conv with 3 input channels.
   ConvShape stem;
   stem.H = stem.W = 17;

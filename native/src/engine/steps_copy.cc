@@ -43,6 +43,64 @@ struct Region {
   Requant rq;
 };
 
+// Up to 64 bytes inline: two fixed-size moves that overlap in the middle (a library call per
+// row of a few dozen channels cost more than the copy).
+template <int B>
+inline void move_pair(uint8_t* dst, const uint8_t* src, int64_t n) {
+  std::memcpy(dst, src, B);
+  std::memcpy(dst + n - B, src + n - B, B);
+}
+inline void copy_short(uint8_t* dst, const uint8_t* src, int64_t n) {
+  if (n >= 32) move_pair<32>(dst, src, n);
+  else if (n >= 16) move_pair<16>(dst, src, n);
+  else if (n >= 8) move_pair<8>(dst, src, n);
+  else if (n >= 4) move_pair<4>(dst, src, n);
+  else
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+// Contiguous rows of at most 64 bytes (NHWC Concat and Split of a few dozen channels): inline
+// moves, and the requantization table applied to up to kChunk gathered bytes at a time rather
+// than one call per row.
+void copy_short_rows(const Region& r, const uint8_t* x, uint8_t* y, size_t outer_dims, int64_t first, int64_t end) {
+  const int64_t inner = r.count[outer_dims];
+  const int64_t per = static_cast<int64_t>(kChunk) / inner;
+  // An odometer over the outer dimensions with running offsets (locals: the byte stores may
+  // alias the region's vectors, which would be reloaded per row).
+  int64_t idx[kMaxRank] = {0, 0, 0, 0, 0, 0}, cnt[kMaxRank], ss[kMaxRank], ds[kMaxRank];
+  for (size_t d = 0; d < outer_dims; ++d) cnt[d] = r.count[d], ss[d] = r.src_stride[d], ds[d] = r.dst_stride[d];
+  int64_t s = r.src_base, t = r.dst_base;
+  for (size_t d = outer_dims, rest = static_cast<size_t>(first); d-- > 0;) {
+    idx[d] = static_cast<int64_t>(rest % static_cast<size_t>(cnt[d]));
+    rest /= static_cast<size_t>(cnt[d]);
+    s += idx[d] * ss[d], t += idx[d] * ds[d];
+  }
+  const bool rq = r.rq.on;
+  uint8_t buf[kChunk];
+  int64_t dst[kChunk];
+  for (int64_t o = first; o < end;) {
+    const int64_t nb = std::min(per, end - o);
+    for (int64_t b = 0; b < nb; ++b, ++o) {
+      if (rq) {
+        copy_short(buf + b * inner, x + s, inner);
+        dst[b] = t;
+      } else {
+        copy_short(y + t, x + s, inner);
+      }
+      for (size_t d = outer_dims; d-- > 0;) {
+        s += ss[d], t += ds[d];
+        if (++idx[d] < cnt[d]) break;
+        s -= cnt[d] * ss[d], t -= cnt[d] * ds[d];
+        idx[d] = 0;
+      }
+    }
+    if (rq) {
+      k::lut_row(r.rq.table, buf, buf, static_cast<size_t>(nb * inner));
+      for (int64_t b = 0; b < nb; ++b) copy_short(y + dst[b], buf + b * inner, inner);
+    }
+  }
+}
+
 // The region's outer loop: the dimensions walked one inner run (or one 2-D swap) at a time.
 struct Outer {
   bool swap = false;
@@ -68,6 +126,7 @@ void copy_region(const Region& r, const uint8_t* x, uint8_t* y, int64_t first, i
   const Outer ou = outer_of(r);
   const bool swap = ou.swap;
   const size_t outer_dims = ou.dims;
+  if (!swap && sin == 1 && din == 1 && inner <= 64 && ou.total > 1) return copy_short_rows(r, x, y, outer_dims, first, end);
   int64_t idx[kMaxRank] = {0, 0, 0, 0, 0, 0};
   for (size_t d = outer_dims, rest = static_cast<size_t>(first); d-- > 0;) {
     idx[d] = static_cast<int64_t>(rest % static_cast<size_t>(r.count[d]));

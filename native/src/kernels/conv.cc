@@ -14,13 +14,29 @@ size_t out_elem_bytes(const OutputSpec& o) { return o.kind == OutputSpec::Kind::
 // Up to 256 KB of im2col rows per tile (L2): each tile streams the whole packed weights once,
 // so deep layers (ResNet's 3x3x512, K = 4608) want few, tall tiles.
 int im2col_tile_rows(int Kg) { return std::clamp(262144 / std::max(Kg, 1), 8, kGemmTileRows); }
-// Small copies (a few channels per tap) as plain loops: a library call per tap costs more.
+// Small copies (a few channels per tap) inline: a library call per tap costs more. From 4
+// bytes on, two fixed-size moves that overlap in the middle (a 3x3 RGB kernel row is 9 bytes:
+// two 8-byte moves where a byte loop took a quarter of the stem's time).
+// dst and src never overlap (an im2col row and the input).
+template <int B>
+inline void move_pair(uint8_t* dst, const uint8_t* src, int n) {
+  std::memcpy(dst, src, B);
+  std::memcpy(dst + n - B, src + n - B, B);
+}
 inline void copy_bytes(uint8_t* dst, const uint8_t* src, int n) {
   if (n >= 64) {
     std::memcpy(dst, src, n);
-    return;
+  } else if (n >= 32) {
+    move_pair<32>(dst, src, n);
+  } else if (n >= 16) {
+    move_pair<16>(dst, src, n);
+  } else if (n >= 8) {
+    move_pair<8>(dst, src, n);
+  } else if (n >= 4) {
+    move_pair<4>(dst, src, n);
+  } else {
+    for (int i = 0; i < n; ++i) dst[i] = src[i];
   }
-  for (int i = 0; i < n; ++i) dst[i] = src[i];
 }
 inline void fill_bytes(uint8_t* dst, uint8_t v, int n) {
   if (n >= 64) {
@@ -52,7 +68,8 @@ const char* check_conv_shape(const ConvShape& s) {
 }
 
 size_t PackedConv::bytes() const {
-  size_t b = dw_w_.size() * sizeof(int16_t) + dw_wsum_.size() * sizeof(int32_t) + dw_q8_.size();
+  size_t b = dw_w_.size() * sizeof(int16_t) + dw_wsum_.size() * sizeof(int32_t) + dw_q8_.size() +
+             dw3_w_.size() * sizeof(int32_t);
   for (const auto& w : group_w_) b += w->bytes();
   return b;
 }
@@ -89,6 +106,12 @@ Status pack_conv(const ConvShape& s, const int8_t* w, const int32_t* w_zps, int 
         const int32_t v = w[c * taps + t] - zp_of(c);
         if (v < -128 || v > 127) { fits8 = false; break; }
       }
+    if (vk != nullptr && vk->dw_row3 != nullptr && fits8 && s.kernel_h == 3 && s.kernel_w == 3 && s.dilation_h == 1 &&
+        s.dilation_w == 1 && (s.stride_w == 1 || s.stride_w == 2)) {
+      pc->dw3_w_.resize(static_cast<size_t>(9) * s.C);
+      for (int c = 0; c < s.C; ++c)
+        for (int t = 0; t < 9; ++t) pc->dw3_w_[static_cast<size_t>(t) * s.C + c] = w[c * 9 + t] - zp_of(c);
+    }
     if (vk != nullptr && vk->dw_pixel_q8 != nullptr && fits8) {
       // Full tap quads, then the remaining taps one by one (variant_table.h): a 3x3 kernel is two
       // quads and one single tap, not three quads with three zero taps.
@@ -142,8 +165,9 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
   threads = std::max(threads, 1);
   switch (pc.algo()) {
     case PackedConv::Algo::Depthwise:
-      // zero-point row, then per thread: accumulators and the tap pointers.
-      return arena_bytes(s.C) + arena_bytes(sizeof(int32_t) * s.C) +
+      // zero-point row (a whole input row for dw_row3), then per thread: accumulators and the tap pointers.
+      return arena_bytes(pc.dw_row3_weights().empty() ? s.C : static_cast<size_t>(s.W) * s.C) +
+             arena_bytes(sizeof(int32_t) * s.C) +
              threads * (arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (s.kernel_h * s.kernel_w + 4)));
     case PackedConv::Algo::Pointwise:
       return gemm_scratch_bytes(*pc.group_weights()[0], s.batch * s.H * s.W, threads);
@@ -222,7 +246,9 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
     const bool q8 = !pc.dw_q8_weights().empty();
     const int slots = q8 ? quads * 4 : taps_even;
     const size_t stride = arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (taps + 4));
-    auto* zrow = static_cast<uint8_t*>(arena.alloc(s.C));
+    const bool row3 = !pc.dw_row3_weights().empty();
+    const size_t zrow_bytes = row3 ? static_cast<size_t>(s.W) * s.C : s.C;
+    auto* zrow = static_cast<uint8_t*>(arena.alloc(zrow_bytes));
     auto* zeros = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * s.C));
     auto* scratch = static_cast<uint8_t*>(arena.alloc(stride * threads));
     if (zrow == nullptr || zeros == nullptr || scratch == nullptr) return too_small();
@@ -232,7 +258,10 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
     for (int c = 0; c < s.C; ++c)
       zeros[c] = static_cast<int32_t>(static_cast<uint32_t>(args.bias ? args.bias[c] : 0) -
                                       static_cast<uint32_t>(zx) * static_cast<uint32_t>(wsum[c]));
-    std::memset(zrow, static_cast<uint8_t>(args.x_zero_point), s.C);
+    std::memset(zrow, static_cast<uint8_t>(args.x_zero_point), zrow_bytes);
+    // dw_row3 runs over the output columns whose taps are all inside the row: [ow_lo, ow_hi).
+    const int ow_lo = row3 ? std::min(OW, (s.pad_left + s.stride_w - 1) / s.stride_w) : 0;
+    const int ow_hi = !row3 || s.W - 3 + s.pad_left < 0 ? ow_lo : std::max(ow_lo, std::min(OW, (s.W - 3 + s.pad_left) / s.stride_w + 1));
     const int32_t* colterm = zeros;
     const int16_t* wdw = pc.dw_weights().data();
     const int8_t* w8 = pc.dw_q8_weights().data();
@@ -248,7 +277,29 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
       uint8_t* out = y + (static_cast<size_t>(n) * OH + oh) * OW * s.out_channels * esize;
       const size_t out_step = static_cast<size_t>(s.out_channels) * esize;
       for (int t = taps; t < slots; ++t) ptrs[t] = zrow;
+      if (ow_hi > ow_lo) {
+        DwRow3Args ra;
+        for (int ky = 0; ky < 3; ++ky) {
+          const int ih = ih0 + ky;
+          ra.rows[ky] = (ih < 0 || ih >= H ? zrow : image + static_cast<size_t>(ih) * W * C) +
+                        static_cast<size_t>(ow_lo * sw - pl) * C;
+        }
+        ra.count = ow_hi - ow_lo;
+        ra.stride = sw;
+        ra.C = C;
+        ra.w = pc.dw_row3_weights().data();
+        ra.x_xor = x_xor;
+        ra.colterm = colterm;
+        ra.out = &args.out;
+        ra.y = out + ow_lo * out_step;
+        vk.dw_row3(ra);
+      }
       for (int ow = 0; ow < OW; ++ow, out += out_step) {
+        if (ow == ow_lo && ow_hi > ow_lo) {
+          out += static_cast<size_t>(ow_hi - 1 - ow) * out_step;
+          ow = ow_hi - 1;
+          continue;
+        }
         const int iw0 = ow * sw - pl;
         if (rows_inside && iw0 >= 0 && iw0 + (kw - 1) * dw < W) {
           // Interior: every tap is the window's corner plus a fixed offset.

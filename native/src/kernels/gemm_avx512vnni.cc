@@ -20,17 +20,21 @@ inline uint32_t load4(const uint8_t* p) {
   return v;
 }
 // The last k-group: only `n` (1..3) bytes exist; the rest read as zero (times zero weights).
-inline uint32_t load_tail(const uint8_t* p, int n) {
-  uint32_t v = 0;
-  std::memcpy(&v, p, n);
-  return v;
+// A masked byte load: a variable-length copy was a byte loop through memory per row and
+// k-group (a quarter of the 320x320x3 stem's time, K = 27).
+inline uint32_t load_tail(const uint8_t* p, __mmask16 m) {
+  return static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_maskz_loadu_epi8(m, p)));
 }
 
 template <int MR, int NV, bool XOR, bool FIN>
 void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate,
             const FusedFinish* f) {
   constexpr int W = NV * 16;
-  __m512i c[MR][NV], c2[MR == 1 ? 1 : 0 + 1][NV];
+  // One 16-column vector (N = 16 layers, the 16-column tail panel of N = 80): six rows are
+  // only six dependent vpdpbusd chains, too few to cover its latency, so even and odd
+  // k-groups go to two accumulator sets.
+  constexpr bool kDual = NV == 1 && MR > 1;
+  __m512i c[MR][NV], c2[kDual ? MR : 1][NV];
   #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 16
@@ -41,7 +45,9 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
       if (FIN) c[r][v] = _mm512_add_epi32(c[r][v], _mm512_loadu_si512(f->colterm + v * 16));
     }
   #pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v) c2[0][v] = _mm512_setzero_si512();
+  for (int r = 0; r < (kDual ? MR : 1); ++r)
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) c2[r][v] = _mm512_setzero_si512();
   const uint32_t x4 = 0x01010101u * a_xor;
   const int groups = K / 4, tail = K % 4;
   const int8_t* b = panel;
@@ -58,6 +64,18 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
       }
     }
   }
+  if constexpr (kDual) {
+    for (; g + 2 <= groups; g += 2, b += 2 * W * 4) {
+      const __m512i b0 = _mm512_load_si512(b), b1 = _mm512_load_si512(b + W * 4);
+      #pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const __m512i a0 = _mm512_set1_epi32(static_cast<int>(load4(a + r * lda + 4 * g) ^ (XOR ? x4 : 0)));
+        const __m512i a1 = _mm512_set1_epi32(static_cast<int>(load4(a + r * lda + 4 * g + 4) ^ (XOR ? x4 : 0)));
+        c[r][0] = _mm512_dpbusd_epi32(c[r][0], a0, b0);
+        c2[r][0] = _mm512_dpbusd_epi32(c2[r][0], a1, b1);
+      }
+    }
+  }
   for (; g < groups; ++g, b += W * 4) {
     __m512i bv[NV];
     #pragma GCC unroll 16
@@ -70,12 +88,13 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     }
   }
   if (tail) {
+    const __mmask16 tm = static_cast<__mmask16>((1u << tail) - 1);
     __m512i bv[NV];
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_si512(b + v * 64);
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const __m512i av = _mm512_set1_epi32(static_cast<int>(load_tail(a + r * lda + 4 * g, tail) ^ (XOR ? x4 : 0)));
+      const __m512i av = _mm512_set1_epi32(static_cast<int>(load_tail(a + r * lda + 4 * g, tm) ^ (XOR ? x4 : 0)));
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], av, bv[v]);
     }
@@ -83,6 +102,9 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
   if (MR == 1)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) c[0][v] = _mm512_add_epi32(c[0][v], c2[0][v]);
+  if constexpr (kDual)
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) c[r][0] = _mm512_add_epi32(c[r][0], c2[r][0]);
   if constexpr (FIN) {
     // finish_row_avx512's operations on the sums still in registers (the column terms are in
     // already). Values end inside the output type's range, so saturating packs are exact.
@@ -101,6 +123,46 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
       s[v] = f->per_channel ? _mm512_maskz_loadu_ps(live, f->scales + v * 16) : _mm512_set1_ps(f->scales[0]);
       zb[v] = f->zb ? _mm512_loadu_si512(f->zb + v * 16) : _mm512_setzero_si512();
     }
+    // 32 to 64 columns with every multiplier below 1: |sum * scale| < 2^31, so vcvtps2dq is exact
+    // and the clamp can follow the rounding (the bounds are integers and rounding is
+    // monotonic): saturating packs, the zero point added with 16-bit saturation, then a byte
+    // min/max per 64 columns, where the float clamp and zero-point add cost three
+    // instructions per 16 columns. Saturation never moves a value across [lo, hi].
+    bool packed_clamp = false;
+    if constexpr (NV >= 2) {
+      __mmask16 big = 0;
+      #pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) big |= _mm512_cmp_ps_mask(s[v], _mm512_set1_ps(1.0f), _CMP_NLT_UQ);
+      packed_clamp = big == 0;
+    }
+    if (NV >= 2 && packed_clamp) {
+      const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(out.zero_point));
+      const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(out.clamp_min));
+      const __m512i hi8 = _mm512_set1_epi8(static_cast<char>(out.clamp_max));
+      const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+      const int valid = f->valid;
+      const __mmask64 m = valid >= 64 ? ~0ull : ((1ull << valid) - 1);
+      #pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        __m512i q[4];
+        #pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+          if (v >= NV) {
+            q[v] = _mm512_setzero_si512();
+            continue;
+          }
+          __m512i x = c[r][v < NV ? v : 0];
+          if (f->zb) x = _mm512_sub_epi32(x, _mm512_mullo_epi32(zb[v < NV ? v : 0], _mm512_set1_epi32(f->rowsum[r])));
+          q[v] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(x), s[v < NV ? v : 0]));
+        }
+        const __m512i w01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp16);
+        const __m512i w23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp16);
+        __m512i b;
+        if (u8) b = _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(w01, w23), lo8), hi8);
+        else b = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(w01, w23), lo8), hi8);
+        _mm512_mask_storeu_epi8(f->y + r * f->ldy, m, _mm512_permutexvar_epi32(order, b));
+      }
+    } else
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       __m512i q[NV];
@@ -325,7 +387,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::Avx512Vnni, /*nr=*/64, /*col_align=*/16, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
     finish_row_avx512, dw_pixel_avx512, peak_loop,
-    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, dw_pixel_q8_avx512, microkernel_q,
+    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, dw_pixel_q8_avx512, microkernel_q, dw_row3_avx512,
 };
 
 }  // namespace

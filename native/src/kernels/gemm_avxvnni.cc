@@ -18,6 +18,14 @@ inline uint32_t load_n(const uint8_t* p, int n) {
   std::memcpy(&v, p, n);
   return v;
 }
+// The last, partial group of a row with K >= 4: the row's last four bytes, shifted down so the
+// `n` bytes of the group come first and zeros follow (a variable-length copy compiled to a byte
+// loop through memory per row, a quarter of the 320x320x3 stem's time, K = 27).
+inline uint32_t load_end(const uint8_t* p, int n) {
+  uint32_t v;
+  std::memcpy(&v, p + n - 4, 4);
+  return v >> (8 * (4 - n));
+}
 
 template <int MR, int NV, bool XOR, bool FIN = false>
 void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_xor, int32_t* acc, bool accumulate,
@@ -55,7 +63,8 @@ void kernel(const uint8_t* a, size_t lda, int K, const int8_t* panel, uint8_t a_
     for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + v * 32));
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const uint32_t word = full ? load_n(a + r * lda + 4 * g, 4) : load_n(a + r * lda + 4 * g, tail);
+      const uint32_t word = full ? load_n(a + r * lda + 4 * g, 4)
+                            : groups > 0 ? load_end(a + r * lda + 4 * g, tail) : load_n(a + r * lda + 4 * g, tail);
       const __m256i av = _mm256_set1_epi32(static_cast<int>(XOR ? word ^ x4 : word));
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) c[r][v] = _mm256_dpbusd_avx_epi32(c[r][v], av, bv[v]);
@@ -132,7 +141,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::AvxVnni, /*nr=*/16, /*col_align=*/8, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
     finish_row_avx2, dw_pixel_avx2, peak_loop,
-    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, /*dw_pixel_q8=*/nullptr, microkernel_q,
+    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, /*dw_pixel_q8=*/nullptr, microkernel_q, dw_row3_avx2,
 };
 
 }  // namespace

@@ -27,16 +27,34 @@ void softmax_block(const SoftmaxTable& table, const SoftmaxArgs& a, size_t o, si
   for (size_t j = 0; j < n; ++j) { mx[j] = 0; sum[j] = 0; }
   for (size_t k = 0; k < a.axis; ++k)
     for (size_t j = 0; j < n; ++j) mx[j] = std::max<int>(mx[j], x[k * a.inner + j]);
+  // The exponentials are looked up once and kept for the output pass (up to kAxisKept rows of
+  // the axis: YOLO's DFL has 16), which is then plain float arithmetic the compiler vectorizes.
+  constexpr size_t kAxisKept = 32;
+  float e[kAxisKept][kBlock];
+  const bool keep = a.axis <= kAxisKept;
   for (size_t k = 0; k < a.axis; ++k)
-    for (size_t j = 0; j < n; ++j) sum[j] += table.e[mx[j] - x[k * a.inner + j]];
+    for (size_t j = 0; j < n; ++j) {
+      const float v = table.e[mx[j] - x[k * a.inner + j]];
+      if (keep) e[k][j] = v;
+      sum[j] += v;
+    }
   for (size_t j = 0; j < n; ++j) inv[j] = static_cast<float>(1.0 / (sum[j] * a.y_scale));
   const float zp = static_cast<float>(a.y_zero_point);
   constexpr float kMagic = 12582912.0f;
   for (size_t k = 0; k < a.axis; ++k) {
+    uint8_t* yk = y + k * a.inner;
+    if (keep) {
+      const float* ek = e[k];
+      for (size_t j = 0; j < n; ++j) {
+        const float v = std::min(ek[j] * inv[j], 512.0f);
+        yk[j] = static_cast<uint8_t>(static_cast<int32_t>(std::min(((v + kMagic) - kMagic) + zp, 255.0f)));
+      }
+      continue;
+    }
     for (size_t j = 0; j < n; ++j) {
       // v >= 0; above 512 it saturates to 255 either way.
       const float v = std::min(table.e[mx[j] - x[k * a.inner + j]] * inv[j], 512.0f);
-      y[k * a.inner + j] = static_cast<uint8_t>(std::min(((v + kMagic) - kMagic) + zp, 255.0f));
+      yk[j] = static_cast<uint8_t>(std::min(((v + kMagic) - kMagic) + zp, 255.0f));
     }
   }
 }
