@@ -27,13 +27,16 @@ class QuantizeStep : public Step {
       });
       return k::Status::Ok();
     }
-    const size_t hw = static_cast<size_t>(HW);
-    const int per_plane = static_cast<int>((hw + kChunk - 1) / kChunk);
-    k::parallel_for(ctx.pool, N * C * per_plane, [&](int t, int) {
-      const int plane = t / per_plane, n = plane / C, c = plane % C;
-      const size_t first = static_cast<size_t>(t % per_plane) * kChunk, len = std::min(kChunk, hw - first);
-      k::quantize_u8_strided(x + static_cast<size_t>(plane) * hw + first, len, scale, zp,
-                             y + (static_cast<size_t>(n) * hw + first) * C + c, static_cast<size_t>(C));
+    // A task is a run of pixels in all channels, so tasks write disjoint output bytes (by
+    // channel planes, two threads would write the same interleaved cache lines).
+    const size_t hw = static_cast<size_t>(HW), pixels = std::max<size_t>(kChunk / std::max(C, 1), 256);
+    const int per_image = static_cast<int>((hw + pixels - 1) / pixels);
+    k::parallel_for(ctx.pool, N * per_image, [&](int t, int) {
+      const int n = t / per_image;
+      const size_t first = static_cast<size_t>(t % per_image) * pixels, len = std::min(pixels, hw - first);
+      for (int c = 0; c < C; ++c)
+        k::quantize_u8_strided(x + (static_cast<size_t>(n) * C + c) * hw + first, len, scale, zp,
+                               y + (static_cast<size_t>(n) * hw + first) * C + c, static_cast<size_t>(C));
     });
     return k::Status::Ok();
   }

@@ -265,7 +265,15 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
     const int32_t* colterm = zeros;
     const int16_t* wdw = pc.dw_weights().data();
     const int8_t* w8 = pc.dw_q8_weights().data();
-    auto task = [&](int row, int thread) {
+    // Tasks are output rows; with few rows (7x7 maps) each row is cut into column runs too, so
+    // every thread has a share and the last task is short.
+    const int rows_total = s.batch * OH;
+    int col_chunks = 1;
+    if (threads > 1 && rows_total < 4 * threads) col_chunks = std::min(OW, (4 * threads + rows_total - 1) / rows_total);
+    const int cols_per = (OW + col_chunks - 1) / col_chunks;
+    col_chunks = (OW + cols_per - 1) / cols_per;
+    auto task = [&](int t, int thread) {
+      const int row = t / col_chunks, c0 = (t % col_chunks) * cols_per, c1 = std::min(OW, c0 + cols_per);
       const int n = row / OH, oh = row % OH;
       int32_t* acc = reinterpret_cast<int32_t*>(scratch + thread * stride);
       const uint8_t** ptrs = reinterpret_cast<const uint8_t**>(scratch + thread * stride + arena_bytes(sizeof(int32_t) * s.C));
@@ -277,27 +285,30 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
       uint8_t* out = y + (static_cast<size_t>(n) * OH + oh) * OW * s.out_channels * esize;
       const size_t out_step = static_cast<size_t>(s.out_channels) * esize;
       for (int t = taps; t < slots; ++t) ptrs[t] = zrow;
-      if (ow_hi > ow_lo) {
+      // dw_row3 takes this task's share of [ow_lo, ow_hi); the per-pixel loop the rest of [c0, c1).
+      const int r_lo = std::max(ow_lo, c0), r_hi = std::min(ow_hi, c1);
+      if (r_hi > r_lo) {
         DwRow3Args ra;
         for (int ky = 0; ky < 3; ++ky) {
           const int ih = ih0 + ky;
           ra.rows[ky] = (ih < 0 || ih >= H ? zrow : image + static_cast<size_t>(ih) * W * C) +
-                        static_cast<size_t>(ow_lo * sw - pl) * C;
+                        static_cast<size_t>(r_lo * sw - pl) * C;
         }
-        ra.count = ow_hi - ow_lo;
+        ra.count = r_hi - r_lo;
         ra.stride = sw;
         ra.C = C;
         ra.w = pc.dw_row3_weights().data();
         ra.x_xor = x_xor;
         ra.colterm = colterm;
         ra.out = &args.out;
-        ra.y = out + ow_lo * out_step;
+        ra.y = out + r_lo * out_step;
         vk.dw_row3(ra);
       }
-      for (int ow = 0; ow < OW; ++ow, out += out_step) {
-        if (ow == ow_lo && ow_hi > ow_lo) {
-          out += static_cast<size_t>(ow_hi - 1 - ow) * out_step;
-          ow = ow_hi - 1;
+      out += static_cast<size_t>(c0) * out_step;
+      for (int ow = c0; ow < c1; ++ow, out += out_step) {
+        if (ow == r_lo && r_hi > r_lo) {
+          out += static_cast<size_t>(r_hi - 1 - ow) * out_step;
+          ow = r_hi - 1;
           continue;
         }
         const int iw0 = ow * sw - pl;
@@ -323,7 +334,7 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
         }
       }
     };
-    parallel_for(pool, s.batch * OH, task);
+    parallel_for(pool, rows_total * col_chunks, task);
     arena.release_to(mark);
     return Status::Ok();
   }

@@ -217,7 +217,9 @@ Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPo
   const int mtiles = (args.M + tile - 1) / tile;
   const int panels = (w.Np() + vk->nr - 1) / vk->nr;
   int nchunks = 1;
-  if (threads > 1 && mtiles < 2 * threads) nchunks = std::min(panels, (2 * threads + mtiles - 1) / mtiles);
+  // Few row tiles (a 7x7 map is one tile of 49 rows): split the columns into panels so each
+  // thread gets about four tasks; a chunk re-reads the tile's rows (in cache) and nothing more.
+  if (threads > 1 && mtiles < 4 * threads) nchunks = std::min(panels, (4 * threads + mtiles - 1) / mtiles);
   const int per_chunk = (panels + nchunks - 1) / nchunks;
   nchunks = (panels + per_chunk - 1) / per_chunk;
   const size_t esize = out_elem_bytes(args.out);
