@@ -46,6 +46,10 @@ try {
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: init.graphOptimizationLevel,
+    // No spinning: ONNX Runtime's pool threads would otherwise busy-wait between parallel
+    // sections and after each run, taking the core the event loop needs (bench:event-loop:
+    // lag p99 27.9 -> 19.4 ms at nice 0, inferences per second no lower).
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
 } catch (err) {
   post({ type: 'failed', message: message(err) });
