@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds one self-contained release file for a CPU architecture, on an x86-64 build machine:
-#   npm run release -- --arch arm64|x64 [--key release.key]     (default: this machine's)
+#   npm run release -- --arch arm64|x64 [--key release.key] [--if-missing]   (default: this machine's)
 # -> build/release/edge-agent-VERSION-linux-ARCH.tar.gz (the installer's release file), and with
 #    --key (or RELEASE_KEY=file) also edge-agent-VERSION-linux-ARCH.release.tar.gz, the same folder
 #    signed by `edge-agent release pack` for `edge-agent update install` and the fleet
@@ -17,19 +17,24 @@
 # Needs: the project's own `npm ci` (tsc, node-addon-api), cmake, g++ (x64) or
 # g++-aarch64-linux-gnu (arm64), python3, and the npm registry (for node-linux-ARCH and the
 # production packages). NODE_VERSION overrides the bundled Node.js version.
+# Builds of one architecture take turns (a lock in build/release): they share its work folder.
+# --if-missing builds only when the release file is not there once the lock is held (tests that
+# need the file and may start at once).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) arch=unknown ;; esac
 key=${RELEASE_KEY:-}
+if_missing=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --if-missing) if_missing=1; shift ;;
     --arch) arch=$2; shift 2 ;;
     --arch=*) arch=${1#--arch=}; shift ;;
     --key) key=$2; shift 2 ;;
     --key=*) key=${1#--key=}; shift ;;
-    *) echo "release: unknown option $1 (expected --arch arm64|x64, --key FILE)" >&2; exit 2 ;;
+    *) echo "release: unknown option $1 (expected --arch arm64|x64, --key FILE, --if-missing)" >&2; exit 2 ;;
   esac
 done
 case "$arch" in
@@ -51,6 +56,13 @@ stage="$work/$name"
 cache="$out/cache"
 started=$SECONDS
 step() { echo "release [$arch] $(( SECONDS - started ))s: $*"; }
+mkdir -p "$out"
+exec 9>"$out/.release-$arch.lock"
+flock 9
+if [ "$if_missing" = 1 ] && [ -f "$out/$name.tar.gz" ]; then
+  echo "release: $out/$name.tar.gz is there (--if-missing)"
+  exit 0
+fi
 rm -rf "$work" && mkdir -p "$stage" "$cache"
 
 # 1. The Node.js runtime (and its headers, for compiling against it).

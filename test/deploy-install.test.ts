@@ -81,7 +81,7 @@ t.test('install.sh from the x64 release file into a throwaway root: placed and o
   if (!existsSync(tarball)) {
     // CI builds it before the tests (.ci/run); on a fresh machine the test builds it (about
     // 100 s: the x64 release reuses what npm ci built, and takes Node.js from the npm registry).
-    const built = spawnSync('bash', [path.join(repoRoot, 'scripts/release.sh'), '--arch', 'x64'], { cwd: repoRoot, encoding: 'utf8', timeout: 420_000 });
+    const built = spawnSync('bash', [path.join(repoRoot, 'scripts/release.sh'), '--arch', 'x64', '--if-missing'], { cwd: repoRoot, encoding: 'utf8', timeout: 420_000 });
     if (built.status !== 0 || !existsSync(tarball)) {
       t.fail(`${tarball} is missing and npm run release -- --arch x64 failed (exit ${built.status}): ${(built.stderr ?? '').slice(-2000)}`);
       return;

@@ -19,7 +19,7 @@ t.test('the x64 release file, signed, installs with edge-agent update install an
   const tarball = path.join(repoRoot, `build/release/${name}.tar.gz`);
   if (!existsSync(tarball)) {
     // As test/deploy-install.test.ts: CI builds it first; a fresh machine builds it here.
-    const built = spawnSync('bash', [path.join(repoRoot, 'scripts/release.sh'), '--arch', 'x64'], { cwd: repoRoot, encoding: 'utf8', timeout: 480_000 });
+    const built = spawnSync('bash', [path.join(repoRoot, 'scripts/release.sh'), '--arch', 'x64', '--if-missing'], { cwd: repoRoot, encoding: 'utf8', timeout: 480_000 });
     if (built.status !== 0 || !existsSync(tarball)) {
       t.fail(`${tarball} is missing and npm run release -- --arch x64 failed (exit ${built.status}): ${(built.stderr ?? '').slice(-2000)}`);
       return;
