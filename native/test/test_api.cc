@@ -52,6 +52,21 @@ void run_api_tests(Rng& rng) {
     expect(ok && late.load() == 0, fmt("thread pool, spin %s us: 3000 back-to-back steps each ran every task once, none after return", spin));
   }
   unsetenv("EDGE_POOL_SPIN_US");
+  // park() between steps (an engine does it after each inference): the next step wakes the
+  // sleeping workers and still runs every task once.
+  {
+    ThreadPool pool(3);
+    bool ok = true;
+    std::vector<int> counts(40);
+    for (int step = 0; step < 500 && ok; ++step) {
+      std::fill(counts.begin(), counts.end(), 0);
+      auto fn = [&](int t, int) { __atomic_fetch_add(&counts[t], 1, __ATOMIC_RELAXED); };
+      pool.parallel_for(40, TaskRef(fn));
+      pool.park();
+      for (int c : counts) ok = ok && c == 1;
+    }
+    expect(ok, "thread pool: 500 steps each followed by park() ran every task once");
+  }
   // More tasks than one claim word counts (2^20): claims then cover runs of tasks.
   {
     ThreadPool pool(2);

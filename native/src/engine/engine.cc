@@ -180,6 +180,12 @@ const char* Engine::run(const void* const* inputs, void* const* outputs, std::st
   kernels::Arena scratch(arena_ + tensor_bytes_, scratch_bytes_);
   RunContext ctx{arena_, &offsets_, &scratch, pool_.get()};
   RunContext inline_ctx{arena_, &offsets_, &scratch, nullptr};
+  // The run's last step done (or failed), the pool's workers sleep rather than spin while the
+  // result travels back (on 2 cores a spinning worker delayed that hand-off by tens of µs).
+  struct Park {
+    kernels::ThreadPool* pool;
+    ~Park() { if (pool) pool->park(); }
+  } park{pool_.get()};
   for (const auto& step : steps_) {
     scratch.reset();
     const kernels::Status st = step->run(worth_splitting(*step) ? ctx : inline_ctx);

@@ -98,6 +98,7 @@ bool ThreadPool::wait_for_step(uint64_t seen) {
   for (int i = 0;; ++i) {
     if (stop_.load(std::memory_order_relaxed)) return false;
     if (gen_of(state_.load(std::memory_order_acquire)) != seen) return true;
+    if (parked_.load(std::memory_order_relaxed)) break;
     if (hard) {
       cpu_relax();
       if ((i & 63) != 63) continue;
@@ -136,6 +137,7 @@ void ThreadPool::parallel_for(int tasks, TaskRef fn) {
   // At most 2^20 - 1 claims per step; a bigger step gives each claim a run of tasks.
   const int per = static_cast<int>((static_cast<uint64_t>(tasks) + kClaimMask - 1) / kClaimMask);
   const uint64_t claims = (static_cast<uint64_t>(tasks) + per - 1) / per;
+  parked_.store(false, std::memory_order_relaxed);
   fn_.store(&fn, std::memory_order_relaxed);
   tasks_.store(tasks, std::memory_order_relaxed);
   per_claim_.store(per, std::memory_order_relaxed);

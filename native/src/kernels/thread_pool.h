@@ -49,6 +49,11 @@ class ThreadPool {
   // worker so it can use its own slice of scratch. Returns when every task is done.
   void parallel_for(int tasks, TaskRef fn);
 
+  // The caller has no further step for now (an inference ended): workers waiting for one sleep
+  // at once instead of spinning, so they leave the cores to the threads that hand the result
+  // on (the libuv thread and the event loop). The next parallel_for wakes them.
+  void park() { parked_.store(true, std::memory_order_relaxed); }
+
   static int hardware_threads();
   // How long a worker spins for the next step before it sleeps: EDGE_POOL_SPIN_US, else 1000.
   static int default_spin_us();
@@ -71,6 +76,7 @@ class ThreadPool {
   std::atomic<int> done_{0};  // claims finished in the current step
   uint64_t generation_ = 0;   // the caller's; workers read it from state_
   std::atomic<bool> stop_{false};
+  std::atomic<bool> parked_{false};
   std::atomic<int> sleepers_{0};
   std::mutex mu_;
   std::condition_variable wake_;
