@@ -97,10 +97,11 @@ t.test('7 bits cost little quality (native SQNR vs fp32)', async (t) => {
   t.ok(q7 >= q8 - 3 && q7 < q8, `7-bit ${q7.toFixed(1)} dB within 3 dB below 8-bit ${q8.toFixed(1)} dB`);
 });
 
-t.test('the AVX2 kernels run the 7-bit model bit-identically to the scalar oracle', async (t) => {
-  const info = kernelsInfo();
-  if (!info.supported.includes('avx2')) return t.skip(`no AVX2 here (${info.supported.join(', ')})`);
-  const before = info.variant;
+const kernels = kernelsInfo();
+t.test('the AVX2 kernels run the 7-bit model bit-identically to the scalar oracle', {
+  skip: kernels.supported.includes('avx2') ? false : `no AVX2 here (${kernels.supported.join(', ')})`,
+}, async (t) => {
+  const before = kernels.variant;
   try {
     setKernelVariant('avx2');
     const avx2 = await nativeOutputs(models[7]);
