@@ -3,6 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <string>
+
+#if defined(__linux__)
+#include <dirent.h>
+#include <sched.h>
+#endif
 
 #include "kernels/kernels.h"
 #include "test_util.h"
@@ -67,6 +73,41 @@ void run_api_tests(Rng& rng) {
     }
     expect(ok, "thread pool: 500 steps each followed by park() ran every task once");
   }
+#if defined(__linux__)
+  // Workers are kept off the caller's CPU (so a woken worker does not queue behind the caller):
+  // after a step, the two threads this pool started have affinity masks without that CPU.
+  {
+    auto tids = [] {
+      std::vector<int> out;
+      if (DIR* d = opendir("/proc/self/task")) {
+        while (dirent* e = readdir(d))
+          if (e->d_name[0] != '.') out.push_back(std::atoi(e->d_name));
+        closedir(d);
+      }
+      return out;
+    };
+    const std::vector<int> before = tids();
+    cpu_set_t mine;
+    sched_getaffinity(0, sizeof(mine), &mine);
+    ThreadPool pool(3);
+    auto fn = [&](int, int) {};
+    pool.parallel_for(8, TaskRef(fn));
+    const int cpu = pool.steered_from();
+    if (CPU_COUNT(&mine) < 2) {
+      expect(cpu == -1, "thread pool: with one CPU allowed the workers are left where they are");
+    } else {
+      int started = 0, without = 0;
+      for (int tid : tids()) {
+        if (std::find(before.begin(), before.end(), tid) != before.end()) continue;
+        ++started;
+        cpu_set_t m;
+        if (sched_getaffinity(tid, sizeof(m), &m) == 0 && !CPU_ISSET(cpu, &m)) ++without;
+      }
+      expect(cpu >= 0 && started == 2 && without == 2,
+             fmt("thread pool: its 2 workers avoid the caller's CPU %d (%d of %d started threads do)", cpu, without, started));
+    }
+  }
+#endif
   // More tasks than one claim word counts (2^20): claims then cover runs of tasks.
   {
     ThreadPool pool(2);

@@ -70,6 +70,34 @@ void pool_cases(Rng& rng, int cases) {
   }
 }
 
+// The global average (the whole H x W map per channel) against the windowed reference, on 1 to
+// 3 threads: channel runs are split across threads, so C spans 1 to well past one run.
+void global_avg_cases(Rng& rng, int cases) {
+  for (int i = 0; i < cases / 8 + 8; ++i) {
+    const int batch = rng.uniform(1, 2), H = rng.uniform(1, 9), W = rng.uniform(1, 9);
+    const int C = i % 4 == 0 ? rng.uniform(1, 20) : rng.uniform(60, 1400);
+    const QType t = rng.uniform(0, 1) ? QType::U8 : QType::S8;
+    const size_t xn = static_cast<size_t>(batch) * H * W * C;
+    GuardedBuffer x(xn), want(static_cast<size_t>(batch) * C), got(static_cast<size_t>(batch) * C);
+    for (size_t j = 0; j < xn; ++j) x.as()[j] = static_cast<uint8_t>(rng.next());
+    const float xs = 0.01f + rng.unit(), ys = 0.01f + rng.unit();
+    const int32_t xz = rng.uniform(qmin(t), qmax(t)), yz = rng.uniform(qmin(t), qmax(t));
+    PoolShape s;
+    s.batch = batch, s.H = H, s.W = W, s.C = C, s.kernel_h = H, s.kernel_w = W;
+    ref::avg_pool(s, x.as(), t, xs, xz, ys, yz, want.as());
+    const int threads = rng.uniform(1, 3);
+    ThreadPool pool(threads);
+    const size_t scratch = global_avg_pool_scratch_bytes(C, threads);
+    GuardedBuffer am(scratch);
+    Arena arena(am.as(), scratch);
+    const bool ok = global_avg_pool(batch, H, W, C, x.as(), t, xs, xz, ys, yz, got.as(), arena, threads > 1 ? &pool : nullptr).ok();
+    size_t diff = 0;
+    for (size_t j = 0; ok && j < static_cast<size_t>(batch) * C; ++j) diff += want.as()[j] != got.as()[j];
+    expect(ok && diff == 0, fmt("global_avg_pool %s %dx%dx%dx%d on %d threads: %zu values differ from the reference", qtype_name(t),
+                                batch, H, W, C, threads, diff));
+  }
+}
+
 void eltwise_cases(Rng& rng, int cases) {
   for (int i = 0; i < cases / 4 + 10; ++i) {
     EltwiseArgs e;
@@ -154,6 +182,7 @@ void lut_cases(Rng& rng) {
 
 void run_pool_eltwise_tests(Rng& rng, int cases) {
   pool_cases(rng, cases);
+  global_avg_cases(rng, cases);
   eltwise_cases(rng, cases);
   lut_cases(rng);
 }

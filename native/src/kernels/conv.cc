@@ -357,10 +357,8 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
   // Few tiles (small images, deep layers): split the columns too, as gemm() does, so every
   // thread has work; each column chunk builds its tile's rows itself.
   const int panels = (w0.Np() + vk.nr - 1) / vk.nr;
-  int nchunks = 1;
-  if (threads > 1 && tiles < 2 * threads) nchunks = std::min(panels, (2 * threads + tiles - 1) / tiles);
-  const int per_chunk = (panels + nchunks - 1) / nchunks;
-  nchunks = (panels + per_chunk - 1) / per_chunk;
+  const int per_chunk = gemm_panels_per_chunk(panels, tiles, threads);
+  const int nchunks = (panels + per_chunk - 1) / per_chunk;
   const uint8_t pad_byte = static_cast<uint8_t>(args.x_zero_point);
   for (int g = 0; g < s.groups; ++g) {
     const PackedWeights& w = *pc.group_weights()[g];

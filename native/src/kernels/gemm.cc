@@ -204,7 +204,7 @@ Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPo
   const int threads = pool_threads(pool);
   const size_t mark = arena.mark();
   auto* colterm = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * w.Np()));
-  const int tile = std::min(args.M, kGemmTileRows);
+  const int tile = std::min(args.M, gemm_balanced_tile(args.M));
   auto* rowsums = static_cast<uint8_t*>(arena.alloc(static_cast<size_t>(threads) * gemm_tile_scratch_bytes(tile)));
   if (colterm == nullptr || rowsums == nullptr) {
     arena.release_to(mark);
@@ -216,12 +216,10 @@ Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPo
 
   const int mtiles = (args.M + tile - 1) / tile;
   const int panels = (w.Np() + vk->nr - 1) / vk->nr;
-  int nchunks = 1;
-  // Few row tiles (a 7x7 map is one tile of 49 rows): split the columns into panels so each
-  // thread gets about four tasks; a chunk re-reads the tile's rows (in cache) and nothing more.
-  if (threads > 1 && mtiles < 4 * threads) nchunks = std::min(panels, (4 * threads + mtiles - 1) / mtiles);
-  const int per_chunk = (panels + nchunks - 1) / nchunks;
-  nchunks = (panels + per_chunk - 1) / per_chunk;
+  // Few row tiles (a 7x7 map is one tile of 49 rows): split the columns into chunks of panels
+  // too; a chunk re-reads the tile's rows (in cache) and nothing more.
+  const int per_chunk = gemm_panels_per_chunk(panels, mtiles, threads);
+  const int nchunks = (panels + per_chunk - 1) / per_chunk;
   const size_t esize = out_elem_bytes(args.out);
   const size_t per_thread = gemm_tile_scratch_bytes(tile);
   if (args.residual_add != nullptr) {

@@ -170,8 +170,33 @@ size_t global_avg_pool_scratch_bytes(int C, int threads) {
   return static_cast<size_t>(std::max(threads, 1)) * arena_bytes(sizeof(int32_t) * std::max(C, 1));
 }
 
+namespace {
+// The global mean of channels [c0, c1) of image n: int32 sums over the H x W pixels in locals the
+// compiler keeps in vector registers (no aliasing through the shape struct), then requantized.
+template <class T>
+void global_avg_channels(const T* __restrict x, int HW, int C, int c0, int c1, int32_t x_zp, float m, int32_t y_zp,
+                         T* __restrict y) {
+  constexpr int kChunk = 256;
+  const int32_t lo = std::is_same<T, uint8_t>::value ? 0 : -128, hi = std::is_same<T, uint8_t>::value ? 255 : 127;
+  int32_t sums[kChunk];
+  for (int b = c0; b < c1; b += kChunk) {
+    const int n = std::min(kChunk, c1 - b);
+    for (int c = 0; c < n; ++c) sums[c] = 0;
+    for (int p = 0; p < HW; ++p) {
+      const T* __restrict in = x + static_cast<size_t>(p) * C + b;
+      for (int c = 0; c < n; ++c) sums[c] += in[c];
+    }
+    // sum(x - zp) = sum(x) - HW * zp: exact in int32 (HW * 255 is far below 2^31 for any map
+    // check_pool_shape admits through the arena limit).
+    const int32_t bias = HW * x_zp;
+    for (int c = 0; c < n; ++c) y[b + c] = static_cast<T>(requantize_scalar(sums[c] - bias, m, y_zp, lo, hi));
+  }
+}
+}  // namespace
+
 Status global_avg_pool(int batch, int H, int W, int C, const void* x, QType type, float x_scale, int32_t x_zp,
                        float y_scale, int32_t y_zp, void* y, Arena& arena, ThreadPool* pool) {
+  (void)arena;
   PoolShape s;
   s.batch = batch;
   s.H = H;
@@ -179,7 +204,29 @@ Status global_avg_pool(int batch, int H, int W, int C, const void* x, QType type
   s.C = C;
   s.kernel_h = H;
   s.kernel_w = W;
-  return avg_pool(s, x, type, x_scale, x_zp, y_scale, y_zp, y, arena, pool);
+  if (const char* e = check_pool_shape(s)) return Status::Error(e);
+  if (const char* e = check_scales(type, x_scale, x_zp, y_scale, y_zp)) return Status::Error(e);
+  if (x == nullptr || y == nullptr) return Status::Error("global_avg_pool: x and y must not be null");
+  if (static_cast<int64_t>(H) * W > (int64_t(1) << 23)) return Status::Error("global_avg_pool: more than 2^23 pixels per channel would overflow the int32 sums");
+  const int HW = H * W;
+  // The same multiplier avg_pool_rows computes for a window of HW elements.
+  const float m = x_scale / (y_scale * static_cast<float>(HW));
+  // Tasks are runs of channels (multiples of 64, so no two threads write one cache line): a
+  // 7x7x1280 map is one output row, which a split by rows would leave to one thread.
+  const int threads = pool_threads(pool);
+  int per = C;
+  if (threads > 1) per = std::max(64, ((C + 2 * threads - 1) / (2 * threads) + 63) / 64 * 64);
+  const int chunks = (C + per - 1) / per;
+  auto task = [&](int t, int) {
+    const int n = t / chunks, c0 = (t % chunks) * per, c1 = std::min(C, c0 + per);
+    const size_t img = static_cast<size_t>(n) * HW * C;
+    if (type == QType::U8)
+      global_avg_channels(static_cast<const uint8_t*>(x) + img, HW, C, c0, c1, x_zp, m, y_zp, static_cast<uint8_t*>(y) + static_cast<size_t>(n) * C);
+    else
+      global_avg_channels(static_cast<const int8_t*>(x) + img, HW, C, c0, c1, x_zp, m, y_zp, static_cast<int8_t*>(y) + static_cast<size_t>(n) * C);
+  };
+  parallel_for(pool, batch * chunks, task);
+  return Status::Ok();
 }
 
 namespace ref {

@@ -3,6 +3,12 @@
 #include <chrono>
 #include <cstdlib>
 
+#if defined(__linux__)
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -52,9 +58,16 @@ int ThreadPool::default_spin_us() {
 }
 
 ThreadPool::ThreadPool(int threads)
-    : threads_(threads <= 0 ? hardware_threads() : threads), spin_us_(default_spin_us()) {
+    : threads_(threads <= 0 ? hardware_threads() : threads),
+      spin_us_(default_spin_us()),
+      worker_tids_(static_cast<size_t>(threads_)) {
   // The caller is thread 0; workers are 1..threads-1.
   for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+#if defined(__linux__)
+  // Every worker's thread id is known before the first step, which steers them all.
+  for (int i = 1; i < threads_; ++i)
+    while (worker_tids_[static_cast<size_t>(i)].load(std::memory_order_acquire) == 0) std::this_thread::yield();
+#endif
 }
 
 ThreadPool::~ThreadPool() {
@@ -119,7 +132,28 @@ bool ThreadPool::wait_for_step(uint64_t seen) {
   return !stop_.load();
 }
 
+void ThreadPool::steer_workers() {
+#if defined(__linux__)
+  const int cpu = sched_getcpu();
+  if (cpu < 0 || cpu == steered_from_) return;
+  cpu_set_t allowed;
+  // The process's CPUs (a cpuset or taskset is respected); with nothing left once the caller's
+  // is taken out, the workers keep what they have.
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || cpu >= CPU_SETSIZE) return;
+  CPU_CLR(cpu, &allowed);
+  if (CPU_COUNT(&allowed) == 0) return;
+  for (size_t i = 1; i < worker_tids_.size(); ++i) {
+    const int tid = worker_tids_[i].load(std::memory_order_acquire);
+    if (tid > 0) sched_setaffinity(tid, sizeof(allowed), &allowed);
+  }
+  steered_from_ = cpu;
+#endif
+}
+
 void ThreadPool::worker(int index) {
+#if defined(__linux__)
+  worker_tids_[static_cast<size_t>(index)].store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_release);
+#endif
   uint64_t seen = 0;
   for (;;) {
     if (!wait_for_step(seen)) return;
@@ -144,6 +178,7 @@ void ThreadPool::parallel_for(int tasks, TaskRef fn) {
   done_.store(0, std::memory_order_relaxed);
   generation_ = (generation_ + 1) & kGenMask;
   if (generation_ == 0) generation_ = 1;  // 0 is what a new worker has seen
+  steer_workers();
   state_.store(pack(generation_, claims, 0));  // back = claims, front = 0
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mu_); }
