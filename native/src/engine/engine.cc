@@ -175,6 +175,8 @@ std::unique_ptr<Engine> Engine::create(const PlanDesc& plan, const std::vector<W
 
 const char* Engine::run(const void* const* inputs, void* const* outputs, std::string* error) {
   std::lock_guard<std::mutex> lock(mu_);
+  // The workers (asleep since the last run) wake while the inputs are copied in.
+  if (pool_) pool_->wake();
   for (size_t i = 0; i < input_tensors_.size(); ++i) {
     std::memcpy(arena_ + offsets_[input_tensors_[i]], inputs[i], inputs_[i].bytes);
   }

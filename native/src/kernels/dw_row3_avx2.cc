@@ -65,6 +65,7 @@ template <int SW, bool XOR>
 void run(const Block& b, int count, uint8_t* y8, int32_t* y32) {
   int p = 0;
   for (; p + 4 <= count; p += 4) pixels<SW, 4, XOR>(b, p, y8, y32);
+  for (; p + 2 <= count; p += 2) pixels<SW, 2, XOR>(b, p, y8, y32);
   for (; p < count; ++p) pixels<SW, 1, XOR>(b, p, y8, y32);
 }
 

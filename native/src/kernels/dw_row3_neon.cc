@@ -51,6 +51,7 @@ template <int SW>
 void run(const DwRow3Args& a, int c, const int16x8_t (&w)[9], uint8x8_t xr) {
   int p = 0;
   for (; p + 4 <= a.count; p += 4) pixels<SW, 4>(a, c, p, w, xr);
+  for (; p + 2 <= a.count; p += 2) pixels<SW, 2>(a, c, p, w, xr);
   for (; p < a.count; ++p) pixels<SW, 1>(a, c, p, w, xr);
 }
 

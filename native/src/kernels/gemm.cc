@@ -204,7 +204,7 @@ Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPo
   const int threads = pool_threads(pool);
   const size_t mark = arena.mark();
   auto* colterm = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * w.Np()));
-  const int tile = std::min(args.M, gemm_balanced_tile(args.M));
+  const int tile = std::min(args.M, gemm_balanced_tile(args.M, threads, vk->mr));
   auto* rowsums = static_cast<uint8_t*>(arena.alloc(static_cast<size_t>(threads) * gemm_tile_scratch_bytes(tile)));
   if (colterm == nullptr || rowsums == nullptr) {
     arena.release_to(mark);

@@ -125,9 +125,12 @@ bool ThreadPool::wait_for_step(uint64_t seen) {
   }
   // Sleep. sleepers_ is raised before the last look at state_ and the caller publishes a step
   // before it reads sleepers_ (both sequentially consistent), so one of the two sees the other.
+  // A wake() after this read wakes the worker (it spins again); one before it was meant for an
+  // earlier sleep and is ignored, which costs nothing: a step always wakes sleepers itself.
+  const uint32_t pokes = pokes_.load();
   std::unique_lock<std::mutex> lock(mu_);
   sleepers_.fetch_add(1);
-  wake_.wait(lock, [&] { return stop_.load() || gen_of(state_.load()) != seen; });
+  wake_.wait(lock, [&] { return stop_.load() || gen_of(state_.load()) != seen || pokes_.load() != pokes; });
   sleepers_.fetch_sub(1);
   return !stop_.load();
 }
@@ -148,6 +151,16 @@ void ThreadPool::steer_workers() {
   }
   steered_from_ = cpu;
 #endif
+}
+
+void ThreadPool::wake() {
+  if (workers_.empty()) return;
+  steer_workers();
+  parked_.store(false, std::memory_order_relaxed);
+  if (sleepers_.load() == 0) return;
+  pokes_.fetch_add(1);
+  { std::lock_guard<std::mutex> lock(mu_); }
+  wake_.notify_all();
 }
 
 void ThreadPool::worker(int index) {

@@ -61,6 +61,10 @@ class ThreadPool {
   // at once instead of spinning, so they leave the cores to the threads that hand the result
   // on (the libuv thread and the event loop). The next parallel_for wakes them.
   void park() { parked_.store(true, std::memory_order_relaxed); }
+  // A step is coming soon (an inference starts and copies its input first): sleeping workers
+  // wake now and spin, so the first step does not wait for them to be scheduled (on a VM an
+  // idle virtual CPU can take tens of microseconds to run again).
+  void wake();
 
   // The CPU the workers were last kept off (-1: never, or not Linux); for tests.
   int steered_from() const { return steered_from_; }
@@ -91,6 +95,7 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   std::atomic<bool> parked_{false};
   std::atomic<int> sleepers_{0};
+  std::atomic<uint32_t> pokes_{0};  // wake() calls: a sleeping worker wakes without a step
   std::mutex mu_;
   std::condition_variable wake_;
   std::vector<std::atomic<int>> worker_tids_;  // Linux thread ids, 0 until a worker has started
