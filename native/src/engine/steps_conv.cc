@@ -20,7 +20,11 @@ class ConvStep : public Step {
   // A fused residual add (compile/fuse.ts): residual >= 0, add's b and count filled per run.
   int residual = -1;
   k::EltwiseArgs add;
-  int64_t work() const override { return macs; }
+  // Multiply-accumulates the kernels perform: a GEMM computes whole column panels, so a layer
+  // with one output channel (a detector's DFL conv, 8400 x 16 x 1) costs 64 columns' work on
+  // AVX-512, and the pool has to see that to split it.
+  int64_t padded_macs = 0;
+  int64_t work() const override { return padded_macs; }
   k::Status run(const RunContext& ctx) const override {
     k::EltwiseArgs e = add;
     if (residual >= 0) {
@@ -88,6 +92,11 @@ std::unique_ptr<Step> build_conv(const Fields& f) {
   } else {
     const k::Status st = k::pack_conv(s, w.as<int8_t>(), nullptr, 1, &step->packed);
     if (!st.ok()) f.fail(std::string("weights could not be packed: ") + st.error);
+  }
+  step->padded_macs = step->macs;
+  if (step->packed && !step->packed->group_weights().empty()) {
+    const int ocg = s.out_channels / s.groups, np = step->packed->group_weights()[0]->Np();
+    if (ocg > 0 && np > ocg) step->padded_macs = step->macs / ocg * np;
   }
   step->reads = {step->in};
   if (f.has("residual")) {

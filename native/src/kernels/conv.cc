@@ -342,7 +342,8 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
   // Im2col: tiles of output pixels; each thread builds its tile's rows, then runs the GEMM.
   const PackedWeights& w0 = *pc.group_weights()[0];
   const int Kg = w0.K();
-  const int T = im2col_tile_rows(Kg);
+  // Tiles of equal size, one per thread at least: a 10x10 map (100 pixels) is 50 + 50, not 96 + 4.
+  const int T = gemm_balanced_tile(s.batch * OH * OW, threads, vk.mr, im2col_tile_rows(Kg));
   auto* colterm = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * w0.Np()));
   const size_t cols_stride = arena_bytes(static_cast<size_t>(T) * Kg);
   const size_t rs_stride = gemm_tile_scratch_bytes(T);

@@ -38,18 +38,18 @@ inline int gemm_panels_per_chunk(int panels, int row_tasks, int threads) {
   const int n = std::min(panels, (4 * threads + row_tasks - 1) / row_tasks);
   return (panels + n - 1) / n;
 }
-// Rows per tile for M rows on `threads` threads: at most kGemmTileRows, the tiles equal (196
+// Rows per tile for M rows on `threads` threads: at most max_tile, the tiles equal (196
 // rows, a 14x14 map: 66, 66 and 64 rather than 96, 96 and 4), and at least one tile per thread
 // while each keeps `mr` rows or more. Splitting a small map's rows rather than only its
 // columns keeps each thread on the pixels it computed in the layer before (the caller takes
 // tiles from the front, workers from the back): a 7x7 layer's input then stays in the thread's
 // own cache instead of crossing cores, and AVX-512's 64-column panels leave a 160-channel
 // layer only 3 column chunks to share out.
-inline int gemm_balanced_tile(int M, int threads, int mr) {
-  int tiles = (M + kGemmTileRows - 1) / kGemmTileRows;
-  if (threads > 1 && tiles < threads) tiles = std::max(1, std::min(threads, M / std::max(mr, 1)));
-  const int even = (M + tiles - 1) / tiles;
-  return std::max(1, std::min(kGemmTileRows, even));
+inline int gemm_balanced_tile(int M, int threads, int mr, int max_tile = kGemmTileRows) {
+  int tiles = (M + max_tile - 1) / max_tile;
+  if (threads > 1 && tiles < threads) tiles = std::max(tiles, std::min(threads, M / std::max(mr, 1)));
+  const int even = (M + std::max(tiles, 1) - 1) / std::max(tiles, 1);
+  return std::max(1, std::min(max_tile, even));
 }
 inline size_t gemm_tile_scratch_bytes(int rows) {
   return arena_bytes(sizeof(int32_t) * rows) + arena_bytes(sizeof(int32_t) * rows * kMaxNr);
