@@ -114,8 +114,10 @@ ConvShape random_shape(Rng& rng) {
 void run_conv_tests(Rng& rng, int cases) {
   for (int i = 0; i < cases / 2 + 20; ++i) run_conv(rng, random_shape(rng), rng.uniform(0, 3) == 0);
   for (int i = 0; i < cases / 4 + 10; ++i) run_conv(rng, random_shape(rng), rng.uniform(0, 3) == 0, /*narrow=*/true);
-  // MobileNet v2's depthwise 3x3 layers (stride 1 and 2, pad 1) at a small resolution.
-  for (int C : {32, 96, 144, 192, 384, 576, 960}) {
+  // MobileNet v2's depthwise 3x3 layers (stride 1 and 2, pad 1) at a small resolution, inline
+  // and on 2 threads (7 or 4 rows with 128+ channels: the split into channel runs, whose last
+  // run is short, 131 and 200 channels ending off the vector widths).
+  for (int C : {32, 96, 131, 144, 192, 200, 384, 576, 960}) {
     for (int stride : {1, 2}) {
       ConvShape s;
       s.H = s.W = 7;
@@ -124,6 +126,7 @@ void run_conv_tests(Rng& rng, int cases) {
       s.stride_h = s.stride_w = stride;
       s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = 1;
       run_conv(rng, s, false);
+      run_conv(rng, s, true);
     }
   }
   // Depthwise 3x3 rows long enough for the variants' multi-pixel dw_row3 runs (8 pixels on

@@ -266,13 +266,47 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
     const int16_t* wdw = pc.dw_weights().data();
     const int8_t* w8 = pc.dw_q8_weights().data();
     // Tasks are output rows; with few rows (7x7 maps) each row is cut into column runs too, so
-    // every thread has a share and the last task is short.
+    // every thread has a share and the last task is short. With the row kernel, few rows and
+    // 128+ channels, tasks are instead runs of 64+ channels over every row's interior, plus one
+    // task per row for its border pixels: half-row runs of 2-3 pixels left the row kernel
+    // reloading its weights for every few pixels (7x7x960 scaled 1.0-1.1x on 2 threads).
     const int rows_total = s.batch * OH;
+    const bool by_channels = threads > 1 && rows_total < 4 * threads && ow_hi > ow_lo && s.C >= 128;
+    const int cpc = std::max(64, ((s.C + 4 * threads - 1) / (4 * threads) + 63) / 64 * 64);
+    const int cchunks = by_channels ? (s.C + cpc - 1) / cpc : 0;
     int col_chunks = 1;
-    if (threads > 1 && rows_total < 4 * threads) col_chunks = std::min(OW, (4 * threads + rows_total - 1) / rows_total);
+    if (threads > 1 && rows_total < 4 * threads && !by_channels) col_chunks = std::min(OW, (4 * threads + rows_total - 1) / rows_total);
     const int cols_per = (OW + col_chunks - 1) / col_chunks;
     col_chunks = (OW + cols_per - 1) / cols_per;
+    // dw_row3's arguments for output pixels [r_lo, r_hi) of a row, channels [cb, ce).
+    auto row3_args = [&](int row, int r_lo, int r_hi, int cb, int ce) {
+      const int n = row / OH, oh = row % OH, ih0 = oh * s.stride_h - s.pad_top;
+      const uint8_t* const image = x + static_cast<size_t>(n) * s.H * s.W * s.C;
+      DwRow3Args ra;
+      for (int ky = 0; ky < 3; ++ky) {
+        const int ih = ih0 + ky;
+        ra.rows[ky] = (ih < 0 || ih >= s.H ? zrow : image + static_cast<size_t>(ih) * s.W * s.C) +
+                      static_cast<size_t>(r_lo * s.stride_w - s.pad_left) * s.C;
+      }
+      ra.count = r_hi - r_lo;
+      ra.stride = s.stride_w;
+      ra.C = s.C;
+      ra.c_begin = cb;
+      ra.c_end = ce;
+      ra.w = pc.dw_row3_weights().data();
+      ra.x_xor = x_xor;
+      ra.colterm = colterm;
+      ra.out = &args.out;
+      ra.y = y + ((static_cast<size_t>(n) * OH + oh) * OW + r_lo) * s.out_channels * esize;
+      return ra;
+    };
     auto task = [&](int t, int thread) {
+      if (t < cchunks) {
+        const int cb = t * cpc, ce = std::min(s.C, cb + cpc);
+        for (int row = 0; row < rows_total; ++row) vk.dw_row3(row3_args(row, ow_lo, ow_hi, cb, ce));
+        return;
+      }
+      t -= cchunks;
       const int row = t / col_chunks, c0 = (t % col_chunks) * cols_per, c1 = std::min(OW, c0 + cols_per);
       const int n = row / OH, oh = row % OH;
       int32_t* acc = reinterpret_cast<int32_t*>(scratch + thread * stride);
@@ -285,25 +319,10 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
       uint8_t* out = y + (static_cast<size_t>(n) * OH + oh) * OW * s.out_channels * esize;
       const size_t out_step = static_cast<size_t>(s.out_channels) * esize;
       for (int t = taps; t < slots; ++t) ptrs[t] = zrow;
-      // dw_row3 takes this task's share of [ow_lo, ow_hi); the per-pixel loop the rest of [c0, c1).
+      // dw_row3 takes this task's share of [ow_lo, ow_hi) (unless the channel tasks have it);
+      // the per-pixel loop the rest of [c0, c1).
       const int r_lo = std::max(ow_lo, c0), r_hi = std::min(ow_hi, c1);
-      if (r_hi > r_lo) {
-        DwRow3Args ra;
-        for (int ky = 0; ky < 3; ++ky) {
-          const int ih = ih0 + ky;
-          ra.rows[ky] = (ih < 0 || ih >= H ? zrow : image + static_cast<size_t>(ih) * W * C) +
-                        static_cast<size_t>(r_lo * sw - pl) * C;
-        }
-        ra.count = r_hi - r_lo;
-        ra.stride = sw;
-        ra.C = C;
-        ra.w = pc.dw_row3_weights().data();
-        ra.x_xor = x_xor;
-        ra.colterm = colterm;
-        ra.out = &args.out;
-        ra.y = out + r_lo * out_step;
-        vk.dw_row3(ra);
-      }
+      if (r_hi > r_lo && !by_channels) vk.dw_row3(row3_args(row, r_lo, r_hi, 0, C));
       out += static_cast<size_t>(c0) * out_step;
       for (int ow = c0; ow < c1; ++ow, out += out_step) {
         if (ow == r_lo && r_hi > r_lo) {
@@ -334,7 +353,7 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
         }
       }
     };
-    parallel_for(pool, rows_total * col_chunks, task);
+    parallel_for(pool, cchunks + rows_total * col_chunks, task);
     arena.release_to(mark);
     return Status::Ok();
   }

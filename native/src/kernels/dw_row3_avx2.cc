@@ -84,8 +84,9 @@ void dw_row3_avx2(const DwRow3Args& a) {
   b.lo = _mm256_set1_ps(static_cast<float>(out.clamp_min - out.zero_point));
   b.hi = _mm256_set1_ps(static_cast<float>(out.clamp_max - out.zero_point));
   b.zp = _mm256_set1_epi32(out.zero_point);
-  int c = 0;
-  for (; c + 8 <= C; c += 8) {
+  const int c_end = a.c_end < 0 ? C : a.c_end;
+  int c = a.c_begin;
+  for (; c + 8 <= c_end; c += 8) {
     for (int kx = 0; kx < 3; ++kx) {
       const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.w + static_cast<size_t>(kx) * C + c));
       const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.w + static_cast<size_t>(3 + kx) * C + c));
@@ -105,9 +106,9 @@ void dw_row3_avx2(const DwRow3Args& a) {
       else run<2, false>(b, a.count, y8, y32);
     }
   }
-  if (c == C) return;
-  // The last C % 8 channels, one pixel at a time.
-  const int n = C - c;
+  if (c == c_end) return;
+  // The last (c_end - c_begin) % 8 channels, one pixel at a time.
+  const int n = c_end - c;
   for (int p = 0; p < a.count; ++p) {
     int32_t raw[8];
     for (int j = 0; j < n; ++j) {

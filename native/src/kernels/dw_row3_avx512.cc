@@ -129,8 +129,9 @@ void dw_row3_avx512(const DwRow3Args& a) {
   b.lo8 = _mm512_set1_epi8(static_cast<char>(out.clamp_min));
   b.hi8 = _mm512_set1_epi8(static_cast<char>(out.clamp_max));
   const __m512i byte = _mm512_set1_epi32(0xFF);
-  for (int c = 0; c < C; c += 16) {
-    const int left = C - c;
+  const int c_end = a.c_end < 0 ? C : a.c_end;
+  for (int c = a.c_begin; c < c_end; c += 16) {
+    const int left = c_end - c;
     b.full = left >= 16;
     b.m = b.full ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
     for (int kx = 0; kx < 3; ++kx) {

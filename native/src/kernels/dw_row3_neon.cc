@@ -62,8 +62,9 @@ void dw_row3_neon(const DwRow3Args& a) {
   const int C = a.C;
   const size_t es = out.kind == OutputSpec::Kind::Int32 ? 4 : 1;
   const uint8x8_t xr = vdup_n_u8(a.x_xor);
-  int c = 0;
-  for (; c + 8 <= C; c += 8) {
+  const int c_end = a.c_end < 0 ? C : a.c_end;
+  int c = a.c_begin;
+  for (; c + 8 <= c_end; c += 8) {
     int16x8_t w[9];
     for (int t = 0; t < 9; ++t) {
       const int32_t* wt = a.w + static_cast<size_t>(t) * C + c;
@@ -72,8 +73,8 @@ void dw_row3_neon(const DwRow3Args& a) {
     if (a.stride == 1) run<1>(a, c, w, xr);
     else run<2>(a, c, w, xr);
   }
-  if (c == C) return;
-  const int n = C - c;
+  if (c == c_end) return;
+  const int n = c_end - c;
   const float* sc = out.scales + (out.scale_count > 1 ? c : 0);
   for (int p = 0; p < a.count; ++p) {
     int32_t raw[8];

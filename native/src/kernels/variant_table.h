@@ -52,6 +52,8 @@ struct DwRow3Args {
   int count;               // output pixels
   int stride;              // input pixels between output pixels: 1 or 2
   int C;                   // channels: elements per input and output pixel
+  int c_begin = 0, c_end = -1;  // the channels computed: [c_begin, c_end), c_end < 0 meaning C;
+                                // c_begin a multiple of 16 (the SIMD blocks stay the same)
   const int32_t* w;        // [9][C] centred weights in [-128, 127] as int32
   uint8_t x_xor;
   const int32_t* colterm;  // C values: bias - x_zp * sum of the channel's weights
