@@ -184,6 +184,9 @@ class RunWorker : public Napi::AsyncWorker {
       out_.push_back(DataOf(o));
       out_refs_.push_back(Napi::Persistent(o));
     }
+    // The engine's pool workers (asleep since the last run) wake while the run travels to the
+    // libuv pool: MobileNetV2's async 2-thread run measured 1.44-1.45x -> 1.50-1.52x of 1 thread.
+    engine_->prewake();
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {

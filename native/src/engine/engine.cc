@@ -205,6 +205,10 @@ const char* Engine::run(const void* const* inputs, void* const* outputs, std::st
 
 
 
+void Engine::prewake() {
+  if (pool_) pool_->wake(/*steer=*/false);
+}
+
 std::vector<double> Engine::profile(const void* const* inputs, int runs, std::string* error) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<double> ns(steps_.size(), 0);

@@ -153,9 +153,9 @@ void ThreadPool::steer_workers() {
 #endif
 }
 
-void ThreadPool::wake() {
+void ThreadPool::wake(bool steer) {
   if (workers_.empty()) return;
-  steer_workers();
+  if (steer) steer_workers();
   parked_.store(false, std::memory_order_relaxed);
   if (sleepers_.load() == 0) return;
   pokes_.fetch_add(1);

@@ -64,7 +64,9 @@ class ThreadPool {
   // A step is coming soon (an inference starts and copies its input first): sleeping workers
   // wake now and spin, so the first step does not wait for them to be scheduled (on a VM an
   // idle virtual CPU can take tens of microseconds to run again).
-  void wake();
+  // steer: keep the workers off the calling thread's CPU first (only the thread that will call
+  // parallel_for may ask for it: the pool's other state is that thread's alone).
+  void wake(bool steer = true);
 
   // The CPU the workers were last kept off (-1: never, or not Linux); for tests.
   int steered_from() const { return steered_from_; }
