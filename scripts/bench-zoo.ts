@@ -7,7 +7,9 @@
 // blocks so load from other processes hits every subject alike. A model the engine takes only in
 // part runs on the partitioned backend (the share of nodes native and the operators sent to ONNX
 // Runtime are printed); one it refuses is skipped with the reason.
-//   npm run bench:zoo [-- --runs 40 --block 10 --threads 2 --only mobilenet-v2 --profile]
+//   npm run bench:zoo [-- --runs 40 --block 10 --threads 2 --only mobilenet-v2 --profile --scaling]
+// --scaling adds, per model, the steps that lose most at N threads against 1/N of their 1-thread
+// wall time (the engine's step profile with EDGE_PROFILE_CLOCK=wall).
 // --profile adds the engine's per-step profile (thread CPU time, by layer kind, and the slowest
 // layers with their shapes) beside ONNX Runtime's per-node profile (its session profiling
 // option; wall time per node, so it grows with the machine's load where thread CPU time does not).
@@ -36,6 +38,7 @@ const N = arg('threads', os.availableParallelism());
 const CALIBRATION = arg('calib', 8);
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
 const PROFILE = process.argv.includes('--profile');
+const SCALING = process.argv.includes('--scaling');
 
 const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -167,6 +170,37 @@ function nativeProfile(int8: Uint8Array, backend: NativeBackend, input: Float32A
   return { kinds, top };
 }
 
+/**
+ * Where the N-thread run loses against half the 1-thread time, step by step (wall time per step,
+ * EDGE_PROFILE_CLOCK=wall): the steps that lose most, with their shapes and speed-ups.
+ */
+function scalingProfile(int8: Uint8Array, input: Float32Array, threads: number): void {
+  const before = process.env.EDGE_PROFILE_CLOCK;
+  process.env.EDGE_PROFILE_CLOCK = 'wall';
+  try {
+    const walls = [1, threads].map((t) => {
+      const b = NativeBackend.load(int8, { threads: t, name: 'zoo-scaling' });
+      const live = (b as unknown as { live(): { profile(i: Float32Array[], n: number): { step: string; ns: number }[] } }).live();
+      live.profile([input], 10);
+      const prof = live.profile([input], 100);
+      void b.dispose();
+      return prof;
+    });
+    const labels = nativeProfile(int8, NativeBackend.load(int8, { threads: 1, name: 'zoo-labels' }), input).top.map((x) => x.label.replace(/ \(\d+ GMAC\/s\)$/, ''));
+    const rows = walls[0].map((p, i) => ({ label: labels[i] ?? p.step, one: p.ns / 1000, many: walls[1][i].ns / 1000 }));
+    const sum = (k: 'one' | 'many') => rows.reduce((a, r) => a + r[k], 0);
+    console.log(`  scaling by step (wall time, 100 runs): steps total ${sum('one').toFixed(0)} us at 1 thread, ${sum('many').toFixed(0)} us at ${threads} ` +
+      `(${(sum('one') / sum('many')).toFixed(2)}x); the steps losing most against 1/${threads} of their 1-thread time:`);
+    rows.sort((a, b) => (b.many - b.one / threads) - (a.many - a.one / threads));
+    for (const r of rows.slice(0, 12)) {
+      console.log(`    ${r.label.padEnd(60)} ${r.one.toFixed(1).padStart(7)} us -> ${r.many.toFixed(1).padStart(7)} us  ${(r.one / r.many).toFixed(2)}x  loses ${(r.many - r.one / threads).toFixed(1)} us`);
+    }
+  } finally {
+    if (before === undefined) delete process.env.EDGE_PROFILE_CLOCK;
+    else process.env.EDGE_PROFILE_CLOCK = before;
+  }
+}
+
 /** ORT's profile file (per-node kernel times, per run): by op type and the slowest nodes. */
 function ortProfile(file: string, runs: number): Prof {
   const events = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
@@ -287,6 +321,7 @@ async function bench(z: ZooEntry): Promise<void> {
     const same = nat1.every((v, i) => v === natN[i]);
     console.log(`  SQNR vs ORT fp32: ${partitioned ? 'partitioned' : 'native'} int8 ${sqnr(ref, nat1).toFixed(1)} dB, ORT int8 ${sqnr(ref, outputs.get('ORT int8, 1 thread')!).toFixed(1)} dB; ` +
       `native ${N} threads ${same ? 'bit-identical to' : 'DIFFERS from'} 1 thread`);
+    if (SCALING && N > 1 && !partitioned) scalingProfile(int8, input, N);
     if (PROFILE) {
       if (!partitioned) {
         const backend = NativeBackend.load(int8, { threads: 1, name: 'zoo-profile' });
