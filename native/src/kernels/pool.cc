@@ -186,8 +186,8 @@ void global_avg_channels(const T* __restrict x, int HW, int C, int c0, int c1, i
       const T* __restrict in = x + static_cast<size_t>(p) * C + b;
       for (int c = 0; c < n; ++c) sums[c] += in[c];
     }
-    // sum(x - zp) = sum(x) - HW * zp: exact in int32 (HW * 255 is far below 2^31 for any map
-    // check_pool_shape admits through the arena limit).
+    // sum(x - zp) = sum(x) - HW * zp: exact in int32, since global_avg_pool refuses maps of more
+    // than 2^23 pixels (2^23 * 255 < 2^31).
     const int32_t bias = HW * x_zp;
     for (int c = 0; c < n; ++c) y[b + c] = static_cast<T>(requantize_scalar(sums[c] - bias, m, y_zp, lo, hi));
   }
