@@ -127,3 +127,27 @@ t.test('the plan survives a controller restart', async (t) => {
   await driver.tick();
   t.equal(store.get(r.id)!.state, 'completed', 'and it runs to completion');
 });
+
+t.test('a halt keeps the report it was decided on as the device\'s outcome, however reports interleave', async (t) => {
+  // Reports arrive while a pass is under way: here the canary's report changes at every
+  // reading, as when its probation report and its rollback land back to back. The halt must
+  // be decided on the report that is recorded, or the halted rollout shows a stale state.
+  const fleet = new TableFleet(10);
+  const { db, store } = openStore(path.join(mkdtempSync(path.join(tmpdir(), 'edge-rollout-')), 'c.db'));
+  t.teardown(() => db.close());
+  const driver = new RolloutDriver(store, fleet);
+  const r = await driver.start({ model: 'm', version: '2', group: 'all', stages: [10, 100], gates: DEFAULT_GATES });
+  const [canary] = fleet.desired.keys();
+  const sequence: DeviceReport[] = [
+    { version: '2', state: 'probation' },
+    { version: '2', state: 'rolled_back', reason: 'probation failed: 1 of 1 outputs had NaN or Infinity' },
+  ];
+  let readings = 0;
+  fleet.reports = () => new Map([[canary, sequence[Math.min(readings++, sequence.length - 1)]]]);
+  for (let i = 0; i < 3 && store.get(r.id)!.state === 'running'; i++) await driver.tick();
+  t.equal(store.get(r.id)!.state, 'halted', 'the rollback halts the rollout');
+  fleet.reports = () => new Map([[canary, { version: '1.0.0', state: 'active' }]]);
+  const [device] = driver.status(r.id).stages[0]!.devices;
+  t.same({ state: device.state, reason: device.reason }, { state: 'rolled_back', reason: sequence[1].reason },
+    'once the canary reports its old version, the rollout still shows the rollback and its reason');
+});

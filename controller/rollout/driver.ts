@@ -78,16 +78,19 @@ export class RolloutDriver {
   async tick(now = Date.now()): Promise<void> {
     for (const r of (await this.#store.list()).filter((x) => x.state === 'halting')) {
       if (!(await this.#lease(r.id))) continue;
-      await this.#recordOutcomes(r, now);
+      await this.#recordOutcomes(r, await this.#fleet.reports(r.model), now);
       await this.#apply({ ...r, state: 'running' }, { kind: 'halt', reason: r.reason ?? 'halted by operator', evidence: { by: 'operator' } }, now);
     }
     for (const r of await this.#store.running()) {
       if (!(await this.#lease(r.id))) continue;
       for (let guard = 0; guard < r.stages.length * 2 + 2; guard++) {
         const current = (await this.#store.get(r.id))!;
-        await this.#recordOutcomes(current, now);
+        // One reading of the reports for both: reports arrive between the awaits, and a halt
+        // decided on a report the outcomes did not record would lose the device's reason.
+        const reports = await this.#fleet.reports(current.model);
+        await this.#recordOutcomes(current, reports, now);
         const assigned = new Set((await this.#store.assignments(r.id)).map((a) => a.deviceId));
-        const d = decide(current, await this.#fleet.groupMembers(current.group), assigned, await this.#fleet.reports(current.model), now);
+        const d = decide(current, await this.#fleet.groupMembers(current.group), assigned, reports, now);
         if (d.kind === 'wait') break;
         this.#onEvent(current, d);
         await this.#apply(current, d, now);
@@ -101,8 +104,7 @@ export class RolloutDriver {
    * after a halt the device reports its old version again, and a later deploy another one, but
    * the rollout's status must still say what happened to it in this rollout, and why.
    */
-  async #recordOutcomes(r: Rollout, now: number): Promise<void> {
-    const reports = await this.#fleet.reports(r.model);
+  async #recordOutcomes(r: Rollout, reports: Map<string, DeviceReport>, now: number): Promise<void> {
     for (const a of await this.#store.assignments(r.id)) {
       const rep = reports.get(a.deviceId);
       if (!rep || rep.version !== r.version) continue;
@@ -115,7 +117,7 @@ export class RolloutDriver {
     const r = await this.#store.get(id);
     if (!r) throw new Error(`no rollout ${id}`);
     if (r.state !== 'running') return;
-    await this.#recordOutcomes(r, Date.now());
+    await this.#recordOutcomes(r, await this.#fleet.reports(r.model), Date.now());
     await this.#apply(r, { kind: 'halt', reason, evidence: { by: 'operator' } }, Date.now());
   }
 
