@@ -21,12 +21,14 @@ t.test('canary rollout: a good version reaches 100%, a bad one halts at stage 1'
   loop.start();
   t.teardown(() => loop.stop());
 
+  // Latency is not what this test judges: on a loaded machine a 0.5 ms model's p99 reaches 3x
+  // its baseline, and the good version was rolled back for it (probation's own tests judge latency).
   const agents: TestAgent[] = [];
   for (let i = 0; i < 4; i++) {
     agents.push(await startAgent(broker.url, `pi-${i}`, {
       models: [{ name: 'digits', package: FP32, backend: 'ort' }],
       mqtt: { groups: ['lab'] },
-      rollout: { probation: { minInferences: 5, minSeconds: 0 } },
+      rollout: { probation: { minInferences: 5, minSeconds: 0, maxLatencyRatio: 1000 } },
     }));
   }
   t.teardown(async () => { for (const a of agents) await a.stop(); });
