@@ -2,6 +2,7 @@
 // cases; each result must equal ref::gemm exactly. Buffers end at a guard page.
 #include <algorithm>
 
+#include "kernels/gemm_internal.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
 
@@ -275,7 +276,26 @@ void run_gemm_tests(Rng& rng, int cases) {
       }
     }
   }
-  // 9. Random shapes.
+  // 9. Row tiles: equal, at least one per thread, a multiple of the threads while there are few
+  //    (14x14 = 196 rows on 2 threads: 4 tiles of 49, not 66 + 66 + 64, which left one thread
+  //    two thirds of the step), and the threaded GEMM exact on the shapes that round up.
+  const auto tiles_of = [](int M, int threads, int mr) {
+    const int T = gemm_balanced_tile(M, threads, mr);
+    return std::make_pair(T, (M + T - 1) / T);
+  };
+  expect(tiles_of(196, 2, 8) == std::make_pair(49, 4), "gemm_balanced_tile: 196 rows on 2 threads are 4 tiles of 49");
+  expect(tiles_of(49, 2, 8) == std::make_pair(25, 2), "gemm_balanced_tile: 49 rows on 2 threads are 25 + 24");
+  expect(tiles_of(784, 2, 8) == std::make_pair(79, 10), "gemm_balanced_tile: 784 rows on 2 threads are 10 tiles of 79");
+  expect(tiles_of(3136, 2, 8).second == 33, "gemm_balanced_tile: 3136 rows on 2 threads stay 33 tiles (many: the claiming evens them)");
+  expect(tiles_of(300, 3, 8) == std::make_pair(50, 6), "gemm_balanced_tile: 300 rows on 3 threads are 6 tiles of 50");
+  expect(tiles_of(20, 2, 8) == std::make_pair(10, 2), "gemm_balanced_tile: 20 rows on 2 threads are 10 + 10");
+  expect(tiles_of(100, 1, 8) == std::make_pair(50, 2), "gemm_balanced_tile: one thread keeps tiles of at most 96 rows");
+  for (int M : {196, 290, 300, 384, 500, 1000}) {
+    GemmCase c = random_case(rng, M, rng.uniform(1, 200), rng.uniform(1, 200));
+    c.threads = true;
+    run_case(rng, c);
+  }
+  // 10. Random shapes.
   for (int i = 0; i < cases; ++i) {
     const int M = rng.uniform(0, 4) == 0 ? 1 : rng.uniform(1, 100);
     run_case(rng, random_case(rng, M, rng.uniform(1, 300), rng.uniform(1, 300)));

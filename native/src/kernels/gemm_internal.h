@@ -48,6 +48,12 @@ inline int gemm_panels_per_chunk(int panels, int row_tasks, int threads) {
 inline int gemm_balanced_tile(int M, int threads, int mr, int max_tile = kGemmTileRows) {
   int tiles = (M + max_tile - 1) / max_tile;
   if (threads > 1 && tiles < threads) tiles = std::max(tiles, std::min(threads, M / std::max(mr, 1)));
+  // A few tiles: a multiple of the threads, so no thread is left with one tile more than the
+  // others (a 14x14 map's 3 tiles on 2 threads gave one thread two thirds of the step).
+  if (threads > 1 && tiles > threads && tiles < 8 * threads && tiles % threads != 0) {
+    const int up = (tiles + threads - 1) / threads * threads;
+    if (M / up >= std::max(mr, 1)) tiles = up;
+  }
   const int even = (M + std::max(tiles, 1) - 1) / std::max(tiles, 1);
   return std::max(1, std::min(max_tile, even));
 }
