@@ -149,6 +149,15 @@ std::unique_ptr<Engine> Engine::create(const PlanDesc& plan, const std::vector<W
       bases.push_back(t);
       lives.push_back(l);
     }
+    // Inputs are read in place by the steps (a 224x224 float image is 600 KB a run not copied),
+    // except one that is also an output (or whose view is): run() copies outputs from the arena.
+    e->input_slot_.assign(nt, -1);
+    for (size_t i = 0; i < e->input_tensors_.size(); ++i) {
+      const int t = e->input_tensors_[i];
+      const bool is_output = std::any_of(e->output_tensors_.begin(), e->output_tensors_.end(), [&](int o) { return base(o) == t; });
+      if (is_output) continue;
+      for (int v = 0; v < nt; ++v) if (base(v) == t) e->input_slot_[v] = static_cast<int>(i);
+    }
     std::vector<size_t> placed = place_tensors(lives, &e->tensor_bytes_);
     e->offsets_.assign(nt, 0);
     for (size_t i = 0; i < bases.size(); ++i) e->offsets_[bases[i]] = placed[i];
@@ -175,14 +184,15 @@ std::unique_ptr<Engine> Engine::create(const PlanDesc& plan, const std::vector<W
 
 const char* Engine::run(const void* const* inputs, void* const* outputs, std::string* error) {
   std::lock_guard<std::mutex> lock(mu_);
-  // The workers (asleep since the last run) wake while the inputs are copied in.
+  // The workers (asleep since the last run) wake while the run sets out.
   if (pool_) pool_->wake();
   for (size_t i = 0; i < input_tensors_.size(); ++i) {
-    std::memcpy(arena_ + offsets_[input_tensors_[i]], inputs[i], inputs_[i].bytes);
+    const int t = input_tensors_[i];
+    if (input_slot_[t] < 0) std::memcpy(arena_ + offsets_[t], inputs[i], inputs_[i].bytes);
   }
   kernels::Arena scratch(arena_ + tensor_bytes_, scratch_bytes_);
-  RunContext ctx{arena_, &offsets_, &scratch, pool_.get()};
-  RunContext inline_ctx{arena_, &offsets_, &scratch, nullptr};
+  RunContext ctx{arena_, &offsets_, &scratch, pool_.get(), input_slot_.data(), inputs};
+  RunContext inline_ctx{arena_, &offsets_, &scratch, nullptr, input_slot_.data(), inputs};
   // The run's last step done (or failed), the pool's workers sleep rather than spin while the
   // result travels back (on 2 cores a spinning worker delayed that hand-off by tens of µs).
   struct Park {

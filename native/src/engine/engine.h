@@ -1,8 +1,8 @@
 #pragma once
 // The native int8 inference engine: a checked plan compiled into an ordered list of steps
 // (fused quantized kernels with pre-packed weights) over one arena sized at load. A run
-// copies the inputs into the arena, runs every step, and copies the outputs out; nothing is
-// allocated per inference. Runs on one engine are serialised (one arena, one thread pool).
+// reads the inputs where the caller holds them, runs every step, and copies the outputs out;
+// nothing is allocated per inference. Runs on one engine are serialised (one arena, one thread pool).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -56,6 +56,8 @@ class Engine {
   std::vector<std::unique_ptr<Step>> steps_;
   std::vector<size_t> offsets_;
   std::vector<int> input_tensors_, output_tensors_;
+  // Per tensor: the input run() reads in place (no copy into the arena), or -1.
+  std::vector<int> input_slot_;
   std::vector<TensorInfo> inputs_, outputs_;
   std::unique_ptr<uint8_t[]> memory_;
   uint8_t* arena_ = nullptr;  // memory_ aligned to 64 bytes

@@ -25,7 +25,15 @@ struct RunContext {
   const std::vector<size_t>* offsets = nullptr;  // per tensor index, views included
   kernels::Arena* scratch = nullptr;
   kernels::ThreadPool* pool = nullptr;
-  void* at(int tensor) const { return arena + (*offsets)[tensor]; }
+  // Inputs read where the caller holds them (Engine::run): per tensor, the index into `inputs`
+  // or -1 (in the arena). Steps never write an input (the plan check refuses it), so handing
+  // the caller's bytes out as void* is safe.
+  const int* input_slot = nullptr;
+  const void* const* inputs = nullptr;
+  void* at(int tensor) const {
+    if (input_slot != nullptr && input_slot[tensor] >= 0) return const_cast<void*>(inputs[input_slot[tensor]]);
+    return arena + (*offsets)[tensor];
+  }
 };
 
 class Step {
