@@ -151,3 +151,28 @@ t.test('a halt keeps the report it was decided on as the device\'s outcome, howe
   t.same({ state: device.state, reason: device.reason }, { state: 'rolled_back', reason: sequence[1].reason },
     'once the canary reports its old version, the rollout still shows the rollback and its reason');
 });
+
+t.test('a halt marks the devices it rolls back, and keeps the reason of the one that failed', async (t) => {
+  const fleet = new TableFleet(10);
+  const { db, store } = openStore(path.join(mkdtempSync(path.join(tmpdir(), 'edge-rollout-')), 'c.db'));
+  t.teardown(() => db.close());
+  const driver = new RolloutDriver(store, fleet);
+  const r = await driver.start({ model: 'm', version: '2', group: 'all', stages: [30, 100], gates: { ...DEFAULT_GATES, maxFailureRate: 0 } });
+  const canaries = [...fleet.desired.keys()];
+  t.ok(canaries.length >= 2, `the first stage has ${canaries.length} canaries`);
+  const [bad, ...rest] = canaries;
+  fleet.reportsBy.set(bad, { version: '2', state: 'rolled_back', reason: 'probation failed: 1 of 1 outputs had NaN or Infinity' });
+  for (const d of rest) fleet.reportsBy.set(d, { version: '2', state: 'probation' });
+  await driver.tick();
+  t.equal(store.get(r.id)!.state, 'halted');
+  t.ok(canaries.every((d) => fleet.desired.get(d) === '1.0.0'), 'every canary is told to go back to 1.0.0');
+  for (const d of canaries) fleet.reportsBy.set(d, { version: '1.0.0', state: 'active' });
+  const devices = driver.status(r.id).stages[0]!.devices;
+  const byId = new Map(devices.map((d) => [d.id, d]));
+  t.same({ state: byId.get(bad)!.state, reason: byId.get(bad)!.reason }, { state: 'rolled_back', reason: 'probation failed: 1 of 1 outputs had NaN or Infinity' },
+    'the canary that failed keeps its own reason');
+  for (const d of rest) {
+    t.equal(byId.get(d)!.state, 'rolled_back', `${d}, still on probation at the halt, shows the rollback`);
+    t.match(byId.get(d)!.reason ?? '', /^rolled back to 1\.0\.0 by the controller: 1 of \d+ devices failed m@2/, 'with the halt\'s reason');
+  }
+});

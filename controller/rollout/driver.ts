@@ -2,8 +2,9 @@
 // device), halts and rolls back fleet-wide when a gate fails. Stateless between calls: all
 // state is in the RolloutStore, so a restarted controller carries on where it stopped.
 import { randomUUID } from 'node:crypto';
-import { decide, fieldEvidence, fieldGateOn, type Decision, type DeviceReport, type FieldEvidence, type Gates, type Rollout } from './plan.js';
+import { decide, FAILED_STATES, fieldEvidence, fieldGateOn, type Decision, type DeviceReport, type FieldEvidence, type Gates, type Rollout } from './plan.js';
 import { RolloutStore, type Assignment } from './store.js';
+
 import type { RolloutRecords } from '../store/types.js';
 
 type Awaitable<T> = T | Promise<T>;
@@ -138,10 +139,16 @@ export class RolloutDriver {
         return;
       case 'halt':
         await this.#store.setState(r.id, 'halted', d.reason, d.evidence);
-        // Fleet-wide rollback: every device the rollout touched goes back to what it ran.
+        // Fleet-wide rollback: every device the rollout touched goes back to what it ran. A
+        // device that had not failed on its own is rolled back by this: its outcome says so
+        // (it reports its old version from now on, never a verdict on this one).
         for (const a of await this.#store.assignments(r.id)) {
           const back = a.previousVersion ?? r.previousVersion;
-          if (back) await this.#fleet.setDesired(a.deviceId, r.model, back);
+          if (!back) continue;
+          await this.#fleet.setDesired(a.deviceId, r.model, back);
+          if (!a.outcome || !FAILED_STATES.has(a.outcome.state)) {
+            await this.#store.recordOutcome(r.id, a.deviceId, { state: 'rolled_back', reason: `rolled back to ${back} by the controller: ${d.reason}`, at: now });
+          }
         }
         await this.#store.event(r.id, 'rolled_back', { devices: (await this.#store.assignments(r.id)).map((a) => a.deviceId) });
         return;

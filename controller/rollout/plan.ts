@@ -153,7 +153,8 @@ export type Decision =
   | { kind: 'halt'; reason: string; evidence: Record<string, unknown> }
   | { kind: 'wait'; why: string };
 
-const FAILED = new Set(['rolled_back', 'failed']);
+/** A device's verdict that fails a stage (and that a halt's rollback does not overwrite). */
+export const FAILED_STATES: ReadonlySet<string> = new Set(['rolled_back', 'failed']);
 const PASSED = new Set(['committed']);
 
 export function decide(r: Rollout, group: string[], assigned: Set<string>, reports: Map<string, DeviceReport>, now: number): Decision {
@@ -165,7 +166,7 @@ export function decide(r: Rollout, group: string[], assigned: Set<string>, repor
 
   const mine = [...assigned].map((d) => ({ id: d, rep: reports.get(d) }));
   const forVersion = (rep?: DeviceReport): DeviceReport | undefined => (rep && (rep.version === undefined || rep.version === r.version) ? rep : undefined);
-  const failed = mine.filter(({ rep }) => rep && FAILED.has(rep.state) && (rep.version === undefined || rep.version === r.version));
+  const failed = mine.filter(({ rep }) => rep && FAILED_STATES.has(rep.state) && (rep.version === undefined || rep.version === r.version));
   const n = Math.max(1, mine.length);
   if (failed.length / n > r.gates.maxFailureRate) {
     return {
