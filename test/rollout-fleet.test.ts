@@ -54,7 +54,7 @@ t.test('canary rollout: a good version reaches 100%, a bad one halts at stage 1'
   await good;
   const r1 = planRollout(loop.store, { model: 'digits', version: '1.1.0', group: 'lab', stages: [25, 100], gates: DEFAULT_GATES });
   loop.kick();
-  await waitFor(() => loop.store.get(r1.id)!.state === 'completed', { timeoutMs: 60_000, what: `rollout 1.1.0 completed: ${JSON.stringify(loop.driver.status(r1.id).stages)}` });
+  await waitFor(() => loop.store.get(r1.id)!.state === 'completed', { timeoutMs: 60_000, what: () => `rollout 1.1.0 completed: ${JSON.stringify(loop.driver.status(r1.id))}` });
   await waitFor(() => agents.every((a) => served.get(a.agent.config.deviceId) === '1.1.0'), { what: 'every device serves 1.1.0' });
   t.pass('1.1.0 went through both stages and every device serves it');
   // The stage of each device comes from a hash of (rollout id, device id): at 25% of four
@@ -67,7 +67,7 @@ t.test('canary rollout: a good version reaches 100%, a bad one halts at stage 1'
   await publishPackage(ctl.store, variantPackage('nan', '2.0.0', tempDir()), {});
   const r2 = planRollout(loop.store, { model: 'digits', version: '2.0.0', group: 'lab', stages: [25, 100], gates: DEFAULT_GATES });
   loop.kick();
-  await waitFor(() => loop.store.get(r2.id)!.state === 'halted', { timeoutMs: 60_000, what: `rollout 2.0.0 halted: ${JSON.stringify(loop.driver.status(r2.id).stages)}` });
+  await waitFor(() => loop.store.get(r2.id)!.state === 'halted', { timeoutMs: 60_000, what: () => `rollout 2.0.0 halted: ${JSON.stringify(loop.driver.status(r2.id))}` });
   const halted = loop.store.get(r2.id)!;
   t.equal(halted.stageIndex, 0, 'halted at the first stage');
   t.match(halted.reason, /failed digits@2.0.0 at stage 1/);

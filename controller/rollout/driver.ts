@@ -4,7 +4,6 @@
 import { randomUUID } from 'node:crypto';
 import { decide, FAILED_STATES, fieldEvidence, fieldGateOn, type Decision, type DeviceReport, type FieldEvidence, type Gates, type Rollout } from './plan.js';
 import { RolloutStore, type Assignment } from './store.js';
-
 import type { RolloutRecords } from '../store/types.js';
 
 type Awaitable<T> = T | Promise<T>;

@@ -4,7 +4,8 @@
 export class WaitAbort extends Error {}
 export async function waitFor<T>(
   cond: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+  /** what: a description, or a function that describes the state at the timeout. */
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string) } = {},
 ): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   let last: unknown;
@@ -17,7 +18,7 @@ export async function waitFor<T>(
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${opts.timeoutMs ?? 10_000} ms waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(`timed out after ${opts.timeoutMs ?? 10_000} ms waiting for ${(typeof opts.what === 'function' ? opts.what() : opts.what) ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 20));
   }
