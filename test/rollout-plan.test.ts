@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { devicesInStage, parseStages } from '../controller/rollout/stages.js';
+import { devicePercentile, devicesInStage, parseStages } from '../controller/rollout/stages.js';
 import { DEFAULT_GATES, parseGates, type DeviceReport } from '../controller/rollout/plan.js';
 import { RolloutStore } from '../controller/rollout/store.js';
 import { RolloutDriver, type FleetPort } from '../controller/rollout/driver.js';
@@ -44,6 +44,13 @@ t.test('stages are nested and proportional, chosen by a stable hash', async (t) 
   t.same(devicesInStage('r1', ids, 10), s10, 'the same rollout picks the same devices again');
   t.notSame(devicesInStage('r2', ids, 10), s10, 'another rollout picks other canaries');
   t.equal(devicesInStage('r1', ['only-one'], 1).length, 1, 'a stage always has at least one device');
+  // A small group: its hashes may all fall under the percent, the stage still takes its share.
+  const four = ['pi-0', 'pi-1', 'pi-2', 'pi-3'];
+  const allUnder = Array.from({ length: 5000 }, (_, i) => `r${i}`).find((r) => four.every((d) => devicePercentile(r, d) < 25));
+  t.ok(allUnder, 'some rollout id puts all four devices under 25%');
+  t.same(devicesInStage(allUnder!, four, 25).length, 1, `25% of four devices is one, even when all four hash under 25 (rollout ${allUnder})`);
+  t.same(devicesInStage(allUnder!, four, 50).length, 2, 'and 50% is two, the first one among them');
+  t.ok(devicesInStage(allUnder!, four, 25).every((d) => devicesInStage(allUnder!, four, 50).includes(d)), 'stages stay nested under the cap');
 });
 
 t.test('bad --stages and --gate values are clear errors', async (t) => {

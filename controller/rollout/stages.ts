@@ -8,12 +8,17 @@ export function devicePercentile(rolloutId: string, deviceId: string): number {
   return (h.readUInt32BE(0) / 0x1_0000_0000) * 100;
 }
 
-/** The devices in a stage: every device whose percentile is below the stage's percent, and at least one. */
+/**
+ * The devices in a stage: every device whose percentile is below the stage's percent, at most
+ * percent of the group (rounded up) and at least one. Without the cap, 25% of a 4-device group
+ * was all 4 in 1 rollout of 256 (each device's hash below 25), and the canary was the fleet.
+ */
 export function devicesInStage(rolloutId: string, deviceIds: string[], percent: number): string[] {
   const ranked = deviceIds
     .map((id) => ({ id, p: devicePercentile(rolloutId, id) }))
     .sort((a, b) => a.p - b.p || (a.id < b.id ? -1 : 1));
-  const chosen = ranked.filter((d) => d.p < percent).map((d) => d.id);
+  const cap = Math.ceil((ranked.length * percent) / 100);
+  const chosen = ranked.filter((d) => d.p < percent).slice(0, cap).map((d) => d.id);
   // A small fleet at 1% would otherwise get nobody: the canary is always at least one device.
   if (chosen.length === 0 && ranked.length > 0 && percent > 0) chosen.push(ranked[0].id);
   return chosen;
