@@ -156,6 +156,32 @@ void run_conv_tests(Rng& rng, int cases) {
   stem.stride_h = stem.stride_w = 2;
   stem.pad_top = stem.pad_left = stem.pad_bottom = stem.pad_right = 1;
   run_conv(rng, stem, true);
+  // Few input channels, where im2col builds interior rows with fixed 16- or 32-byte moves
+  // (kernels/im2col.h): kernel rows of 6 to 33 bytes around both move widths (16, 17, 32, 33),
+  // 3x3 and 7x7 RGB stems, strides 1 and 2, one or two images, inline and on 2 threads,
+  // images of several tiles. Without padding on the bottom and right the last pixel's moves
+  // would read past the input, which ends at a guard page: those pixels take exact copies.
+  struct Few {
+    int C, kh, kw, stride, pad, hw;
+  };
+  for (const Few f : {Few{3, 3, 3, 2, 1, 51}, Few{3, 3, 3, 2, 0, 51}, Few{3, 3, 3, 1, 0, 30}, Few{3, 7, 7, 2, 3, 41},
+                      Few{3, 7, 7, 2, 0, 41}, Few{2, 1, 3, 1, 0, 20}, Few{4, 2, 4, 1, 0, 19}, Few{17, 2, 1, 1, 0, 12},
+                      Few{8, 3, 4, 2, 0, 21}, Few{11, 3, 3, 1, 0, 12}, Few{5, 3, 3, 2, 1, 33}}) {
+    for (int threads = 0; threads < 2; ++threads) {
+      ConvShape s;
+      s.batch = rng.uniform(1, 2);
+      s.H = f.hw;
+      s.W = f.hw + rng.uniform(0, 3);
+      s.C = f.C;
+      s.out_channels = rng.uniform(1, 40);
+      s.kernel_h = f.kh;
+      s.kernel_w = f.kw;
+      s.stride_h = s.stride_w = f.stride;
+      s.pad_top = s.pad_left = f.pad;
+      s.pad_bottom = s.pad_right = f.pad == 0 ? 0 : rng.uniform(0, f.pad);
+      run_conv(rng, s, threads == 1);
+    }
+  }
 }
 
 }  // namespace edge::test

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/gemm_internal.h"
+#include "kernels/im2col.h"
 
 namespace edge::kernels {
 
@@ -14,37 +15,6 @@ size_t out_elem_bytes(const OutputSpec& o) { return o.kind == OutputSpec::Kind::
 // Up to 256 KB of im2col rows per tile (L2): each tile streams the whole packed weights once,
 // so deep layers (ResNet's 3x3x512, K = 4608) want few, tall tiles.
 int im2col_tile_rows(int Kg) { return std::clamp(262144 / std::max(Kg, 1), 8, kGemmTileRows); }
-// Small copies (a few channels per tap) inline: a library call per tap costs more. From 4
-// bytes on, two fixed-size moves that overlap in the middle (a 3x3 RGB kernel row is 9 bytes:
-// two 8-byte moves where a byte loop took a quarter of the stem's time).
-// dst and src never overlap (an im2col row and the input).
-template <int B>
-inline void move_pair(uint8_t* dst, const uint8_t* src, int n) {
-  std::memcpy(dst, src, B);
-  std::memcpy(dst + n - B, src + n - B, B);
-}
-inline void copy_bytes(uint8_t* dst, const uint8_t* src, int n) {
-  if (n >= 64) {
-    std::memcpy(dst, src, n);
-  } else if (n >= 32) {
-    move_pair<32>(dst, src, n);
-  } else if (n >= 16) {
-    move_pair<16>(dst, src, n);
-  } else if (n >= 8) {
-    move_pair<8>(dst, src, n);
-  } else if (n >= 4) {
-    move_pair<4>(dst, src, n);
-  } else {
-    for (int i = 0; i < n; ++i) dst[i] = src[i];
-  }
-}
-inline void fill_bytes(uint8_t* dst, uint8_t v, int n) {
-  if (n >= 64) {
-    std::memset(dst, v, n);
-    return;
-  }
-  for (int i = 0; i < n; ++i) dst[i] = v;
-}
 OutputSpec group_spec(const OutputSpec& o, int first_channel) {
   OutputSpec g = o;
   if (o.kind != OutputSpec::Kind::Int32 && o.scale_count > 1) g.scales = o.scales + first_channel;
@@ -175,7 +145,7 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
       const PackedWeights& w = *pc.group_weights()[0];
       const int T = im2col_tile_rows(w.K());
       return arena_bytes(sizeof(int32_t) * w.Np()) +
-             threads * (arena_bytes(static_cast<size_t>(T) * w.K()) + gemm_tile_scratch_bytes(T));
+             threads * (arena_bytes(static_cast<size_t>(T) * w.K() + kIm2colSlack) + gemm_tile_scratch_bytes(T));
     }
   }
   return 0;
@@ -364,15 +334,12 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
   // Tiles of equal size, one per thread at least: a 10x10 map (100 pixels) is 50 + 50, not 96 + 4.
   const int T = gemm_balanced_tile(s.batch * OH * OW, threads, vk.mr, im2col_tile_rows(Kg));
   auto* colterm = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * w0.Np()));
-  const size_t cols_stride = arena_bytes(static_cast<size_t>(T) * Kg);
+  const size_t cols_stride = arena_bytes(static_cast<size_t>(T) * Kg + kIm2colSlack);
   const size_t rs_stride = gemm_tile_scratch_bytes(T);
   auto* cols = static_cast<uint8_t*>(arena.alloc(cols_stride * threads));
   auto* rowsums = static_cast<uint8_t*>(arena.alloc(rs_stride * threads));
   if (colterm == nullptr || cols == nullptr || rowsums == nullptr) return too_small();
   const int pixels = s.batch * OH * OW;
-  // One group with unit horizontal dilation: a kernel row's taps are adjacent in NHWC.
-  const bool contiguous_taps = s.groups == 1 && s.dilation_w == 1;
-  const int span = s.kernel_w * Cg;
   const int tiles = (pixels + T - 1) / T;
   // Few tiles (small images, deep layers): split the columns too, as gemm() does, so every
   // thread has work; each column chunk builds its tile's rows itself.
@@ -388,40 +355,7 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
       const int tile = t / nchunks, nc = t % nchunks;
       const int p0 = tile * T, rows = std::min(T, pixels - p0);
       uint8_t* a = cols + thread * cols_stride;
-      // Locals, not s.*: byte stores may alias anything, so fields would be reloaded per byte.
-      const int H = s.H, W = s.W, C = s.C, kh = s.kernel_h, kw = s.kernel_w, sh = s.stride_h, sw = s.stride_w;
-      const int pt = s.pad_top, pl = s.pad_left, dh = s.dilation_h, dw = s.dilation_w, cg = Cg, sp = span;
-      const uint8_t pb = pad_byte;
-      const uint8_t* const xb = x;
-      const int gc = g * Cg, OHl = OH, OWl = OW;
-      int n = p0 / (OH * OW), oh = (p0 / OW) % OH, ow = p0 % OW;
-      for (int r = 0; r < rows; ++r) {
-        uint8_t* row = a + static_cast<size_t>(r) * Kg;
-        const int ih0 = oh * sh - pt, iw0 = ow * sw - pl;
-        const bool interior = ih0 >= 0 && ih0 + (kh - 1) * dh < H && iw0 >= 0 &&
-                              iw0 + (kw - 1) * dw < W;
-        if (interior && contiguous_taps) {
-          // Away from the border, one kernel row is kernel_w * C contiguous input bytes.
-          const uint8_t* src = xb + ((static_cast<size_t>(n) * H + ih0) * W + iw0) * C;
-          for (int ky = 0; ky < kh; ++ky, row += sp) copy_bytes(row, src + static_cast<size_t>(ky) * dh * W * C, sp);
-        } else {
-          for (int ky = 0; ky < kh; ++ky) {
-            const int ih = ih0 + ky * dh;
-            for (int kx = 0; kx < kw; ++kx, row += cg) {
-              const int iw = iw0 + kx * dw;
-              if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-                fill_bytes(row, pb, cg);
-              } else {
-                copy_bytes(row, xb + ((static_cast<size_t>(n) * H + ih) * W + iw) * C + gc, cg);
-              }
-            }
-          }
-        }
-        if (++ow == OWl) {
-          ow = 0;
-          if (++oh == OHl) oh = 0, ++n;
-        }
-      }
+      im2col_rows(Im2colArgs{&s, x, g, pad_byte}, p0, rows, a);
       const int n0 = nc * per_chunk * vk.nr, n1 = std::min(w.Np(), (nc + 1) * per_chunk * vk.nr);
       gemm_block(w, vk, a, Kg, rows, x_xor, colterm, n0, n1, spec,
                  y + (static_cast<size_t>(p0) * s.out_channels + g * OCg) * esize, s.out_channels,
