@@ -48,11 +48,30 @@ bool run_conv(Rng& rng, const ConvShape& s, bool threads, bool narrow = false) {
                                                static_cast<int>(scales.size()), yzp);
   if (kind != OutputSpec::Kind::Int32 && rng.uniform(0, 2) == 0) out.clamp_min = yzp;
   const bool use_bias = rng.uniform(0, 3) != 0;
+  // A residual add fused into the output stage (ConvArgs::residual_add, the residual blocks of
+  // ResNet and YOLO): the reference is ref::qadd on the reference output.
+  GuardedBuffer res(yn * es);
+  for (size_t i = 0; i < res.size(); ++i) res.as()[i] = static_cast<uint8_t>(rng.next());
+  EltwiseArgs add;
+  const bool with_res = kind != OutputSpec::Kind::Int32 && rng.uniform(0, 2) == 0;
+  if (with_res) {
+    add.type = kind == OutputSpec::Kind::U8 ? QType::U8 : QType::S8;
+    add.a_scale = 0.02f + 0.05f * rng.unit();
+    add.b_scale = 0.02f + 0.05f * rng.unit();
+    add.y_scale = 0.03f + 0.08f * rng.unit();
+    const int32_t lo = add.type == QType::U8 ? 0 : -128;
+    add.a_zero_point = yzp;
+    add.b_zero_point = lo + rng.uniform(0, 255);
+    add.y_zero_point = lo + rng.uniform(0, 255);
+    if (rng.uniform(0, 1)) add.clamp_min = add.y_zero_point;
+    add.b = res.as();
+    add.count = yn;
+  }
   const std::string what =
       fmt("conv[%s]%s n=%d %dx%dx%d oc=%d k=%dx%d s=%d,%d p=%d,%d,%d,%d d=%d,%d g=%d x=%s zp=%d out=%d threads=%d",
           active_variant_name(), narrow ? " 7-bit" : "", s.batch, s.H, s.W, s.C, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w,
           s.pad_top, s.pad_left, s.pad_bottom, s.pad_right, s.dilation_h, s.dilation_w, s.groups, qtype_name(xt), xzp,
-          static_cast<int>(kind), threads);
+          static_cast<int>(kind), threads) + (with_res ? " residual" : "");
   std::unique_ptr<PackedConv> pc;
   Status st = pack_conv(s, w.as<int8_t>(), wzp.data(), static_cast<int>(wzp.size()), &pc);
   if (!expect(st.ok(), what + " pack: " + (st.error ? st.error : ""))) return false;
@@ -72,10 +91,16 @@ bool run_conv(Rng& rng, const ConvShape& s, bool threads, bool narrow = false) {
   args.bias = use_bias ? bias.data() : nullptr;
   args.y = y.as();
   args.out = out;
+  if (with_res) args.residual_add = &add;
   st = conv(*pc, args, arena, pool);
   if (!expect(st.ok(), what + " conv: " + (st.error ? st.error : ""))) return false;
   ref::conv(s, x.as(), xt, xzp, w.as<int8_t>(), wzp.data(), static_cast<int>(wzp.size()), use_bias ? bias.data() : nullptr,
             out, yr.as());
+  if (with_res) {
+    EltwiseArgs e = add;
+    e.a = e.y = yr.as();
+    ref::qadd(e);
+  }
   for (size_t i = 0; i < y.size(); ++i)
     if (y.as()[i] != yr.as()[i]) return expect(false, what + fmt(" first mismatch at byte %zu", i));
   return expect(true, what);

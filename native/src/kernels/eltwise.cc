@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/eltwise_span.h"
+#include "kernels/variant_table.h"
+
 namespace edge::kernels {
 
 namespace {
@@ -37,51 +40,6 @@ void run(const EltwiseArgs& e, size_t begin, size_t end) {
   }
 }
 
-// The kernel path: the same float32 operations as run() above, in loops without an index
-// branch so the compiler vectorizes them, and half-to-even rounding by adding and subtracting
-// 1.5 * 2^23 (exact for the clamped |v| < 2^22, in the default rounding mode) instead of a
-// library call per element. Bit-identical to run(), which stays the reference.
-struct Consts {
-  int32_t azp, bzp, yzp;
-  float ra, rb, rm, flo, fhi;
-};
-
-template <class T, bool kMul, bool kScalarB>
-void span(const T* a, const T* b, T* y, size_t n, const Consts& k) {
-  constexpr float kMagic = 12582912.0f;
-  for (size_t i = 0; i < n; ++i) {
-    const float da = static_cast<float>(static_cast<int32_t>(a[i]) - k.azp);
-    const float db = static_cast<float>(static_cast<int32_t>(kScalarB ? b[0] : b[i]) - k.bzp);
-    // da * db is an integer below 2^24 in magnitude: exact in float, as the int32 product is.
-    float v = kMul ? k.rm * (da * db) : k.ra * da + k.rb * db;
-    v = v < k.flo ? k.flo : v;
-    v = v > k.fhi ? k.fhi : v;
-    y[i] = static_cast<T>(static_cast<int32_t>((v + kMagic) - kMagic) + k.yzp);
-  }
-}
-
-template <class T, bool kMul>
-void run_fast(const EltwiseArgs& e, size_t begin, size_t end) {
-  const T* a = static_cast<const T*>(e.a);
-  const T* b = static_cast<const T*>(e.b);
-  T* y = static_cast<T*>(e.y);
-  const QType t = std::is_same<T, uint8_t>::value ? QType::U8 : QType::S8;
-  const int32_t lo = std::max(e.clamp_min, qmin(t)), hi = std::min(e.clamp_max, qmax(t));
-  Consts k{e.a_zero_point, e.b_zero_point, e.y_zero_point, e.a_scale / e.y_scale, e.b_scale / e.y_scale,
-           e.a_scale * e.b_scale / e.y_scale, static_cast<float>(lo - e.y_zero_point), static_cast<float>(hi - e.y_zero_point)};
-  switch (e.broadcast) {
-    case Broadcast::Full: span<T, kMul, false>(a + begin, b + begin, y + begin, end - begin, k); break;
-    case Broadcast::Scalar: span<T, kMul, true>(a + begin, b, y + begin, end - begin, k); break;
-    case Broadcast::PerChannel:
-      for (size_t i = begin; i < end;) {
-        const size_t c = i % e.channels, n = std::min(end - i, e.channels - c);
-        span<T, kMul, false>(a + i, b + c, y + i, n, k);
-        i += n;
-      }
-      break;
-  }
-}
-
 const char* check(const EltwiseArgs& e) {
   if (e.count == 0) return nullptr;
   if (e.a == nullptr || e.b == nullptr || e.y == nullptr) return "eltwise: a, b and y must not be null";
@@ -100,15 +58,18 @@ Status dispatch(const EltwiseArgs& e, ThreadPool* pool) {
   if (const char* err = check(e)) return Status::Error(err);
   constexpr size_t kChunk = 16384;
   const int chunks = static_cast<int>((e.count + kChunk - 1) / kChunk);
+  // The variant's build of the loops (AVX2 on x86), else this file's (baseline: SSE2, NEON).
+  auto* range = active_kernels().eltwise != nullptr ? active_kernels().eltwise : eltwise_baseline;
   auto task = [&](int c, int) {
     const size_t b = c * kChunk, end = std::min(e.count, b + kChunk);
-    if (e.type == QType::U8) run_fast<uint8_t, kMul>(e, b, end);
-    else run_fast<int8_t, kMul>(e, b, end);
+    range(e, b, end, kMul);
   };
   parallel_for(pool, chunks, task);
   return Status::Ok();
 }
 }  // namespace
+
+void eltwise_baseline(const EltwiseArgs& e, size_t begin, size_t end, bool mul) { eltwise_range(e, begin, end, mul); }
 
 Status qadd(const EltwiseArgs& args, ThreadPool* pool) { return dispatch<false>(args, pool); }
 Status qmul(const EltwiseArgs& args, ThreadPool* pool) { return dispatch<true>(args, pool); }

@@ -12,6 +12,7 @@ namespace edge::kernels {
 
 struct ConvShape;
 struct PoolShape;
+struct EltwiseArgs;
 
 // One run of the direct small-channel convolution (conv_direct.h) on a whole batch.
 struct DirectConvArgs {
@@ -114,6 +115,9 @@ struct VariantKernels {
   // Depthwise 3x3 along a row of output pixels, each input vector loaded once per kernel row and
   // used for every output pixel that reads it (DwRow3Args); null where the variant has none.
   void (*dw_row3)(const DwRow3Args& a);
+  // Elements [begin, end) of a checked qadd (mul false) or qmul (mul true) (eltwise_span.h);
+  // null where the baseline build serves (eltwise.cc).
+  void (*eltwise)(const EltwiseArgs& e, size_t begin, size_t end, bool mul);
 };
 
 // scalar_kernels(), avx2_kernels(), ...: one per variant (variants.h), null when not built in.
@@ -150,6 +154,9 @@ void quantize_u8_scalar(const float* x, size_t n, float scale, int32_t zp, uint8
 void max_pool_2x2_scalar(const PoolShape& s, const uint8_t* x, uint8_t* y);
 void direct_conv_avx2(const DirectConvArgs& a);
 void quantize_u8_avx2(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
+void eltwise_avx2(const EltwiseArgs& e, size_t begin, size_t end, bool mul);
+// The same loops built for the baseline target (eltwise.cc), for variants without their own.
+void eltwise_baseline(const EltwiseArgs& e, size_t begin, size_t end, bool mul);
 void max_pool_2x2_avx2(const PoolShape& s, const uint8_t* x, uint8_t* y);
 void direct_conv_neon(const DirectConvArgs& a);
 void quantize_u8_neon(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
