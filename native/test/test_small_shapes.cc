@@ -163,6 +163,31 @@ void run_quantize_strided_tests(Rng& rng, int cases) {
   }
 }
 
+// Three planes into interleaved bytes (quantize_u8_planes3, an RGB input's NCHW -> NHWC move):
+// every byte as ref::quantize_u8 gives it, for counts around the kernels' 16-pixel blocks and
+// longer rows. Each plane and the output are guarded buffers of exactly their size, so a read
+// or write past them crashes.
+void run_quantize_planes3_tests(Rng& rng, int cases) {
+  for (int it = 0; it < cases / 4 + 40; ++it) {
+    const size_t n = static_cast<size_t>(it < 40 ? it : rng.uniform(0, 1) ? rng.uniform(0, 100) : rng.uniform(100, 5000));
+    const float scale = rng.uniform(0, 1) ? std::ldexp(1.0f, rng.uniform(-8, 2)) : std::ldexp(1.0f + rng.unit(), rng.uniform(-10, 0));
+    const int32_t zp = rng.pick(std::vector<int32_t>{0, 1, 127, 128, 200, 255, rng.uniform(0, 255)});
+    GuardedBuffer p0(n * sizeof(float)), p1(n * sizeof(float)), p2(n * sizeof(float)), y(3 * n);
+    float* planes[3] = {p0.as<float>(), p1.as<float>(), p2.as<float>()};
+    for (float* p : planes)
+      for (size_t i = 0; i < n; ++i) p[i] = quantize_input(rng, scale);
+    const float* const in[3] = {planes[0], planes[1], planes[2]};
+    quantize_u8_planes3(in, n, scale, zp, y.as());
+    std::string why;
+    for (size_t j = 0; j < 3 * n && why.empty(); ++j) {
+      const float xv = planes[j % 3][j / 3];
+      const uint8_t want = ref::quantize_u8(xv, scale, zp);
+      if (y.as()[j] != want) why = fmt(": pixel %zu channel %zu x=%.9g got %d, ref %d", j / 3, j % 3, xv, y.as()[j], want);
+    }
+    expect(why.empty(), fmt("quantize_u8_planes3[%s] n=%zu scale=%g zp=%d", active_variant_name(), n, scale, zp) + why);
+  }
+}
+
 void run_max_pool_2x2_tests(Rng& rng, int cases) {
   static const std::vector<int> kChannels = {1, 3, 7, 8, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 70};
   for (int it = 0; it < cases / 4 + 20; ++it) {
@@ -195,6 +220,7 @@ void run_max_pool_2x2_tests(Rng& rng, int cases) {
 void run_small_shape_tests(Rng& rng, int cases) {
   run_direct_tests(rng, cases);
   run_quantize_strided_tests(rng, cases);
+  run_quantize_planes3_tests(rng, cases);
   run_max_pool_2x2_tests(rng, cases);
 }
 

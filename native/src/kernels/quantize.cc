@@ -37,6 +37,12 @@ void quantize_u8_strided(const float* x, size_t n, float scale, int32_t zp, uint
   active_kernels().quantize_u8(x, n, scale, zp, y, y_stride);
 }
 
+void quantize_u8_planes3(const float* const planes[3], size_t n, float scale, int32_t zp, uint8_t* y) {
+  const VariantKernels& vk = active_kernels();
+  if (vk.quantize_u8_planes3 != nullptr) return vk.quantize_u8_planes3(planes, n, scale, zp, y);
+  for (int c = 0; c < 3; ++c) vk.quantize_u8(planes[c], n, scale, zp, y + c, 3);
+}
+
 // Clamping to [0 - zp, 255 - zp] before rounding equals saturating after it (integer bounds);
 // the SIMD versions do the same operations: divide, clamp, round half to even, add zp.
 void quantize_u8_scalar(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride) {

@@ -29,6 +29,11 @@ Status dequantize_linear(const void* x, QType type, QuantLayout layout, const fl
 // zp), NaN -> zp, n values. Bit-exact with ref::quantize_u8 in every variant (the active one's
 // quantize_u8: scalar, AVX2, NEON). scale finite and > 0, zp in [0, 255] (not checked).
 void quantize_u8_strided(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
+// Three planes at once (an RGB image's NCHW -> NHWC move): y[3 * i + c] = the quantization of
+// planes[c][i] as above, for i < n. Byte for byte quantize_u8_strided on each plane with stride
+// 3, which it replaces where the variant has its own (AVX2: a byte shuffle writes 48 interleaved
+// bytes at a time where the strided stores wrote one; NEON: vst3q).
+void quantize_u8_planes3(const float* const planes[3], size_t n, float scale, int32_t zp, uint8_t* y);
 
 namespace ref {
 // The scalar oracle: one value at a time, straight from the definition.

@@ -45,5 +45,26 @@ void quantize_u8_neon(const float* x, size_t n, float scale, int32_t zp, uint8_t
   }
 }
 
+void quantize_u8_planes3_neon(const float* const planes[3], size_t n, float scale, int32_t zp, uint8_t* y) {
+  const float32x4_t vs = vdupq_n_f32(scale);
+  const float32x4_t vlo = vdupq_n_f32(static_cast<float>(-zp)), vhi = vdupq_n_f32(static_cast<float>(255 - zp));
+  const int32x4_t vzp = vdupq_n_s32(zp);
+  // 16 values of a plane as 16 bytes, each group of 4 as quantize_u8_neon does it.
+  const auto q16 = [&](const float* x) {
+    uint32_t w[4];
+    for (int k = 0; k < 4; ++k) w[k] = quantize4(vld1q_f32(x + 4 * k), vs, vlo, vhi, vzp);
+    return vreinterpretq_u8_u32(vld1q_u32(w));
+  };
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    uint8x16x3_t v;
+    v.val[0] = q16(planes[0] + i);
+    v.val[1] = q16(planes[1] + i);
+    v.val[2] = q16(planes[2] + i);
+    vst3q_u8(y + 3 * i, v);  // stores them interleaved: r0 g0 b0 r1 g1 b1 ...
+  }
+  for (int c = 0; c < 3; ++c) quantize_u8_neon(planes[c] + i, n - i, scale, zp, y + 3 * i + c, 3);
+}
+
 }  // namespace edge::kernels
 #endif

@@ -118,6 +118,9 @@ struct VariantKernels {
   // Elements [begin, end) of a checked qadd (mul false) or qmul (mul true) (eltwise_span.h);
   // null where the baseline build serves (eltwise.cc).
   void (*eltwise)(const EltwiseArgs& e, size_t begin, size_t end, bool mul);
+  // quantize_u8 of three planes into interleaved bytes, y[3 * i + c] (quantize.h
+  // quantize_u8_planes3); null where three strided quantize_u8 calls serve.
+  void (*quantize_u8_planes3)(const float* const planes[3], size_t n, float scale, int32_t zp, uint8_t* y);
 };
 
 // scalar_kernels(), avx2_kernels(), ...: one per variant (variants.h), null when not built in.
@@ -155,11 +158,13 @@ void max_pool_2x2_scalar(const PoolShape& s, const uint8_t* x, uint8_t* y);
 void direct_conv_avx2(const DirectConvArgs& a);
 void quantize_u8_avx2(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
 void eltwise_avx2(const EltwiseArgs& e, size_t begin, size_t end, bool mul);
+void quantize_u8_planes3_avx2(const float* const planes[3], size_t n, float scale, int32_t zp, uint8_t* y);
 // The same loops built for the baseline target (eltwise.cc), for variants without their own.
 void eltwise_baseline(const EltwiseArgs& e, size_t begin, size_t end, bool mul);
 void max_pool_2x2_avx2(const PoolShape& s, const uint8_t* x, uint8_t* y);
 void direct_conv_neon(const DirectConvArgs& a);
 void quantize_u8_neon(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
+void quantize_u8_planes3_neon(const float* const planes[3], size_t n, float scale, int32_t zp, uint8_t* y);
 void max_pool_2x2_neon(const PoolShape& s, const uint8_t* x, uint8_t* y);
 void dw_row3_avx2(const DwRow3Args& a);
 void dw_row3_avx512(const DwRow3Args& a);
