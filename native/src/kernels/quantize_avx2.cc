@@ -11,16 +11,22 @@
 
 namespace edge::kernels {
 
+namespace {
+// 8 values: divide, clamp, round half to even, add zp, as int32 (in [0, 255]).
+inline __m256i quantize8(__m256 v, __m256 vs, __m256 vlo, __m256 vhi, __m256i vzp) {
+  v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0 -> zero point
+  v = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v, vs), vlo), vhi);
+  return _mm256_add_epi32(_mm256_cvtps_epi32(v), vzp);
+}
+}  // namespace
+
 void quantize_u8_avx2(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride) {
   const __m256 vs = _mm256_set1_ps(scale);
   const __m256 vlo = _mm256_set1_ps(static_cast<float>(-zp)), vhi = _mm256_set1_ps(static_cast<float>(255 - zp));
   const __m256i vzp = _mm256_set1_epi32(zp);
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0 -> zero point
-    v = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v, vs), vlo), vhi);
-    const __m256i r = _mm256_add_epi32(_mm256_cvtps_epi32(v), vzp);
+    const __m256i r = quantize8(_mm256_loadu_ps(x + i), vs, vlo, vhi, vzp);
     const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
     const __m128i b = _mm_packus_epi16(w, w);
     if (y_stride == 1) {
@@ -34,10 +40,7 @@ void quantize_u8_avx2(const float* x, size_t n, float scale, int32_t zp, uint8_t
   if (i < n) {  // the tail through a zero-padded copy, with the same operations
     alignas(32) float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     std::memcpy(t, x + i, sizeof(float) * (n - i));
-    __m256 v = _mm256_load_ps(t);
-    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
-    v = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v, vs), vlo), vhi);
-    const __m256i r = _mm256_add_epi32(_mm256_cvtps_epi32(v), vzp);
+    const __m256i r = quantize8(_mm256_load_ps(t), vs, vlo, vhi, vzp);
     const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
     alignas(16) uint8_t q[16];
     _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm_packus_epi16(w, w));
@@ -48,12 +51,7 @@ void quantize_u8_avx2(const float* x, size_t n, float scale, int32_t zp, uint8_t
 namespace {
 // 16 values quantized exactly as quantize_u8_avx2 does them (two vectors of 8), as 16 bytes.
 inline __m128i quantize16(const float* x, __m256 vs, __m256 vlo, __m256 vhi, __m256i vzp) {
-  __m256 a = _mm256_loadu_ps(x), b = _mm256_loadu_ps(x + 8);
-  a = _mm256_and_ps(a, _mm256_cmp_ps(a, a, _CMP_ORD_Q));  // NaN -> 0 -> zero point
-  b = _mm256_and_ps(b, _mm256_cmp_ps(b, b, _CMP_ORD_Q));
-  a = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(a, vs), vlo), vhi);
-  b = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(b, vs), vlo), vhi);
-  const __m256i ra = _mm256_add_epi32(_mm256_cvtps_epi32(a), vzp), rb = _mm256_add_epi32(_mm256_cvtps_epi32(b), vzp);
+  const __m256i ra = quantize8(_mm256_loadu_ps(x), vs, vlo, vhi, vzp), rb = quantize8(_mm256_loadu_ps(x + 8), vs, vlo, vhi, vzp);
   // packs works within 128-bit lanes: a0-3 b0-3 | a4-7 b4-7, reordered to a0-7 | b0-7.
   const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(ra, rb), 0xD8);
   return _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
