@@ -12,7 +12,8 @@
 // before sleeping on a condition variable, and the caller never waits for a worker that has
 // not claimed a task: tasks are claimed from one atomic word holding the step's generation
 // and the untaken range (the caller takes from its front, workers from its back, so each keeps
-// to the same rows layer after layer), and the caller waits only for claimed tasks to finish. A
+// to the same rows layer after layer; a claim takes a share of what is left, shrinking to one
+// task at the end), and the caller waits only for claimed tasks to finish. A
 // worker that is descheduled (an overloaded machine) or asleep costs the step nothing.
 //
 // Workers are kept off the calling thread's CPU (Linux: at a step whose caller runs on another
@@ -92,7 +93,7 @@ class ThreadPool {
   std::atomic<const TaskRef*> fn_{nullptr};
   std::atomic<int> tasks_{0};  // tasks of the current step (a claim covers per_claim_ of them)
   std::atomic<int> per_claim_{1};
-  std::atomic<int> done_{0};  // claims finished in the current step
+  std::atomic<int> done_{0};  // claims (units of per_claim_ tasks) finished in the current step
   uint64_t generation_ = 0;   // the caller's; workers read it from state_
   std::atomic<bool> stop_{false};
   std::atomic<bool> parked_{false};
