@@ -167,7 +167,9 @@ Status avg_pool(const PoolShape& s, const void* x, QType type, float x_scale, in
 }
 
 size_t global_avg_pool_scratch_bytes(int C, int threads) {
-  return static_cast<size_t>(std::max(threads, 1)) * arena_bytes(sizeof(int32_t) * std::max(C, 1));
+  (void)C;
+  (void)threads;
+  return 0;  // each task sums its channels in registers
 }
 
 namespace {

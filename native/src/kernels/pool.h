@@ -31,6 +31,8 @@ Status max_pool(const PoolShape& s, const void* x, QType type, void* y, ThreadPo
 size_t avg_pool_scratch_bytes(const PoolShape& s, int threads);
 Status avg_pool(const PoolShape& s, const void* x, QType type, float x_scale, int32_t x_zp, float y_scale,
                 int32_t y_zp, void* y, Arena& arena, ThreadPool* pool = nullptr);
+// Scratch: none (each task keeps its channels' sums in registers); the arena is taken so every
+// pooling kernel is called alike.
 size_t global_avg_pool_scratch_bytes(int C, int threads);
 Status global_avg_pool(int batch, int H, int W, int C, const void* x, QType type, float x_scale, int32_t x_zp,
                        float y_scale, int32_t y_zp, void* y, Arena& arena, ThreadPool* pool = nullptr);
