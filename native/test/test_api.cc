@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #if defined(__linux__)
@@ -159,6 +160,25 @@ void run_api_tests(Rng& rng) {
     bad.out.clamp_min = 200;
     bad.out.clamp_max = 100;
     expect(!gemm(*w, bad, enough).ok(), "gemm refuses clamp_min > clamp_max");
+    // Per-channel multipliers: one bad value anywhere among the 40 is refused, whatever it is.
+    {
+      const float bads[] = {0.0f, -0.0f, -0.5f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::denorm_min()};
+      std::vector<float> scales(40, 0.01f);
+      bad = g;
+      bad.out = OutputSpec::quantized(QType::U8, scales.data(), 40, 0);
+      bool refused = gemm(*w, bad, enough).ok();
+      for (float v : bads) {
+        for (int at : {0, 17, 39}) {
+          scales.assign(40, 0.01f);
+          scales[at] = v;
+          refused = refused && !gemm(*w, bad, enough).ok();
+        }
+      }
+      scales.assign(40, std::numeric_limits<float>::max());
+      refused = refused && gemm(*w, bad, enough).ok();
+      expect(refused, "gemm takes 40 finite positive multipliers (FLT_MAX too) and refuses 0, -0, negatives, NaN and infinities at any channel");
+    }
     src.zero_point_count = 3;
     expect(!pack_gemm_weights(src, &w).ok(), "pack refuses 3 zero points for N = 40");
     src.zero_point_count = 1;
