@@ -2,9 +2,11 @@
 // runs every task exactly once, variants that the CPU lacks are refused.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <thread>
 
 #if defined(__linux__)
 #include <dirent.h>
@@ -59,6 +61,45 @@ void run_api_tests(Rng& rng) {
     expect(ok && late.load() == 0, fmt("thread pool, spin %s us: 3000 back-to-back steps each ran every task once, none after return", spin));
   }
   unsetenv("EDGE_POOL_SPIN_US");
+  // Stealing: a thread held up in its own share does not hold the step up. In even rounds the
+  // caller's first task waits (up to 10 s) until another thread has run a task of the caller's
+  // own share, which only a thief can do; in odd rounds a worker's first task of its share
+  // waits the same way for the caller to take one of that worker's tasks. Without stealing,
+  // the waits time out.
+  {
+    ThreadPool pool(2);
+    for (int round = 0; round < 20; ++round) {
+      const int tasks = 64;
+      std::vector<std::atomic<int>> ran_by(tasks);
+      for (auto& r : ran_by) r.store(-1);
+      std::atomic<bool> timed_out{false};
+      auto wait_for = [&](int lo, int hi, bool by_worker) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        for (;;) {
+          for (int t = lo; t < hi; ++t) {
+            const int who = ran_by[t].load();
+            if (who >= 0 && (who != 0) == by_worker) return;
+          }
+          if (std::chrono::steady_clock::now() > until) {
+            timed_out.store(true);
+            return;
+          }
+          std::this_thread::yield();
+        }
+      };
+      auto fn = [&](int t, int thread) {
+        // One hold-up per round: both at once would wait for each other.
+        if (round % 2 == 0 && t == 0 && thread == 0) wait_for(1, tasks / 2, /*by_worker=*/true);
+        if (round % 2 == 1 && t == tasks / 2 && thread != 0) wait_for(tasks / 2 + 1, tasks, /*by_worker=*/false);
+        ran_by[t].store(thread);
+      };
+      pool.parallel_for(tasks, TaskRef(fn));
+      bool all = true;
+      for (auto& r : ran_by) all = all && r.load() >= 0;
+      if (!expect(all && !timed_out.load(), fmt("thread pool, round %d: threads held up in their own share had it taken by the other", round)))
+        break;
+    }
+  }
   // park() between steps (an engine does it after each inference): the next step wakes the
   // sleeping workers and still runs every task once.
   {

@@ -61,6 +61,7 @@ int ThreadPool::default_spin_us() {
 ThreadPool::ThreadPool(int threads)
     : threads_(threads <= 0 ? hardware_threads() : threads),
       spin_us_(default_spin_us()),
+      ranges_(static_cast<size_t>(threads_)),
       worker_tids_(static_cast<size_t>(threads_)) {
   // The caller is thread 0; workers are 1..threads-1.
   for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
@@ -81,31 +82,38 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_tasks(uint64_t gen, int thread) {
-  const bool from_front = thread == 0;
-  const uint64_t take = from_front ? 1 : (uint64_t{1} << kClaimBits);  // front + 1 or back - 1
-  uint64_t s = state_.load(std::memory_order_acquire);
-  for (;;) {
-    if (gen_of(s) != gen || front_of(s) >= back_of(s)) return;
+  const TaskRef* fn = nullptr;
+  int tasks = 0, per = 1;
+  int ran = 0;  // claims this thread ran in this step
+  // Claims [first, first + k) of a range whose word was `s`, taken by CAS; false if it lost.
+  auto claim = [&](std::atomic<uint64_t>& word, uint64_t& s, bool front, uint64_t k) {
+    const uint64_t want = front ? s + k : s - (k << kClaimBits);
     // Read before the claim: a successful claim proves the step is not finished, so the caller
     // has not yet replaced fn_ and tasks_ with the next step's.
-    const TaskRef* fn = fn_.load(std::memory_order_acquire);
-    const int tasks = tasks_.load(std::memory_order_relaxed), per = per_claim_.load(std::memory_order_relaxed);
-    // A claim takes 1/(2 * threads) of what is left (guided self-scheduling): a step of 100
-    // tasks costs about 16 claims on 2 threads instead of 100, each of them a cache-line
-    // transfer between cores, and its last claims are still single tasks, so the threads
-    // finish together. Measured on MobileNetV2 at 2 threads: 3-5% off the run.
-    const uint64_t left = back_of(s) - front_of(s);
-    const uint64_t k = std::max<uint64_t>(1, left / (2 * static_cast<uint64_t>(threads_)));
-    const uint64_t want = from_front ? s + take * k : s - take * k;
-    if (!state_.compare_exchange_weak(s, want, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    const int claim = static_cast<int>(from_front ? front_of(s) : back_of(s) - k);
-    const int first = claim * per;
-    const int end = (claim + static_cast<int>(k)) * per;
-    const int last = end < tasks ? end : tasks;
+    fn = fn_.load(std::memory_order_acquire);
+    tasks = tasks_.load(std::memory_order_relaxed);
+    per = per_claim_.load(std::memory_order_relaxed);
+    if (!word.compare_exchange_weak(s, want, std::memory_order_acq_rel, std::memory_order_acquire)) return false;
+    const uint64_t had = s;
+    s = want;
+    const int c = static_cast<int>(front ? front_of(had) : back_of(had) - k);
+    const int first = c * per, end = (c + static_cast<int>(k)) * per, last = end < tasks ? end : tasks;
     for (int t = first; t < last; ++t) (*fn)(t, thread);
-    done_.fetch_add(static_cast<int>(k), std::memory_order_release);
-    s = state_.load(std::memory_order_acquire);
+    ran += static_cast<int>(k);
+    return true;
+  };
+  // Its own range first, from the front, one claim at a time: nobody else touches that word
+  // unless this thread falls behind, so a claim costs no transfer between cores.
+  std::atomic<uint64_t>& own = ranges_[static_cast<size_t>(thread)].word;
+  for (uint64_t s = own.load(std::memory_order_acquire); gen_of(s) == gen && front_of(s) < back_of(s);) claim(own, s, true, 1);
+  // Then the others' leftovers, from their back: half of what is left, so a thread that was
+  // descheduled (or sleeping) loses its share to those that are running.
+  for (int d = 1; d < threads_; ++d) {
+    std::atomic<uint64_t>& other = ranges_[static_cast<size_t>((thread + d) % threads_)].word;
+    for (uint64_t s = other.load(std::memory_order_acquire); gen_of(s) == gen && front_of(s) < back_of(s);)
+      claim(other, s, false, std::max<uint64_t>(1, (back_of(s) - front_of(s)) / 2));
   }
+  if (ran > 0) done_.fetch_add(ran, std::memory_order_release);
 }
 
 bool ThreadPool::wait_for_step(uint64_t seen) {
@@ -200,7 +208,13 @@ void ThreadPool::parallel_for(int tasks, TaskRef fn) {
   generation_ = (generation_ + 1) & kGenMask;
   if (generation_ == 0) generation_ = 1;  // 0 is what a new worker has seen
   steer_workers();
-  state_.store(pack(generation_, claims, 0));  // back = claims, front = 0
+  // Each thread's own share of the claims, in order (the caller's at the front), so across a
+  // chain of layers each thread keeps to the same part of the image.
+  for (int i = 0; i < threads_; ++i) {
+    const uint64_t lo = claims * static_cast<uint64_t>(i) / threads_, hi = claims * static_cast<uint64_t>(i + 1) / threads_;
+    ranges_[static_cast<size_t>(i)].word.store(pack(generation_, hi, lo), std::memory_order_release);
+  }
+  state_.store(pack(generation_, 0, 0));
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mu_); }
     wake_.notify_all();

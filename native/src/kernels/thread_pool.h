@@ -10,11 +10,15 @@
 // state for a while after each step (spin_us, default 1000 us; EDGE_POOL_SPIN_US overrides;
 // a hard spin for the first 50 us, then yielding the core between looks)
 // before sleeping on a condition variable, and the caller never waits for a worker that has
-// not claimed a task: tasks are claimed from one atomic word holding the step's generation
-// and the untaken range (the caller takes from its front, workers from its back, so each keeps
-// to the same rows layer after layer; a claim takes a share of what is left, shrinking to one
-// task at the end), and the caller waits only for claimed tasks to finish. A
-// worker that is descheduled (an overloaded machine) or asleep costs the step nothing.
+// not claimed a task. Each thread has its own share of a step's tasks, in order (the caller's
+// first), in an atomic word on its own cache line holding the step's generation and the
+// share's untaken range: a thread claims from the front of its own share, which no other core
+// touches while it keeps up, so a claim moves no cache line, and each thread keeps to the same
+// rows layer after layer. A thread whose share is done takes half of what is left of another's
+// from its back, so a worker that is descheduled (an overloaded machine) or asleep costs the
+// step nothing: the caller waits only for claimed tasks to finish. (One word shared by all,
+// measured against this on 2 threads: 0.5-0.9 us more per step with empty tasks, and MobileNetV2,
+// ResNet18 and MobileNetV3-Small 1-3% slower whole; the YOLO-like detector within 1%.)
 //
 // Workers are kept off the calling thread's CPU (Linux: at a step whose caller runs on another
 // CPU than the last one, each worker's affinity becomes the process's CPUs less the caller's).
@@ -88,8 +92,13 @@ class ThreadPool {
   int threads_;
   int spin_us_;
   std::vector<std::thread> workers_;
-  // generation (24 bits) | back (20 bits) | front (20 bits): claims [front, back) are untaken
-  std::atomic<uint64_t> state_{0};
+  // A thread's share of the current step's claims, on a cache line of its own:
+  // generation (24 bits) | back (20 bits) | front (20 bits): claims [front, back) are untaken.
+  struct alignas(64) Range {
+    std::atomic<uint64_t> word{0};
+  };
+  std::vector<Range> ranges_;
+  std::atomic<uint64_t> state_{0};  // the current step's generation (in the bits a range keeps it)
   std::atomic<const TaskRef*> fn_{nullptr};
   std::atomic<int> tasks_{0};  // tasks of the current step (a claim covers per_claim_ of them)
   std::atomic<int> per_claim_{1};
