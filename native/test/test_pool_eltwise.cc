@@ -143,6 +143,20 @@ void eltwise_cases(Rng& rng, int cases) {
     }
     expect(ok, fmt("qadd/qmul %s broadcast=%d count=%zu channels=%zu", qtype_name(e.type), bc, e.count, e.channels));
   }
+  // qadd_rows (a GEMM tile's residual add; test_gemm checks its results) refuses what it cannot do.
+  {
+    uint8_t a[8] = {}, b[8] = {}, y[8] = {};
+    EltwiseArgs e;
+    e.a = a, e.b = b, e.y = y, e.count = 4;
+    const bool good = qadd_rows(e, 2, 4).ok();
+    const bool overlap = qadd_rows(e, 2, 3).ok();
+    e.broadcast = Broadcast::Scalar;
+    const bool scalar = qadd_rows(e, 2, 4).ok();
+    e.broadcast = Broadcast::Full;
+    e.y_scale = 0;
+    const bool zero_scale = qadd_rows(e, 2, 4).ok();
+    expect(good && !overlap && !scalar && !zero_scale, "qadd_rows takes 2 rows of 4 at stride 4 and refuses overlapping rows, a broadcast operand and a zero scale");
+  }
 }
 
 void lut_cases(Rng& rng) {

@@ -72,6 +72,22 @@ Status dispatch(const EltwiseArgs& e, ThreadPool* pool) {
 void eltwise_baseline(const EltwiseArgs& e, size_t begin, size_t end, bool mul) { eltwise_range(e, begin, end, mul); }
 
 Status qadd(const EltwiseArgs& args, ThreadPool* pool) { return dispatch<false>(args, pool); }
+
+Status qadd_rows(const EltwiseArgs& args, size_t rows, size_t stride) {
+  if (args.broadcast != Broadcast::Full) return Status::Error("qadd_rows: the second operand must have the output's shape");
+  if (rows > 1 && stride < args.count) return Status::Error("qadd_rows: rows must not overlap (stride >= count)");
+  if (const char* err = check(args)) return Status::Error(err);
+  auto* range = active_kernels().eltwise != nullptr ? active_kernels().eltwise : eltwise_baseline;
+  EltwiseArgs row = args;
+  for (size_t i = 0; i < rows; ++i) {
+    // One byte per element (uint8 and int8 alike).
+    row.a = static_cast<const uint8_t*>(args.a) + i * stride;
+    row.b = static_cast<const uint8_t*>(args.b) + i * stride;
+    row.y = static_cast<uint8_t*>(args.y) + i * stride;
+    range(row, 0, args.count, false);
+  }
+  return Status::Ok();
+}
 Status qmul(const EltwiseArgs& args, ThreadPool* pool) { return dispatch<true>(args, pool); }
 
 namespace ref {

@@ -36,6 +36,11 @@ struct EltwiseArgs {
 
 Status qadd(const EltwiseArgs& args, ThreadPool* pool = nullptr);
 Status qmul(const EltwiseArgs& args, ThreadPool* pool = nullptr);
+// qadd over a block of `rows` rows of args.count elements each, row i starting i * stride
+// elements after args.a, args.b and args.y (Full broadcast), on the calling thread: a GEMM
+// tile's residual add when the tile holds only some of each row's columns. The arguments are
+// checked once for the whole block (a call per row cost more than the row's add).
+Status qadd_rows(const EltwiseArgs& args, size_t rows, size_t stride);
 
 namespace ref {
 void qadd(const EltwiseArgs& args);

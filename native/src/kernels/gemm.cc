@@ -249,19 +249,17 @@ Status gemm(const PackedWeights& w, const GemmArgs& args, Arena& arena, ThreadPo
                reinterpret_cast<int32_t*>(rowsums + thread * per_thread),
                reinterpret_cast<int32_t*>(rowsums + thread * per_thread + arena_bytes(sizeof(int32_t) * tile)));
     if (args.residual_add == nullptr) return;
-    // The residual add on the tile just written: one call when its rows are contiguous.
+    // The residual add on the tile just written: its rows' columns [c0, c1) in one call.
     EltwiseArgs e = *args.residual_add;
     const int c0 = n0, c1 = std::min(n1, w.N());
     auto* y = static_cast<uint8_t*>(args.c);
     const auto* b = static_cast<const uint8_t*>(args.residual_add->b);
     const bool whole_rows = c0 == 0 && c1 == w.N() && ldc == static_cast<size_t>(w.N());
-    for (int i = 0; i < (whole_rows ? 1 : rows); ++i) {
-      const size_t off = (m0 + i) * ldc + c0;
-      e.a = e.y = y + off;
-      e.b = b + off;
-      e.count = whole_rows ? static_cast<size_t>(rows) * ldc : static_cast<size_t>(c1 - c0);
-      if (!qadd(e, nullptr).ok()) add_failed = true;
-    }
+    const size_t off = m0 * ldc + c0;
+    e.a = e.y = y + off;
+    e.b = b + off;
+    e.count = whole_rows ? static_cast<size_t>(rows) * ldc : static_cast<size_t>(c1 - c0);
+    if (!qadd_rows(e, whole_rows ? 1 : rows, ldc).ok()) add_failed = true;
   };
   parallel_for(pool, mtiles * nchunks, task);
   arena.release_to(mark);
