@@ -123,7 +123,7 @@ t.test('the arm64 release under qemu-aarch64: NEON and dot product', async (t) =
       t.teardown(() => { for (const p of descendants(agent.proc.pid!)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } agent.kill('SIGKILL'); });
 
       const url = await agent.ready(600_000);
-      await waitFor(() => notify.messages.some((m) => m.startsWith('READY=1')), { timeoutMs: 600_000, what: `READY=1 (log: ${JSON.stringify(agent.logs.slice(-3))} ${agent.stderr()})` });
+      await waitFor(() => notify.messages.some((m) => m.startsWith('READY=1')), { timeoutMs: 600_000, what: () => `READY=1 (log: ${JSON.stringify(agent.logs.slice(-3))} ${agent.stderr()})` });
       const readyAt = Date.now();
       t.pass(`READY=1 after ${((readyAt - started) / 1000).toFixed(1)} s`);
       const readyz = await fetch(`${url}/readyz`);
@@ -151,7 +151,7 @@ t.test('the arm64 release under qemu-aarch64: NEON and dot product', async (t) =
       t.equal(post.status, 201, `recorded seqs ${seqs}`);
       const tele = (await (await fetch(`${url}/v1/status`)).json() as any).telemetry;
       t.ok(tele.file.startsWith(path.join(dir, 'data')) && existsSync(tele.file), `the SQLite buffer ${tele.file} on disk`);
-      await waitFor(() => c.store.telemetry(deviceId, { stream: 'arm64' }).length >= seqs.length, { timeoutMs: 120_000, what: `${seqs.length} records at the controller` });
+      await waitFor(() => c.store.telemetry(deviceId, { stream: 'arm64' }).length >= seqs.length, { timeoutMs: 120_000, what: () => `${seqs.length} records at the controller` });
       const stored = c.store.telemetry(deviceId, { stream: 'arm64' });
       t.same(stored.map((r) => r.seq), seqs, `the controller stored the ${seqs.length} records, each once`);
       await waitFor(async () => {

@@ -113,7 +113,7 @@ t.test('each replica\'s dashboard shows the devices reported to either replica',
     return s.devices === 6 && s.recordsAcked === 6 && s.openBatches === 0 && (await store.deviceCounts()).byVersion['digits@1.0.0'] === N + 6;
   }, { timeoutMs: 60_000, what: 'the late devices\' messages handled' });
   for (const [i, s] of streams.entries()) {
-    await waitFor(() => s.updates.some((u) => (u.counts as { total: number }).total === N + 6), { timeoutMs: 30_000, what: `${REPLICAS[i]}'s stream counting the 6 late devices (last: ${JSON.stringify(s.updates.at(-1)?.counts)})` });
+    await waitFor(() => s.updates.some((u) => (u.counts as { total: number }).total === N + 6), { timeoutMs: 30_000, what: () => `${REPLICAS[i]}'s stream counting the 6 late devices (last: ${JSON.stringify(s.updates.at(-1)?.counts)})` });
   }
   t.pass('both streams counted the late devices');
   // A change no replica received as a message (written straight to the database): only the
@@ -121,7 +121,7 @@ t.test('each replica\'s dashboard shows the devices reported to either replica',
   await store.upsertStatus('db-only', { state: 'online', agentVersion: '0.1.0', models: [{ name: 'digits', version: '1.0.0' }], groups: [] });
   await store.flush();
   for (const [i, s] of streams.entries()) {
-    await waitFor(() => s.updates.some((u) => (u.counts as { total: number }).total === N + 7), { timeoutMs: 30_000, what: `${REPLICAS[i]}'s stream counting a device written to the database (last: ${JSON.stringify(s.updates.at(-1)?.counts)})` });
+    await waitFor(() => s.updates.some((u) => (u.counts as { total: number }).total === N + 7), { timeoutMs: 30_000, what: () => `${REPLICAS[i]}'s stream counting a device written to the database (last: ${JSON.stringify(s.updates.at(-1)?.counts)})` });
   }
   t.pass('both streams read the database on their timer');
 

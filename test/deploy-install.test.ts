@@ -67,7 +67,7 @@ t.test('install.sh --config-only: the documented layout, trusted keys, and a con
   await agent.start();
   t.teardown(() => agent.stop());
   const link = agent.components.find((c): c is FleetLink => c instanceof FleetLink)!;
-  await waitFor(() => link.state === 'connected', { timeoutMs: 20_000, what: `the installed config's link over TLS (${JSON.stringify(link.status())})` });
+  await waitFor(() => link.state === 'connected', { timeoutMs: 20_000, what: () => `the installed config's link over TLS (${JSON.stringify(link.status())})` });
   t.pass('the agent connects with the installed certificates');
 });
 

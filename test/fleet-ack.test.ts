@@ -147,7 +147,7 @@ t.test('over a real broker: no ack means re-sends one at a time, spaced; bad ack
   await tel.flush();
   a.link.kickTelemetry();
 
-  await waitFor(() => arrivals.length >= 3 + 4, { timeoutMs: 20_000, what: `the three batches and four re-sends (have ${arrivals.length})` });
+  await waitFor(() => arrivals.length >= 3 + 4, { timeoutMs: 20_000, what: () => `the three batches and four re-sends (have ${arrivals.length})` });
   const first = arrivals.slice(0, 3);
   t.same(first.map((x) => x.batch.stream).sort(), ['events', 'logs', 'metrics'], 'one batch per stream went out at once');
   const resends = arrivals.slice(3);

@@ -28,7 +28,7 @@ t.test('a restarted controller stores every batch queued for it', async (t) => {
   t.teardown(() => second.stop());
   await waitFor(() => second.store.telemetry('pi-backlog', { stream: 'events' }).length === n, {
     timeoutMs: 15_000,
-    what: `all ${n} queued batches stored (have ${second.store.telemetry('pi-backlog', { stream: 'events' }).length})`,
+    what: () => `all ${n} queued batches stored (have ${second.store.telemetry('pi-backlog', { stream: 'events' }).length})`,
   });
   t.equal(second.store.telemetry('pi-backlog', { stream: 'events' }).length, n, 'every queued batch is stored once');
 });

@@ -45,7 +45,7 @@ t.test('embedded broker, MQTT 3.1.1 fallback and the edge-fleet commands', async
   await waitFor(() => {
     if (serve.exitCode !== null) throw new WaitAbort(`edge-fleet serve exited: ${out}`);
     return out.includes('"ready":true');
-  }, { timeoutMs: 30_000, what: `edge-fleet serve to be ready (${out})` });
+  }, { timeoutMs: 30_000, what: () => `edge-fleet serve to be ready (${out})` });
   const url = `mqtt://127.0.0.1:${port}`;
   // Polling reads the database directly; each edge-fleet command runs once for its assertions.
   let opened: FleetStore | undefined;
@@ -105,7 +105,7 @@ t.test('embedded broker, MQTT 3.1.1 fallback and the edge-fleet commands', async
     const dep = await fleet(['deploy', 'digits@1.0.1', '--device', 'emb-dev', '--broker', url, '--db', db]);
     t.equal(dep.status, 0, dep.stderr);
     await waitFor(() => ((store().device('emb-dev')?.reported as { models: { version: string; state: string }[] } | null)?.models ?? []).some((m) => m.version === '1.0.1' && SERVING.test(m.state)),
-      { timeoutMs: 60_000, what: `digits 1.0.1 active (agent: ${JSON.stringify(a.link.modelSync?.reports())})` });
+      { timeoutMs: 60_000, what: () => `digits 1.0.1 active (agent: ${JSON.stringify(a.link.modelSync?.reports())})` });
     t.pass('reported active');
     t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, '1.0.1', 'the runtime serves it');
     const missing = await fleet(['deploy', 'digits@9.9.9', '--device', 'emb-dev', '--broker', url, '--db', db]);

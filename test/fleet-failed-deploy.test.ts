@@ -39,7 +39,7 @@ t.test('an unsigned package refused by the device: failed, with its reason, in e
   t.equal(art.signed, false, 'publish knows it is unsigned');
   await deploy(c.ctl.client!, c.store, { device: 'strict-dev' }, art);
   await waitFor(() => ((c.store.device('strict-dev')?.reported as { models?: { version: string; state: string }[] } | null)?.models ?? []).find((m) => m.version === '1.1.0' && m.state === 'failed'),
-    { timeoutMs: 30_000, what: `1.1.0 reported failed (${JSON.stringify(c.store.device('strict-dev')?.reported)})` });
+    { timeoutMs: 30_000, what: () => `1.1.0 reported failed (${JSON.stringify(c.store.device('strict-dev')?.reported)})` });
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/edge-fleet.js'), 'devices', '--db', db], { encoding: 'utf8', timeout: 30_000 });
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /digits@1\.1\.0 failed: .*not signed/, `the reason is in the table:\n${r.stdout}`);

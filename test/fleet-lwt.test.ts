@@ -21,7 +21,7 @@ t.test('Last Will and clean shutdown on the retained status topic', async (t) =>
   await t.test('SIGKILL: the broker publishes the Last Will', async (t) => {
     const agent = spawnAgent(config);
     t.teardown(() => { if (agent.proc.exitCode === null) agent.kill('SIGKILL'); });
-    const online = await waitFor(() => statuses().find((s) => s.state === 'online'), { timeoutMs: 30_000, what: `online status (agent stderr: ${agent.stderr()})` });
+    const online = await waitFor(() => statuses().find((s) => s.state === 'online'), { timeoutMs: 30_000, what: () => `online status (agent stderr: ${agent.stderr()})` });
     t.match(online, { deviceId: 'lwt-dev', agentVersion: String, kernelVariant: String, arch: process.arch, uptimeSeconds: Number });
     // One meaning for kernelVariant: the variant in use, as /v1/status says it (agent/hardware.ts),
     // not the CPU's feature list (this process runs the same addon on the same CPU).

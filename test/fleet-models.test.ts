@@ -59,7 +59,7 @@ t.test('deploy -> download -> verify -> activate -> reported', async (t) => {
     await deploy(c.ctl.client!, c.store, { device: 'model-dev' }, art);
 
     await waitFor(() => (c.store.device('model-dev')?.reported as Report | null)?.models.find((m) => m.version === '1.1.0' && SERVING.test(m.state)),
-      { timeoutMs: 30_000, what: `1.1.0 reported active (${JSON.stringify(c.store.device('model-dev')?.reported)})` });
+      { timeoutMs: 30_000, what: () => `1.1.0 reported active (${JSON.stringify(c.store.device('model-dev')?.reported)})` });
     const states = wire.messages.map((m) => (JSON.parse(m.payload.toString()) as Report).models.find((x) => x.name === 'digits'))
       .filter((m) => m?.version === '1.1.0').map((m) => m!.state);
     const steps = states.filter((s, i) => s !== states[i - 1]);
@@ -161,7 +161,7 @@ t.test('deploy -> download -> verify -> activate -> reported', async (t) => {
     await a.link.modelSync?.reconcile();
     t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, before, 'nothing changed on the device');
     await c.ctl.client!.publishAsync('edge/v1/model-dev/models/desired', '', { qos: 1, retain: true });
-    await waitFor(() => reported().some((m) => m.version === '1.3.0' && SERVING.test(m.state)), { timeoutMs: 30_000, what: `1.3.0 from the group (${JSON.stringify(reported())})` });
+    await waitFor(() => reported().some((m) => m.version === '1.3.0' && SERVING.test(m.state)), { timeoutMs: 30_000, what: () => `1.3.0 from the group (${JSON.stringify(reported())})` });
     t.equal(a.agent.models.list().find((m) => m.name === 'digits')?.version, '1.3.0', 'with the device document cleared, the group version runs');
   });
 });

@@ -28,7 +28,7 @@ t.test('two replicas with a shared subscription store every batch exactly once',
     if (i % 50 === 0) await new Promise((r) => setImmediate(r));
   }
   const stored = (dev: string): number => r1.store.telemetry(dev).length + r2.store.telemetry(dev).length;
-  await waitFor(() => stored('rep-dev-1') >= N && stored('rep-dev-2') >= N, { timeoutMs: 30_000, what: `${2 * N} records across the replicas (have ${stored('rep-dev-1') + stored('rep-dev-2')})` });
+  await waitFor(() => stored('rep-dev-1') >= N && stored('rep-dev-2') >= N, { timeoutMs: 30_000, what: () => `${2 * N} records across the replicas (have ${stored('rep-dev-1') + stored('rep-dev-2')})` });
 
   for (const dev of ['rep-dev-1', 'rep-dev-2']) {
     const s1 = new Set(r1.store.telemetry(dev).map((r) => r.seq));

@@ -75,7 +75,7 @@ t.test('a SUBSCRIBE lost with the connection is sent again on the next one, sess
   await a.agent.telemetry.flush();
   a.link.kickTelemetry();
   await waitFor(() => a.agent.telemetry.stats().depth === 0, {
-    timeoutMs: 20_000, what: `the controller's acks reaching the device (${JSON.stringify(a.link.status().telemetry)})`,
+    timeoutMs: 20_000, what: () => `the controller's acks reaching the device (${JSON.stringify(a.link.status().telemetry)})`,
   });
   t.equal(c.store.telemetry('resub-dev', { stream: 'metrics' }).length, 5, 'the controller has the five records');
   t.equal((a.link.status().telemetry as { ackTimeouts: number }).ackTimeouts, 0, 'acked the first time, no re-send');

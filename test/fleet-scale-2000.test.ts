@@ -64,7 +64,7 @@ t.test(`${N} simulated devices: the controller's picture is complete after its S
   await waitFor(() => fresh().connected === N - gone.length && fresh().recordsMade >= made + 10 * (N - gone.length), { timeoutMs: 30_000, what: 'the devices dropped and the new records made' });
   ctl = await start();
   await waitFor(async () => { const q = await picture(db); return q.offline.size === gone.length && q.online.size === N - gone.length; },
-    { timeoutMs: 120_000, intervalMs: 500, what: `${gone.length} offline and ${N - gone.length} online after the controller restart` });
+    { timeoutMs: 120_000, intervalMs: 500, what: () => `${gone.length} offline and ${N - gone.length} online after the controller restart` });
   p = await picture(db);
   t.equal(p.known, N, 'every device known after the controller restart');
   t.same([...p.offline].sort(), [...gone].sort(), 'exactly the devices that went away while it was down are offline');
@@ -83,7 +83,7 @@ t.test(`${N} simulated devices: the controller's picture is complete after its S
   const gone2 = sim.ids.filter((_, i) => i % 20 === 7);
   sim.drop(gone2);
   await waitFor(async () => { const q = await picture(db); return q.offline.size === gone2.length && q.online.size === N - gone2.length; },
-    { timeoutMs: 60_000, intervalMs: 500, what: `${gone2.length} offline after the broker restart` });
+    { timeoutMs: 60_000, intervalMs: 500, what: () => `${gone2.length} offline after the broker restart` });
   p = await picture(db);
   t.equal(p.known, N, 'every device known after the broker restart');
   t.same([...p.offline].sort(), [...gone2].sort(), 'exactly the devices that went away after the broker restart are offline');

@@ -47,7 +47,7 @@ export function makeAgent(url: string | undefined, deviceId: string, overrides: 
 export async function startAgent(url: string | undefined, deviceId: string, overrides: Record<string, unknown> = {}): Promise<TestAgent> {
   const a = makeAgent(url, deviceId, overrides);
   await a.agent.start();
-  if (url) await waitFor(() => a.link.state === 'connected', { timeoutMs: 15_000, what: `${deviceId} connected (${JSON.stringify(a.link.status())})` });
+  if (url) await waitFor(() => a.link.state === 'connected', { timeoutMs: 15_000, what: () => `${deviceId} connected (${JSON.stringify(a.link.status())})` });
   return a;
 }
 

@@ -58,7 +58,7 @@ t.test('broker outage: every record arrives exactly once, in order per stream', 
 
   for (const [stream, seqs] of recorded) {
     await waitFor(() => c.store.telemetry('tele-dev', { stream }).length >= seqs.length,
-      { timeoutMs: 60_000, what: `${seqs.length} ${stream} records at the controller (has ${c.store.telemetry('tele-dev', { stream }).length})` });
+      { timeoutMs: 60_000, what: () => `${seqs.length} ${stream} records at the controller (has ${c.store.telemetry('tele-dev', { stream }).length})` });
     const stored = c.store.telemetry('tele-dev', { stream }).map((r) => r.seq);
     t.same(stored, seqs, `${stream}: exactly the ${seqs.length} recorded records, each once`);
     const order = arrivals.get(stream) ?? [];

@@ -48,7 +48,7 @@ t.test('a real agent enrolls through a real controller, survives SIGKILL mid-enr
   serve.stdout!.on('data', (d) => (serveOut += d));
   serve.stderr!.on('data', (d) => (serveOut += d));
   t.teardown(() => { serve.kill('SIGTERM'); });
-  await waitFor(() => serveOut.includes('"ready":true') || (serve.exitCode !== null && Promise.reject(new Error(serveOut))), { timeoutMs: 30_000, what: `edge-fleet serve ready (${serveOut})` });
+  await waitFor(() => serveOut.includes('"ready":true') || (serve.exitCode !== null && Promise.reject(new Error(serveOut))), { timeoutMs: 30_000, what: () => `edge-fleet serve ready (${serveOut})` });
 
   const second = spawnAgentWithFile(file, dir);
   t.teardown(() => second.kill('SIGKILL'));

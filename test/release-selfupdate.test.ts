@@ -75,7 +75,7 @@ t.test('the x64 release file, signed, installs with edge-agent update install an
     if (!line) return false;
     url = String(line.url);
     return (await fetch(`${url}/readyz`)).status === 200;
-  }, { timeoutMs: 120_000, what: `release ${version} ready under the supervisor (${sup.stderr().slice(-500)})` });
+  }, { timeoutMs: 120_000, what: () => `release ${version} ready under the supervisor (${sup.stderr().slice(-500)})` });
   const status = await (await fetch(`${url}/v1/status`)).json() as Record<string, unknown>;
   const bundled = `v${JSON.parse(readFileSync(path.join(rel, 'RELEASE.json'), 'utf8')).node}`;
   t.match(status, { arch: 'x64', node: bundled }, `the supervised agent runs on the release's own Node.js (${String(status.node)})`);

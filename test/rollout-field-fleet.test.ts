@@ -82,7 +82,7 @@ t.test('the field gate halts a worse candidate and passes a better one', async (
     const canaries = await waitFor(() => {
       const a = rollouts.assignments(plan.id).map((x) => x.deviceId);
       return a.length && a.every((d) => reported(d)?.version === '2.0.0-constant' && reported(d)?.state === 'shadow') ? a : undefined;
-    }, { timeoutMs: 60_000, what: `the canaries shadow 2.0.0-constant (${JSON.stringify(rollouts.assignments(plan.id))})` });
+    }, { timeoutMs: 60_000, what: () => `the canaries shadow 2.0.0-constant (${JSON.stringify(rollouts.assignments(plan.id))})` });
 
     let baselineRight = 0;
     for (let i = 0; i < CANARY_LABELS; i++) {
@@ -92,7 +92,7 @@ t.test('the field gate halts a worse candidate and passes a better one', async (
         if (a.right) baselineRight++;
       }
     }
-    await waitFor(() => rollouts.get(plan.id)!.state === 'halted', { timeoutMs: 60_000, what: `rollout halted: ${JSON.stringify(rollouts.get(plan.id))}` });
+    await waitFor(() => rollouts.get(plan.id)!.state === 'halted', { timeoutMs: 60_000, what: () => `rollout halted: ${JSON.stringify(rollouts.get(plan.id))}` });
     const halted = rollouts.get(plan.id)!;
     t.equal(halted.stageIndex, 0, 'halted at the first stage');
     t.match(halted.reason, /field accuracy of digits@2\.0\.0-constant is 0\.\d+ against 0\.\d+ for 1\.0\.0-rotated: gain -0\.\d+ < 0 on \d+ labelled requests \(paired\)/);
@@ -106,7 +106,7 @@ t.test('the field gate halts a worse candidate and passes a better one', async (
       t.ok(field.baseline.accuracy! > 0.3, `the serving version on more (${field.baseline.accuracy}; ${baselineRight} of ${CANARY_LABELS * canaries.length} as the test counted)`);
       t.equal(field.gain, field.candidate.accuracy! - field.baseline.accuracy!, 'the gain');
     }
-    await waitFor(() => canaries.every((d) => reported(d)?.state === 'rolled_back'), { timeoutMs: 30_000, what: `the canaries report 2.0.0-constant rolled back (${JSON.stringify(canaries.map(reported))})` });
+    await waitFor(() => canaries.every((d) => reported(d)?.state === 'rolled_back'), { timeoutMs: 30_000, what: () => `the canaries report 2.0.0-constant rolled back (${JSON.stringify(canaries.map(reported))})` });
     for (const id of canaries) t.equal((await labelled(id)).version, '1.0.0-rotated', `${id} serves the version it had`);
     t.equal(rollouts.assignments(plan.id).length, canaries.length, 'no device past the first stage was told to run 2.0.0-constant');
     const status = await cli(['rollout', 'status', plan.id, '--db', db]);
@@ -126,7 +126,7 @@ t.test('the field gate halts a worse candidate and passes a better one', async (
       }
     })();
     t.teardown(async () => { traffic = false; await drive; });
-    await waitFor(() => ['completed', 'halted'].includes(rollouts.get(plan.id)!.state), { timeoutMs: 180_000, intervalMs: 250, what: `rollout 1.1.0 done: ${JSON.stringify(rollouts.get(plan.id))}` });
+    await waitFor(() => ['completed', 'halted'].includes(rollouts.get(plan.id)!.state), { timeoutMs: 180_000, intervalMs: 250, what: () => `rollout 1.1.0 done: ${JSON.stringify(rollouts.get(plan.id))}` });
     const done = rollouts.get(plan.id)!;
     t.equal(done.state, 'completed', `completed (${done.reason ?? ''})`);
     await waitFor(async () => {

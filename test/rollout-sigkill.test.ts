@@ -57,7 +57,7 @@ t.test('SIGKILL at each step of an update leaves a serving, consistent device', 
       await deploy(ctl.ctl.client!, ctl.store, { device: deviceId }, art);
       // Kill at the step, or at the first step after it if the device went past it in between reports.
       const order = ['downloading', 'verifying', 'installed', 'active', 'probation', 'committed'];
-      await waitFor(() => seen.some((s) => order.indexOf(s) >= order.indexOf(step)), { timeoutMs: 60_000, what: `${deviceId} reports ${step} (seen ${seen.join(',')})` });
+      await waitFor(() => seen.some((s) => order.indexOf(s) >= order.indexOf(step)), { timeoutMs: 60_000, what: () => `${deviceId} reports ${step} (seen ${seen.join(',')})` });
       first.kill('SIGKILL');
       await first.exited();
       t.comment(`killed after reports: ${seen.join(' -> ')}`);

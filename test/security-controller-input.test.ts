@@ -167,7 +167,7 @@ t.test('malformed documents through ingest and every view leave edge-fleet serve
   const rejected = (): { deviceId: string | null; topic: string; reason: string }[] => store.rejected();
   const expected = badDrift.length + 1 + badStatus.length + badReported.length + 1 + 1 + 1 + 2; // + the agent's two
   await waitFor(() => { alive(); return rejected().length >= expected && store.telemetry('pi-wire', { stream: 'metrics' }).length === 1 && store.device('pi-wire'); },
-    { timeoutMs: 30_000, what: `${expected} rejections (have ${rejected().length})` });
+    { timeoutMs: 30_000, what: () => `${expected} rejections (have ${rejected().length})` });
   const reasons = rejected().map((r) => `${r.deviceId} ${r.topic}: ${r.reason}`);
   t.comment(reasons.join('\n'));
   t.ok(reasons.some((r) => /pi-hostile .*drift: record \d+: drift document is invalid: \(top level\) must be object/.test(r)), 'the agent\'s null drift record is refused, saying what was expected');

@@ -88,7 +88,7 @@ t.test('edge-fleet manages a device through a require_certificate TLS broker', a
   const dep = await run(['deploy', `${art.name}@${art.version}`, '--device', 'dev-a', '--broker', broker.tlsUrl, ...tls, '--db', db]);
   t.equal(dep.status, 0, dep.stderr);
   await waitFor(() => agent.models.list().find((m) => m.name === art.name && m.version === '1.1.0' && m.ready),
-    { timeoutMs: 60_000, what: `${art.name}@1.1.0 served by the device (${stderr.slice(-500)})` });
+    { timeoutMs: 60_000, what: () => `${art.name}@1.1.0 served by the device (${stderr.slice(-500)})` });
   await waitFor(() => ((store.device('dev-a')?.reported as { models?: { version: string; state: string }[] } | null)?.models ?? []).find((m) => m.version === '1.1.0' && SERVING.test(m.state)),
     { timeoutMs: 30_000, what: 'the device reporting 1.1.0 to the controller' });
   t.pass('a model deployed over TLS is downloaded, installed and reported');

@@ -56,7 +56,7 @@ t.test('the agent connects over mqtts:// with its certificate and answers the co
   await agent.start();
   t.teardown(() => agent.stop());
   const fleet = link;
-  await waitFor(() => fleet.state === 'connected', { timeoutMs: 20_000, what: `fleet link connected (${JSON.stringify(fleet.status())})` });
+  await waitFor(() => fleet.state === 'connected', { timeoutMs: 20_000, what: () => `fleet link connected (${JSON.stringify(fleet.status())})` });
   t.equal(fleet.state, 'connected', 'the link is up over TLS with the device certificate');
   await waitFor(() => got.some((m) => m.topic === 'edge/v1/dev-a/status' && /online/.test(m.payload)),
     { timeoutMs: 10_000, what: 'the retained online status at the controller' });
@@ -89,7 +89,7 @@ t.test('an agent without its certificate is refused by the broker and keeps runn
   await agent.start();
   t.teardown(() => agent.stop());
   await waitFor(() => /certificate|alert|TLS|ECONNRESET|closed/i.test(String(fleet.status().lastError ?? '')) && fleet.status().reconnectAttempt as number >= 2,
-    { timeoutMs: 20_000, what: `the link failing the TLS handshake and retrying (${JSON.stringify(fleet.status())})` });
+    { timeoutMs: 20_000, what: () => `the link failing the TLS handshake and retrying (${JSON.stringify(fleet.status())})` });
   t.not(fleet.state, 'connected', 'never connected without a client certificate');
   t.match(String(fleet.status().warning), /unreachable/, 'status says the broker is unreachable');
   const health = await fetch(`${agent.url}/healthz`);

@@ -90,7 +90,7 @@ t.test('three agents holding only the claim credential end up connected with the
   for (const a of agents) await a.agent.start();
   for (const a of agents) {
     const id = a.agent.config.deviceId;
-    await waitFor(() => a.link.state === 'connected' && identity(a).provisioned, { timeoutMs: 60_000, what: `${id} enrolled and connected (${JSON.stringify(a.link.status())})` });
+    await waitFor(() => a.link.state === 'connected' && identity(a).provisioned, { timeoutMs: 60_000, what: () => `${id} enrolled and connected (${JSON.stringify(a.link.status())})` });
     const dir = path.join(a.agent.config.dataDir, 'identity', 'current');
     t.equal(statSync(path.join(dir, 'device.key')).mode & 0o777, 0o600, `${id}: its private key is mode 600 in the state directory`);
     const cert = new X509Certificate(readFileSync(path.join(dir, 'device.crt')));
@@ -108,7 +108,7 @@ t.test('three agents holding only the claim credential end up connected with the
   const seen = new Set<string>();
   ctl.client.on('message', (topic, payload) => { if (/"online"|online/.test(payload.toString())) seen.add(topic.split('/')[2]!); });
   await ctl.client.subscribeAsync('edge/v1/+/status', { qos: 0 });
-  await waitFor(() => seen.size >= 3, { timeoutMs: 15_000, what: `online status of the three devices (${[...seen].join(',')})` });
+  await waitFor(() => seen.size >= 3, { timeoutMs: 15_000, what: () => `online status of the three devices (${[...seen].join(',')})` });
 });
 
 t.test('the claim credential can do nothing but ask for a certificate under its own name', async (t) => {
@@ -134,7 +134,7 @@ t.test('a device whose id the policy refuses gets a clear refusal and no certifi
   const before = aclText();
   const a = provisionedAgent(t, 'cam-1');
   await a.agent.start();
-  await waitFor(() => /EDGE_ENROLL_REFUSED/.test(identity(a).lastError ?? ''), { timeoutMs: 30_000, what: `the refusal (${JSON.stringify(identity(a))})` });
+  await waitFor(() => /EDGE_ENROLL_REFUSED/.test(identity(a).lastError ?? ''), { timeoutMs: 30_000, what: () => `the refusal (${JSON.stringify(identity(a))})` });
   t.match(identity(a).lastError, /claim "claim-lab" allows only ids matching pi-\[0-9\]\+/, 'the reason names the policy');
   t.not(a.link.state, 'connected');
   t.notOk(existsSync(path.join(a.agent.config.dataDir, 'identity', 'current')), 'no certificate on the device');
@@ -199,7 +199,7 @@ t.test('a short-lived certificate is renewed before expiry with one reconnect, a
   const renewAt = Date.parse(String((a.link.status().identity as { renewAt: string }).renewAt));
   const notAfter = Date.parse(String((a.link.status().identity as { notAfter: string }).notAfter));
   t.ok(renewAt < notAfter - 10_000 && renewAt > Date.now() - 3000, `renewal planned well before expiry: in ${((renewAt - Date.now()) / 1000).toFixed(1)} s, expiry in ${((notAfter - Date.now()) / 1000).toFixed(1)} s`);
-  await waitFor(() => identity(a).renewals >= 1 && a.link.state === 'connected', { timeoutMs: 60_000, what: `a renewal (${JSON.stringify(a.link.status())})` });
+  await waitFor(() => identity(a).renewals >= 1 && a.link.state === 'connected', { timeoutMs: 60_000, what: () => `a renewal (${JSON.stringify(a.link.status())})` });
   t.not(identity(a).serial, first, 'the device now uses a new certificate');
   t.equal(a.link.status().connects, connects0 + 1, 'exactly one reconnect for the renewal');
   const gens = readdirSync(path.join(a.agent.config.dataDir, 'identity')).filter((e) => e.startsWith('gen-'));
@@ -207,7 +207,7 @@ t.test('a short-lived certificate is renewed before expiry with one reconnect, a
   const issued = new ProvisioningStore(provDir).read().devices['pi-50']!.certs;
   t.equal(issued.length, 2, 'the controller issued two certificates');
   t.equal(issued.at(-1)!.serial.toLowerCase(), String(identity(a).serial).toLowerCase(), 'the device holds the newest');
-  await waitFor(() => statuses.filter((s) => s === 'online').length >= 2, { timeoutMs: 10_000, what: `the status after the reconnect (${statuses.join(',')})` });
+  await waitFor(() => statuses.filter((s) => s === 'online').length >= 2, { timeoutMs: 10_000, what: () => `the status after the reconnect (${statuses.join(',')})` });
   t.notOk(statuses.includes('offline'), `the controller never saw the device offline (no Last Will on the renewal reconnect): ${statuses.join(',')}`);
 });
 
@@ -241,7 +241,7 @@ t.test('a renewed certificate the broker refuses is dropped: the agent reconnect
   await ctl.client.subscribeAsync('edge/v1/pi-51/cert/req', { qos: 1 });
   await waitFor(() => answered, { timeoutMs: 30_000, what: 'the renewal request answered by the stand-in' });
   await waitFor(() => /did not accept the renewed certificate/.test(identity(a).lastError ?? '') && a.link.state === 'connected',
-    { timeoutMs: 40_000, what: `the agent back on its old certificate (${JSON.stringify(a.link.status())})` });
+    { timeoutMs: 40_000, what: () => `the agent back on its old certificate (${JSON.stringify(a.link.status())})` });
   t.equal(identity(a).serial, first, 'it still uses its first certificate');
   t.equal(identity(a).renewals, 0, 'no renewal counted');
   t.ok((a.link.status().connects as number) >= connects0 + 1, 'connected again with the old certificate');
@@ -284,6 +284,6 @@ t.test('a device revoked while connected is cut off and cannot come back', async
   await disconnectDevice(url, pki.tls('controller') as { ca: Buffer; cert: Buffer; key: Buffer }, 'pi-4');
   await waitFor(() => a.link.state !== 'connected', { timeoutMs: 15_000, what: 'pi-4 disconnected' });
   await waitFor(() => /certificate revoked/i.test(String(a.link.status().lastError ?? '')) && (a.link.status().reconnectAttempt as number) >= 2,
-    { timeoutMs: 20_000, what: `pi-4's reconnects refused as revoked (${JSON.stringify(a.link.status())})` });
+    { timeoutMs: 20_000, what: () => `pi-4's reconnects refused as revoked (${JSON.stringify(a.link.status())})` });
   t.not(a.link.state, 'connected', 'the revoked device stays off the broker');
 });

@@ -41,7 +41,7 @@ t.test('replies and artifact answers never go to a topic outside the reply prefi
     await attacker.publishAsync(topics.cmd('reply-dev'), JSON.stringify({ id: `h${i}`, name: 'ping' }), { qos: 1, properties: { responseTopic, correlationData: Buffer.from(`c${i}`) } });
   }
   const fallback = topics.cmdRes('reply-dev');
-  await waitFor(() => on(fallback).length >= hostile.length, { timeoutMs: 15_000, what: `${hostile.length} replies on ${fallback} (have ${on(fallback).length})` });
+  await waitFor(() => on(fallback).length >= hostile.length, { timeoutMs: 15_000, what: () => `${hostile.length} replies on ${fallback} (have ${on(fallback).length})` });
   for (const [i, responseTopic] of hostile.entries()) {
     t.ok(on(fallback).some((m) => JSON.parse(m.payload.toString()).id === `h${i}`), `the reply to a request naming ${responseTopic} went to cmd/res`);
     t.notOk(w.messages.some((m) => m.topic === responseTopic && m.payload.toString().includes(`"h${i}"`)), `nothing published on ${responseTopic}`);

@@ -18,9 +18,19 @@ export async function waitFor<T>(
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${opts.timeoutMs ?? 10_000} ms waiting for ${(typeof opts.what === 'function' ? opts.what() : opts.what) ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(`timed out after ${opts.timeoutMs ?? 10_000} ms waiting for ${describe(opts.what) ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 20));
+  }
+}
+
+/** The description at the timeout: a describer that throws (its subject closed) still leaves the timeout's message. */
+function describe(what: string | (() => string) | undefined): string | undefined {
+  if (typeof what !== 'function') return what;
+  try {
+    return what();
+  } catch (err) {
+    return `(the state could not be described: ${String(err)})`;
   }
 }
 
