@@ -125,6 +125,8 @@ void eltwise_cases(Rng& rng, int cases) {
     e.b_zero_point = rng.uniform(qmin(e.type), qmax(e.type));
     e.y_zero_point = rng.uniform(qmin(e.type), qmax(e.type));
     if (rng.uniform(0, 2) == 0) e.clamp_min = e.y_zero_point;
+    // A fused Clip's upper bound (ReLU6): somewhere above the lower one.
+    if (rng.uniform(0, 2) == 0) e.clamp_max = rng.uniform(std::max(e.clamp_min, qmin(e.type)), qmax(e.type));
     e.y = y.as();
     static ThreadPool pool(3);
     ThreadPool* p = big ? &pool : nullptr;
@@ -156,6 +158,17 @@ void eltwise_cases(Rng& rng, int cases) {
     e.y_scale = 0;
     const bool zero_scale = qadd_rows(e, 2, 4).ok();
     expect(good && !overlap && !scalar && !zero_scale, "qadd_rows takes 2 rows of 4 at stride 4 and refuses overlapping rows, a broadcast operand and a zero scale");
+    // Scales each finite whose ratios are not (1e20 / 1e-20): a sum could be inf - inf.
+    e.y_scale = 1e-20f;
+    e.a_scale = 1e20f;
+    const bool huge_a = qadd(e).ok();
+    e.a_scale = 1;
+    e.b_scale = 1e20f;
+    const bool huge_b = qmul(e).ok();
+    e.b_scale = 1;
+    e.y_scale = 1e-29f;
+    const bool near = qadd(e).ok() && qmul(e).ok();
+    expect(!huge_a && !huge_b && near, "qadd and qmul refuse scale ratios above 1e30 and take 1e29");
   }
 }
 

@@ -45,6 +45,10 @@ const char* check(const EltwiseArgs& e) {
   if (e.a == nullptr || e.b == nullptr || e.y == nullptr) return "eltwise: a, b and y must not be null";
   for (float s : {e.a_scale, e.b_scale, e.y_scale})
     if (!(s > 0) || !std::isfinite(s)) return "eltwise: scales must be finite and positive";
+  // The kernels' ratios (eltwise_span.h) times 255 * 255 stay finite, so no sum is inf - inf.
+  constexpr float kMaxRatio = 1e30f;
+  if (!(e.a_scale / e.y_scale <= kMaxRatio && e.b_scale / e.y_scale <= kMaxRatio && e.a_scale * e.b_scale / e.y_scale <= kMaxRatio))
+    return "eltwise: the scales' ratios (a_scale / y_scale, b_scale / y_scale, a_scale * b_scale / y_scale) must be at most 1e30";
   for (int32_t z : {e.a_zero_point, e.b_zero_point, e.y_zero_point})
     if (z < qmin(e.type) || z > qmax(e.type)) return "eltwise: zero points must lie in the type's range";
   if (e.broadcast == Broadcast::PerChannel && (e.channels == 0 || e.count % e.channels != 0))

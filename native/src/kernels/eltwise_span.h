@@ -23,10 +23,21 @@ struct EltwiseConsts {
   float ra, rb, rm, flo, fhi;
 };
 
+#if defined(EDGE_ELTWISE_SIMD)
+// A build's hand-vectorized body (eltwise_avx2.cc): the elements [0, returned) of the span, the
+// same operations in the same order, so the same bytes; the loop below does the rest.
+template <class T, bool kMul, bool kScalarB>
+size_t eltwise_simd(const T* a, const T* b, T* y, size_t n, const EltwiseConsts& k);
+#endif
+
 template <class T, bool kMul, bool kScalarB>
 void eltwise_span(const T* a, const T* b, T* y, size_t n, const EltwiseConsts& k) {
   constexpr float kMagic = 12582912.0f;
-  for (size_t i = 0; i < n; ++i) {
+  size_t start = 0;
+#if defined(EDGE_ELTWISE_SIMD)
+  start = eltwise_simd<T, kMul, kScalarB>(a, b, y, n, k);
+#endif
+  for (size_t i = start; i < n; ++i) {
     const float da = static_cast<float>(static_cast<int32_t>(a[i]) - k.azp);
     const float db = static_cast<float>(static_cast<int32_t>(kScalarB ? b[0] : b[i]) - k.bzp);
     // da * db is an integer below 2^24 in magnitude: exact in float, as the int32 product is.
