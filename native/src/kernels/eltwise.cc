@@ -57,13 +57,17 @@ const char* check(const EltwiseArgs& e) {
   return nullptr;
 }
 
+// The variant's build of the loops (AVX2 on x86), else this file's (baseline: SSE2, NEON).
+auto active_range() -> decltype(VariantKernels::eltwise) {
+  return active_kernels().eltwise != nullptr ? active_kernels().eltwise : eltwise_baseline;
+}
+
 template <bool kMul>
 Status dispatch(const EltwiseArgs& e, ThreadPool* pool) {
   if (const char* err = check(e)) return Status::Error(err);
   constexpr size_t kChunk = 16384;
   const int chunks = static_cast<int>((e.count + kChunk - 1) / kChunk);
-  // The variant's build of the loops (AVX2 on x86), else this file's (baseline: SSE2, NEON).
-  auto* range = active_kernels().eltwise != nullptr ? active_kernels().eltwise : eltwise_baseline;
+  auto* range = active_range();
   auto task = [&](int c, int) {
     const size_t b = c * kChunk, end = std::min(e.count, b + kChunk);
     range(e, b, end, kMul);
@@ -81,7 +85,7 @@ Status qadd_rows(const EltwiseArgs& args, size_t rows, size_t stride) {
   if (args.broadcast != Broadcast::Full) return Status::Error("qadd_rows: the second operand must have the output's shape");
   if (rows > 1 && stride < args.count) return Status::Error("qadd_rows: rows must not overlap (stride >= count)");
   if (const char* err = check(args)) return Status::Error(err);
-  auto* range = active_kernels().eltwise != nullptr ? active_kernels().eltwise : eltwise_baseline;
+  auto* range = active_range();
   EltwiseArgs row = args;
   for (size_t i = 0; i < rows; ++i) {
     // One byte per element (uint8 and int8 alike).

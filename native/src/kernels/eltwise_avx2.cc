@@ -33,7 +33,7 @@ size_t eltwise_simd(const T* a, const T* b, T* y, size_t n, const EltwiseConsts&
   const __m256i azp = _mm256_set1_epi32(k.azp), bzp = _mm256_set1_epi32(k.bzp), yzp = _mm256_set1_epi32(k.yzp);
   const __m256 ra = _mm256_set1_ps(k.ra), rb = _mm256_set1_ps(k.rb), rm = _mm256_set1_ps(k.rm);
   const __m256 flo = _mm256_set1_ps(k.flo), fhi = _mm256_set1_ps(k.fhi);
-  const __m256 db_scalar = _mm256_set1_ps(static_cast<float>(static_cast<int32_t>(n > 0 ? b[0] : 0) - k.bzp));
+  const __m256 db_scalar = kScalarB && n > 0 ? _mm256_set1_ps(static_cast<float>(static_cast<int32_t>(b[0]) - k.bzp)) : _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     __m256i q[2];
