@@ -214,8 +214,10 @@ void run_gemm_tests(Rng& rng, int cases) {
     run_case(rng, random_case(rng, 1, x, rng.uniform(1, 95)));
     run_case(rng, random_case(rng, 1, rng.uniform(1, 95), x));
   }
-  // 5. One large odd case.
+  // 5. One large odd case, and K past the x86 K block (kX86KBlock, 4096): the sums of the
+  //    first block are stored and reloaded under the second, which finishes them.
   run_case(rng, random_case(rng, 43, 401, 500));
+  for (int i = 0; i < 4; ++i) run_case(rng, random_case(rng, rng.uniform(1, 20), rng.uniform(1, 130), rng.uniform(4090, 8300)));
   // 6. Saturation: every product 255 * -128 (the vpmaddubsw worst case), and alternating
   //    extremes, at large K; the int32 output shows the exact sum.
   for (int K : {2, 3, 64, 127, 1000, 4097}) {

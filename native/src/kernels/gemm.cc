@@ -143,8 +143,8 @@ void gemm_block(const PackedWeights& w, const VariantKernels& variant_vk, const 
     const int width = std::min(vk.nr, w.Np() - n);
     const int valid = std::min(width, w.N() - n);
     const int8_t* panel = w.panel(n);
-    for (int k0 = 0; k0 < K; k0 += kGemmKBlock) {
-      const int kl = std::min(kGemmKBlock, K - k0);
+    for (int k0 = 0; k0 < K; k0 += vk.kblock) {
+      const int kl = std::min(vk.kblock, K - k0);
       // k0 is a multiple of the k-group, so the block starts k0 * width bytes into the panel.
       const int8_t* block = panel + static_cast<size_t>(k0) * width;
       const bool last = k0 + kl >= K;

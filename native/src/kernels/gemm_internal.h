@@ -15,11 +15,9 @@ void gemm_column_terms(const PackedWeights& w, const VariantKernels& vk, int32_t
 void gemm_block(const PackedWeights& w, const VariantKernels& vk, const uint8_t* a, size_t lda, int rows,
                 uint8_t a_xor, const int32_t* colterm, int n0, int n1, const OutputSpec& out, void* c, size_t ldc,
                 int32_t* rowsum, int32_t* acc_tile);
-// acc_tile: scratch of rows * kMaxNr int32 (the K-blocked accumulators of one panel).
+// acc_tile: scratch of rows * kMaxNr int32 (the K-blocked accumulators of one panel, vk.kblock).
 constexpr int kMaxNr = 64;
-// K is processed in blocks of this many so a panel's block (kGemmKBlock x nr bytes) stays in L1
-// while every row of the tile passes over it. A multiple of every variant's k step.
-constexpr int kGemmKBlock = 256;
+
 // The uint8 view of a zero point: a_zp for uint8 activations, a_zp + 128 for int8 ones
 // (whose bytes the kernels read xor 0x80).
 inline int32_t u8_zero_point(QType t, int32_t zp) { return t == QType::U8 ? zp : zp + 128; }
