@@ -181,8 +181,9 @@ void run_conv_tests(Rng& rng, int cases) {
   stem.stride_h = stem.stride_w = 2;
   stem.pad_top = stem.pad_left = stem.pad_bottom = stem.pad_right = 1;
   run_conv(rng, stem, true);
-  // Few input channels, where im2col builds interior rows with fixed 16- or 32-byte moves
-  // (kernels/im2col.h): kernel rows of 6 to 33 bytes around both move widths (16, 17, 32, 33),
+  // Few input channels, where im2col builds interior rows with fixed 16-, 32- or 64-byte moves
+  // (kernels/im2col.h): kernel rows of 6 to 65 bytes around each move width (16, 17, 32, 33,
+  // 48, 55, 63, 64, 65; YOLO's 3x3 layers on 16 channels are 48),
   // 3x3 and 7x7 RGB stems, strides 1 and 2, one or two images, inline and on 2 threads,
   // images of several tiles. Without padding on the bottom and right the last pixel's moves
   // would read past the input, which ends at a guard page: those pixels take exact copies.
@@ -191,7 +192,9 @@ void run_conv_tests(Rng& rng, int cases) {
   };
   for (const Few f : {Few{3, 3, 3, 2, 1, 51}, Few{3, 3, 3, 2, 0, 51}, Few{3, 3, 3, 1, 0, 30}, Few{3, 7, 7, 2, 3, 41},
                       Few{3, 7, 7, 2, 0, 41}, Few{2, 1, 3, 1, 0, 20}, Few{4, 2, 4, 1, 0, 19}, Few{17, 2, 1, 1, 0, 12},
-                      Few{8, 3, 4, 2, 0, 21}, Few{11, 3, 3, 1, 0, 12}, Few{5, 3, 3, 2, 1, 33}}) {
+                      Few{8, 3, 4, 2, 0, 21}, Few{11, 3, 3, 1, 0, 12}, Few{5, 3, 3, 2, 1, 33}, Few{16, 3, 3, 1, 1, 20},
+                      Few{16, 3, 3, 2, 0, 21}, Few{11, 5, 5, 1, 0, 14}, Few{21, 3, 3, 1, 0, 13}, Few{16, 2, 4, 1, 0, 12},
+                      Few{13, 3, 5, 2, 1, 17}}) {
     for (int threads = 0; threads < 2; ++threads) {
       ConvShape s;
       s.batch = rng.uniform(1, 2);

@@ -37,7 +37,7 @@ inline void fill_bytes(uint8_t* dst, uint8_t v, int n) {
   for (int i = 0; i < n; ++i) dst[i] = v;
 }
 
-// MOVE: 0 (exact copies) or the fixed move width (16 or 32) for kernel rows of <= MOVE bytes.
+// MOVE: 0 (exact copies) or the fixed move width (16, 32 or 64) for kernel rows of <= MOVE bytes.
 template <int MOVE>
 void build(const Im2colArgs& args, int first, int rows, uint8_t* a) {
   const ConvShape& s = *args.shape;
@@ -94,9 +94,10 @@ void im2col_rows(const Im2colArgs& args, int first, int rows, uint8_t* a) {
   const ConvShape& s = *args.shape;
   const int span = s.kernel_w * (s.C / s.groups);
   const bool contiguous_taps = s.groups == 1 && s.dilation_w == 1;
-  static_assert(kIm2colSlack >= 32, "a 32-byte move may write 31 bytes past a row");
+  static_assert(kIm2colSlack >= 64, "a 64-byte move may write 63 bytes past a row");
   if (contiguous_taps && span <= 16) return build<16>(args, first, rows, a);
   if (contiguous_taps && span <= 32) return build<32>(args, first, rows, a);
+  if (contiguous_taps && span <= 64) return build<64>(args, first, rows, a);
   build<0>(args, first, rows, a);
 }
 
