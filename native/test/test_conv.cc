@@ -210,6 +210,36 @@ void run_conv_tests(Rng& rng, int cases) {
       run_conv(rng, s, threads == 1);
     }
   }
+  // Regular convolutions by kernel rows (kernels/conv_rows.h): channel counts whose kernel rows
+  // are whole k-groups (and some that are not, which take im2col), kernels 1x1 to 7x7 with
+  // padding on any side, strides 1 and 2, vertical dilation, maps up to 64 pixels wide, one
+  // or two images, inline and on 3 threads, 7-bit weights. run_conv's draws (Int32 outputs,
+  // weight zero points) send some to im2col, which the comparison covers alike.
+  static const int kRowChannels[] = {4, 8, 12, 16, 20, 32, 48, 64, 2, 6, 3, 5};
+  for (int i = 0; i < cases / 6 + 24; ++i) {
+    ConvShape s;
+    s.batch = rng.uniform(1, 2);
+    s.C = kRowChannels[rng.uniform(0, 11)];
+    s.out_channels = rng.uniform(1, 40);
+    s.kernel_h = rng.uniform(1, 7);
+    s.kernel_w = rng.uniform(1, 7);
+    if (s.kernel_h * s.kernel_w * s.C > 1600) s.kernel_h = s.kernel_w = 3;
+    s.stride_h = rng.uniform(1, 2);
+    s.stride_w = rng.uniform(1, 2);
+    s.dilation_h = rng.uniform(1, 2);
+    s.pad_top = rng.uniform(0, s.kernel_h / 2);
+    s.pad_bottom = rng.uniform(0, s.kernel_h / 2);
+    s.pad_left = rng.uniform(0, s.kernel_w / 2);
+    s.pad_right = rng.uniform(0, s.kernel_w / 2);
+    // Wide enough that most have the 24 inside pixels per row conv_rows_wins() asks for.
+    s.H = rng.uniform(3, 9);
+    s.W = rng.uniform(8, 64);
+    while (check_conv_shape(s) != nullptr) {
+      ++s.H;
+      ++s.W;
+    }
+    run_conv(rng, s, rng.uniform(0, 1) == 1, rng.uniform(0, 3) == 0);
+  }
 }
 
 }  // namespace edge::test

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/conv_rows.h"
 #include "kernels/gemm_internal.h"
 #include "kernels/im2col.h"
 
@@ -144,8 +145,10 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
     case PackedConv::Algo::Im2col: {
       const PackedWeights& w = *pc.group_weights()[0];
       const int T = im2col_tile_rows(w.K());
+      // The colterm, then im2col tiles or the kernel-row path's scratch (conv_rows.h).
       return arena_bytes(sizeof(int32_t) * w.Np()) +
-             threads * (arena_bytes(static_cast<size_t>(T) * w.K() + kIm2colSlack) + gemm_tile_scratch_bytes(T));
+             std::max(threads * (arena_bytes(static_cast<size_t>(T) * w.K() + kIm2colSlack) + gemm_tile_scratch_bytes(T)),
+                      conv_rows_scratch_bytes(s, w, threads));
     }
   }
   return 0;
@@ -328,8 +331,18 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
     return Status::Ok();
   }
 
-  // Im2col: tiles of output pixels; each thread builds its tile's rows, then runs the GEMM.
   const PackedWeights& w0 = *pc.group_weights()[0];
+  const uint8_t pad_byte = static_cast<uint8_t>(args.x_zero_point);
+  if (conv_rows_wins(s, w0, vk, args.out)) {
+    // By kernel rows, straight from the input (conv_rows.h).
+    auto* colterm = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * w0.Np()));
+    if (colterm == nullptr) return too_small();
+    gemm_column_terms(w0, vk, zx, args.bias, colterm);
+    Status st = conv_rows(ConvRowsArgs{&s, &w0, &vk, x, x_xor, pad_byte, colterm, &args.out, y}, arena, pool);
+    arena.release_to(mark);
+    return st;
+  }
+  // Im2col: tiles of output pixels; each thread builds its tile's rows, then runs the GEMM.
   const int Kg = w0.K();
   // Tiles of equal size, one per thread at least: a 10x10 map (100 pixels) is 50 + 50, not 96 + 4.
   const int T = gemm_balanced_tile(s.batch * OH * OW, threads, vk.mr, im2col_tile_rows(Kg));
@@ -346,7 +359,6 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
   const int panels = (w0.Np() + vk.nr - 1) / vk.nr;
   const int per_chunk = gemm_panels_per_chunk(panels, tiles, threads);
   const int nchunks = (panels + per_chunk - 1) / per_chunk;
-  const uint8_t pad_byte = static_cast<uint8_t>(args.x_zero_point);
   for (int g = 0; g < s.groups; ++g) {
     const PackedWeights& w = *pc.group_weights()[g];
     gemm_column_terms(w, vk, zx, args.bias ? args.bias + g * OCg : nullptr, colterm);
