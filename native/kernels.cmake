@@ -20,10 +20,10 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
   set_source_files_properties(${EDGE_KERNEL_DIR}/qmatmul_avx2.cc PROPERTIES COMPILE_OPTIONS "-mavx2")
   # The AVX2+FMA small-shape families (also used by the VNNI variants' tables).
   set_source_files_properties(${EDGE_KERNEL_DIR}/conv_direct_avx2.cc ${EDGE_KERNEL_DIR}/quantize_avx2.cc
-    ${EDGE_KERNEL_DIR}/pool_avx2.cc ${EDGE_KERNEL_DIR}/dw_row3_avx2.cc PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma")
+    ${EDGE_KERNEL_DIR}/pool_avx2.cc ${EDGE_KERNEL_DIR}/dw_row_avx2.cc PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma")
   set_source_files_properties(${EDGE_KERNEL_DIR}/copy_avx2.cc ${EDGE_KERNEL_DIR}/eltwise_avx2.cc PROPERTIES COMPILE_OPTIONS "-mavx2")
   set_source_files_properties(${EDGE_KERNEL_DIR}/gemm_avxvnni.cc PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mavxvnni")
-  set_source_files_properties(${EDGE_KERNEL_DIR}/gemm_avx512vnni.cc ${EDGE_KERNEL_DIR}/dw_row3_avx512.cc PROPERTIES
+  set_source_files_properties(${EDGE_KERNEL_DIR}/gemm_avx512vnni.cc ${EDGE_KERNEL_DIR}/dw_row_avx512.cc PROPERTIES
     COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni;-mfma")
 elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64")
   set_source_files_properties(${EDGE_KERNEL_DIR}/gemm_dotprod.cc PROPERTIES COMPILE_OPTIONS "-march=armv8.2-a+dotprod")

@@ -139,37 +139,44 @@ ConvShape random_shape(Rng& rng) {
 void run_conv_tests(Rng& rng, int cases) {
   for (int i = 0; i < cases / 2 + 20; ++i) run_conv(rng, random_shape(rng), rng.uniform(0, 3) == 0);
   for (int i = 0; i < cases / 4 + 10; ++i) run_conv(rng, random_shape(rng), rng.uniform(0, 3) == 0, /*narrow=*/true);
-  // MobileNet v2's depthwise 3x3 layers (stride 1 and 2, pad 1) at a small resolution, inline
-  // and on 2 threads (7 or 4 rows with 128+ channels: the split into channel runs, whose last
-  // run is short, 131 and 200 channels ending off the vector widths).
-  for (int C : {32, 96, 131, 144, 192, 200, 384, 576, 960}) {
-    for (int stride : {1, 2}) {
-      ConvShape s;
-      s.H = s.W = 7;
-      s.C = s.out_channels = s.groups = C;
-      s.kernel_h = s.kernel_w = 3;
-      s.stride_h = s.stride_w = stride;
-      s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = 1;
-      run_conv(rng, s, false);
-      run_conv(rng, s, true);
+  // MobileNet v2's depthwise 3x3 layers (stride 1 and 2, pad 1) and MobileNetV3's and
+  // PP-LCNet's 5x5 ones (pad 2) at a small resolution, inline and on 2 threads (7 or 4 rows
+  // with 128+ channels: the split into channel runs, whose last run is short, 131 and 200
+  // channels ending off the vector widths).
+  for (int k : {3, 5}) {
+    for (int C : {32, 96, 131, 144, 192, 200, 384, 576, 960}) {
+      for (int stride : {1, 2}) {
+        ConvShape s;
+        s.H = s.W = 7;
+        s.C = s.out_channels = s.groups = C;
+        s.kernel_h = s.kernel_w = k;
+        s.stride_h = s.stride_w = stride;
+        s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = k / 2;
+        run_conv(rng, s, false);
+        run_conv(rng, s, true);
+      }
     }
   }
-  // Depthwise 3x3 rows long enough for the variants' multi-pixel dw_row3 runs (8 pixels on
-  // AVX-512, 4 on AVX2 and NEON) and their single-pixel tails, channel counts off the vector
+  // Depthwise 3x3 and 5x5 rows long enough for the variants' multi-pixel dw_row runs (8 pixels
+  // on AVX-512, 4 on AVX2 and NEON) and their single-pixel tails, channel counts off the vector
   // widths, with and without padding, one or two image rows per band.
-  for (int C : {8, 13, 24, 40, 67}) {
-    for (int stride : {1, 2}) {
-      ConvShape s;
-      s.batch = rng.uniform(1, 2);
-      s.H = rng.uniform(3, 9);
-      s.W = rng.uniform(18, 41);
-      s.C = s.out_channels = s.groups = C;
-      s.kernel_h = s.kernel_w = 3;
-      s.stride_h = rng.uniform(1, 2);
-      s.stride_w = stride;
-      s.pad_top = s.pad_left = rng.uniform(0, 1);
-      s.pad_bottom = s.pad_right = rng.uniform(0, 1);
-      run_conv(rng, s, rng.uniform(0, 1) == 1);
+  for (int k : {3, 5}) {
+    for (int C : {8, 13, 24, 40, 67}) {
+      for (int stride : {1, 2}) {
+        ConvShape s;
+        s.batch = rng.uniform(1, 2);
+        s.H = rng.uniform(k, 9);
+        s.W = rng.uniform(18, 41);
+        s.C = s.out_channels = s.groups = C;
+        s.kernel_h = s.kernel_w = k;
+        s.stride_h = rng.uniform(1, 2);
+        s.stride_w = stride;
+        s.pad_top = rng.uniform(0, k / 2);
+        s.pad_left = rng.uniform(0, k / 2);
+        s.pad_bottom = rng.uniform(0, k / 2);
+        s.pad_right = rng.uniform(0, k / 2);
+        run_conv(rng, s, rng.uniform(0, 1) == 1);
+      }
     }
   }
   // A stem-like 3x3 stride-2 regular conv with 3 input channels.

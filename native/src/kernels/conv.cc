@@ -40,7 +40,7 @@ const char* check_conv_shape(const ConvShape& s) {
 
 size_t PackedConv::bytes() const {
   size_t b = dw_w_.size() * sizeof(int16_t) + dw_wsum_.size() * sizeof(int32_t) + dw_q8_.size() +
-             dw3_w_.size() * sizeof(int32_t);
+             dwr_w_.size() * sizeof(int32_t);
   for (const auto& w : group_w_) b += w->bytes();
   return b;
 }
@@ -77,11 +77,15 @@ Status pack_conv(const ConvShape& s, const int8_t* w, const int32_t* w_zps, int 
         const int32_t v = w[c * taps + t] - zp_of(c);
         if (v < -128 || v > 127) { fits8 = false; break; }
       }
-    if (vk != nullptr && vk->dw_row3 != nullptr && fits8 && s.kernel_h == 3 && s.kernel_w == 3 && s.dilation_h == 1 &&
-        s.dilation_w == 1 && (s.stride_w == 1 || s.stride_w == 2)) {
-      pc->dw3_w_.resize(static_cast<size_t>(9) * s.C);
+    // 5x5 rows only with 8+ inside pixels: on a 7x7 map (3 of 7) the row kernel's setup per
+    // row cost more than it saved (AVX-512 7x7x576 20 -> 28 us, AVX2 51 -> 55 us).
+    const int inside5 = std::min(s.out_w(), (s.W - 5 + s.pad_left) / s.stride_w + 1) - (s.pad_left + s.stride_w - 1) / s.stride_w;
+    if (vk != nullptr && vk->dw_row != nullptr && fits8 && s.kernel_h == s.kernel_w &&
+        (s.kernel_h == 3 || (s.kernel_h == 5 && inside5 >= 8)) && s.dilation_h == 1 && s.dilation_w == 1 &&
+        (s.stride_w == 1 || s.stride_w == 2)) {
+      pc->dwr_w_.resize(static_cast<size_t>(taps) * s.C);
       for (int c = 0; c < s.C; ++c)
-        for (int t = 0; t < 9; ++t) pc->dw3_w_[static_cast<size_t>(t) * s.C + c] = w[c * 9 + t] - zp_of(c);
+        for (int t = 0; t < taps; ++t) pc->dwr_w_[static_cast<size_t>(t) * s.C + c] = w[c * taps + t] - zp_of(c);
     }
     if (vk != nullptr && vk->dw_pixel_q8 != nullptr && fits8) {
       // Full tap quads, then the remaining taps one by one (variant_table.h): a 3x3 kernel is two
@@ -136,8 +140,8 @@ size_t conv_scratch_bytes(const PackedConv& pc, int threads) {
   threads = std::max(threads, 1);
   switch (pc.algo()) {
     case PackedConv::Algo::Depthwise:
-      // zero-point row (a whole input row for dw_row3), then per thread: accumulators and the tap pointers.
-      return arena_bytes(pc.dw_row3_weights().empty() ? s.C : static_cast<size_t>(s.W) * s.C) +
+      // zero-point row (a whole input row for dw_row), then per thread: accumulators and the tap pointers.
+      return arena_bytes(pc.dw_row_weights().empty() ? s.C : static_cast<size_t>(s.W) * s.C) +
              arena_bytes(sizeof(int32_t) * s.C) +
              threads * (arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (s.kernel_h * s.kernel_w + 4)));
     case PackedConv::Algo::Pointwise:
@@ -219,8 +223,9 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
     const bool q8 = !pc.dw_q8_weights().empty();
     const int slots = q8 ? quads * 4 : taps_even;
     const size_t stride = arena_bytes(sizeof(int32_t) * s.C) + arena_bytes(sizeof(void*) * (taps + 4));
-    const bool row3 = !pc.dw_row3_weights().empty();
-    const size_t zrow_bytes = row3 ? static_cast<size_t>(s.W) * s.C : s.C;
+    const bool row_kernel = !pc.dw_row_weights().empty();
+    const int ks = s.kernel_w;  // the row kernel's size (3 or 5) when it runs
+    const size_t zrow_bytes = row_kernel ? static_cast<size_t>(s.W) * s.C : s.C;
     auto* zrow = static_cast<uint8_t*>(arena.alloc(zrow_bytes));
     auto* zeros = static_cast<int32_t*>(arena.alloc(sizeof(int32_t) * s.C));
     auto* scratch = static_cast<uint8_t*>(arena.alloc(stride * threads));
@@ -232,9 +237,11 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
       zeros[c] = static_cast<int32_t>(static_cast<uint32_t>(args.bias ? args.bias[c] : 0) -
                                       static_cast<uint32_t>(zx) * static_cast<uint32_t>(wsum[c]));
     std::memset(zrow, static_cast<uint8_t>(args.x_zero_point), zrow_bytes);
-    // dw_row3 runs over the output columns whose taps are all inside the row: [ow_lo, ow_hi).
-    const int ow_lo = row3 ? std::min(OW, (s.pad_left + s.stride_w - 1) / s.stride_w) : 0;
-    const int ow_hi = !row3 || s.W - 3 + s.pad_left < 0 ? ow_lo : std::max(ow_lo, std::min(OW, (s.W - 3 + s.pad_left) / s.stride_w + 1));
+    // dw_row runs over the output columns whose taps are all inside the row: [ow_lo, ow_hi).
+    const int ow_lo = row_kernel ? std::min(OW, (s.pad_left + s.stride_w - 1) / s.stride_w) : 0;
+    const int ow_hi = !row_kernel || s.W - ks + s.pad_left < 0
+                          ? ow_lo
+                          : std::max(ow_lo, std::min(OW, (s.W - ks + s.pad_left) / s.stride_w + 1));
     const int32_t* colterm = zeros;
     const int16_t* wdw = pc.dw_weights().data();
     const int8_t* w8 = pc.dw_q8_weights().data();
@@ -251,12 +258,13 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
     if (threads > 1 && rows_total < 4 * threads && !by_channels) col_chunks = std::min(OW, (4 * threads + rows_total - 1) / rows_total);
     const int cols_per = (OW + col_chunks - 1) / col_chunks;
     col_chunks = (OW + cols_per - 1) / cols_per;
-    // dw_row3's arguments for output pixels [r_lo, r_hi) of a row, channels [cb, ce).
-    auto row3_args = [&](int row, int r_lo, int r_hi, int cb, int ce) {
+    // dw_row's arguments for output pixels [r_lo, r_hi) of a row, channels [cb, ce).
+    auto row_args = [&](int row, int r_lo, int r_hi, int cb, int ce) {
       const int n = row / OH, oh = row % OH, ih0 = oh * s.stride_h - s.pad_top;
       const uint8_t* const image = x + static_cast<size_t>(n) * s.H * s.W * s.C;
-      DwRow3Args ra;
-      for (int ky = 0; ky < 3; ++ky) {
+      DwRowArgs ra;
+      ra.ks = ks;
+      for (int ky = 0; ky < ks; ++ky) {
         const int ih = ih0 + ky;
         ra.rows[ky] = (ih < 0 || ih >= s.H ? zrow : image + static_cast<size_t>(ih) * s.W * s.C) +
                       static_cast<size_t>(r_lo * s.stride_w - s.pad_left) * s.C;
@@ -266,7 +274,7 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
       ra.C = s.C;
       ra.c_begin = cb;
       ra.c_end = ce;
-      ra.w = pc.dw_row3_weights().data();
+      ra.w = pc.dw_row_weights().data();
       ra.x_xor = x_xor;
       ra.colterm = colterm;
       ra.out = &args.out;
@@ -276,7 +284,7 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
     auto task = [&](int t, int thread) {
       if (t < cchunks) {
         const int cb = t * cpc, ce = std::min(s.C, cb + cpc);
-        for (int row = 0; row < rows_total; ++row) vk.dw_row3(row3_args(row, ow_lo, ow_hi, cb, ce));
+        for (int row = 0; row < rows_total; ++row) vk.dw_row(row_args(row, ow_lo, ow_hi, cb, ce));
         return;
       }
       t -= cchunks;
@@ -292,10 +300,10 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
       uint8_t* out = y + (static_cast<size_t>(n) * OH + oh) * OW * s.out_channels * esize;
       const size_t out_step = static_cast<size_t>(s.out_channels) * esize;
       for (int t = taps; t < slots; ++t) ptrs[t] = zrow;
-      // dw_row3 takes this task's share of [ow_lo, ow_hi) (unless the channel tasks have it);
+      // dw_row takes this task's share of [ow_lo, ow_hi) (unless the channel tasks have it);
       // the per-pixel loop the rest of [c0, c1).
       const int r_lo = std::max(ow_lo, c0), r_hi = std::min(ow_hi, c1);
-      if (r_hi > r_lo && !by_channels) vk.dw_row3(row3_args(row, r_lo, r_hi, 0, C));
+      if (r_hi > r_lo && !by_channels) vk.dw_row(row_args(row, r_lo, r_hi, 0, C));
       out += static_cast<size_t>(c0) * out_step;
       for (int ow = c0; ow < c1; ++ow, out += out_step) {
         if (ow == r_lo && r_hi > r_lo) {

@@ -5,12 +5,14 @@
 // pack_conv(), which picks the algorithm:
 //   - Pointwise: 1x1, stride 1, no padding: a GEMM straight on the input (per group);
 //   - Depthwise: groups == C and out_channels == C (channel multiplier 1): a direct kernel,
-//     all kernel sizes; 3x3 with dilation 1 and horizontal stride 1 or 2 runs the interior of
-//     each output row through the variant's dw_row3 (several output pixels sharing each
-//     loaded input column), the border pixels through the per-pixel kernel;
+//     all kernel sizes; 3x3 and 5x5 (with 8+ inside pixels a row) with dilation 1 and
+//     horizontal stride 1 or 2 run the interior of each output row through the variant's
+//     dw_row (several output pixels sharing each loaded input column), the border pixels
+//     through the per-pixel kernel;
 //   - Im2col: everything else (regular, grouped, strided, dilated): rows of the im2col
 //     matrix are built per tile in arena scratch (padding filled with the input zero point,
-//     so it contributes exactly zero) and fed to the GEMM.
+//     so it contributes exactly zero) and fed to the GEMM; regular convolutions on up to 48
+//     input channels over wide maps skip the matrix and run by kernel rows (conv_rows.h).
 // The PackedConv owns its packed weights; the original weights can be freed after packing.
 #include <cstddef>
 #include <cstdint>
@@ -51,9 +53,10 @@ class PackedConv {
   // The same weights as int8 tap quads for the variant's dw_pixel_q8 (variant_table.h); empty
   // when the variant has none or a centred weight leaves [-128, 127].
   const std::vector<int8_t>& dw_q8_weights() const { return dw_q8_; }
-  // 3x3, dilation 1, horizontal stride 1 or 2, centred weights in [-128, 127], and a variant
-  // with dw_row3: the weights as int32 [9][C] for runs of interior output pixels; else empty.
-  const std::vector<int32_t>& dw_row3_weights() const { return dw3_w_; }
+  // 3x3 or 5x5, dilation 1, horizontal stride 1 or 2, centred weights in [-128, 127], and a
+  // variant with dw_row: the weights as int32 [taps][C] for runs of interior output pixels;
+  // else empty.
+  const std::vector<int32_t>& dw_row_weights() const { return dwr_w_; }
   size_t bytes() const;
 
  private:
@@ -65,7 +68,7 @@ class PackedConv {
   std::vector<int16_t> dw_w_;
   std::vector<int32_t> dw_wsum_;
   std::vector<int8_t> dw_q8_;
-  std::vector<int32_t> dw3_w_;
+  std::vector<int32_t> dwr_w_;
 };
 
 // w: [out_channels][C/groups][kernel_h][kernel_w] int8; w_zero_points: 1 or out_channels

@@ -121,7 +121,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::Avx2, /*nr=*/16, /*col_align=*/8, /*kgroup=*/2, /*mr=*/4, microkernel, /*a_flip=*/0,
     finish_row_avx2, dw_pixel_avx2, peak_loop,
-    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, /*dw_pixel_q8=*/nullptr, microkernel_q, dw_row3_avx2,
+    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, /*dw_pixel_q8=*/nullptr, microkernel_q, dw_row_avx2,
     /*eltwise=*/eltwise_avx2, /*quantize_u8_planes3=*/quantize_u8_planes3_avx2, /*kblock=*/kX86KBlock,
 };
 

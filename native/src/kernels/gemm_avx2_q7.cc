@@ -110,7 +110,7 @@ const VariantKernels kTable = {
     Variant::Avx2, /*nr=*/16, /*col_align=*/8, /*kgroup=*/4, /*mr=*/4, microkernel, /*a_flip=*/0,
     finish_row_avx2, dw_pixel_avx2, /*peak_loop=*/nullptr,  // peak.cc measures the variants' own tables
     direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, /*dw_pixel_q8=*/nullptr, microkernel_q,
-    /*dw_row3=*/nullptr, /*eltwise=*/eltwise_avx2, /*quantize_u8_planes3=*/quantize_u8_planes3_avx2, /*kblock=*/kX86KBlock,
+    /*dw_row=*/nullptr, /*eltwise=*/eltwise_avx2, /*quantize_u8_planes3=*/quantize_u8_planes3_avx2, /*kblock=*/kX86KBlock,
 };
 
 }  // namespace

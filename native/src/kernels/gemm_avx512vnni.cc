@@ -387,7 +387,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::Avx512Vnni, /*nr=*/64, /*col_align=*/16, /*kgroup=*/4, /*mr=*/6, microkernel, /*a_flip=*/0,
     finish_row_avx512, dw_pixel_avx512, peak_loop,
-    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, dw_pixel_q8_avx512, microkernel_q, dw_row3_avx512,
+    direct_conv_avx2, quantize_u8_avx2, max_pool_2x2_avx2, dw_pixel_q8_avx512, microkernel_q, dw_row_avx512,
     /*eltwise=*/eltwise_avx2, /*quantize_u8_planes3=*/quantize_u8_planes3_avx2, /*kblock=*/kX86KBlock,
 };
 

@@ -106,7 +106,7 @@ uint64_t peak_loop(uint64_t iters, int32_t* sink) {
 const VariantKernels kTable = {
     Variant::Dotprod, /*nr=*/16, /*col_align=*/4, /*kgroup=*/4, /*mr=*/4, microkernel, /*a_flip=*/128,
     finish_row_neon, dw_pixel_neon, peak_loop,
-    direct_conv_neon, quantize_u8_neon, max_pool_2x2_neon, /*dw_pixel_q8=*/nullptr, microkernel_q, dw_row3_neon,
+    direct_conv_neon, quantize_u8_neon, max_pool_2x2_neon, /*dw_pixel_q8=*/nullptr, microkernel_q, dw_row_neon,
     /*eltwise=*/nullptr, /*quantize_u8_planes3=*/quantize_u8_planes3_neon,
 };
 

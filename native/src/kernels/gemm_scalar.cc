@@ -25,7 +25,7 @@ const VariantKernels kScalar = {
     Variant::Scalar, /*nr=*/16, /*col_align=*/4, /*kgroup=*/1, /*mr=*/4, microkernel_scalar, /*a_flip=*/0,
     finish_row_scalar, dw_pixel_scalar, /*peak_loop=*/nullptr,
     direct_conv_scalar, quantize_u8_scalar, max_pool_2x2_scalar, /*dw_pixel_q8=*/nullptr,
-    /*microkernel_q=*/nullptr, /*dw_row3=*/nullptr, /*eltwise=*/nullptr, /*quantize_u8_planes3=*/nullptr,
+    /*microkernel_q=*/nullptr, /*dw_row=*/nullptr, /*eltwise=*/nullptr, /*quantize_u8_planes3=*/nullptr,
 };
 
 }  // namespace

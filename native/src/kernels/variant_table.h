@@ -43,19 +43,20 @@ struct FusedFinish {
   size_t ldy;              // bytes between output rows
 };
 
-// One run of depthwise 3x3 output pixels along an output row (dilation 1), all taps inside the
-// rows given (padding rows point at a row of zero-point bytes; padded columns are the driver's).
-// Output pixel p (< count) reads input columns p * stride + kx of rows[ky]: its sums are
-// colterm[c] + sum_{ky,kx} (x ^ x_xor) * w[(ky * 3 + kx) * C + c], finished as finish_row
-// would (out->kind U8, S8 or Int32), written C elements per pixel from y.
-struct DwRow3Args {
-  const uint8_t* rows[3];  // input row ky at the first output pixel's kx = 0 column, channel 0
+// One run of depthwise ks x ks (3 or 5) output pixels along an output row (dilation 1), all
+// taps inside the rows given (padding rows point at a row of zero-point bytes; padded columns
+// are the driver's). Output pixel p (< count) reads input columns p * stride + kx of rows[ky]:
+// its sums are colterm[c] + sum_{ky,kx} (x ^ x_xor) * w[(ky * ks + kx) * C + c], finished as
+// finish_row would (out->kind U8, S8 or Int32), written C elements per pixel from y.
+struct DwRowArgs {
+  int ks = 3;              // kernel size: 3 or 5
+  const uint8_t* rows[5];  // input row ky < ks at the first output pixel's kx = 0 column, channel 0
   int count;               // output pixels
   int stride;              // input pixels between output pixels: 1 or 2
   int C;                   // channels: elements per input and output pixel
   int c_begin = 0, c_end = -1;  // the channels computed: [c_begin, c_end), c_end < 0 meaning C;
                                 // c_begin a multiple of 16 (the SIMD blocks stay the same)
-  const int32_t* w;        // [9][C] centred weights in [-128, 127] as int32
+  const int32_t* w;        // [ks * ks][C] centred weights in [-128, 127] as int32
   uint8_t x_xor;
   const int32_t* colterm;  // C values: bias - x_zp * sum of the channel's weights
   const OutputSpec* out;
@@ -119,9 +120,9 @@ struct VariantKernels {
   // Null where the variant has none: the driver then runs microkernel + finish_row.
   void (*microkernel_q)(int rows, const uint8_t* a, size_t lda, int K, const int8_t* panel, int width, uint8_t a_xor,
                         const int32_t* acc, bool accumulate, const FusedFinish& f);
-  // Depthwise 3x3 along a row of output pixels, each input vector loaded once per kernel row and
-  // used for every output pixel that reads it (DwRow3Args); null where the variant has none.
-  void (*dw_row3)(const DwRow3Args& a);
+  // Depthwise 3x3 or 5x5 along a row of output pixels, each input vector loaded once per kernel
+  // row and used for every output pixel that reads it (DwRowArgs); null where the variant has none.
+  void (*dw_row)(const DwRowArgs& a);
   // Elements [begin, end) of a checked qadd (mul false) or qmul (mul true) (eltwise_span.h);
   // null where the baseline build serves (eltwise.cc).
   void (*eltwise)(const EltwiseArgs& e, size_t begin, size_t end, bool mul);
@@ -179,8 +180,8 @@ void direct_conv_neon(const DirectConvArgs& a);
 void quantize_u8_neon(const float* x, size_t n, float scale, int32_t zp, uint8_t* y, size_t y_stride);
 void quantize_u8_planes3_neon(const float* const planes[3], size_t n, float scale, int32_t zp, uint8_t* y);
 void max_pool_2x2_neon(const PoolShape& s, const uint8_t* x, uint8_t* y);
-void dw_row3_avx2(const DwRow3Args& a);
-void dw_row3_avx512(const DwRow3Args& a);
-void dw_row3_neon(const DwRow3Args& a);
+void dw_row_avx2(const DwRowArgs& a);
+void dw_row_avx512(const DwRowArgs& a);
+void dw_row_neon(const DwRowArgs& a);
 
 }  // namespace edge::kernels
