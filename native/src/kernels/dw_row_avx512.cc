@@ -118,17 +118,6 @@ void run(const Block& b, int count, uint8_t* y8, int32_t* y32) {
   for (; p < count; ++p) pixels<KS, SW, 1, XOR>(b, p, y8, y32);
 }
 
-template <int KS>
-void run_ks(const Block& b, int stride, bool x_xor, int count, uint8_t* y8, int32_t* y32) {
-  if (stride == 1) {
-    if (x_xor) run<KS, 1, true>(b, count, y8, y32);
-    else run<KS, 1, false>(b, count, y8, y32);
-  } else {
-    if (x_xor) run<KS, 2, true>(b, count, y8, y32);
-    else run<KS, 2, false>(b, count, y8, y32);
-  }
-}
-
 }  // namespace
 
 void dw_row_avx512(const DwRowArgs& a) {
@@ -170,8 +159,7 @@ void dw_row_avx512(const DwRowArgs& a) {
     for (int k = 0; k < ks; ++k) b.rows[k] = a.rows[k] + c;
     uint8_t* y8 = static_cast<uint8_t*>(a.y) + c;
     int32_t* y32 = static_cast<int32_t*>(a.y) + c;
-    if (ks == 5) run_ks<5>(b, a.stride, a.x_xor != 0, a.count, y8, y32);
-    else run_ks<3>(b, a.stride, a.x_xor != 0, a.count, y8, y32);
+    dw_row_dispatch(a, [&](auto k, auto sw, auto x) { run<decltype(k)::value, decltype(sw)::value, decltype(x)::value>(b, a.count, y8, y32); });
   }
 }
 

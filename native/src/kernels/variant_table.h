@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/common.h"
 #include "kernels/dispatch.h"
@@ -62,6 +63,23 @@ struct DwRowArgs {
   const OutputSpec* out;
   void* y;
 };
+
+// Calls f(ks, sw, x) with a run's compile-time choices as std::integral_constant values: kernel
+// size 3 or 5, stride 1 or 2, and whether int8 activations are xored (the SIMD dw_row files
+// instantiate one loop per combination).
+template <class F>
+inline void dw_row_dispatch(const DwRowArgs& a, F&& f) {
+  auto by_stride = [&](auto ks) {
+    auto by_xor = [&](auto sw) {
+      if (a.x_xor) f(ks, sw, std::true_type{});
+      else f(ks, sw, std::false_type{});
+    };
+    if (a.stride == 1) by_xor(std::integral_constant<int, 1>{});
+    else by_xor(std::integral_constant<int, 2>{});
+  };
+  if (a.ks == 5) by_stride(std::integral_constant<int, 5>{});
+  else by_stride(std::integral_constant<int, 3>{});
+}
 
 // GEMM K blocks (VariantKernels::kblock), multiples of every variant's k step. Measured with
 // the AVX-512 VNNI and AVX2 kernels on an AMD Zen 4 (32 KB L1), the engine's step profile, min
