@@ -3,17 +3,35 @@
 // the default timeout for every file is minutes, not CI's 90.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 t.setTimeout(120_000);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/**
+ * A project folder of its own for the nested tap: tap keeps its run state in the project's
+ * `.tap` folder, and the outer run is writing into the repository's (two runs in one folder race
+ * over `.tap/processinfo`). The fixture and the packages are the repository's.
+ */
+function scratchProject(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'edge-tap-hang-'));
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({
+    type: 'module', tap: { 'disable-coverage': true, 'allow-empty-coverage': true },
+  }));
+  symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  copyFileSync(path.join(root, 'test/fixtures/hang/hangs.ts'), path.join(dir, 'hangs.test.ts'));
+  return dir;
+}
+
 t.test('a deliberately hung test is stopped by its timeout, named, in seconds', async (t) => {
+  const dir = scratchProject();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const started = Date.now();
-  const child = spawn(process.execPath, [path.join(root, 'node_modules/tap/dist/esm/run.mjs'), '--reporter=tap', 'test/fixtures/hang/hangs.ts'], {
-    cwd: root, env: { ...process.env, HANG_TIMEOUT_MS: '2000' }, stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(process.execPath, [path.join(root, 'node_modules/tap/dist/esm/run.mjs'), '--reporter=tap', 'hangs.test.ts'], {
+    cwd: dir, env: { ...process.env, HANG_TIMEOUT_MS: '2000' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
