@@ -79,7 +79,7 @@ Status pack_conv(const ConvShape& s, const int8_t* w, const int32_t* w_zps, int 
       }
     // 5x5 rows only with 8+ inside pixels: on a 7x7 map (3 of 7) the row kernel's setup per
     // row cost more than it saved (AVX-512 7x7x576 20 -> 28 us, AVX2 51 -> 55 us).
-    const int inside5 = std::min(s.out_w(), (s.W - 5 + s.pad_left) / s.stride_w + 1) - (s.pad_left + s.stride_w - 1) / s.stride_w;
+    const int inside5 = inside_columns(s, 5).count();
     if (vk != nullptr && vk->dw_row != nullptr && fits8 && s.kernel_h == s.kernel_w &&
         (s.kernel_h == 3 || (s.kernel_h == 5 && inside5 >= 8)) && s.dilation_h == 1 && s.dilation_w == 1 &&
         (s.stride_w == 1 || s.stride_w == 2)) {
@@ -238,10 +238,8 @@ Status conv_impl(const PackedConv& pc, const ConvArgs& args, Arena& arena, Threa
                                       static_cast<uint32_t>(zx) * static_cast<uint32_t>(wsum[c]));
     std::memset(zrow, static_cast<uint8_t>(args.x_zero_point), zrow_bytes);
     // dw_row runs over the output columns whose taps are all inside the row: [ow_lo, ow_hi).
-    const int ow_lo = row_kernel ? std::min(OW, (s.pad_left + s.stride_w - 1) / s.stride_w) : 0;
-    const int ow_hi = !row_kernel || s.W - ks + s.pad_left < 0
-                          ? ow_lo
-                          : std::max(ow_lo, std::min(OW, (s.W - ks + s.pad_left) / s.stride_w + 1));
+    const InsideColumns inside = row_kernel ? inside_columns(s, ks) : InsideColumns{};
+    const int ow_lo = inside.lo, ow_hi = inside.hi;
     const int32_t* colterm = zeros;
     const int16_t* wdw = pc.dw_weights().data();
     const int8_t* w8 = pc.dw_q8_weights().data();

@@ -14,6 +14,7 @@
 //     so it contributes exactly zero) and fed to the GEMM; regular convolutions on up to 48
 //     input channels over wide maps skip the matrix and run by kernel rows (conv_rows.h).
 // The PackedConv owns its packed weights; the original weights can be freed after packing.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -38,6 +39,22 @@ struct ConvShape {
 };
 // Null when the shape is valid; else a sentence saying which field is wrong.
 const char* check_conv_shape(const ConvShape& s);
+
+// The output columns [lo, hi) whose windows of `kernel_w` columns (dilation 1) lie inside the
+// image horizontally, reading no padding; hi == lo when there are none. The row kernels run
+// these columns straight from the input and leave the edges to another path.
+struct InsideColumns {
+  int lo = 0, hi = 0;
+  int count() const { return hi - lo; }
+};
+inline InsideColumns inside_columns(const ConvShape& s, int kernel_w) {
+  const int OW = s.out_w();
+  InsideColumns r;
+  r.lo = std::min(OW, (s.pad_left + s.stride_w - 1) / s.stride_w);
+  const int last = s.W - kernel_w + s.pad_left;  // the last window's start, in padded columns
+  r.hi = last < 0 ? r.lo : std::max(r.lo, std::min(OW, last / s.stride_w + 1));
+  return r;
+}
 
 class PackedConv {
  public:

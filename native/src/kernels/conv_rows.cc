@@ -17,20 +17,6 @@ const VariantKernels& weights_kernels(const PackedWeights& w, const VariantKerne
   return w.narrow() ? *avx2_q7_kernels() : vk;
 }
 
-// The output columns [lo, hi) whose windows lie inside the image horizontally.
-struct Inside {
-  int lo = 0, hi = 0;
-};
-Inside inside(const ConvShape& s) {
-  const int OW = s.out_w();
-  Inside r;
-  r.lo = std::min(OW, (s.pad_left + s.stride_w - 1) / s.stride_w);
-  const int last = s.W - s.kernel_w + s.pad_left;  // the last window start, in padded columns
-  r.hi = last < 0 ? 0 : std::min(OW, last / s.stride_w + 1);
-  if (r.hi < r.lo) r.hi = r.lo;
-  return r;
-}
-
 size_t edge_cols_bytes(const PackedWeights& w) { return arena_bytes(static_cast<size_t>(kMaxEdge) * w.K() + kIm2colSlack); }
 size_t span_of(const ConvShape& s) { return static_cast<size_t>(s.kernel_w) * s.C; }
 
@@ -41,14 +27,14 @@ bool conv_rows_suits(const ConvShape& s, const PackedWeights& w, const VariantKe
   if (s.groups != 1 || s.dilation_w != 1 || w.has_weight_zero_point()) return false;
   if (out.kind == OutputSpec::Kind::Int32 || wk.microkernel_q == nullptr) return false;
   if (span_of(s) % static_cast<size_t>(w.kgroup()) != 0 || w.K() != s.kernel_h * static_cast<int>(span_of(s))) return false;
-  const Inside in = inside(s);
-  return in.hi - in.lo >= wk.mr && in.lo <= kMaxEdge && s.out_w() - in.hi <= kMaxEdge;
+  const InsideColumns in = inside_columns(s, s.kernel_w);
+  return in.count() >= wk.mr && in.lo <= kMaxEdge && s.out_w() - in.hi <= kMaxEdge;
 }
 
 bool conv_rows_wins(const ConvShape& s, const PackedWeights& w, const VariantKernels& vk, const OutputSpec& out) {
   if (!conv_rows_suits(s, w, vk, out) || s.C > 48) return false;
-  const Inside in = inside(s);
-  return in.hi - in.lo >= 4 * weights_kernels(w, vk).mr;
+  const InsideColumns in = inside_columns(s, s.kernel_w);
+  return in.count() >= 4 * weights_kernels(w, vk).mr;
 }
 
 size_t conv_rows_scratch_bytes(const ConvShape& s, const PackedWeights& w, int threads) {
@@ -63,7 +49,7 @@ Status conv_rows(const ConvRowsArgs& a, Arena& arena, ThreadPool* pool) {
   const VariantKernels& wk = weights_kernels(w, *a.vk);
   const int OH = s.out_h(), OW = s.out_w(), H = s.H, W = s.W, C = s.C, kh = s.kernel_h, M = s.out_channels;
   const int span = static_cast<int>(span_of(s));
-  const Inside in = inside(s);
+  const InsideColumns in = inside_columns(s, s.kernel_w);
   const int threads = pool_threads(pool);
   const size_t mark = arena.mark();
   auto* zrow = static_cast<uint8_t*>(arena.alloc(arena_bytes(span)));
