@@ -1,20 +1,37 @@
 // The arithmetic of quantization: int8 symmetric weights (per output channel or per tensor),
-// uint8 asymmetric activations, int32 biases at scale input_scale * weight_scale.
+// uint8 (or uint16) asymmetric activations, int32 biases at scale input_scale * weight_scale.
 import { ToolErrors } from './errors.js';
 import type { Range } from './calibrate.js';
 
 export interface ActivationParams { scale: number; zeroPoint: number }
 
-/** uint8 asymmetric parameters for a range; the range always contains 0 so zero is exact. */
-export function activationParams(name: string, r: Range): ActivationParams {
+/** Bits an activation is stored in: 8 (uint8) or 16 (uint16, "W8A16"). */
+export type ActivationBits = 8 | 16;
+
+/**
+ * uint8 (or uint16) asymmetric parameters for a range; the range always contains 0 so zero is
+ * exact.
+ */
+export function activationParams(name: string, r: Range, bits: ActivationBits = 8): ActivationParams {
   if (!Number.isFinite(r.min) || !Number.isFinite(r.max)) {
     throw ToolErrors.CALIB_MISMATCH(`tensor ${name} had no finite values during calibration (range [${r.min}, ${r.max}]); check the calibration data`);
   }
+  const top = bits === 16 ? 65535 : 255;
   const lo = Math.min(0, r.min);
   const hi = Math.max(0, r.max);
-  const scale = (hi - lo) / 255 || 1;
-  const zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+  const scale = (hi - lo) / top || 1;
+  const zeroPoint = Math.min(top, Math.max(0, Math.round(-lo / scale)));
   return { scale: Math.fround(scale), zeroPoint };
+}
+
+/**
+ * A calibrated range widened `factor` times about zero. With 16-bit activations the steps are
+ * 256 times finer than with 8, so a value beyond what calibration saw costs more (it is clipped)
+ * than coarser steps do: PP-OCRv4 rec measured 15.8 dB against fp32 at the calibrated ranges and
+ * 24.2 dB with them doubled (ONNX Runtime, 24 held-out lines).
+ */
+export function widenRange(r: Range, factor: number): Range {
+  return { min: Math.min(0, r.min) * factor, max: Math.max(0, r.max) * factor };
 }
 
 export interface QuantizedWeights {

@@ -1,6 +1,6 @@
 // Static post-training quantization of Conv, Gemm and MatMul. Weights become int8 symmetric
 // (per output channel by default), the activations around them uint8 asymmetric with ranges
-// from calibration, biases int32. Every other operator stays float: DequantizeLinear feeds it
+// from calibration (or uint16, W8A16: ONNX Runtime's com.microsoft Q/DQ), biases int32. Every other operator stays float: DequantizeLinear feeds it
 // and QuantizeLinear follows it, so any model quantizes and still runs.
 //
 // Two encodings of the same arithmetic:
@@ -9,9 +9,10 @@
 //  - qoperator: QLinearConv for Conv, MatMulInteger (+ scale, + bias) for Gemm/MatMul.
 import { attr, DataType, dims, makeNode, makeTensor, tensorData, type NodeProto } from '../../agent/onnx/model.js';
 import type { Range } from './calibrate.js';
+import { ToolErrors } from './errors.js';
 import type { GraphIndex } from './graph.js';
 import { floatInit, layerNormChains, nonFloatTensors } from './static-patterns.js';
-import { activationParams, quantizeBias, quantizeWeights, transpose2d, type ActivationParams, type WeightBits } from './quant-math.js';
+import { activationParams, quantizeBias, quantizeWeights, transpose2d, type ActivationBits, type ActivationParams, type WeightBits } from './quant-math.js';
 
 export type QuantFormat = 'qdq' | 'qoperator';
 
@@ -182,6 +183,12 @@ export interface StaticOptions {
    */
   weightBits?: WeightBits;
   /**
+   * 16: activations (and constant operands) uint16, through QuantizeLinear/DequantizeLinear of
+   * ONNX Runtime's com.microsoft domain (the default domain takes 16 bits from opset 21); qdq
+   * only. Default 8.
+   */
+  activationBits?: ActivationBits;
+  /**
    * Per-channel means of each quantized op's input over the calibration set: the bias then
    * absorbs the average error the rounded weights make (bias correction, Nagel et al. 2019).
    */
@@ -194,13 +201,19 @@ export interface StaticReport {
 }
 
 export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string, Range>, opts: StaticOptions): StaticReport {
+  const bits = opts.activationBits ?? 8;
+  if (bits === 16 && opts.format !== 'qdq') throw ToolErrors.USAGE('16-bit activations are written as QuantizeLinear/DequantizeLinear only (--format qdq); QLinearConv takes 8 bits');
+  /** Activation zero points: uint8, or uint16 for 16 bits. */
+  const zeroPoints = (v: number[]) => (bits === 16 ? Uint16Array.from(v) : Uint8Array.from(v));
+  /** 16-bit Q/DQ are ONNX Runtime's contrib operators below opset 21. */
+  const qdqDomain = bits === 16 ? { domain: 'com.microsoft' } : {};
   const params = new Map<string, ActivationParams & { scaleName: string; zpName: string; q: string; dq: string }>();
   for (const t of plan.tensors) {
-    const p = activationParams(t, ranges.get(t) ?? { min: NaN, max: NaN });
+    const p = activationParams(t, ranges.get(t) ?? { min: NaN, max: NaN }, bits);
     params.set(t, {
       ...p,
       scaleName: g.addInit(makeTensor(g.fresh(`${t}_s`), [], new Float32Array([p.scale]))),
-      zpName: g.addInit(makeTensor(g.fresh(`${t}_zp`), [], new Uint8Array([p.zeroPoint]))),
+      zpName: g.addInit(makeTensor(g.fresh(`${t}_zp`), [], zeroPoints([p.zeroPoint]))),
       q: g.fresh(`${t}_q`),
       dq: g.fresh(`${t}_dq`),
     });
@@ -234,8 +247,8 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
   const outputsOf = (n: NodeProto) => (n.output ?? []).map((o) => renamed.get(o) ?? o);
   const quantize = (t: string) => {
     const p = params.get(t)!;
-    const nodes = [makeNode('QuantizeLinear', [renamed.get(t) ?? t, p.scaleName, p.zpName], [p.q])];
-    if (opts.format === 'qdq') nodes.push(makeNode('DequantizeLinear', [p.q, p.scaleName, p.zpName], [p.dq]));
+    const nodes = [{ ...makeNode('QuantizeLinear', [renamed.get(t) ?? t, p.scaleName, p.zpName], [p.q]), ...qdqDomain }];
+    if (opts.format === 'qdq') nodes.push({ ...makeNode('DequantizeLinear', [p.q, p.scaleName, p.zpName], [p.dq]), ...qdqDomain });
     return nodes;
   };
   const quantizedReaders = new Map<string, number>();
@@ -318,7 +331,7 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
   const count = (k: string) => (quantized[k] = (quantized[k] ?? 0) + 1);
 
   for (const inp of g.graph.input ?? []) if (params.has(inp.name!)) pre.push(...quantize(inp.name!));
-  // Constant operands of quantized Add/Mul: uint8 per tensor over their own range.
+  // Constant operands of quantized Add/Mul: uint8 (or uint16) per tensor over their own range.
   const constDq = new Map<string, string>();
   for (const c of plan.constOperands) {
     const v = tensorData(g.inits.get(c)!) as Float32Array;
@@ -328,13 +341,14 @@ export function applyStatic(g: GraphIndex, plan: StaticPlan, ranges: Map<string,
       if (x < lo) lo = x;
       if (x > hi) hi = x;
     }
-    const p = activationParams(c, { min: lo, max: hi });
-    const q = Uint8Array.from(v, (x) => Math.max(0, Math.min(255, Math.round(x / p.scale) + p.zeroPoint)));
+    const p = activationParams(c, { min: lo, max: hi }, bits);
+    const top = bits === 16 ? 65535 : 255;
+    const q = zeroPoints(Array.from(v, (x) => Math.max(0, Math.min(top, Math.round(x / p.scale) + p.zeroPoint))));
     const qName = g.addInit(makeTensor(g.fresh(`${c}_q`), dims(g.inits.get(c)!), q));
     const sName = g.addInit(makeTensor(g.fresh(`${c}_s`), [], new Float32Array([p.scale])));
-    const zName = g.addInit(makeTensor(g.fresh(`${c}_zp`), [], new Uint8Array([p.zeroPoint])));
+    const zName = g.addInit(makeTensor(g.fresh(`${c}_zp`), [], zeroPoints([p.zeroPoint])));
     const dq = g.fresh(`${c}_dq`);
-    pre.push(makeNode('DequantizeLinear', [qName, sName, zName], [dq]));
+    pre.push({ ...makeNode('DequantizeLinear', [qName, sName, zName], [dq]), ...qdqDomain });
     constDq.set(c, dq);
   }
   const otherSet = new Set(plan.others);

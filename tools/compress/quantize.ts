@@ -17,7 +17,7 @@ import { readModelFile, writeModelFile } from './model-file.js';
 import { openSession } from './ort-session.js';
 import { applyDynamic } from './quantize-dynamic.js';
 import { applyStatic, planStatic, type QuantFormat } from './quantize-static.js';
-import type { WeightBits } from './quant-math.js';
+import { widenRange, type ActivationBits, type WeightBits } from './quant-math.js';
 
 export interface QuantizeOptions {
   calib?: string;
@@ -37,6 +37,14 @@ export interface QuantizeOptions {
    * AVX2 kernel runs them with vpmaddubsw, exactly, on x86 CPUs without VNNI. Default 8.
    */
   weightBits?: WeightBits;
+  /**
+   * 16: activations uint16 ("W8A16"; weights stay 8 bits), for models whose accuracy 8-bit
+   * activations cannot hold (PP-OCRv4 rec). ONNX Runtime runs them; the native engine does not
+   * yet. Default 8.
+   */
+  activationBits?: ActivationBits;
+  /** Calibrated activation ranges are widened this many times about zero (default 2 with 16 bits, else 1). */
+  rangeHeadroom?: number;
 }
 
 export interface TargetChoice {
@@ -50,6 +58,7 @@ export interface QuantizeReport {
   output: string;
   mode: 'static' | 'dynamic';
   weightBits: WeightBits;
+  activationBits: ActivationBits;
   format?: QuantFormat;
   method?: RangeMethod;
   foldedBatchNorms: number;
@@ -72,6 +81,15 @@ const QUANTIZED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQua
 export async function quantizeFile(input: string, output: string, opts: QuantizeOptions): Promise<QuantizeReport> {
   const weightBits = opts.weightBits ?? 8;
   if (weightBits !== 7 && weightBits !== 8) throw ToolErrors.USAGE(`--weight-bits must be 7 or 8 (got ${String(weightBits)})`);
+  const activationBits = opts.activationBits ?? 8;
+  if (activationBits !== 8 && activationBits !== 16) throw ToolErrors.USAGE(`--activation-bits must be 8 or 16 (got ${String(activationBits)})`);
+  const headroom = opts.rangeHeadroom ?? (activationBits === 16 ? 2 : 1);
+  if (!(headroom >= 1 && headroom <= 64)) throw ToolErrors.USAGE(`--range-headroom must be a number from 1 to 64 (got ${String(opts.rangeHeadroom)})`);
+  if (activationBits === 16) {
+    if (opts.dynamic) throw ToolErrors.USAGE('--activation-bits 16 is for static quantization (--calib); --dynamic quantizes activations to 8 bits at run time');
+    if (opts.format === 'qoperator') throw ToolErrors.USAGE('16-bit activations are written as QuantizeLinear/DequantizeLinear only (--format qdq); QLinearConv takes 8 bits');
+    if (opts.target === 'native') throw ToolErrors.USAGE('the native engine does not run 16-bit activations yet; quantize with --target auto, ort-arm or ort-x86 (ONNX Runtime runs them)');
+  }
   const model = readModelFile(input);
   const already = (model.graph?.node ?? []).filter((n) => QUANTIZED_OPS.has(n.opType ?? '')).length;
   if (already > 0) {
@@ -81,7 +99,7 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   const g = canonicalize(model);
   const simplified = simplify(model, g);
   const folded = foldBatchNorms(g);
-  let report: Omit<QuantizeReport, 'bytesAfter' | 'target' | 'weightBits'>;
+  let report: Omit<QuantizeReport, 'bytesAfter' | 'target' | 'weightBits' | 'activationBits'>;
   if (opts.dynamic) {
     const { quantized } = applyDynamic(g, opts.perChannel, weightBits);
     if (Object.keys(quantized).length === 0) {
@@ -111,8 +129,16 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
     const cal = await calibrate(model, plan.tensors, opts.calib, {
       method: opts.method, percentile: opts.percentile, live: liveIntervals(g, plan.tensors), extremes: opts.method === 'mse' ? ends : undefined, channelMeans: biasCorrection ? plan.items.map((it) => it.act) : [],
     });
+    if (headroom !== 1) {
+      // The model's input keeps its calibrated range: an image's range is its domain.
+      const inputs = new Set((model.graph!.input ?? []).map((i) => i.name));
+      for (const [t, r] of cal.ranges) if (!inputs.has(t)) cal.ranges.set(t, widenRange(r, headroom));
+    }
     narrowSaturatedRanges(g, cal.ranges);
-    const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel, inputMeans: cal.means, weightBits });
+    const { quantized, floatOps } = applyStatic(g, plan, cal.ranges, { format: opts.format, perChannel: opts.perChannel, inputMeans: cal.means, weightBits, activationBits });
+    if (activationBits === 16 && !(model.opsetImport ?? []).some((o) => o.domain === 'com.microsoft')) {
+      (model.opsetImport ??= []).push({ domain: 'com.microsoft', version: 1 });
+    }
     report = {
       input, output, mode: 'static', format: opts.format, method: opts.method, foldedBatchNorms: folded, foldedAffines: affines, equalizedDepthwise: equalized, simplified, quantized, floatOps,
       calibration: { files: cal.files, samples: cal.samples, tensors: plan.tensors.length }, bytesBefore,
@@ -124,7 +150,7 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   const session = await openSession(encodeModel(model), `the quantized model`);
   await session.release();
   const bytesAfter = writeModelFile(output, model);
-  return { ...report, weightBits, target, bytesAfter };
+  return { ...report, weightBits, activationBits, target, bytesAfter };
 }
 
 async function storeWeightsFor(model: ModelProto, target: QuantTarget): Promise<TargetChoice> {

@@ -59,6 +59,12 @@ function percent(v: string): number {
   return n;
 }
 
+function headroomFactor(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 1 || n > 64) throw new InvalidArgumentError(`expected a factor from 1 to 64, got "${v}"`);
+  return n;
+}
+
 const fmtDb = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} dB` : 'inf dB (identical)');
 const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toPrecision(6));
 
@@ -140,18 +146,22 @@ export function buildCli(): Command {
     .option('--exclude <names>', 'comma-separated node or output names to keep in float')
     .addOption(new Option('--target <target>', 'what runs the model: native and ort-arm store int8 weights; ort-x86 stores uint8 weights, exact in ONNX Runtime on x86 without VNNI; auto picks int8 when the native engine runs the whole graph, uint8 otherwise').choices(QUANT_TARGETS).default('auto'))
     .addOption(new Option('--weight-bits <bits>', '7 keeps weights in [-63, 63] (per-channel symmetric; depthwise convolutions keep 8 bits) so the native engine runs them exactly with the faster vpmaddubsw kernel on x86 CPUs without VNNI (e.g. AMD Zen 3); costs a little accuracy').choices(['7', '8']).default('8'))
+    .addOption(new Option('--activation-bits <bits>', '16 stores activations as uint16 (W8A16: weights stay int8) for models 8-bit activations cannot hold, such as PP-OCRv4 rec; ONNX Runtime runs them, the native engine does not yet').choices(['8', '16']).default('8'))
+    .option('--range-headroom <factor>', 'widen each calibrated activation range this many times about zero (default 2 with 16-bit activations, else 1)', headroomFactor)
     .option('--json', 'print the report as one JSON object')
-    .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; biasCorrection: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; target: QuantTarget; weightBits: string; json?: boolean }) => {
+    .action(action(async (input: string, output: string, opts: { calib?: string; dynamic?: boolean; perChannel: boolean; biasCorrection: boolean; method: RangeMethod; percentile: number; format: QuantFormat; exclude?: string; target: QuantTarget; weightBits: string; activationBits: string; rangeHeadroom?: number; json?: boolean }) => {
       if (opts.dynamic && opts.calib) throw ToolErrors.USAGE('--dynamic quantizes activations at run time and takes no --calib; drop one of them');
       const { quantizeFile } = await import('../compress/quantize.js');
       const r = await quantizeFile(input, output, {
         calib: opts.calib, dynamic: opts.dynamic, perChannel: opts.perChannel, biasCorrection: opts.biasCorrection, method: opts.method, percentile: opts.percentile, format: opts.format, target: opts.target,
         weightBits: opts.weightBits === '7' ? 7 : 8,
+        activationBits: opts.activationBits === '16' ? 16 : 8,
+        rangeHeadroom: opts.rangeHeadroom,
         exclude: opts.exclude ? opts.exclude.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
       });
       if (opts.json) return out(JSON.stringify(r));
       const q = Object.entries(r.quantized).map(([k, v]) => `${v} ${k}`).join(', ');
-      out(`wrote ${output} (${r.mode}${r.format ? `, ${r.format}` : ''}${r.method ? `, ${r.method} ranges` : ''}${r.weightBits === 7 ? ', 7-bit weights' : ''})`);
+      out(`wrote ${output} (${r.mode}${r.format ? `, ${r.format}` : ''}${r.method ? `, ${r.method} ranges` : ''}${r.weightBits === 7 ? ', 7-bit weights' : ''}${r.activationBits === 16 ? ', 16-bit activations' : ''})`);
       if (r.foldedBatchNorms) out(`  folded ${r.foldedBatchNorms} BatchNormalization into Conv`);
       const sm = r.simplified;
       const rewrites = [[sm.hardSwish, 'HardSwish'], [sm.divToMul, 'Div->Mul'], [sm.gemm, 'MatMul+Add->Gemm'], [sm.flatten, 'Reshape->Flatten']].filter(([n]) => Number(n) > 0);

@@ -23,6 +23,9 @@ const DEFAULT_DOMAIN = new Set([
 
 /** ONNX Runtime's contrib operators (domain com.microsoft) the compiler handles. */
 const MICROSOFT_DOMAIN = new Set([
+  // ONNX Runtime's quantizer writes these with use_qdq_contrib_ops (and for 16 bits, which the
+  // compiler refuses by name: compile/compiler.ts qparams).
+  'QuantizeLinear', 'DequantizeLinear',
   'QLinearAdd', 'QLinearMul', 'QLinearGlobalAveragePool', 'QLinearAveragePool',
   'QLinearSigmoid', 'QLinearLeakyRelu',
   'QLinearConcat',

@@ -214,6 +214,9 @@ export class Compiler {
   qparams(si: number, zi: number): { scale: number; zp: number; signed: boolean } {
     const s = this.scalar(si, 'scale');
     const z = this.scalar(zi, 'zero point');
+    if (z.dtype === DataType.UINT16 || z.dtype === DataType.INT16) {
+      throw this.bad('16-bit activations (W8A16, `edge-model quantize --activation-bits 16`) are not computed by the native engine yet; ONNX Runtime runs them');
+    }
     if (z.dtype !== DataType.UINT8 && z.dtype !== DataType.INT8) throw this.bad('activations must be uint8 or int8');
     if (!(s.value > 0) || !Number.isFinite(s.value)) throw this.bad(`scale must be a positive number, got ${s.value}`);
     const signed = z.dtype === DataType.INT8;

@@ -1,7 +1,7 @@
 // The quantize family: QuantizeLinear and DequantizeLinear, and the float/int8 conversions at
 // the graph's edges. A 4D float input is quantized straight into NHWC (one transpose, fused into
 // the quantize step); a quantized output is dequantized back to NCHW the same way.
-import { attr } from '../../../onnx/model.js';
+import { attr, DataType } from '../../../onnx/model.js';
 import { signFlipTable } from '../quant.js';
 import type { Compiler } from './compiler.js';
 import { storageShape, toPlain } from './layout.js';
@@ -33,6 +33,9 @@ export function dequantizeLinear(c: Compiler): void {
     return c.set({ k: 'dq', d: { q: x.q, scale, zp } });
   }
   if (x.k === 'const') {
+    if (x.c.dtype === DataType.UINT16 || x.c.dtype === DataType.INT16) {
+      throw c.bad('16-bit constants (W8A16, `edge-model quantize --activation-bits 16`) are not computed by the native engine yet; ONNX Runtime runs them');
+    }
     const axis = Number(attr(c.node, 'axis') ?? 1);
     return c.set({ k: 'cdq', c: c.constDeq(x.c, 1, 2, axis) });
   }
