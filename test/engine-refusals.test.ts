@@ -9,6 +9,7 @@ import { DataType, decodeModel, encodeModel, makeModel, makeNode, makeTensor, ma
 import { packageRoot } from '../agent/native.js';
 import { EdgeError } from '../agent/errors.js';
 import { NativeBackend, canRunNatively, compileModel, createEngine } from '../agent/runtime/native/index.js';
+import { smallA16Model } from './helpers/a16-graphs.js';
 import { QdqGraph } from './helpers/engine-graphs.js';
 
 function modelWith(extra: 'LRN+DepthToSpace' | 'float-conv'): Uint8Array {
@@ -73,7 +74,9 @@ t.test('wrong inputs are refused with what was expected; the engine keeps workin
 
 // ---- malformed plans: random mutations of a real compiled plan --------------------------
 
-const base = compileModel(decodeModel(readFileSync(path.join(packageRoot, 'models/digits-int8/model.onnx'))));
+const digits = compileModel(decodeModel(readFileSync(path.join(packageRoot, 'models/digits-int8/model.onnx'))));
+// A W8A16 plan (u16 tensors: native/src/engine/steps_a16.cc) takes the same mutations.
+const a16 = compileModel(decodeModel(smallA16Model(5)));
 const clone = <T>(v: T): T => structuredClone(v);
 
 type Mutation = (plan: Record<string, any>, weights: unknown[], pick: number, value: unknown) => void;
@@ -97,7 +100,7 @@ const mutations: Record<string, Mutation> = {
     delete op[keys[pick % keys.length]];
   },
   'tensor shape': (p, _w, pick, v) => { const t = p.tensors[pick % p.tensors.length]; t.shape[pick % t.shape.length] = v; },
-  'tensor dtype': (p, _w, pick) => { p.tensors[pick % p.tensors.length].dtype = ['u8', 's8', 'i32', 'f32', 'f64'][pick % 5]; },
+  'tensor dtype': (p, _w, pick) => { p.tensors[pick % p.tensors.length].dtype = ['u8', 's8', 'i32', 'f32', 'f64', 'u16'][pick % 6]; },
   'tensor view': (p, _w, pick, v) => { p.tensors[pick % p.tensors.length].viewOf = v; },
   'tensor constant': (p, _w, pick, v) => { p.tensors[pick % p.tensors.length].constant = v; },
   'io tensor': (p, _w, pick, v) => { (pick % 2 ? p.inputs : p.outputs)[0].tensor = v; },
@@ -109,9 +112,9 @@ const mutations: Record<string, Mutation> = {
   'plan replaced': (p, _w, pick, v) => { const keys = ['tensors', 'ops', 'inputs', 'outputs']; p[keys[pick % 4]] = v; },
 };
 
-t.test('malformed plans and weights are refused without crashing', async (t) => {
+for (const [label, base, inputSize, outputs] of [['int8 digits', digits, 784, 10], ['W8A16 CNN', a16, 4 * 8 * 8, 5]] as const) t.test(`malformed plans and weights are refused without crashing (${label})`, async (t) => {
   let refused = 0; let accepted = 0;
-  const input = new Float32Array(784).fill(0.5);
+  const input = new Float32Array(inputSize).fill(0.5);
   fc.assert(fc.property(
     fc.constantFrom(...Object.keys(mutations)), fc.nat(10_000), fc.constantFrom(...oddValues),
     (name, pick, value) => {
@@ -143,6 +146,6 @@ t.test('malformed plans and weights are refused without crashing', async (t) => 
   t.ok(accepted > 0, `${accepted} harmless mutations still build and run`);
   // And the engine still works after all that.
   const e = createEngine(base.plan, base.weights);
-  t.equal(e.run([input])[0].length, 10, 'a valid plan runs afterwards');
+  t.equal(e.run([input])[0].length, outputs, 'a valid plan runs afterwards');
   e.dispose();
 });

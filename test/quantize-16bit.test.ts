@@ -4,8 +4,8 @@
 // - every activation Q/DQ of the 16-bit model is a com.microsoft node with a uint16 zero point,
 //   every weight stays int8, and the model imports the com.microsoft opset;
 // - ONNX Runtime runs it, closer to fp32 than the 8-bit model by a wide margin;
-// - the native engine refuses it, naming 16-bit activations, and runs the com.microsoft form
-//   of an 8-bit model exactly as the default-domain form;
+// - the native engine runs the com.microsoft form of an 8-bit model exactly as the
+//   default-domain form (the 16-bit model on the engine: test/engine-a16.test.ts);
 // - unusable combinations are refused before any work, saying what is expected.
 // (PP-OCRv4 rec, which 8-bit activations cannot hold: test/quantize-ppocr-native.test.ts.)
 import t from 'tap';
@@ -88,10 +88,6 @@ t.test('ONNX Runtime runs the 16-bit model, far closer to fp32 than the 8-bit on
   t.ok(q16 >= q8 + 3, `16-bit ${q16.toFixed(1)} dB at least 3 dB above 8-bit ${q8.toFixed(1)} dB`);
 });
 
-t.test('the native engine refuses 16-bit activations by name', async (t) => {
-  t.throws(() => NativeBackend.load(a16, { name: 'a16' }), { message: /16-bit activations \(W8A16.*not computed by the native engine yet; ONNX Runtime runs them/ });
-});
-
 t.test('com.microsoft Q/DQ with 8 bits run natively, exactly as the default domain\'s', async (t) => {
   const m = decodeModel(a8);
   for (const n of m.graph!.node!) if (QDQ.has(n.opType!) && m.graph!.initializer!.every((i) => i.name !== n.input![0])) n.domain = 'com.microsoft';
@@ -115,7 +111,6 @@ t.test('combinations that cannot work are refused before any work, saying what i
   const cases: [Partial<QuantizeOptions>, RegExp][] = [
     [{ activationBits: 12 as 16 }, /--activation-bits must be 8 or 16 \(got 12\)/],
     [{ activationBits: 16, format: 'qoperator' }, /16-bit activations are written as QuantizeLinear\/DequantizeLinear only \(--format qdq\)/],
-    [{ activationBits: 16, target: 'native' }, /the native engine does not run 16-bit activations yet; quantize with --target auto, ort-arm or ort-x86/],
     [{ activationBits: 16, dynamic: true, calib: undefined }, /--activation-bits 16 is for static quantization/],
     [{ rangeHeadroom: 0.5 }, /--range-headroom must be a number from 1 to 64 \(got 0.5\)/],
   ];

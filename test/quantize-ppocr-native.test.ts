@@ -125,9 +125,10 @@ for (const c of cases) {
 }
 
 // What rec's 8-bit activations cannot hold, 16 bits do (W8A16: int8 weights, uint16 activations
-// with the calibrated ranges doubled): ONNX Runtime computes it today; the native engine refuses
-// it by name, so rec's native 20 dB waits for its 16-bit activation path.
-t.test('PP-OCR rec with 16-bit activations: SQNR >= 20 dB against fp32 in ONNX Runtime; the engine names what it lacks', async (t) => {
+// with the calibrated ranges doubled). ONNX Runtime computes all of it; the engine computes its
+// 16-bit convolutions, adds and reshapes, and names the 16-bit ops it has no path for yet
+// (HardSwish, the SE gates, the SVTR neck), which the partition leaves to ONNX Runtime.
+t.test('PP-OCR rec with 16-bit activations: SQNR >= 20 dB against fp32 in ONNX Runtime and partitioned; the engine names what it lacks', async (t) => {
   const a16 = join(dir, 'rec-a16.onnx');
   const fp32File = join(ASSETS, 'ch_PP-OCRv4_rec_infer.onnx');
   const q = edgeModel(['quantize', fp32File, a16, '--calib', lines, '--activation-bits', '16', '--json'], { tsx: true, timeoutMs: 600_000 });
@@ -137,7 +138,17 @@ t.test('PP-OCR rec with 16-bit activations: SQNR >= 20 dB against fp32 in ONNX R
   const model = decodeModel(readFileSync(a16));
   const inputName = model.graph!.input![0].name!;
   const shape = [1, 3, TEXT_H, TEXT_W];
-  await t.rejects(PartitionedBackend.load(model, { name: 'ppocr-rec-a16', inputShapes: { [inputName]: shape } }), { message: /16-bit activations \(W8A16/ }, 'the native engine names 16-bit activations');
+  const partitioned = await PartitionedBackend.load(model, { name: 'ppocr-rec-a16', inputShapes: { [inputName]: shape } });
+  t.teardown(() => partitioned.dispose());
+  const p = partitioned.partition;
+  const convs = p.nodes.filter((n) => n.op === 'Conv');
+  const nativeConvs = convs.filter((n) => n.side === 'native').length;
+  t.ok(nativeConvs >= convs.length / 2, `${nativeConvs} of ${convs.length} 16-bit convolutions run natively`);
+  const hardSwish = p.nodes.filter((n) => n.op === 'HardSwish');
+  t.ok(hardSwish.length > 0 && hardSwish.every((n) => n.side !== 'native' && /16-bit activations \(W8A16\) are not computed by the native engine for this op yet/.test(n.why ?? '')),
+    `its ${hardSwish.length} HardSwish run on ONNX Runtime, the reason named`);
+  t.comment(`rec W8A16: ${p.nodes.filter((n) => n.side === 'native').length} of ${p.nodes.length} nodes native in ${p.segments.length} segments`);
+  const viaPartition = new OutputStats(model.graph!.output![0].name!);
   const fp32 = await ort.InferenceSession.create(fp32File);
   t.teardown(() => fp32.release());
   const w8a16 = await ort.InferenceSession.create(a16);
@@ -149,8 +160,12 @@ t.test('PP-OCR rec with 16-bit activations: SQNR >= 20 dB against fp32 in ONNX R
     const want = (await fp32.run({ [inputName]: x }))[outName];
     const got = (await w8a16.run({ [inputName]: x }))[w8a16.outputNames[0]];
     stats.add(want.data as Float32Array, got.data as Float32Array, [...got.dims]);
+    const mixed = (await partitioned.run({ [inputName]: { dtype: 'float32', shape, data: x.data as Float32Array } }))[partitioned.outputs[0].name];
+    viaPartition.add(want.data as Float32Array, mixed.data as Float32Array, mixed.shape);
   }
   const r = stats.result();
-  t.comment(`rec W8A16 in ONNX Runtime: SQNR ${r.sqnrDb.toFixed(2)} dB vs fp32, top-1 agreement ${(100 * (r.top1Agreement ?? 0)).toFixed(1)}%`);
-  t.ok(r.sqnrDb >= 20, `rec W8A16 vs fp32: SQNR ${r.sqnrDb.toFixed(2)} dB >= 20 dB`);
+  const m = viaPartition.result();
+  t.comment(`rec W8A16 vs fp32: ONNX Runtime ${r.sqnrDb.toFixed(2)} dB (top-1 agreement ${(100 * (r.top1Agreement ?? 0)).toFixed(1)}%), partitioned ${m.sqnrDb.toFixed(2)} dB`);
+  t.ok(r.sqnrDb >= 20, `rec W8A16 in ONNX Runtime vs fp32: SQNR ${r.sqnrDb.toFixed(2)} dB >= 20 dB`);
+  t.ok(m.sqnrDb >= 20, `rec W8A16 partitioned vs fp32: SQNR ${m.sqnrDb.toFixed(2)} dB >= 20 dB`);
 });

@@ -61,7 +61,7 @@ edge::engine::PlanDesc ReadPlan(Napi::Env env, Napi::Value value) {
     edge::engine::TensorDesc d;
     Napi::Value dt = t.Get("dtype");
     if (!dt.IsString() || !edge::engine::parse_dtype(dt.As<Napi::String>().Utf8Value(), &d.dtype)) {
-      Throw(env, what + ".dtype must be one of u8, s8, i32, f32");
+      Throw(env, what + ".dtype must be one of u8, s8, i32, f32, u16");
     }
     for (double x : NumberList(env, t.Get("shape"), what + ".shape")) {
       if (x != static_cast<double>(static_cast<int64_t>(x))) Throw(env, what + ".shape must hold integers");

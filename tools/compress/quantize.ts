@@ -39,8 +39,8 @@ export interface QuantizeOptions {
   weightBits?: WeightBits;
   /**
    * 16: activations uint16 ("W8A16"; weights stay 8 bits), for models whose accuracy 8-bit
-   * activations cannot hold (PP-OCRv4 rec). ONNX Runtime runs them; the native engine does not
-   * yet. Default 8.
+   * activations cannot hold (PP-OCRv4 rec). ONNX Runtime runs them; the native engine runs the
+   * CNN ops on them (Conv, Gemm, Add, GlobalAveragePool, reshapes). Default 8.
    */
   activationBits?: ActivationBits;
   /** Calibrated activation ranges are widened this many times about zero (default 2 with 16 bits, else 1). */
@@ -88,7 +88,6 @@ export async function quantizeFile(input: string, output: string, opts: Quantize
   if (activationBits === 16) {
     if (opts.dynamic) throw ToolErrors.USAGE('--activation-bits 16 is for static quantization (--calib); --dynamic quantizes activations to 8 bits at run time');
     if (opts.format === 'qoperator') throw ToolErrors.USAGE('16-bit activations are written as QuantizeLinear/DequantizeLinear only (--format qdq); QLinearConv takes 8 bits');
-    if (opts.target === 'native') throw ToolErrors.USAGE('the native engine does not run 16-bit activations yet; quantize with --target auto, ort-arm or ort-x86 (ONNX Runtime runs them)');
   }
   const model = readModelFile(input);
   const already = (model.graph?.node ?? []).filter((n) => QUANTIZED_OPS.has(n.opType ?? '')).length;

@@ -2,8 +2,12 @@
 // list of fused quantized ops, and weight buffers referenced by index. The engine checks every
 // field again (it never trusts this side), sizes one arena from it and pre-packs the weights.
 
-/** Storage element type. Activations inside the plan are always u8 (int8 tensors are shifted by 128). */
-export type PlanDType = 'u8' | 's8' | 'i32' | 'f32';
+/**
+ * Storage element type. Activations inside the plan are u8 (int8 tensors are shifted by 128),
+ * or u16 in W8A16 models, whose quantize, dequantize, conv, gemm, add and global avgpool ops
+ * take u16 tensors and 16-bit zero points and clamps (native/src/engine/steps_a16.cc).
+ */
+export type PlanDType = 'u8' | 's8' | 'i32' | 'f32' | 'u16';
 
 export interface PlanTensor {
   dtype: PlanDType;

@@ -24,12 +24,14 @@ export function requantMultipliers(inputScale: number, weightScales: number[], o
 }
 
 /**
- * A float range [lo, hi] clamp on the real output, moved into the u8 domain of an output with
- * (scale, zeroPoint). Quantization is monotone, so clamp-then-quantize equals quantize-then-clamp.
+ * A float range [lo, hi] clamp on the real output, moved into the u8 (or u16) domain of an output
+ * with (scale, zeroPoint). Quantization is monotone, so clamp-then-quantize equals quantize-then-clamp.
  */
-export function quantizedClamp(lo: number, hi: number, scale: number, zeroPoint: number): [number, number] {
-  const qlo = lo === -Infinity ? 0 : clampU8(roundHalfEven(lo / scale) + zeroPoint);
-  const qhi = hi === Infinity ? 255 : clampU8(roundHalfEven(hi / scale) + zeroPoint);
+export function quantizedClamp(lo: number, hi: number, scale: number, zeroPoint: number, bits: 8 | 16 = 8): [number, number] {
+  const top = bits === 16 ? 65535 : 255;
+  const clamp = (v: number) => (v < 0 ? 0 : v > top ? top : v);
+  const qlo = lo === -Infinity ? 0 : clamp(roundHalfEven(lo / scale) + zeroPoint);
+  const qhi = hi === Infinity ? top : clamp(roundHalfEven(hi / scale) + zeroPoint);
   return [qlo, Math.max(qlo, qhi)];
 }
 

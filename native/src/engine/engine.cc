@@ -10,18 +10,19 @@
 
 namespace edge::engine {
 
-size_t dtype_bytes(DType t) { return t == DType::I32 || t == DType::F32 ? 4 : 1; }
+size_t dtype_bytes(DType t) { return t == DType::I32 || t == DType::F32 ? 4 : t == DType::U16 ? 2 : 1; }
 const char* dtype_name(DType t) {
   switch (t) {
     case DType::U8: return "u8";
     case DType::S8: return "s8";
     case DType::I32: return "i32";
     case DType::F32: return "f32";
+    case DType::U16: return "u16";
   }
   return "?";
 }
 bool parse_dtype(const std::string& s, DType* out) {
-  for (DType t : {DType::U8, DType::S8, DType::I32, DType::F32}) {
+  for (DType t : {DType::U8, DType::S8, DType::I32, DType::F32, DType::U16}) {
     if (s == dtype_name(t)) {
       *out = t;
       return true;
@@ -105,7 +106,7 @@ std::unique_ptr<Engine> Engine::create(const PlanDesc& plan, const std::vector<W
       if (t.view_of >= 0 || t.constant >= 0 || is_input[d.tensor]) {
         throw PlanError("input '" + d.name + "' must be its own tensor (not a view, a constant or another input)");
       }
-      if (t.dtype == DType::I32) throw PlanError("input '" + d.name + "' must be f32, u8 or s8");
+      if (t.dtype == DType::I32 || t.dtype == DType::U16) throw PlanError("input '" + d.name + "' must be f32, u8 or s8");
       is_input[d.tensor] = true;
       writer[d.tensor] = -1;
       e->input_tensors_.push_back(d.tensor);
@@ -130,6 +131,7 @@ std::unique_ptr<Engine> Engine::create(const PlanDesc& plan, const std::vector<W
     const int end = static_cast<int>(plan.ops.size());
     for (const IODesc& d : plan.outputs) {
       TensorInfo info = io(d, "output");
+      if (plan.tensors[d.tensor].dtype == DType::U16) throw PlanError("output '" + d.name + "' must be f32, u8, s8 or i32 (dequantize a u16 tensor)");
       if (writer[base(d.tensor)] == -2) throw PlanError("output '" + d.name + "' is never written");
       last_read[base(d.tensor)] = end;
       e->output_tensors_.push_back(d.tensor);

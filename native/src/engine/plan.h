@@ -11,7 +11,8 @@
 
 namespace edge::engine {
 
-enum class DType : uint8_t { U8, S8, I32, F32 };
+// U16: the activations of W8A16 plans (steps_a16.cc).
+enum class DType : uint8_t { U8, S8, I32, F32, U16 };
 size_t dtype_bytes(DType t);
 const char* dtype_name(DType t);
 bool parse_dtype(const std::string& s, DType* out);

@@ -105,6 +105,10 @@ class Fields {
 
 void expect_shape(const Fields& f, const TensorDesc& t, const std::vector<int64_t>& want, const char* what);
 
+// The shape of a 2D convolution from NHWC x and y and the op's kernel, strides, pads, dilations
+// and group fields, checked (the output's shape included).
+kernels::ConvShape conv_shape(const Fields& f, const TensorDesc& x, const TensorDesc& y);
+
 // The u8 output spec of a conv or gemm: per-channel multipliers, zero point and fused clamp.
 kernels::OutputSpec requant_spec(const Fields& f, const std::vector<float>& multipliers);
 
@@ -123,5 +127,12 @@ std::unique_ptr<Step> build_qmatmul(const Fields& f);                  // steps_
 std::unique_ptr<Step> build_deconv(const Fields& f);                   // steps_deconv.cc
 std::unique_ptr<Step> build_copy(const Fields& f);                     // steps_copy.cc (Concat, Split, Slice, Transpose, Pad)
 std::unique_ptr<Step> build_maxmin(const Fields& f, bool max);         // steps_copy.cc (Max, Min)
+// steps_a16.cc: ops whose activations are u16 (W8A16); is_a16 says whether the tensor a field
+// names is one.
+bool is_a16(const Fields& f, const char* tensor_key);
+std::unique_ptr<Step> build_a16_convert(const Fields& f, bool quantize);  // quantize / dequantize
+std::unique_ptr<Step> build_conv16(const Fields& f, bool gemm);           // conv, gemm
+std::unique_ptr<Step> build_add16(const Fields& f);
+std::unique_ptr<Step> build_gap16(const Fields& f);                       // global avgpool
 
 }  // namespace edge::engine

@@ -25,6 +25,17 @@ import {
   type CompiledModel, type Const, type ConstDeq, type Deq, type Pending, type QTensor, type Value,
 } from './values.js';
 
+/** Ops that take 16-bit activations (W8A16): see Compiler.refuseA16. */
+const A16_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'MatMul', 'Add', 'GlobalAveragePool',
+  'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout']);
+
+/** The activation width of a pending result's inputs. */
+function pendingBits(p: Pending): 8 | 16 {
+  const ins = p.kind === 'eltwise' ? [p.a, p.b] : p.kind === 'float' || p.kind === 'deferred' || p.kind === 'lut' ? [] : [p.x];
+  if (p.kind === 'lut') ins.push(p.x);
+  return ins.some((d) => d.q.bits === 16) ? 16 : 8;
+}
+
 export class Compiler {
   readonly tensors: PlanTensor[] = [];
   readonly ops: PlanOp[] = [];
@@ -106,6 +117,7 @@ export class Compiler {
   private visit(n: NodeProto): void {
     const op = n.opType!;
     if (foldConstant(this)) return;
+    this.refuseA16(op);
     switch (op) {
       case 'BatchNormalization': return batchNorm(this);
       case 'Concat': return concat(this);
@@ -143,11 +155,34 @@ export class Compiler {
     }
   }
 
+  /**
+   * 16-bit activations (W8A16) reach only the op families that compute them (engine
+   * steps_a16.cc): Conv, Gemm/MatMul with constant weights, Add of two same-shaped activations
+   * (with a fused Relu/Clip), GlobalAveragePool, the reshapes, and the Q/DQ around them. Any
+   * other op with a 16-bit input is refused here, by name, so no 8-bit path ever reads one.
+   */
+  private refuseA16(op: string): void {
+    const sixteen = (v: Value | undefined) => (v?.k === 'q' && v.q.bits === 16) || (v?.k === 'dq' && v.d.q.bits === 16);
+    const inputs = (this.node.input ?? []).map((name) => (name ? this.values.get(name) : undefined));
+    if (!inputs.some(sixteen)) return;
+    const ok = A16_OPS.has(op) &&
+      !(op === 'MatMul' && inputs[1]?.k === 'dq') &&
+      !(op === 'Add' && !(inputs[0]?.k === 'dq' && inputs[1]?.k === 'dq'));
+    if (!ok) {
+      throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet (it runs Conv, Gemm and MatMul with constant weights, Add of two activations, GlobalAveragePool and reshapes on them); ONNX Runtime runs them');
+    }
+  }
+
   /** Emits the fused op a pending result becomes once its output scale is known. */
-  emit(p: Pending, scale: number, zp: number, signed: boolean): QTensor {
+  emit(p: Pending, scale: number, zp: number, signed: boolean, bits: 8 | 16 = 8): QTensor {
     const saved = this.node;
     this.node = p.node;
     try {
+      const inBits = pendingBits(p);
+      if (inBits !== bits) throw this.bad(`its ${inBits}-bit inputs cannot give a ${bits}-bit result (quantize both sides to the same width)`);
+      if (bits === 16 && !(p.kind === 'conv' || p.kind === 'gemm' || (p.kind === 'eltwise' && p.op === 'add') || (p.kind === 'avgpool' && p.global))) {
+        throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet; ONNX Runtime runs them');
+      }
       switch (p.kind) {
         case 'conv': return emitConv(this, p, scale, zp, signed);
         case 'deconv': return emitDeconv(this, p, scale, zp, signed);
@@ -210,17 +245,21 @@ export class Compiler {
     return { value: Number(c.data[0]), dtype: c.dtype };
   }
 
-  /** Scale + zero point of a quantized activation, zero point moved into the u8 domain. */
-  qparams(si: number, zi: number): { scale: number; zp: number; signed: boolean } {
+  /**
+   * Scale + zero point of a quantized activation, zero point moved into the u8 domain; with
+   * `a16` (QuantizeLinear and DequantizeLinear) a uint16 zero point is taken too, as is.
+   */
+  qparams(si: number, zi: number, a16 = false): { scale: number; zp: number; signed: boolean; bits: 8 | 16 } {
     const s = this.scalar(si, 'scale');
     const z = this.scalar(zi, 'zero point');
-    if (z.dtype === DataType.UINT16 || z.dtype === DataType.INT16) {
-      throw this.bad('16-bit activations (W8A16, `edge-model quantize --activation-bits 16`) are not computed by the native engine yet; ONNX Runtime runs them');
+    if (z.dtype === DataType.INT16 || (z.dtype === DataType.UINT16 && !a16)) {
+      throw this.bad(`${z.dtype === DataType.INT16 ? 'int16' : '16-bit'} activations are not computed by the native engine here (it takes uint16 ones, W8A16 from \`edge-model quantize --activation-bits 16\`, through QuantizeLinear/DequantizeLinear); ONNX Runtime runs them`);
     }
-    if (z.dtype !== DataType.UINT8 && z.dtype !== DataType.INT8) throw this.bad('activations must be uint8 or int8');
+    if (z.dtype !== DataType.UINT8 && z.dtype !== DataType.INT8 && z.dtype !== DataType.UINT16) throw this.bad('activations must be uint8, int8 or uint16');
     if (!(s.value > 0) || !Number.isFinite(s.value)) throw this.bad(`scale must be a positive number, got ${s.value}`);
+    if (z.dtype === DataType.UINT16) return { scale: s.value, zp: z.value, signed: false, bits: 16 };
     const signed = z.dtype === DataType.INT8;
-    return { scale: s.value, zp: z.value + (signed ? 128 : 0), signed };
+    return { scale: s.value, zp: z.value + (signed ? 128 : 0), signed, bits: 8 };
   }
 
   /** A constant quantized with per-tensor or per-axis scale/zero point (weights, biases). */

@@ -6,7 +6,7 @@ import type { Clamp } from '../plan.js';
 import { quantizedClamp } from '../quant.js';
 import type { Compiler } from './compiler.js';
 import { storageShape, toNhwc, toPlain } from './layout.js';
-import { numel, type ConstDeq, type Deq, type Pending, type QTensor } from './values.js';
+import { numel, qdtype, type ConstDeq, type Deq, type Pending, type QTensor } from './values.js';
 
 export function visitEltwise(c: Compiler): void {
   const n = c.node;
@@ -60,11 +60,17 @@ export function emitEltwise(c: Compiler, p: Extract<Pending, { kind: 'eltwise' }
   } else {
     throw c.bad(`cannot broadcast [${bq.shape}] against [${aq.shape}] (same shape, a scalar or a per-channel operand only)`);
   }
-  const out = c.tensor('u8', storageShape(aq.shape, aq.layout));
+  // W8A16: an add of two u16 maps of one shape and layout (the engine's 16-bit add broadcasts nothing).
+  const bits = aq.bits ?? 8;
+  if (bits !== (bq.bits ?? 8)) throw c.bad('adds an 8-bit and a 16-bit activation (quantize both to one width)');
+  if (bits === 16 && (nb !== total(a) || aq.layout !== bq.layout)) {
+    throw c.bad('a 16-bit (W8A16) add takes two activations of one shape and layout; ONNX Runtime runs this one');
+  }
+  const out = c.tensor(qdtype(aq), storageShape(aq.shape, aq.layout));
   c.ops.push({
     op: p.op, a: aq.tensor, b: bq.tensor, output: out,
     aScale: a.scale, aZeroPoint: a.zp, bScale: b.scale, bZeroPoint: b.zp,
-    outputScale: scale, outputZeroPoint: zp, clamp: quantizedClamp(p.lo, p.hi, scale, zp) as Clamp,
+    outputScale: scale, outputZeroPoint: zp, clamp: quantizedClamp(p.lo, p.hi, scale, zp, bits) as Clamp,
   });
   return { ...aq, tensor: out, signed };
 }

@@ -36,7 +36,7 @@ export function fuseResidualAdds(plan: Plan): Plan {
   const removed = new Set<number>();
   for (let i = 0; i < ops.length; i++) {
     const add = ops[i];
-    if (add.op !== 'add') continue;
+    if (add.op !== 'add' || plan.tensors[add.a].dtype !== 'u8') continue; // 16-bit convs take no residual
     const shapeA = plan.tensors[add.a].shape; const shapeB = plan.tensors[add.b].shape;
     if (!sameShape(shapeA, shapeB) || !sameShape(shapeA, plan.tensors[add.output].shape)) continue;
     for (const side of ['a', 'b'] as const) {

@@ -6,7 +6,7 @@ import { quantizedClamp, requantMultipliers } from '../quant.js';
 import type { Compiler } from './compiler.js';
 import { toPlain } from './layout.js';
 import { bias, centredWeights } from './weights.js';
-import { numel, type Pending, type QTensor } from './values.js';
+import { numel, qdtype, type Pending, type QTensor } from './values.js';
 
 export function visitGemm(c: Compiler): void {
   const n = c.node;
@@ -52,13 +52,16 @@ export function emitGemm(c: Compiler, p: Extract<Pending, { kind: 'gemm' }>, sca
     }
   }
   const M = numel(x.shape) / K;
-  const out = c.tensor('u8', [M, N]);
+  // W8A16: the same op on u16 tensors, the input seen as [M, K] (the engine runs it as a 1x1 conv).
+  const bits = x.bits ?? 8;
+  const input = bits === 16 ? c.tensor('u16', [M, K], x.tensor) : x.tensor;
+  const out = c.tensor(qdtype(x), [M, N]);
   c.ops.push({
-    op: 'gemm', input: x.tensor, output: out,
+    op: 'gemm', input, output: out,
     weights: c.weight(rows),
     bias: c.weight(bias(c, p.b, N, p.x.scale, p.w.scales)),
     multipliers: c.weight(requantMultipliers(p.x.scale, p.w.scales, scale, N)),
-    inputZeroPoint: p.x.zp, outputZeroPoint: zp, clamp: quantizedClamp(p.lo, p.hi, scale, zp) as Clamp,
+    inputZeroPoint: p.x.zp, outputZeroPoint: zp, clamp: quantizedClamp(p.lo, p.hi, scale, zp, bits) as Clamp,
   });
-  return { tensor: out, shape: [...x.shape.slice(0, -1), N], layout: 'plain', signed };
+  return { tensor: out, shape: [...x.shape.slice(0, -1), N], layout: 'plain', signed, ...(x.bits ? { bits: x.bits } : {}) };
 }

@@ -4,9 +4,10 @@
 // There is no kernel family for this: a transpose is a byte move done by the engine step itself.
 import { attr } from '../../../onnx/model.js';
 import type { Compiler } from './compiler.js';
-import { ints, numel, type Layout, type QTensor } from './values.js';
+import { ints, numel, qdtype, type Layout, type QTensor } from './values.js';
 
 function transpose(c: Compiler, q: QTensor, perm: number[], storage: number[]): number {
+  if (q.bits === 16) throw c.bad('moving a 16-bit activation (W8A16) between NCHW and NHWC is not computed by the native engine yet; ONNX Runtime runs it');
   const out = c.tensor('u8', storage);
   c.ops.push({ op: 'transpose', input: q.tensor, output: out, perm });
   return out;
@@ -17,12 +18,12 @@ export function toPlain(c: Compiler, q: QTensor): QTensor {
   if (q.layout === 'plain') return q;
   if (q.layout === 'nhwc') {
     const [n, ch, h, w] = q.shape;
-    if (h * w === 1) return { ...q, tensor: c.tensor('u8', q.shape, q.tensor), layout: 'plain' };
+    if (h * w === 1) return { ...q, tensor: c.tensor(qdtype(q), q.shape, q.tensor), layout: 'plain' };
     return { ...q, tensor: transpose(c, q, [0, 3, 1, 2], [n, ch, h, w]), layout: 'plain' };
   }
   const [ch, h, w] = q.chw!;
   const n = numel(q.shape) / (ch * h * w);
-  const as4d = c.tensor('u8', [n, h, w, ch], q.tensor);
+  const as4d = c.tensor(qdtype(q), [n, h, w, ch], q.tensor);
   const t = transpose(c, { ...q, tensor: as4d }, [0, 3, 1, 2], [n, ch, h, w]);
   return { tensor: c.tensor('u8', q.shape, t), shape: q.shape, layout: 'plain', signed: q.signed };
 }
@@ -43,13 +44,13 @@ function view(c: Compiler, q: QTensor, shape: number[]): QTensor {
   if (same) return q;
   if (q.layout === 'nhwc') {
     const [n, ch, h, w] = q.shape;
-    if (h * w === 1) return { ...q, tensor: c.tensor('u8', shape, q.tensor), shape, layout: 'plain' };
+    if (h * w === 1) return { ...q, tensor: c.tensor(qdtype(q), shape, q.tensor), shape, layout: 'plain' };
     if (shape.length === 2 && shape[0] === n) {
-      return { ...q, tensor: c.tensor('u8', [n, h * w * ch], q.tensor), shape, layout: 'flat-hwc', chw: [ch, h, w] };
+      return { ...q, tensor: c.tensor(qdtype(q), [n, h * w * ch], q.tensor), shape, layout: 'flat-hwc', chw: [ch, h, w] };
     }
   }
   const p = toPlain(c, q);
-  return { tensor: c.tensor('u8', shape, p.tensor), shape, layout: 'plain', signed: q.signed };
+  return { ...p, tensor: c.tensor(qdtype(p), shape, p.tensor), shape, layout: 'plain' };
 }
 
 /** Storage dimensions of a logical (ONNX) shape in this layout. */

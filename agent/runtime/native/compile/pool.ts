@@ -6,7 +6,7 @@ import type { Compiler } from './compiler.js';
 import { padsOf } from './conv.js';
 import { toNhwc } from './layout.js';
 import { requantize } from './lut.js';
-import { ints, kindName, type Deq, type Pending, type QTensor } from './values.js';
+import { ints, kindName, qdtype, type Deq, type Pending, type QTensor } from './values.js';
 
 export function visitPool(c: Compiler): void {
   const x = c.input(0)!;
@@ -56,7 +56,7 @@ function pool(c: Compiler, kind: 'maxpool' | 'avgpool', x: QTensor, global: bool
   // The engine computes output sizes without ceil_mode, so fold ceil_mode into extra end padding.
   const padEnd = (len: number, o: number, i: number): number => Math.max(pads[i + 2], (o - 1) * strides[i] + dil[i] * (kernel[i] - 1) + 1 - len - pads[i]);
   const epads: [number, number, number, number] = [pads[0], pads[1], padEnd(H, Ho, 0), padEnd(W, Wo, 1)];
-  const out = c.tensor('u8', [N, Ho, Wo, C]);
+  const out = c.tensor(qdtype(x), [N, Ho, Wo, C]);
   if (kind === 'maxpool') {
     c.ops.push({ op: 'maxpool', input: x.tensor, output: out, kernel: [kernel[0], kernel[1]], strides: [strides[0], strides[1]], pads: epads, dilations: [dil[0], dil[1]] });
   } else {
@@ -70,5 +70,5 @@ function pool(c: Compiler, kind: 'maxpool' | 'avgpool', x: QTensor, global: bool
       countIncludePad, inputScale: d!.scale, inputZeroPoint: d!.zp, outputScale: scale, outputZeroPoint: zp,
     });
   }
-  return { tensor: out, shape: [N, C, Ho, Wo], layout: 'nhwc', signed: x.signed };
+  return { tensor: out, shape: [N, C, Ho, Wo], layout: 'nhwc', signed: x.signed, ...(x.bits ? { bits: x.bits } : {}) };
 }

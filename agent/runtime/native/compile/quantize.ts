@@ -12,16 +12,23 @@ import { floatConcatOutput } from './float-output.js';
 export function quantizeLinear(c: Compiler): void {
   const x = c.input(0)!;
   if ((c.node.input?.[1] && (c.constValue(1, 'scale').data.length !== 1))) throw c.bad('per-axis quantization of activations is not supported');
-  const { scale, zp, signed } = c.qparams(1, 2);
+  const { scale, zp, signed, bits } = c.qparams(1, 2, true);
   if (x.k === 'f') {
     const four = x.shape.length === 4;
     const layout: Layout = four ? 'nhwc' : 'plain';
-    const out = c.tensor('u8', storageShape(x.shape, layout));
+    const out = c.tensor(bits === 16 ? 'u16' : 'u8', storageShape(x.shape, layout));
     c.ops.push({ op: 'quantize', input: x.tensor, output: out, scale, zeroPoint: zp, nchwToNhwc: four });
-    return c.set({ k: 'q', q: { tensor: out, shape: x.shape, layout, signed } });
+    return c.set({ k: 'q', q: { tensor: out, shape: x.shape, layout, signed, ...(bits === 16 ? { bits } : {}) } });
   }
-  if (x.k === 'pending') return c.set({ k: 'q', q: c.emit(x.p, scale, zp, signed) });
-  if (x.k === 'dq') return c.set({ k: 'q', q: requantize(c, x.d, scale, zp, signed) });
+  if (x.k === 'pending') return c.set({ k: 'q', q: c.emit(x.p, scale, zp, signed, bits) });
+  if (x.k === 'dq') {
+    if (bits === 16 || x.d.q.bits === 16) {
+      // The Q/DQ pair after a reshape keeps its input's parameters: nothing to compute.
+      if (bits === 16 && x.d.q.bits === 16 && x.d.scale === scale && x.d.zp === zp) return c.set({ k: 'q', q: x.d.q });
+      throw c.bad('requantizing a 16-bit activation (W8A16) to other parameters is not computed by the native engine yet; ONNX Runtime runs it');
+    }
+    return c.set({ k: 'q', q: requantize(c, x.d, scale, zp, signed) });
+  }
   throw c.bad('quantizing a constant at run time is not supported (fold it into an initializer)');
 }
 
@@ -29,7 +36,8 @@ export function dequantizeLinear(c: Compiler): void {
   const x = c.input(0)!;
   if (x.k === 'q') {
     if (c.constValue(1, 'scale').data.length !== 1) throw c.bad('per-axis dequantization of activations is not supported');
-    const { scale, zp } = c.qparams(1, 2);
+    const { scale, zp, bits } = c.qparams(1, 2, true);
+    if (bits !== (x.q.bits ?? 8)) throw c.bad(`its ${bits}-bit zero point does not fit the ${x.q.bits ?? 8}-bit tensor it reads`);
     return c.set({ k: 'dq', d: { q: x.q, scale, zp } });
   }
   if (x.k === 'const') {
@@ -51,6 +59,7 @@ export function graphOutput(c: Compiler, name: string, v: Value): { tensor: numb
     return { tensor, dtype: 'float32', shape: src.shape };
   }
   if (v.k === 'q') {
+    if (v.q.bits === 16) throw c.bad(`output ${name} is a 16-bit tensor; the engine gives float32, uint8 or int8 outputs (dequantize it)`);
     let q = toPlain(c, v.q);
     if (q.signed) q = lut(c, q, signFlipTable(), false, 's8');
     return { tensor: q.tensor, shape: q.shape, dtype: v.q.signed ? 'int8' : 'uint8' };

@@ -18,6 +18,8 @@ export interface QTensor {
   chw?: [number, number, number];
   /** The ONNX element type was int8 (storage holds value + 128). */
   signed: boolean;
+  /** 16: a uint16 activation of a W8A16 model (storage dtype 'u16'); absent: 8 bits. */
+  bits?: 16;
 }
 /** A float value equal to (q - zp) * scale; zp in the engine's u8 domain. */
 export interface Deq { q: QTensor; scale: number; zp: number }
@@ -86,5 +88,8 @@ export function kindName(v: Value | undefined): string {
     default: return 'nothing';
   }
 }
+
+/** The storage element type of a quantized tensor. */
+export const qdtype = (q: QTensor): 'u8' | 'u16' => (q.bits === 16 ? 'u16' : 'u8');
 
 export const ints = (v: unknown, d: number[]): number[] => (Array.isArray(v) ? (v as number[]) : d);

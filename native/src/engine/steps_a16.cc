@@ -1,0 +1,326 @@
+// The 16-bit activation family (W8A16: int8 weights, uint16 activations; `edge-model quantize
+// --activation-bits 16`). A plan op whose activation tensors are u16 is built here instead of
+// by its 8-bit family: quantize/dequantize at the graph's edges, conv (and gemm as a 1x1 conv),
+// add and global average pooling, with the same fields as their 8-bit forms.
+//
+// A convolution on u16 activations runs the 8-bit kernels twice: x - zp = 256 * (hi - zp_hi) +
+// (lo - zp_lo), where hi/lo are the high and low bytes of x and of its zero point, so the exact
+// sum over x * w is 256 times the int32 sum over the high bytes plus the one over the low bytes.
+// Both come from the packed int8 convolution with raw int32 output (every variant, every
+// algorithm: pointwise, depthwise, im2col); padding reads each plane's zero-point byte and adds
+// nothing. The combined sum (int64) plus the bias is requantized in double:
+// y = clamp(round_half_even(acc * multiplier[c]) + zp_y). The element-wise steps compute what a
+// DequantizeLinear -> float op -> QuantizeLinear chain computes in float32, as ONNX Runtime does.
+#include "engine/step_builders.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace edge::engine {
+namespace k = edge::kernels;
+
+namespace {
+
+constexpr int32_t kU16Max = 65535;
+constexpr size_t kChunk = 8192;  // values per task of the element-wise loops
+
+int zero_point16(const Fields& f, const char* key) { return f.integer(key, 0, kU16Max); }
+
+std::pair<int, int> clamp16(const Fields& f) {
+  const std::vector<int> c = f.ints("clamp", 2, 0, kU16Max);
+  f.check(c[0] <= c[1], "clamp minimum exceeds its maximum");
+  return {c[0], c[1]};
+}
+
+// Round half to even in the default rounding mode, inline (std::nearbyint is a library call
+// here): adding and subtracting 1.5 * 2^52 leaves the nearest integer for |v| < 2^51.
+inline double round_even(double v) { return (v + 0x1.8p52) - 0x1.8p52; }
+
+// round_half_even(v) clamped to [lo, hi] (integers, so clamping first gives the same result).
+inline uint16_t saturate16(double v, int32_t lo, int32_t hi) {
+  return static_cast<uint16_t>(round_even(v < lo ? lo : v > hi ? hi : v));
+}
+
+// ONNX QuantizeLinear in float32: round_half_even(x / scale) + zero_point, saturated. The
+// float32 quotient is exact in double, so rounding it there is rounding it in float32.
+inline uint16_t quantize16(float x, float scale, int32_t zp) {
+  double q = static_cast<double>(x / scale);
+  q = q < -kU16Max ? -kU16Max : q > 2.0 * kU16Max ? 2.0 * kU16Max : q;  // NaN stays NaN
+  const double r = round_even(q) + zp;
+  return static_cast<uint16_t>(r >= 0 && r <= kU16Max ? r : r > kU16Max ? kU16Max : 0);
+}
+
+template <class Fn>
+void chunks(k::ThreadPool* pool, size_t count, Fn fn) {
+  const int n = static_cast<int>((count + kChunk - 1) / kChunk);
+  k::parallel_for(pool, n, [&](int t, int) {
+    const size_t first = static_cast<size_t>(t) * kChunk;
+    fn(first, std::min(kChunk, count - first));
+  });
+}
+
+// float32 <-> u16, with the NCHW <-> NHWC move of the graph's edges when transpose is set.
+class Convert16Step : public Step {
+ public:
+  bool quantize = true, transpose = false;
+  int in = 0, out = 0, N = 0, C = 0, HW = 0;
+  float scale = 1;
+  int32_t zp = 0;
+  size_t count = 0;
+  k::Status run(const RunContext& ctx) const override {
+    const size_t hw = static_cast<size_t>(HW), c = static_cast<size_t>(C);
+    // Element i of the NHWC side is element map(i) of the NCHW side.
+    auto nchw = [&](size_t i) {
+      if (!transpose) return i;
+      const size_t n = i / (hw * c), p = i / c % hw, ch = i % c;
+      return (n * c + ch) * hw + p;
+    };
+    if (quantize) {
+      const float* x = static_cast<const float*>(ctx.at(in));
+      uint16_t* y = static_cast<uint16_t*>(ctx.at(out));
+      chunks(ctx.pool, count, [&](size_t first, size_t n) {
+        for (size_t i = first; i < first + n; ++i) y[i] = quantize16(x[nchw(i)], scale, zp);
+      });
+    } else {
+      const uint16_t* x = static_cast<const uint16_t*>(ctx.at(in));
+      float* y = static_cast<float*>(ctx.at(out));
+      const float fz = static_cast<float>(zp);
+      chunks(ctx.pool, count, [&](size_t first, size_t n) {
+        for (size_t i = first; i < first + n; ++i) y[nchw(i)] = (static_cast<float>(x[i]) - fz) * scale;
+      });
+    }
+    return k::Status::Ok();
+  }
+};
+
+class Conv16Step : public Step {
+ public:
+  int in = 0, out = 0;
+  std::unique_ptr<k::PackedConv> packed;
+  std::vector<int32_t> bias;
+  std::vector<double> multipliers;
+  int32_t in_zp = 0, out_zp = 0, lo = 0, hi = kU16Max;
+  size_t in_count = 0, out_pixels = 0, M = 0;
+  int64_t macs = 0;
+  int64_t work() const override { return 2 * macs; }
+  size_t scratch_bytes(int threads) const override {
+    return 2 * k::arena_bytes(in_count) + 2 * k::arena_bytes(out_pixels * M * sizeof(int32_t)) + k::conv_scratch_bytes(*packed, threads);
+  }
+  size_t weight_bytes() const override { return packed->bytes() + bias.size() * 4 + multipliers.size() * 8; }
+  k::Status run(const RunContext& ctx) const override {
+    k::Arena& arena = *ctx.scratch;
+    const size_t mark = arena.mark();
+    auto* planes = static_cast<uint8_t*>(arena.alloc(2 * k::arena_bytes(in_count)));
+    auto* acc = static_cast<int32_t*>(arena.alloc(2 * k::arena_bytes(out_pixels * M * sizeof(int32_t))));
+    if (planes == nullptr || acc == nullptr) return k::Status::Error("scratch arena too small for the 16-bit convolution");
+    uint8_t* const plane[2] = {planes, planes + k::arena_bytes(in_count)};
+    int32_t* const sum[2] = {acc, acc + k::arena_bytes(out_pixels * M * sizeof(int32_t)) / sizeof(int32_t)};
+    const uint16_t* x = static_cast<const uint16_t*>(ctx.at(in));
+    chunks(ctx.pool, in_count, [&](size_t first, size_t n) {
+      const uint16_t* __restrict src = x + first;
+      uint8_t* __restrict hi_out = plane[0] + first;
+      uint8_t* __restrict lo_out = plane[1] + first;
+      for (size_t i = 0; i < n; ++i) {
+        hi_out[i] = static_cast<uint8_t>(src[i] >> 8);
+        lo_out[i] = static_cast<uint8_t>(src[i]);
+      }
+    });
+    for (int p = 0; p < 2; ++p) {
+      k::ConvArgs a;
+      a.x = plane[p];
+      a.x_type = k::QType::U8;
+      a.x_zero_point = p == 0 ? in_zp >> 8 : in_zp & 255;
+      a.y = sum[p];
+      a.out = k::OutputSpec::int32();
+      const k::Status st = k::conv(*packed, a, arena, ctx.pool);
+      if (!st.ok()) {
+        arena.release_to(mark);
+        return st;
+      }
+    }
+    uint16_t* y = static_cast<uint16_t*>(ctx.at(out));
+    const size_t pixels_per_task = std::max<size_t>(1, kChunk / M);
+    const int tasks = static_cast<int>((out_pixels + pixels_per_task - 1) / pixels_per_task);
+    k::parallel_for(ctx.pool, tasks, [&](int t, int) {
+      const size_t p0 = static_cast<size_t>(t) * pixels_per_task, p1 = std::min(out_pixels, p0 + pixels_per_task);
+      const double* __restrict mult = multipliers.data();
+      const int32_t* __restrict b = bias.data();
+      const double dlo = lo, dhi = hi, dzp = out_zp;
+      for (size_t p = p0; p < p1; ++p) {
+        const int32_t* __restrict high = sum[0] + p * M;
+        const int32_t* __restrict low = sum[1] + p * M;
+        uint16_t* __restrict dst = y + p * M;
+        for (size_t c = 0; c < M; ++c) {
+          // Each term is an int32, exact in double, and so is the sum (below 2^53).
+          const double acc = 256.0 * high[c] + static_cast<double>(low[c]) + b[c];
+          dst[c] = static_cast<uint16_t>(static_cast<int32_t>(round_even(std::min(dhi, std::max(dlo, acc * mult[c] + dzp)))));
+        }
+      }
+    });
+    arena.release_to(mark);
+    return k::Status::Ok();
+  }
+};
+
+// y = Q(DQ(a) + DQ(b)) in float32, as a DequantizeLinear/Add/QuantizeLinear chain computes it.
+class Add16Step : public Step {
+ public:
+  int a = 0, b = 0, out = 0;
+  float a_scale = 1, b_scale = 1, y_scale = 1;
+  int32_t a_zp = 0, b_zp = 0, y_zp = 0, lo = 0, hi = kU16Max;
+  size_t count = 0;
+  k::Status run(const RunContext& ctx) const override {
+    const uint16_t* pa = static_cast<const uint16_t*>(ctx.at(a));
+    const uint16_t* pb = static_cast<const uint16_t*>(ctx.at(b));
+    uint16_t* y = static_cast<uint16_t*>(ctx.at(out));
+    const float za = static_cast<float>(a_zp), zb = static_cast<float>(b_zp);
+    chunks(ctx.pool, count, [&](size_t first, size_t n) {
+      for (size_t i = first; i < first + n; ++i) {
+        const float v = (static_cast<float>(pa[i]) - za) * a_scale + (static_cast<float>(pb[i]) - zb) * b_scale;
+        const uint16_t q = quantize16(v, y_scale, y_zp);
+        y[i] = static_cast<uint16_t>(q < lo ? lo : q > hi ? hi : q);
+      }
+    });
+    return k::Status::Ok();
+  }
+};
+
+// GlobalAveragePool on NHWC u16: exact int64 sums per channel, then the mean requantized.
+class GlobalAvgPool16Step : public Step {
+ public:
+  int in = 0, out = 0, N = 0, HW = 0, C = 0;
+  double multiplier = 1;  // in_scale / (HW * out_scale)
+  int32_t in_zp = 0, out_zp = 0;
+  k::Status run(const RunContext& ctx) const override {
+    const uint16_t* x = static_cast<const uint16_t*>(ctx.at(in));
+    uint16_t* y = static_cast<uint16_t*>(ctx.at(out));
+    k::parallel_for(ctx.pool, N, [&](int n, int) {
+      for (int c = 0; c < C; ++c) {
+        int64_t s = 0;
+        const uint16_t* p = x + static_cast<size_t>(n) * HW * C + c;
+        for (int i = 0; i < HW; ++i) s += p[static_cast<size_t>(i) * C] - in_zp;
+        y[static_cast<size_t>(n) * C + c] = saturate16(static_cast<double>(s) * multiplier + out_zp, 0, kU16Max);
+      }
+    });
+    return k::Status::Ok();
+  }
+};
+
+}  // namespace
+
+bool is_a16(const Fields& f, const char* tensor_key) {
+  return f.desc(f.tensor(tensor_key)).dtype == DType::U16;
+}
+
+std::unique_ptr<Step> build_a16_convert(const Fields& f, bool quantize) {
+  auto step = std::make_unique<Convert16Step>();
+  step->quantize = quantize;
+  step->in = f.tensor("input");
+  step->out = f.tensor("output");
+  const TensorDesc& x = f.tensor_of(step->in, {quantize ? DType::F32 : DType::U16});
+  const TensorDesc& y = f.tensor_of(step->out, {quantize ? DType::U16 : DType::F32});
+  step->transpose = f.flag(quantize ? "nchwToNhwc" : "nhwcToNchw");
+  step->scale = f.scale("scale");
+  step->zp = zero_point16(f, "zeroPoint");
+  if (step->transpose) {
+    f.tensor_of(step->in, {x.dtype}, 4);
+    const auto& s = x.shape;
+    // quantize: x is NCHW, y NHWC; dequantize: x is NHWC, y NCHW.
+    const std::vector<int64_t> nhwc = quantize ? std::vector<int64_t>{s[0], s[2], s[3], s[1]} : s;
+    expect_shape(f, y, quantize ? nhwc : std::vector<int64_t>{s[0], s[3], s[1], s[2]}, "output");
+    step->N = static_cast<int>(nhwc[0]);
+    step->HW = static_cast<int>(nhwc[1] * nhwc[2]);
+    step->C = static_cast<int>(nhwc[3]);
+  } else {
+    f.check(element_count(x) == element_count(y), "input and output differ in element count");
+  }
+  step->count = static_cast<size_t>(element_count(x));
+  step->reads = {step->in};
+  step->writes = step->out;
+  return step;
+}
+
+std::unique_ptr<Step> build_conv16(const Fields& f, bool gemm) {
+  auto step = std::make_unique<Conv16Step>();
+  step->in = f.tensor("input");
+  step->out = f.tensor("output");
+  k::ConvShape s;
+  const TensorDesc& x = f.tensor_of(step->in, {DType::U16}, gemm ? 2 : 4);
+  const TensorDesc& y = f.tensor_of(step->out, {DType::U16}, gemm ? 2 : 4);
+  if (gemm) {
+    // [rows, K] x weights [N, K]: a 1x1 convolution over rows pixels.
+    s.H = static_cast<int>(x.shape[0]); s.W = 1; s.C = static_cast<int>(x.shape[1]);
+    s.out_channels = static_cast<int>(y.shape[1]);
+    expect_shape(f, y, {x.shape[0], y.shape[1]}, "output");
+  } else {
+    s = conv_shape(f, x, y);
+  }
+  f.check(!f.has("residual"), "a fused residual add takes 8-bit activations");
+  const size_t M = static_cast<size_t>(s.out_channels);
+  step->M = M;
+  step->in_count = static_cast<size_t>(element_count(x));
+  step->out_pixels = static_cast<size_t>(element_count(y)) / M;
+  step->macs = static_cast<int64_t>(step->out_pixels) * s.out_channels * (s.C / s.groups) * s.kernel_h * s.kernel_w;
+  const WeightDesc& w = f.weight("weights", DType::S8, M * (s.C / s.groups) * s.kernel_h * s.kernel_w);
+  const WeightDesc& b = f.weight("bias", DType::I32, M);
+  const WeightDesc& m = f.weight("multipliers", DType::F32, M);
+  step->bias.assign(b.as<int32_t>(), b.as<int32_t>() + M);
+  for (size_t c = 0; c < M; ++c) {
+    const float v = m.as<float>()[c];
+    f.check(std::isfinite(v) && v > 0, "requantization multipliers must be positive and finite");
+    step->multipliers.push_back(v);
+  }
+  step->in_zp = zero_point16(f, "inputZeroPoint");
+  step->out_zp = zero_point16(f, "outputZeroPoint");
+  std::tie(step->lo, step->hi) = clamp16(f);
+  const k::Status st = k::pack_conv(s, w.as<int8_t>(), nullptr, 1, &step->packed);
+  if (!st.ok()) f.fail(std::string("weights could not be packed: ") + st.error);
+  step->reads = {step->in};
+  step->writes = step->out;
+  return step;
+}
+
+std::unique_ptr<Step> build_add16(const Fields& f) {
+  auto step = std::make_unique<Add16Step>();
+  step->a = f.tensor("a");
+  step->b = f.tensor("b");
+  step->out = f.tensor("output");
+  const TensorDesc& a = f.tensor_of(step->a, {DType::U16});
+  const TensorDesc& b = f.tensor_of(step->b, {DType::U16});
+  const TensorDesc& y = f.tensor_of(step->out, {DType::U16});
+  step->count = static_cast<size_t>(element_count(a));
+  f.check(element_count(b) == element_count(a) && element_count(y) == element_count(a),
+          "a 16-bit add takes a, b and output of one element count (no broadcast)");
+  step->a_scale = f.scale("aScale");
+  step->a_zp = zero_point16(f, "aZeroPoint");
+  step->b_scale = f.scale("bScale");
+  step->b_zp = zero_point16(f, "bZeroPoint");
+  step->y_scale = f.scale("outputScale");
+  step->y_zp = zero_point16(f, "outputZeroPoint");
+  std::tie(step->lo, step->hi) = clamp16(f);
+  step->reads = {step->a, step->b};
+  step->writes = step->out;
+  return step;
+}
+
+std::unique_ptr<Step> build_gap16(const Fields& f) {
+  auto step = std::make_unique<GlobalAvgPool16Step>();
+  step->in = f.tensor("input");
+  step->out = f.tensor("output");
+  const TensorDesc& x = f.tensor_of(step->in, {DType::U16}, 4);
+  const TensorDesc& y = f.tensor_of(step->out, {DType::U16}, 4);
+  const std::vector<int> kernel = f.ints("kernel", 2, 1, 1 << 16), pads = f.ints("pads", 4, 0, 0);
+  f.check(kernel[0] == x.shape[1] && kernel[1] == x.shape[2], "a 16-bit average pool must be global (its kernel the whole map)");
+  expect_shape(f, y, {x.shape[0], 1, 1, x.shape[3]}, "output");
+  step->N = static_cast<int>(x.shape[0]);
+  step->HW = static_cast<int>(x.shape[1] * x.shape[2]);
+  step->C = static_cast<int>(x.shape[3]);
+  step->in_zp = zero_point16(f, "inputZeroPoint");
+  step->out_zp = zero_point16(f, "outputZeroPoint");
+  step->multiplier = static_cast<double>(f.scale("inputScale")) / (static_cast<double>(step->HW) * f.scale("outputScale"));
+  step->reads = {step->in};
+  step->writes = step->out;
+  return step;
+}
+
+}  // namespace edge::engine
