@@ -296,6 +296,11 @@ t.test('weights round to int8 per channel within half a step', async (t) => {
   const pt = quantizeWeights(w, [2, 3], null);
   t.equal(pt.scales.length, 1);
   t.equal(pt.q[3], 1, 'per tensor, the small channel keeps ~1 step');
+  // A dead channel (PP-OCRv4 rec has weights of 1e-40): zeros at scale 1, not a scale so small
+  // that input_scale * weight_scale underflows float32 and the bias overflows int32.
+  const dead = quantizeWeights(Float32Array.from([0.5, -1, 0.25, 3e-40, -2e-40, 1e-41]), [2, 3], 0);
+  t.same(Array.from(dead.scales), [Math.fround(1 / 127), 1], 'the dead channel has scale 1');
+  t.same(Array.from(dead.q.slice(3)), [0, 0, 0], 'and weights 0');
 });
 
 t.test('progress shows on a terminal and stays quiet when piped', async (t) => {

@@ -4,7 +4,8 @@
 //   Relu) and a Gemm give exactly the exact integer result: sum over (x - zp_x) * w in integers
 //   plus the bias, times the float32 multiplier in double, rounded half to even, clamped; on
 //   every kernel variant this CPU has, with zero points whose two bytes are both non-zero.
-// - A 16-bit Add and GlobalAveragePool give what their definitions give.
+// - 16-bit Add and Mul (same shape, per channel), unary functions and scalar arithmetic (65536-
+//   entry tables) and GlobalAveragePool give what their definitions give.
 // - A W8A16 MobileNetV2 (scripts/zoo) runs natively, within rounding of ONNX Runtime's W8A16,
 //   and much closer to fp32 than the 8-bit model.
 // - An op the engine does not compute on 16 bits yet is refused by name.
@@ -133,42 +134,51 @@ t.test('16-bit convolutions and Gemm are exact on every kernel variant', async (
   }
 });
 
-t.test('a 16-bit Add and GlobalAveragePool compute their definitions', async (t) => {
-  const rand = rng(77);
-  const C = 12, H = 6, W = 5;
-  const sa = 1 / 3000, sb = 1 / 5000, sy = 1 / 2500, sp = 1 / 4000;
-  const za = 30000, zb = 0x1234, zy = 33000, zp = 32000;
-  const aq = Uint16Array.from({ length: C * H * W }, () => Math.floor(rand() * 65536));
-  const bq = Uint16Array.from({ length: C * H * W }, () => Math.floor(rand() * 65536));
+t.test('16-bit element-wise ops, tables and pooling compute their definitions', async (t) => {
+  // x -> HardSwish (h) -> GlobalAveragePool (g) -> HardSigmoid (s) -> h * s per channel (an SE
+  // gate) -> * 0.5 (a scalar: a table) -> + h (two maps), each result quantized to uint16.
+  const C = 12, H = 6, W = 5, HW = H * W;
+  const P = {
+    x: [1 / 3000, 30000], h: [1 / 5000, 0x1234], g: [1 / 6000, 2000], s: [1 / 60000, 0], m: [1 / 7000, 0x7f81], k: [1 / 9000, 0x7f81], y: [1 / 4000, 0x3000],
+  } as const;
   const g = new Graph();
-  // Two inputs would need two quantized graph inputs; b is a 1x1 conv-free copy of x instead:
-  // x -> Q/DQ (a) and x * 1 through a second Q/DQ at b's parameters.
-  const a = g.qdq('x', sa, za);
-  const x2 = g.name('x2');
-  g.nodes.push(makeNode('Identity', ['x'], [x2]));
-  const bb = g.qdq(x2, sb, zb);
-  const sum = g.name('sum');
-  g.nodes.push(makeNode('Add', [a, bb], [sum]));
-  const s = g.qdq(sum, sy, zy);
-  const pooled = g.name('gap');
-  g.nodes.push(makeNode('GlobalAveragePool', [s], [pooled]));
-  const out = g.qdq(pooled, sp, zp);
-  const bytes = g.model([1, C, H, W], out, [1, C, 1, 1]);
-  void bq;
-  const x = Float32Array.from(aq, (q) => f32((q - za) * sa));
-  // The definition: Q(DQ(a) + DQ(b)) in float32, then the exact mean of the sum's u16 values.
-  const quant = (v: number, scale: number, z: number) => Math.max(0, Math.min(65535, roundHalfEven(f32(v / scale)) + z));
-  const qa = Array.from(x, (v) => quant(v, sa, za));
-  const qb = Array.from(x, (v) => quant(v, sb, zb));
-  const qs = qa.map((v, i) => quant(f32(f32((v - za) * sa) + f32((qb[i] - zb) * sb)), sy, zy));
-  const want = Array.from({ length: C }, (_, c) => {
+  const node = (op: string, inputs: string[], attrs: Record<string, number> = {}) => {
+    const out = g.name(op);
+    g.nodes.push(makeNode(op, inputs, [out], attrs));
+    return out;
+  };
+  const x = g.qdq('x', ...P.x);
+  const h = g.qdq(node('HardSwish', [x]), ...P.h);
+  const gp = g.qdq(node('GlobalAveragePool', [h]), ...P.g);
+  const sg = g.qdq(node('HardSigmoid', [gp], { alpha: 0.2, beta: 0.5 }), ...P.s);
+  const m = g.qdq(node('Mul', [h, sg]), ...P.m);
+  const k = g.qdq(node('Mul', [m, g.init(new Float32Array([0.5]), [])]), ...P.k);
+  const y = g.qdq(node('Add', [k, h]), ...P.y);
+  const bytes = g.model([1, C, H, W], y, [1, C, H, W]);
+
+  // The definitions, in float32 where ONNX Runtime computes in float32 (NCHW order).
+  const quant = (v: number, [s, z]: readonly [number, number]) => Math.max(0, Math.min(65535, roundHalfEven(f32(v / f32(s))) + z));
+  const deq = (q: number, [s, z]: readonly [number, number]) => f32((q - z) * f32(s));
+  const rand = rng(77);
+  const xq = Array.from({ length: C * HW }, () => Math.floor(rand() * 65536));
+  const input = Float32Array.from(xq, (q) => deq(q, P.x));
+  const hs = (v: number) => f32(v * Math.max(0, Math.min(1, v / 6 + 0.5)));
+  const qh = xq.map((q) => quant(hs(deq(q, P.x)), P.h));
+  const qg = Array.from({ length: C }, (_, c) => {
     let total = 0;
-    for (let i = 0; i < H * W; i++) total += qs[c * H * W + i] - zy;
-    return Math.max(0, Math.min(65535, roundHalfEven(total * (f32(sy) / (H * W * f32(sp))) + zp)));
+    for (let i = 0; i < HW; i++) total += qh[c * HW + i] - P.h[1];
+    return Math.max(0, Math.min(65535, roundHalfEven(total * (f32(P.h[0]) / (HW * f32(P.g[0]))) + P.g[1])));
   });
-  const got = await runNative(bytes, x, [1, C, H, W]);
-  const q = Array.from(got, (v) => Math.round(v / f32(sp) + zp));
-  t.same(q, want, `${C} pooled sums of ${H * W} 16-bit adds each`);
+  const qs = qg.map((q) => quant(f32(Math.max(0, Math.min(1, 0.2 * deq(q, P.g) + 0.5))), P.s));
+  const qm = qh.map((q, i) => quant(f32(deq(q, P.h) * deq(qs[Math.floor(i / HW)], P.s)), P.m));
+  const qk = qm.map((q) => quant(f32(deq(q, P.m) * 0.5), P.k));
+  const want = qk.map((q, i) => quant(f32(deq(q, P.k) + deq(qh[i], P.h)), P.y));
+
+  const got = await runNative(bytes, input, [1, C, H, W]);
+  const q = Array.from(got, (v) => Math.round(v / f32(P.y[0]) + P.y[1]));
+  const wrong = q.filter((v, i) => v !== want[i]).length;
+  t.equal(wrong, 0, `${q.length} outputs of HardSwish, GlobalAveragePool, HardSigmoid, a per-channel Mul, a scalar Mul and an Add: all as defined`);
+  t.ok(new Set(want).size > 100, `${new Set(want).size} distinct output values (not saturated)`);
 });
 
 t.test('a W8A16 MobileNetV2 runs natively, within rounding of ONNX Runtime, far closer to fp32 than 8 bits', async (t) => {
@@ -206,10 +216,10 @@ t.test('a W8A16 MobileNetV2 runs natively, within rounding of ONNX Runtime, far 
 t.test('an op without a 16-bit path is refused by name', async (t) => {
   const g = new Graph();
   const a = g.qdq('x', 1 / 1000, 30000);
-  const h = g.name('hs');
-  g.nodes.push(makeNode('HardSwish', [a], [h]));
+  const h = g.name('pool');
+  g.nodes.push(makeNode('MaxPool', [a], [h], { kernel_shape: [2, 2] }));
   const out = g.qdq(h, 1 / 1000, 30000);
-  const bytes = g.model([1, 4, 3, 3], out, [1, 4, 3, 3]);
-  t.throws(() => NativeBackend.load(bytes, { name: 'a16-hardswish' }),
-    { message: /HardSwish.*16-bit activations \(W8A16\) are not computed by the native engine for this op yet/ });
+  const bytes = g.model([1, 4, 3, 3], out, [1, 4, 2, 2]);
+  t.throws(() => NativeBackend.load(bytes, { name: 'a16-maxpool' }),
+    { message: /MaxPool.*16-bit activations \(W8A16\) are not computed by the native engine for this op yet/ });
 });

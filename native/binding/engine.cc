@@ -120,7 +120,7 @@ std::vector<edge::engine::WeightDesc> ReadWeights(Napi::Env env, Napi::Value val
   for (uint32_t i = 0; i < a.Length(); ++i) {
     Napi::Value v = a.Get(i);
     const std::string what = "weights[" + std::to_string(i) + "]";
-    if (!v.IsTypedArray()) Throw(env, what + " must be an Int8Array, Uint8Array, Int32Array or Float32Array");
+    if (!v.IsTypedArray()) Throw(env, what + " must be an Int8Array, Uint8Array, Int32Array, Float32Array or Uint16Array");
     Napi::TypedArray t = v.As<Napi::TypedArray>();
     edge::engine::WeightDesc w;
     switch (t.TypedArrayType()) {
@@ -128,7 +128,8 @@ std::vector<edge::engine::WeightDesc> ReadWeights(Napi::Env env, Napi::Value val
       case napi_uint8_array: w.dtype = DType::U8; break;
       case napi_int32_array: w.dtype = DType::I32; break;
       case napi_float32_array: w.dtype = DType::F32; break;
-      default: Throw(env, what + " must be an Int8Array, Uint8Array, Int32Array or Float32Array");
+      case napi_uint16_array: w.dtype = DType::U16; break;
+      default: Throw(env, what + " must be an Int8Array, Uint8Array, Int32Array, Float32Array or Uint16Array");
     }
     const uint8_t* data = static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
     w.bytes.assign(data, data + t.ByteLength());

@@ -52,6 +52,9 @@ export function weightLimit(bits: WeightBits): number {
   return bits === 7 ? 63 : 127;
 }
 
+/** Largest |weight| of a channel treated as all zeros (quantizeWeights). */
+export const kDeadWeight = 1e-30;
+
 /** int8 symmetric in [-limit, limit] (limit 127, or 63 with 7 bits): zero point 0, scale = max|w| / limit per channel. */
 export function quantizeWeights(w: Float32Array, shape: number[], axis: number | null, bits: WeightBits = 8): QuantizedWeights {
   const limit = weightLimit(bits);
@@ -65,7 +68,10 @@ export function quantizeWeights(w: Float32Array, shape: number[], axis: number |
     if (a > amax[c]) amax[c] = a;
   }
   const scales = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) scales[c] = amax[c] > 0 ? amax[c] / limit : 1;
+  // A channel whose weights are all below 1e-30 is a dead one (PP-OCRv4 rec has channels at
+  // 1e-40): its weights become 0 at scale 1. A scale near float32's smallest would make
+  // input_scale * weight_scale underflow to 0 and its bias (stored at that scale) overflow int32.
+  for (let c = 0; c < channels; c++) scales[c] = amax[c] > kDeadWeight ? amax[c] / limit : 1;
   const q = new Int8Array(w.length);
   for (let i = 0; i < w.length; i++) q[i] = Math.max(-limit, Math.min(limit, Math.round(w[i] / scales[chan(i)])));
   return { q, scales, axis };

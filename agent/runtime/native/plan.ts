@@ -4,8 +4,8 @@
 
 /**
  * Storage element type. Activations inside the plan are u8 (int8 tensors are shifted by 128),
- * or u16 in W8A16 models, whose quantize, dequantize, conv, gemm, add and global avgpool ops
- * take u16 tensors and 16-bit zero points and clamps (native/src/engine/steps_a16.cc).
+ * or u16 in W8A16 models, whose quantize, dequantize, conv, gemm, add, mul, lut and global
+ * avgpool ops take u16 tensors and 16-bit zero points and clamps (native/src/engine/steps_a16.cc).
  */
 export type PlanDType = 'u8' | 's8' | 'i32' | 'f32' | 'u16';
 
@@ -73,7 +73,7 @@ export type PlanOp =
       aScale: number; aZeroPoint: number; bScale: number; bZeroPoint: number;
       outputScale: number; outputZeroPoint: number; clamp: Clamp;
     }
-  | { op: 'lut'; input: number; output: number; /** Weight index: u8 [256]. */ table: number }
+  | { op: 'lut'; input: number; output: number; /** Weight index: u8 [256], or u16 [65536] for u16 tensors. */ table: number }
   | { op: 'transpose'; input: number; output: number; /** Output dim i is input dim perm[i] (u8 tensors). */ perm: number[] }
   | FloatInsideOp
   | CopyOp
@@ -157,4 +157,4 @@ export interface Plan {
   outputs: PlanIO[];
 }
 
-export type WeightBuffer = Int8Array | Uint8Array | Int32Array | Float32Array;
+export type WeightBuffer = Int8Array | Uint8Array | Int32Array | Float32Array | Uint16Array;

@@ -37,11 +37,22 @@ export function quantizedClamp(lo: number, hi: number, scale: number, zeroPoint:
 
 /** A 256-entry table mapping an input u8 (scale, zp) through fn to an output u8 (scale, zp). */
 export function unaryTable(fn: (x: number) => number, inScale: number, inZp: number, outScale: number, outZp: number): Uint8Array {
-  const t = new Uint8Array(256);
-  for (let q = 0; q < 256; q++) {
+  return fillTable(new Uint8Array(256), fn, inScale, inZp, outScale, outZp);
+}
+
+/** The same for u16 activations (W8A16): 65536 entries. */
+export function unaryTable16(fn: (x: number) => number, inScale: number, inZp: number, outScale: number, outZp: number): Uint16Array {
+  return fillTable(new Uint16Array(65536), fn, inScale, inZp, outScale, outZp);
+}
+
+/** DequantizeLinear, fn and QuantizeLinear in float32 for every input value q. */
+function fillTable<T extends Uint8Array | Uint16Array>(t: T, fn: (x: number) => number, inScale: number, inZp: number, outScale: number, outZp: number): T {
+  const top = t.length - 1;
+  for (let q = 0; q <= top; q++) {
     const x = f32((q - inZp) * inScale);
     const y = f32(fn(x));
-    t[q] = clampU8(roundHalfEven(f32(y / outScale)) + outZp);
+    const v = roundHalfEven(f32(y / outScale)) + outZp;
+    t[q] = v < 0 ? 0 : v > top ? top : v; // NaN stores 0
   }
   return t;
 }

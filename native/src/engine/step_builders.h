@@ -132,7 +132,8 @@ std::unique_ptr<Step> build_maxmin(const Fields& f, bool max);         // steps_
 bool is_a16(const Fields& f, const char* tensor_key);
 std::unique_ptr<Step> build_a16_convert(const Fields& f, bool quantize);  // quantize / dequantize
 std::unique_ptr<Step> build_conv16(const Fields& f, bool gemm);           // conv, gemm
-std::unique_ptr<Step> build_add16(const Fields& f);
+std::unique_ptr<Step> build_eltwise16(const Fields& f, bool mul);        // add, mul
+std::unique_ptr<Step> build_lut16(const Fields& f);
 std::unique_ptr<Step> build_gap16(const Fields& f);                       // global avgpool
 
 }  // namespace edge::engine

@@ -66,9 +66,9 @@ std::unique_ptr<Step> build_step(const OpDesc& op, int index, const BuildContext
   else if (op.op == "gemm") step = is_a16(f, "input") ? build_conv16(f, true) : build_gemm(f);
   else if (op.op == "maxpool") step = build_pool(f, true);
   else if (op.op == "avgpool") step = is_a16(f, "input") ? build_gap16(f) : build_pool(f, false);
-  else if (op.op == "add") step = is_a16(f, "a") ? build_add16(f) : build_eltwise(f, false);
-  else if (op.op == "mul") step = build_eltwise(f, true);
-  else if (op.op == "lut") step = build_lut(f);
+  else if (op.op == "add") step = is_a16(f, "a") ? build_eltwise16(f, false) : build_eltwise(f, false);
+  else if (op.op == "mul") step = is_a16(f, "a") ? build_eltwise16(f, true) : build_eltwise(f, true);
+  else if (op.op == "lut") step = is_a16(f, "input") ? build_lut16(f) : build_lut(f);
   else if (op.op == "transpose") step = build_transpose(f);
   else if (op.op == "softmax") step = build_softmax(f);
   else if (op.op == "layernorm") step = build_layernorm(f);

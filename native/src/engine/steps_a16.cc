@@ -1,7 +1,8 @@
 // The 16-bit activation family (W8A16: int8 weights, uint16 activations; `edge-model quantize
 // --activation-bits 16`). A plan op whose activation tensors are u16 is built here instead of
 // by its 8-bit family: quantize/dequantize at the graph's edges, conv (and gemm as a 1x1 conv),
-// add and global average pooling, with the same fields as their 8-bit forms.
+// add and mul, lut (65536 entries) and global average pooling, with the same fields as their
+// 8-bit forms.
 //
 // A convolution on u16 activations runs the 8-bit kernels twice: x - zp = 256 * (hi - zp_hi) +
 // (lo - zp_lo), where hi/lo are the high and low bytes of x and of its zero point, so the exact
@@ -162,13 +163,15 @@ class Conv16Step : public Step {
   }
 };
 
-// y = Q(DQ(a) + DQ(b)) in float32, as a DequantizeLinear/Add/QuantizeLinear chain computes it.
-class Add16Step : public Step {
+// y = Q(DQ(a) + DQ(b)) (or *) in float32, as a DequantizeLinear/Add/QuantizeLinear chain
+// computes it; b is read at i, at i modulo its channels (per channel, innermost), or at 0.
+class Eltwise16Step : public Step {
  public:
+  bool mul = false;
   int a = 0, b = 0, out = 0;
   float a_scale = 1, b_scale = 1, y_scale = 1;
   int32_t a_zp = 0, b_zp = 0, y_zp = 0, lo = 0, hi = kU16Max;
-  size_t count = 0;
+  size_t count = 0, b_count = 1;
   k::Status run(const RunContext& ctx) const override {
     const uint16_t* pa = static_cast<const uint16_t*>(ctx.at(a));
     const uint16_t* pb = static_cast<const uint16_t*>(ctx.at(b));
@@ -176,10 +179,29 @@ class Add16Step : public Step {
     const float za = static_cast<float>(a_zp), zb = static_cast<float>(b_zp);
     chunks(ctx.pool, count, [&](size_t first, size_t n) {
       for (size_t i = first; i < first + n; ++i) {
-        const float v = (static_cast<float>(pa[i]) - za) * a_scale + (static_cast<float>(pb[i]) - zb) * b_scale;
-        const uint16_t q = quantize16(v, y_scale, y_zp);
+        const float fa = (static_cast<float>(pa[i]) - za) * a_scale;
+        const float fb = (static_cast<float>(pb[b_count == count ? i : i % b_count]) - zb) * b_scale;
+        const uint16_t q = quantize16(mul ? fa * fb : fa + fb, y_scale, y_zp);
         y[i] = static_cast<uint16_t>(q < lo ? lo : q > hi ? hi : q);
       }
+    });
+    return k::Status::Ok();
+  }
+};
+
+// A function of one u16 value, tabulated (65536 entries, compile/lut.ts).
+class Lut16Step : public Step {
+ public:
+  int in = 0, out = 0;
+  size_t count = 0;
+  std::vector<uint16_t> table;
+  size_t weight_bytes() const override { return table.size() * sizeof(uint16_t); }
+  k::Status run(const RunContext& ctx) const override {
+    const uint16_t* x = static_cast<const uint16_t*>(ctx.at(in));
+    uint16_t* y = static_cast<uint16_t*>(ctx.at(out));
+    const uint16_t* t = table.data();
+    chunks(ctx.pool, count, [&](size_t first, size_t n) {
+      for (size_t i = first; i < first + n; ++i) y[i] = t[x[i]];
     });
     return k::Status::Ok();
   }
@@ -280,8 +302,9 @@ std::unique_ptr<Step> build_conv16(const Fields& f, bool gemm) {
   return step;
 }
 
-std::unique_ptr<Step> build_add16(const Fields& f) {
-  auto step = std::make_unique<Add16Step>();
+std::unique_ptr<Step> build_eltwise16(const Fields& f, bool mul) {
+  auto step = std::make_unique<Eltwise16Step>();
+  step->mul = mul;
   step->a = f.tensor("a");
   step->b = f.tensor("b");
   step->out = f.tensor("output");
@@ -289,8 +312,11 @@ std::unique_ptr<Step> build_add16(const Fields& f) {
   const TensorDesc& b = f.tensor_of(step->b, {DType::U16});
   const TensorDesc& y = f.tensor_of(step->out, {DType::U16});
   step->count = static_cast<size_t>(element_count(a));
-  f.check(element_count(b) == element_count(a) && element_count(y) == element_count(a),
-          "a 16-bit add takes a, b and output of one element count (no broadcast)");
+  step->b_count = static_cast<size_t>(element_count(b));
+  f.check(element_count(y) == element_count(a), "output must have as many elements as a");
+  const int64_t channels = a.shape.empty() ? 1 : a.shape.back();
+  f.check(static_cast<int64_t>(step->b_count) == element_count(a) || step->b_count == 1 || static_cast<int64_t>(step->b_count) == channels,
+          "b must have as many elements as a, one, or a's innermost dimension");
   step->a_scale = f.scale("aScale");
   step->a_zp = zero_point16(f, "aZeroPoint");
   step->b_scale = f.scale("bScale");
@@ -299,6 +325,21 @@ std::unique_ptr<Step> build_add16(const Fields& f) {
   step->y_zp = zero_point16(f, "outputZeroPoint");
   std::tie(step->lo, step->hi) = clamp16(f);
   step->reads = {step->a, step->b};
+  step->writes = step->out;
+  return step;
+}
+
+std::unique_ptr<Step> build_lut16(const Fields& f) {
+  auto step = std::make_unique<Lut16Step>();
+  step->in = f.tensor("input");
+  step->out = f.tensor("output");
+  const TensorDesc& x = f.tensor_of(step->in, {DType::U16});
+  const TensorDesc& y = f.tensor_of(step->out, {DType::U16});
+  f.check(element_count(x) == element_count(y), "input and output differ in element count");
+  const WeightDesc& t = f.weight("table", DType::U16, 65536);
+  step->table.assign(t.as<uint16_t>(), t.as<uint16_t>() + 65536);
+  step->count = static_cast<size_t>(element_count(x));
+  step->reads = {step->in};
   step->writes = step->out;
   return step;
 }

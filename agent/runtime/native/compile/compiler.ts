@@ -26,8 +26,11 @@ import {
 } from './values.js';
 
 /** Ops that take 16-bit activations (W8A16): see Compiler.refuseA16. */
-const A16_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'MatMul', 'Add', 'GlobalAveragePool',
+const A16_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'MatMul', 'Add', 'Mul', 'Sub', 'Div',
+  'GlobalAveragePool', 'Relu', 'Clip', 'Sigmoid', 'Tanh', 'LeakyRelu', 'HardSigmoid', 'HardSwish',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout']);
+/** Element-wise ops that take two 16-bit activations, or one and a scalar constant (a table). */
+const A16_BINARY = new Set(['Add', 'Mul', 'Sub', 'Div']);
 
 /** The activation width of a pending result's inputs. */
 function pendingBits(p: Pending): 8 | 16 {
@@ -157,19 +160,23 @@ export class Compiler {
 
   /**
    * 16-bit activations (W8A16) reach only the op families that compute them (engine
-   * steps_a16.cc): Conv, Gemm/MatMul with constant weights, Add of two same-shaped activations
-   * (with a fused Relu/Clip), GlobalAveragePool, the reshapes, and the Q/DQ around them. Any
-   * other op with a 16-bit input is refused here, by name, so no 8-bit path ever reads one.
+   * steps_a16.cc): Conv, Gemm/MatMul with constant weights, Add and Mul of two activations
+   * (same shape, per channel or scalar; a fused Relu/Clip), unary functions and arithmetic
+   * with a scalar constant (65536-entry tables), GlobalAveragePool, the reshapes, and the Q/DQ
+   * around them. Any other op with a 16-bit input is refused here, by name, so no 8-bit path
+   * ever reads one (and lut() refuses an 8-bit table on a 16-bit tensor).
    */
   private refuseA16(op: string): void {
     const sixteen = (v: Value | undefined) => (v?.k === 'q' && v.q.bits === 16) || (v?.k === 'dq' && v.d.q.bits === 16);
     const inputs = (this.node.input ?? []).map((name) => (name ? this.values.get(name) : undefined));
     if (!inputs.some(sixteen)) return;
+    const scalar = (v: Value | undefined) => (v?.k === 'const' || v?.k === 'cdq') && v.c.data.length === 1;
+    const operand = (v: Value | undefined) => v?.k === 'dq' || (v?.k === 'cdq' && v.c.dtype === DataType.UINT16);
     const ok = A16_OPS.has(op) &&
       !(op === 'MatMul' && inputs[1]?.k === 'dq') &&
-      !(op === 'Add' && !(inputs[0]?.k === 'dq' && inputs[1]?.k === 'dq'));
+      !(A16_BINARY.has(op) && !((operand(inputs[0]) && operand(inputs[1]) && (op === 'Add' || op === 'Mul')) || scalar(inputs[0]) || scalar(inputs[1])));
     if (!ok) {
-      throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet (it runs Conv, Gemm and MatMul with constant weights, Add of two activations, GlobalAveragePool and reshapes on them); ONNX Runtime runs them');
+      throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet (it runs Conv, Gemm and MatMul with constant weights, Add and Mul of two activations, unary functions, arithmetic with a scalar, GlobalAveragePool and reshapes on them); ONNX Runtime runs them');
     }
   }
 
@@ -180,7 +187,7 @@ export class Compiler {
     try {
       const inBits = pendingBits(p);
       if (inBits !== bits) throw this.bad(`its ${inBits}-bit inputs cannot give a ${bits}-bit result (quantize both sides to the same width)`);
-      if (bits === 16 && !(p.kind === 'conv' || p.kind === 'gemm' || (p.kind === 'eltwise' && p.op === 'add') || (p.kind === 'avgpool' && p.global))) {
+      if (bits === 16 && !(p.kind === 'conv' || p.kind === 'gemm' || p.kind === 'eltwise' || p.kind === 'lut' || (p.kind === 'avgpool' && p.global))) {
         throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet; ONNX Runtime runs them');
       }
       switch (p.kind) {

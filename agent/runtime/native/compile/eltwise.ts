@@ -21,15 +21,20 @@ export function qlinearEltwise(c: Compiler, op: 'add' | 'mul'): void {
   c.set({ k: 'q', q: c.emit({ kind: 'eltwise', node: c.node, op, a, b, lo: -Infinity, hi: Infinity }, scale, zp, signed) });
 }
 
-/** A constant quantized operand of Add/Mul placed in the arena as a constant u8 tensor. */
+/** A constant quantized operand of Add/Mul placed in the arena as a constant u8 (or u16) tensor. */
 export function constOperand(c: Compiler, k: ConstDeq): Deq {
   if (k.scales.length !== 1) throw c.bad('a constant Add/Mul operand must be quantized per tensor');
-  if (k.dtype !== DataType.UINT8 && k.dtype !== DataType.INT8) throw c.bad('a constant Add/Mul operand must be uint8 or int8');
+  const shape = k.shape.length ? k.shape : [1];
+  if (k.dtype === DataType.UINT16) {
+    const t = c.tensor('u16', shape);
+    c.tensors[t].constant = c.weight(Uint16Array.from(k.data as Uint16Array));
+    return { q: { tensor: t, shape, layout: 'plain', signed: false, bits: 16 }, scale: k.scales[0], zp: k.zps[0] };
+  }
+  if (k.dtype !== DataType.UINT8 && k.dtype !== DataType.INT8) throw c.bad('a constant Add/Mul operand must be uint8, int8 or uint16');
   const shift = k.dtype === DataType.INT8 ? 128 : 0;
   const bytes = new Uint8Array(k.data.length);
   for (let i = 0; i < bytes.length; i++) bytes[i] = Number(k.data[i]) + shift;
   // A scalar is stored as one element (the engine's tensors have rank 1 to 6).
-  const shape = k.shape.length ? k.shape : [1];
   const t = c.tensor('u8', shape);
   c.tensors[t].constant = c.weight(bytes);
   return { q: { tensor: t, shape, layout: 'plain', signed: shift !== 0 }, scale: k.scales[0], zp: k.zps[0] + shift };
@@ -60,12 +65,9 @@ export function emitEltwise(c: Compiler, p: Extract<Pending, { kind: 'eltwise' }
   } else {
     throw c.bad(`cannot broadcast [${bq.shape}] against [${aq.shape}] (same shape, a scalar or a per-channel operand only)`);
   }
-  // W8A16: an add of two u16 maps of one shape and layout (the engine's 16-bit add broadcasts nothing).
+  // W8A16: u16 operands both (the engine's 16-bit add and mul broadcast b like the 8-bit ones).
   const bits = aq.bits ?? 8;
-  if (bits !== (bq.bits ?? 8)) throw c.bad('adds an 8-bit and a 16-bit activation (quantize both to one width)');
-  if (bits === 16 && (nb !== total(a) || aq.layout !== bq.layout)) {
-    throw c.bad('a 16-bit (W8A16) add takes two activations of one shape and layout; ONNX Runtime runs this one');
-  }
+  if (bits !== (bq.bits ?? 8)) throw c.bad(`${p.op === 'add' ? 'adds' : 'multiplies'} an 8-bit and a 16-bit operand (quantize both to one width)`);
   const out = c.tensor(qdtype(aq), storageShape(aq.shape, aq.layout));
   c.ops.push({
     op: p.op, a: aq.tensor, b: bq.tensor, output: out,

@@ -1,14 +1,20 @@
-// The lut family: any function of one quantized value becomes a 256-entry table (Sigmoid, Tanh,
+// The lut family: any function of one quantized value becomes a 256-entry table (65536 for
+// the u16 activations of W8A16 models) (Sigmoid, Tanh,
 // LeakyRelu, HardSwish..., a Relu/Clip with nothing to fuse into, a change of scale, the int8
 // sign flip). A Relu/Clip after a pending Conv, Gemm or Add/Mul folds into its clamp instead.
 import { attr } from '../../../onnx/model.js';
 import type { PlanDType } from '../plan.js';
-import { activations, unaryTable } from '../quant.js';
+import { activations, unaryTable, unaryTable16 } from '../quant.js';
 import type { Compiler } from './compiler.js';
 import { storageShape } from './layout.js';
 import { kindName, type Deq, type Pending, type QTensor } from './values.js';
 
-export function lut(c: Compiler, q: QTensor, table: Uint8Array, signedAfter: boolean, dtype: PlanDType = 'u8'): QTensor {
+export function lut(c: Compiler, q: QTensor, table: Uint8Array | Uint16Array, signedAfter: boolean, dtype: PlanDType = 'u8'): QTensor {
+  // u16 activations (W8A16) take 65536-entry tables and no other.
+  if ((q.bits === 16) !== (table instanceof Uint16Array)) {
+    throw c.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet; ONNX Runtime runs them');
+  }
+  if (q.bits === 16) dtype = 'u16';
   const out = c.tensor(dtype, storageShape(q.shape, q.layout));
   c.ops.push({ op: 'lut', input: q.tensor, output: out, table: c.weight(table) });
   return { ...q, tensor: out, signed: signedAfter };
@@ -21,7 +27,8 @@ export function requantize(c: Compiler, d: Deq, scale: number, zp: number, signe
 }
 
 export function emitLut(c: Compiler, p: Extract<Pending, { kind: 'lut' }>, scale: number, zp: number, signed: boolean): QTensor {
-  return lut(c, p.x.q, unaryTable(p.fn, p.x.scale, p.x.zp, scale, zp), signed);
+  const table = p.x.q.bits === 16 ? unaryTable16(p.fn, p.x.scale, p.x.zp, scale, zp) : unaryTable(p.fn, p.x.scale, p.x.zp, scale, zp);
+  return lut(c, p.x.q, table, signed);
 }
 
 /** Relu and Clip: fused into a pending Conv/Gemm/Add/Mul clamp, else a table. */
