@@ -9,4 +9,5 @@ target_link_libraries(edge_engine PUBLIC Threads::Threads)
 # The 16-bit element-wise steps reproduce ONNX Runtime's float32 DequantizeLinear -> op ->
 # QuantizeLinear one operation at a time; a fused multiply-add (GCC contracts on aarch64) would
 # round differently.
-set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/src/engine/steps_a16.cc PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")
+set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/src/engine/steps_a16.cc ${CMAKE_CURRENT_LIST_DIR}/src/engine/steps_a16_float.cc
+  PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")

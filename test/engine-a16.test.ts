@@ -9,7 +9,7 @@
 // - A W8A16 MobileNetV2 (scripts/zoo) runs natively, within rounding of ONNX Runtime's W8A16,
 //   and much closer to fp32 than the 8-bit model.
 // - An op the engine does not compute on 16 bits yet is refused by name.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -179,6 +179,96 @@ t.test('16-bit element-wise ops, tables and pooling compute their definitions', 
   const wrong = q.filter((v, i) => v !== want[i]).length;
   t.equal(wrong, 0, `${q.length} outputs of HardSwish, GlobalAveragePool, HardSigmoid, a per-channel Mul, a scalar Mul and an Add: all as defined`);
   t.ok(new Set(want).size > 100, `${new Set(want).size} distinct output values (not saturated)`);
+});
+
+/**
+ * One op on a 16-bit input x (shape `shape`, values on the grid of (sx, zx)) whose float64
+ * result, quantized at (sy, zy), the engine must give within one step.
+ */
+async function withinOneStep(
+  t: Test, what: string, shape: number[], build: (g: Graph, x: string) => string, outShape: number[],
+  ref: (x: Float64Array) => ArrayLike<number>, seed: number,
+): Promise<void> {
+  const rand = rng(seed);
+  const [sx, zx, sy, zy] = [1 / 2048, 30000, 1 / 4096, 20000];
+  const xq = Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 20000 + Math.floor(rand() * 20000));
+  const g = new Graph();
+  const out = g.qdq(build(g, g.qdq('x', sx, zx)), sy, zy);
+  const got = await runNative(g.model(shape, out, outShape), Float32Array.from(xq, (q) => f32((q - zx) * sx)), shape);
+  const want = Array.from(ref(Float64Array.from(xq, (q) => (q - zx) * f32(sx))), (v) => Math.max(0, Math.min(65535, roundHalfEven(v / f32(sy) + zy))));
+  const q = Array.from(got, (v) => Math.round(v / f32(sy) + zy));
+  const off = q.map((v, i) => Math.abs(v - want[i]));
+  t.equal(q.length, want.length, `${what}: ${want.length} outputs`);
+  t.ok(off.every((d) => d <= 1), `${what}: every output within one step of float64 (${off.filter((d) => d === 0).length} exact, largest difference ${Math.max(...off)})`);
+  t.ok(new Set(want).size > want.length / 4, `${what}: ${new Set(want).size} distinct values (not saturated)`);
+}
+
+t.test('16-bit Softmax, LayerNorm, MatMul of two activations, AveragePool and moves are within one step of float64', async (t) => {
+  const T = 6, D = 8;
+  const node = (g: Graph, op: string, inputs: string[], attrs: Record<string, unknown> = {}) => {
+    const out = g.name(op);
+    g.nodes.push(makeNode(op, inputs, [out], attrs as Record<string, number>));
+    return out;
+  };
+  const rows = (x: Float64Array, fn: (r: Float64Array) => Float64Array) => {
+    const out = new Float64Array(x.length);
+    for (let r = 0; r < x.length / D; r++) out.set(fn(x.subarray(r * D, (r + 1) * D)), r * D);
+    return out;
+  };
+  await withinOneStep(t, 'Softmax over the last axis', [1, T, D], (g, x) => node(g, 'Softmax', [x], { axis: -1 }), [1, T, D],
+    (x) => rows(x, (r) => { const m = Math.max(...r); const e = r.map((v) => Math.exp(v - m)); const s = e.reduce((a, b) => a + b, 0); return e.map((v) => v / s); }), 1);
+  const gamma = Float32Array.from({ length: D }, (_, i) => 0.5 + i / 8);
+  const beta = Float32Array.from({ length: D }, (_, i) => (i - 4) / 16);
+  await withinOneStep(t, 'LayerNorm spelled out (ReduceMean, Sub, Pow, Sqrt, Div, Mul, Add)', [1, T, D], (g, x) => {
+    const mean = node(g, 'ReduceMean', [x], { axes: [-1], keepdims: 1 });
+    const d = node(g, 'Sub', [x, mean]);
+    const sq = node(g, 'Pow', [d, g.init(new Float32Array([2]), [])]);
+    const v = node(g, 'ReduceMean', [sq], { axes: [-1], keepdims: 1 });
+    const ve = node(g, 'Add', [v, g.init(new Float32Array([1e-5]), [])]);
+    const n = node(g, 'Div', [d, node(g, 'Sqrt', [ve])]);
+    return node(g, 'Add', [node(g, 'Mul', [n, g.init(gamma, [D])]), g.init(beta, [D])]);
+  }, [1, T, D], (x) => rows(x, (r) => {
+    const m = r.reduce((a, b) => a + b, 0) / D;
+    const v = r.reduce((a, b) => a + (b - m) ** 2, 0) / D;
+    return r.map((x, i) => ((x - m) / Math.sqrt(v + Math.fround(1e-5))) * gamma[i] + beta[i]);
+  }), 2);
+  // x (T x D) times its own transpose (D x T), the transpose a move of 16-bit values.
+  await withinOneStep(t, 'MatMul of two activations (x times its Transpose)', [1, T, D], (g, x) => {
+    const xt = g.qdq(node(g, 'Transpose', [x], { perm: [0, 2, 1] }), 1 / 2048, 30000);
+    return node(g, 'Mul', [g.qdq(node(g, 'MatMul', [x, xt]), 1 / 128, 32768), g.init(new Float32Array([1 / 64]), [])]);
+  }, [1, T, T], (x) => {
+    const out = new Float64Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
+      let s = 0;
+      for (let k = 0; k < D; k++) s += x[i * D + k] * x[j * D + k];
+      out[i * T + j] = s / 64;
+    }
+    return out;
+  }, 3);
+  await withinOneStep(t, 'AveragePool 3x2 stride 3x2 with padding, padding not counted', [1, 2, 7, 8],
+    (g, x) => node(g, 'AveragePool', [x], { kernel_shape: [3, 2], strides: [3, 2], pads: [1, 0, 1, 0], count_include_pad: 0 }), [1, 2, 3, 4],
+    (x) => {
+      const out = new Float64Array(2 * 3 * 4);
+      for (let c = 0; c < 2; c++) for (let oh = 0; oh < 3; oh++) for (let ow = 0; ow < 4; ow++) {
+        let s = 0; let n = 0;
+        for (let h = oh * 3 - 1; h < oh * 3 + 2; h++) for (let w = ow * 2; w < ow * 2 + 2; w++) {
+          if (h < 0 || h >= 7) continue;
+          s += x[(c * 7 + h) * 8 + w]; n++;
+        }
+        out[(c * 3 + oh) * 4 + ow] = s / n;
+      }
+      return out;
+    }, 4);
+  // A Slice and a Concat with an input at another scale (requantized by a table first).
+  await withinOneStep(t, 'Slice, and Concat of inputs at two scales', [1, T, D], (g, x) => {
+    const sl = node(g, 'Slice', [x, g.init(new BigInt64Array([2n]), [1]), g.init(new BigInt64Array([6n]), [1]), g.init(new BigInt64Array([2n]), [1])]);
+    const half = g.qdq(node(g, 'Mul', [x, g.init(new Float32Array([0.5]), [])]), 1 / 8192, 25000);
+    return node(g, 'Concat', [g.qdq(sl, 1 / 2048, 30000), half], { axis: 2 });
+  }, [1, T, D + 4], (x) => {
+    const out = new Float64Array(T * (D + 4));
+    for (let i = 0; i < T; i++) for (let j = 0; j < D + 4; j++) out[i * (D + 4) + j] = j < 4 ? x[i * D + 2 + j] : x[i * D + j - 4] * 0.5;
+    return out;
+  }, 5);
 });
 
 t.test('a W8A16 MobileNetV2 runs natively, within rounding of ONNX Runtime, far closer to fp32 than 8 bits', async (t) => {

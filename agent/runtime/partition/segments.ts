@@ -36,7 +36,12 @@ function attachedDequantizes(g: GraphShape): Set<number> {
   const graphOut = new Set(g.outputs);
   const attached = new Set<number>();
   g.nodes.forEach((n, i) => {
-    if (n.opType === 'DequantizeLinear' && (n.domain ?? '') === '' && !(n.output ?? []).some((o) => graphOut.has(o))) attached.add(i);
+    // com.microsoft's (W8A16 models) only of a constant: the engine's segments take and give
+    // 8-bit tensors, so a 16-bit activation's DequantizeLinear stays a node of its own.
+    const domain = n.domain ?? '';
+    const dq = n.opType === 'DequantizeLinear' &&
+      (domain === '' || domain === 'ai.onnx' || (domain === 'com.microsoft' && g.initializers.has(n.input?.[0] ?? '')));
+    if (dq && !(n.output ?? []).some((o) => graphOut.has(o))) attached.add(i);
   });
   return attached;
 }

@@ -1,8 +1,8 @@
 // The 16-bit activation family (W8A16: int8 weights, uint16 activations; `edge-model quantize
 // --activation-bits 16`). A plan op whose activation tensors are u16 is built here instead of
 // by its 8-bit family: quantize/dequantize at the graph's edges, conv (and gemm as a 1x1 conv),
-// add and mul, lut (65536 entries) and global average pooling, with the same fields as their
-// 8-bit forms.
+// add and mul, lut (65536 entries) and average pooling, with the same fields as their 8-bit
+// forms (the float-inside ones: steps_a16_float.cc).
 //
 // A convolution on u16 activations runs the 8-bit kernels twice: x - zp = 256 * (hi - zp_hi) +
 // (lo - zp_lo), where hi/lo are the high and low bytes of x and of its zero point, so the exact
@@ -207,21 +207,33 @@ class Lut16Step : public Step {
   }
 };
 
-// GlobalAveragePool on NHWC u16: exact int64 sums per channel, then the mean requantized.
-class GlobalAvgPool16Step : public Step {
+// Average pooling on NHWC u16 (global or windowed): exact int64 sums per window and channel,
+// the mean requantized in double. A window counts its padding when count_include_pad is set.
+class AvgPool16Step : public Step {
  public:
-  int in = 0, out = 0, N = 0, HW = 0, C = 0;
-  double multiplier = 1;  // in_scale / (HW * out_scale)
+  int in = 0, out = 0;
+  k::ConvShape s;  // the window as a depthwise convolution's
+  bool include_pad = false;
+  double ratio = 1;  // in_scale / out_scale
   int32_t in_zp = 0, out_zp = 0;
   k::Status run(const RunContext& ctx) const override {
     const uint16_t* x = static_cast<const uint16_t*>(ctx.at(in));
     uint16_t* y = static_cast<uint16_t*>(ctx.at(out));
-    k::parallel_for(ctx.pool, N, [&](int n, int) {
-      for (int c = 0; c < C; ++c) {
-        int64_t s = 0;
-        const uint16_t* p = x + static_cast<size_t>(n) * HW * C + c;
-        for (int i = 0; i < HW; ++i) s += p[static_cast<size_t>(i) * C] - in_zp;
-        y[static_cast<size_t>(n) * C + c] = saturate16(static_cast<double>(s) * multiplier + out_zp, 0, kU16Max);
+    const int OH = s.out_h(), OW = s.out_w(), C = s.C;
+    k::parallel_for(ctx.pool, s.batch * OH, [&](int t, int) {
+      const int n = t / OH, oh = t % OH;
+      const int h0 = oh * s.stride_h - s.pad_top, h1 = std::min(h0 + s.kernel_h, s.H), hs = std::max(h0, 0);
+      for (int ow = 0; ow < OW; ++ow) {
+        const int w0 = ow * s.stride_w - s.pad_left, w1 = std::min(w0 + s.kernel_w, s.W), ws = std::max(w0, 0);
+        const int inside = (h1 - hs) * (w1 - ws);
+        const int count = include_pad ? s.kernel_h * s.kernel_w : inside;
+        uint16_t* dst = y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * C;
+        for (int c = 0; c < C; ++c) {
+          int64_t sum = 0;
+          for (int h = hs; h < h1; ++h)
+            for (int w = ws; w < w1; ++w) sum += x[((static_cast<size_t>(n) * s.H + h) * s.W + w) * C + c] - in_zp;
+          dst[c] = saturate16(count > 0 ? static_cast<double>(sum) * ratio / count + out_zp : out_zp, 0, kU16Max);
+        }
       }
     });
     return k::Status::Ok();
@@ -344,21 +356,28 @@ std::unique_ptr<Step> build_lut16(const Fields& f) {
   return step;
 }
 
-std::unique_ptr<Step> build_gap16(const Fields& f) {
-  auto step = std::make_unique<GlobalAvgPool16Step>();
+std::unique_ptr<Step> build_avgpool16(const Fields& f) {
+  auto step = std::make_unique<AvgPool16Step>();
   step->in = f.tensor("input");
   step->out = f.tensor("output");
   const TensorDesc& x = f.tensor_of(step->in, {DType::U16}, 4);
   const TensorDesc& y = f.tensor_of(step->out, {DType::U16}, 4);
-  const std::vector<int> kernel = f.ints("kernel", 2, 1, 1 << 16), pads = f.ints("pads", 4, 0, 0);
-  f.check(kernel[0] == x.shape[1] && kernel[1] == x.shape[2], "a 16-bit average pool must be global (its kernel the whole map)");
-  expect_shape(f, y, {x.shape[0], 1, 1, x.shape[3]}, "output");
-  step->N = static_cast<int>(x.shape[0]);
-  step->HW = static_cast<int>(x.shape[1] * x.shape[2]);
-  step->C = static_cast<int>(x.shape[3]);
+  const std::vector<int> kernel = f.ints("kernel", 2, 1, 1 << 16), strides = f.ints("strides", 2, 1, 1 << 16);
+  const std::vector<int> pads = f.ints("pads", 4, 0, 1 << 16);
+  k::ConvShape& s = step->s;
+  s.batch = static_cast<int>(x.shape[0]); s.H = static_cast<int>(x.shape[1]); s.W = static_cast<int>(x.shape[2]); s.C = static_cast<int>(x.shape[3]);
+  s.out_channels = s.C;
+  s.kernel_h = kernel[0]; s.kernel_w = kernel[1];
+  s.stride_h = strides[0]; s.stride_w = strides[1];
+  s.pad_top = pads[0]; s.pad_left = pads[1]; s.pad_bottom = pads[2]; s.pad_right = pads[3];
+  f.check(s.pad_top < s.kernel_h && s.pad_bottom < s.kernel_h && s.pad_left < s.kernel_w && s.pad_right < s.kernel_w,
+          "padding must be smaller than the window");
+  f.check(s.out_h() >= 1 && s.out_w() >= 1, "the window does not fit the padded map");
+  expect_shape(f, y, {s.batch, s.out_h(), s.out_w(), s.C}, "output");
+  step->include_pad = f.flag("countIncludePad");
   step->in_zp = zero_point16(f, "inputZeroPoint");
   step->out_zp = zero_point16(f, "outputZeroPoint");
-  step->multiplier = static_cast<double>(f.scale("inputScale")) / (static_cast<double>(step->HW) * f.scale("outputScale"));
+  step->ratio = static_cast<double>(f.scale("inputScale")) / f.scale("outputScale");
   step->reads = {step->in};
   step->writes = step->out;
   return step;

@@ -27,15 +27,19 @@ import {
 
 /** Ops that take 16-bit activations (W8A16): see Compiler.refuseA16. */
 const A16_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'MatMul', 'Add', 'Mul', 'Sub', 'Div',
-  'GlobalAveragePool', 'Relu', 'Clip', 'Sigmoid', 'Tanh', 'LeakyRelu', 'HardSigmoid', 'HardSwish',
-  'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout']);
+  'GlobalAveragePool', 'AveragePool', 'Relu', 'Clip', 'Sigmoid', 'Tanh', 'LeakyRelu', 'HardSigmoid', 'HardSwish',
+  // Float inside (steps_a16_float.cc): Softmax, LayerNorm (also spelled out), MatMul of two activations.
+  'Softmax', 'LayerNormalization', 'ReduceMean', 'Pow', 'Sqrt',
+  'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout',
+  // Data movement as it is (compile/copy.ts: u16 moved as byte pairs; no change of scale).
+  'Transpose', 'Slice', 'Split', 'Concat']);
 /** Element-wise ops that take two 16-bit activations, or one and a scalar constant (a table). */
 const A16_BINARY = new Set(['Add', 'Mul', 'Sub', 'Div']);
 
 /** The activation width of a pending result's inputs. */
 function pendingBits(p: Pending): 8 | 16 {
-  const ins = p.kind === 'eltwise' ? [p.a, p.b] : p.kind === 'float' || p.kind === 'deferred' || p.kind === 'lut' ? [] : [p.x];
-  if (p.kind === 'lut') ins.push(p.x);
+  if (p.kind === 'float' || p.kind === 'deferred') return p.bits ?? (p.kind === 'float' ? p.chain?.x.q.bits : undefined) ?? 8;
+  const ins = p.kind === 'eltwise' ? [p.a, p.b] : [p.x];
   return ins.some((d) => d.q.bits === 16) ? 16 : 8;
 }
 
@@ -172,9 +176,10 @@ export class Compiler {
     if (!inputs.some(sixteen)) return;
     const scalar = (v: Value | undefined) => (v?.k === 'const' || v?.k === 'cdq') && v.c.data.length === 1;
     const operand = (v: Value | undefined) => v?.k === 'dq' || (v?.k === 'cdq' && v.c.dtype === DataType.UINT16);
+    // A LayerNorm chain's Sub (x - mean) reads a pending result: the chain checks itself.
+    const chain = inputs.some((v) => v?.k === 'pending');
     const ok = A16_OPS.has(op) &&
-      !(op === 'MatMul' && inputs[1]?.k === 'dq') &&
-      !(A16_BINARY.has(op) && !((operand(inputs[0]) && operand(inputs[1]) && (op === 'Add' || op === 'Mul')) || scalar(inputs[0]) || scalar(inputs[1])));
+      !(A16_BINARY.has(op) && !chain && !((operand(inputs[0]) && operand(inputs[1]) && (op === 'Add' || op === 'Mul')) || scalar(inputs[0]) || scalar(inputs[1])));
     if (!ok) {
       throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet (it runs Conv, Gemm and MatMul with constant weights, Add and Mul of two activations, unary functions, arithmetic with a scalar, GlobalAveragePool and reshapes on them); ONNX Runtime runs them');
     }
@@ -187,7 +192,7 @@ export class Compiler {
     try {
       const inBits = pendingBits(p);
       if (inBits !== bits) throw this.bad(`its ${inBits}-bit inputs cannot give a ${bits}-bit result (quantize both sides to the same width)`);
-      if (bits === 16 && !(p.kind === 'conv' || p.kind === 'gemm' || p.kind === 'eltwise' || p.kind === 'lut' || (p.kind === 'avgpool' && p.global))) {
+      if (bits === 16 && (p.kind === 'deconv' || p.kind === 'maxpool')) {
         throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet; ONNX Runtime runs them');
       }
       switch (p.kind) {
@@ -310,6 +315,13 @@ export class Compiler {
 
   /** A float result that waits for its QuantizeLinear (which fixes the output scale). */
   pending(p: Pending): void {
+    if ((p.kind === 'float' || p.kind === 'deferred') && p.bits === undefined) {
+      const wide = (this.node.input ?? []).some((name) => {
+        const v = name ? this.values.get(name) : undefined;
+        return (v?.k === 'dq' && v.d.q.bits === 16) || (v?.k === 'q' && v.q.bits === 16);
+      });
+      if (wide) p = { ...p, bits: 16 };
+    }
     const out = this.node.output![0];
     if ((this.uses.get(out) ?? 0) !== 1) {
       throw this.bad(`its float output ${out} must feed exactly one QuantizeLinear (or Relu/Clip then QuantizeLinear)`);

@@ -9,8 +9,9 @@ import type { CopyOp } from '../plan.js';
 import { clampU8, roundHalfEven } from '../quant.js';
 import type { Compiler } from './compiler.js';
 import { constOperand } from './eltwise.js';
+import { requantize } from './lut.js';
 import { storageShape, toPlain } from './layout.js';
-import { kindName, type Const, type Deq, type Layout, type QTensor, type Value } from './values.js';
+import { kindName, qdtype, type Const, type Deq, type Layout, type QTensor, type Value } from './values.js';
 
 const NHWC_AXIS = [0, 3, 1, 2];
 const f32 = Math.fround;
@@ -32,8 +33,9 @@ function operand(c: Compiler, i: number): Operand {
   throw c.bad(`input ${i} must be a quantized tensor or come from DequantizeLinear (got ${kindName(v)})`);
 }
 
-/** The result: the same kind of value the input was (moved bytes keep their scale). */
+/** The result: the same kind of value the input was (moved bytes keep their scale and width). */
 function result(c: Compiler, x: Operand, q: QTensor, i = 0): void {
+  if (c.tensors[q.tensor].dtype === 'u16') q = { ...q, bits: 16 };
   if (x.scale === undefined) c.set({ k: 'q', q }, i);
   else c.set({ k: 'dq', d: { q, scale: x.scale, zp: x.zp! } }, i);
 }
@@ -41,6 +43,22 @@ function result(c: Compiler, x: Operand, q: QTensor, i = 0): void {
 interface Region { input: number; count: number[]; start: number[]; step: number[]; at: number[]; perm: number[]; requant?: { scale: number; zp: number } }
 
 function copyOp(c: Compiler, storage: number[], regions: Region[], out?: { scale: number; zp: number }, fill?: number): number {
+  // u16 tensors (W8A16) move as bytes: each is seen as u8 with one more, innermost, dimension
+  // of 2 bytes that every region copies whole, in order.
+  const wide = regions.map((r) => c.tensors[r.input].dtype === 'u16');
+  if (wide.some(Boolean)) {
+    if (!wide.every(Boolean) || regions.some((r) => r.requant) || fill !== undefined) {
+      throw c.bad('16-bit activations (W8A16) are moved only as they are (no change of scale, no padding value, no 8-bit operand); ONNX Runtime runs this one');
+    }
+    const bytes = regions.map((r): Region => {
+      const rank = c.tensors[r.input].shape.length;
+      return {
+        input: c.tensor('u8', [...c.tensors[r.input].shape, 2], r.input),
+        count: [...r.count, 2], start: [...r.start, 0], step: [...r.step, 1], at: [...r.at, 0], perm: [...r.perm, rank],
+      };
+    });
+    return c.tensor('u16', storage, copyOp(c, [...storage, 2], bytes));
+  }
   const output = c.tensor('u8', storage);
   const op: CopyOp = {
     op: 'copy', output, inputs: regions.map((r) => r.input),
@@ -85,7 +103,7 @@ export function transpose(c: Compiler): void {
   const storage = storageShape(q.shape, q.layout);
   // Dimensions of size 1 do not move bytes: compare the order of the others only.
   const moving = sperm.filter((p) => storage[p] !== 1);
-  if (moving.every((p, i) => i === 0 || p > moving[i - 1])) return result(c, x, { tensor: c.tensor('u8', shape, q.tensor), shape, layout: 'plain', signed: q.signed });
+  if (moving.every((p, i) => i === 0 || p > moving[i - 1])) return result(c, x, { tensor: c.tensor(qdtype(q), shape, q.tensor), shape, layout: 'plain', signed: q.signed });
   const out = copyOp(c, shape, [{ input: q.tensor, count: shape, start: shape.map(() => 0), step: shape.map(() => 1), at: shape.map(() => 0), perm: sperm }]);
   result(c, x, { tensor: out, shape, layout: 'plain', signed: q.signed });
 }
@@ -244,6 +262,8 @@ function concatEmit(c: Compiler, ps: Part[], axis: number, scale: number, zp: nu
   }
   const layout: Layout = qs.every((d) => d.q.layout === 'nhwc') ? 'nhwc' : 'plain';
   if (layout === 'plain') qs = qs.map((d) => ({ ...d, q: toPlain(c, d.q) }));
+  // u16 inputs (W8A16) move only as they are: one at another scale is requantized first (a table).
+  qs = qs.map((d) => (d.q.bits === 16 && (d.scale !== scale || d.zp !== zp) ? { q: requantize(c, d, scale, zp, signed), scale, zp } : d));
   const shape = [...qs[0].q.shape];
   shape[axis] = qs.reduce((s, d) => s + d.q.shape[axis], 0);
   const sa = storageAxis(layout, axis);
@@ -257,7 +277,7 @@ function concatEmit(c: Compiler, ps: Part[], axis: number, scale: number, zp: nu
     return reg;
   });
   const out = copyOp(c, storageShape(shape, layout), regions, { scale, zp });
-  return { tensor: out, shape, layout, signed };
+  return { tensor: out, shape, layout, signed, ...(c.tensors[out].dtype === 'u16' ? { bits: 16 as const } : {}) };
 }
 
 export function concat(c: Compiler): void {

@@ -10,7 +10,7 @@ import { quantizedClamp } from '../quant.js';
 import type { Compiler } from './compiler.js';
 import { storageShape, toNhwc, toPlain } from './layout.js';
 import { lut } from './lut.js';
-import { ints, kindName, numel, type Deq, type LayerNormChain, type QTensor, type Value } from './values.js';
+import { ints, kindName, numel, qdtype, type Deq, type LayerNormChain, type QTensor, type Value } from './values.js';
 
 const f32 = Math.fround;
 
@@ -124,7 +124,7 @@ export function softmax(c: Compiler): void {
       const sa = perm.indexOf(axis);
       outer = numel(storage.slice(0, sa)); len = storage[sa]; inner = numel(storage.slice(sa + 1));
     }
-    const out = c.tensor('u8', storage);
+    const out = c.tensor(qdtype(q), storage);
     c.ops.push({ op: 'softmax', input: q.tensor, output: out, outer, axis: len, inner, inputScale: x.scale, outputScale: scale, outputZeroPoint: zp });
     return { ...q, tensor: out, signed };
   });
@@ -162,7 +162,7 @@ function layerNormEmitter(c: Compiler, x: Deq, gamma: Float64Array, beta: Float6
   if (!(epsilon >= 0) || !Number.isFinite(epsilon)) throw c.bad(`epsilon must be a non-negative number, got ${epsilon}`);
   return (scale, zp, signed) => {
     const q = toPlain(c, x.q);
-    const out = c.tensor('u8', q.shape);
+    const out = c.tensor(qdtype(q), q.shape);
     c.ops.push({
       op: 'layernorm', input: q.tensor, output: out, gamma: c.weight(g), beta: c.weight(b), epsilon,
       inputScale: x.scale, inputZeroPoint: x.zp, outputScale: scale, outputZeroPoint: zp,
@@ -326,6 +326,7 @@ export function resize(c: Compiler): void {
     return { from, to, w };
   };
   const rows = axis(H, OH, sh); const cols = axis(W, OW, sw);
+  if (x.q.bits === 16) throw c.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet; ONNX Runtime runs them');
   floatPending(c, (scale, zp, signed) => {
     const q = toNhwc(c, x.q);
     const out = c.tensor('u8', [N, OH, OW, C]);
@@ -351,18 +352,21 @@ export function matmulOfActivations(c: Compiler): void {
   const sameBatch = ba.length === bb.length && ba.every((d, i) => d === bb[i]);
   if (!sameBatch && na !== 1 && nb !== 1) throw c.bad(`batch dimensions [${ba}] and [${bb}] must agree (or one side has none)`);
   const batchShape = na >= nb ? ba : bb;
-  if (K > 33025) throw c.bad(`K = ${K} exceeds 33025, where exact int32 sums could overflow`);
+  // W8A16: both operands u16 (exact int64 sums in the engine).
+  const bits = a.q.bits ?? 8;
+  if (bits !== (b.q.bits ?? 8)) throw c.bad('multiplies an 8-bit and a 16-bit activation (quantize both to one width)');
+  if (K > 33025 && bits === 8) throw c.bad(`K = ${K} exceeds 33025, where exact int32 sums could overflow`);
   floatPending(c, (scale, zp, signed) => {
     const qa = toPlain(c, a.q); const qb = toPlain(c, b.q);
     const batch = Math.max(na, nb);
-    const out = c.tensor('u8', [...batchShape, M, N]);
+    const out = c.tensor(qdtype(qa), [...batchShape, M, N]);
     c.ops.push({
       op: 'qmatmul', a: qa.tensor, b: qb.tensor, output: out, batch, M, K, N,
       aBroadcast: na === 1 && batch > 1, bBroadcast: nb === 1 && batch > 1,
       aZeroPoint: a.zp, bZeroPoint: b.zp,
       multiplier: f32(f32(f32(a.scale) * f32(b.scale)) / f32(scale)), outputZeroPoint: zp,
-      clamp: quantizedClamp(-Infinity, Infinity, scale, zp) as Clamp,
+      clamp: quantizedClamp(-Infinity, Infinity, scale, zp, bits) as Clamp,
     });
-    return { tensor: out, shape: [...batchShape, M, N], layout: 'plain', signed } satisfies QTensor;
+    return { tensor: out, shape: [...batchShape, M, N], layout: 'plain', signed, ...(bits === 16 ? { bits } : {}) } satisfies QTensor;
   });
 }

@@ -7,7 +7,13 @@ import type { Compiler } from './compiler.js';
 import { ints, numel, qdtype, type Layout, type QTensor } from './values.js';
 
 function transpose(c: Compiler, q: QTensor, perm: number[], storage: number[]): number {
-  if (q.bits === 16) throw c.bad('moving a 16-bit activation (W8A16) between NCHW and NHWC is not computed by the native engine yet; ONNX Runtime runs it');
+  if (q.bits === 16) {
+    // u16 (W8A16) as bytes: one more, innermost, dimension of 2 that stays in place.
+    const bytes = c.tensor('u8', [...c.tensors[q.tensor].shape, 2], q.tensor);
+    const out = c.tensor('u8', [...storage, 2]);
+    c.ops.push({ op: 'transpose', input: bytes, output: out, perm: [...perm, perm.length] });
+    return c.tensor('u16', storage, out);
+  }
   const out = c.tensor('u8', storage);
   c.ops.push({ op: 'transpose', input: q.tensor, output: out, perm });
   return out;
@@ -25,7 +31,7 @@ export function toPlain(c: Compiler, q: QTensor): QTensor {
   const n = numel(q.shape) / (ch * h * w);
   const as4d = c.tensor(qdtype(q), [n, h, w, ch], q.tensor);
   const t = transpose(c, { ...q, tensor: as4d }, [0, 3, 1, 2], [n, ch, h, w]);
-  return { tensor: c.tensor('u8', q.shape, t), shape: q.shape, layout: 'plain', signed: q.signed };
+  return { ...q, tensor: c.tensor(qdtype(q), q.shape, t), shape: q.shape, layout: 'plain', chw: undefined };
 }
 
 /** A 4D map in NHWC storage, for convolution and pooling. */

@@ -23,6 +23,7 @@ export function lut(c: Compiler, q: QTensor, table: Uint8Array | Uint16Array, si
 /** The same values at another scale and zero point (nothing to do when they agree). */
 export function requantize(c: Compiler, d: Deq, scale: number, zp: number, signed: boolean): QTensor {
   if (d.scale === scale && d.zp === zp) return { ...d.q, signed };
+  if (d.q.bits === 16) return lut(c, d.q, unaryTable16((x) => x, d.scale, d.zp, scale, zp), signed);
   return lut(c, d.q, unaryTable((x) => x, d.scale, d.zp, scale, zp), signed);
 }
 

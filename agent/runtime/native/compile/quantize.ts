@@ -22,11 +22,7 @@ export function quantizeLinear(c: Compiler): void {
   }
   if (x.k === 'pending') return c.set({ k: 'q', q: c.emit(x.p, scale, zp, signed, bits) });
   if (x.k === 'dq') {
-    if (bits === 16 || x.d.q.bits === 16) {
-      // The Q/DQ pair after a reshape keeps its input's parameters: nothing to compute.
-      if (bits === 16 && x.d.q.bits === 16 && x.d.scale === scale && x.d.zp === zp) return c.set({ k: 'q', q: x.d.q });
-      throw c.bad('requantizing a 16-bit activation (W8A16) to other parameters is not computed by the native engine yet; ONNX Runtime runs it');
-    }
+    if (bits !== (x.d.q.bits ?? 8)) throw c.bad(`requantizes a ${x.d.q.bits ?? 8}-bit activation to ${bits} bits (the engine keeps one width per tensor)`);
     return c.set({ k: 'q', q: requantize(c, x.d, scale, zp, signed) });
   }
   throw c.bad('quantizing a constant at run time is not supported (fold it into an initializer)');

@@ -36,9 +36,9 @@ export type Pending =
   | { kind: 'eltwise'; node: NodeProto; op: 'add' | 'mul'; a: Deq; b: Deq; lo: number; hi: number }
   | { kind: 'lut'; node: NodeProto; fn: (x: number) => number; x: Deq }
   /** A float-inside op (compile/float.ts) that needs only its output scale to be emitted. */
-  | { kind: 'float'; node: NodeProto; emit: (scale: number, zp: number, signed: boolean) => QTensor; chain?: LayerNormChain }
+  | { kind: 'float'; node: NodeProto; emit: (scale: number, zp: number, signed: boolean) => QTensor; chain?: LayerNormChain; bits?: 16 }
   /** Data movement (Concat, Max...) whose ops are written once the output scale is known. */
-  | { kind: 'deferred'; node: NodeProto; emit: (scale: number, zp: number, signed: boolean) => QTensor };
+  | { kind: 'deferred'; node: NodeProto; emit: (scale: number, zp: number, signed: boolean) => QTensor; bits?: 16 };
 
 /** How far a decomposed LayerNorm (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add) has got. */
 export interface LayerNormChain {
