@@ -3,7 +3,8 @@
 // `-cpu max` (dot product). The daemon from the artifact (its bundled arm64 node, its arm64
 // addon, better-sqlite3 and onnxruntime) starts with the sample models, says READY=1 on a
 // notify socket, answers /readyz and /v1/status (arch arm64, the kernel variant of the CPU),
-// infers on the native engine (logits bit-identical to the host x64 run) and on ONNX Runtime
+// infers on the native engine (logits bit-identical to the host x64 run, with 8-bit and with
+// 16-bit activations: the W8A16 steps) and on ONNX Runtime
 // (within a small tolerance of the host's fp32), records telemetry in its SQLite buffer and
 // drains it over MQTT to a real Mosquitto and the controller running natively on the host,
 // acked; SIGTERM stops it with STOPPING=1 and exit 0.
@@ -21,6 +22,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { root, spawnAgent, type AgentProcess } from './helpers/agent.js';
 import { digitBatch } from './helpers/model-packages.js';
+import { writeDigitFolders } from '../scripts/build-digits-int8.js';
+import { packModel } from '../tools/compress/pack.js';
+import { quantizeFile } from '../tools/compress/quantize.js';
 import { destroyMosquitto, startMosquitto } from './helpers/mosquitto.js';
 import { notifySocket } from './helpers/notify.js';
 import { waitFor } from './helpers/wait.js';
@@ -84,9 +88,17 @@ t.test('the arm64 release under qemu-aarch64: NEON and dot product', async (t) =
   const tar = spawnSync('tar', ['-C', work, '-xzf', tarball], { encoding: 'utf8' });
   t.equal(tar.status, 0, `unpacked ${path.basename(tarball)} ${tar.stderr}`);
   const rel = path.join(work, `edge-agent-${version}-linux-arm64`);
+  // The digits model with 16-bit activations (W8A16), quantized and packed here by the host's
+  // toolkit: the engine's 16-bit steps (native/src/engine/steps_a16*.cc) on arm64.
+  const digitData = writeDigitFolders(path.join(work, 'digits-data'));
+  const a16File = path.join(work, 'digits-w8a16.onnx');
+  await quantizeFile(path.join(rel, 'models/digits-fp32/model.onnx'), a16File, { calib: digitData.calib, perChannel: true, method: 'minmax', format: 'qdq', activationBits: 16, target: 'native' });
+  const a16Dir = path.join(work, 'digits-w8a16');
+  await packModel(a16File, { name: 'digits-w8a16', version: '1.0.0-w8a16', out: a16Dir, template: path.join(rel, 'models/digits-fp32/manifest.json') });
   const models = (dir: string): Record<string, unknown>[] => [
     { name: 'digits', package: path.join(dir, 'models/digits-int8'), backend: 'native' },
     { name: 'digits-fp32', package: path.join(dir, 'models/digits-fp32'), backend: 'ort' },
+    { name: 'digits-w8a16', package: a16Dir, backend: 'native' },
   ];
   const base = { security: { requireSignedPackages: false }, runtime: { threads: 1, warmup: 1 }, log: { level: 'info' } };
 
@@ -95,7 +107,7 @@ t.test('the arm64 release under qemu-aarch64: NEON and dot product', async (t) =
   t.teardown(() => host.kill('SIGKILL'));
   const hostUrl = await host.ready();
   await waitFor(async () => (await fetch(`${hostUrl}/readyz`)).status === 200, { timeoutMs: 60_000, what: 'host agent ready' });
-  const ref = { native: await infer(hostUrl, 'digits'), ort: await infer(hostUrl, 'digits-fp32') };
+  const ref = { native: await infer(hostUrl, 'digits'), ort: await infer(hostUrl, 'digits-fp32'), a16: await infer(hostUrl, 'digits-w8a16') };
   host.kill('SIGTERM');
   await host.exited();
 
@@ -136,6 +148,9 @@ t.test('the arm64 release under qemu-aarch64: NEON and dot product', async (t) =
       t.equal(native.backend, 'native', 'digits (int8) ran on the native engine');
       t.same(Array.from(native.logits), Array.from(ref.native.logits), `native logits bit-identical to the host x64 run: ${Array.from(native.logits.slice(0, 4)).join(', ')}...`);
       t.ok(Buffer.from(native.logits.buffer).equals(Buffer.from(ref.native.logits.buffer)), 'byte for byte');
+      const a16 = await infer(url, 'digits-w8a16');
+      t.equal(a16.backend, 'native', 'digits W8A16 (16-bit activations) ran on the native engine');
+      t.ok(Buffer.from(a16.logits.buffer).equals(Buffer.from(ref.a16.logits.buffer)), `W8A16 logits bit-identical to the host x64 run: ${Array.from(a16.logits.slice(0, 4)).join(', ')}...`);
       const ort = await infer(url, 'digits-fp32');
       t.equal(ort.backend, 'ort', 'digits-fp32 ran on ONNX Runtime (its arm64 binary)');
       t.equal(ort.logits.length, ref.ort.logits.length, `${ort.logits.length} logits`);

@@ -203,7 +203,7 @@ async function withinOneStep(
   t.ok(new Set(want).size > want.length / 4, `${what}: ${new Set(want).size} distinct values (not saturated)`);
 }
 
-t.test('16-bit Softmax, LayerNorm, MatMul of two activations, AveragePool and moves are within one step of float64', async (t) => {
+t.test('16-bit Softmax, LayerNorm, MatMul of two activations, pooling and moves are within one step of float64', async (t) => {
   const T = 6, D = 8;
   const node = (g: Graph, op: string, inputs: string[], attrs: Record<string, unknown> = {}) => {
     const out = g.name(op);
@@ -259,6 +259,17 @@ t.test('16-bit Softmax, LayerNorm, MatMul of two activations, AveragePool and mo
       }
       return out;
     }, 4);
+  await withinOneStep(t, 'MaxPool 3x2 stride 2 with padding', [1, 2, 7, 8],
+    (g, x) => g.qdq(node(g, 'MaxPool', [x], { kernel_shape: [3, 2], strides: [2, 2], pads: [1, 0, 1, 0] }), 1 / 2048, 30000), [1, 2, 4, 4],
+    (x) => {
+      const out = new Float64Array(2 * 4 * 4);
+      for (let c = 0; c < 2; c++) for (let oh = 0; oh < 4; oh++) for (let ow = 0; ow < 4; ow++) {
+        let m = -Infinity;
+        for (let h = oh * 2 - 1; h < oh * 2 + 2; h++) for (let w = ow * 2; w < ow * 2 + 2; w++) if (h >= 0 && h < 7) m = Math.max(m, x[(c * 7 + h) * 8 + w]);
+        out[(c * 4 + oh) * 4 + ow] = m;
+      }
+      return out;
+    }, 6);
   // A Slice and a Concat with an input at another scale (requantized by a table first).
   await withinOneStep(t, 'Slice, and Concat of inputs at two scales', [1, T, D], (g, x) => {
     const sl = node(g, 'Slice', [x, g.init(new BigInt64Array([2n]), [1]), g.init(new BigInt64Array([6n]), [1]), g.init(new BigInt64Array([2n]), [1])]);
@@ -306,10 +317,10 @@ t.test('a W8A16 MobileNetV2 runs natively, within rounding of ONNX Runtime, far 
 t.test('an op without a 16-bit path is refused by name', async (t) => {
   const g = new Graph();
   const a = g.qdq('x', 1 / 1000, 30000);
-  const h = g.name('pool');
-  g.nodes.push(makeNode('MaxPool', [a], [h], { kernel_shape: [2, 2] }));
+  const h = g.name('resize');
+  g.nodes.push(makeNode('Resize', [a, '', g.init(new Float32Array([1, 1, 2, 2]), [4])], [h], { mode: 'nearest' }));
   const out = g.qdq(h, 1 / 1000, 30000);
-  const bytes = g.model([1, 4, 3, 3], out, [1, 4, 2, 2]);
-  t.throws(() => NativeBackend.load(bytes, { name: 'a16-maxpool' }),
-    { message: /MaxPool.*16-bit activations \(W8A16\) are not computed by the native engine for this op yet/ });
+  const bytes = g.model([1, 4, 3, 3], out, [1, 4, 6, 6]);
+  t.throws(() => NativeBackend.load(bytes, { name: 'a16-resize' }),
+    { message: /Resize.*16-bit activations \(W8A16\) are not computed by the native engine for this op yet/ });
 });

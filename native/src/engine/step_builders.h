@@ -134,7 +134,7 @@ std::unique_ptr<Step> build_a16_convert(const Fields& f, bool quantize);  // qua
 std::unique_ptr<Step> build_conv16(const Fields& f, bool gemm);           // conv, gemm
 std::unique_ptr<Step> build_eltwise16(const Fields& f, bool mul);        // add, mul
 std::unique_ptr<Step> build_lut16(const Fields& f);
-std::unique_ptr<Step> build_avgpool16(const Fields& f);
+std::unique_ptr<Step> build_pool16(const Fields& f, bool max);           // maxpool, avgpool
 std::unique_ptr<Step> build_softmax16(const Fields& f);                   // steps_a16_float.cc
 std::unique_ptr<Step> build_layernorm16(const Fields& f);
 std::unique_ptr<Step> build_qmatmul16(const Fields& f);

@@ -64,8 +64,8 @@ std::unique_ptr<Step> build_step(const OpDesc& op, int index, const BuildContext
   else if (op.op == "dequantize") step = is_a16(f, "input") ? build_a16_convert(f, false) : build_quantize(f, false);
   else if (op.op == "conv") step = is_a16(f, "input") ? build_conv16(f, false) : build_conv(f);
   else if (op.op == "gemm") step = is_a16(f, "input") ? build_conv16(f, true) : build_gemm(f);
-  else if (op.op == "maxpool") step = build_pool(f, true);
-  else if (op.op == "avgpool") step = is_a16(f, "input") ? build_avgpool16(f) : build_pool(f, false);
+  else if (op.op == "maxpool") step = is_a16(f, "input") ? build_pool16(f, true) : build_pool(f, true);
+  else if (op.op == "avgpool") step = is_a16(f, "input") ? build_pool16(f, false) : build_pool(f, false);
   else if (op.op == "add") step = is_a16(f, "a") ? build_eltwise16(f, false) : build_eltwise(f, false);
   else if (op.op == "mul") step = is_a16(f, "a") ? build_eltwise16(f, true) : build_eltwise(f, true);
   else if (op.op == "lut") step = is_a16(f, "input") ? build_lut16(f) : build_lut(f);

@@ -209,11 +209,12 @@ class Lut16Step : public Step {
 
 // Average pooling on NHWC u16 (global or windowed): exact int64 sums per window and channel,
 // the mean requantized in double. A window counts its padding when count_include_pad is set.
+// Max pooling (max = true) takes the largest value of the window's inside, at the input's scale.
 class AvgPool16Step : public Step {
  public:
   int in = 0, out = 0;
   k::ConvShape s;  // the window as a depthwise convolution's
-  bool include_pad = false;
+  bool max = false, include_pad = false;
   double ratio = 1;  // in_scale / out_scale
   int32_t in_zp = 0, out_zp = 0;
   k::Status run(const RunContext& ctx) const override {
@@ -228,6 +229,15 @@ class AvgPool16Step : public Step {
         const int inside = (h1 - hs) * (w1 - ws);
         const int count = include_pad ? s.kernel_h * s.kernel_w : inside;
         uint16_t* dst = y + ((static_cast<size_t>(n) * OH + oh) * OW + ow) * C;
+        if (max) {
+          for (int c = 0; c < C; ++c) {
+            uint16_t m = 0;
+            for (int h = hs; h < h1; ++h)
+              for (int w = ws; w < w1; ++w) m = std::max(m, x[((static_cast<size_t>(n) * s.H + h) * s.W + w) * C + c]);
+            dst[c] = m;
+          }
+          continue;
+        }
         for (int c = 0; c < C; ++c) {
           int64_t sum = 0;
           for (int h = hs; h < h1; ++h)
@@ -356,8 +366,9 @@ std::unique_ptr<Step> build_lut16(const Fields& f) {
   return step;
 }
 
-std::unique_ptr<Step> build_avgpool16(const Fields& f) {
+std::unique_ptr<Step> build_pool16(const Fields& f, bool max) {
   auto step = std::make_unique<AvgPool16Step>();
+  step->max = max;
   step->in = f.tensor("input");
   step->out = f.tensor("output");
   const TensorDesc& x = f.tensor_of(step->in, {DType::U16}, 4);
@@ -374,10 +385,15 @@ std::unique_ptr<Step> build_avgpool16(const Fields& f) {
           "padding must be smaller than the window");
   f.check(s.out_h() >= 1 && s.out_w() >= 1, "the window does not fit the padded map");
   expect_shape(f, y, {s.batch, s.out_h(), s.out_w(), s.C}, "output");
-  step->include_pad = f.flag("countIncludePad");
-  step->in_zp = zero_point16(f, "inputZeroPoint");
-  step->out_zp = zero_point16(f, "outputZeroPoint");
-  step->ratio = static_cast<double>(f.scale("inputScale")) / f.scale("outputScale");
+  if (max) {
+    const std::vector<int> dil = f.ints("dilations", 2, 1, 1);  // dilation 1 only
+    (void)dil;
+  } else {
+    step->include_pad = f.flag("countIncludePad");
+    step->in_zp = zero_point16(f, "inputZeroPoint");
+    step->out_zp = zero_point16(f, "outputZeroPoint");
+    step->ratio = static_cast<double>(f.scale("inputScale")) / f.scale("outputScale");
+  }
   step->reads = {step->in};
   step->writes = step->out;
   return step;

@@ -27,7 +27,7 @@ import {
 
 /** Ops that take 16-bit activations (W8A16): see Compiler.refuseA16. */
 const A16_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'MatMul', 'Add', 'Mul', 'Sub', 'Div',
-  'GlobalAveragePool', 'AveragePool', 'Relu', 'Clip', 'Sigmoid', 'Tanh', 'LeakyRelu', 'HardSigmoid', 'HardSwish',
+  'GlobalAveragePool', 'AveragePool', 'MaxPool', 'Relu', 'Clip', 'Sigmoid', 'Tanh', 'LeakyRelu', 'HardSigmoid', 'HardSwish',
   // Float inside (steps_a16_float.cc): Softmax, LayerNorm (also spelled out), MatMul of two activations.
   'Softmax', 'LayerNormalization', 'ReduceMean', 'Pow', 'Sqrt',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout',
@@ -192,7 +192,7 @@ export class Compiler {
     try {
       const inBits = pendingBits(p);
       if (inBits !== bits) throw this.bad(`its ${inBits}-bit inputs cannot give a ${bits}-bit result (quantize both sides to the same width)`);
-      if (bits === 16 && (p.kind === 'deconv' || p.kind === 'maxpool')) {
+      if (bits === 16 && p.kind === 'deconv') {
         throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet; ONNX Runtime runs them');
       }
       switch (p.kind) {
