@@ -12,6 +12,7 @@
 // nothing. The combined sum (int64) plus the bias is requantized in double:
 // y = clamp(round_half_even(acc * multiplier[c]) + zp_y). The element-wise steps compute what a
 // DequantizeLinear -> float op -> QuantizeLinear chain computes in float32, as ONNX Runtime does.
+#include "engine/a16.h"
 #include "engine/step_builders.h"
 
 #include <cmath>
@@ -19,37 +20,16 @@
 
 namespace edge::engine {
 namespace k = edge::kernels;
+using a16::clamp16;
+using a16::kU16Max;
+using a16::quantize16;
+using a16::saturate16;
+using a16::zero_point16;
+using a16::round_even;
 
 namespace {
 
-constexpr int32_t kU16Max = 65535;
 constexpr size_t kChunk = 8192;  // values per task of the element-wise loops
-
-int zero_point16(const Fields& f, const char* key) { return f.integer(key, 0, kU16Max); }
-
-std::pair<int, int> clamp16(const Fields& f) {
-  const std::vector<int> c = f.ints("clamp", 2, 0, kU16Max);
-  f.check(c[0] <= c[1], "clamp minimum exceeds its maximum");
-  return {c[0], c[1]};
-}
-
-// Round half to even in the default rounding mode, inline (std::nearbyint is a library call
-// here): adding and subtracting 1.5 * 2^52 leaves the nearest integer for |v| < 2^51.
-inline double round_even(double v) { return (v + 0x1.8p52) - 0x1.8p52; }
-
-// round_half_even(v) clamped to [lo, hi] (integers, so clamping first gives the same result).
-inline uint16_t saturate16(double v, int32_t lo, int32_t hi) {
-  return static_cast<uint16_t>(round_even(v < lo ? lo : v > hi ? hi : v));
-}
-
-// ONNX QuantizeLinear in float32: round_half_even(x / scale) + zero_point, saturated. The
-// float32 quotient is exact in double, so rounding it there is rounding it in float32.
-inline uint16_t quantize16(float x, float scale, int32_t zp) {
-  double q = static_cast<double>(x / scale);
-  q = q < -kU16Max ? -kU16Max : q > 2.0 * kU16Max ? 2.0 * kU16Max : q;  // NaN stays NaN
-  const double r = round_even(q) + zp;
-  return static_cast<uint16_t>(r >= 0 && r <= kU16Max ? r : r > kU16Max ? kU16Max : 0);
-}
 
 template <class Fn>
 void chunks(k::ThreadPool* pool, size_t count, Fn fn) {

@@ -4,24 +4,19 @@
 // ops, with u16 tensors and 16-bit zero points and clamp. Portable loops: these ops are a small
 // share of a model (PP-OCRv4 rec's SVTR neck), and their result is within one output step of a
 // float64 reference (test/engine-a16.test.ts).
+#include "engine/a16.h"
 #include "engine/step_builders.h"
 
 #include <cmath>
 
 namespace edge::engine {
 namespace k = edge::kernels;
+using a16::clamp16;
+using a16::kU16Max;
+using a16::saturate16;
+using a16::zero_point16;
 
 namespace {
-
-constexpr int32_t kU16Max = 65535;
-
-int zero_point16(const Fields& f, const char* key) { return f.integer(key, 0, kU16Max); }
-
-// round_half_even(v) clamped to [lo, hi].
-inline uint16_t saturate16(double v, int32_t lo, int32_t hi) {
-  const double r = std::nearbyint(v < lo ? lo : v > hi ? hi : v);
-  return static_cast<uint16_t>(r);
-}
 
 // Softmax along the middle of [outer, axis, inner].
 class Softmax16Step : public Step {
@@ -190,10 +185,7 @@ std::unique_ptr<Step> build_qmatmul16(const Fields& f) {
   step->multiplier = f.number("multiplier");
   f.check(step->multiplier > 0 && step->multiplier < 1e30, "multiplier must be positive");
   step->y_zp = zero_point16(f, "outputZeroPoint");
-  const std::vector<int> c = f.ints("clamp", 2, 0, kU16Max);
-  f.check(c[0] <= c[1], "clamp minimum exceeds its maximum");
-  step->lo = c[0];
-  step->hi = c[1];
+  std::tie(step->lo, step->hi) = clamp16(f);
   step->reads = {step->a, step->b};
   step->writes = step->out;
   return step;
