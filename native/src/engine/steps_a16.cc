@@ -17,6 +17,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 namespace edge::engine {
 namespace k = edge::kernels;
@@ -157,13 +158,28 @@ class Eltwise16Step : public Step {
     const uint16_t* pb = static_cast<const uint16_t*>(ctx.at(b));
     uint16_t* y = static_cast<uint16_t*>(ctx.at(out));
     const float za = static_cast<float>(a_zp), zb = static_cast<float>(b_zp);
-    chunks(ctx.pool, count, [&](size_t first, size_t n) {
-      for (size_t i = first; i < first + n; ++i) {
-        const float fa = (static_cast<float>(pa[i]) - za) * a_scale;
-        const float fb = (static_cast<float>(pb[b_count == count ? i : i % b_count]) - zb) * b_scale;
-        const uint16_t q = quantize16(mul ? fa * fb : fa + fb, y_scale, y_zp);
-        y[i] = static_cast<uint16_t>(q < lo ? lo : q > hi ? hi : q);
+    const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
+    const float as = a_scale, bs = b_scale, ys = y_scale;
+    const int32_t yz = y_zp;
+    // Runs where b's index moves with a's (or stays, for a scalar): straight loops that vectorize.
+    auto run = [&](auto mul_op, auto b_moves, const uint16_t* __restrict xa, const uint16_t* __restrict xb, uint16_t* __restrict out, size_t n) {
+      for (size_t i = 0; i < n; ++i) {
+        const float fa = (static_cast<float>(xa[i]) - za) * as;
+        const float fb = (static_cast<float>(xb[decltype(b_moves)::value ? i : 0]) - zb) * bs;
+        out[i] = quantize16(decltype(mul_op)::value ? fa * fb : fa + fb, ys, yz, flo, fhi);
       }
+    };
+    auto runs = [&](auto mul_op, size_t first, size_t n) {
+      if (b_count == 1) return run(mul_op, std::false_type{}, pa + first, pb, y + first, n);
+      for (size_t i = first; i < first + n;) {
+        const size_t j = i % b_count, len = std::min(first + n - i, b_count - j);
+        run(mul_op, std::true_type{}, pa + i, pb + j, y + i, len);
+        i += len;
+      }
+    };
+    chunks(ctx.pool, count, [&](size_t first, size_t n) {
+      if (mul) runs(std::true_type{}, first, n);
+      else runs(std::false_type{}, first, n);
     });
     return k::Status::Ok();
   }
