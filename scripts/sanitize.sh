@@ -7,7 +7,7 @@
 # Then the same for the Node-API addon: built with the sanitizers (build/sanitize-addon) and
 # loaded into Node with the sanitizer runtimes preloaded, it runs the TypeScript-side
 # differential tests (kernels against ONNX Runtime, the native engine against ORT, the kernel
-# API). SANITIZE_ADDON=0 skips this phase (it builds the whole addon: minutes).
+# API, the 16-bit activation steps). SANITIZE_ADDON=0 skips this phase (it builds the whole addon: minutes).
 # Usage: scripts/sanitize.sh [kernel_tests args...]   (default: --cases 120, a fixed seed)
 # Env: BUILD_DIR (default build/sanitize), EDGE_TEST_SEED, JOBS, SANITIZE_ADDON.
 set -euo pipefail
@@ -59,7 +59,7 @@ cxx="${CXX:-c++}"
 # ASan must be the first runtime in the process: preload it (and UBSan) into node.
 preload="$("$cxx" -print-file-name=libasan.so):$("$cxx" -print-file-name=libubsan.so)"
 failed=0
-for f in kernels-api kernels-ort engine-parity engine-copy; do
+for f in kernels-api kernels-ort engine-parity engine-copy engine-a16; do
   file="$root/test/$f.test.ts"
   [ -f "$file" ] || continue
   echo "sanitize: addon under ASan+UBSan: test/$f.test.ts"

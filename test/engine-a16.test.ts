@@ -270,6 +270,9 @@ t.test('16-bit Softmax, LayerNorm, MatMul of two activations, pooling and moves 
       }
       return out;
     }, 6);
+  await withinOneStep(t, 'Sub of two activations (x - x/2, the second negated by a table)', [1, T, D],
+    (g, x) => node(g, 'Sub', [x, g.qdq(node(g, 'Mul', [x, g.init(new Float32Array([0.5]), [])]), 1 / 8192, 25000)]), [1, T, D],
+    (x) => x.map((v) => v - v / 2), 7);
   // A Slice and a Concat with an input at another scale (requantized by a table first).
   await withinOneStep(t, 'Slice, and Concat of inputs at two scales', [1, T, D], (g, x) => {
     const sl = node(g, 'Slice', [x, g.init(new BigInt64Array([2n]), [1]), g.init(new BigInt64Array([6n]), [1]), g.init(new BigInt64Array([2n]), [1])]);

@@ -33,7 +33,7 @@ const A16_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', '
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout',
   // Data movement as it is (compile/copy.ts: u16 moved as byte pairs; no change of scale).
   'Transpose', 'Slice', 'Split', 'Concat']);
-/** Element-wise ops that take two 16-bit activations, or one and a scalar constant (a table). */
+/** Element-wise ops on 16 bits: two activations (Add, Mul, Sub), or one and a scalar constant (a table). */
 const A16_BINARY = new Set(['Add', 'Mul', 'Sub', 'Div']);
 
 /** The activation width of a pending result's inputs. */
@@ -164,11 +164,12 @@ export class Compiler {
 
   /**
    * 16-bit activations (W8A16) reach only the op families that compute them (engine
-   * steps_a16.cc): Conv, Gemm/MatMul with constant weights, Add and Mul of two activations
-   * (same shape, per channel or scalar; a fused Relu/Clip), unary functions and arithmetic
-   * with a scalar constant (65536-entry tables), GlobalAveragePool, the reshapes, and the Q/DQ
-   * around them. Any other op with a 16-bit input is refused here, by name, so no 8-bit path
-   * ever reads one (and lut() refuses an 8-bit table on a 16-bit tensor).
+   * steps_a16.cc, steps_a16_float.cc; A16_OPS): Conv, Gemm/MatMul, Add and Mul of two
+   * activations or with a uint16 constant, unary functions and arithmetic with a scalar
+   * (65536-entry tables), pooling, Softmax, LayerNorm, the MatMul of two activations, moves
+   * and reshapes, and the Q/DQ around them. Any other op with a 16-bit input is refused here,
+   * by name, so no 8-bit path ever reads one (and lut() refuses an 8-bit table on a 16-bit
+   * tensor, copyOp a requantizing or padding move of one).
    */
   private refuseA16(op: string): void {
     const sixteen = (v: Value | undefined) => (v?.k === 'q' && v.q.bits === 16) || (v?.k === 'dq' && v.d.q.bits === 16);
@@ -179,9 +180,9 @@ export class Compiler {
     // A LayerNorm chain's Sub (x - mean) reads a pending result: the chain checks itself.
     const chain = inputs.some((v) => v?.k === 'pending');
     const ok = A16_OPS.has(op) &&
-      !(A16_BINARY.has(op) && !chain && !((operand(inputs[0]) && operand(inputs[1]) && (op === 'Add' || op === 'Mul')) || scalar(inputs[0]) || scalar(inputs[1])));
+      !(A16_BINARY.has(op) && !chain && !((operand(inputs[0]) && operand(inputs[1]) && op !== 'Div') || scalar(inputs[0]) || scalar(inputs[1])));
     if (!ok) {
-      throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet (it runs Conv, Gemm and MatMul with constant weights, Add and Mul of two activations, unary functions, arithmetic with a scalar, GlobalAveragePool and reshapes on them); ONNX Runtime runs them');
+      throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet (it runs Conv, Gemm, MatMul, Add and Mul, unary functions and scalar arithmetic, pooling, Softmax, LayerNorm and moves on them; not ConvTranspose, Resize, Pad, Max or Min, nor Div of two activations); ONNX Runtime runs them');
     }
   }
 

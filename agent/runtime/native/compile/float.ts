@@ -50,9 +50,21 @@ function scalarConst(v: Value | undefined): number | undefined {
   return undefined;
 }
 
-/** The same real values negated, exactly: byte q becomes 255 - q and the zero point 255 - zp. */
+/**
+ * The same real values negated, exactly: byte q becomes 255 - q and the zero point 255 - zp
+ * (65535 - q and 65535 - zp for the u16 of W8A16).
+ */
 function negate(c: Compiler, d: Deq): Deq {
   const t = c.tensors[d.q.tensor];
+  if (d.q.bits === 16) {
+    if (t.constant !== undefined) {
+      const neg = c.tensor('u16', t.shape);
+      c.tensors[neg].constant = c.weight(Uint16Array.from(c.weights[t.constant] as Uint16Array, (q) => 65535 - q));
+      return { q: { ...d.q, tensor: neg }, scale: d.scale, zp: 65535 - d.zp };
+    }
+    const table = Uint16Array.from({ length: 65536 }, (_, q) => 65535 - q);
+    return { q: lut(c, d.q, table, false), scale: d.scale, zp: 65535 - d.zp };
+  }
   if (t.constant !== undefined) {
     const bytes = Uint8Array.from(c.weights[t.constant] as Uint8Array, (q) => 255 - q);
     const neg = c.tensor('u8', t.shape);
