@@ -109,6 +109,9 @@ void expect_shape(const Fields& f, const TensorDesc& t, const std::vector<int64_
 // and group fields, checked (the output's shape included).
 kernels::ConvShape conv_shape(const Fields& f, const TensorDesc& x, const TensorDesc& y);
 
+// The same for a transposed convolution (ConvTranspose: outputPadding too); steps_deconv.cc.
+kernels::DeconvShape deconv_shape(const Fields& f, const TensorDesc& x, const TensorDesc& y);
+
 // The u8 output spec of a conv or gemm: per-channel multipliers, zero point and fused clamp.
 kernels::OutputSpec requant_spec(const Fields& f, const std::vector<float>& multipliers);
 
@@ -135,7 +138,9 @@ std::unique_ptr<Step> build_conv16(const Fields& f, bool gemm);           // con
 std::unique_ptr<Step> build_eltwise16(const Fields& f, bool mul);        // add, mul
 std::unique_ptr<Step> build_lut16(const Fields& f);
 std::unique_ptr<Step> build_pool16(const Fields& f, bool max);           // maxpool, avgpool
+std::unique_ptr<Step> build_deconv16(const Fields& f);
 std::unique_ptr<Step> build_softmax16(const Fields& f);                   // steps_a16_float.cc
+std::unique_ptr<Step> build_resize16(const Fields& f);
 std::unique_ptr<Step> build_layernorm16(const Fields& f);
 std::unique_ptr<Step> build_qmatmul16(const Fields& f);
 

@@ -72,9 +72,9 @@ std::unique_ptr<Step> build_step(const OpDesc& op, int index, const BuildContext
   else if (op.op == "transpose") step = build_transpose(f);
   else if (op.op == "softmax") step = is_a16(f, "input") ? build_softmax16(f) : build_softmax(f);
   else if (op.op == "layernorm") step = is_a16(f, "input") ? build_layernorm16(f) : build_layernorm(f);
-  else if (op.op == "resize") step = build_resize(f);
+  else if (op.op == "resize") step = is_a16(f, "input") ? build_resize16(f) : build_resize(f);
   else if (op.op == "qmatmul") step = is_a16(f, "a") ? build_qmatmul16(f) : build_qmatmul(f);
-  else if (op.op == "deconv") step = build_deconv(f);
+  else if (op.op == "deconv") step = is_a16(f, "input") ? build_deconv16(f) : build_deconv(f);
   else if (op.op == "copy") step = build_copy(f);
   else if (op.op == "max" || op.op == "min") step = build_maxmin(f, op.op == "max");
   else f.fail("unknown op kind (expected quantize, dequantize, conv, gemm, maxpool, avgpool, add, mul, lut, transpose, softmax, layernorm, resize, qmatmul, deconv, copy, max or min)");

@@ -79,6 +79,7 @@ class Conv16Step : public Step {
  public:
   int in = 0, out = 0;
   std::unique_ptr<k::PackedConv> packed;
+  std::unique_ptr<k::PackedDeconv> deconv;  // a ConvTranspose instead (packed is then null)
   std::vector<int32_t> bias;
   std::vector<double> multipliers;
   int32_t in_zp = 0, out_zp = 0, lo = 0, hi = kU16Max;
@@ -86,9 +87,10 @@ class Conv16Step : public Step {
   int64_t macs = 0;
   int64_t work() const override { return 2 * macs; }
   size_t scratch_bytes(int threads) const override {
-    return 2 * k::arena_bytes(in_count) + 2 * k::arena_bytes(out_pixels * M * sizeof(int32_t)) + k::conv_scratch_bytes(*packed, threads);
+    return 2 * k::arena_bytes(in_count) + 2 * k::arena_bytes(out_pixels * M * sizeof(int32_t)) +
+           (deconv ? k::deconv_scratch_bytes(*deconv, threads) : k::conv_scratch_bytes(*packed, threads));
   }
-  size_t weight_bytes() const override { return packed->bytes() + bias.size() * 4 + multipliers.size() * 8; }
+  size_t weight_bytes() const override { return (deconv ? deconv->bytes() : packed->bytes()) + bias.size() * 4 + multipliers.size() * 8; }
   k::Status run(const RunContext& ctx) const override {
     k::Arena& arena = *ctx.scratch;
     const size_t mark = arena.mark();
@@ -108,13 +110,15 @@ class Conv16Step : public Step {
       }
     });
     for (int p = 0; p < 2; ++p) {
+      const int32_t zp = p == 0 ? in_zp >> 8 : in_zp & 255;
       k::ConvArgs a;
       a.x = plane[p];
       a.x_type = k::QType::U8;
-      a.x_zero_point = p == 0 ? in_zp >> 8 : in_zp & 255;
+      a.x_zero_point = zp;
       a.y = sum[p];
       a.out = k::OutputSpec::int32();
-      const k::Status st = k::conv(*packed, a, arena, ctx.pool);
+      const k::Status st = deconv ? k::conv_transpose(*deconv, plane[p], zp, nullptr, a.out, sum[p], arena, ctx.pool)
+                                  : k::conv(*packed, a, arena, ctx.pool);
       if (!st.ok()) {
         arena.release_to(mark);
         return st;
@@ -280,6 +284,27 @@ std::unique_ptr<Step> build_a16_convert(const Fields& f, bool quantize) {
   return step;
 }
 
+namespace {
+
+// The bias, multipliers, zero points and clamp of a 16-bit conv or deconv; its reads and writes.
+void read_requant(const Fields& f, Conv16Step& step) {
+  const WeightDesc& b = f.weight("bias", DType::I32, step.M);
+  const WeightDesc& m = f.weight("multipliers", DType::F32, step.M);
+  step.bias.assign(b.as<int32_t>(), b.as<int32_t>() + step.M);
+  for (size_t c = 0; c < step.M; ++c) {
+    const float v = m.as<float>()[c];
+    f.check(std::isfinite(v) && v > 0, "requantization multipliers must be positive and finite");
+    step.multipliers.push_back(v);
+  }
+  step.in_zp = zero_point16(f, "inputZeroPoint");
+  step.out_zp = zero_point16(f, "outputZeroPoint");
+  std::tie(step.lo, step.hi) = clamp16(f);
+  step.reads = {step.in};
+  step.writes = step.out;
+}
+
+}  // namespace
+
 std::unique_ptr<Step> build_conv16(const Fields& f, bool gemm) {
   auto step = std::make_unique<Conv16Step>();
   step->in = f.tensor("input");
@@ -302,21 +327,28 @@ std::unique_ptr<Step> build_conv16(const Fields& f, bool gemm) {
   step->out_pixels = static_cast<size_t>(element_count(y)) / M;
   step->macs = static_cast<int64_t>(step->out_pixels) * s.out_channels * (s.C / s.groups) * s.kernel_h * s.kernel_w;
   const WeightDesc& w = f.weight("weights", DType::S8, M * (s.C / s.groups) * s.kernel_h * s.kernel_w);
-  const WeightDesc& b = f.weight("bias", DType::I32, M);
-  const WeightDesc& m = f.weight("multipliers", DType::F32, M);
-  step->bias.assign(b.as<int32_t>(), b.as<int32_t>() + M);
-  for (size_t c = 0; c < M; ++c) {
-    const float v = m.as<float>()[c];
-    f.check(std::isfinite(v) && v > 0, "requantization multipliers must be positive and finite");
-    step->multipliers.push_back(v);
-  }
-  step->in_zp = zero_point16(f, "inputZeroPoint");
-  step->out_zp = zero_point16(f, "outputZeroPoint");
-  std::tie(step->lo, step->hi) = clamp16(f);
+  read_requant(f, *step);
   const k::Status st = k::pack_conv(s, w.as<int8_t>(), nullptr, 1, &step->packed);
   if (!st.ok()) f.fail(std::string("weights could not be packed: ") + st.error);
-  step->reads = {step->in};
-  step->writes = step->out;
+  return step;
+}
+
+std::unique_ptr<Step> build_deconv16(const Fields& f) {
+  auto step = std::make_unique<Conv16Step>();
+  step->in = f.tensor("input");
+  step->out = f.tensor("output");
+  const TensorDesc& x = f.tensor_of(step->in, {DType::U16}, 4);
+  const TensorDesc& y = f.tensor_of(step->out, {DType::U16}, 4);
+  f.check(step->in != step->out, "input and output must be different tensors");
+  const k::DeconvShape s = deconv_shape(f, x, y);
+  step->M = static_cast<size_t>(s.M);
+  step->in_count = static_cast<size_t>(element_count(x));
+  step->out_pixels = static_cast<size_t>(element_count(y)) / step->M;
+  step->macs = static_cast<int64_t>(step->in_count) * (s.M / s.group) * s.KH * s.KW;
+  const WeightDesc& w = f.weight("weights", DType::S8, static_cast<size_t>(s.C) * (s.M / s.group) * s.KH * s.KW);
+  read_requant(f, *step);
+  const k::Status st = k::PackedDeconv::pack(s, w.as<int8_t>(), &step->deconv);
+  if (!st.ok()) f.fail(std::string("weights could not be packed: ") + st.error);
   return step;
 }
 

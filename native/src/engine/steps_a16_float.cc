@@ -1,6 +1,6 @@
 // The float-inside ops on 16-bit activations (W8A16; the 8-bit forms are steps_float.cc and
-// steps_qmatmul.cc): softmax and layer normalisation in double between the dequantize and the
-// quantize, and the MatMul of two activations with exact int64 sums. Same fields as the 8-bit
+// steps_qmatmul.cc): softmax, layer normalisation and resize in double between the dequantize
+// and the quantize, and the MatMul of two activations with exact int64 sums. Same fields as the 8-bit
 // ops, with u16 tensors and 16-bit zero points and clamp. Portable loops: these ops are a small
 // share of a model (PP-OCRv4 rec's SVTR neck), and their result is within one output step of a
 // float64 reference (test/engine-a16.test.ts).
@@ -107,7 +107,76 @@ class QMatMul16Step : public Step {
   }
 };
 
+// Resize of an NHWC map over H and W: nearest (the source pixel) or bilinear, in double.
+class Resize16Step : public Step {
+ public:
+  int in = 0, out = 0, N = 1, H = 0, W = 0, C = 0, OH = 0, OW = 0;
+  bool linear = false;
+  std::vector<int> y0, y1, x0, x1;
+  std::vector<double> wy, wx;
+  double x_scale = 1, y_scale = 1;
+  int32_t x_zp = 0, y_zp = 0;
+  k::Status run(const RunContext& ctx) const override {
+    const uint16_t* x = static_cast<const uint16_t*>(ctx.at(in));
+    uint16_t* y = static_cast<uint16_t*>(ctx.at(out));
+    const double ratio = x_scale / y_scale;
+    k::parallel_for(ctx.pool, N * OH, [&](int t, int) {
+      const int n = t / OH, oh = t % OH;
+      const uint16_t* img = x + static_cast<size_t>(n) * H * W * C;
+      auto at = [&](int h, int w, int c) { return static_cast<double>(img[(static_cast<size_t>(h) * W + w) * C + c]) - x_zp; };
+      uint16_t* dst = y + (static_cast<size_t>(n) * OH + oh) * OW * C;
+      for (int ow = 0; ow < OW; ++ow)
+        for (int c = 0; c < C; ++c) {
+          double v = at(y0[oh], x0[ow], c);
+          if (linear) {
+            const double top = v * (1 - wx[ow]) + at(y0[oh], x1[ow], c) * wx[ow];
+            const double bottom = at(y1[oh], x0[ow], c) * (1 - wx[ow]) + at(y1[oh], x1[ow], c) * wx[ow];
+            v = top * (1 - wy[oh]) + bottom * wy[oh];
+          }
+          dst[static_cast<size_t>(ow) * C + c] = saturate16(v * ratio + y_zp, 0, kU16Max);
+        }
+    });
+    return k::Status::Ok();
+  }
+};
+
 }  // namespace
+
+std::unique_ptr<Step> build_resize16(const Fields& f) {
+  auto step = std::make_unique<Resize16Step>();
+  step->in = f.tensor("input");
+  step->out = f.tensor("output");
+  const TensorDesc& x = f.tensor_of(step->in, {DType::U16}, 4);
+  const TensorDesc& y = f.tensor_of(step->out, {DType::U16}, 4);
+  f.check(step->in != step->out, "input and output must be different tensors");
+  f.check(y.shape[0] == x.shape[0] && y.shape[3] == x.shape[3], "output must keep the batch and channels (NHWC)");
+  step->N = static_cast<int>(x.shape[0]); step->H = static_cast<int>(x.shape[1]); step->W = static_cast<int>(x.shape[2]);
+  step->C = static_cast<int>(x.shape[3]); step->OH = static_cast<int>(y.shape[1]); step->OW = static_cast<int>(y.shape[2]);
+  step->linear = f.flag("linear");
+  step->y0 = f.ints("rowsFrom", static_cast<size_t>(step->OH), 0, step->H - 1);
+  step->x0 = f.ints("colsFrom", static_cast<size_t>(step->OW), 0, step->W - 1);
+  if (step->linear) {
+    step->y1 = f.ints("rowsTo", static_cast<size_t>(step->OH), 0, step->H - 1);
+    step->x1 = f.ints("colsTo", static_cast<size_t>(step->OW), 0, step->W - 1);
+    for (const char* key : {"rowWeights", "colWeights"}) {
+      const size_t n = static_cast<size_t>(key[0] == 'r' ? step->OH : step->OW);
+      const WeightDesc& w = f.weight(key, DType::F32, n);
+      std::vector<double>& v = key[0] == 'r' ? step->wy : step->wx;
+      for (size_t i = 0; i < n; ++i) {
+        const float wi = w.as<float>()[i];
+        f.check(wi >= 0 && wi <= 1, std::string("weight '") + key + "' must lie in [0, 1]");
+        v.push_back(wi);
+      }
+    }
+  }
+  step->x_scale = f.scale("inputScale");
+  step->x_zp = zero_point16(f, "inputZeroPoint");
+  step->y_scale = f.scale("outputScale");
+  step->y_zp = zero_point16(f, "outputZeroPoint");
+  step->reads = {step->in};
+  step->writes = step->out;
+  return step;
+}
 
 std::unique_ptr<Step> build_softmax16(const Fields& f) {
   auto step = std::make_unique<Softmax16Step>();

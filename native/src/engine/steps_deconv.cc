@@ -25,13 +25,7 @@ class DeconvStep : public Step {
 
 }  // namespace
 
-std::unique_ptr<Step> build_deconv(const Fields& f) {
-  auto step = std::make_unique<DeconvStep>();
-  step->in = f.tensor("input");
-  step->out = f.tensor("output");
-  const TensorDesc& x = f.tensor_of(step->in, {DType::U8}, 4);
-  const TensorDesc& y = f.tensor_of(step->out, {DType::U8}, 4);
-  f.check(step->in != step->out, "input and output must be different tensors");
+kernels::DeconvShape deconv_shape(const Fields& f, const TensorDesc& x, const TensorDesc& y) {
   k::DeconvShape s;
   s.batch = static_cast<int>(x.shape[0]);
   s.H = static_cast<int>(x.shape[1]);
@@ -48,6 +42,17 @@ std::unique_ptr<Step> build_deconv(const Fields& f) {
   s.group = f.integer("group", 1, 1 << 16);
   if (const char* e = k::deconv_shape_error(s)) f.fail(e);
   expect_shape(f, y, {s.batch, s.out_h(), s.out_w(), s.M}, "output");
+  return s;
+}
+
+std::unique_ptr<Step> build_deconv(const Fields& f) {
+  auto step = std::make_unique<DeconvStep>();
+  step->in = f.tensor("input");
+  step->out = f.tensor("output");
+  const TensorDesc& x = f.tensor_of(step->in, {DType::U8}, 4);
+  const TensorDesc& y = f.tensor_of(step->out, {DType::U8}, 4);
+  f.check(step->in != step->out, "input and output must be different tensors");
+  const k::DeconvShape s = deconv_shape(f, x, y);
   const size_t wn = static_cast<size_t>(s.C) * (s.M / s.group) * s.KH * s.KW;
   const WeightDesc& w = f.weight("weights", DType::S8, wn);
   const WeightDesc& b = f.weight("bias", DType::I32, static_cast<size_t>(s.M));

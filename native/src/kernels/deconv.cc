@@ -61,13 +61,21 @@ size_t deconv_scratch_bytes(const PackedDeconv& p, int threads) {
 namespace {
 
 Status check_out(const DeconvShape& s, const OutputSpec& out) {
-  if (out.kind != OutputSpec::Kind::U8) return Status::Error("conv_transpose: the output must be uint8");
+  if (out.kind == OutputSpec::Kind::Int32) return Status::Ok();
+  if (out.kind != OutputSpec::Kind::U8) return Status::Error("conv_transpose: the output must be uint8 or int32");
   if (!out.scales || (out.scale_count != 1 && out.scale_count != s.M)) return Status::Error("conv_transpose: need 1 or M output scales");
   if (out.clamp_min < 0 || out.clamp_max > 255 || out.clamp_min > out.clamp_max) return Status::Error("conv_transpose: clamp outside [0, 255]");
   return Status::Ok();
 }
 
-void finish(const DeconvShape& s, const int32_t* acc, const int32_t* bias, const OutputSpec& out, uint8_t* y, size_t pixels) {
+void finish(const DeconvShape& s, const int32_t* acc, const int32_t* bias, const OutputSpec& out, void* out_ptr, size_t pixels) {
+  if (out.kind == OutputSpec::Kind::Int32) {  // raw sums (plus the bias)
+    auto* y = static_cast<int32_t*>(out_ptr);
+    for (size_t p = 0; p < pixels; ++p)
+      for (int m = 0; m < s.M; ++m) y[p * s.M + m] = acc[p * s.M + m] + (bias ? bias[m] : 0);
+    return;
+  }
+  auto* y = static_cast<uint8_t*>(out_ptr);
   for (size_t p = 0; p < pixels; ++p)
     for (int m = 0; m < s.M; ++m) {
       const int32_t v = acc[p * s.M + m] + (bias ? bias[m] : 0);
@@ -79,7 +87,7 @@ void finish(const DeconvShape& s, const int32_t* acc, const int32_t* bias, const
 }  // namespace
 
 Status conv_transpose(const PackedDeconv& p, const uint8_t* x, int32_t x_zp, const int32_t* bias, const OutputSpec& out,
-                      uint8_t* y, Arena& arena, ThreadPool* pool) {
+                      void* y, Arena& arena, ThreadPool* pool) {
   const DeconvShape& s = p.shape();
   if (!x || !y) return Status::Error("conv_transpose: null tensor");
   if (x_zp < 0 || x_zp > 255) return Status::Error("conv_transpose: input zero point outside [0, 255]");
@@ -128,7 +136,7 @@ Status conv_transpose(const PackedDeconv& p, const uint8_t* x, int32_t x_zp, con
           }
         }
     }
-    finish(s, acc, bias, out, y + static_cast<size_t>(n) * OHW * s.M, OHW);
+    finish(s, acc, bias, out, static_cast<uint8_t*>(y) + static_cast<size_t>(n) * OHW * s.M * (out.kind == OutputSpec::Kind::Int32 ? 4 : 1), OHW);
   }
   arena.release_to(mark);
   return Status::Ok();

@@ -46,10 +46,11 @@ class PackedDeconv {
 
 size_t deconv_scratch_bytes(const PackedDeconv& p, int threads);
 
-// x: NHWC u8 [batch][H][W][C]; y: NHWC u8 [batch][out_h][out_w][M]; bias: M values or null;
-// out: u8 with 1 or M scales (per output channel) and a clamp.
+// x: NHWC u8 [batch][H][W][C]; y: NHWC [batch][out_h][out_w][M], u8 or int32 per out.kind;
+// bias: M values or null; out: u8 with 1 or M scales (per output channel) and a clamp, or raw
+// int32 sums plus the bias (OutputSpec::int32(): the 16-bit steps combine two of them).
 Status conv_transpose(const PackedDeconv& p, const uint8_t* x, int32_t x_zero_point, const int32_t* bias,
-                      const OutputSpec& out, uint8_t* y, Arena& arena, ThreadPool* pool = nullptr);
+                      const OutputSpec& out, void* y, Arena& arena, ThreadPool* pool = nullptr);
 
 namespace ref {
 // The scalar oracle: the scatter written out, on the unpacked ONNX weights.

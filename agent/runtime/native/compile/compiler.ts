@@ -29,7 +29,7 @@ import {
 const A16_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'MatMul', 'Add', 'Mul', 'Sub', 'Div',
   'GlobalAveragePool', 'AveragePool', 'MaxPool', 'Relu', 'Clip', 'Sigmoid', 'Tanh', 'LeakyRelu', 'HardSigmoid', 'HardSwish',
   // Float inside (steps_a16_float.cc): Softmax, LayerNorm (also spelled out), MatMul of two activations.
-  'Softmax', 'LayerNormalization', 'ReduceMean', 'Pow', 'Sqrt',
+  'Softmax', 'LayerNormalization', 'ReduceMean', 'Pow', 'Sqrt', 'Resize', 'ConvTranspose',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout',
   // Data movement as it is (compile/copy.ts: u16 moved as byte pairs; no change of scale).
   'Transpose', 'Slice', 'Split', 'Concat']);
@@ -166,7 +166,8 @@ export class Compiler {
    * 16-bit activations (W8A16) reach only the op families that compute them (engine
    * steps_a16.cc, steps_a16_float.cc; A16_OPS): Conv, Gemm/MatMul, Add and Mul of two
    * activations or with a uint16 constant, unary functions and arithmetic with a scalar
-   * (65536-entry tables), pooling, Softmax, LayerNorm, the MatMul of two activations, moves
+   * (65536-entry tables), pooling, ConvTranspose, Resize, Softmax, LayerNorm, the MatMul of two
+   * activations, moves
    * and reshapes, and the Q/DQ around them. Any other op with a 16-bit input is refused here,
    * by name, so no 8-bit path ever reads one (and lut() refuses an 8-bit table on a 16-bit
    * tensor, copyOp a requantizing or padding move of one).
@@ -182,7 +183,7 @@ export class Compiler {
     const ok = A16_OPS.has(op) &&
       !(A16_BINARY.has(op) && !chain && !((operand(inputs[0]) && operand(inputs[1]) && op !== 'Div') || scalar(inputs[0]) || scalar(inputs[1])));
     if (!ok) {
-      throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet (it runs Conv, Gemm, MatMul, Add and Mul, unary functions and scalar arithmetic, pooling, Softmax, LayerNorm and moves on them; not ConvTranspose, Resize, Pad, Max or Min, nor Div of two activations); ONNX Runtime runs them');
+      throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet (it runs Conv, ConvTranspose, Gemm, MatMul, Add, Sub and Mul, unary functions and scalar arithmetic, pooling, Resize, Softmax, LayerNorm and moves on them; not Pad, Max or Min, nor Div of two activations); ONNX Runtime runs them');
     }
   }
 
@@ -193,9 +194,6 @@ export class Compiler {
     try {
       const inBits = pendingBits(p);
       if (inBits !== bits) throw this.bad(`its ${inBits}-bit inputs cannot give a ${bits}-bit result (quantize both sides to the same width)`);
-      if (bits === 16 && p.kind === 'deconv') {
-        throw this.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet; ONNX Runtime runs them');
-      }
       switch (p.kind) {
         case 'conv': return emitConv(this, p, scale, zp, signed);
         case 'deconv': return emitDeconv(this, p, scale, zp, signed);

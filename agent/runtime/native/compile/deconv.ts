@@ -7,7 +7,7 @@ import { quantizedClamp, requantMultipliers } from '../quant.js';
 import type { Compiler } from './compiler.js';
 import { toNhwc } from './layout.js';
 import { bias, centredWeights } from './weights.js';
-import { ints, type Pending, type QTensor } from './values.js';
+import { ints, qdtype, type Pending, type QTensor } from './values.js';
 
 export function visitConvTranspose(c: Compiler): void {
   c.pending({ kind: 'deconv', node: c.node, x: c.deq(0), w: c.weightDeq(1), b: c.input(2), lo: -Infinity, hi: Infinity });
@@ -51,15 +51,17 @@ export function emitDeconv(c: Compiler, p: Extract<Pending, { kind: 'deconv' }>,
   if (Ho < 1 || Wo < 1) throw c.bad('output would be empty');
   const per = KH * KW;
   const centred = centredWeights(c, p.w, (i) => Math.floor(i / per) % Mg);
-  const out = c.tensor('u8', [N, Ho, Wo, M]);
+  // W8A16: the same op on u16 tensors (16-bit zero points and clamp).
+  const bits = x.bits ?? 8;
+  const out = c.tensor(qdtype(x), [N, Ho, Wo, M]);
   c.ops.push({
     op: 'deconv', input: x.tensor, output: out,
     weights: c.weight(centred),
     bias: c.weight(bias(c, p.b, M, p.x.scale, p.w.scales)),
     multipliers: c.weight(requantMultipliers(p.x.scale, p.w.scales, scale, M)),
-    inputZeroPoint: p.x.zp, outputZeroPoint: zp, clamp: quantizedClamp(p.lo, p.hi, scale, zp) as Clamp,
+    inputZeroPoint: p.x.zp, outputZeroPoint: zp, clamp: quantizedClamp(p.lo, p.hi, scale, zp, bits) as Clamp,
     kernel: [KH, KW], strides: [strides[0], strides[1]], pads: [pads[0], pads[1], pads[2], pads[3]],
     dilations: [dil[0], dil[1]], outputPadding: [opad[0], opad[1]], group,
   });
-  return { tensor: out, shape: [N, M, Ho, Wo], layout: 'nhwc', signed };
+  return { tensor: out, shape: [N, M, Ho, Wo], layout: 'nhwc', signed, ...(x.bits ? { bits: x.bits } : {}) };
 }

@@ -338,17 +338,16 @@ export function resize(c: Compiler): void {
     return { from, to, w };
   };
   const rows = axis(H, OH, sh); const cols = axis(W, OW, sw);
-  if (x.q.bits === 16) throw c.bad('16-bit activations (W8A16) are not computed by the native engine for this op yet; ONNX Runtime runs them');
   floatPending(c, (scale, zp, signed) => {
     const q = toNhwc(c, x.q);
-    const out = c.tensor('u8', [N, OH, OW, C]);
+    const out = c.tensor(qdtype(q), [N, OH, OW, C]);
     const linear = mode === 'linear';
     c.ops.push({
       op: 'resize', input: q.tensor, output: out, linear, rowsFrom: rows.from, colsFrom: cols.from,
       ...(linear ? { rowsTo: rows.to, colsTo: cols.to, rowWeights: c.weight(rows.w), colWeights: c.weight(cols.w) } : {}),
       inputScale: x.scale, inputZeroPoint: x.zp, outputScale: scale, outputZeroPoint: zp,
     });
-    return { tensor: out, shape: [N, C, OH, OW], layout: 'nhwc', signed };
+    return { tensor: out, shape: [N, C, OH, OW], layout: 'nhwc', signed, ...(q.bits ? { bits: q.bits } : {}) };
   });
 }
 
