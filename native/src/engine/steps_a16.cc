@@ -1,10 +1,11 @@
 // The 16-bit activation family (W8A16: int8 weights, uint16 activations; `edge-model quantize
 // --activation-bits 16`). A plan op whose activation tensors are u16 is built here instead of
-// by its 8-bit family: quantize/dequantize at the graph's edges, conv (and gemm as a 1x1 conv),
-// add and mul, lut (65536 entries) and average pooling, with the same fields as their 8-bit
-// forms (the float-inside ones: steps_a16_float.cc).
+// by its 8-bit family: quantize/dequantize at the graph's edges, conv, deconv and gemm (as a 1x1
+// conv), add and mul, lut (65536 entries), max and average pooling, with the same fields as
+// their 8-bit forms (the float-inside ones: steps_a16_float.cc).
 //
-// A convolution on u16 activations runs the 8-bit kernels twice: x - zp = 256 * (hi - zp_hi) +
+// A convolution (or transposed convolution) on u16 activations runs the 8-bit kernels twice:
+// x - zp = 256 * (hi - zp_hi) +
 // (lo - zp_lo), where hi/lo are the high and low bytes of x and of its zero point, so the exact
 // sum over x * w is 256 times the int32 sum over the high bytes plus the one over the low bytes.
 // Both come from the packed int8 convolution with raw int32 output (every variant, every
